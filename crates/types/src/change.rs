@@ -1,0 +1,69 @@
+//! The durable record of what the scheduler decided. The pure core returns a
+//! list of `Change`s with every step; the driver commits them to the store
+//! (one transaction per batch) *before* it acts on the step's commands, and
+//! the store rebuilds the core's state from them after a crash.
+
+use crate::{
+    AttemptNo, AttemptOutcome, AttemptUsage, JobId, JobState, Millis, NodeId, TaskRef, TaskSpec,
+    TaskState,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum Change {
+    JobState {
+        job: JobId,
+        state: JobState,
+    },
+    /// Tasks appended to a job by an expanding task (the job's first tasks are
+    /// written when the job is created). Indices run from `first_index`.
+    TasksAdded {
+        job: JobId,
+        first_index: u32,
+        tasks: Vec<TaskSpec>,
+    },
+    /// A task moved. `attempt` is its latest attempt number (0 before the
+    /// first), `failures` the attempts that counted against its retries,
+    /// `not_before` when a ready task may start (retry backoff).
+    Task {
+        task: TaskRef,
+        state: TaskState,
+        attempt: AttemptNo,
+        failures: u32,
+        not_before: Millis,
+        reason: Option<String>,
+    },
+    AttemptStarted {
+        task: TaskRef,
+        attempt: AttemptNo,
+        node: NodeId,
+        at: Millis,
+    },
+    AttemptEnded {
+        task: TaskRef,
+        attempt: AttemptNo,
+        outcome: AttemptOutcome,
+        usage: AttemptUsage,
+        at: Millis,
+    },
+}
+
+/// A task as the store remembers it, enough to rebuild the core.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskSnapshot {
+    pub state: TaskState,
+    pub attempt: AttemptNo,
+    pub failures: u32,
+    pub not_before: Millis,
+}
+
+/// An unfinished job as the store remembers it. `spec.tasks` includes tasks
+/// added by expansion, in index order; `tasks[i]` is the state of `spec.tasks[i]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobSnapshot {
+    pub id: JobId,
+    pub spec: crate::JobSpec,
+    pub state: JobState,
+    pub tasks: Vec<TaskSnapshot>,
+}

@@ -1,0 +1,32 @@
+//! The words every Tessera crate speaks: ids, job and task specs, states,
+//! attempt outcomes, and the small line protocol tasks use to report progress.
+//!
+//! This crate holds data only (serde, no I/O). The pure scheduler
+//! (`tessera-core`) consumes these types, the store persists them, executors
+//! and the CLI produce and display them.
+//!
+//! ```
+//! use tessera_types::{JobSpec, TaskSpec, Action};
+//! let spec = JobSpec::new("hello", vec![
+//!     TaskSpec::new("a", Action::command(["echo", "hi"])),
+//!     TaskSpec::new("b", Action::command(["true"])).after("a"),
+//! ]);
+//! assert_eq!(spec.tasks[1].deps[0].selector.to_string(), "a");
+//! ```
+
+mod change;
+mod ids;
+mod progress;
+mod spec;
+mod state;
+
+pub use change::{Change, JobSnapshot, TaskSnapshot};
+pub use ids::{AttemptNo, JobId, Millis, NodeId, TaskRef};
+pub use progress::{parse_progress_line, progress_line, Progress, PROGRESS_PREFIX};
+pub use spec::{
+    Action, Condition, Dependency, JobSpec, Resources, RetryPolicy, Selector, SelectorError,
+    TaskSpec,
+};
+pub use state::{
+    AttemptOutcome, AttemptUsage, JobState, ParseStateError, TaskState, TransitionError,
+};
