@@ -1,1 +1,43 @@
-//! placeholder
+//! The pure heart of Tessera: a scheduler state machine for DAG jobs.
+//!
+//! It does no I/O and reads no clock. The driver feeds it events (an attempt
+//! exited, a job was cancelled) and the current time; it returns a [`Step`]:
+//! the durable [`Change`](tessera_types::Change)s to commit, then the
+//! [`Command`]s to carry out (start an attempt, kill one). Because it is pure,
+//! the same code runs in production, in property tests and in a simulation
+//! with a fake clock and thousands of virtual tasks.
+//!
+//! What it decides:
+//! - **Dependencies**: selectors (name, glob, regex) resolve to concrete
+//!   parents when tasks are added; a task becomes ready when every parent has
+//!   ended in a way its condition accepts (`success`, `any`, `failure`) and is
+//!   skipped as soon as one parent ends in a way it rejects. Work per finished
+//!   task is proportional to its out-degree; there is no scheduling tick.
+//! - **Retries** with exponential backoff; lost attempts do not count.
+//! - **Time limits**: an attempt past its limit is killed and counts as a failure.
+//! - **Cancellation** cascades: queued tasks end at once, running ones are killed.
+//! - **Expansion**: a task may add tasks to its job when it succeeds (the
+//!   encode planner adds one task per chunk).
+//! - **Slots**: ready tasks start by priority, then job age, while cpu slots are free.
+//! - **Fencing**: a report for an attempt that is not the task's current one is ignored.
+//!
+//! ```
+//! use tessera_core::{Scheduler, Event, Command};
+//! use tessera_types::{JobId, JobSpec, TaskSpec, Action, AttemptUsage, JobState};
+//! let mut s = Scheduler::new(2);
+//! let spec = JobSpec::new("j", vec![
+//!     TaskSpec::new("a", Action::Noop),
+//!     TaskSpec::new("b", Action::Noop).after("a"),
+//! ]);
+//! let step = s.submit(JobId(1), &spec, 0).unwrap();
+//! let Command::Start { task, attempt, .. } = step.commands[0].clone() else { panic!() };
+//! let step = s.handle(Event::Exited { task, attempt, result: Ok(()),
+//!     usage: AttemptUsage::default(), expansion: None }, 5);
+//! assert_eq!(step.commands.len(), 1); // b starts
+//! ```
+
+mod dag;
+mod sched;
+
+pub use dag::{glob_match, SpecError};
+pub use sched::{Command, Event, Scheduler, Step, MAX_LOST};

@@ -1,0 +1,666 @@
+//! The scheduler state machine: events and `now` in, a [`Step`] out.
+
+use crate::dag::{resolve, SpecError};
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::sync::Arc;
+use tessera_types::{
+    AttemptNo, AttemptOutcome, AttemptUsage, Change, Condition, JobId, JobSnapshot, JobSpec,
+    JobState, Millis, NodeId, TaskRef, TaskSpec, TaskState,
+};
+
+/// A lost attempt does not count against retries, but a task lost this many
+/// times fails: something about it keeps killing its node.
+pub const MAX_LOST: u32 = 10;
+
+/// Something that happened, fed to [`Scheduler::handle`].
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// An attempt's process ended. `expansion` holds the tasks an expanding
+    /// task asked to add (read by the driver from its expansion file).
+    Exited {
+        task: TaskRef,
+        attempt: AttemptNo,
+        result: Result<(), String>,
+        usage: AttemptUsage,
+        expansion: Option<Vec<TaskSpec>>,
+    },
+    /// Nobody knows how the attempt ended (its node or the scheduler went away).
+    Lost { task: TaskRef, attempt: AttemptNo, reason: String },
+    /// Cancel the whole job: queued tasks end at once, running ones are killed.
+    CancelJob { job: JobId },
+}
+
+/// What the driver must do, after committing the step's changes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Start { task: TaskRef, attempt: AttemptNo, spec: Arc<TaskSpec>, node: NodeId },
+    Kill { task: TaskRef, attempt: AttemptNo },
+}
+
+/// The output of one call: durable changes first, then commands.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Step {
+    pub changes: Vec<Change>,
+    pub commands: Vec<Command>,
+}
+
+impl Step {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.commands.is_empty()
+    }
+    pub fn append(&mut self, mut other: Step) {
+        self.changes.append(&mut other.changes);
+        self.commands.append(&mut other.commands);
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KillReason {
+    Cancel,
+    TimeLimit,
+}
+
+#[derive(Debug)]
+struct Task {
+    spec: Arc<TaskSpec>,
+    state: TaskState,
+    attempt: AttemptNo,
+    failures: u32,
+    not_before: Millis,
+    parents: Vec<(u32, Condition)>,
+    children: Vec<u32>,
+    /// Parents not yet ended.
+    open_parents: u32,
+    killing: Option<KillReason>,
+    /// When the running attempt hits its time limit (0: no limit).
+    deadline: Millis,
+    /// Identifies the live heap entry (older entries are stale).
+    queued: u64,
+}
+
+#[derive(Debug)]
+struct Job {
+    tasks: Vec<Task>,
+    state: JobState,
+    unfinished: u32,
+    failed: u32,
+    cancelled: bool,
+}
+
+#[derive(PartialEq, Eq)]
+struct Queued {
+    priority: i32,
+    job: Reverse<JobId>,
+    seq: Reverse<u64>,
+    task: TaskRef,
+}
+
+impl Ord for Queued {
+    fn cmp(&self, o: &Self) -> Ordering {
+        (self.priority, self.job, self.seq).cmp(&(o.priority, o.job, o.seq))
+    }
+}
+
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+/// The pure scheduler. One node with `capacity` cpu slots today; nodes and
+/// placement grow here later.
+pub struct Scheduler {
+    jobs: HashMap<JobId, Job>,
+    queue: BinaryHeap<Queued>,
+    /// Ready tasks backing off until the given time.
+    delayed: BTreeSet<(Millis, TaskRef)>,
+    /// Running attempts with a time limit.
+    deadlines: BTreeSet<(Millis, TaskRef, AttemptNo)>,
+    capacity: u32,
+    used: u32,
+    seq: u64,
+}
+
+impl Scheduler {
+    pub fn new(capacity: u32) -> Self {
+        Self {
+            jobs: HashMap::new(),
+            queue: BinaryHeap::new(),
+            delayed: BTreeSet::new(),
+            deadlines: BTreeSet::new(),
+            capacity: capacity.max(1),
+            used: 0,
+            seq: 0,
+        }
+    }
+
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// Slots in use by running attempts.
+    pub fn used(&self) -> u32 {
+        self.used
+    }
+
+    /// Checks a job spec without submitting it.
+    pub fn validate(&self, spec: &JobSpec) -> Result<(), SpecError> {
+        if spec.tasks.is_empty() {
+            return Err(SpecError::Empty);
+        }
+        resolve(&[], &spec.tasks, self.capacity).map(|_| ())
+    }
+
+    /// Adds a job the store has just committed (all tasks waiting).
+    pub fn submit(&mut self, id: JobId, spec: &JobSpec, now: Millis) -> Result<Step, SpecError> {
+        if spec.tasks.is_empty() {
+            return Err(SpecError::Empty);
+        }
+        let parents = resolve(&[], &spec.tasks, self.capacity)?;
+        self.jobs.insert(
+            id,
+            Job { tasks: Vec::new(), state: JobState::Pending, unfinished: 0, failed: 0, cancelled: false },
+        );
+        let mut step = Step::default();
+        self.add_tasks(id, spec.tasks.iter().cloned(), parents, None, &mut step);
+        self.settle(id, &mut step);
+        self.dispatch(now, &mut step);
+        Ok(step)
+    }
+
+    /// Rebuilds a job from the store after a restart. `batch_starts` are the
+    /// first indices of each batch of tasks (0, then one per expansion):
+    /// selectors resolve within their own batch and earlier ones, exactly as
+    /// when the tasks were first added. Attempts that were running are lost.
+    pub fn restore(
+        &mut self,
+        snap: &JobSnapshot,
+        batch_starts: &[u32],
+        now: Millis,
+    ) -> Result<Step, SpecError> {
+        let n = snap.spec.tasks.len();
+        let mut bounds: Vec<usize> = batch_starts.iter().map(|&b| b as usize).filter(|&b| b < n).collect();
+        bounds.sort_unstable();
+        bounds.dedup();
+        if bounds.first() != Some(&0) {
+            bounds.insert(0, 0);
+        }
+        bounds.push(n);
+        let mut parents = Vec::with_capacity(n);
+        for w in bounds.windows(2) {
+            let existing: Vec<&str> = snap.spec.tasks[..w[0]].iter().map(|t| t.name.as_str()).collect();
+            parents.extend(resolve(&existing, &snap.spec.tasks[w[0]..w[1]], self.capacity)?);
+        }
+        self.jobs.insert(
+            snap.id,
+            Job { tasks: Vec::new(), state: snap.state, unfinished: 0, failed: 0, cancelled: false },
+        );
+        let mut step = Step::default();
+        self.add_tasks(snap.id, snap.spec.tasks.iter().cloned(), parents, Some(&snap.tasks), &mut step);
+        let job = self.jobs.get_mut(&snap.id).expect("just inserted");
+        let running: Vec<(u32, AttemptNo)> = job
+            .tasks
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.state == TaskState::Running)
+            .map(|(i, t)| (i as u32, t.attempt))
+            .collect();
+        for (i, attempt) in running {
+            // Its slot was never taken in this process.
+            self.used += self.jobs[&snap.id].tasks[i as usize].spec.resources.cpu;
+            let task = TaskRef::new(snap.id, i);
+            self.lost(task, attempt, "tessera restarted while it ran".into(), now, &mut step);
+        }
+        self.settle(snap.id, &mut step);
+        self.dispatch(now, &mut step);
+        Ok(step)
+    }
+
+    pub fn handle(&mut self, event: Event, now: Millis) -> Step {
+        let mut step = Step::default();
+        match event {
+            Event::Exited { task, attempt, result, usage, expansion } => {
+                self.exited(task, attempt, result, usage, expansion, now, &mut step)
+            }
+            Event::Lost { task, attempt, reason } => self.lost(task, attempt, reason, now, &mut step),
+            Event::CancelJob { job } => self.cancel_job(job, &mut step),
+        }
+        self.dispatch(now, &mut step);
+        step
+    }
+
+    /// Fires due timers (retry backoff, time limits) and starts what fits.
+    pub fn tick(&mut self, now: Millis) -> Step {
+        let mut step = Step::default();
+        while let Some(&(at, task)) = self.delayed.first() {
+            if at > now {
+                break;
+            }
+            self.delayed.pop_first();
+            self.enqueue(task);
+        }
+        while let Some(&(at, task, attempt)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            if let Some(t) = self.task_mut(task) {
+                if t.state == TaskState::Running && t.attempt == attempt && t.killing.is_none() {
+                    t.killing = Some(KillReason::TimeLimit);
+                    step.commands.push(Command::Kill { task, attempt });
+                }
+            }
+        }
+        self.dispatch(now, &mut step);
+        step
+    }
+
+    /// When `tick` next has something to do, if ever.
+    pub fn next_wakeup(&self) -> Option<Millis> {
+        let a = self.delayed.first().map(|d| d.0);
+        let b = self.deadlines.first().map(|d| d.0);
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn job_state(&self, job: JobId) -> Option<JobState> {
+        self.jobs.get(&job).map(|j| j.state)
+    }
+
+    pub fn task_state(&self, task: TaskRef) -> Option<TaskState> {
+        self.task(task).map(|t| t.state)
+    }
+
+    /// Drops a finished job from memory (the store keeps it).
+    pub fn forget(&mut self, job: JobId) {
+        if self.jobs.get(&job).is_some_and(|j| j.state.is_terminal()) {
+            self.jobs.remove(&job);
+        }
+    }
+
+    fn task(&self, t: TaskRef) -> Option<&Task> {
+        self.jobs.get(&t.job)?.tasks.get(t.index as usize)
+    }
+
+    fn task_mut(&mut self, t: TaskRef) -> Option<&mut Task> {
+        self.jobs.get_mut(&t.job)?.tasks.get_mut(t.index as usize)
+    }
+
+    fn add_tasks(
+        &mut self,
+        id: JobId,
+        specs: impl Iterator<Item = TaskSpec>,
+        parents: Vec<Vec<(u32, Condition)>>,
+        restored: Option<&[tessera_types::TaskSnapshot]>,
+        step: &mut Step,
+    ) {
+        let job = self.jobs.get_mut(&id).expect("job exists");
+        let base = job.tasks.len();
+        for (i, (spec, parents)) in specs.zip(parents).enumerate() {
+            let snap = restored.and_then(|r| r.get(i));
+            let state = snap.map_or(TaskState::Waiting, |s| s.state);
+            job.tasks.push(Task {
+                spec: Arc::new(spec),
+                state,
+                attempt: snap.map_or(0, |s| s.attempt),
+                failures: snap.map_or(0, |s| s.failures),
+                not_before: snap.map_or(0, |s| s.not_before),
+                open_parents: 0,
+                parents,
+                children: Vec::new(),
+                killing: None,
+                deadline: 0,
+                queued: 0,
+            });
+            if !state.is_terminal() {
+                job.unfinished += 1;
+            }
+            if state == TaskState::Failed {
+                job.failed += 1;
+            }
+        }
+        for i in base..job.tasks.len() {
+            let ps = job.tasks[i].parents.clone();
+            let mut open = 0;
+            for (p, _) in ps {
+                job.tasks[p as usize].children.push(i as u32);
+                if !job.tasks[p as usize].state.is_terminal() {
+                    open += 1;
+                }
+            }
+            job.tasks[i].open_parents = open;
+        }
+        // Ready tasks (restored) go back in the queue; waiting tasks whose
+        // parents have all ended are decided now.
+        let mut decide = Vec::new();
+        for i in base..job.tasks.len() {
+            match job.tasks[i].state {
+                TaskState::Ready => decide.push((i as u32, true)),
+                TaskState::Waiting if job.tasks[i].open_parents == 0 => decide.push((i as u32, false)),
+                _ => {}
+            }
+        }
+        for (i, ready) in decide {
+            let task = TaskRef::new(id, i);
+            if ready {
+                self.requeue(task);
+            } else {
+                self.decide(task, step);
+            }
+        }
+    }
+
+    /// A waiting task whose parents have all ended: ready, or skipped.
+    fn decide(&mut self, task: TaskRef, step: &mut Step) {
+        let job = self.jobs.get(&task.job).expect("job exists");
+        let t = &job.tasks[task.index as usize];
+        if t.state != TaskState::Waiting {
+            return;
+        }
+        let rejected = t.parents.iter().find(|&&(p, cond)| {
+            let ps = job.tasks[p as usize].state;
+            !accepts(cond, ps)
+        });
+        if job.cancelled {
+            self.finish(task, TaskState::Cancelled, Some("job cancelled".into()), step);
+            return;
+        }
+        match rejected {
+            Some(&(p, cond)) => {
+                let parent = &job.tasks[p as usize];
+                let reason = format!(
+                    "dependency {:?} ended {} and the condition is {}",
+                    parent.spec.name,
+                    parent.state,
+                    condition_str(cond)
+                );
+                self.finish(task, TaskState::Skipped, Some(reason), step);
+            }
+            None => {
+                self.set(task, TaskState::Ready, None, step);
+                self.requeue(task);
+            }
+        }
+    }
+
+    fn requeue(&mut self, task: TaskRef) {
+        let nb = self.task(task).map_or(0, |t| t.not_before);
+        if nb > 0 {
+            self.delayed.insert((nb, task));
+        } else {
+            self.enqueue(task);
+        }
+    }
+
+    fn enqueue(&mut self, task: TaskRef) {
+        self.seq += 1;
+        let seq = self.seq;
+        let Some(t) = self.task_mut(task) else { return };
+        if t.state != TaskState::Ready {
+            return; // a stale timer for a task that moved on
+        }
+        t.queued = seq;
+        let priority = t.spec.priority;
+        self.queue.push(Queued { priority, job: Reverse(task.job), seq: Reverse(seq), task });
+    }
+
+    fn dispatch(&mut self, now: Millis, step: &mut Step) {
+        while let Some(top) = self.queue.peek() {
+            let task = top.task;
+            let seq = top.seq.0;
+            let live = self
+                .task(task)
+                .is_some_and(|t| t.state == TaskState::Ready && t.queued == seq);
+            if !live {
+                self.queue.pop();
+                continue;
+            }
+            let (not_before, cpu) = self.task(task).map(|t| (t.not_before, t.spec.resources.cpu)).expect("live");
+            if not_before > now {
+                self.queue.pop();
+                self.delayed.insert((not_before, task));
+                continue;
+            }
+            if self.used + cpu > self.capacity {
+                break;
+            }
+            self.queue.pop();
+            self.used += cpu;
+            let job = self.jobs.get_mut(&task.job).expect("job");
+            if job.state == JobState::Pending {
+                job.state = JobState::Running;
+                step.changes.push(Change::JobState { job: task.job, state: JobState::Running });
+            }
+            let t = &mut job.tasks[task.index as usize];
+            t.attempt += 1;
+            t.not_before = 0;
+            let attempt = t.attempt;
+            let spec = t.spec.clone();
+            if let Some(limit) = spec.time_limit_ms {
+                t.deadline = now.saturating_add(limit);
+                self.deadlines.insert((t.deadline, task, attempt));
+            }
+            self.set(task, TaskState::Running, None, step);
+            step.changes.push(Change::AttemptStarted { task, attempt, node: NodeId::LOCAL, at: now });
+            step.commands.push(Command::Start { task, attempt, spec, node: NodeId::LOCAL });
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn exited(
+        &mut self,
+        task: TaskRef,
+        attempt: AttemptNo,
+        result: Result<(), String>,
+        usage: AttemptUsage,
+        expansion: Option<Vec<TaskSpec>>,
+        now: Millis,
+        step: &mut Step,
+    ) {
+        let Some(t) = self.task(task) else { return };
+        if t.state != TaskState::Running || t.attempt != attempt {
+            return; // fenced: a stale attempt's report
+        }
+        let killing = t.killing;
+        let expands = t.spec.expands;
+        self.release(task, attempt);
+        let outcome = match (killing, result) {
+            (Some(KillReason::Cancel), _) => AttemptOutcome::Cancelled,
+            (Some(KillReason::TimeLimit), _) => AttemptOutcome::TimedOut,
+            (None, Ok(())) => match expansion.filter(|e| expands && !e.is_empty()) {
+                Some(new) => match self.expand(task.job, new, now, step) {
+                    Ok(()) => AttemptOutcome::Succeeded,
+                    Err(e) => AttemptOutcome::Failed { message: format!("its expansion was refused: {e}") },
+                },
+                None => AttemptOutcome::Succeeded,
+            },
+            (None, Err(message)) => AttemptOutcome::Failed { message },
+        };
+        step.changes.push(Change::AttemptEnded { task, attempt, outcome: outcome.clone(), usage, at: now });
+        match outcome {
+            AttemptOutcome::Succeeded => self.finish(task, TaskState::Succeeded, None, step),
+            AttemptOutcome::Cancelled => {
+                self.finish(task, TaskState::Cancelled, Some("cancelled".into()), step)
+            }
+            AttemptOutcome::TimedOut | AttemptOutcome::Failed { .. } => {
+                self.failed(task, outcome.describe(), now, step)
+            }
+            AttemptOutcome::Lost { .. } => unreachable!("not produced here"),
+        }
+    }
+
+    fn lost(&mut self, task: TaskRef, attempt: AttemptNo, reason: String, now: Millis, step: &mut Step) {
+        let Some(t) = self.task(task) else { return };
+        if t.state != TaskState::Running || t.attempt != attempt {
+            return;
+        }
+        let killing = t.killing;
+        self.release(task, attempt);
+        let outcome = AttemptOutcome::Lost { reason };
+        let describe = outcome.describe();
+        step.changes.push(Change::AttemptEnded {
+            task,
+            attempt,
+            outcome,
+            usage: AttemptUsage::default(),
+            at: now,
+        });
+        let t = self.task(task).expect("exists");
+        if killing == Some(KillReason::Cancel) || self.jobs[&task.job].cancelled {
+            self.finish(task, TaskState::Cancelled, Some("cancelled".into()), step);
+        } else if t.attempt - t.failures.min(t.attempt) >= MAX_LOST {
+            let reason = format!("{describe} ({MAX_LOST} attempts lost; giving up)");
+            self.finish(task, TaskState::Failed, Some(reason), step);
+        } else {
+            self.set(task, TaskState::Ready, Some(describe), step);
+            self.enqueue(task);
+        }
+    }
+
+    fn release(&mut self, task: TaskRef, attempt: AttemptNo) {
+        let t = self.task_mut(task).expect("exists");
+        t.killing = None;
+        let cpu = t.spec.resources.cpu;
+        let deadline = std::mem::take(&mut t.deadline);
+        if deadline > 0 {
+            self.deadlines.remove(&(deadline, task, attempt));
+        }
+        self.used = self.used.saturating_sub(cpu);
+    }
+
+    fn failed(&mut self, task: TaskRef, reason: String, now: Millis, step: &mut Step) {
+        let t = self.task_mut(task).expect("exists");
+        t.failures += 1;
+        if t.failures <= t.spec.retry.retries {
+            t.not_before = now + t.spec.retry.backoff_before(t.attempt + 1);
+            let at = t.not_before;
+            let reason = format!("attempt {} {reason}; retrying", t.attempt);
+            self.set(task, TaskState::Ready, Some(reason), step);
+            if at > now {
+                self.delayed.insert((at, task));
+            } else {
+                self.enqueue(task);
+            }
+        } else {
+            self.finish(task, TaskState::Failed, Some(reason), step);
+        }
+    }
+
+    fn expand(&mut self, job: JobId, new: Vec<TaskSpec>, _now: Millis, step: &mut Step) -> Result<(), SpecError> {
+        let j = self.jobs.get(&job).expect("job");
+        let existing: Vec<&str> = j.tasks.iter().map(|t| t.spec.name.as_str()).collect();
+        let parents = resolve(&existing, &new, self.capacity)?;
+        let first_index = existing.len() as u32;
+        step.changes.push(Change::TasksAdded { job, first_index, tasks: new.clone() });
+        self.add_tasks(job, new.into_iter(), parents, None, step);
+        Ok(())
+    }
+
+    fn cancel_job(&mut self, job: JobId, step: &mut Step) {
+        let Some(j) = self.jobs.get_mut(&job) else { return };
+        if j.state.is_terminal() {
+            return;
+        }
+        j.cancelled = true;
+        let n = j.tasks.len() as u32;
+        for i in 0..n {
+            let task = TaskRef::new(job, i);
+            let t = &mut self.jobs.get_mut(&job).expect("job").tasks[i as usize];
+            match t.state {
+                TaskState::Waiting | TaskState::Ready => {
+                    self.finish(task, TaskState::Cancelled, Some("job cancelled".into()), step)
+                }
+                TaskState::Running if t.killing.is_none() => {
+                    t.killing = Some(KillReason::Cancel);
+                    let attempt = t.attempt;
+                    step.commands.push(Command::Kill { task, attempt });
+                }
+                _ => {}
+            }
+        }
+        self.settle(job, step);
+    }
+
+    /// Records a state change.
+    fn set(&mut self, task: TaskRef, state: TaskState, reason: Option<String>, step: &mut Step) {
+        let t = self.task_mut(task).expect("exists");
+        if let Err(e) = t.state.transition(state) {
+            // A bug in this module, never a user error: refuse loudly in tests.
+            debug_assert!(false, "task {task}: {e}");
+            return;
+        }
+        t.state = state;
+        step.changes.push(Change::Task {
+            task,
+            state,
+            attempt: t.attempt,
+            failures: t.failures,
+            not_before: t.not_before,
+            reason,
+        });
+    }
+
+    /// Moves a task to a terminal state and wakes its dependents
+    /// (work proportional to its out-degree).
+    fn finish(&mut self, task: TaskRef, state: TaskState, reason: Option<String>, step: &mut Step) {
+        self.set(task, state, reason, step);
+        let job = self.jobs.get_mut(&task.job).expect("job");
+        job.unfinished -= 1;
+        if state == TaskState::Failed {
+            job.failed += 1;
+        }
+        let children = std::mem::take(&mut job.tasks[task.index as usize].children);
+        let mut due = Vec::new();
+        for &c in &children {
+            let child = &mut job.tasks[c as usize];
+            child.open_parents -= 1;
+            if child.state != TaskState::Waiting {
+                continue;
+            }
+            let rejects = child.parents.iter().any(|p| p.0 == task.index && !accepts(p.1, state));
+            if rejects || child.open_parents == 0 {
+                due.push(c);
+            }
+        }
+        job.tasks[task.index as usize].children = children;
+        for c in due {
+            self.decide(TaskRef::new(task.job, c), step);
+        }
+        self.settle(task.job, step);
+    }
+
+    /// Ends the job when its last task has ended.
+    fn settle(&mut self, job: JobId, step: &mut Step) {
+        let j = self.jobs.get_mut(&job).expect("job");
+        if j.unfinished > 0 || j.state.is_terminal() {
+            return;
+        }
+        j.state = if j.cancelled {
+            JobState::Cancelled
+        } else if j.failed > 0 {
+            JobState::Failed
+        } else {
+            JobState::Succeeded
+        };
+        step.changes.push(Change::JobState { job, state: j.state });
+    }
+}
+
+fn accepts(cond: Condition, parent: TaskState) -> bool {
+    match cond {
+        Condition::Success => parent == TaskState::Succeeded,
+        Condition::Failure => parent == TaskState::Failed,
+        Condition::Any => parent.is_terminal(),
+    }
+}
+
+fn condition_str(c: Condition) -> &'static str {
+    match c {
+        Condition::Success => "success",
+        Condition::Any => "any",
+        Condition::Failure => "failure",
+    }
+}
