@@ -69,7 +69,8 @@ struct Task {
     failures: u32,
     not_before: Millis,
     parents: Vec<(u32, Condition)>,
-    children: Vec<u32>,
+    /// Edges to dependents, with the edge's condition (one entry per edge).
+    children: Vec<(u32, Condition)>,
     /// Parents not yet ended.
     open_parents: u32,
     killing: Option<KillReason>,
@@ -120,6 +121,10 @@ pub struct Scheduler {
     capacity: u32,
     used: u32,
     seq: u64,
+    /// Jobs not yet ended.
+    active: usize,
+    /// Start nothing new (draining, or interrupted).
+    paused: bool,
 }
 
 impl Scheduler {
@@ -132,6 +137,8 @@ impl Scheduler {
             capacity: capacity.max(1),
             used: 0,
             seq: 0,
+            active: 0,
+            paused: false,
         }
     }
 
@@ -142,6 +149,16 @@ impl Scheduler {
     /// Slots in use by running attempts.
     pub fn used(&self) -> u32 {
         self.used
+    }
+
+    /// While paused, nothing new starts; running attempts carry on.
+    pub fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+    }
+
+    /// True when every job it knows has ended.
+    pub fn is_idle(&self) -> bool {
+        self.active == 0
     }
 
     /// Checks a job spec without submitting it.
@@ -162,6 +179,7 @@ impl Scheduler {
             id,
             Job { tasks: Vec::new(), state: JobState::Pending, unfinished: 0, failed: 0, cancelled: false },
         );
+        self.active += 1;
         let mut step = Step::default();
         self.add_tasks(id, spec.tasks.iter().cloned(), parents, None, &mut step);
         self.settle(id, &mut step);
@@ -196,6 +214,7 @@ impl Scheduler {
             snap.id,
             Job { tasks: Vec::new(), state: snap.state, unfinished: 0, failed: 0, cancelled: false },
         );
+        self.active += 1;
         let mut step = Step::default();
         self.add_tasks(snap.id, snap.spec.tasks.iter().cloned(), parents, Some(&snap.tasks), &mut step);
         let job = self.jobs.get_mut(&snap.id).expect("just inserted");
@@ -325,8 +344,8 @@ impl Scheduler {
         for i in base..job.tasks.len() {
             let ps = job.tasks[i].parents.clone();
             let mut open = 0;
-            for (p, _) in ps {
-                job.tasks[p as usize].children.push(i as u32);
+            for (p, cond) in ps {
+                job.tasks[p as usize].children.push((i as u32, cond));
                 if !job.tasks[p as usize].state.is_terminal() {
                     open += 1;
                 }
@@ -408,6 +427,9 @@ impl Scheduler {
     }
 
     fn dispatch(&mut self, now: Millis, step: &mut Step) {
+        if self.paused {
+            return;
+        }
         while let Some(top) = self.queue.peek() {
             let task = top.task;
             let seq = top.seq.0;
@@ -614,14 +636,13 @@ impl Scheduler {
         }
         let children = std::mem::take(&mut job.tasks[task.index as usize].children);
         let mut due = Vec::new();
-        for &c in &children {
+        for &(c, cond) in &children {
             let child = &mut job.tasks[c as usize];
             child.open_parents -= 1;
             if child.state != TaskState::Waiting {
                 continue;
             }
-            let rejects = child.parents.iter().any(|p| p.0 == task.index && !accepts(p.1, state));
-            if rejects || child.open_parents == 0 {
+            if !accepts(cond, state) || child.open_parents == 0 {
                 due.push(c);
             }
         }
@@ -638,6 +659,7 @@ impl Scheduler {
         if j.unfinished > 0 || j.state.is_terminal() {
             return;
         }
+        self.active -= 1;
         j.state = if j.cancelled {
             JobState::Cancelled
         } else if j.failed > 0 {

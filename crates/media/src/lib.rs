@@ -1,1 +1,61 @@
-//! placeholder
+//! `tessera-media`: the standard library of media operations behind
+//! Tessera's frame-exact split -> parallel encode -> join pipeline.
+//!
+//! An encode job lives in a workdir holding `request.json` (an
+//! [`EncodeRequest`]). Each op reads what earlier ops wrote and writes its own
+//! files, so each can run alone, in its own process, and again after a crash:
+//!
+//! ```text
+//! probe -> plan -> encode-chunk-0000 .. encode-chunk-NNNN ┐
+//!               -> encode-audio (if the source has audio) ├-> concat -> verify
+//! ```
+//!
+//! * [`probe_op`] validates the request and writes `probe.json`: a typed
+//!   [`MediaInfo`] and the packet-level [`FrameIndex`] of the video.
+//! * [`plan_op`] cuts the frames into exact ranges ([`plan_chunks`], pure),
+//!   writes `plan.json` and returns the follow-on [`TaskSpec`](tessera_types::TaskSpec)s.
+//! * [`encode_chunk`] encodes exactly one range and checks its frame count.
+//! * [`encode_audio`] encodes (or copies) all audio once, whole.
+//! * [`concat`] joins the chunks with exact durations and muxes audio,
+//!   subtitles, chapters and metadata into a temporary output.
+//! * [`verify_op`] compares it with the source ([`verify`]) and renames it
+//!   into place only if every check passes.
+//!
+//! All ffmpeg/ffprobe runs go through [`runner`]; argv builders live in
+//! [`args`] and run nothing. Errors are [`MediaError`]; use
+//! [`MediaError::is_user_error`] to tell a bad input from a failure of ours.
+//!
+//! ```
+//! use tessera_media::{plan_chunks, FrameIndex};
+//! let index = FrameIndex { time_base: (1, 25), pts: (0..100).collect(), keyframes: vec![0, 50], last_duration: 1 };
+//! let chunks = plan_chunks(&index, 50, 1);
+//! assert_eq!((chunks[1].first, chunks[1].count), (50, 50));
+//! ```
+
+pub mod args;
+mod error;
+mod ops;
+mod plan;
+mod probe;
+mod request;
+pub mod runner;
+mod tasks;
+pub mod testclips;
+mod verify;
+mod workdir;
+
+pub use error::{MediaError, Result};
+pub use ops::{
+    concat, count_video_packets, encode_audio, encode_chunk, plan_op, probe_op, verify_op,
+};
+pub use plan::{frames_for_seconds, plan_chunks, ChunkPlan};
+pub use probe::{frame_index, probe, Chapter, FrameIndex, MediaInfo, StreamInfo};
+pub use request::{Codec, Container, EncodeRequest, EncodeSettings};
+pub use tasks::{chunk_task_name, follow_on_tasks, initial_tasks};
+pub use verify::{
+    first_pts_mismatch, relative_seconds, verify, Check, VerifyOptions, VerifyReport,
+};
+pub use workdir::{
+    read_request, temp_output, write_request, AudioPlan, OutputPlan, Plan, ProbeResult, AUDIO_FILE,
+    PLAN_FILE, PROBE_FILE, REQUEST_FILE,
+};

@@ -78,14 +78,16 @@ impl Shadow {
     }
 
     /// What a store would hand back after a crash, with batch boundaries.
-    pub fn snapshots(&self) -> Vec<(JobSnapshot, Vec<u32>)> {
+    pub fn snapshots(&self) -> Vec<JobSnapshot> {
         self.jobs
             .iter()
             .filter(|(_, j)| !j.state.is_terminal())
-            .map(|(id, j)| {
-                let snap =
-                    JobSnapshot { id: *id, spec: j.spec.clone(), state: j.state, tasks: j.tasks.clone() };
-                (snap, j.batch_starts.clone())
+            .map(|(id, j)| JobSnapshot {
+                id: *id,
+                spec: j.spec.clone(),
+                state: j.state,
+                tasks: j.tasks.clone(),
+                batch_starts: j.batch_starts.clone(),
             })
             .collect()
     }

@@ -138,8 +138,8 @@ impl Sim {
         self.running.clear();
         self.index.clear();
         self.sched = Scheduler::new(capacity);
-        for (snap, batches) in self.shadow.snapshots() {
-            let step = self.sched.restore(&snap, &batches, self.now).expect("restorable");
+        for snap in self.shadow.snapshots() {
+            let step = self.sched.restore(&snap, &snap.batch_starts, self.now).expect("restorable");
             self.apply(step);
         }
     }

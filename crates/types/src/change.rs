@@ -66,4 +66,8 @@ pub struct JobSnapshot {
     pub spec: crate::JobSpec,
     pub state: JobState,
     pub tasks: Vec<TaskSnapshot>,
+    /// The first task index of each batch (0, then one per expansion), so
+    /// selectors resolve again exactly as they did when the tasks were added.
+    #[serde(default)]
+    pub batch_starts: Vec<u32>,
 }

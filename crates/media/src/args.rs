@@ -1,0 +1,539 @@
+//! Pure ffmpeg argv builders. Each returns a `Vec<OsString>` and runs nothing.
+
+use crate::plan::ChunkPlan;
+use crate::probe::{MediaInfo, StreamInfo};
+use crate::request::{Codec, Container, EncodeSettings};
+use crate::runner::argv;
+use std::ffi::OsString;
+use std::path::Path;
+
+/// Pixel formats each encoder keeps as is (so 10-bit stays 10-bit).
+fn keeps_pix_fmt(codec: Codec, pix_fmt: &str) -> bool {
+    let ok: &[&str] = match codec {
+        Codec::X264 => &[
+            "yuv420p",
+            "yuvj420p",
+            "yuv422p",
+            "yuv444p",
+            "yuv420p10le",
+            "yuv422p10le",
+            "yuv444p10le",
+        ],
+        Codec::X265 => &[
+            "yuv420p",
+            "yuv422p",
+            "yuv444p",
+            "yuv420p10le",
+            "yuv422p10le",
+            "yuv444p10le",
+            "yuv420p12le",
+            "gray",
+        ],
+        Codec::SvtAv1 => &["yuv420p", "yuv420p10le"],
+        Codec::Vp9 => &[
+            "yuv420p",
+            "yuv422p",
+            "yuv440p",
+            "yuv444p",
+            "yuv420p10le",
+            "yuv422p10le",
+            "yuv444p10le",
+        ],
+        // ffv1 takes nearly everything; ffmpeg's own negotiation keeps the source format.
+        Codec::Ffv1 => &[],
+    };
+    ok.contains(&pix_fmt)
+}
+
+/// Encoder options for `settings`, keeping `pix_fmt` where the encoder can.
+pub fn codec_args(settings: &EncodeSettings, pix_fmt: Option<&str>) -> Vec<OsString> {
+    let t = settings.threads_per_chunk.max(1);
+    let preset = settings.preset.as_deref();
+    let mut a: Vec<String> = Vec::new();
+    let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
+    match settings.codec {
+        Codec::X264 => {
+            let crf = settings.crf.unwrap_or(23).to_string();
+            push(&[
+                "-c:v",
+                "libx264",
+                "-crf",
+                &crf,
+                "-preset",
+                preset.unwrap_or("medium"),
+            ]);
+            push(&["-threads", &t.to_string()]);
+        }
+        Codec::X265 => {
+            let crf = settings.crf.unwrap_or(28).to_string();
+            push(&[
+                "-c:v",
+                "libx265",
+                "-crf",
+                &crf,
+                "-preset",
+                preset.unwrap_or("medium"),
+            ]);
+            let params = format!("pools={t}:frame-threads={}:log-level=error", t.min(4));
+            push(&["-x265-params", &params]);
+        }
+        Codec::SvtAv1 => {
+            let crf = settings.crf.unwrap_or(35).to_string();
+            push(&[
+                "-c:v",
+                "libsvtav1",
+                "-crf",
+                &crf,
+                "-preset",
+                preset.unwrap_or("8"),
+            ]);
+            push(&["-svtav1-params", &format!("lp={t}")]);
+        }
+        Codec::Vp9 => {
+            let crf = settings.crf.unwrap_or(32).to_string();
+            push(&[
+                "-c:v",
+                "libvpx-vp9",
+                "-b:v",
+                "0",
+                "-crf",
+                &crf,
+                "-row-mt",
+                "1",
+            ]);
+            push(&[
+                "-threads",
+                &t.to_string(),
+                "-deadline",
+                "good",
+                "-cpu-used",
+                preset.unwrap_or("4"),
+            ]);
+        }
+        Codec::Ffv1 => {
+            push(&[
+                "-c:v",
+                "ffv1",
+                "-level",
+                "3",
+                "-slicecrc",
+                "1",
+                "-g",
+                "1",
+                "-threads",
+                &t.to_string(),
+            ]);
+        }
+    }
+    if let Some(p) = pix_fmt.filter(|p| keeps_pix_fmt(settings.codec, p)) {
+        push(&["-pix_fmt", p]);
+    }
+    argv(a)
+}
+
+/// Seconds as ffmpeg reads them, with microsecond precision.
+fn secs(s: f64) -> String {
+    format!("{s:.6}")
+}
+
+/// Where decoding of a chunk starts: its seek keyframe, relative to the
+/// container start (ffmpeg adds the start back), plus half a millisecond so
+/// the demuxer lands on that keyframe and not the one before.
+pub fn seek_seconds(seek_pts: i64, time_base: (i64, i64), format_start: f64) -> f64 {
+    seek_pts as f64 * time_base.0 as f64 / time_base.1 as f64 - format_start + 0.0005
+}
+
+/// Everything a chunk encode needs to know about its source.
+#[derive(Clone, Debug)]
+pub struct ChunkSource<'a> {
+    pub input: &'a Path,
+    pub video_stream: u32,
+    pub time_base: (i64, i64),
+    pub format_start: f64,
+    pub first_pts: i64,
+    pub pix_fmt: Option<&'a str>,
+}
+
+/// Frame-exact encode of `chunk`: seek to its keyframe, keep only frames with
+/// `start_pts <= pts < end_pts` (source time base), stop after `count` frames,
+/// keep timestamps as they are, write matroska to `out`.
+pub fn chunk_encode_args(
+    src: &ChunkSource,
+    chunk: &ChunkPlan,
+    settings: &EncodeSettings,
+    out: &Path,
+) -> Vec<OsString> {
+    let mut a = argv([
+        "-nostdin",
+        "-y",
+        "-v",
+        "error",
+        "-noaccurate_seek",
+        "-copyts",
+    ]);
+    if chunk.seek_pts > src.first_pts {
+        a.extend(argv([
+            "-ss",
+            &secs(seek_seconds(
+                chunk.seek_pts,
+                src.time_base,
+                src.format_start,
+            )),
+        ]));
+    }
+    a.extend(argv(["-noautorotate", "-i"]));
+    a.push(src.input.into());
+    let select = format!(
+        "select='gte(pts,{})*lt(pts,{})'",
+        chunk.start_pts, chunk.end_pts
+    );
+    a.extend(argv([
+        "-map",
+        &format!("0:{}", src.video_stream),
+        "-vf",
+        &select,
+    ]));
+    a.extend(argv([
+        "-fps_mode",
+        "passthrough",
+        "-enc_time_base",
+        "-1",
+        "-frames:v",
+        &chunk.count.to_string(),
+    ]));
+    a.extend(codec_args(settings, src.pix_fmt));
+    a.extend(argv([
+        "-an",
+        "-sn",
+        "-dn",
+        "-map_metadata",
+        "-1",
+        "-map_chapters",
+        "-1",
+        "-f",
+        "matroska",
+    ]));
+    a.push(out.into());
+    a
+}
+
+/// Whether `stream` can be copied into `container` as is.
+pub fn audio_copyable(container: Container, stream: &StreamInfo) -> bool {
+    stream
+        .codec_name
+        .as_deref()
+        .is_some_and(|c| container.accepts_audio(c))
+}
+
+/// All audio streams of the source, once, whole, into matroska `out`: copied
+/// when the output container takes the codec, encoded otherwise. Stream
+/// metadata and dispositions follow by default.
+pub fn audio_args(
+    input: &Path,
+    info: &MediaInfo,
+    container: Container,
+    out: &Path,
+) -> Vec<OsString> {
+    let mut a = argv(["-nostdin", "-y", "-v", "error", "-i"]);
+    a.push(input.into());
+    a.extend(argv([
+        "-map",
+        "0:a",
+        "-vn",
+        "-sn",
+        "-dn",
+        "-map_chapters",
+        "-1",
+    ]));
+    for (i, s) in info.streams_of("audio").enumerate() {
+        let codec = if audio_copyable(container, s) {
+            "copy"
+        } else {
+            container.audio_encoder()
+        };
+        a.extend(argv([format!("-c:a:{i}"), codec.to_string()]));
+    }
+    a.extend(argv(["-f", "matroska"]));
+    a.push(out.into());
+    a
+}
+
+/// Subtitle codecs that are text (convertible between containers).
+pub fn is_text_subtitle(codec: &str) -> bool {
+    matches!(
+        codec,
+        "subrip" | "srt" | "ass" | "ssa" | "mov_text" | "webvtt" | "text"
+    )
+}
+
+/// The codec a subtitle stream gets in `container`; `None` if it cannot go there.
+pub fn subtitle_codec(container: Container, codec: &str) -> Option<&'static str> {
+    match container {
+        Container::Mkv if codec == "mov_text" => Some("srt"),
+        Container::Mkv => Some("copy"),
+        Container::Mp4 | Container::Mov if codec == "mov_text" => Some("copy"),
+        Container::Mp4 | Container::Mov if is_text_subtitle(codec) => Some("mov_text"),
+        Container::Webm if codec == "webvtt" => Some("copy"),
+        Container::Webm if is_text_subtitle(codec) => Some("webvtt"),
+        _ => None,
+    }
+}
+
+/// One entry of the concat list.
+#[derive(Clone, Debug)]
+pub struct ConcatEntry<'a> {
+    pub path: &'a Path,
+    pub seconds: f64,
+}
+
+/// The `ffconcat` list: every chunk with its exact duration.
+pub fn concat_list(entries: &[ConcatEntry]) -> String {
+    let mut s = String::from("ffconcat version 1.0\n");
+    for e in entries {
+        let p = e.path.to_string_lossy().replace('\'', "'\\''");
+        s.push_str(&format!("file '{p}'\nduration {:.9}\n", e.seconds));
+    }
+    s
+}
+
+/// Inputs of the final mux.
+#[derive(Clone, Debug)]
+pub struct MuxPlan<'a> {
+    pub concat_list: &'a Path,
+    /// Seconds from the container start to the first video frame.
+    pub video_offset: f64,
+    pub audio: Option<&'a Path>,
+    /// Audio streams in `audio`.
+    pub audio_streams: usize,
+    pub source: &'a Path,
+    pub format_start: f64,
+    /// Subtitle codec per source subtitle stream, in order (see [`subtitle_codec`]).
+    pub subtitles: Vec<&'a str>,
+    pub video_stream: u32,
+    pub rotation: Option<i64>,
+    pub container: Container,
+    pub out: &'a Path,
+}
+
+/// Joins the chunks and muxes audio, subtitles, chapters and metadata, all
+/// stream-copied, on the source's timeline (`-copyts` with explicit offsets).
+pub fn mux_args(m: &MuxPlan) -> Vec<OsString> {
+    let mut a = argv(["-nostdin", "-y", "-v", "error", "-copyts"]);
+    a.extend(argv([
+        "-f",
+        "concat",
+        "-safe",
+        "0",
+        "-itsoffset",
+        &secs(m.video_offset),
+        "-i",
+    ]));
+    a.push(m.concat_list.into());
+    let source_input = if let Some(audio) = m.audio {
+        a.push("-i".into());
+        a.push(audio.into());
+        2
+    } else {
+        1
+    };
+    a.extend(argv(["-itsoffset", &secs(-m.format_start), "-i"]));
+    a.push(m.source.into());
+    a.extend(argv(["-map", "0:v:0"]));
+    if m.audio.is_some() {
+        a.extend(argv(["-map", "1:a"]));
+    }
+    for i in 0..m.subtitles.len() {
+        a.extend(argv(["-map".to_string(), format!("{source_input}:s:{i}")]));
+    }
+    a.extend(argv(["-c", "copy"]));
+    for (i, codec) in m.subtitles.iter().enumerate() {
+        a.extend(argv([format!("-c:s:{i}"), codec.to_string()]));
+    }
+    // Naming any stream metadata turns off the default copy for all streams:
+    // name them all.
+    a.extend(argv([
+        "-map_metadata".to_string(),
+        source_input.to_string(),
+        "-map_metadata:s:v:0".to_string(),
+        format!("{source_input}:s:{}", m.video_stream),
+    ]));
+    for i in 0..m.audio_streams {
+        a.extend(argv([
+            format!("-map_metadata:s:a:{i}"),
+            format!("1:s:a:{i}"),
+        ]));
+    }
+    for i in 0..m.subtitles.len() {
+        a.extend(argv([
+            format!("-map_metadata:s:s:{i}"),
+            format!("{source_input}:s:s:{i}"),
+        ]));
+    }
+    a.extend(argv([
+        "-map_chapters".to_string(),
+        source_input.to_string(),
+    ]));
+    if let Some(r) = m.rotation.filter(|r| *r != 0) {
+        // ffprobe reports the display matrix counter-clockwise; the tag is clockwise.
+        a.extend(argv([
+            "-metadata:s:v:0".to_string(),
+            format!("rotate={}", (-r).rem_euclid(360)),
+        ]));
+    }
+    if matches!(m.container, Container::Mp4 | Container::Mov) {
+        a.extend(argv(["-movflags", "+faststart"]));
+    }
+    a.extend(argv(["-f", m.container.muxer()]));
+    a.push(m.out.into());
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[OsString]) -> String {
+        v.iter()
+            .map(|x| x.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn codec_args_table() {
+        let mut set = EncodeSettings::new(Codec::X264);
+        set.threads_per_chunk = 2;
+        let table: [(Codec, Option<u32>, Option<&str>, &str); 6] = [
+            (Codec::X264, None, Some("yuv420p"), "-c:v libx264 -crf 23 -preset medium -threads 2 -pix_fmt yuv420p"),
+            (
+                Codec::X265,
+                Some(20),
+                Some("yuv420p10le"),
+                "-c:v libx265 -crf 20 -preset medium -x265-params pools=2:frame-threads=2:log-level=error -pix_fmt yuv420p10le",
+            ),
+            (Codec::SvtAv1, None, Some("yuv422p"), "-c:v libsvtav1 -crf 35 -preset 8 -svtav1-params lp=2"),
+            (
+                Codec::Vp9,
+                None,
+                None,
+                "-c:v libvpx-vp9 -b:v 0 -crf 32 -row-mt 1 -threads 2 -deadline good -cpu-used 4",
+            ),
+            (Codec::Ffv1, None, Some("yuv420p"), "-c:v ffv1 -level 3 -slicecrc 1 -g 1 -threads 2"),
+            (Codec::X264, Some(18), Some("bgr0"), "-c:v libx264 -crf 18 -preset medium -threads 2"),
+        ];
+        for (codec, crf, pix, want) in table {
+            set.codec = codec;
+            set.crf = crf;
+            assert_eq!(s(&codec_args(&set, pix)), want);
+        }
+    }
+
+    #[test]
+    fn chunk_args_select_exact_pts_and_seek_past_the_keyframe() {
+        let src = ChunkSource {
+            input: Path::new("/in.mkv"),
+            video_stream: 0,
+            time_base: (1, 1000),
+            format_start: 0.0,
+            first_pts: 21,
+            pix_fmt: Some("yuv420p"),
+        };
+        let chunk = ChunkPlan {
+            index: 1,
+            first: 40,
+            count: 40,
+            seek_pts: 1229,
+            start_pts: 1610,
+            end_pts: 3211,
+        };
+        let got = s(&chunk_encode_args(
+            &src,
+            &chunk,
+            &EncodeSettings::new(Codec::Ffv1),
+            Path::new("/w/c.mkv"),
+        ));
+        assert!(
+            got.contains("-copyts -ss 1.229500 -noautorotate -i /in.mkv -map 0:0"),
+            "{got}"
+        );
+        assert!(got.contains("select='gte(pts,1610)*lt(pts,3211)'"), "{got}");
+        assert!(
+            got.contains("-fps_mode passthrough -enc_time_base -1 -frames:v 40"),
+            "{got}"
+        );
+        assert!(
+            got.ends_with("-an -sn -dn -map_metadata -1 -map_chapters -1 -f matroska /w/c.mkv"),
+            "{got}"
+        );
+        let first = ChunkPlan {
+            seek_pts: 21,
+            start_pts: 21,
+            first: 0,
+            ..chunk
+        };
+        assert!(!s(&chunk_encode_args(
+            &src,
+            &first,
+            &EncodeSettings::new(Codec::Ffv1),
+            Path::new("/c")
+        ))
+        .contains("-ss"));
+    }
+
+    #[test]
+    fn subtitle_codecs_by_container() {
+        assert_eq!(subtitle_codec(Container::Mp4, "subrip"), Some("mov_text"));
+        assert_eq!(subtitle_codec(Container::Mp4, "hdmv_pgs_subtitle"), None);
+        assert_eq!(
+            subtitle_codec(Container::Mkv, "hdmv_pgs_subtitle"),
+            Some("copy")
+        );
+        assert_eq!(subtitle_codec(Container::Mkv, "mov_text"), Some("srt"));
+        assert_eq!(subtitle_codec(Container::Webm, "subrip"), Some("webvtt"));
+    }
+
+    #[test]
+    fn concat_list_quotes_paths_and_keeps_precision() {
+        let e = [ConcatEntry {
+            path: Path::new("/w/it's.mkv"),
+            seconds: 1001.0 / 30000.0,
+        }];
+        assert_eq!(
+            concat_list(&e),
+            "ffconcat version 1.0\nfile '/w/it'\\''s.mkv'\nduration 0.033366667\n"
+        );
+    }
+
+    #[test]
+    fn mux_args_offsets_inputs_and_maps_streams() {
+        let m = MuxPlan {
+            concat_list: Path::new("/w/concat.txt"),
+            video_offset: 0.021,
+            audio: Some(Path::new("/w/audio.mka")),
+            audio_streams: 2,
+            source: Path::new("/in.mkv"),
+            format_start: 0.0,
+            subtitles: vec!["mov_text"],
+            video_stream: 0,
+            rotation: Some(-90),
+            container: Container::Mp4,
+            out: Path::new("/o/.out.mp4.tessera-tmp"),
+        };
+        let got = s(&mux_args(&m));
+        assert!(
+            got.contains(
+                "-copyts -f concat -safe 0 -itsoffset 0.021000 -i /w/concat.txt -i /w/audio.mka"
+            ),
+            "{got}"
+        );
+        assert!(got.contains("-itsoffset -0.000000 -i /in.mkv -map 0:v:0 -map 1:a -map 2:s:0 -c copy -c:s:0 mov_text"), "{got}");
+        assert!(
+            got.contains(
+                "-map_metadata 2 -map_metadata:s:v:0 2:s:0 -map_metadata:s:a:0 1:s:a:0 -map_metadata:s:a:1 1:s:a:1 \
+                 -map_metadata:s:s:0 2:s:s:0 -map_chapters 2 -metadata:s:v:0 rotate=90"
+            ),
+            "{got}"
+        );
+        assert!(got.ends_with("-f mp4 /o/.out.mp4.tessera-tmp"), "{got}");
+    }
+}

@@ -1,0 +1,243 @@
+//! The pipeline's operations. Each takes the job's workdir (holding
+//! `request.json`), reads what earlier ops wrote, and writes its own files.
+//! Each can run alone, in its own process, any number of times.
+
+use crate::args::{self, ChunkSource, ConcatEntry, MuxPlan};
+use crate::error::{MediaError, Result};
+use crate::plan::{frames_for_seconds, plan_chunks};
+use crate::probe::{self, FrameIndex};
+use crate::runner::{self, argv, Tool};
+use crate::tasks::follow_on_tasks;
+use crate::verify::{verify, VerifyOptions, VerifyReport};
+use crate::workdir::*;
+use std::path::{Path, PathBuf};
+use tessera_types::TaskSpec;
+
+/// `probe`: validates the request, probes the source and indexes its video
+/// frames into `probe.json`.
+pub fn probe_op(workdir: &Path) -> Result<ProbeResult> {
+    let req = read_request(workdir)?;
+    req.validate()?;
+    let info = probe::probe(&req.input)?;
+    let index = probe::frame_index(&req.input, &info)?;
+    let result = ProbeResult { info, index };
+    write_json(&workdir.join(PROBE_FILE), &result)?;
+    Ok(result)
+}
+
+/// `plan`: cuts the source into chunks, decides audio and subtitles, writes
+/// `plan.json` and returns the tasks that do the work.
+pub fn plan_op(workdir: &Path) -> Result<Vec<TaskSpec>> {
+    let req = read_request(workdir)?;
+    let probed: ProbeResult = read_json(&workdir.join(PROBE_FILE))?;
+    let container = req.container()?;
+    let mut subtitles = Vec::new();
+    for s in probed.info.streams_of("subtitle") {
+        let codec = s.codec_name.as_deref().unwrap_or("unknown");
+        match args::subtitle_codec(container, codec) {
+            Some(c) => subtitles.push(c.to_string()),
+            None => {
+                return Err(MediaError::Unsupported(format!(
+                    "{}: subtitle stream {} ({codec}) cannot go into {}; use a .mkv output",
+                    req.input.display(),
+                    s.index,
+                    container.muxer()
+                )))
+            }
+        }
+    }
+    let audio: Vec<bool> = probed
+        .info
+        .streams_of("audio")
+        .map(|s| args::audio_copyable(container, s))
+        .collect();
+    let target = frames_for_seconds(&probed.index, req.chunk_seconds);
+    let plan = Plan {
+        source_key: source_key(&req)?,
+        chunks: plan_chunks(&probed.index, target, req.slots.saturating_mul(3)),
+        audio: (!audio.is_empty()).then_some(AudioPlan { copy: audio }),
+        output: OutputPlan {
+            container,
+            temp: temp_output(&req.output),
+            path: req.output.clone(),
+            subtitles,
+        },
+    };
+    write_json(&workdir.join(PLAN_FILE), &plan)?;
+    Ok(follow_on_tasks(workdir, &plan, &req))
+}
+
+fn load(workdir: &Path) -> Result<(crate::request::EncodeRequest, ProbeResult, Plan)> {
+    Ok((
+        read_request(workdir)?,
+        read_json(&workdir.join(PROBE_FILE))?,
+        read_json(&workdir.join(PLAN_FILE))?,
+    ))
+}
+
+/// Counts the video packets of `path` (demux only).
+pub fn count_video_packets(path: &Path) -> Result<u64> {
+    let mut a = argv(["-v", "error", "-select_streams", "v:0", "-count_packets"]);
+    a.extend(argv([
+        "-show_entries",
+        "stream=nb_read_packets",
+        "-of",
+        "csv=p=0",
+    ]));
+    a.push(path.into());
+    let out = runner::run(Tool::Ffprobe, &a)?;
+    out.stdout
+        .trim()
+        .trim_end_matches(',')
+        .parse()
+        .map_err(|_| {
+            MediaError::Internal(format!(
+                "{}: no packet count in {:?}",
+                path.display(),
+                out.stdout
+            ))
+        })
+}
+
+/// `encode-chunk N`: encodes exactly the frames of chunk `n`, reporting
+/// `on_progress(done, total)` frames. Reuses a finished chunk file whose
+/// packet count matches the plan. Returns the chunk file.
+pub fn encode_chunk(
+    workdir: &Path,
+    n: u32,
+    on_progress: &mut dyn FnMut(u64, u64),
+) -> Result<PathBuf> {
+    let (req, probed, plan) = load(workdir)?;
+    let chunk = plan.chunks.get(n as usize).ok_or_else(|| {
+        MediaError::BadRequest(format!(
+            "chunk {n} does not exist; the plan has {} chunks",
+            plan.chunks.len()
+        ))
+    })?;
+    let total = u64::from(chunk.count);
+    let out = plan.chunk_path(workdir, chunk);
+    if out.exists() && count_video_packets(&out).ok() == Some(total) {
+        on_progress(total, total);
+        return Ok(out);
+    }
+    let dir = workdir.join(CHUNK_DIR);
+    std::fs::create_dir_all(&dir).map_err(|e| MediaError::io_at(&dir, "creating", e))?;
+    let video = probed.info.video().ok_or_else(|| MediaError::NoVideo {
+        path: req.input.clone(),
+    })?;
+    let src = ChunkSource {
+        input: &req.input,
+        video_stream: video.index,
+        time_base: probed.index.time_base,
+        format_start: probed.info.start_time.unwrap_or(0.0),
+        first_pts: probed.index.pts[0],
+        pix_fmt: video.pix_fmt.as_deref(),
+    };
+    let tmp = out.with_extension("part");
+    let argv = args::chunk_encode_args(&src, chunk, &req.settings, &tmp);
+    on_progress(0, total);
+    runner::run_with_progress(&argv, &mut |frames| on_progress(frames.min(total), total))?;
+    let got = count_video_packets(&tmp)?;
+    if got != total {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(MediaError::Internal(format!(
+            "chunk {n}: encoded {got} frames, the plan says {total}"
+        )));
+    }
+    std::fs::rename(&tmp, &out).map_err(|e| MediaError::io_at(&out, "renaming into", e))?;
+    on_progress(total, total);
+    Ok(out)
+}
+
+/// `encode-audio`: every audio stream, once, whole, into `audio.mka`.
+/// Returns `None` when the source has no audio.
+pub fn encode_audio(workdir: &Path) -> Result<Option<PathBuf>> {
+    let (req, probed, plan) = load(workdir)?;
+    if plan.audio.is_none() {
+        return Ok(None);
+    }
+    let out = workdir.join(AUDIO_FILE);
+    let tmp = workdir.join("audio.mka.part");
+    runner::run(
+        Tool::Ffmpeg,
+        &args::audio_args(&req.input, &probed.info, plan.output.container, &tmp),
+    )?;
+    std::fs::rename(&tmp, &out).map_err(|e| MediaError::io_at(&out, "renaming into", e))?;
+    Ok(Some(out))
+}
+
+/// `concat`: joins the chunks with their exact durations and muxes audio,
+/// subtitles, chapters, metadata and rotation into the temporary output
+/// next to the final path. Returns the temporary output.
+pub fn concat(workdir: &Path) -> Result<PathBuf> {
+    let (req, probed, plan) = load(workdir)?;
+    let index: &FrameIndex = &probed.index;
+    let mut chunk_files = Vec::new();
+    for c in &plan.chunks {
+        let p = plan.chunk_path(workdir, c);
+        if !p.exists() {
+            return Err(MediaError::Internal(format!(
+                "chunk {} is missing ({}); run encode-chunk {}",
+                c.index,
+                p.display(),
+                c.index
+            )));
+        }
+        chunk_files.push((p, index.seconds(c.end_pts - c.start_pts)));
+    }
+    let entries: Vec<ConcatEntry> = chunk_files
+        .iter()
+        .map(|(p, s)| ConcatEntry {
+            path: p,
+            seconds: *s,
+        })
+        .collect();
+    let list = workdir.join(CONCAT_FILE);
+    write_atomic(&list, args::concat_list(&entries).as_bytes())?;
+    let audio = workdir.join(AUDIO_FILE);
+    if plan.audio.is_some() && !audio.exists() {
+        return Err(MediaError::Internal(
+            "audio.mka is missing; run encode-audio first".into(),
+        ));
+    }
+    let video = probed.info.video().ok_or_else(|| MediaError::NoVideo {
+        path: req.input.clone(),
+    })?;
+    let format_start = probed.info.start_time.unwrap_or(0.0);
+    let mux = MuxPlan {
+        concat_list: &list,
+        video_offset: index.seconds(index.pts[0]) - format_start,
+        audio: plan.audio.is_some().then_some(audio.as_path()),
+        audio_streams: plan.audio.as_ref().map_or(0, |a| a.copy.len()),
+        source: &req.input,
+        format_start,
+        subtitles: plan.output.subtitles.iter().map(String::as_str).collect(),
+        video_stream: video.index,
+        rotation: video.rotation,
+        container: plan.output.container,
+        out: &plan.output.temp,
+    };
+    runner::run(Tool::Ffmpeg, &args::mux_args(&mux)).map_err(|e| match e {
+        MediaError::Io { .. } => MediaError::OutputDir {
+            path: plan.output.temp.parent().unwrap_or(Path::new(".")).into(),
+            detail: e.to_string(),
+        },
+        e => e,
+    })?;
+    Ok(plan.output.temp.clone())
+}
+
+/// `verify`: checks the joined output against the source; renames it into
+/// the final path if every check passes, deletes it otherwise.
+pub fn verify_op(workdir: &Path, options: VerifyOptions) -> Result<VerifyReport> {
+    let (req, _, plan) = load(workdir)?;
+    let report = verify(&req.input, &plan.output.temp, options)?;
+    if report.passed() {
+        std::fs::rename(&plan.output.temp, &plan.output.path)
+            .map_err(|e| MediaError::io_at(&plan.output.path, "renaming into", e))?;
+        Ok(report)
+    } else {
+        let _ = std::fs::remove_file(&plan.output.temp);
+        Err(MediaError::VerifyFailed(report.failures()))
+    }
+}

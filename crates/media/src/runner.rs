@@ -1,0 +1,219 @@
+//! The one process runner: the only place that starts ffmpeg or ffprobe.
+//!
+//! It takes an argv (never a shell string), drains stderr on its own thread
+//! so nothing deadlocks, parses ffmpeg's `-progress pipe:1` lines from
+//! stdout, checks the exit status, and returns typed errors that carry the
+//! tail of stderr. Children get `PR_SET_PDEATHSIG(SIGKILL)` so an encode
+//! never outlives the op process that started it.
+
+use crate::error::{MediaError, Result};
+use std::ffi::{OsStr, OsString};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+
+/// How many bytes of stderr an error keeps.
+const STDERR_TAIL: usize = 2_000;
+
+/// Which tool to run. `TESSERA_FFMPEG` / `TESSERA_FFPROBE` override the
+/// program found on `PATH`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Tool {
+    Ffmpeg,
+    Ffprobe,
+}
+
+impl Tool {
+    fn name(self) -> &'static str {
+        match self {
+            Tool::Ffmpeg => "ffmpeg",
+            Tool::Ffprobe => "ffprobe",
+        }
+    }
+
+    fn program(self) -> OsString {
+        let var = match self {
+            Tool::Ffmpeg => "TESSERA_FFMPEG",
+            Tool::Ffprobe => "TESSERA_FFPROBE",
+        };
+        std::env::var_os(var).unwrap_or_else(|| self.name().into())
+    }
+}
+
+/// What a finished run printed.
+#[derive(Debug, Default)]
+pub struct RunOutput {
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `tool` with `args`; stdout is collected. Fails on a non-zero exit.
+pub fn run(tool: Tool, args: &[OsString]) -> Result<RunOutput> {
+    run_inner(tool, args, None)
+}
+
+/// Runs ffmpeg with `-progress pipe:1` appended to the global options, calling
+/// `on_frame` with each reported `frame=` count. stdout is consumed by the
+/// progress parser (the output must therefore not be `pipe:1`).
+pub fn run_with_progress(args: &[OsString], on_frame: &mut dyn FnMut(u64)) -> Result<RunOutput> {
+    let mut full: Vec<OsString> = vec!["-progress".into(), "pipe:1".into(), "-nostats".into()];
+    full.extend_from_slice(args);
+    run_inner(Tool::Ffmpeg, &full, Some(on_frame))
+}
+
+/// Parses one `-progress` line; returns the frame count of `frame=N` lines.
+pub fn parse_progress_frame(line: &str) -> Option<u64> {
+    line.trim().strip_prefix("frame=")?.trim().parse().ok()
+}
+
+fn run_inner(
+    tool: Tool,
+    args: &[OsString],
+    on_frame: Option<&mut dyn FnMut(u64)>,
+) -> Result<RunOutput> {
+    run_program(tool.program(), tool.name(), args, on_frame)
+}
+
+fn run_program(
+    program: OsString,
+    name: &str,
+    args: &[OsString],
+    mut on_frame: Option<&mut dyn FnMut(u64)>,
+) -> Result<RunOutput> {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    set_parent_death_signal(&mut cmd);
+    let mut child = cmd.spawn().map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            MediaError::NotInstalled {
+                program: name.to_string(),
+            }
+        } else {
+            MediaError::io(format!("starting {name}"), e)
+        }
+    })?;
+    let mut stderr_pipe = child.stderr.take().expect("stderr is piped");
+    let stderr_thread = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr_pipe.read_to_end(&mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    });
+    let stdout_pipe = child.stdout.take().expect("stdout is piped");
+    let mut stdout = String::new();
+    match on_frame.as_mut() {
+        Some(cb) => {
+            for line in BufReader::new(stdout_pipe).lines() {
+                let Ok(line) = line else { break };
+                if let Some(n) = parse_progress_frame(&line) {
+                    cb(n);
+                }
+            }
+        }
+        None => {
+            let mut bytes = Vec::new();
+            let _ = BufReader::new(stdout_pipe).read_to_end(&mut bytes);
+            stdout = String::from_utf8_lossy(&bytes).into_owned();
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| MediaError::io(format!("waiting for {name}"), e))?;
+    let stderr = stderr_thread.join().unwrap_or_default();
+    if !status.success() {
+        return Err(MediaError::ToolFailed {
+            program: name.to_string(),
+            status: status.to_string(),
+            stderr_tail: tail(&stderr),
+        });
+    }
+    Ok(RunOutput { stdout, stderr })
+}
+
+/// The last lines of `s`, joined on one line, at most `STDERR_TAIL` bytes.
+pub(crate) fn tail(s: &str) -> String {
+    let joined: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let joined = joined.join(" | ");
+    if joined.len() <= STDERR_TAIL {
+        return joined;
+    }
+    let mut start = joined.len() - STDERR_TAIL;
+    while !joined.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("...{}", &joined[start..])
+}
+
+#[cfg(target_os = "linux")]
+fn set_parent_death_signal(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure only calls prctl, which is async-signal-safe, and
+    // touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_parent_death_signal(_cmd: &mut Command) {}
+
+/// Builds an argv from anything string-like.
+pub fn argv<I, S>(items: I) -> Vec<OsString>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    items
+        .into_iter()
+        .map(|s| s.as_ref().to_os_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_lines_parse_frames_only() {
+        assert_eq!(parse_progress_frame("frame=42"), Some(42));
+        assert_eq!(parse_progress_frame("fps=3.1"), None);
+        assert_eq!(parse_progress_frame("frame=N/A"), None);
+    }
+
+    #[test]
+    fn a_missing_program_is_not_installed_not_a_user_error() {
+        let err = run_program("/nonexistent/ffmpeg".into(), "ffmpeg", &[], None).unwrap_err();
+        assert!(
+            matches!(&err, MediaError::NotInstalled { program } if program == "ffmpeg"),
+            "{err:?}"
+        );
+        assert!(!err.is_user_error());
+    }
+
+    #[test]
+    fn a_failing_run_carries_its_stderr_tail() {
+        let err = run(
+            Tool::Ffmpeg,
+            &argv(["-v", "error", "-i", "/nonexistent/in.mkv"]),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, MediaError::ToolFailed { stderr_tail, .. } if stderr_tail.contains("No such file")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tail_keeps_the_end_on_one_line() {
+        let long = "x\n".repeat(5_000);
+        let t = tail(&long);
+        assert!(t.len() <= STDERR_TAIL + 3 && t.starts_with("..."));
+        assert_eq!(tail("a\n\nb\n"), "a | b");
+    }
+}

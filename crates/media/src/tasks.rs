@@ -1,0 +1,81 @@
+//! The encode DAG as task specs: `probe -> plan`, then what `plan` expands to.
+
+use crate::request::EncodeRequest;
+use crate::workdir::Plan;
+use std::path::Path;
+use tessera_types::{Action, TaskSpec};
+
+fn op(name: &str, workdir: &Path, extra: &[String]) -> Action {
+    let mut args = vec![
+        "--workdir".to_string(),
+        workdir.to_string_lossy().into_owned(),
+    ];
+    args.extend_from_slice(extra);
+    Action::op(name, args)
+}
+
+/// The tasks an encode job starts with: `probe`, then `plan` (which expands).
+pub fn initial_tasks(workdir: &Path) -> Vec<TaskSpec> {
+    vec![
+        TaskSpec::new("probe", op("probe", workdir, &[])).with_priority(100),
+        TaskSpec::new("plan", op("plan", workdir, &[]))
+            .after("probe")
+            .expanding()
+            .with_priority(100),
+    ]
+}
+
+/// Name of the task that encodes chunk `n`.
+pub fn chunk_task_name(n: u32) -> String {
+    format!("encode-chunk-{n:04}")
+}
+
+/// The tasks `plan` adds: one per chunk (longest first), `encode-audio` if
+/// there is audio, `concat` after all of them, `verify` after `concat`.
+pub fn follow_on_tasks(workdir: &Path, plan: &Plan, req: &EncodeRequest) -> Vec<TaskSpec> {
+    let longest = plan
+        .chunks
+        .iter()
+        .map(|c| c.count)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let cpu = req.settings.threads_per_chunk.max(1);
+    let mut tasks: Vec<TaskSpec> = plan
+        .chunks
+        .iter()
+        .map(|c| {
+            let priority = 10 + (80 * u64::from(c.count) / u64::from(longest)) as i32;
+            TaskSpec::new(
+                chunk_task_name(c.index),
+                op(
+                    "encode-chunk",
+                    workdir,
+                    &["--chunk".into(), c.index.to_string()],
+                ),
+            )
+            .with_priority(priority)
+            .with_retries(2, 1_000)
+            .with_cpu(cpu)
+        })
+        .collect();
+    let mut concat = TaskSpec::new("concat", op("concat", workdir, &[]))
+        .after("encode-chunk-*")
+        .with_priority(95);
+    if plan.audio.is_some() {
+        // One long task: start it first so it never ends up last.
+        tasks.push(
+            TaskSpec::new("encode-audio", op("encode-audio", workdir, &[]))
+                .with_priority(100)
+                .with_retries(2, 1_000),
+        );
+        concat = concat.after("encode-audio");
+    }
+    tasks.push(concat.with_retries(1, 1_000));
+    tasks.push(
+        TaskSpec::new("verify", op("verify", workdir, &[]))
+            .after("concat")
+            .with_priority(95),
+    );
+    tasks
+}
