@@ -18,13 +18,21 @@ pub enum SpecError {
     #[error("task {task:?}: dependency {selector:?} matches no task")]
     NoMatch { task: String, selector: String },
     #[error("task {task:?}: invalid regex in dependency {selector:?}: {error}")]
-    BadRegex { task: String, selector: String, error: String },
+    BadRegex {
+        task: String,
+        selector: String,
+        error: String,
+    },
     #[error("task {0:?} depends on itself")]
     SelfDependency(String),
     #[error("the dependencies form a cycle through {0:?}")]
     Cycle(String),
     #[error("task {task:?} asks for {cpu} cpu slots but only {capacity} exist")]
-    TooBig { task: String, cpu: u32, capacity: u32 },
+    TooBig {
+        task: String,
+        cpu: u32,
+        capacity: u32,
+    },
     #[error("task {0:?} asks for 0 cpu slots; ask for at least 1")]
     ZeroCpu(String),
     #[error("task {0:?}: a command needs at least a program name")]
@@ -57,7 +65,11 @@ pub(crate) fn resolve(
         }
         check_task(t, capacity)?;
     }
-    let all: Vec<&str> = existing.iter().copied().chain(new.iter().map(|t| t.name.as_str())).collect();
+    let all: Vec<&str> = existing
+        .iter()
+        .copied()
+        .chain(new.iter().map(|t| t.name.as_str()))
+        .collect();
     let mut parents: Parents = Vec::with_capacity(new.len());
     for (i, t) in new.iter().enumerate() {
         let me = (base + i) as u32;
@@ -65,7 +77,10 @@ pub(crate) fn resolve(
         for dep in &t.deps {
             let matched = matches(&dep.selector, &all, &index, &t.name)?;
             if matched.is_empty() {
-                return Err(SpecError::NoMatch { task: t.name.clone(), selector: dep.selector.to_string() });
+                return Err(SpecError::NoMatch {
+                    task: t.name.clone(),
+                    selector: dep.selector.to_string(),
+                });
             }
             for p in matched {
                 if p == me {
@@ -92,7 +107,11 @@ fn check_task(t: &TaskSpec, capacity: u32) -> Result<(), SpecError> {
         return Err(SpecError::ZeroCpu(t.name.clone()));
     }
     if t.resources.cpu > capacity {
-        return Err(SpecError::TooBig { task: t.name.clone(), cpu: t.resources.cpu, capacity });
+        return Err(SpecError::TooBig {
+            task: t.name.clone(),
+            cpu: t.resources.cpu,
+            capacity,
+        });
     }
     if let tessera_types::Action::Command { argv } = &t.action {
         if argv.first().is_none_or(|p| p.is_empty()) {
@@ -124,9 +143,19 @@ fn matches(
             let re = Regex::new(r).map_err(|e| SpecError::BadRegex {
                 task: task.to_string(),
                 selector: sel.to_string(),
-                error: e.to_string().lines().last().unwrap_or_default().trim().to_string(),
+                error: e
+                    .to_string()
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
             })?;
-            all.iter().enumerate().filter(|(_, n)| re.is_match(n)).map(|(i, _)| i as u32).collect()
+            all.iter()
+                .enumerate()
+                .filter(|(_, n)| re.is_match(n))
+                .map(|(i, _)| i as u32)
+                .collect()
         }
     })
 }
@@ -273,12 +302,24 @@ mod tests {
     #[test]
     fn resolution_reports_precise_errors() {
         let err = |tasks: Vec<TaskSpec>| resolve(&[], &tasks, 4).unwrap_err().to_string();
-        assert_eq!(err(vec![t("a"), t("a")]), "two tasks are named \"a\"; task names must be unique within a job");
-        assert_eq!(err(vec![t("a").after("b*")]), "task \"a\": dependency \"b*\" matches no task");
-        assert_eq!(err(vec![t("a").after("b"), t("b").after("a")]), "the dependencies form a cycle through \"a\"");
+        assert_eq!(
+            err(vec![t("a"), t("a")]),
+            "two tasks are named \"a\"; task names must be unique within a job"
+        );
+        assert_eq!(
+            err(vec![t("a").after("b*")]),
+            "task \"a\": dependency \"b*\" matches no task"
+        );
+        assert_eq!(
+            err(vec![t("a").after("b"), t("b").after("a")]),
+            "the dependencies form a cycle through \"a\""
+        );
         assert_eq!(err(vec![t("a").after("a")]), "task \"a\" depends on itself");
         assert!(err(vec![t("a").after("re:(")]).starts_with("task \"a\": invalid regex"));
-        assert_eq!(err(vec![t("a").with_cpu(8)]), "task \"a\" asks for 8 cpu slots but only 4 exist");
+        assert_eq!(
+            err(vec![t("a").with_cpu(8)]),
+            "task \"a\" asks for 8 cpu slots but only 4 exist"
+        );
     }
 
     #[test]
@@ -287,10 +328,21 @@ mod tests {
             t("enc-1"),
             t("enc-2"),
             t("audio"),
-            t("merge").after("enc-*").after("re:^(enc-1|audio)$").after_if("audio", Condition::Any),
+            t("merge")
+                .after("enc-*")
+                .after("re:^(enc-1|audio)$")
+                .after_if("audio", Condition::Any),
         ];
         let parents = resolve(&[], &tasks, 1).unwrap();
-        assert_eq!(parents[3], vec![(0, Condition::Success), (1, Condition::Success), (2, Condition::Success), (2, Condition::Any)]);
+        assert_eq!(
+            parents[3],
+            vec![
+                (0, Condition::Success),
+                (1, Condition::Success),
+                (2, Condition::Success),
+                (2, Condition::Any)
+            ]
+        );
         // An expansion sees the existing tasks.
         let more = vec![t("verify").after("merge")];
         let p2 = resolve(&["enc-1", "enc-2", "audio", "merge"], &more, 1).unwrap();

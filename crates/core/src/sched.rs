@@ -26,7 +26,11 @@ pub enum Event {
         expansion: Option<Vec<TaskSpec>>,
     },
     /// Nobody knows how the attempt ended (its node or the scheduler went away).
-    Lost { task: TaskRef, attempt: AttemptNo, reason: String },
+    Lost {
+        task: TaskRef,
+        attempt: AttemptNo,
+        reason: String,
+    },
     /// Cancel the whole job: queued tasks end at once, running ones are killed.
     CancelJob { job: JobId },
 }
@@ -34,8 +38,16 @@ pub enum Event {
 /// What the driver must do, after committing the step's changes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    Start { task: TaskRef, attempt: AttemptNo, spec: Arc<TaskSpec>, node: NodeId },
-    Kill { task: TaskRef, attempt: AttemptNo },
+    Start {
+        task: TaskRef,
+        attempt: AttemptNo,
+        spec: Arc<TaskSpec>,
+        node: NodeId,
+    },
+    Kill {
+        task: TaskRef,
+        attempt: AttemptNo,
+    },
 }
 
 /// The output of one call: durable changes first, then commands.
@@ -177,7 +189,13 @@ impl Scheduler {
         let parents = resolve(&[], &spec.tasks, self.capacity)?;
         self.jobs.insert(
             id,
-            Job { tasks: Vec::new(), state: JobState::Pending, unfinished: 0, failed: 0, cancelled: false },
+            Job {
+                tasks: Vec::new(),
+                state: JobState::Pending,
+                unfinished: 0,
+                failed: 0,
+                cancelled: false,
+            },
         );
         self.active += 1;
         let mut step = Step::default();
@@ -198,7 +216,11 @@ impl Scheduler {
         now: Millis,
     ) -> Result<Step, SpecError> {
         let n = snap.spec.tasks.len();
-        let mut bounds: Vec<usize> = batch_starts.iter().map(|&b| b as usize).filter(|&b| b < n).collect();
+        let mut bounds: Vec<usize> = batch_starts
+            .iter()
+            .map(|&b| b as usize)
+            .filter(|&b| b < n)
+            .collect();
         bounds.sort_unstable();
         bounds.dedup();
         if bounds.first() != Some(&0) {
@@ -207,16 +229,35 @@ impl Scheduler {
         bounds.push(n);
         let mut parents = Vec::with_capacity(n);
         for w in bounds.windows(2) {
-            let existing: Vec<&str> = snap.spec.tasks[..w[0]].iter().map(|t| t.name.as_str()).collect();
-            parents.extend(resolve(&existing, &snap.spec.tasks[w[0]..w[1]], self.capacity)?);
+            let existing: Vec<&str> = snap.spec.tasks[..w[0]]
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect();
+            parents.extend(resolve(
+                &existing,
+                &snap.spec.tasks[w[0]..w[1]],
+                self.capacity,
+            )?);
         }
         self.jobs.insert(
             snap.id,
-            Job { tasks: Vec::new(), state: snap.state, unfinished: 0, failed: 0, cancelled: false },
+            Job {
+                tasks: Vec::new(),
+                state: snap.state,
+                unfinished: 0,
+                failed: 0,
+                cancelled: false,
+            },
         );
         self.active += 1;
         let mut step = Step::default();
-        self.add_tasks(snap.id, snap.spec.tasks.iter().cloned(), parents, Some(&snap.tasks), &mut step);
+        self.add_tasks(
+            snap.id,
+            snap.spec.tasks.iter().cloned(),
+            parents,
+            Some(&snap.tasks),
+            &mut step,
+        );
         let job = self.jobs.get_mut(&snap.id).expect("just inserted");
         let running: Vec<(u32, AttemptNo)> = job
             .tasks
@@ -229,7 +270,13 @@ impl Scheduler {
             // Its slot was never taken in this process.
             self.used += self.jobs[&snap.id].tasks[i as usize].spec.resources.cpu;
             let task = TaskRef::new(snap.id, i);
-            self.lost(task, attempt, "tessera restarted while it ran".into(), now, &mut step);
+            self.lost(
+                task,
+                attempt,
+                "tessera restarted while it ran".into(),
+                now,
+                &mut step,
+            );
         }
         self.settle(snap.id, &mut step);
         self.dispatch(now, &mut step);
@@ -239,10 +286,18 @@ impl Scheduler {
     pub fn handle(&mut self, event: Event, now: Millis) -> Step {
         let mut step = Step::default();
         match event {
-            Event::Exited { task, attempt, result, usage, expansion } => {
-                self.exited(task, attempt, result, usage, expansion, now, &mut step)
-            }
-            Event::Lost { task, attempt, reason } => self.lost(task, attempt, reason, now, &mut step),
+            Event::Exited {
+                task,
+                attempt,
+                result,
+                usage,
+                expansion,
+            } => self.exited(task, attempt, result, usage, expansion, now, &mut step),
+            Event::Lost {
+                task,
+                attempt,
+                reason,
+            } => self.lost(task, attempt, reason, now, &mut step),
             Event::CancelJob { job } => self.cancel_job(job, &mut step),
         }
         self.dispatch(now, &mut step);
@@ -358,7 +413,9 @@ impl Scheduler {
         for i in base..job.tasks.len() {
             match job.tasks[i].state {
                 TaskState::Ready => decide.push((i as u32, true)),
-                TaskState::Waiting if job.tasks[i].open_parents == 0 => decide.push((i as u32, false)),
+                TaskState::Waiting if job.tasks[i].open_parents == 0 => {
+                    decide.push((i as u32, false))
+                }
                 _ => {}
             }
         }
@@ -384,7 +441,12 @@ impl Scheduler {
             !accepts(cond, ps)
         });
         if job.cancelled {
-            self.finish(task, TaskState::Cancelled, Some("job cancelled".into()), step);
+            self.finish(
+                task,
+                TaskState::Cancelled,
+                Some("job cancelled".into()),
+                step,
+            );
             return;
         }
         match rejected {
@@ -423,7 +485,12 @@ impl Scheduler {
         }
         t.queued = seq;
         let priority = t.spec.priority;
-        self.queue.push(Queued { priority, job: Reverse(task.job), seq: Reverse(seq), task });
+        self.queue.push(Queued {
+            priority,
+            job: Reverse(task.job),
+            seq: Reverse(seq),
+            task,
+        });
     }
 
     fn dispatch(&mut self, now: Millis, step: &mut Step) {
@@ -440,7 +507,10 @@ impl Scheduler {
                 self.queue.pop();
                 continue;
             }
-            let (not_before, cpu) = self.task(task).map(|t| (t.not_before, t.spec.resources.cpu)).expect("live");
+            let (not_before, cpu) = self
+                .task(task)
+                .map(|t| (t.not_before, t.spec.resources.cpu))
+                .expect("live");
             if not_before > now {
                 self.queue.pop();
                 self.delayed.insert((not_before, task));
@@ -454,7 +524,10 @@ impl Scheduler {
             let job = self.jobs.get_mut(&task.job).expect("job");
             if job.state == JobState::Pending {
                 job.state = JobState::Running;
-                step.changes.push(Change::JobState { job: task.job, state: JobState::Running });
+                step.changes.push(Change::JobState {
+                    job: task.job,
+                    state: JobState::Running,
+                });
             }
             let t = &mut job.tasks[task.index as usize];
             t.attempt += 1;
@@ -466,8 +539,18 @@ impl Scheduler {
                 self.deadlines.insert((t.deadline, task, attempt));
             }
             self.set(task, TaskState::Running, None, step);
-            step.changes.push(Change::AttemptStarted { task, attempt, node: NodeId::LOCAL, at: now });
-            step.commands.push(Command::Start { task, attempt, spec, node: NodeId::LOCAL });
+            step.changes.push(Change::AttemptStarted {
+                task,
+                attempt,
+                node: NodeId::LOCAL,
+                at: now,
+            });
+            step.commands.push(Command::Start {
+                task,
+                attempt,
+                spec,
+                node: NodeId::LOCAL,
+            });
         }
     }
 
@@ -495,13 +578,21 @@ impl Scheduler {
             (None, Ok(())) => match expansion.filter(|e| expands && !e.is_empty()) {
                 Some(new) => match self.expand(task.job, new, now, step) {
                     Ok(()) => AttemptOutcome::Succeeded,
-                    Err(e) => AttemptOutcome::Failed { message: format!("its expansion was refused: {e}") },
+                    Err(e) => AttemptOutcome::Failed {
+                        message: format!("its expansion was refused: {e}"),
+                    },
                 },
                 None => AttemptOutcome::Succeeded,
             },
             (None, Err(message)) => AttemptOutcome::Failed { message },
         };
-        step.changes.push(Change::AttemptEnded { task, attempt, outcome: outcome.clone(), usage, at: now });
+        step.changes.push(Change::AttemptEnded {
+            task,
+            attempt,
+            outcome: outcome.clone(),
+            usage,
+            at: now,
+        });
         match outcome {
             AttemptOutcome::Succeeded => self.finish(task, TaskState::Succeeded, None, step),
             AttemptOutcome::Cancelled => {
@@ -514,7 +605,14 @@ impl Scheduler {
         }
     }
 
-    fn lost(&mut self, task: TaskRef, attempt: AttemptNo, reason: String, now: Millis, step: &mut Step) {
+    fn lost(
+        &mut self,
+        task: TaskRef,
+        attempt: AttemptNo,
+        reason: String,
+        now: Millis,
+        step: &mut Step,
+    ) {
         let Some(t) = self.task(task) else { return };
         if t.state != TaskState::Running || t.attempt != attempt {
             return;
@@ -571,18 +669,30 @@ impl Scheduler {
         }
     }
 
-    fn expand(&mut self, job: JobId, new: Vec<TaskSpec>, _now: Millis, step: &mut Step) -> Result<(), SpecError> {
+    fn expand(
+        &mut self,
+        job: JobId,
+        new: Vec<TaskSpec>,
+        _now: Millis,
+        step: &mut Step,
+    ) -> Result<(), SpecError> {
         let j = self.jobs.get(&job).expect("job");
         let existing: Vec<&str> = j.tasks.iter().map(|t| t.spec.name.as_str()).collect();
         let parents = resolve(&existing, &new, self.capacity)?;
         let first_index = existing.len() as u32;
-        step.changes.push(Change::TasksAdded { job, first_index, tasks: new.clone() });
+        step.changes.push(Change::TasksAdded {
+            job,
+            first_index,
+            tasks: new.clone(),
+        });
         self.add_tasks(job, new.into_iter(), parents, None, step);
         Ok(())
     }
 
     fn cancel_job(&mut self, job: JobId, step: &mut Step) {
-        let Some(j) = self.jobs.get_mut(&job) else { return };
+        let Some(j) = self.jobs.get_mut(&job) else {
+            return;
+        };
         if j.state.is_terminal() {
             return;
         }
@@ -592,9 +702,12 @@ impl Scheduler {
             let task = TaskRef::new(job, i);
             let t = &mut self.jobs.get_mut(&job).expect("job").tasks[i as usize];
             match t.state {
-                TaskState::Waiting | TaskState::Ready => {
-                    self.finish(task, TaskState::Cancelled, Some("job cancelled".into()), step)
-                }
+                TaskState::Waiting | TaskState::Ready => self.finish(
+                    task,
+                    TaskState::Cancelled,
+                    Some("job cancelled".into()),
+                    step,
+                ),
                 TaskState::Running if t.killing.is_none() => {
                     t.killing = Some(KillReason::Cancel);
                     let attempt = t.attempt;
@@ -667,7 +780,10 @@ impl Scheduler {
         } else {
             JobState::Succeeded
         };
-        step.changes.push(Change::JobState { job, state: j.state });
+        step.changes.push(Change::JobState {
+            job,
+            state: j.state,
+        });
     }
 }
 

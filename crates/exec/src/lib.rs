@@ -1,1 +1,49 @@
-//! placeholder
+//! Executors run attempts and report what happens to them.
+//!
+//! The driver hands an [`Executor`] a [`StartRequest`] for each attempt the
+//! scheduler starts, and gets [`ExecEvent`]s back on an [`EventSink`]:
+//! `Started` (with the pid, which the driver records so a restarted
+//! scheduler can clean up), `Progress` (from `#tessera-progress <done>
+//! <total>` lines the task prints), and one `Exited` with the result and the
+//! attempt's resource use. Calls never block on the attempt.
+//!
+//! - [`LocalExecutor`] runs each attempt as a child process in its own
+//!   process group, with its logs in files; [`kill_orphan_group`] cleans up
+//!   after a crashed predecessor.
+//! - [`InProcessExecutor`] completes no-op tasks without any process, for
+//!   benchmarks and tests of the scheduler.
+//!
+//! ```
+//! use std::sync::{mpsc, Arc};
+//! use tessera_exec::{EventSink, ExecEvent, Executor, LocalConfig, LocalExecutor, StartRequest};
+//! use tessera_types::{Action, JobId, TaskRef};
+//!
+//! let (tx, rx) = mpsc::channel();
+//! let sink: EventSink = Arc::new(move |e| drop(tx.send(e)));
+//! let mut exec = LocalExecutor::new(LocalConfig { op_program: "tessera".into(), sink });
+//! let dir = std::env::temp_dir().join(format!("tessera-exec-doc-{}", std::process::id()));
+//! exec.start(StartRequest {
+//!     task: TaskRef::new(JobId(1), 0),
+//!     attempt: 1,
+//!     name: "hello".into(),
+//!     action: Action::command(["sh", "-c", "echo '#tessera-progress 1 1'"]),
+//!     env: Default::default(),
+//!     workdir: dir.join("work"),
+//!     log_dir: dir.join("logs"),
+//! });
+//! let events: Vec<ExecEvent> = rx.iter().take(3).collect();
+//! assert!(matches!(events[2], ExecEvent::Exited { result: Ok(()), .. }));
+//! # std::fs::remove_dir_all(dir).unwrap();
+//! ```
+
+mod error;
+mod executor;
+mod inprocess;
+mod local;
+mod orphan;
+
+pub use error::{signal_name, ExecError};
+pub use executor::{EventSink, ExecEvent, Executor, StartRequest};
+pub use inprocess::InProcessExecutor;
+pub use local::{attempt_marker, LocalConfig, LocalExecutor, ATTEMPT_ENV};
+pub use orphan::kill_orphan_group;

@@ -23,7 +23,11 @@ fn chains(chains: usize, len: usize) -> JobSpec {
     for c in 0..chains {
         for i in 0..len {
             let t = TaskSpec::new(format!("c{c}-{i}"), Action::Noop);
-            tasks.push(if i == 0 { t } else { t.after(&format!("c{c}-{}", i - 1)) });
+            tasks.push(if i == 0 {
+                t
+            } else {
+                t.after(&format!("c{c}-{}", i - 1))
+            });
         }
     }
     JobSpec::new("chains", tasks)
@@ -39,9 +43,19 @@ fn drive(spec: &JobSpec, slots: u32) -> (u64, f64) {
     while let Some(cmd) = pending.pop() {
         if let Command::Start { task, attempt, .. } = cmd {
             now += 1;
-            let ev = Event::Exited { task, attempt, result: Ok(()), usage: AttemptUsage::default(), expansion: None };
+            let ev = Event::Exited {
+                task,
+                attempt,
+                result: Ok(()),
+                usage: AttemptUsage::default(),
+                expansion: None,
+            };
             let step = s.handle(ev, now);
-            transitions += step.changes.iter().filter(|c| matches!(c, Change::Task { .. })).count() as u64;
+            transitions += step
+                .changes
+                .iter()
+                .filter(|c| matches!(c, Change::Task { .. }))
+                .count() as u64;
             pending.extend(step.commands);
         }
     }
@@ -54,7 +68,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let cases = [("fan-out 100k + fan-in", fan(100_000), 64), ("1k chains x 100", chains(1_000, 100), 64)];
+    let cases = [
+        ("fan-out 100k + fan-in", fan(100_000), 64),
+        ("1k chains x 100", chains(1_000, 100), 64),
+    ];
     for (name, spec, slots) in cases {
         let mut rates = Vec::new();
         let mut count = 0;
@@ -63,6 +80,9 @@ fn main() {
             count = n;
             rates.push(n as f64 / secs);
         }
-        println!("{name:<24} {count:>8} transitions   median {:>12.0} transitions/s", median(rates));
+        println!(
+            "{name:<24} {count:>8} transitions   median {:>12.0} transitions/s",
+            median(rates)
+        );
     }
 }

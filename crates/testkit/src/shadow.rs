@@ -27,7 +27,12 @@ impl Shadow {
         let tasks = spec.tasks.iter().map(|_| fresh()).collect();
         self.jobs.insert(
             id,
-            ShadowJob { spec: spec.clone(), state: JobState::Pending, tasks, batch_starts: vec![0] },
+            ShadowJob {
+                spec: spec.clone(),
+                state: JobState::Pending,
+                tasks,
+                batch_starts: vec![0],
+            },
         );
     }
 
@@ -35,15 +40,28 @@ impl Shadow {
     pub fn apply(&mut self, changes: &[Change]) {
         for c in changes {
             match c {
-                Change::JobState { job, state } => self.jobs.get_mut(job).expect("job").state = *state,
-                Change::TasksAdded { job, first_index, tasks } => {
+                Change::JobState { job, state } => {
+                    self.jobs.get_mut(job).expect("job").state = *state
+                }
+                Change::TasksAdded {
+                    job,
+                    first_index,
+                    tasks,
+                } => {
                     let j = self.jobs.get_mut(job).expect("job");
                     assert_eq!(*first_index as usize, j.tasks.len(), "expansion appends");
                     j.batch_starts.push(*first_index);
                     j.spec.tasks.extend(tasks.iter().cloned());
                     j.tasks.extend(tasks.iter().map(|_| fresh()));
                 }
-                Change::Task { task, state, attempt, failures, not_before, .. } => {
+                Change::Task {
+                    task,
+                    state,
+                    attempt,
+                    failures,
+                    not_before,
+                    ..
+                } => {
                     let t = self.task_mut(*task);
                     if let Err(e) = t.state.transition(*state) {
                         panic!("task {task}: {e}");
@@ -57,7 +75,10 @@ impl Shadow {
                 }
                 Change::AttemptStarted { task, attempt, .. } => {
                     let t = self.task_mut(*task);
-                    assert_eq!(t.attempt, *attempt, "attempt {attempt} of {task} starts as recorded");
+                    assert_eq!(
+                        t.attempt, *attempt,
+                        "attempt {attempt} of {task} starts as recorded"
+                    );
                 }
                 Change::AttemptEnded { .. } => {}
             }
@@ -94,5 +115,10 @@ impl Shadow {
 }
 
 fn fresh() -> TaskSnapshot {
-    TaskSnapshot { state: TaskState::Waiting, attempt: 0, failures: 0, not_before: 0 }
+    TaskSnapshot {
+        state: TaskState::Waiting,
+        attempt: 0,
+        failures: 0,
+        not_before: 0,
+    }
 }

@@ -24,7 +24,11 @@ pub struct Behaviour(Box<Decide>);
 impl Behaviour {
     /// Every attempt takes `ms` and succeeds.
     pub fn fixed(ms: Millis) -> Self {
-        Self::custom(move |_, _| Outcome { duration: ms, result: Ok(()), expansion: None })
+        Self::custom(move |_, _| Outcome {
+            duration: ms,
+            result: Ok(()),
+            expansion: None,
+        })
     }
 
     pub fn custom(f: impl FnMut(&TaskSpec, AttemptNo) -> Outcome + 'static) -> Self {
@@ -112,7 +116,10 @@ impl Sim {
                 let f = entry.remove();
                 self.index.remove(&(f.task, f.attempt));
                 self.busy_ms += u128::from(self.now - f.started) * u128::from(f.cpu);
-                let usage = AttemptUsage { wall_ms: self.now - f.started, ..Default::default() };
+                let usage = AttemptUsage {
+                    wall_ms: self.now - f.started,
+                    ..Default::default()
+                };
                 let ev = Event::Exited {
                     task: f.task,
                     attempt: f.attempt,
@@ -139,7 +146,10 @@ impl Sim {
         self.index.clear();
         self.sched = Scheduler::new(capacity);
         for snap in self.shadow.snapshots() {
-            let step = self.sched.restore(&snap, &snap.batch_starts, self.now).expect("restorable");
+            let step = self
+                .sched
+                .restore(&snap, &snap.batch_starts, self.now)
+                .expect("restorable");
             self.apply(step);
         }
     }
@@ -150,7 +160,12 @@ impl Sim {
         self.shadow.apply(&step.changes);
         for cmd in step.commands {
             match cmd {
-                Command::Start { task, attempt, spec, .. } => {
+                Command::Start {
+                    task,
+                    attempt,
+                    spec,
+                    ..
+                } => {
                     self.check_dependencies_allow(task, &spec);
                     let out = (self.behaviour.0)(&spec, attempt);
                     self.seq += 1;
@@ -183,13 +198,21 @@ impl Sim {
             }
         }
         let used: u32 = self.running.values().map(|f| f.cpu).sum();
-        assert!(used <= self.sched.capacity(), "slots oversubscribed: {used} > {}", self.sched.capacity());
+        assert!(
+            used <= self.sched.capacity(),
+            "slots oversubscribed: {used} > {}",
+            self.sched.capacity()
+        );
         self.peak_used = self.peak_used.max(used);
     }
 
     fn check_dependencies_allow(&self, task: TaskRef, spec: &TaskSpec) {
         let job = &self.shadow.jobs[&task.job];
-        assert_eq!(job.tasks[task.index as usize].state, TaskState::Running, "{task} started while not running");
+        assert_eq!(
+            job.tasks[task.index as usize].state,
+            TaskState::Running,
+            "{task} started while not running"
+        );
         for dep in &spec.deps {
             for (i, other) in job.spec.tasks.iter().enumerate() {
                 let hit = match &dep.selector {
@@ -206,7 +229,11 @@ impl Sim {
                     Condition::Failure => ps == TaskState::Failed,
                     Condition::Any => ps.is_terminal(),
                 };
-                assert!(ok, "{} started while its dependency {} is {ps}", spec.name, other.name);
+                assert!(
+                    ok,
+                    "{} started while its dependency {} is {ps}",
+                    spec.name, other.name
+                );
             }
         }
     }

@@ -15,11 +15,19 @@ fn t(name: &str) -> TaskSpec {
 }
 
 fn ok(ms: u64) -> Outcome {
-    Outcome { duration: ms, result: Ok(()), expansion: None }
+    Outcome {
+        duration: ms,
+        result: Ok(()),
+        expansion: None,
+    }
 }
 
 fn fail(ms: u64) -> Outcome {
-    Outcome { duration: ms, result: Err("exited with status 1".into()), expansion: None }
+    Outcome {
+        duration: ms,
+        result: Err("exited with status 1".into()),
+        expansion: None,
+    }
 }
 
 /// Fails the named tasks' first `n` attempts.
@@ -41,10 +49,18 @@ fn state(sim: &Sim, job: JobId, index: u32) -> TaskState {
 #[test]
 fn retries_back_off_and_then_succeed() {
     let mut sim = Sim::new(1, flaky(&[("a", 2)]));
-    let job = sim.submit(&JobSpec::new("j", vec![t("a").with_retries(2, 100), t("b").after("a")]));
+    let job = sim.submit(&JobSpec::new(
+        "j",
+        vec![t("a").with_retries(2, 100), t("b").after("a")],
+    ));
     sim.run(1000);
     assert_eq!(sim.shadow.job_state(job), Some(JobState::Succeeded));
-    let a_starts: Vec<u64> = sim.starts.iter().filter(|s| s.1.index == 0).map(|s| s.0).collect();
+    let a_starts: Vec<u64> = sim
+        .starts
+        .iter()
+        .filter(|s| s.1.index == 0)
+        .map(|s| s.0)
+        .collect();
     // 10 ms run, 100 ms backoff, 10 ms run, 200 ms backoff, 10 ms run.
     assert_eq!(a_starts, vec![0, 110, 320]);
     sim.assert_log_matches_scheduler();
@@ -70,13 +86,20 @@ fn retries_run_out_and_dependents_are_skipped_but_handlers_run() {
     assert_eq!(state(&sim, job, 3), TaskState::Succeeded);
     assert_eq!(state(&sim, job, 4), TaskState::Succeeded);
     assert_eq!(sim.shadow.job_state(job), Some(JobState::Failed));
-    assert_eq!(sim.starts.iter().filter(|s| s.1.index == 0).count(), 2, "one retry");
+    assert_eq!(
+        sim.starts.iter().filter(|s| s.1.index == 0).count(),
+        2,
+        "one retry"
+    );
 }
 
 #[test]
 fn a_failure_handler_is_skipped_when_its_parent_succeeds() {
     let mut sim = Sim::new(1, Behaviour::fixed(5));
-    let job = sim.submit(&JobSpec::new("j", vec![t("a"), t("h").after_if("a", Condition::Failure)]));
+    let job = sim.submit(&JobSpec::new(
+        "j",
+        vec![t("a"), t("h").after_if("a", Condition::Failure)],
+    ));
     sim.run(100);
     assert_eq!(state(&sim, job, 1), TaskState::Skipped);
     assert_eq!(sim.shadow.job_state(job), Some(JobState::Succeeded));
@@ -85,17 +108,26 @@ fn a_failure_handler_is_skipped_when_its_parent_succeeds() {
 #[test]
 fn time_limits_kill_and_count_as_failures() {
     let mut sim = Sim::new(1, Behaviour::fixed(1_000));
-    let job = sim.submit(&JobSpec::new("j", vec![t("slow").with_time_limit_ms(50).with_retries(1, 10)]));
+    let job = sim.submit(&JobSpec::new(
+        "j",
+        vec![t("slow").with_time_limit_ms(50).with_retries(1, 10)],
+    ));
     sim.run(100);
     assert_eq!(sim.shadow.job_state(job), Some(JobState::Failed));
-    assert_eq!(sim.starts.iter().map(|s| s.0).collect::<Vec<_>>(), vec![0, 60]);
+    assert_eq!(
+        sim.starts.iter().map(|s| s.0).collect::<Vec<_>>(),
+        vec![0, 60]
+    );
     assert_eq!(sim.now, 110);
 }
 
 #[test]
 fn cancelling_a_job_kills_running_attempts_and_ends_the_rest() {
     let mut sim = Sim::new(2, Behaviour::fixed(1_000));
-    let job = sim.submit(&JobSpec::new("j", vec![t("a"), t("b"), t("c"), t("d").after("*")]));
+    let job = sim.submit(&JobSpec::new(
+        "j",
+        vec![t("a"), t("b"), t("c"), t("d").after("*")],
+    ));
     // a and b run; c is queued; d waits.
     assert_eq!(sim.starts.len(), 2);
     sim.cancel(job);
@@ -105,13 +137,18 @@ fn cancelling_a_job_kills_running_attempts_and_ends_the_rest() {
         assert_eq!(state(&sim, job, i), TaskState::Cancelled, "task {i}");
     }
     assert_eq!(sim.starts.len(), 2, "nothing new started after the cancel");
-    assert_eq!(sim.now, 0, "kills end attempts at once, not after their run time");
+    assert_eq!(
+        sim.now, 0,
+        "kills end attempts at once, not after their run time"
+    );
 }
 
 #[test]
 fn slots_are_never_oversubscribed_and_priority_orders_the_queue() {
     let mut sim = Sim::new(2, Behaviour::fixed(10));
-    let tasks: Vec<TaskSpec> = (0..6).map(|i| t(&format!("c{i}")).with_priority(i)).collect();
+    let tasks: Vec<TaskSpec> = (0..6)
+        .map(|i| t(&format!("c{i}")).with_priority(i))
+        .collect();
     let job = sim.submit(&JobSpec::new("j", tasks));
     sim.run(100);
     assert_eq!(sim.peak_used, 2);
@@ -125,15 +162,24 @@ fn slots_are_never_oversubscribed_and_priority_orders_the_queue() {
 fn an_expanding_task_adds_a_fan_out_and_fan_in() {
     let behaviour = Behaviour::custom(|spec, _| {
         if spec.name == "plan" {
-            let mut tasks: Vec<TaskSpec> = (0..5).map(|i| t(&format!("enc-{i}")).after("plan")).collect();
+            let mut tasks: Vec<TaskSpec> = (0..5)
+                .map(|i| t(&format!("enc-{i}")).after("plan"))
+                .collect();
             tasks.push(t("join").after("enc-*"));
-            Outcome { duration: 1, result: Ok(()), expansion: Some(tasks) }
+            Outcome {
+                duration: 1,
+                result: Ok(()),
+                expansion: Some(tasks),
+            }
         } else {
             ok(10)
         }
     });
     let mut sim = Sim::new(5, behaviour);
-    let job = sim.submit(&JobSpec::new("j", vec![t("probe"), t("plan").after("probe").expanding()]));
+    let job = sim.submit(&JobSpec::new(
+        "j",
+        vec![t("probe"), t("plan").after("probe").expanding()],
+    ));
     sim.run(1000);
     assert_eq!(sim.shadow.job_state(job), Some(JobState::Succeeded));
     assert_eq!(sim.shadow.jobs[&job].tasks.len(), 8);
@@ -146,7 +192,11 @@ fn an_expanding_task_adds_a_fan_out_and_fan_in() {
 fn an_invalid_expansion_fails_the_expanding_task() {
     let behaviour = Behaviour::custom(|spec, _| {
         if spec.name == "plan" {
-            Outcome { duration: 1, result: Ok(()), expansion: Some(vec![t("x").after("nope-*")]) }
+            Outcome {
+                duration: 1,
+                result: Ok(()),
+                expansion: Some(vec![t("x").after("nope-*")]),
+            }
         } else {
             ok(1)
         }
@@ -172,7 +222,12 @@ fn stale_reports_are_fenced_by_attempt_number() {
         expansion: None,
     };
     let step = s.handle(exited(1, Err("boom".into())), 1);
-    assert!(step.commands.contains(&Command::Start { task, attempt: 2, spec: step_spec(&step), node: tessera_types::NodeId::LOCAL }));
+    assert!(step.commands.contains(&Command::Start {
+        task,
+        attempt: 2,
+        spec: step_spec(&step),
+        node: tessera_types::NodeId::LOCAL
+    }));
     // A late success from attempt 1 must not end the task.
     let step = s.handle(exited(1, Ok(())), 2);
     assert!(step.is_empty(), "stale report ignored: {step:?}");
@@ -198,7 +253,14 @@ fn lost_attempts_are_retried_without_using_up_retries() {
     s.submit(job, &JobSpec::new("j", vec![t("a")]), 0).unwrap();
     let task = TaskRef::new(job, 0);
     for attempt in 1..=3 {
-        let step = s.handle(Event::Lost { task, attempt, reason: "node gone".into() }, 1);
+        let step = s.handle(
+            Event::Lost {
+                task,
+                attempt,
+                reason: "node gone".into(),
+            },
+            1,
+        );
         assert_eq!(step.commands.len(), 1, "restarted after loss {attempt}");
     }
     assert_eq!(s.task_state(task), Some(TaskState::Running));
@@ -207,10 +269,15 @@ fn lost_attempts_are_retried_without_using_up_retries() {
 #[test]
 fn a_crash_mid_job_is_recovered_from_the_change_log() {
     let mut sim = Sim::new(2, Behaviour::fixed(10));
-    let tasks: Vec<TaskSpec> = (0..10).map(|i| t(&format!("c{i}"))).chain([t("merge").after("c*")]).collect();
+    let tasks: Vec<TaskSpec> = (0..10)
+        .map(|i| t(&format!("c{i}")))
+        .chain([t("merge").after("c*")])
+        .collect();
     let job = sim.submit(&JobSpec::new("j", tasks));
     sim.run(3); // a few chunks done, two running
-    let done_before = (0..10).filter(|&i| state(&sim, job, i) == TaskState::Succeeded).count();
+    let done_before = (0..10)
+        .filter(|&i| state(&sim, job, i) == TaskState::Succeeded)
+        .count();
     assert!(done_before >= 2);
     sim.crash_and_restore();
     sim.run(1000);
@@ -224,8 +291,13 @@ fn a_crash_mid_job_is_recovered_from_the_change_log() {
 #[test]
 fn specs_are_validated_before_anything_is_committed() {
     let s = Scheduler::new(2);
-    let err = s.validate(&JobSpec::new("j", vec![t("a").after("b")])).unwrap_err();
-    assert_eq!(err.to_string(), "task \"a\": dependency \"b\" matches no task");
+    let err = s
+        .validate(&JobSpec::new("j", vec![t("a").after("b")]))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "task \"a\": dependency \"b\" matches no task"
+    );
     assert!(s.validate(&JobSpec::new("j", vec![])).is_err());
 }
 
@@ -233,12 +305,15 @@ fn specs_are_validated_before_anything_is_committed() {
 /// with random conditions and retry counts.
 fn arb_job() -> impl Strategy<Value = (Vec<TaskSpec>, Vec<u8>)> {
     (2usize..25).prop_flat_map(|n| {
-        let deps = proptest::collection::vec(proptest::collection::vec((any::<u16>(), 0u8..6), 0..3), n);
+        let deps =
+            proptest::collection::vec(proptest::collection::vec((any::<u16>(), 0u8..6), 0..3), n);
         let fates = proptest::collection::vec(any::<u8>(), n * 4);
         (deps, fates).prop_map(move |(deps, fates)| {
             let mut tasks = Vec::new();
             for (i, ds) in deps.into_iter().enumerate() {
-                let mut task = t(&format!("t{i}")).with_retries((i % 3) as u32, 7).with_priority((i % 5) as i32);
+                let mut task = t(&format!("t{i}"))
+                    .with_retries((i % 3) as u32, 7)
+                    .with_priority((i % 5) as i32);
                 if i > 0 {
                     for (p, c) in ds {
                         let parent = p as usize % i;

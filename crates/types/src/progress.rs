@@ -37,9 +37,15 @@ mod tests {
 
     #[test]
     fn progress_lines_round_trip_and_reject_noise() {
-        let p = Progress { done: 12, total: 340 };
+        let p = Progress {
+            done: 12,
+            total: 340,
+        };
         assert_eq!(parse_progress_line(&progress_line(p)), Some(p));
-        assert_eq!(parse_progress_line("#tessera-progress 1 2\n"), Some(Progress { done: 1, total: 2 }));
+        assert_eq!(
+            parse_progress_line("#tessera-progress 1 2\n"),
+            Some(Progress { done: 1, total: 2 })
+        );
         assert_eq!(parse_progress_line("frame=12"), None);
         assert_eq!(parse_progress_line("#tessera-progress x 2"), None);
         assert_eq!(parse_progress_line("#tessera-progress 1 2 3"), None);

@@ -16,7 +16,10 @@ pub struct JobSpec {
 
 impl JobSpec {
     pub fn new(name: impl Into<String>, tasks: Vec<TaskSpec>) -> Self {
-        Self { name: name.into(), tasks }
+        Self {
+            name: name.into(),
+            tasks,
+        }
     }
 }
 
@@ -74,12 +77,19 @@ impl TaskSpec {
     /// [`Selector::from_str`] for untrusted input.
     pub fn after_if(mut self, selector: &str, condition: Condition) -> Self {
         let selector = selector.parse().expect("valid selector");
-        self.deps.push(Dependency { selector, condition });
+        self.deps.push(Dependency {
+            selector,
+            condition,
+        });
         self
     }
 
     pub fn with_retries(mut self, retries: u32, backoff_ms: u64) -> Self {
-        self.retry = RetryPolicy { retries, backoff_ms, backoff_max_ms: backoff_ms.max(1) * 64 };
+        self.retry = RetryPolicy {
+            retries,
+            backoff_ms,
+            backoff_max_ms: backoff_ms.max(1) * 64,
+        };
         self
     }
 
@@ -127,7 +137,9 @@ impl Action {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Action::Command { argv: argv.into_iter().map(Into::into).collect() }
+        Action::Command {
+            argv: argv.into_iter().map(Into::into).collect(),
+        }
     }
 
     pub fn op<I, S>(op: &str, args: I) -> Self
@@ -135,7 +147,10 @@ impl Action {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Action::Op { op: op.to_string(), args: args.into_iter().map(Into::into).collect() }
+        Action::Op {
+            op: op.to_string(),
+            args: args.into_iter().map(Into::into).collect(),
+        }
     }
 }
 
@@ -157,7 +172,10 @@ fn one() -> u32 {
 
 impl Default for Resources {
     fn default() -> Self {
-        Self { cpu: 1, memory_mb: 0 }
+        Self {
+            cpu: 1,
+            memory_mb: 0,
+        }
     }
 }
 
@@ -186,7 +204,11 @@ fn default_backoff_max() -> u64 {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { retries: 0, backoff_ms: default_backoff(), backoff_max_ms: default_backoff_max() }
+        Self {
+            retries: 0,
+            backoff_ms: default_backoff(),
+            backoff_max_ms: default_backoff_max(),
+        }
     }
 }
 
@@ -194,7 +216,9 @@ impl RetryPolicy {
     /// Delay before attempt `next` (2 for the first retry).
     pub fn backoff_before(&self, next: u32) -> u64 {
         let doublings = next.saturating_sub(2).min(32);
-        self.backoff_ms.saturating_mul(1u64 << doublings).min(self.backoff_max_ms.max(self.backoff_ms))
+        self.backoff_ms
+            .saturating_mul(1u64 << doublings)
+            .min(self.backoff_max_ms.max(self.backoff_ms))
     }
 }
 
@@ -288,7 +312,11 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_caps() {
-        let p = RetryPolicy { retries: 5, backoff_ms: 100, backoff_max_ms: 350 };
+        let p = RetryPolicy {
+            retries: 5,
+            backoff_ms: 100,
+            backoff_max_ms: 350,
+        };
         assert_eq!(p.backoff_before(2), 100);
         assert_eq!(p.backoff_before(3), 200);
         assert_eq!(p.backoff_before(4), 350);
@@ -300,13 +328,17 @@ mod tests {
             "j",
             vec![
                 TaskSpec::new("a", Action::op("probe", ["x.mkv"])),
-                TaskSpec::new("b", Action::Noop).after_if("a*", Condition::Any).with_retries(2, 10),
+                TaskSpec::new("b", Action::Noop)
+                    .after_if("a*", Condition::Any)
+                    .with_retries(2, 10),
             ],
         );
         let json = serde_json::to_string(&spec).unwrap();
         assert_eq!(serde_json::from_str::<JobSpec>(&json).unwrap(), spec);
         let bad = r#"{"name":"j","tasks":[],"colour":1}"#;
-        let err = serde_json::from_str::<JobSpec>(bad).unwrap_err().to_string();
+        let err = serde_json::from_str::<JobSpec>(bad)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown field `colour`"), "{err}");
     }
 }

@@ -33,7 +33,10 @@ impl TaskState {
     ];
 
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled | Self::Skipped)
+        matches!(
+            self,
+            Self::Succeeded | Self::Failed | Self::Cancelled | Self::Skipped
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -63,7 +66,10 @@ impl TaskState {
         if ok {
             Ok(to)
         } else {
-            Err(TransitionError { from: self.as_str(), to: to.as_str() })
+            Err(TransitionError {
+                from: self.as_str(),
+                to: to.as_str(),
+            })
         }
     }
 }
@@ -123,7 +129,10 @@ macro_rules! string_forms {
     };
 }
 
-string_forms!(TaskState, [Waiting, Ready, Running, Succeeded, Failed, Cancelled, Skipped]);
+string_forms!(
+    TaskState,
+    [Waiting, Ready, Running, Succeeded, Failed, Cancelled, Skipped]
+);
 string_forms!(JobState, [Pending, Running, Succeeded, Failed, Cancelled]);
 
 /// How one attempt ended.
@@ -132,14 +141,18 @@ string_forms!(JobState, [Pending, Running, Succeeded, Failed, Cancelled]);
 pub enum AttemptOutcome {
     Succeeded,
     /// The program failed: a non-zero exit, a signal, or it could not start.
-    Failed { message: String },
+    Failed {
+        message: String,
+    },
     /// Killed for running past its time limit.
     TimedOut,
     /// Killed because the task or its job was cancelled.
     Cancelled,
     /// Nobody knows how it ended (the scheduler or its node went away). Does
     /// not count against the task's retries.
-    Lost { reason: String },
+    Lost {
+        reason: String,
+    },
 }
 
 impl AttemptOutcome {

@@ -1,0 +1,448 @@
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tessera_core::{Command, Event, Scheduler, SpecError, Step};
+use tessera_exec::{EventSink, ExecEvent, Executor, StartRequest};
+use tessera_store::{Store, StoreError};
+use tessera_types::{
+    AttemptNo, Change, JobId, JobSpec, JobState, Millis, Progress, TaskRef, TaskSpec,
+};
+
+/// What the driver needs to know about its machine.
+#[derive(Clone, Debug)]
+pub struct DriverConfig {
+    /// CPU slots on this machine (parallel attempts of 1 cpu each).
+    pub slots: u32,
+    /// Root of job workspaces: `<workspace>/jobs/<id>/{tasks/<name>,logs}`.
+    pub workspace: PathBuf,
+    /// How long an interrupt waits for killed attempts to report.
+    pub shutdown_grace: Duration,
+}
+
+impl DriverConfig {
+    pub fn new(slots: u32, workspace: impl Into<PathBuf>) -> Self {
+        Self {
+            slots,
+            workspace: workspace.into(),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("invalid job: {0}")]
+    Spec(#[from] SpecError),
+    #[error("job {0} does not exist")]
+    NoSuchJob(JobId),
+}
+
+/// How [`Driver::run_job`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Finished(JobState),
+    /// Interrupted (Ctrl-C): running attempts were killed and put back in the
+    /// queue, so running the job again resumes it.
+    Interrupted,
+}
+
+/// Sees what happens, for progress displays. Called on the driver's thread;
+/// keep it quick.
+pub trait Observer {
+    /// Changes just committed.
+    fn changes(&mut self, _changes: &[Change]) {}
+    fn progress(&mut self, _task: TaskRef, _attempt: AttemptNo, _progress: Progress) {}
+}
+
+impl Observer for () {}
+
+/// A clock in milliseconds since the Unix epoch.
+pub struct SystemClock;
+
+impl SystemClock {
+    pub fn now() -> Millis {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as Millis)
+    }
+}
+
+enum Input {
+    Exec(ExecEvent),
+    Cancel(JobId),
+    Interrupt,
+}
+
+/// Sends requests to a running driver from any thread (a signal handler's
+/// thread, an API handler).
+#[derive(Clone)]
+pub struct DriverHandle {
+    tx: Sender<Input>,
+}
+
+impl DriverHandle {
+    pub fn cancel(&self, job: JobId) {
+        let _ = self.tx.send(Input::Cancel(job));
+    }
+
+    /// Stops cleanly: kills running attempts, records them as interrupted
+    /// (back in the queue), starts nothing new.
+    pub fn interrupt(&self) {
+        let _ = self.tx.send(Input::Interrupt);
+    }
+}
+
+struct Running {
+    spec: Arc<TaskSpec>,
+    expand: Option<PathBuf>,
+}
+
+pub struct Driver<S, E> {
+    sched: Scheduler,
+    store: S,
+    exec: E,
+    rx: Receiver<Input>,
+    tx: Sender<Input>,
+    config: DriverConfig,
+    running: HashMap<(TaskRef, AttemptNo), Running>,
+    interrupted: bool,
+}
+
+/// Events handled per turn at most, so one turn's transaction stays bounded.
+const BATCH: usize = 4096;
+
+impl<S: Store, E: Executor> Driver<S, E> {
+    /// `make_exec` builds the executor around the sink through which it
+    /// reports back to this driver.
+    pub fn new(store: S, make_exec: impl FnOnce(EventSink) -> E, config: DriverConfig) -> Self {
+        let (tx, rx) = mpsc::channel();
+        let sink_tx = std::sync::Mutex::new(tx.clone());
+        let sink: EventSink = Arc::new(move |ev| {
+            let _ = sink_tx.lock().map(|tx| tx.send(Input::Exec(ev)));
+        });
+        Self {
+            sched: Scheduler::new(config.slots),
+            store,
+            exec: make_exec(sink),
+            rx,
+            tx,
+            config,
+            running: HashMap::new(),
+            interrupted: false,
+        }
+    }
+
+    pub fn handle(&self) -> DriverHandle {
+        DriverHandle {
+            tx: self.tx.clone(),
+        }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.sched
+    }
+
+    /// The workspace directory of a job.
+    pub fn job_dir(&self, job: JobId) -> PathBuf {
+        self.config.workspace.join("jobs").join(job.to_string())
+    }
+
+    /// Rebuilds the scheduler from the store after a restart: kills processes
+    /// left over from attempts that never reported, and requeues those
+    /// attempts as lost. `only` limits this to one job (the encode command
+    /// resumes its own job and leaves others alone). Returns how many
+    /// unfinished jobs were picked up.
+    pub fn recover(&mut self, only: Option<JobId>) -> Result<usize, DriverError> {
+        let wanted = |job: JobId| only.is_none_or(|o| o == job);
+        for a in self.store.open_attempts()? {
+            if !wanted(a.task.job) {
+                continue;
+            }
+            if let Some(pid) = a.pid {
+                let _ = tessera_exec::kill_orphan_group(pid, a.task, a.number);
+            }
+        }
+        let now = SystemClock::now();
+        let mut jobs = self.store.load_unfinished()?;
+        jobs.retain(|j| wanted(j.id));
+        let mut step = Step::default();
+        for snap in &jobs {
+            step.append(self.sched.restore(snap, &snap.batch_starts, now)?);
+        }
+        self.commit_and_act(step, now, &mut ())?;
+        Ok(jobs.len())
+    }
+
+    /// Validates, commits, and queues a job.
+    pub fn submit(&mut self, spec: &JobSpec, key: Option<&str>) -> Result<JobId, DriverError> {
+        self.sched.validate(spec)?;
+        let now = SystemClock::now();
+        let id = self.store.create_job(spec, key, now)?;
+        let step = self.sched.submit(id, spec, now)?;
+        self.commit_and_act(step, now, &mut ())?;
+        Ok(id)
+    }
+
+    /// Runs until `job` has ended or the driver is interrupted.
+    pub fn run_job(
+        &mut self,
+        job: JobId,
+        observer: &mut dyn Observer,
+    ) -> Result<Exit, DriverError> {
+        self.run(observer, |s| {
+            s.job_state(job).is_none_or(|st| st.is_terminal())
+        })?;
+        if self.interrupted {
+            return Ok(Exit::Interrupted);
+        }
+        let state = self
+            .store
+            .job(job)?
+            .ok_or(DriverError::NoSuchJob(job))?
+            .state;
+        self.sched.forget(job);
+        Ok(Exit::Finished(state))
+    }
+
+    /// Runs until nothing is running or queued (every known job has ended)
+    /// or the driver is interrupted.
+    pub fn run_until_idle(&mut self, observer: &mut dyn Observer) -> Result<(), DriverError> {
+        self.run(observer, |s| s.is_idle())
+    }
+
+    fn run(
+        &mut self,
+        observer: &mut dyn Observer,
+        done: impl Fn(&Scheduler) -> bool,
+    ) -> Result<(), DriverError> {
+        let mut deadline: Option<std::time::Instant> = None;
+        loop {
+            if self.interrupted {
+                if self.running.is_empty() {
+                    return Ok(());
+                }
+                let d = *deadline
+                    .get_or_insert_with(|| std::time::Instant::now() + self.config.shutdown_grace);
+                if std::time::Instant::now() >= d {
+                    return Ok(()); // attempts that never reported stay open; recover() handles them
+                }
+            } else if done(&self.sched) && self.running.is_empty() {
+                return Ok(());
+            }
+            let now = SystemClock::now();
+            let wait = match self.sched.next_wakeup() {
+                Some(at) => Duration::from_millis(at.saturating_sub(now)),
+                None => Duration::from_secs(3600),
+            };
+            let wait = if self.interrupted {
+                wait.min(Duration::from_millis(100))
+            } else {
+                wait
+            };
+            let first = match self.rx.recv_timeout(wait) {
+                Ok(input) => Some(input),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => unreachable!("the driver holds a sender"),
+            };
+            let now = SystemClock::now();
+            let mut step = Step::default();
+            let inputs: Vec<Input> = first
+                .into_iter()
+                .chain(self.rx.try_iter().take(BATCH))
+                .collect();
+            for input in inputs {
+                step.append(self.input(input, now, observer)?);
+            }
+            step.append(self.sched.tick(now));
+            self.commit_and_act(step, now, observer)?;
+        }
+    }
+
+    fn input(
+        &mut self,
+        input: Input,
+        now: Millis,
+        observer: &mut dyn Observer,
+    ) -> Result<Step, DriverError> {
+        Ok(match input {
+            Input::Exec(ExecEvent::Started { task, attempt, pid }) => {
+                // The attempt's start was committed before it was launched.
+                self.store.set_attempt_pid(task, attempt, pid)?;
+                Step::default()
+            }
+            Input::Exec(ExecEvent::Progress {
+                task,
+                attempt,
+                progress,
+            }) => {
+                observer.progress(task, attempt, progress);
+                Step::default()
+            }
+            Input::Exec(ExecEvent::Exited {
+                task,
+                attempt,
+                result,
+                usage,
+            }) => {
+                let Some(run) = self.running.remove(&(task, attempt)) else {
+                    return Ok(Step::default());
+                };
+                if self.interrupted {
+                    let reason = "interrupted; run the command again to resume".to_string();
+                    return Ok(self.sched.handle(
+                        Event::Lost {
+                            task,
+                            attempt,
+                            reason,
+                        },
+                        now,
+                    ));
+                }
+                let (result, expansion) = match (result, run.spec.expands) {
+                    (Ok(()), true) => match read_expansion(run.expand.as_deref()) {
+                        Ok(e) => (Ok(()), e),
+                        Err(e) => (Err(e), None),
+                    },
+                    (r, _) => (r, None),
+                };
+                self.sched.handle(
+                    Event::Exited {
+                        task,
+                        attempt,
+                        result,
+                        usage,
+                        expansion,
+                    },
+                    now,
+                )
+            }
+            Input::Cancel(job) => self.sched.handle(Event::CancelJob { job }, now),
+            Input::Interrupt => {
+                self.interrupted = true;
+                self.sched.set_paused(true);
+                self.exec.kill_all();
+                Step::default()
+            }
+        })
+    }
+
+    /// Durable before visible: commit, tell the observer, then act.
+    fn commit_and_act(
+        &mut self,
+        step: Step,
+        now: Millis,
+        observer: &mut dyn Observer,
+    ) -> Result<(), DriverError> {
+        if !step.changes.is_empty() {
+            self.store.apply(&step.changes, now)?;
+            observer.changes(&step.changes);
+        }
+        for cmd in step.commands {
+            match cmd {
+                Command::Start {
+                    task,
+                    attempt,
+                    spec,
+                    ..
+                } => {
+                    let req = self.start_request(task, attempt, &spec);
+                    let expand = req.env.get("TESSERA_EXPAND").map(PathBuf::from);
+                    if let Some(p) = &expand {
+                        let _ = std::fs::remove_file(p); // never read a previous attempt's file
+                    }
+                    self.running
+                        .insert((task, attempt), Running { spec, expand });
+                    self.exec.start(req);
+                }
+                Command::Kill { task, attempt } => self.exec.kill(task, attempt),
+            }
+        }
+        Ok(())
+    }
+
+    fn start_request(&self, task: TaskRef, attempt: AttemptNo, spec: &TaskSpec) -> StartRequest {
+        let job_dir = self.job_dir(task.job);
+        let workdir = job_dir.join("tasks").join(path_safe(&spec.name));
+        let mut env = spec.env.clone();
+        let mut set = |k: &str, v: String| {
+            env.insert(k.to_string(), v);
+        };
+        set("TESSERA_JOB_ID", task.job.to_string());
+        set("TESSERA_TASK_ID", task.to_string());
+        set("TESSERA_TASK_NAME", spec.name.clone());
+        set("TESSERA_ATTEMPT", attempt.to_string());
+        set("TESSERA_JOB_DIR", job_dir.display().to_string());
+        set("TESSERA_WORKDIR", workdir.display().to_string());
+        if spec.expands {
+            set(
+                "TESSERA_EXPAND",
+                workdir.join("expand.json").display().to_string(),
+            );
+        }
+        StartRequest {
+            task,
+            attempt,
+            name: path_safe(&spec.name),
+            action: spec.action.clone(),
+            env,
+            workdir,
+            log_dir: job_dir.join("logs"),
+        }
+    }
+}
+
+/// Task names become directory and file names: keep them tame.
+fn path_safe(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.starts_with('.') {
+        format!("_{s}")
+    } else {
+        s
+    }
+}
+
+fn read_expansion(path: Option<&Path>) -> Result<Option<Vec<TaskSpec>>, String> {
+    let Some(path) = path else { return Ok(None) };
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            format!(
+                "its expansion file {} is not a valid task list: {e}",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!(
+            "could not read its expansion file {}: {e}",
+            path.display()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_safe;
+
+    #[test]
+    fn task_names_become_tame_file_names() {
+        assert_eq!(path_safe("encode-chunk-0001"), "encode-chunk-0001");
+        assert_eq!(path_safe("../etc/passwd"), "_.._etc_passwd");
+        assert_eq!(path_safe("a b/c"), "a_b_c");
+    }
+}

@@ -1,0 +1,75 @@
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tessera_types::{Action, AttemptNo, AttemptUsage, Progress, TaskRef};
+
+/// Runs attempts and reports what happens to them as [`ExecEvent`]s.
+///
+/// Calls return at once; the events arrive later on the executor's
+/// [`EventSink`], possibly from other threads (and possibly from inside the
+/// call, for an attempt that ends at once). For one attempt they come in
+/// order: `Started` (only when a process was started), any `Progress`, then
+/// exactly one `Exited`.
+pub trait Executor: Send {
+    /// Starts an attempt. Its progress and its end arrive later as events.
+    fn start(&mut self, req: StartRequest);
+    /// Kills the attempt's whole process group (a no-op if it is already
+    /// gone). Its `Exited` event still follows.
+    fn kill(&mut self, task: TaskRef, attempt: AttemptNo);
+    /// Kills every running attempt (shutdown, Ctrl-C); `Exited` events follow.
+    fn kill_all(&mut self);
+}
+
+/// One attempt to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StartRequest {
+    pub task: TaskRef,
+    pub attempt: AttemptNo,
+    /// The task's name; names its log files.
+    pub name: String,
+    pub action: Action,
+    /// Set on top of the executor's own environment.
+    pub env: BTreeMap<String, String>,
+    /// The attempt's current directory; created if missing.
+    pub workdir: PathBuf,
+    /// Where `<name>.<attempt>.stdout.log` and `.stderr.log` go; created if missing.
+    pub log_dir: PathBuf,
+}
+
+/// What happened to an attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExecEvent {
+    /// Its process started. `pid` is also its process group id.
+    Started {
+        task: TaskRef,
+        attempt: AttemptNo,
+        pid: u32,
+    },
+    Progress {
+        task: TaskRef,
+        attempt: AttemptNo,
+        progress: Progress,
+    },
+    /// It ended: `Ok` for success, else a one-line reason (see
+    /// [`ExecError`](crate::ExecError) for the forms it takes).
+    Exited {
+        task: TaskRef,
+        attempt: AttemptNo,
+        result: Result<(), String>,
+        usage: AttemptUsage,
+    },
+}
+
+impl ExecEvent {
+    /// The attempt the event is about.
+    pub fn attempt(&self) -> (TaskRef, AttemptNo) {
+        match self {
+            ExecEvent::Started { task, attempt, .. }
+            | ExecEvent::Progress { task, attempt, .. }
+            | ExecEvent::Exited { task, attempt, .. } => (*task, *attempt),
+        }
+    }
+}
+
+/// Where an executor sends its events (typically into the driver's channel).
+pub type EventSink = Arc<dyn Fn(ExecEvent) + Send + Sync>;

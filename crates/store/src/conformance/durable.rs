@@ -1,0 +1,235 @@
+//! What survives: reopening, keys, attempts.
+
+use super::{sample_spec, task_change, Backend};
+use crate::StoreError;
+use tessera_types::{
+    Action, AttemptOutcome, AttemptUsage, Change, JobState, NodeId, TaskRef, TaskSpec, TaskState,
+};
+
+pub fn state_survives_reopen(b: &mut dyn Backend) {
+    let mut s = b.create();
+    let job = s
+        .create_job(&sample_spec("durable"), Some("dur"), 1)
+        .expect("create_job");
+    let t0 = TaskRef::new(job, 0);
+    s.apply(
+        &[
+            Change::JobState {
+                job,
+                state: JobState::Running,
+            },
+            task_change(t0, TaskState::Ready, 0),
+            task_change(t0, TaskState::Running, 1),
+            Change::AttemptStarted {
+                task: t0,
+                attempt: 1,
+                node: NodeId(3),
+                at: 20,
+            },
+            Change::TasksAdded {
+                job,
+                first_index: 3,
+                tasks: vec![TaskSpec::new("extra", Action::Noop)],
+            },
+        ],
+        20,
+    )
+    .expect("apply");
+    s.set_attempt_pid(t0, 1, 4242).expect("pid");
+    let snaps = s.load_unfinished().expect("load");
+    let tasks = s.tasks(job).expect("tasks");
+    let attempts = s.attempts(job).expect("attempts");
+    drop(s);
+
+    let mut s = b.reopen();
+    assert_eq!(s.load_unfinished().expect("load"), snaps);
+    assert_eq!(s.tasks(job).expect("tasks"), tasks);
+    assert_eq!(s.attempts(job).expect("attempts"), attempts);
+    assert_eq!(s.open_attempts().expect("open").len(), 1);
+    assert_eq!(
+        s.find_job_by_key("dur").expect("find").map(|j| j.id),
+        Some(job)
+    );
+    // And it is still writable: new ids do not collide with old ones.
+    let next = s
+        .create_job(&sample_spec("after"), None, 30)
+        .expect("create_job");
+    assert!(next.0 > job.0);
+}
+
+pub fn find_job_by_key_returns_newest(b: &mut dyn Backend) {
+    let mut s = b.create();
+    let first = s
+        .create_job(&sample_spec("a"), Some("same"), 1)
+        .expect("create_job");
+    let other = s
+        .create_job(&sample_spec("b"), Some("other"), 2)
+        .expect("create_job");
+    let second = s
+        .create_job(&sample_spec("c"), Some("same"), 3)
+        .expect("create_job");
+    let none = s
+        .create_job(&sample_spec("d"), None, 4)
+        .expect("create_job");
+    assert_eq!(
+        s.find_job_by_key("same").expect("find").map(|j| j.id),
+        Some(second)
+    );
+    assert_eq!(
+        s.find_job_by_key("other").expect("find").map(|j| j.name),
+        Some("b".into())
+    );
+    assert_eq!(s.find_job_by_key("nobody").expect("find"), None);
+    let recent: Vec<_> = s
+        .recent_jobs(3)
+        .expect("recent")
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(recent, [none, second, other]);
+    assert!(first.0 < second.0);
+}
+
+pub fn attempts_record_outcome_and_usage(b: &mut dyn Backend) {
+    let mut s = b.create();
+    let job = s
+        .create_job(&sample_spec("attempts"), None, 1)
+        .expect("create_job");
+    let (t0, t1) = (TaskRef::new(job, 0), TaskRef::new(job, 1));
+    let usage = AttemptUsage {
+        wall_ms: 1_500,
+        cpu_ms: 2_900,
+        max_rss_kb: 81_920,
+    };
+    s.apply(
+        &[
+            Change::AttemptStarted {
+                task: t0,
+                attempt: 1,
+                node: NodeId::LOCAL,
+                at: 10,
+            },
+            Change::AttemptStarted {
+                task: t1,
+                attempt: 1,
+                node: NodeId::LOCAL,
+                at: 11,
+            },
+            Change::AttemptStarted {
+                task: t1,
+                attempt: 2,
+                node: NodeId(5),
+                at: 40,
+            },
+            Change::AttemptStarted {
+                task: t1,
+                attempt: 3,
+                node: NodeId(5),
+                at: 50,
+            },
+        ],
+        10,
+    )
+    .expect("start");
+    s.set_attempt_pid(t0, 1, 1234).expect("pid");
+    let err = s.set_attempt_pid(t0, 2, 1).expect_err("no such attempt");
+    assert!(
+        matches!(err, StoreError::UnknownAttempt { attempt: 2, .. }),
+        "{err}"
+    );
+    let failed = AttemptOutcome::Failed {
+        message: "exited with status 3: no space".into(),
+    };
+    let lost = AttemptOutcome::Lost {
+        reason: "scheduler restarted".into(),
+    };
+    s.apply(
+        &[
+            Change::AttemptEnded {
+                task: t0,
+                attempt: 1,
+                outcome: AttemptOutcome::Succeeded,
+                usage,
+                at: 30,
+            },
+            Change::AttemptEnded {
+                task: t1,
+                attempt: 1,
+                outcome: failed.clone(),
+                usage,
+                at: 31,
+            },
+            Change::AttemptEnded {
+                task: t1,
+                attempt: 2,
+                outcome: lost.clone(),
+                usage: AttemptUsage::default(),
+                at: 45,
+            },
+        ],
+        45,
+    )
+    .expect("end");
+    let all = s.attempts(job).expect("attempts");
+    let got: Vec<_> = all
+        .iter()
+        .map(|a| (a.task.index, a.number, a.outcome.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (0, 1, Some(AttemptOutcome::Succeeded)),
+            (1, 1, Some(failed)),
+            (1, 2, Some(lost)),
+            (1, 3, None)
+        ]
+    );
+    let a = &all[0];
+    assert_eq!(
+        (a.node, a.started_at, a.ended_at, a.usage, a.pid),
+        (NodeId::LOCAL, 10, Some(30), Some(usage), Some(1234))
+    );
+    assert_eq!(
+        (all[2].node, all[3].usage, all[3].ended_at),
+        (NodeId(5), None, None)
+    );
+    let open: Vec<_> = s
+        .open_attempts()
+        .expect("open")
+        .into_iter()
+        .map(|a| (a.task, a.number))
+        .collect();
+    assert_eq!(open, [(t1, 3)]);
+    assert!(all[3].is_open() && !all[0].is_open());
+    let mut batch = Vec::new();
+    for (attempt, outcome) in [
+        (2, AttemptOutcome::TimedOut),
+        (3, AttemptOutcome::Cancelled),
+    ] {
+        batch.push(Change::AttemptStarted {
+            task: t0,
+            attempt,
+            node: NodeId::LOCAL,
+            at: 60,
+        });
+        batch.push(Change::AttemptEnded {
+            task: t0,
+            attempt,
+            outcome,
+            usage,
+            at: 61,
+        });
+    }
+    s.apply(&batch, 61).expect("apply");
+    let kinds: Vec<_> = s.attempts(job).expect("attempts")[1..3]
+        .iter()
+        .map(|a| a.outcome.clone())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            Some(AttemptOutcome::TimedOut),
+            Some(AttemptOutcome::Cancelled)
+        ]
+    );
+}

@@ -1,0 +1,100 @@
+//! The behaviour every [`Store`] backend must show, as plain functions that
+//! panic on a failure. A backend's tests run each entry of [`TESTS`]:
+//!
+//! ```no_run
+//! use tessera_store::conformance::{Backend, TESTS};
+//! # fn backend() -> Box<dyn Backend> { unimplemented!() }
+//! for (name, test) in TESTS {
+//!     eprintln!("conformance: {name}");
+//!     test(&mut *backend());
+//! }
+//! ```
+
+mod durable;
+mod jobs;
+
+pub use durable::{
+    attempts_record_outcome_and_usage, find_job_by_key_returns_newest, state_survives_reopen,
+};
+pub use jobs::{
+    apply_is_all_or_nothing, create_and_load_round_trip, expansion_appends_tasks,
+    load_unfinished_excludes_terminal_jobs, task_changes_are_recorded,
+};
+
+use crate::Store;
+use tessera_types::{
+    Action, Change, Condition, JobSpec, TaskRef, TaskSnapshot, TaskSpec, TaskState,
+};
+
+/// Makes stores for the suite.
+pub trait Backend {
+    /// A store over a new, empty database.
+    fn create(&mut self) -> Box<dyn Store>;
+    /// A store over the database of the last [`create`](Backend::create),
+    /// opened afresh as after a restart. The suite drops the previous store
+    /// first.
+    fn reopen(&mut self) -> Box<dyn Store>;
+}
+
+/// A conformance test.
+pub type Test = fn(&mut dyn Backend);
+
+/// Every conformance test, by name.
+pub const TESTS: &[(&str, Test)] = &[
+    ("create_and_load_round_trip", create_and_load_round_trip),
+    ("expansion_appends_tasks", expansion_appends_tasks),
+    ("apply_is_all_or_nothing", apply_is_all_or_nothing),
+    ("task_changes_are_recorded", task_changes_are_recorded),
+    (
+        "load_unfinished_excludes_terminal_jobs",
+        load_unfinished_excludes_terminal_jobs,
+    ),
+    ("state_survives_reopen", state_survives_reopen),
+    (
+        "find_job_by_key_returns_newest",
+        find_job_by_key_returns_newest,
+    ),
+    (
+        "attempts_record_outcome_and_usage",
+        attempts_record_outcome_and_usage,
+    ),
+];
+
+/// A job with a bit of everything a spec can hold.
+pub fn sample_spec(name: &str) -> JobSpec {
+    JobSpec::new(
+        name,
+        vec![
+            TaskSpec::new("probe", Action::op("probe", ["in.mkv"])).with_env("LANG", "C"),
+            TaskSpec::new("encode-0", Action::command(["ffmpeg", "-i", "x"]))
+                .after("probe")
+                .with_retries(3, 500)
+                .with_time_limit_ms(60_000)
+                .with_cpu(2)
+                .with_priority(7),
+            TaskSpec::new("merge", Action::Noop)
+                .after_if("encode-*", Condition::Any)
+                .expanding(),
+        ],
+    )
+}
+
+pub(crate) fn waiting() -> TaskSnapshot {
+    TaskSnapshot {
+        state: TaskState::Waiting,
+        attempt: 0,
+        failures: 0,
+        not_before: 0,
+    }
+}
+
+pub(crate) fn task_change(task: TaskRef, state: TaskState, attempt: u32) -> Change {
+    Change::Task {
+        task,
+        state,
+        attempt,
+        failures: 0,
+        not_before: 0,
+        reason: None,
+    }
+}

@@ -1,0 +1,65 @@
+//! What the store hands back to readers (the CLI, the API): plain rows.
+
+use tessera_types::{
+    AttemptNo, AttemptOutcome, AttemptUsage, JobId, JobState, Millis, NodeId, TaskRef, TaskSpec,
+    TaskState,
+};
+
+/// A job's row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobRecord {
+    pub id: JobId,
+    pub name: String,
+    /// The caller's key for finding the job again (e.g. the encode command's
+    /// input and settings), if it gave one.
+    pub key: Option<String>,
+    pub state: JobState,
+    pub created_at: Millis,
+    /// When the job was created, changed state or grew tasks (task changes
+    /// alone do not touch it).
+    pub updated_at: Millis,
+    /// When the job last reached a terminal state; `None` while it is not in one.
+    pub finished_at: Option<Millis>,
+}
+
+/// A task's row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskRecord {
+    pub task: TaskRef,
+    pub name: String,
+    pub spec: TaskSpec,
+    pub state: TaskState,
+    /// Its latest attempt number (0 before the first).
+    pub attempt: AttemptNo,
+    /// Attempts that counted against its retries.
+    pub failures: u32,
+    pub not_before: Millis,
+    /// Why it is in its state (e.g. why it was skipped or failed), if known.
+    pub reason: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// An attempt's row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttemptRecord {
+    pub task: TaskRef,
+    pub number: AttemptNo,
+    pub node: NodeId,
+    pub started_at: Millis,
+    /// `None` while the attempt has not ended (or its end was never recorded).
+    pub ended_at: Option<Millis>,
+    /// `None` while the attempt has not ended.
+    pub outcome: Option<AttemptOutcome>,
+    /// `None` while the attempt has not ended.
+    pub usage: Option<AttemptUsage>,
+    /// The OS process id, when the executor reported one.
+    pub pid: Option<u32>,
+}
+
+impl AttemptRecord {
+    /// Whether the attempt's end has been recorded.
+    pub fn is_open(&self) -> bool {
+        self.outcome.is_none()
+    }
+}

@@ -1,0 +1,186 @@
+//! The SQLite backend: one file, WAL journal, `synchronous = NORMAL` (a
+//! committed batch survives a crash of the process; a power cut may lose the
+//! last few), foreign keys on, a busy timeout, and an advisory lock file so
+//! that only one scheduler drives a database at a time.
+
+mod lock;
+mod read;
+mod schema;
+mod write;
+
+pub use schema::SCHEMA_VERSION;
+
+use crate::{AttemptRecord, JobRecord, Store, StoreError, TaskRecord};
+use lock::LockFile;
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tessera_types::{AttemptNo, Change, JobId, JobSnapshot, JobSpec, Millis, TaskRef};
+
+/// How long a statement waits for another connection's write to finish.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A [`Store`] in one SQLite file.
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+    /// Held for the store's life by a scheduler's store; `None` for readers
+    /// and in-memory stores.
+    _lock: Option<LockFile>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` for the one
+    /// scheduler that drives it, and brings its schema up to date. Fails with
+    /// [`StoreError::Locked`] while another process has it open this way.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let lock = LockFile::acquire(&path)?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(&path, flags).map_err(|e| open_err(&path, e))?;
+        configure(&conn, &path)?;
+        schema::migrate(&mut conn, &path)?;
+        Ok(Self {
+            conn,
+            path,
+            _lock: Some(lock),
+        })
+    }
+
+    /// Opens an existing database read-only, beside a scheduler that may be
+    /// running on it (for status commands). Write methods fail.
+    pub fn open_reader(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&path, flags).map_err(|e| open_err(&path, e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| map_err(&path, e))?;
+        let found = schema::version(&conn, &path)?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                path,
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if found < SCHEMA_VERSION {
+            let msg = format!("schema version {found} is older than this tessera ({SCHEMA_VERSION}); open it once for writing to upgrade it");
+            return Err(StoreError::Open {
+                path,
+                source: msg.into(),
+            });
+        }
+        Ok(Self {
+            conn,
+            path,
+            _lock: None,
+        })
+    }
+
+    /// A fresh database in memory, for tests.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        let path = PathBuf::from(":memory:");
+        let mut conn = Connection::open_in_memory().map_err(|e| open_err(&path, e))?;
+        configure(&conn, &path)?;
+        schema::migrate(&mut conn, &path)?;
+        Ok(Self {
+            conn,
+            path,
+            _lock: None,
+        })
+    }
+
+    /// The database file's path (`:memory:` for an in-memory store).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn configure(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let err = |e| map_err(path, e);
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+    // `journal_mode` answers with the mode it ended up in; in-memory
+    // databases stay in `memory`, which is fine.
+    let _mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(err)?;
+    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+        .map_err(err)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+/// Turns a SQLite error into a [`StoreError`] that names the database.
+pub(crate) fn map_err(path: &Path, e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Locked {
+            path: path.to_path_buf(),
+            holder: None,
+        },
+        _ => StoreError::Backend(Box::new(e)),
+    }
+}
+
+fn open_err(path: &Path, e: rusqlite::Error) -> StoreError {
+    match map_err(path, e) {
+        StoreError::Backend(source) => StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        },
+        other => other,
+    }
+}
+
+impl Store for SqliteStore {
+    fn create_job(
+        &mut self,
+        spec: &JobSpec,
+        key: Option<&str>,
+        now: Millis,
+    ) -> Result<JobId, StoreError> {
+        write::create_job(&mut self.conn, &self.path, spec, key, now)
+    }
+
+    fn apply(&mut self, changes: &[Change], now: Millis) -> Result<(), StoreError> {
+        write::apply(&mut self.conn, &self.path, changes, now)
+    }
+
+    fn load_unfinished(&self) -> Result<Vec<JobSnapshot>, StoreError> {
+        read::load_unfinished(&self.conn, &self.path)
+    }
+
+    fn find_job_by_key(&self, key: &str) -> Result<Option<JobRecord>, StoreError> {
+        read::find_job_by_key(&self.conn, &self.path, key)
+    }
+
+    fn job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+        read::job(&self.conn, &self.path, id)
+    }
+
+    fn recent_jobs(&self, limit: u32) -> Result<Vec<JobRecord>, StoreError> {
+        read::recent_jobs(&self.conn, &self.path, limit)
+    }
+
+    fn tasks(&self, job: JobId) -> Result<Vec<TaskRecord>, StoreError> {
+        read::tasks(&self.conn, &self.path, job)
+    }
+
+    fn attempts(&self, job: JobId) -> Result<Vec<AttemptRecord>, StoreError> {
+        read::attempts(&self.conn, &self.path, job)
+    }
+
+    fn open_attempts(&self) -> Result<Vec<AttemptRecord>, StoreError> {
+        read::open_attempts(&self.conn, &self.path)
+    }
+
+    fn set_attempt_pid(
+        &mut self,
+        task: TaskRef,
+        attempt: AttemptNo,
+        pid: u32,
+    ) -> Result<(), StoreError> {
+        write::set_attempt_pid(&self.conn, &self.path, task, attempt, pid)
+    }
+}

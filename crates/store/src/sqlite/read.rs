@@ -1,0 +1,248 @@
+//! Queries and the mapping of rows back into records.
+
+use super::map_err;
+use crate::{AttemptRecord, JobRecord, StoreError, TaskRecord};
+use rusqlite::{Connection, Params, Row};
+use std::path::Path;
+use tessera_types::{
+    AttemptOutcome, AttemptUsage, JobId, JobSnapshot, JobSpec, JobState, NodeId, TaskRef,
+    TaskSnapshot, TaskSpec, TaskState,
+};
+
+const JOB_COLUMNS: &str = "id, name, key, state, created_at, updated_at, finished_at";
+const TASK_COLUMNS: &str =
+    "job_id, idx, name, spec_json, state, attempt, failures, not_before, reason, created_at, updated_at";
+const ATTEMPT_COLUMNS: &str = "job_id, idx, number, node, outcome, message, started_at, ended_at, \
+     wall_ms, cpu_ms, max_rss_kb, pid";
+
+/// A row mapper whose own parse errors (bad state strings, bad JSON) travel
+/// beside SQLite's.
+type Mapped<T> = rusqlite::Result<Result<T, StoreError>>;
+
+fn query<T, P: Params>(
+    conn: &Connection,
+    path: &Path,
+    sql: &str,
+    params: P,
+    map: impl FnMut(&Row<'_>) -> Mapped<T>,
+) -> Result<Vec<T>, StoreError> {
+    let err = |e| map_err(path, e);
+    let mut stmt = conn.prepare_cached(sql).map_err(err)?;
+    let rows = stmt.query_map(params, map).map_err(err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(row.map_err(err)??);
+    }
+    Ok(out)
+}
+
+fn parse<T: std::str::FromStr>(what: &str, s: &str) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse()
+        .map_err(|e| StoreError::corrupt(format!("{what}: {e}")))
+}
+
+fn json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::corrupt(format!("{what}: {e}")))
+}
+
+fn job_row(r: &Row<'_>) -> Mapped<JobRecord> {
+    let id = JobId(r.get(0)?);
+    let (name, key, state): (String, Option<String>, String) = (r.get(1)?, r.get(2)?, r.get(3)?);
+    let (created_at, updated_at, finished_at) = (r.get(4)?, r.get(5)?, r.get(6)?);
+    Ok(
+        parse(&format!("state of job {id}"), &state).map(|state| JobRecord {
+            id,
+            name,
+            key,
+            state,
+            created_at,
+            updated_at,
+            finished_at,
+        }),
+    )
+}
+
+fn task_row(r: &Row<'_>) -> Mapped<TaskRecord> {
+    let task = TaskRef::new(JobId(r.get(0)?), r.get(1)?);
+    let spec_json: String = r.get(3)?;
+    let state: String = r.get(4)?;
+    let parsed = parse::<TaskState>(&format!("state of task {task}"), &state).and_then(|state| {
+        Ok((
+            state,
+            json::<TaskSpec>(&format!("spec of task {task}"), &spec_json)?,
+        ))
+    });
+    let (state, spec) = match parsed {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(Ok(TaskRecord {
+        task,
+        name: r.get(2)?,
+        spec,
+        state,
+        attempt: r.get(5)?,
+        failures: r.get(6)?,
+        not_before: r.get(7)?,
+        reason: r.get(8)?,
+        created_at: r.get(9)?,
+        updated_at: r.get(10)?,
+    }))
+}
+
+fn attempt_row(r: &Row<'_>) -> Mapped<AttemptRecord> {
+    let task = TaskRef::new(JobId(r.get(0)?), r.get(1)?);
+    let number = r.get(2)?;
+    let outcome: Option<String> = r.get(4)?;
+    let message: Option<String> = r.get(5)?;
+    let outcome = match outcome.as_deref().map(|kind| outcome_from(kind, message)) {
+        None => None,
+        Some(Ok(o)) => Some(o),
+        Some(Err(kind)) => {
+            let what = format!("outcome {kind:?} of attempt {number} of task {task}");
+            return Ok(Err(StoreError::corrupt(what)));
+        }
+    };
+    let usage = match (r.get(8)?, r.get(9)?, r.get(10)?) {
+        (Some(wall_ms), Some(cpu_ms), Some(max_rss_kb)) => Some(AttemptUsage {
+            wall_ms,
+            cpu_ms,
+            max_rss_kb,
+        }),
+        _ => None,
+    };
+    Ok(Ok(AttemptRecord {
+        task,
+        number,
+        node: NodeId(r.get(3)?),
+        started_at: r.get(6)?,
+        ended_at: r.get(7)?,
+        outcome,
+        usage,
+        pid: r.get(11)?,
+    }))
+}
+
+/// The inverse of `write::outcome_columns`.
+fn outcome_from(kind: &str, message: Option<String>) -> Result<AttemptOutcome, String> {
+    let message = message.unwrap_or_default();
+    Ok(match kind {
+        "succeeded" => AttemptOutcome::Succeeded,
+        "failed" => AttemptOutcome::Failed { message },
+        "timed_out" => AttemptOutcome::TimedOut,
+        "cancelled" => AttemptOutcome::Cancelled,
+        "lost" => AttemptOutcome::Lost { reason: message },
+        other => return Err(other.to_string()),
+    })
+}
+
+pub(super) fn job(
+    conn: &Connection,
+    path: &Path,
+    id: JobId,
+) -> Result<Option<JobRecord>, StoreError> {
+    let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1");
+    Ok(query(conn, path, &sql, [id.0], job_row)?.pop())
+}
+
+pub(super) fn find_job_by_key(
+    conn: &Connection,
+    path: &Path,
+    key: &str,
+) -> Result<Option<JobRecord>, StoreError> {
+    let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE key = ?1 ORDER BY id DESC LIMIT 1");
+    Ok(query(conn, path, &sql, [key], job_row)?.pop())
+}
+
+pub(super) fn recent_jobs(
+    conn: &Connection,
+    path: &Path,
+    limit: u32,
+) -> Result<Vec<JobRecord>, StoreError> {
+    let sql = format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY id DESC LIMIT ?1");
+    query(conn, path, &sql, [limit], job_row)
+}
+
+pub(super) fn tasks(
+    conn: &Connection,
+    path: &Path,
+    job: JobId,
+) -> Result<Vec<TaskRecord>, StoreError> {
+    let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE job_id = ?1 ORDER BY idx");
+    query(conn, path, &sql, [job.0], task_row)
+}
+
+pub(super) fn attempts(
+    conn: &Connection,
+    path: &Path,
+    job: JobId,
+) -> Result<Vec<AttemptRecord>, StoreError> {
+    let sql =
+        format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE job_id = ?1 ORDER BY idx, number");
+    query(conn, path, &sql, [job.0], attempt_row)
+}
+
+pub(super) fn open_attempts(
+    conn: &Connection,
+    path: &Path,
+) -> Result<Vec<AttemptRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE outcome IS NULL ORDER BY job_id, idx, number"
+    );
+    query(conn, path, &sql, [], attempt_row)
+}
+
+pub(super) fn load_unfinished(
+    conn: &Connection,
+    path: &Path,
+) -> Result<Vec<JobSnapshot>, StoreError> {
+    let (a, b, c) = (JobState::Succeeded, JobState::Failed, JobState::Cancelled);
+    let jobs: Vec<(JobId, String, String)> = query(
+        conn,
+        path,
+        "SELECT id, spec_json, state FROM jobs WHERE state NOT IN (?1, ?2, ?3) ORDER BY id",
+        [a.as_str(), b.as_str(), c.as_str()],
+        |r| Ok(Ok((JobId(r.get(0)?), r.get(1)?, r.get(2)?))),
+    )?;
+    let mut out = Vec::with_capacity(jobs.len());
+    for (id, spec_json, state) in jobs {
+        let mut spec: JobSpec = json(&format!("spec of job {id}"), &spec_json)?;
+        let state: JobState = parse(&format!("state of job {id}"), &state)?;
+        let rows = tasks(conn, path, id)?;
+        let mut tasks = Vec::with_capacity(rows.len());
+        spec.tasks = Vec::with_capacity(rows.len());
+        for (i, row) in rows.into_iter().enumerate() {
+            if row.task.index as usize != i {
+                let what = format!("job {id} has no task {i} but has task {}", row.task.index);
+                return Err(StoreError::corrupt(what));
+            }
+            tasks.push(TaskSnapshot {
+                state: row.state,
+                attempt: row.attempt,
+                failures: row.failures,
+                not_before: row.not_before,
+            });
+            spec.tasks.push(row.spec);
+        }
+        // Where each batch (the job's first tasks, then each expansion)
+        // begins, so selectors resolve again as they did when added.
+        let batch_starts = query(
+            conn,
+            path,
+            "SELECT DISTINCT batch FROM tasks WHERE job_id = ?1 ORDER BY batch",
+            [id.0],
+            |r| Ok(Ok(r.get::<_, u32>(0)?)),
+        )?;
+        out.push(JobSnapshot {
+            id,
+            spec,
+            state,
+            tasks,
+            batch_starts,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,127 @@
+//! Schema migrations. `MIGRATIONS[i]` takes the schema from version `i` to
+//! `i + 1`; the version lives in the one-row `schema_version` table (a plain
+//! table rather than SQLite's `user_version`, so the PostgreSQL backend can
+//! keep the same bookkeeping). The SQL sticks to what both databases accept
+//! where it can: `BIGINT` timestamps (milliseconds), `TEXT` states and JSON.
+
+use super::map_err;
+use crate::StoreError;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use std::path::Path;
+
+const MIGRATIONS: &[&str] = &[
+    // 0 -> 1: jobs, tasks, attempts.
+    "
+    CREATE TABLE jobs (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT    NOT NULL,
+        key         TEXT,
+        spec_json   TEXT    NOT NULL,
+        state       TEXT    NOT NULL,
+        created_at  BIGINT  NOT NULL,
+        updated_at  BIGINT  NOT NULL,
+        finished_at BIGINT
+    );
+    CREATE INDEX jobs_by_key ON jobs (key, id);
+    CREATE INDEX jobs_by_state ON jobs (state, id);
+
+    CREATE TABLE tasks (
+        job_id     BIGINT  NOT NULL REFERENCES jobs (id),
+        idx        INTEGER NOT NULL,
+        name       TEXT    NOT NULL,
+        spec_json  TEXT    NOT NULL,
+        state      TEXT    NOT NULL,
+        attempt    INTEGER NOT NULL,
+        failures   INTEGER NOT NULL,
+        not_before BIGINT  NOT NULL,
+        reason     TEXT,
+        batch      INTEGER NOT NULL,
+        created_at BIGINT  NOT NULL,
+        updated_at BIGINT  NOT NULL,
+        PRIMARY KEY (job_id, idx)
+    );
+    CREATE UNIQUE INDEX tasks_by_name ON tasks (job_id, name);
+
+    CREATE TABLE attempts (
+        job_id     BIGINT  NOT NULL,
+        idx        INTEGER NOT NULL,
+        number     INTEGER NOT NULL,
+        node       INTEGER NOT NULL,
+        outcome    TEXT,
+        message    TEXT,
+        started_at BIGINT  NOT NULL,
+        ended_at   BIGINT,
+        wall_ms    BIGINT,
+        cpu_ms     BIGINT,
+        max_rss_kb BIGINT,
+        pid        INTEGER,
+        PRIMARY KEY (job_id, idx, number),
+        FOREIGN KEY (job_id, idx) REFERENCES tasks (job_id, idx)
+    );
+    CREATE INDEX attempts_open ON attempts (outcome) WHERE outcome IS NULL;
+    ",
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database up to [`SCHEMA_VERSION`], refusing one that is newer.
+pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let err = |e| map_err(path, e);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(err)?;
+    tx.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)",
+        [],
+    )
+    .map_err(err)?;
+    let found: Option<i64> = tx
+        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+        .optional()
+        .map_err(err)?;
+    let found = match found {
+        Some(v) => v,
+        None => {
+            tx.execute("INSERT INTO schema_version (version) VALUES (0)", [])
+                .map_err(err)?;
+            0
+        }
+    };
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_path_buf(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    let from = usize::try_from(found).map_err(|_| {
+        StoreError::corrupt(format!("schema version {found} in {}", path.display()))
+    })?;
+    for sql in &MIGRATIONS[from..] {
+        tx.execute_batch(sql).map_err(err)?;
+    }
+    tx.execute("UPDATE schema_version SET version = ?1", [SCHEMA_VERSION])
+        .map_err(err)?;
+    tx.commit().map_err(err)
+}
+
+/// The database's schema version (0 for an empty database).
+pub(super) fn version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
+    let err = |e| map_err(path, e);
+    let has_table: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(err)?;
+    if !has_table {
+        return Ok(0);
+    }
+    let found: Option<i64> = conn
+        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+        .optional()
+        .map_err(err)?;
+    Ok(found.unwrap_or(0))
+}

@@ -1,0 +1,285 @@
+//! Writes: creating jobs and applying batches of changes, each in one
+//! transaction, with cached statements.
+
+use super::map_err;
+use crate::StoreError;
+use rusqlite::{ffi, params, Connection, ErrorCode, Transaction, TransactionBehavior};
+use std::path::Path;
+use tessera_types::{
+    AttemptNo, AttemptOutcome, Change, JobId, JobSpec, JobState, Millis, TaskRef, TaskSpec,
+    TaskState,
+};
+
+const INSERT_TASK: &str = "INSERT INTO tasks \
+    (job_id, idx, name, spec_json, state, attempt, failures, not_before, reason, batch, created_at, updated_at) \
+    VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, 0, NULL, ?7, ?6, ?6)";
+
+fn begin<'c>(conn: &'c mut Connection, path: &Path) -> Result<Transaction<'c>, StoreError> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| map_err(path, e))
+}
+
+pub(super) fn create_job(
+    conn: &mut Connection,
+    path: &Path,
+    spec: &JobSpec,
+    key: Option<&str>,
+    now: Millis,
+) -> Result<JobId, StoreError> {
+    let err = |e| map_err(path, e);
+    let tx = begin(conn, path)?;
+    // The job's own spec is kept without its tasks (they have rows of their
+    // own), so job-level fields added later survive a round trip.
+    let head = JobSpec {
+        name: spec.name.clone(),
+        tasks: Vec::new(),
+    };
+    let id: i64 = tx
+        .prepare_cached(
+            "INSERT INTO jobs (name, key, spec_json, state, created_at, updated_at, finished_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, NULL) RETURNING id",
+        )
+        .and_then(|mut s| {
+            s.query_row(
+                params![
+                    spec.name,
+                    key,
+                    to_json(&head),
+                    JobState::Pending.as_str(),
+                    now
+                ],
+                |r| r.get(0),
+            )
+        })
+        .map_err(err)?;
+    let job = JobId(id);
+    insert_tasks(&tx, path, job, 0, &spec.tasks, now)?;
+    tx.commit().map_err(err)?;
+    Ok(job)
+}
+
+pub(super) fn apply(
+    conn: &mut Connection,
+    path: &Path,
+    changes: &[Change],
+    now: Millis,
+) -> Result<(), StoreError> {
+    let tx = begin(conn, path)?;
+    for change in changes {
+        apply_one(&tx, path, change, now)?;
+    }
+    // Dropping `tx` on an error above rolls the whole batch back.
+    tx.commit().map_err(|e| map_err(path, e))
+}
+
+pub(super) fn set_attempt_pid(
+    conn: &Connection,
+    path: &Path,
+    task: TaskRef,
+    attempt: AttemptNo,
+    pid: u32,
+) -> Result<(), StoreError> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE attempts SET pid = ?4 WHERE job_id = ?1 AND idx = ?2 AND number = ?3",
+        )
+        .and_then(|mut s| s.execute(params![task.job.0, task.index, attempt, pid]))
+        .map_err(|e| map_err(path, e))?;
+    if n == 0 {
+        return Err(StoreError::UnknownAttempt { task, attempt });
+    }
+    Ok(())
+}
+
+fn apply_one(
+    tx: &Transaction<'_>,
+    path: &Path,
+    change: &Change,
+    now: Millis,
+) -> Result<(), StoreError> {
+    let err = |e| map_err(path, e);
+    match change {
+        Change::JobState { job, state } => {
+            let finished_at = state.is_terminal().then_some(now);
+            let n = tx
+                .prepare_cached(
+                    "UPDATE jobs SET state = ?2, updated_at = ?3, finished_at = ?4 WHERE id = ?1",
+                )
+                .and_then(|mut s| s.execute(params![job.0, state.as_str(), now, finished_at]))
+                .map_err(err)?;
+            if n == 0 {
+                return Err(StoreError::UnknownJob(*job));
+            }
+        }
+        Change::TasksAdded {
+            job,
+            first_index,
+            tasks,
+        } => {
+            let count: Option<u32> = tx
+                .prepare_cached(
+                    "SELECT (SELECT COUNT(*) FROM tasks WHERE job_id = ?1) FROM jobs WHERE id = ?1",
+                )
+                .and_then(|mut s| {
+                    let mut rows = s.query_map([job.0], |r| r.get(0))?;
+                    rows.next().transpose()
+                })
+                .map_err(err)?;
+            let count = count.ok_or(StoreError::UnknownJob(*job))?;
+            if count != *first_index {
+                return Err(StoreError::TaskIndexGap {
+                    job: *job,
+                    first_index: *first_index,
+                    count,
+                });
+            }
+            insert_tasks(tx, path, *job, *first_index, tasks, now)?;
+            tx.prepare_cached("UPDATE jobs SET updated_at = ?2 WHERE id = ?1")
+                .and_then(|mut s| s.execute(params![job.0, now]))
+                .map_err(err)?;
+        }
+        Change::Task {
+            task,
+            state,
+            attempt,
+            failures,
+            not_before,
+            reason,
+        } => {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE tasks SET state = ?3, attempt = ?4, failures = ?5, not_before = ?6, \
+                     reason = ?7, updated_at = ?8 WHERE job_id = ?1 AND idx = ?2",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        task.job.0,
+                        task.index,
+                        state.as_str(),
+                        attempt,
+                        failures,
+                        not_before,
+                        reason,
+                        now
+                    ])
+                })
+                .map_err(err)?;
+            if n == 0 {
+                return Err(StoreError::UnknownTask(*task));
+            }
+        }
+        Change::AttemptStarted {
+            task,
+            attempt,
+            node,
+            at,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO attempts (job_id, idx, number, node, started_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut s| s.execute(params![task.job.0, task.index, attempt, node.0, at]))
+            .map_err(|e| match constraint(&e) {
+                Some(ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => StoreError::UnknownTask(*task),
+                Some(ffi::SQLITE_CONSTRAINT_PRIMARYKEY) => {
+                    StoreError::DuplicateAttempt { task: *task, attempt: *attempt }
+                }
+                _ => err(e),
+            })?;
+        }
+        Change::AttemptEnded {
+            task,
+            attempt,
+            outcome,
+            usage,
+            at,
+        } => {
+            let (kind, message) = outcome_columns(outcome);
+            let n = tx
+                .prepare_cached(
+                    "UPDATE attempts SET outcome = ?4, message = ?5, ended_at = ?6, wall_ms = ?7, \
+                     cpu_ms = ?8, max_rss_kb = ?9 WHERE job_id = ?1 AND idx = ?2 AND number = ?3",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        task.job.0,
+                        task.index,
+                        attempt,
+                        kind,
+                        message,
+                        at,
+                        usage.wall_ms,
+                        usage.cpu_ms,
+                        usage.max_rss_kb
+                    ])
+                })
+                .map_err(err)?;
+            if n == 0 {
+                return Err(StoreError::UnknownAttempt {
+                    task: *task,
+                    attempt: *attempt,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn insert_tasks(
+    tx: &Transaction<'_>,
+    path: &Path,
+    job: JobId,
+    first_index: u32,
+    tasks: &[TaskSpec],
+    now: Millis,
+) -> Result<(), StoreError> {
+    let mut stmt = tx
+        .prepare_cached(INSERT_TASK)
+        .map_err(|e| map_err(path, e))?;
+    for (index, spec) in (first_index..).zip(tasks) {
+        let waiting = TaskState::Waiting.as_str();
+        stmt.execute(params![
+            job.0,
+            index,
+            spec.name,
+            to_json(spec),
+            waiting,
+            now,
+            first_index
+        ])
+        .map_err(|e| match constraint(&e) {
+            Some(ffi::SQLITE_CONSTRAINT_UNIQUE) => StoreError::DuplicateTaskName {
+                job,
+                name: spec.name.clone(),
+            },
+            Some(ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => StoreError::UnknownJob(job),
+            _ => map_err(path, e),
+        })?;
+    }
+    Ok(())
+}
+
+/// The extended result code of a constraint violation.
+fn constraint(e: &rusqlite::Error) -> Option<i32> {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation => {
+            Some(f.extended_code)
+        }
+        _ => None,
+    }
+}
+
+/// An outcome as the `outcome` (kind) and `message` columns.
+fn outcome_columns(outcome: &AttemptOutcome) -> (&'static str, Option<&str>) {
+    let message = match outcome {
+        AttemptOutcome::Failed { message } => Some(message.as_str()),
+        AttemptOutcome::Lost { reason } => Some(reason.as_str()),
+        AttemptOutcome::Succeeded | AttemptOutcome::TimedOut | AttemptOutcome::Cancelled => None,
+    };
+    (outcome.kind(), message)
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    // Specs are plain data (strings, numbers, maps with string keys): they
+    // always serialise.
+    serde_json::to_string(value).expect("specs serialise to JSON")
+}

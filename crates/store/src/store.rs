@@ -1,0 +1,57 @@
+use crate::{AttemptRecord, JobRecord, StoreError, TaskRecord};
+use tessera_types::{AttemptNo, Change, JobId, JobSnapshot, JobSpec, Millis, TaskRef};
+
+/// The durable record of jobs, tasks and attempts.
+///
+/// Writers (the driver) create jobs and apply batches of [`Change`]s; each
+/// call is one transaction, committed before it returns. Readers (the CLI,
+/// the API) ask for rows. Backends: [`SqliteStore`](crate::SqliteStore)
+/// today; a PostgreSQL backend must pass the same
+/// [`conformance`](crate::conformance) suite.
+pub trait Store: Send {
+    /// Inserts a job (state `pending`) and its initial tasks (all `waiting`,
+    /// attempt 0) in one transaction. `key` lets a caller find the job again
+    /// with [`find_job_by_key`](Store::find_job_by_key).
+    fn create_job(
+        &mut self,
+        spec: &JobSpec,
+        key: Option<&str>,
+        now: Millis,
+    ) -> Result<JobId, StoreError>;
+
+    /// Applies a batch of changes in one transaction: all or nothing. A
+    /// change naming an unknown job, task or attempt fails the whole batch.
+    fn apply(&mut self, changes: &[Change], now: Millis) -> Result<(), StoreError>;
+
+    /// Every job not in a terminal state, oldest first, with its full task
+    /// list (including tasks added by expansion, in index order) and each
+    /// task's snapshot: what the scheduler needs to carry on after a restart.
+    fn load_unfinished(&self) -> Result<Vec<JobSnapshot>, StoreError>;
+
+    /// The newest job created with this key.
+    fn find_job_by_key(&self, key: &str) -> Result<Option<JobRecord>, StoreError>;
+
+    fn job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError>;
+
+    /// The newest jobs first, at most `limit` of them.
+    fn recent_jobs(&self, limit: u32) -> Result<Vec<JobRecord>, StoreError>;
+
+    /// A job's tasks in index order (empty for an unknown job).
+    fn tasks(&self, job: JobId) -> Result<Vec<TaskRecord>, StoreError>;
+
+    /// A job's attempts, by task index then attempt number.
+    fn attempts(&self, job: JobId) -> Result<Vec<AttemptRecord>, StoreError>;
+
+    /// Attempts of any job whose end was never recorded: after a crash, the
+    /// ones whose processes may still be running (see `pid`).
+    fn open_attempts(&self) -> Result<Vec<AttemptRecord>, StoreError>;
+
+    /// Records the OS process id of a running attempt, so a restarted
+    /// scheduler can kill orphans.
+    fn set_attempt_pid(
+        &mut self,
+        task: TaskRef,
+        attempt: AttemptNo,
+        pid: u32,
+    ) -> Result<(), StoreError>;
+}
