@@ -213,3 +213,46 @@ pub fn truncated(dir: &Path) -> Result<PathBuf> {
         .map_err(|e| MediaError::io_at(&out, "writing", e))?;
     Ok(out)
 }
+
+/// The README's sample: `seconds` of 1280x720 30 fps H.264 (GOP 60) with a
+/// moving test pattern and light noise (so the encoder has real work), plus
+/// AAC stereo, in mp4. Written to a temporary name and renamed into place.
+pub fn sample_720p(out: &Path, seconds: u32) -> Result<()> {
+    let tmp = out.with_extension("tessera-tmp.mp4");
+    let t = seconds.max(1).to_string();
+    let mut a = argv(["-nostdin", "-y", "-v", "error"]);
+    a.extend(argv([
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=1280x720:rate=30,noise=alls=12:allf=t",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        &t,
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-g",
+        "60",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-ac",
+        "2",
+        "-shortest",
+    ]));
+    a.push(tmp.clone().into());
+    if let Err(e) = runner::run(Tool::Ffmpeg, &a) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, out).map_err(|e| MediaError::Io {
+        context: format!("could not move the sample to {}", out.display()),
+        source: e,
+    })
+}

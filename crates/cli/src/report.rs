@@ -1,0 +1,179 @@
+//! The end-of-encode summary: chunks, attempts, wall time, speed, size,
+//! verification, and how much of the run was spent outside encoding.
+
+use crate::encode::verify_report;
+use crate::fail::{Failure, Result};
+use crate::progress::{fmt_secs, video_seconds};
+use serde::Serialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tessera_driver::SystemClock;
+use tessera_media::{EncodeRequest, Plan, ProbeResult, PLAN_FILE, PROBE_FILE};
+use tessera_store::Store;
+use tessera_types::{JobId, TaskState};
+
+#[derive(Serialize)]
+pub struct Summary {
+    pub job: i64,
+    pub output: PathBuf,
+    pub chunks: usize,
+    pub chunks_done: usize,
+    /// Chunks finished by an earlier, interrupted run.
+    pub chunks_reused: usize,
+    pub frames: u64,
+    pub attempts: usize,
+    pub retries: usize,
+    pub wall_ms: u64,
+    pub source_seconds: f64,
+    /// Source seconds encoded per wall second.
+    pub speed: f64,
+    pub fps: f64,
+    pub output_bytes: u64,
+    /// From the first chunk/audio encode's start to the last one's end, in this run.
+    pub encode_span_ms: u64,
+    /// Wall time outside that span: probe, plan, join, verify, scheduling.
+    pub overhead_ms: u64,
+    pub overhead_pct: f64,
+    /// Wall time of each non-encode step (its last attempt), in ms.
+    pub steps_ms: Vec<(String, u64)>,
+    pub verified: bool,
+    #[serde(skip)]
+    pub verify_text: String,
+}
+
+impl Summary {
+    pub fn collect(
+        store: &dyn Store,
+        job: JobId,
+        workdir: &Path,
+        req: &EncodeRequest,
+        started: Instant,
+        reused: usize,
+    ) -> Result<Self> {
+        let wall_ms = started.elapsed().as_millis() as u64;
+        let run_start = SystemClock::now().saturating_sub(wall_ms);
+        let tasks = store.tasks(job)?;
+        let attempts = store.attempts(job)?;
+        let is_encode = |name: &str| name.starts_with("encode-chunk-") || name == "encode-audio";
+        let name_of = |i: u32| tasks.get(i as usize).map_or("", |t| t.name.as_str());
+        let chunk_tasks: Vec<_> = tasks
+            .iter()
+            .filter(|t| t.name.starts_with("encode-chunk-"))
+            .collect();
+        let mut span: Option<(u64, u64)> = None;
+        for a in attempts
+            .iter()
+            .filter(|a| is_encode(name_of(a.task.index)) && a.started_at >= run_start)
+        {
+            let end = a.ended_at.unwrap_or(a.started_at);
+            span = Some(span.map_or((a.started_at, end), |(s, e)| {
+                (s.min(a.started_at), e.max(end))
+            }));
+        }
+        let encode_span_ms = span.map_or(0, |(s, e)| e - s);
+        let overhead_ms = wall_ms.saturating_sub(encode_span_ms);
+        let mut steps_ms = Vec::new();
+        for t in tasks.iter().filter(|t| !is_encode(&t.name)) {
+            if let Some(a) = attempts.iter().rev().find(|a| a.task.index == t.task.index) {
+                steps_ms.push((t.name.clone(), a.usage.map_or(0, |u| u.wall_ms)));
+            }
+        }
+        let plan: Option<Plan> = std::fs::read(workdir.join(PLAN_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let frames = plan
+            .as_ref()
+            .map_or(0, |p| p.chunks.iter().map(|c| u64::from(c.count)).sum());
+        let probe: Option<ProbeResult> = std::fs::read(workdir.join(PROBE_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let source_seconds = probe.as_ref().map_or(0.0, video_seconds);
+        let secs = (wall_ms as f64 / 1000.0).max(1e-3);
+        let verified = tasks
+            .iter()
+            .any(|t| t.name == "verify" && t.state == TaskState::Succeeded);
+        Ok(Self {
+            job: job.0,
+            output: req.output.clone(),
+            chunks: chunk_tasks.len(),
+            chunks_done: chunk_tasks
+                .iter()
+                .filter(|t| t.state == TaskState::Succeeded)
+                .count(),
+            chunks_reused: reused,
+            frames,
+            attempts: attempts.len(),
+            retries: attempts
+                .len()
+                .saturating_sub(tasks.iter().filter(|t| t.attempt > 0).count()),
+            wall_ms,
+            source_seconds,
+            speed: source_seconds / secs,
+            fps: frames as f64 / secs,
+            output_bytes: std::fs::metadata(&req.output).map_or(0, |m| m.len()),
+            encode_span_ms,
+            overhead_ms,
+            overhead_pct: overhead_ms as f64 * 100.0 / wall_ms.max(1) as f64,
+            steps_ms,
+            verified,
+            verify_text: verify_report(workdir).unwrap_or_default(),
+        })
+    }
+
+    pub fn write_json(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(Failure::internal)?;
+        std::fs::write(path, json).map_err(|e| {
+            Failure::input(format!(
+                "cannot write the report to {}: {e}",
+                path.display()
+            ))
+        })
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mib = self.output_bytes as f64 / (1024.0 * 1024.0);
+        writeln!(f, "encoded {} -> {:.1} MiB", self.output.display(), mib)?;
+        let reused = if self.chunks_reused > 0 {
+            format!(" ({} reused from an earlier run)", self.chunks_reused)
+        } else {
+            String::new()
+        };
+        writeln!(
+            f,
+            "  chunks     {}{reused}, {} attempts ({} retries)",
+            self.chunks, self.attempts, self.retries
+        )?;
+        writeln!(
+            f,
+            "  time       {} wall, {} frames, {:.1} fps, {:.2}x realtime",
+            fmt_secs(self.wall_ms as f64 / 1000.0),
+            self.frames,
+            self.fps,
+            self.speed
+        )?;
+        let steps: Vec<String> = self
+            .steps_ms
+            .iter()
+            .map(|(n, ms)| format!("{n} {ms} ms"))
+            .collect();
+        writeln!(
+            f,
+            "  overhead   {:.1}% outside encoding ({})",
+            self.overhead_pct,
+            steps.join(", ")
+        )?;
+        let verdict = if self.verified {
+            "passed"
+        } else {
+            "NOT verified"
+        };
+        writeln!(f, "  verified   {verdict}")?;
+        for line in self.verify_text.lines().filter(|l| !l.trim().is_empty()) {
+            writeln!(f, "             {line}")?;
+        }
+        Ok(())
+    }
+}
