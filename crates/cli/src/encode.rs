@@ -181,6 +181,7 @@ fn build_request(args: &EncodeArgs) -> Result<EncodeRequest> {
         }
         .into());
     }
+    media::check_streams(&req, &info)?;
     Ok(req)
 }
 

@@ -374,10 +374,12 @@ pub fn mux_args(m: &MuxPlan) -> Vec<OsString> {
         source_input.to_string(),
     ]));
     if let Some(r) = m.rotation.filter(|r| *r != 0) {
-        // ffprobe reports the display matrix counter-clockwise; the tag is clockwise.
+        // ffmpeg 5.1 turns a `rotate` tag on a stream copy into a display
+        // matrix whose rotation ffprobe reports as the same number (measured:
+        // rotate=90 -> 90, rotate=270 -> -90), so the source's value goes back as is.
         a.extend(argv([
             "-metadata:s:v:0".to_string(),
-            format!("rotate={}", (-r).rem_euclid(360)),
+            format!("rotate={}", r.rem_euclid(360)),
         ]));
     }
     if matches!(m.container, Container::Mp4 | Container::Mov) {
@@ -530,7 +532,7 @@ mod tests {
         assert!(
             got.contains(
                 "-map_metadata 2 -map_metadata:s:v:0 2:s:0 -map_metadata:s:a:0 1:s:a:0 -map_metadata:s:a:1 1:s:a:1 \
-                 -map_metadata:s:s:0 2:s:s:0 -map_chapters 2 -metadata:s:v:0 rotate=90"
+                 -map_metadata:s:s:0 2:s:s:0 -map_chapters 2 -metadata:s:v:0 rotate=270"
             ),
             "{got}"
         );

@@ -46,7 +46,8 @@ mod workdir;
 
 pub use error::{MediaError, Result};
 pub use ops::{
-    concat, count_video_packets, encode_audio, encode_chunk, plan_op, probe_op, verify_op,
+    check_streams, concat, count_video_packets, encode_audio, encode_chunk, plan_op, probe_op,
+    verify_op,
 };
 pub use plan::{frames_for_seconds, plan_chunks, ChunkPlan};
 pub use probe::{frame_index, probe, Chapter, FrameIndex, MediaInfo, StreamInfo};

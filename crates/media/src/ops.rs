@@ -5,7 +5,8 @@
 use crate::args::{self, ChunkSource, ConcatEntry, MuxPlan};
 use crate::error::{MediaError, Result};
 use crate::plan::{frames_for_seconds, plan_chunks};
-use crate::probe::{self, FrameIndex};
+use crate::probe::{self, FrameIndex, MediaInfo};
+use crate::request::{Container, EncodeRequest};
 use crate::runner::{self, argv, Tool};
 use crate::tasks::follow_on_tasks;
 use crate::verify::{verify, VerifyOptions, VerifyReport};
@@ -27,12 +28,13 @@ pub fn probe_op(workdir: &Path) -> Result<ProbeResult> {
 
 /// `plan`: cuts the source into chunks, decides audio and subtitles, writes
 /// `plan.json` and returns the tasks that do the work.
-pub fn plan_op(workdir: &Path) -> Result<Vec<TaskSpec>> {
-    let req = read_request(workdir)?;
-    let probed: ProbeResult = read_json(&workdir.join(PROBE_FILE))?;
+/// Checks that every stream of the source can be carried into the requested
+/// container, before any work is done. Returns the subtitle codec to use
+/// for each subtitle stream.
+pub fn check_streams(req: &EncodeRequest, info: &MediaInfo) -> Result<Vec<String>> {
     let container = req.container()?;
     let mut subtitles = Vec::new();
-    for s in probed.info.streams_of("subtitle") {
+    for s in info.streams_of("subtitle") {
         let codec = s.codec_name.as_deref().unwrap_or("unknown");
         match args::subtitle_codec(container, codec) {
             Some(c) => subtitles.push(c.to_string()),
@@ -46,6 +48,26 @@ pub fn plan_op(workdir: &Path) -> Result<Vec<TaskSpec>> {
             }
         }
     }
+    let rotation = info
+        .video()
+        .and_then(|v| v.rotation)
+        .unwrap_or(0)
+        .rem_euclid(360);
+    if rotation != 0 && matches!(container, Container::Mkv | Container::Webm) {
+        return Err(MediaError::Unsupported(format!(
+            "{}: the video is displayed rotated by {rotation} degrees, and ffmpeg 5.1 cannot store rotation in {}; use a .mp4 or .mov output",
+            req.input.display(),
+            container.muxer()
+        )));
+    }
+    Ok(subtitles)
+}
+
+pub fn plan_op(workdir: &Path) -> Result<Vec<TaskSpec>> {
+    let req = read_request(workdir)?;
+    let probed: ProbeResult = read_json(&workdir.join(PROBE_FILE))?;
+    let container = req.container()?;
+    let subtitles = check_streams(&req, &probed.info)?;
     let audio: Vec<bool> = probed
         .info
         .streams_of("audio")

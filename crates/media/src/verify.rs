@@ -182,5 +182,15 @@ fn compare(
     }
     let (a, b) = (si.chapters.len(), ci.chapters.len());
     r.add("chapters", a == b, format!("source {a}, output {b}"));
+    let (a, b) = (rotation(si), rotation(ci));
+    r.add("rotation", a == b, format!("source {a}°, output {b}°"));
     r
+}
+
+/// The video's display rotation in degrees, 0..360 (0 when none).
+fn rotation(info: &MediaInfo) -> i64 {
+    info.video()
+        .and_then(|v| v.rotation)
+        .unwrap_or(0)
+        .rem_euclid(360)
 }
