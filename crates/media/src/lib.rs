@@ -27,7 +27,7 @@
 //!
 //! ```
 //! use tessera_media::{plan_chunks, FrameIndex};
-//! let index = FrameIndex { time_base: (1, 25), pts: (0..100).collect(), keyframes: vec![0, 50], last_duration: 1 };
+//! let index = FrameIndex { time_base: (1, 25), pts: (0..100).collect(), keyframes: vec![0, 50], last_duration: 1, timestamp_faults: 0 };
 //! let chunks = plan_chunks(&index, 50, 1);
 //! assert_eq!((chunks[1].first, chunks[1].count), (50, 50));
 //! ```
@@ -54,7 +54,8 @@ pub use probe::{frame_index, probe, Chapter, FrameIndex, MediaInfo, StreamInfo};
 pub use request::{Codec, Container, EncodeRequest, EncodeSettings};
 pub use tasks::{chunk_task_name, follow_on_tasks, initial_tasks};
 pub use verify::{
-    first_pts_mismatch, relative_seconds, verify, Check, VerifyOptions, VerifyReport,
+    first_pts_mismatch, relative_seconds, verify, verify_against, Check, VerifyOptions,
+    VerifyReport,
 };
 pub use workdir::{
     read_request, temp_output, write_request, AudioPlan, OutputPlan, Plan, ProbeResult, AUDIO_FILE,

@@ -9,7 +9,7 @@ use crate::probe::{self, FrameIndex, MediaInfo};
 use crate::request::{Container, EncodeRequest};
 use crate::runner::{self, argv, Tool};
 use crate::tasks::follow_on_tasks;
-use crate::verify::{verify, VerifyOptions, VerifyReport};
+use crate::verify::{verify_against, VerifyOptions, VerifyReport};
 use crate::workdir::*;
 use std::path::{Path, PathBuf};
 use tessera_types::TaskSpec;
@@ -252,8 +252,9 @@ pub fn concat(workdir: &Path) -> Result<PathBuf> {
 /// `verify`: checks the joined output against the source; renames it into
 /// the final path if every check passes, deletes it otherwise.
 pub fn verify_op(workdir: &Path, options: VerifyOptions) -> Result<VerifyReport> {
-    let (req, _, plan) = load(workdir)?;
-    let report = verify(&req.input, &plan.output.temp, options)?;
+    let (_, probed, plan) = load(workdir)?;
+    // The source was probed at the start of the job; only the output is new.
+    let report = verify_against(&probed.info, &probed.index, &plan.output.temp, options)?;
     if report.passed() {
         std::fs::rename(&plan.output.temp, &plan.output.path)
             .map_err(|e| MediaError::io_at(&plan.output.path, "renaming into", e))?;

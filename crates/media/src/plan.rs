@@ -100,6 +100,7 @@ mod tests {
             pts: (0..n as i64).collect(),
             keyframes: (0..n).step_by(gop).map(|k| k as u32).collect(),
             last_duration: 1,
+            timestamp_faults: 0,
         }
     }
 

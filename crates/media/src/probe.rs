@@ -199,6 +199,11 @@ pub struct FrameIndex {
     pub keyframes: Vec<u32>,
     /// Duration of the last frame in time-base units (0 when unknown).
     pub last_duration: i64,
+    /// Timestamp faults seen in file order: packets whose dts did not
+    /// increase, plus frames sharing a pts with another. 0 for a sound file;
+    /// a naive segment-and-concat join typically leaves some at each seam.
+    #[serde(default)]
+    pub timestamp_faults: u32,
 }
 
 impl FrameIndex {
@@ -237,14 +242,22 @@ impl FrameIndex {
         time_base: (i64, i64),
     ) -> std::result::Result<Self, IndexError> {
         let mut frames: Vec<(i64, bool, i64)> = Vec::new();
+        let mut faults = 0u32;
+        let mut last_dts: Option<i64> = None;
         for line in csv.lines() {
             let mut f = line.trim().split(',');
             if f.next() != Some("packet") {
                 continue;
             }
-            let (pts, _dts, dur, flags) = (f.next(), f.next(), f.next(), f.next().unwrap_or(""));
+            let (pts, dts, dur, flags) = (f.next(), f.next(), f.next(), f.next().unwrap_or(""));
             if flags.as_bytes().get(1) == Some(&b'D') {
                 continue;
+            }
+            if let Some(d) = dts.and_then(|d| d.parse::<i64>().ok()) {
+                if last_dts.is_some_and(|l| d <= l) {
+                    faults += 1;
+                }
+                last_dts = Some(d);
             }
             let pts = pts
                 .and_then(|p| p.parse::<i64>().ok())
@@ -256,6 +269,7 @@ impl FrameIndex {
             return Err(IndexError::NoFrames);
         }
         frames.sort_by_key(|f| f.0);
+        faults += frames.windows(2).filter(|w| w[0].0 == w[1].0).count() as u32;
         let keyframes = frames
             .iter()
             .enumerate()
@@ -268,6 +282,7 @@ impl FrameIndex {
             pts: frames.iter().map(|f| f.0).collect(),
             keyframes,
             last_duration,
+            timestamp_faults: faults,
         })
     }
 }

@@ -108,11 +108,23 @@ fn langs(info: &MediaInfo, kind: &str) -> Vec<String> {
 
 /// Verifies `candidate` against `source`.
 pub fn verify(source: &Path, candidate: &Path, options: VerifyOptions) -> Result<VerifyReport> {
-    let (si, ci) = (probe(source)?, probe(candidate)?);
-    let (sx, cx) = (frame_index(source, &si)?, frame_index(candidate, &ci)?);
+    let si = probe(source)?;
+    let sx = frame_index(source, &si)?;
+    verify_against(&si, &sx, candidate, options)
+}
+
+/// [`verify`] against a source that was already probed.
+pub fn verify_against(
+    si: &MediaInfo,
+    sx: &FrameIndex,
+    candidate: &Path,
+    options: VerifyOptions,
+) -> Result<VerifyReport> {
+    let ci = probe(candidate)?;
+    let cx = frame_index(candidate, &ci)?;
     Ok(compare(
-        &si,
-        &sx,
+        si,
+        sx,
         &ci,
         &cx,
         options.decode.then_some(candidate),
@@ -182,6 +194,14 @@ fn compare(
     }
     let (a, b) = (si.chapters.len(), ci.chapters.len());
     r.add("chapters", a == b, format!("source {a}, output {b}"));
+    r.add(
+        "timestamps monotonic",
+        cx.timestamp_faults == 0,
+        match cx.timestamp_faults {
+            0 => "no repeated or backward timestamps".into(),
+            n => format!("{n} repeated or backward timestamps in the output"),
+        },
+    );
     let (a, b) = (rotation(si), rotation(ci));
     r.add("rotation", a == b, format!("source {a}°, output {b}°"));
     r

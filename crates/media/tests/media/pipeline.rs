@@ -202,3 +202,77 @@ fn a_rerun_reuses_finished_chunks() {
     encode_chunk(&work, 0, &mut |_, _| {}).unwrap();
     assert_eq!(count_video_packets(&path).unwrap(), u64::from(chunk.count));
 }
+
+/// The script people write first: stream-copy segments, encode each, join
+/// with the concat demuxer. On a B-frame NTSC source it loses frames or
+/// timing at the seams; Tessera's pipeline on the same source passes every check.
+#[test]
+fn naive_segment_encode_concat_breaks_at_the_joins_and_tessera_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = testclips::ntsc(dir.path()).unwrap();
+    let ffmpeg = |args: Vec<std::ffi::OsString>| {
+        let mut a = argv(["-nostdin", "-y", "-v", "error"]);
+        a.extend(args);
+        runner::run(Tool::Ffmpeg, &a).unwrap();
+    };
+    let seg = dir.path().join("seg%03d.mp4");
+    let mut a = argv(["-i"]);
+    a.push(src.clone().into());
+    a.extend(argv([
+        "-map",
+        "0:v",
+        "-c",
+        "copy",
+        "-f",
+        "segment",
+        "-segment_time",
+        "1",
+        "-reset_timestamps",
+        "1",
+    ]));
+    a.push(seg.into());
+    ffmpeg(a);
+    let mut list = String::new();
+    for i in 0.. {
+        let part = dir.path().join(format!("seg{i:03}.mp4"));
+        if !part.exists() {
+            break;
+        }
+        let enc = dir.path().join(format!("enc{i:03}.mp4"));
+        let mut a = argv(["-i"]);
+        a.push(part.into());
+        a.extend(argv(["-c:v", "libx264", "-preset", "ultrafast"]));
+        a.push(enc.clone().into());
+        ffmpeg(a);
+        list.push_str(&format!("file '{}'\n", enc.display()));
+    }
+    let list_path = dir.path().join("list.txt");
+    std::fs::write(&list_path, list).unwrap();
+    let naive = dir.path().join("naive.mp4");
+    let mut a = argv(["-f", "concat", "-safe", "0", "-i"]);
+    a.push(list_path.into());
+    a.extend(argv(["-c", "copy"]));
+    a.push(naive.clone().into());
+    ffmpeg(a);
+    let naive_report = verify(&src, &naive, VerifyOptions { decode: false }).unwrap();
+    assert!(
+        !naive_report.passed(),
+        "the naive join unexpectedly passed:\n{naive_report}"
+    );
+
+    let work = dir.path().join("w");
+    std::fs::create_dir(&work).unwrap();
+    let run = run_pipeline(
+        &work,
+        &request(&src, &dir.path().join("out.mp4"), Codec::X264, 1.0),
+    )
+    .unwrap();
+    assert_passed(&run.report);
+    assert!(
+        run.report
+            .check("timestamps monotonic")
+            .is_some_and(|c| c.ok),
+        "{}",
+        run.report
+    );
+}
