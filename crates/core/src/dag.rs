@@ -74,6 +74,8 @@ pub(crate) fn resolve(
     for (i, t) in new.iter().enumerate() {
         let me = (base + i) as u32;
         let mut mine: Vec<(u32, Condition)> = Vec::with_capacity(t.deps.len());
+        let mut seen: std::collections::HashSet<(u32, Condition)> =
+            std::collections::HashSet::new();
         for dep in &t.deps {
             let matched = matches(&dep.selector, &all, &index, &t.name)?;
             if matched.is_empty() {
@@ -91,7 +93,7 @@ pub(crate) fn resolve(
                     }
                     continue;
                 }
-                if !mine.contains(&(p, dep.condition)) {
+                if seen.insert((p, dep.condition)) {
                     mine.push((p, dep.condition));
                 }
             }

@@ -295,7 +295,10 @@ impl<S: Store, E: Executor> Driver<S, E> {
                 let Some(run) = self.running.remove(&(task, attempt)) else {
                     return Ok(Step::default());
                 };
-                if self.interrupted {
+                if self.interrupted && result.is_err() {
+                    // Killed by the interrupt (or failed as it landed): not
+                    // the task's fault, so it goes back to the queue. One
+                    // that succeeded just before counts as done.
                     let reason = "interrupted; run the command again to resume".to_string();
                     return Ok(self.sched.handle(
                         Event::Lost {
