@@ -2,7 +2,7 @@
 //! embedded scheduler (SQLite state in `--state-dir`, local processes), shows
 //! progress, and prints a summary.
 
-use crate::fail::{Failure, Result};
+use crate::fail::{Code, Failure, Result};
 use crate::op::{check_parent_writable, VERIFY_REPORT};
 use crate::progress::ProgressView;
 use crate::report::Summary;
@@ -173,8 +173,13 @@ fn build_request(args: &EncodeArgs) -> Result<EncodeRequest> {
         slots,
     };
     req.validate()?;
-    // Fail fast, in this process, on anything wrong with the input.
+    // Fail fast, in this process, on anything wrong with the input or the
+    // tools (a missing ffmpeg would otherwise fail every chunk, with retries).
     let info = media::probe(&req.input)?;
+    media::runner::run(
+        media::runner::Tool::Ffmpeg,
+        &media::runner::argv(["-version"]),
+    )?;
     if info.video().is_none() {
         return Err(media::MediaError::NoVideo {
             path: req.input.clone(),
@@ -193,8 +198,14 @@ fn job_key(req: &EncodeRequest) -> Result<String> {
         .modified()
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+    // Parallelism is not part of the identity: rerunning with another --jobs
+    // (or on a machine with another core count) resumes the same job.
+    let identity = EncodeRequest {
+        slots: 0,
+        ..req.clone()
+    };
     let mut h = Sha256::new();
-    h.update(serde_json::to_vec(req).map_err(Failure::internal)?);
+    h.update(serde_json::to_vec(&identity).map_err(Failure::internal)?);
     h.update(meta.len().to_le_bytes());
     h.update(mtime.map_or(0, |d| d.as_nanos()).to_le_bytes());
     let digest = h.finalize();
@@ -276,13 +287,23 @@ fn explain_failure(
         .reason
         .clone()
         .unwrap_or_else(|| "no reason recorded".into());
-    // A task exits 3 when its input was at fault (see fail::Code).
-    let code_input = reason.contains("exited with status 3");
+    // A task exits 3 when its input was at fault, 4 when the environment
+    // was (ffmpeg missing), like this command (see fail::Code).
+    let code = if reason.contains("exited with status 3") {
+        Code::Input
+    } else if reason.contains("exited with status 4") {
+        Code::Environment
+    } else {
+        Code::Internal
+    };
     let reason = reason
         .strip_prefix("failed: ")
         .unwrap_or(&reason)
         .replace("exited with status 3: ", "")
+        .replace("exited with status 4: ", "")
         .replace("exited with status 1: ", "");
+    // The op printed its error the way this command does; one prefix is enough.
+    let reason = reason.strip_prefix("tessera: ").unwrap_or(&reason);
     let attempts = if t.attempt > 1 {
         format!(" after {} attempts", t.attempt)
     } else {
@@ -291,13 +312,9 @@ fn explain_failure(
     let message = format!(
         "encode failed: {} failed{attempts}: {}",
         t.name,
-        crate::fail::one_line(&reason)
+        crate::fail::one_line(reason)
     );
-    Ok(if code_input {
-        Failure::input(message)
-    } else {
-        Failure::internal(message)
-    })
+    Ok(Failure { code, message })
 }
 
 /// The verify op's report, if it left one.

@@ -436,9 +436,10 @@ impl Scheduler {
         if t.state != TaskState::Waiting {
             return;
         }
+        // Only a parent that has ended can reject (one still retrying may yet succeed).
         let rejected = t.parents.iter().find(|&&(p, cond)| {
             let ps = job.tasks[p as usize].state;
-            !accepts(cond, ps)
+            ps.is_terminal() && !accepts(cond, ps)
         });
         if job.cancelled {
             self.finish(
@@ -460,6 +461,7 @@ impl Scheduler {
                 );
                 self.finish(task, TaskState::Skipped, Some(reason), step);
             }
+            None if t.open_parents > 0 => {} // still waiting for the rest
             None => {
                 self.set(task, TaskState::Ready, None, step);
                 self.requeue(task);

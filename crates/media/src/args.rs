@@ -210,8 +210,9 @@ pub fn chunk_encode_args(
         "-1",
         "-map_chapters",
         "-1",
+        // NUT keeps the encoder's exact time base (Matroska would round to 1 ms).
         "-f",
-        "matroska",
+        "nut",
     ]));
     a.push(out.into());
     a
@@ -253,7 +254,12 @@ pub fn audio_args(
         };
         a.extend(argv([format!("-c:a:{i}"), codec.to_string()]));
     }
-    a.extend(argv(["-f", "matroska"]));
+    let format = if container == Container::Mkv {
+        "matroska"
+    } else {
+        "nut"
+    };
+    a.extend(argv(["-f", format]));
     a.push(out.into());
     a
 }
@@ -464,7 +470,7 @@ mod tests {
             "{got}"
         );
         assert!(
-            got.ends_with("-an -sn -dn -map_metadata -1 -map_chapters -1 -f matroska /w/c.mkv"),
+            got.ends_with("-an -sn -dn -map_metadata -1 -map_chapters -1 -f nut /w/c.mkv"),
             "{got}"
         );
         let first = ChunkPlan {

@@ -58,6 +58,6 @@ pub use verify::{
     VerifyReport,
 };
 pub use workdir::{
-    read_request, temp_output, write_request, AudioPlan, OutputPlan, Plan, ProbeResult, AUDIO_FILE,
+    audio_file, read_request, temp_output, write_request, AudioPlan, OutputPlan, Plan, ProbeResult,
     PLAN_FILE, PROBE_FILE, REQUEST_FILE,
 };

@@ -171,15 +171,15 @@ pub fn encode_chunk(
     Ok(out)
 }
 
-/// `encode-audio`: every audio stream, once, whole, into `audio.mka`.
+/// `encode-audio`: every audio stream, once, whole, into the audio intermediate ([`audio_file`]).
 /// Returns `None` when the source has no audio.
 pub fn encode_audio(workdir: &Path) -> Result<Option<PathBuf>> {
     let (req, probed, plan) = load(workdir)?;
     if plan.audio.is_none() {
         return Ok(None);
     }
-    let out = workdir.join(AUDIO_FILE);
-    let tmp = workdir.join("audio.mka.part");
+    let out = workdir.join(audio_file(plan.output.container));
+    let tmp = out.with_extension("part");
     runner::run(
         Tool::Ffmpeg,
         &args::audio_args(&req.input, &probed.info, plan.output.container, &tmp),
@@ -216,10 +216,10 @@ pub fn concat(workdir: &Path) -> Result<PathBuf> {
         .collect();
     let list = workdir.join(CONCAT_FILE);
     write_atomic(&list, args::concat_list(&entries).as_bytes())?;
-    let audio = workdir.join(AUDIO_FILE);
+    let audio = workdir.join(audio_file(plan.output.container));
     if plan.audio.is_some() && !audio.exists() {
         return Err(MediaError::Internal(
-            "audio.mka is missing; run encode-audio first".into(),
+            "the encoded audio is missing; run encode-audio first".into(),
         ));
     }
     let video = probed.info.video().ok_or_else(|| MediaError::NoVideo {

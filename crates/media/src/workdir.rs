@@ -12,7 +12,15 @@ use std::path::{Path, PathBuf};
 pub const REQUEST_FILE: &str = "request.json";
 pub const PROBE_FILE: &str = "probe.json";
 pub const PLAN_FILE: &str = "plan.json";
-pub const AUDIO_FILE: &str = "audio.mka";
+/// The joined audio tracks, before the final mux. NUT keeps every audio
+/// codec's own time base exactly; Matroska (1 ms) is used only when the
+/// output is Matroska anyway, because it takes codecs NUT cannot.
+pub fn audio_file(container: Container) -> &'static str {
+    match container {
+        Container::Mkv => "audio.mka",
+        _ => "audio.nut",
+    }
+}
 pub const CONCAT_FILE: &str = "concat.txt";
 pub const CHUNK_DIR: &str = "chunks";
 
@@ -53,7 +61,7 @@ pub struct OutputPlan {
 impl Plan {
     pub fn chunk_path(&self, workdir: &Path, chunk: &ChunkPlan) -> PathBuf {
         workdir.join(CHUNK_DIR).join(format!(
-            "{}-{:04}-{}-{}.mkv",
+            "{}-{:04}-{}-{}.nut",
             self.source_key, chunk.index, chunk.first, chunk.count
         ))
     }

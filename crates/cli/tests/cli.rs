@@ -1,0 +1,21 @@
+//! The `tessera` binary end to end: the real executable, real ffmpeg, small
+//! generated clips, and a fresh `--state-dir` in a temporary directory for
+//! every run.
+//!
+//! - `bad_input`: every way the input or the output can be wrong gets its
+//!   exit code, one `tessera: ` line on stderr, and leaves nothing behind.
+//! - `encode`: lossless proof through the whole scheduler (framemd5), the
+//!   default x264 path on NTSC, variable frame rate kept where plain ffmpeg
+//!   loses it, and `tessera verify` catching a mismatch.
+//! - `interrupt`: SIGKILL then resume (finished chunks reused, not re-run),
+//!   Ctrl-C (exit 130, nothing running, nothing half-written), no process
+//!   outliving the run.
+
+#[path = "cli/bad_input.rs"]
+mod bad_input;
+#[path = "cli/encode.rs"]
+mod encode;
+#[path = "cli/interrupt.rs"]
+mod interrupt;
+#[path = "cli/support.rs"]
+mod support;
