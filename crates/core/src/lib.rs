@@ -37,7 +37,10 @@
 //! ```
 
 mod dag;
+mod lifecycle;
 mod sched;
+mod step;
 
 pub use dag::{glob_match, SpecError};
-pub use sched::{Command, Event, Scheduler, Step, MAX_LOST};
+pub use sched::{Scheduler, MAX_LOST};
+pub use step::{Command, Event, Step};

@@ -1,104 +1,51 @@
 //! The scheduler state machine: events and `now` in, a [`Step`] out.
 
 use crate::dag::{resolve, SpecError};
+use crate::step::{Command, Event, Step};
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::sync::Arc;
 use tessera_types::{
-    AttemptNo, AttemptOutcome, AttemptUsage, Change, Condition, JobId, JobSnapshot, JobSpec,
-    JobState, Millis, NodeId, TaskRef, TaskSpec, TaskState,
+    AttemptNo, Change, Condition, JobId, JobSnapshot, JobSpec, JobState, Millis, NodeId, TaskRef,
+    TaskSpec, TaskState,
 };
 
 /// A lost attempt does not count against retries, but a task lost this many
 /// times fails: something about it keeps killing its node.
 pub const MAX_LOST: u32 = 10;
 
-/// Something that happened, fed to [`Scheduler::handle`].
-#[derive(Debug, Clone)]
-pub enum Event {
-    /// An attempt's process ended. `expansion` holds the tasks an expanding
-    /// task asked to add (read by the driver from its expansion file).
-    Exited {
-        task: TaskRef,
-        attempt: AttemptNo,
-        result: Result<(), String>,
-        usage: AttemptUsage,
-        expansion: Option<Vec<TaskSpec>>,
-    },
-    /// Nobody knows how the attempt ended (its node or the scheduler went away).
-    Lost {
-        task: TaskRef,
-        attempt: AttemptNo,
-        reason: String,
-    },
-    /// Cancel the whole job: queued tasks end at once, running ones are killed.
-    CancelJob { job: JobId },
-}
-
-/// What the driver must do, after committing the step's changes.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Command {
-    Start {
-        task: TaskRef,
-        attempt: AttemptNo,
-        spec: Arc<TaskSpec>,
-        node: NodeId,
-    },
-    Kill {
-        task: TaskRef,
-        attempt: AttemptNo,
-    },
-}
-
-/// The output of one call: durable changes first, then commands.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Step {
-    pub changes: Vec<Change>,
-    pub commands: Vec<Command>,
-}
-
-impl Step {
-    pub fn is_empty(&self) -> bool {
-        self.changes.is_empty() && self.commands.is_empty()
-    }
-    pub fn append(&mut self, mut other: Step) {
-        self.changes.append(&mut other.changes);
-        self.commands.append(&mut other.commands);
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KillReason {
+pub(crate) enum KillReason {
     Cancel,
     TimeLimit,
 }
 
 #[derive(Debug)]
-struct Task {
-    spec: Arc<TaskSpec>,
-    state: TaskState,
-    attempt: AttemptNo,
-    failures: u32,
-    not_before: Millis,
-    parents: Vec<(u32, Condition)>,
+pub(crate) struct Task {
+    pub(crate) spec: Arc<TaskSpec>,
+    pub(crate) state: TaskState,
+    pub(crate) attempt: AttemptNo,
+    pub(crate) failures: u32,
+    pub(crate) not_before: Millis,
+    pub(crate) parents: Vec<(u32, Condition)>,
     /// Edges to dependents, with the edge's condition (one entry per edge).
-    children: Vec<(u32, Condition)>,
+    pub(crate) children: Vec<(u32, Condition)>,
     /// Parents not yet ended.
-    open_parents: u32,
-    killing: Option<KillReason>,
+    pub(crate) open_parents: u32,
+    pub(crate) killing: Option<KillReason>,
     /// When the running attempt hits its time limit (0: no limit).
-    deadline: Millis,
+    pub(crate) deadline: Millis,
     /// Identifies the live heap entry (older entries are stale).
-    queued: u64,
+    pub(crate) queued: u64,
 }
 
 #[derive(Debug)]
-struct Job {
-    tasks: Vec<Task>,
-    state: JobState,
-    unfinished: u32,
-    failed: u32,
-    cancelled: bool,
+pub(crate) struct Job {
+    pub(crate) tasks: Vec<Task>,
+    pub(crate) state: JobState,
+    pub(crate) unfinished: u32,
+    pub(crate) failed: u32,
+    pub(crate) cancelled: bool,
 }
 
 #[derive(PartialEq, Eq)]
@@ -124,19 +71,19 @@ impl PartialOrd for Queued {
 /// The pure scheduler. One node with `capacity` cpu slots today; nodes and
 /// placement grow here later.
 pub struct Scheduler {
-    jobs: HashMap<JobId, Job>,
+    pub(crate) jobs: HashMap<JobId, Job>,
     queue: BinaryHeap<Queued>,
     /// Ready tasks backing off until the given time.
-    delayed: BTreeSet<(Millis, TaskRef)>,
+    pub(crate) delayed: BTreeSet<(Millis, TaskRef)>,
     /// Running attempts with a time limit.
-    deadlines: BTreeSet<(Millis, TaskRef, AttemptNo)>,
-    capacity: u32,
-    used: u32,
-    seq: u64,
+    pub(crate) deadlines: BTreeSet<(Millis, TaskRef, AttemptNo)>,
+    pub(crate) capacity: u32,
+    pub(crate) used: u32,
+    pub(crate) seq: u64,
     /// Jobs not yet ended.
-    active: usize,
+    pub(crate) active: usize,
     /// Start nothing new (draining, or interrupted).
-    paused: bool,
+    pub(crate) paused: bool,
 }
 
 impl Scheduler {
@@ -355,15 +302,15 @@ impl Scheduler {
         }
     }
 
-    fn task(&self, t: TaskRef) -> Option<&Task> {
+    pub(crate) fn task(&self, t: TaskRef) -> Option<&Task> {
         self.jobs.get(&t.job)?.tasks.get(t.index as usize)
     }
 
-    fn task_mut(&mut self, t: TaskRef) -> Option<&mut Task> {
+    pub(crate) fn task_mut(&mut self, t: TaskRef) -> Option<&mut Task> {
         self.jobs.get_mut(&t.job)?.tasks.get_mut(t.index as usize)
     }
 
-    fn add_tasks(
+    pub(crate) fn add_tasks(
         &mut self,
         id: JobId,
         specs: impl Iterator<Item = TaskSpec>,
@@ -429,47 +376,7 @@ impl Scheduler {
         }
     }
 
-    /// A waiting task whose parents have all ended: ready, or skipped.
-    fn decide(&mut self, task: TaskRef, step: &mut Step) {
-        let job = self.jobs.get(&task.job).expect("job exists");
-        let t = &job.tasks[task.index as usize];
-        if t.state != TaskState::Waiting {
-            return;
-        }
-        // Only a parent that has ended can reject (one still retrying may yet succeed).
-        let rejected = t.parents.iter().find(|&&(p, cond)| {
-            let ps = job.tasks[p as usize].state;
-            ps.is_terminal() && !accepts(cond, ps)
-        });
-        if job.cancelled {
-            self.finish(
-                task,
-                TaskState::Cancelled,
-                Some("job cancelled".into()),
-                step,
-            );
-            return;
-        }
-        match rejected {
-            Some(&(p, cond)) => {
-                let parent = &job.tasks[p as usize];
-                let reason = format!(
-                    "dependency {:?} ended {} and the condition is {}",
-                    parent.spec.name,
-                    parent.state,
-                    condition_str(cond)
-                );
-                self.finish(task, TaskState::Skipped, Some(reason), step);
-            }
-            None if t.open_parents > 0 => {} // still waiting for the rest
-            None => {
-                self.set(task, TaskState::Ready, None, step);
-                self.requeue(task);
-            }
-        }
-    }
-
-    fn requeue(&mut self, task: TaskRef) {
+    pub(crate) fn requeue(&mut self, task: TaskRef) {
         let nb = self.task(task).map_or(0, |t| t.not_before);
         if nb > 0 {
             self.delayed.insert((nb, task));
@@ -478,7 +385,7 @@ impl Scheduler {
         }
     }
 
-    fn enqueue(&mut self, task: TaskRef) {
+    pub(crate) fn enqueue(&mut self, task: TaskRef) {
         self.seq += 1;
         let seq = self.seq;
         let Some(t) = self.task_mut(task) else { return };
@@ -495,7 +402,7 @@ impl Scheduler {
         });
     }
 
-    fn dispatch(&mut self, now: Millis, step: &mut Step) {
+    pub(crate) fn dispatch(&mut self, now: Millis, step: &mut Step) {
         if self.paused {
             return;
         }
@@ -554,253 +461,5 @@ impl Scheduler {
                 node: NodeId::LOCAL,
             });
         }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn exited(
-        &mut self,
-        task: TaskRef,
-        attempt: AttemptNo,
-        result: Result<(), String>,
-        usage: AttemptUsage,
-        expansion: Option<Vec<TaskSpec>>,
-        now: Millis,
-        step: &mut Step,
-    ) {
-        let Some(t) = self.task(task) else { return };
-        if t.state != TaskState::Running || t.attempt != attempt {
-            return; // fenced: a stale attempt's report
-        }
-        let killing = t.killing;
-        let expands = t.spec.expands;
-        self.release(task, attempt);
-        let outcome = match (killing, result) {
-            (Some(KillReason::Cancel), _) => AttemptOutcome::Cancelled,
-            (Some(KillReason::TimeLimit), _) => AttemptOutcome::TimedOut,
-            (None, Ok(())) => match expansion.filter(|e| expands && !e.is_empty()) {
-                Some(new) => match self.expand(task.job, new, now, step) {
-                    Ok(()) => AttemptOutcome::Succeeded,
-                    Err(e) => AttemptOutcome::Failed {
-                        message: format!("its expansion was refused: {e}"),
-                    },
-                },
-                None => AttemptOutcome::Succeeded,
-            },
-            (None, Err(message)) => AttemptOutcome::Failed { message },
-        };
-        step.changes.push(Change::AttemptEnded {
-            task,
-            attempt,
-            outcome: outcome.clone(),
-            usage,
-            at: now,
-        });
-        match outcome {
-            AttemptOutcome::Succeeded => self.finish(task, TaskState::Succeeded, None, step),
-            AttemptOutcome::Cancelled => {
-                self.finish(task, TaskState::Cancelled, Some("cancelled".into()), step)
-            }
-            AttemptOutcome::TimedOut | AttemptOutcome::Failed { .. } => {
-                self.failed(task, outcome.describe(), now, step)
-            }
-            AttemptOutcome::Lost { .. } => unreachable!("not produced here"),
-        }
-    }
-
-    fn lost(
-        &mut self,
-        task: TaskRef,
-        attempt: AttemptNo,
-        reason: String,
-        now: Millis,
-        step: &mut Step,
-    ) {
-        let Some(t) = self.task(task) else { return };
-        if t.state != TaskState::Running || t.attempt != attempt {
-            return;
-        }
-        let killing = t.killing;
-        self.release(task, attempt);
-        let outcome = AttemptOutcome::Lost { reason };
-        let describe = outcome.describe();
-        step.changes.push(Change::AttemptEnded {
-            task,
-            attempt,
-            outcome,
-            usage: AttemptUsage::default(),
-            at: now,
-        });
-        let t = self.task(task).expect("exists");
-        if killing == Some(KillReason::Cancel) || self.jobs[&task.job].cancelled {
-            self.finish(task, TaskState::Cancelled, Some("cancelled".into()), step);
-        } else if t.attempt - t.failures.min(t.attempt) >= MAX_LOST {
-            let reason = format!("{describe} ({MAX_LOST} attempts lost; giving up)");
-            self.finish(task, TaskState::Failed, Some(reason), step);
-        } else {
-            self.set(task, TaskState::Ready, Some(describe), step);
-            self.enqueue(task);
-        }
-    }
-
-    fn release(&mut self, task: TaskRef, attempt: AttemptNo) {
-        let t = self.task_mut(task).expect("exists");
-        t.killing = None;
-        let cpu = t.spec.resources.cpu;
-        let deadline = std::mem::take(&mut t.deadline);
-        if deadline > 0 {
-            self.deadlines.remove(&(deadline, task, attempt));
-        }
-        self.used = self.used.saturating_sub(cpu);
-    }
-
-    fn failed(&mut self, task: TaskRef, reason: String, now: Millis, step: &mut Step) {
-        let t = self.task_mut(task).expect("exists");
-        t.failures += 1;
-        if t.failures <= t.spec.retry.retries {
-            t.not_before = now + t.spec.retry.backoff_before(t.attempt + 1);
-            let at = t.not_before;
-            let reason = format!("attempt {} {reason}; retrying", t.attempt);
-            self.set(task, TaskState::Ready, Some(reason), step);
-            if at > now {
-                self.delayed.insert((at, task));
-            } else {
-                self.enqueue(task);
-            }
-        } else {
-            self.finish(task, TaskState::Failed, Some(reason), step);
-        }
-    }
-
-    fn expand(
-        &mut self,
-        job: JobId,
-        new: Vec<TaskSpec>,
-        _now: Millis,
-        step: &mut Step,
-    ) -> Result<(), SpecError> {
-        let j = self.jobs.get(&job).expect("job");
-        let existing: Vec<&str> = j.tasks.iter().map(|t| t.spec.name.as_str()).collect();
-        let parents = resolve(&existing, &new, self.capacity)?;
-        let first_index = existing.len() as u32;
-        step.changes.push(Change::TasksAdded {
-            job,
-            first_index,
-            tasks: new.clone(),
-        });
-        self.add_tasks(job, new.into_iter(), parents, None, step);
-        Ok(())
-    }
-
-    fn cancel_job(&mut self, job: JobId, step: &mut Step) {
-        let Some(j) = self.jobs.get_mut(&job) else {
-            return;
-        };
-        if j.state.is_terminal() {
-            return;
-        }
-        j.cancelled = true;
-        let n = j.tasks.len() as u32;
-        for i in 0..n {
-            let task = TaskRef::new(job, i);
-            let t = &mut self.jobs.get_mut(&job).expect("job").tasks[i as usize];
-            match t.state {
-                TaskState::Waiting | TaskState::Ready => self.finish(
-                    task,
-                    TaskState::Cancelled,
-                    Some("job cancelled".into()),
-                    step,
-                ),
-                TaskState::Running if t.killing.is_none() => {
-                    t.killing = Some(KillReason::Cancel);
-                    let attempt = t.attempt;
-                    step.commands.push(Command::Kill { task, attempt });
-                }
-                _ => {}
-            }
-        }
-        self.settle(job, step);
-    }
-
-    /// Records a state change.
-    fn set(&mut self, task: TaskRef, state: TaskState, reason: Option<String>, step: &mut Step) {
-        let t = self.task_mut(task).expect("exists");
-        if let Err(e) = t.state.transition(state) {
-            // A bug in this module, never a user error: refuse loudly in tests.
-            debug_assert!(false, "task {task}: {e}");
-            return;
-        }
-        t.state = state;
-        step.changes.push(Change::Task {
-            task,
-            state,
-            attempt: t.attempt,
-            failures: t.failures,
-            not_before: t.not_before,
-            reason,
-        });
-    }
-
-    /// Moves a task to a terminal state and wakes its dependents
-    /// (work proportional to its out-degree).
-    fn finish(&mut self, task: TaskRef, state: TaskState, reason: Option<String>, step: &mut Step) {
-        self.set(task, state, reason, step);
-        let job = self.jobs.get_mut(&task.job).expect("job");
-        job.unfinished -= 1;
-        if state == TaskState::Failed {
-            job.failed += 1;
-        }
-        let children = std::mem::take(&mut job.tasks[task.index as usize].children);
-        let mut due = Vec::new();
-        for &(c, cond) in &children {
-            let child = &mut job.tasks[c as usize];
-            child.open_parents -= 1;
-            if child.state != TaskState::Waiting {
-                continue;
-            }
-            if !accepts(cond, state) || child.open_parents == 0 {
-                due.push(c);
-            }
-        }
-        job.tasks[task.index as usize].children = children;
-        for c in due {
-            self.decide(TaskRef::new(task.job, c), step);
-        }
-        self.settle(task.job, step);
-    }
-
-    /// Ends the job when its last task has ended.
-    fn settle(&mut self, job: JobId, step: &mut Step) {
-        let j = self.jobs.get_mut(&job).expect("job");
-        if j.unfinished > 0 || j.state.is_terminal() {
-            return;
-        }
-        self.active -= 1;
-        j.state = if j.cancelled {
-            JobState::Cancelled
-        } else if j.failed > 0 {
-            JobState::Failed
-        } else {
-            JobState::Succeeded
-        };
-        step.changes.push(Change::JobState {
-            job,
-            state: j.state,
-        });
-    }
-}
-
-fn accepts(cond: Condition, parent: TaskState) -> bool {
-    match cond {
-        Condition::Success => parent == TaskState::Succeeded,
-        Condition::Failure => parent == TaskState::Failed,
-        Condition::Any => parent.is_terminal(),
-    }
-}
-
-fn condition_str(c: Condition) -> &'static str {
-    match c {
-        Condition::Success => "success",
-        Condition::Any => "any",
-        Condition::Failure => "failure",
     }
 }
