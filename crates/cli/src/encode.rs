@@ -175,11 +175,17 @@ fn build_request(args: &EncodeArgs) -> Result<EncodeRequest> {
     req.validate()?;
     // Fail fast, in this process, on anything wrong with the input or the
     // tools (a missing ffmpeg would otherwise fail every chunk, with retries).
-    let info = media::probe(&req.input)?;
-    media::runner::run(
-        media::runner::Tool::Ffmpeg,
-        &media::runner::argv(["-version"]),
-    )?;
+    let (info, ffmpeg) = std::thread::scope(|s| {
+        let ffmpeg = s.spawn(|| {
+            media::runner::run(
+                media::runner::Tool::Ffmpeg,
+                &media::runner::argv(["-version"]),
+            )
+        });
+        (media::probe(&req.input), ffmpeg.join())
+    });
+    let info = info?;
+    ffmpeg.map_err(|_| Failure::internal("the ffmpeg check panicked"))??;
     if info.video().is_none() {
         return Err(media::MediaError::NoVideo {
             path: req.input.clone(),

@@ -50,7 +50,7 @@ pub use ops::{
     verify_op,
 };
 pub use plan::{frames_for_seconds, plan_chunks, ChunkPlan};
-pub use probe::{frame_index, probe, Chapter, FrameIndex, MediaInfo, StreamInfo};
+pub use probe::{frame_index, probe, probe_and_index, Chapter, FrameIndex, MediaInfo, StreamInfo};
 pub use request::{Codec, Container, EncodeRequest, EncodeSettings};
 pub use tasks::{chunk_task_name, follow_on_tasks, initial_tasks};
 pub use verify::{

@@ -19,8 +19,7 @@ use tessera_types::TaskSpec;
 pub fn probe_op(workdir: &Path) -> Result<ProbeResult> {
     let req = read_request(workdir)?;
     req.validate()?;
-    let info = probe::probe(&req.input)?;
-    let index = probe::frame_index(&req.input, &info)?;
+    let (info, index) = probe::probe_and_index(&req.input)?;
     let result = ProbeResult { info, index };
     write_json(&workdir.join(PROBE_FILE), &result)?;
     Ok(result)

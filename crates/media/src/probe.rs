@@ -388,9 +388,9 @@ pub fn probe_args(path: &Path) -> Vec<std::ffi::OsString> {
 }
 
 /// ffprobe argv for the packet index of the video stream with file index `stream`.
-pub fn packet_index_args(path: &Path, stream: u32) -> Vec<std::ffi::OsString> {
+pub fn packet_index_args(path: &Path, stream: &str) -> Vec<std::ffi::OsString> {
     let mut a = argv(["-v", "error", "-select_streams"]);
-    a.push(stream.to_string().into());
+    a.push(stream.into());
     a.extend(argv([
         "-show_entries",
         "packet=pts,dts,duration,flags",
@@ -406,8 +406,41 @@ pub fn frame_index(path: &Path, info: &MediaInfo) -> Result<FrameIndex> {
     let video = info
         .video()
         .ok_or_else(|| MediaError::NoVideo { path: path.into() })?;
-    let out = runner::run(Tool::Ffprobe, &packet_index_args(path, video.index))
-        .map_err(|e| input_error(path, e))?;
+    let packets = runner::run(
+        Tool::Ffprobe,
+        &packet_index_args(path, &video.index.to_string()),
+    );
+    index_from_packets(path, info, packets)
+}
+
+/// [`probe`] and [`frame_index`] at once: both ffprobe passes run
+/// concurrently (the packet pass selects `v:0`, the first video stream, which
+/// is the stream [`MediaInfo::video`] names).
+pub fn probe_and_index(path: &Path) -> Result<(MediaInfo, FrameIndex)> {
+    let (info, packets) = std::thread::scope(|s| {
+        let packets = s.spawn(|| runner::run(Tool::Ffprobe, &packet_index_args(path, "v:0")));
+        let info = probe(path);
+        let packets = packets.join().unwrap_or_else(|_| {
+            Err(MediaError::Internal(
+                "the ffprobe packet reader panicked".into(),
+            ))
+        });
+        (info, packets)
+    });
+    let info = info?;
+    let index = index_from_packets(path, &info, packets)?;
+    Ok((info, index))
+}
+
+fn index_from_packets(
+    path: &Path,
+    info: &MediaInfo,
+    packets: Result<runner::RunOutput>,
+) -> Result<FrameIndex> {
+    let video = info
+        .video()
+        .ok_or_else(|| MediaError::NoVideo { path: path.into() })?;
+    let out = packets.map_err(|e| input_error(path, e))?;
     let lower = out.stderr.to_lowercase();
     if looks_truncated(&lower) {
         return Err(MediaError::Truncated {

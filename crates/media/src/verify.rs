@@ -1,7 +1,7 @@
 //! Compares an encoded output with its source: frames, timing, streams.
 
 use crate::error::Result;
-use crate::probe::{frame_index, probe, FrameIndex, MediaInfo};
+use crate::probe::{probe_and_index, FrameIndex, MediaInfo};
 use crate::runner::{self, argv, Tool};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -108,8 +108,7 @@ fn langs(info: &MediaInfo, kind: &str) -> Vec<String> {
 
 /// Verifies `candidate` against `source`.
 pub fn verify(source: &Path, candidate: &Path, options: VerifyOptions) -> Result<VerifyReport> {
-    let si = probe(source)?;
-    let sx = frame_index(source, &si)?;
+    let (si, sx) = probe_and_index(source)?;
     verify_against(&si, &sx, candidate, options)
 }
 
@@ -120,8 +119,7 @@ pub fn verify_against(
     candidate: &Path,
     options: VerifyOptions,
 ) -> Result<VerifyReport> {
-    let ci = probe(candidate)?;
-    let cx = frame_index(candidate, &ci)?;
+    let (ci, cx) = probe_and_index(candidate)?;
     Ok(compare(
         si,
         sx,
