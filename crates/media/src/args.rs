@@ -226,34 +226,25 @@ pub fn audio_copyable(container: Container, stream: &StreamInfo) -> bool {
         .is_some_and(|c| container.accepts_audio(c))
 }
 
-/// All audio streams of the source, once, whole, into matroska `out`: copied
-/// when the output container takes the codec, encoded otherwise. Stream
-/// metadata and dispositions follow by default.
-pub fn audio_args(
-    input: &Path,
-    info: &MediaInfo,
-    container: Container,
-    out: &Path,
-) -> Vec<OsString> {
+/// The source's audio streams that the output container cannot take, once,
+/// whole, encoded into `out` (streams the container takes are copied from the
+/// source at the final mux instead). `copy` says, per source audio stream,
+/// which is which. Stream metadata and dispositions follow by default.
+pub fn audio_args(input: &Path, copy: &[bool], container: Container, out: &Path) -> Vec<OsString> {
     let mut a = argv(["-nostdin", "-y", "-v", "error", "-i"]);
     a.push(input.into());
+    for (i, _) in copy.iter().enumerate().filter(|(_, c)| !**c) {
+        a.extend(argv(["-map".to_string(), format!("0:a:{i}")]));
+    }
     a.extend(argv([
-        "-map",
-        "0:a",
         "-vn",
         "-sn",
         "-dn",
         "-map_chapters",
         "-1",
+        "-c:a",
+        container.audio_encoder(),
     ]));
-    for (i, s) in info.streams_of("audio").enumerate() {
-        let codec = if audio_copyable(container, s) {
-            "copy"
-        } else {
-            container.audio_encoder()
-        };
-        a.extend(argv([format!("-c:a:{i}"), codec.to_string()]));
-    }
     let format = if container == Container::Mkv {
         "matroska"
     } else {
@@ -308,9 +299,11 @@ pub struct MuxPlan<'a> {
     pub concat_list: &'a Path,
     /// Seconds from the container start to the first video frame.
     pub video_offset: f64,
+    /// The encoded audio streams, if any stream needed encoding.
     pub audio: Option<&'a Path>,
-    /// Audio streams in `audio`.
-    pub audio_streams: usize,
+    /// Per source audio stream: copied from the source (true) or taken from
+    /// `audio` (false), in source order.
+    pub audio_copy: Vec<bool>,
     pub source: &'a Path,
     pub format_start: f64,
     /// Subtitle codec per source subtitle stream, in order (see [`subtitle_codec`]).
@@ -345,8 +338,15 @@ pub fn mux_args(m: &MuxPlan) -> Vec<OsString> {
     a.extend(argv(["-itsoffset", &secs(-m.format_start), "-i"]));
     a.push(m.source.into());
     a.extend(argv(["-map", "0:v:0"]));
-    if m.audio.is_some() {
-        a.extend(argv(["-map", "1:a"]));
+    let mut encoded = 0;
+    for (i, copy) in m.audio_copy.iter().enumerate() {
+        let from = if *copy {
+            format!("{source_input}:a:{i}")
+        } else {
+            encoded += 1;
+            format!("1:a:{}", encoded - 1)
+        };
+        a.extend(argv(["-map".to_string(), from]));
     }
     for i in 0..m.subtitles.len() {
         a.extend(argv(["-map".to_string(), format!("{source_input}:s:{i}")]));
@@ -363,10 +363,10 @@ pub fn mux_args(m: &MuxPlan) -> Vec<OsString> {
         "-map_metadata:s:v:0".to_string(),
         format!("{source_input}:s:{}", m.video_stream),
     ]));
-    for i in 0..m.audio_streams {
+    for i in 0..m.audio_copy.len() {
         a.extend(argv([
             format!("-map_metadata:s:a:{i}"),
-            format!("1:s:a:{i}"),
+            format!("{source_input}:s:a:{i}"),
         ]));
     }
     for i in 0..m.subtitles.len() {

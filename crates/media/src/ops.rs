@@ -173,15 +173,15 @@ pub fn encode_chunk(
 /// `encode-audio`: every audio stream, once, whole, into the audio intermediate ([`audio_file`]).
 /// Returns `None` when the source has no audio.
 pub fn encode_audio(workdir: &Path) -> Result<Option<PathBuf>> {
-    let (req, probed, plan) = load(workdir)?;
-    if plan.audio.is_none() {
+    let (req, _, plan) = load(workdir)?;
+    let Some(audio) = plan.audio.as_ref().filter(|a| a.needs_encode()) else {
         return Ok(None);
-    }
+    };
     let out = workdir.join(audio_file(plan.output.container));
     let tmp = out.with_extension("part");
     runner::run(
         Tool::Ffmpeg,
-        &args::audio_args(&req.input, &probed.info, plan.output.container, &tmp),
+        &args::audio_args(&req.input, &audio.copy, plan.output.container, &tmp),
     )?;
     std::fs::rename(&tmp, &out).map_err(|e| MediaError::io_at(&out, "renaming into", e))?;
     Ok(Some(out))
@@ -216,7 +216,8 @@ pub fn concat(workdir: &Path) -> Result<PathBuf> {
     let list = workdir.join(CONCAT_FILE);
     write_atomic(&list, args::concat_list(&entries).as_bytes())?;
     let audio = workdir.join(audio_file(plan.output.container));
-    if plan.audio.is_some() && !audio.exists() {
+    let encoded = plan.audio.as_ref().is_some_and(|a| a.needs_encode());
+    if encoded && !audio.exists() {
         return Err(MediaError::Internal(
             "the encoded audio is missing; run encode-audio first".into(),
         ));
@@ -228,8 +229,11 @@ pub fn concat(workdir: &Path) -> Result<PathBuf> {
     let mux = MuxPlan {
         concat_list: &list,
         video_offset: index.seconds(index.pts[0]) - format_start,
-        audio: plan.audio.is_some().then_some(audio.as_path()),
-        audio_streams: plan.audio.as_ref().map_or(0, |a| a.copy.len()),
+        audio: encoded.then_some(audio.as_path()),
+        audio_copy: plan
+            .audio
+            .as_ref()
+            .map_or_else(Vec::new, |a| a.copy.clone()),
         source: &req.input,
         format_start,
         subtitles: plan.output.subtitles.iter().map(String::as_str).collect(),

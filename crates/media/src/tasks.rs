@@ -31,7 +31,7 @@ pub fn chunk_task_name(n: u32) -> String {
 }
 
 /// The tasks `plan` adds: one per chunk (longest first), `encode-audio` if
-/// there is audio, `concat` after all of them, `verify` after `concat`.
+/// some audio stream needs encoding (copied ones go straight to the mux), `concat` after all of them, `verify` after `concat`.
 pub fn follow_on_tasks(workdir: &Path, plan: &Plan, req: &EncodeRequest) -> Vec<TaskSpec> {
     let longest = plan
         .chunks
@@ -62,7 +62,7 @@ pub fn follow_on_tasks(workdir: &Path, plan: &Plan, req: &EncodeRequest) -> Vec<
     let mut concat = TaskSpec::new("concat", op("concat", workdir, &[]))
         .after("encode-chunk-*")
         .with_priority(95);
-    if plan.audio.is_some() {
+    if plan.audio.as_ref().is_some_and(|a| a.needs_encode()) {
         // One long task: start it first so it never ends up last.
         tasks.push(
             TaskSpec::new("encode-audio", op("encode-audio", workdir, &[]))

@@ -48,6 +48,15 @@ pub struct AudioPlan {
     pub copy: Vec<bool>,
 }
 
+impl AudioPlan {
+    /// Whether any stream must be encoded (otherwise there is no audio task:
+    /// copied streams go straight from the source into the final mux, which
+    /// keeps their exact timing, edit lists and priming included).
+    pub fn needs_encode(&self) -> bool {
+        self.copy.iter().any(|c| !c)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutputPlan {
     pub container: Container,

@@ -119,7 +119,8 @@ fn mux_args_offsets_inputs_and_maps_streams() {
         concat_list: Path::new("/w/concat.txt"),
         video_offset: 0.021,
         audio: Some(Path::new("/w/audio.mka")),
-        audio_streams: 2,
+        // The first audio stream is copied from the source, the second was encoded.
+        audio_copy: vec![true, false],
         source: Path::new("/in.mkv"),
         format_start: 0.0,
         subtitles: vec!["mov_text"],
@@ -135,10 +136,15 @@ fn mux_args_offsets_inputs_and_maps_streams() {
         ),
         "{got}"
     );
-    assert!(got.contains("-itsoffset -0.000000 -i /in.mkv -map 0:v:0 -map 1:a -map 2:s:0 -c copy -c:s:0 mov_text"), "{got}");
     assert!(
         got.contains(
-            "-map_metadata 2 -map_metadata:s:v:0 2:s:0 -map_metadata:s:a:0 1:s:a:0 -map_metadata:s:a:1 1:s:a:1 \
+            "-itsoffset -0.000000 -i /in.mkv -map 0:v:0 -map 2:a:0 -map 1:a:0 -map 2:s:0 -c copy -c:s:0 mov_text"
+        ),
+        "{got}"
+    );
+    assert!(
+        got.contains(
+            "-map_metadata 2 -map_metadata:s:v:0 2:s:0 -map_metadata:s:a:0 2:s:a:0 -map_metadata:s:a:1 2:s:a:1 \
              -map_metadata:s:s:0 2:s:s:0 -map_chapters 2 -metadata:s:v:0 rotate=270"
         ),
         "{got}"
