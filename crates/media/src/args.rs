@@ -1,7 +1,7 @@
 //! Pure ffmpeg argv builders. Each returns a `Vec<OsString>` and runs nothing.
 
 use crate::plan::ChunkPlan;
-use crate::probe::{MediaInfo, StreamInfo};
+use crate::probe::StreamInfo;
 use crate::request::{Codec, Container, EncodeSettings};
 use crate::runner::argv;
 use std::ffi::OsString;
