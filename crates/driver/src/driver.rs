@@ -7,7 +7,7 @@ use tessera_core::{Command, Event, Scheduler, SpecError, Step};
 use tessera_exec::{EventSink, ExecEvent, Executor, StartRequest};
 use tessera_store::{Store, StoreError};
 use tessera_types::{
-    AttemptNo, Change, JobId, JobSpec, JobState, Millis, Progress, TaskRef, TaskSpec,
+    AttemptNo, Change, JobId, JobSpec, JobState, Millis, Progress, ProjectId, TaskRef, TaskSpec,
 };
 
 /// What the driver needs to know about its machine.
@@ -39,6 +39,8 @@ pub enum DriverError {
     Spec(#[from] SpecError),
     #[error("job {0} does not exist")]
     NoSuchJob(JobId),
+    #[error("the scheduler has stopped")]
+    Stopped,
 }
 
 /// How [`Driver::run_job`] ended.
@@ -73,6 +75,12 @@ impl SystemClock {
 
 enum Input {
     Exec(ExecEvent),
+    Submit {
+        project: Option<ProjectId>,
+        spec: Box<JobSpec>,
+        key: Option<String>,
+        reply: Sender<Result<JobId, DriverError>>,
+    },
     Cancel(JobId),
     Interrupt,
 }
@@ -93,6 +101,26 @@ impl DriverHandle {
     /// (back in the queue), starts nothing new.
     pub fn interrupt(&self) {
         let _ = self.tx.send(Input::Interrupt);
+    }
+
+    /// Submits a job to a driver running [`Driver::serve`] on another thread
+    /// and waits until it is committed (or refused). Blocks: call it from a
+    /// blocking context.
+    pub fn submit(
+        &self,
+        project: Option<ProjectId>,
+        spec: JobSpec,
+        key: Option<String>,
+    ) -> Result<JobId, DriverError> {
+        let (reply, rx) = mpsc::channel();
+        let input = Input::Submit {
+            project,
+            spec: Box::new(spec),
+            key,
+            reply,
+        };
+        self.tx.send(input).map_err(|_| DriverError::Stopped)?;
+        rx.recv().map_err(|_| DriverError::Stopped)?
     }
 }
 
@@ -181,8 +209,19 @@ impl<S: Store, E: Executor> Driver<S, E> {
         Ok(jobs.len())
     }
 
-    /// Validates, commits, and queues a job.
+    /// Validates, commits, and queues a job (of no project: the CLI's own jobs).
     pub fn submit(&mut self, spec: &JobSpec, key: Option<&str>) -> Result<JobId, DriverError> {
+        self.submit_in(None, spec, key)
+    }
+
+    /// Validates, commits, and queues a job owned by `project`.
+    pub fn submit_in(
+        &mut self,
+        project: Option<ProjectId>,
+        spec: &JobSpec,
+        key: Option<&str>,
+    ) -> Result<JobId, DriverError> {
+        let _ = project; // TODO(store): pass the project to create_job once the store records it
         self.sched.validate(spec)?;
         let now = SystemClock::now();
         let id = self.store.create_job(spec, key, now)?;
@@ -210,6 +249,12 @@ impl<S: Store, E: Executor> Driver<S, E> {
             .state;
         self.sched.forget(job);
         Ok(Exit::Finished(state))
+    }
+
+    /// Runs as a service: takes submissions and cancels from
+    /// [`DriverHandle`]s until [`DriverHandle::interrupt`].
+    pub fn serve(&mut self, observer: &mut dyn Observer) -> Result<(), DriverError> {
+        self.run(observer, |_| false)
     }
 
     /// Runs until nothing is running or queued (every known job has ended)
@@ -326,6 +371,20 @@ impl<S: Store, E: Executor> Driver<S, E> {
                     },
                     now,
                 )
+            }
+            Input::Submit {
+                project,
+                spec,
+                key,
+                reply,
+            } => {
+                let result = if self.interrupted {
+                    Err(DriverError::Stopped)
+                } else {
+                    self.submit_in(project, &spec, key.as_deref())
+                };
+                let _ = reply.send(result);
+                Step::default()
             }
             Input::Cancel(job) => self.sched.handle(Event::CancelJob { job }, now),
             Input::Interrupt => {

@@ -25,12 +25,14 @@
 //! # Ok::<(), tessera_store::StoreError>(())
 //! ```
 
+mod accounts;
 pub mod conformance;
 mod error;
 mod record;
 mod sqlite;
 mod store;
 
+pub use accounts::{Accounts, KeyRecord, ProjectRecord, UserRecord};
 pub use error::StoreError;
 pub use record::{AttemptRecord, JobRecord, TaskRecord};
 pub use sqlite::{SqliteStore, SCHEMA_VERSION};

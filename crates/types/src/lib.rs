@@ -21,12 +21,12 @@ mod spec;
 mod state;
 
 pub use change::{Change, JobSnapshot, TaskSnapshot};
-pub use ids::{AttemptNo, JobId, Millis, NodeId, TaskRef};
+pub use ids::{AttemptNo, JobId, KeyId, Millis, NodeId, ProjectId, TaskRef, UserId};
 pub use progress::{parse_progress_line, progress_line, Progress, PROGRESS_PREFIX};
 pub use spec::{
     Action, Condition, Dependency, JobSpec, Resources, RetryPolicy, Selector, SelectorError,
     TaskSpec,
 };
 pub use state::{
-    AttemptOutcome, AttemptUsage, JobState, ParseStateError, TaskState, TransitionError,
+    AttemptOutcome, AttemptUsage, JobState, ParseStateError, Role, TaskState, TransitionError,
 };

@@ -214,3 +214,30 @@ mod tests {
         assert_eq!(legal, 12);
     }
 }
+
+/// A user's role in a project. Owners manage members and keys; members
+/// submit and control jobs; viewers read.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Viewer,
+    Member,
+    Owner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Member => "member",
+            Self::Owner => "owner",
+        }
+    }
+
+    /// Whether this role may do what `needed` may (owner > member > viewer).
+    pub fn allows(self, needed: Role) -> bool {
+        self >= needed
+    }
+}
+
+string_forms!(Role, [Viewer, Member, Owner]);
