@@ -7,11 +7,14 @@
 //! output exists or cannot be written); 4 the environment (ffmpeg missing,
 //! state directory unusable); 130 interrupted (run the command again to resume).
 
+mod admin;
+mod client;
 mod encode;
 mod fail;
 mod op;
 mod progress;
 mod report;
+mod server;
 
 use clap::{Parser, Subcommand};
 
@@ -38,6 +41,26 @@ enum Cmd {
     Op(op::OpArgs),
     /// Write a short sample clip to encode (720p H.264 + AAC, made with ffmpeg).
     Sample(op::SampleArgs),
+    /// Run the scheduler as a service: REST API, projects, keys, DAG jobs.
+    Server(server::ServerArgs),
+    /// Administer a server's database directly (bootstrap the first admin).
+    #[command(subcommand)]
+    Admin(admin::AdminCmd),
+    /// Save a server URL and API key for the client commands.
+    Login(client::LoginArgs),
+    /// Submit a job spec (YAML or JSON) to the server.
+    Submit(client::SubmitArgs),
+    /// List a project's jobs on the server.
+    Jobs(client::JobsArgs),
+    /// Show, follow the logs of, or cancel a job on the server.
+    #[command(subcommand)]
+    Job(client::JobCmd),
+    /// List or create projects on the server.
+    #[command(subcommand)]
+    Project(client::ProjectCmd),
+    /// List, create or revoke your API keys on the server.
+    #[command(subcommand)]
+    Key(client::KeyCmd),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +70,14 @@ fn main() -> ExitCode {
         Cmd::Verify(args) => op::verify(args),
         Cmd::Op(args) => op::run(args),
         Cmd::Sample(args) => op::sample(args),
+        Cmd::Server(args) => server::run(args),
+        Cmd::Admin(cmd) => admin::run(cmd),
+        Cmd::Login(args) => client::login(args),
+        Cmd::Submit(args) => client::submit(args),
+        Cmd::Jobs(args) => client::jobs(args),
+        Cmd::Job(cmd) => client::job(cmd),
+        Cmd::Project(cmd) => client::project(cmd),
+        Cmd::Key(cmd) => client::key(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

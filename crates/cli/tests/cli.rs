@@ -10,6 +10,8 @@
 //! - `interrupt`: SIGKILL then resume (finished chunks reused, not re-run),
 //!   Ctrl-C (exit 130, nothing running, nothing half-written), no process
 //!   outliving the run.
+//! - `server`: `tessera server` with the admin bootstrap and the client
+//!   commands; a SIGKILL of the server mid-job and a restart that finishes it.
 
 #[path = "cli/bad_input.rs"]
 mod bad_input;
@@ -17,5 +19,7 @@ mod bad_input;
 mod encode;
 #[path = "cli/interrupt.rs"]
 mod interrupt;
+#[path = "cli/server.rs"]
+mod server;
 #[path = "cli/support.rs"]
 mod support;

@@ -221,10 +221,9 @@ impl<S: Store, E: Executor> Driver<S, E> {
         spec: &JobSpec,
         key: Option<&str>,
     ) -> Result<JobId, DriverError> {
-        let _ = project; // TODO(store): pass the project to create_job once the store records it
         self.sched.validate(spec)?;
         let now = SystemClock::now();
-        let id = self.store.create_job(spec, key, now)?;
+        let id = self.store.create_job(project, spec, key, now)?;
         let step = self.sched.submit(id, spec, now)?;
         self.commit_and_act(step, now, &mut ())?;
         Ok(id)
@@ -459,6 +458,20 @@ impl<S: Store, E: Executor> Driver<S, E> {
             log_dir: job_dir.join("logs"),
         }
     }
+}
+
+/// Where an attempt's `stream` ("stdout" or "stderr") log is written, under
+/// the workspace root: `<workspace>/jobs/<job>/logs/<task>.<attempt>.<stream>.log`.
+/// The driver owns the directories, the executor the file name.
+pub fn attempt_log_path(
+    workspace: &Path,
+    job: JobId,
+    task_name: &str,
+    attempt: AttemptNo,
+    stream: &str,
+) -> PathBuf {
+    let log_dir = workspace.join("jobs").join(job.to_string()).join("logs");
+    tessera_exec::log_file(&log_dir, &path_safe(task_name), attempt, stream)
 }
 
 /// Task names become directory and file names: keep them tame.

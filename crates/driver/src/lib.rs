@@ -25,4 +25,6 @@
 
 mod driver;
 
-pub use driver::{Driver, DriverConfig, DriverError, DriverHandle, Exit, Observer, SystemClock};
+pub use driver::{
+    attempt_log_path, Driver, DriverConfig, DriverError, DriverHandle, Exit, Observer, SystemClock,
+};

@@ -45,5 +45,5 @@ mod orphan;
 pub use error::{signal_name, ExecError};
 pub use executor::{EventSink, ExecEvent, Executor, StartRequest};
 pub use inprocess::InProcessExecutor;
-pub use local::{attempt_marker, LocalConfig, LocalExecutor, ATTEMPT_ENV};
+pub use local::{attempt_marker, log_file, LocalConfig, LocalExecutor, ATTEMPT_ENV};
 pub use orphan::kill_orphan_group;

@@ -40,7 +40,10 @@ pub struct KeyRecord {
 }
 
 /// Users, projects, members and keys. Names are unique (users among users,
-/// projects among projects); a duplicate is `StoreError::Conflict`.
+/// projects among projects, key prefixes among keys); a duplicate is
+/// [`StoreError::Conflict`], a blank name [`StoreError::Invalid`], a missing
+/// user or project [`StoreError::UnknownUser`] /
+/// [`StoreError::UnknownProject`]. Lists come in id order.
 pub trait Accounts: Send {
     fn create_user(
         &mut self,
@@ -65,7 +68,9 @@ pub trait Accounts: Send {
     /// The projects `user` belongs to, with their role in each.
     fn projects_of(&self, user: UserId) -> Result<Vec<(ProjectRecord, Role)>, StoreError>;
 
-    /// Adds or changes a member (`Some(role)`) or removes one (`None`).
+    /// Adds or changes a member (`Some(role)`) or removes one (`None`;
+    /// removing a non-member does nothing). An unknown project is an error
+    /// either way.
     fn set_member(
         &mut self,
         project: ProjectId,
@@ -89,5 +94,40 @@ pub trait Accounts: Send {
     /// Returns false if the key did not exist or was already revoked.
     fn revoke_key(&mut self, id: KeyId, now: Millis) -> Result<bool, StoreError>;
     /// Records a successful use (at most as precise as the caller cares).
+    /// Touching an unknown key does nothing.
     fn touch_key(&mut self, id: KeyId, now: Millis) -> Result<(), StoreError>;
+}
+
+/// Refuses a blank name before it reaches the database. `what` reads like
+/// "a user's name".
+pub(crate) fn check_name(what: &str, name: &str) -> Result<(), StoreError> {
+    if name.trim().is_empty() {
+        return Err(StoreError::Invalid(format!("{what} must not be empty")));
+    }
+    Ok(())
+}
+
+pub(crate) fn user_taken(name: &str) -> StoreError {
+    StoreError::Conflict {
+        what: format!("a user named {name:?} already exists"),
+    }
+}
+
+pub(crate) fn project_taken(name: &str) -> StoreError {
+    StoreError::Conflict {
+        what: format!("a project named {name:?} already exists"),
+    }
+}
+
+pub(crate) fn prefix_taken(prefix: &str) -> StoreError {
+    StoreError::Conflict {
+        what: format!("an API key with prefix {prefix:?} already exists"),
+    }
+}
+
+/// The checks `create_key` makes on its arguments, shared by the backends.
+pub(crate) fn check_key(name: &str, prefix: &str, hash: &str) -> Result<(), StoreError> {
+    check_name("an API key's name", name)?;
+    check_name("an API key's prefix", prefix)?;
+    check_name("an API key's hash", hash)
 }

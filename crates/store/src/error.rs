@@ -1,5 +1,5 @@
 use std::path::PathBuf;
-use tessera_types::{AttemptNo, JobId, TaskRef};
+use tessera_types::{AttemptNo, JobId, ProjectId, TaskRef, UserId};
 
 /// What went wrong in the store. Every message names the thing it is about,
 /// so it can be shown to a person as it is.
@@ -20,6 +20,10 @@ pub enum StoreError {
         found: i64,
         supported: i64,
     },
+    /// The PostgreSQL database (schema) is driven by another scheduler: a
+    /// session advisory lock is held on it.
+    #[error("database {database} is used by another tessera scheduler")]
+    InUse { database: String },
     #[error("could not open database {}: {source}", path.display())]
     Open {
         path: PathBuf,
@@ -43,6 +47,18 @@ pub enum StoreError {
     },
     #[error("job {job} would have two tasks named {name:?}")]
     DuplicateTaskName { job: JobId, name: String },
+    #[error("no user {0}")]
+    UnknownUser(UserId),
+    #[error("no project {0}")]
+    UnknownProject(ProjectId),
+    /// A unique name (or key prefix) is taken, e.g. `a user named "ana"
+    /// already exists`.
+    #[error("{what}")]
+    Conflict { what: String },
+    /// An argument the store refuses before touching the database, e.g. an
+    /// empty name.
+    #[error("{0}")]
+    Invalid(String),
     /// A row the store cannot read back (a bad state string, bad spec JSON).
     #[error("corrupt record in database: {0}")]
     Corrupt(String),

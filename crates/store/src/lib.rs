@@ -8,8 +8,11 @@
 //! [`JobRecord`], [`TaskRecord`], [`AttemptRecord`].
 //!
 //! [`Store`] is the interface; [`SqliteStore`] is the default backend (one
-//! file, WAL, one scheduler per file enforced by a lock file). Every backend
-//! must pass the [`conformance`] suite.
+//! file, WAL, one scheduler per file enforced by a lock file) and
+//! [`PostgresStore`] the one for a shared server (one scheduler per schema,
+//! enforced by an advisory lock). Beside jobs, the same database holds
+//! [`Accounts`]: users, projects (every job may belong to one), members and
+//! API keys. Every backend must pass the [`conformance`] suite.
 //!
 //! ```
 //! use tessera_store::{SqliteStore, Store};
@@ -17,7 +20,7 @@
 //!
 //! let mut store = SqliteStore::open_in_memory()?;
 //! let spec = JobSpec::new("hello", vec![TaskSpec::new("a", Action::Noop)]);
-//! let job = store.create_job(&spec, Some("hello-key"), 1_000)?;
+//! let job = store.create_job(None, &spec, Some("hello-key"), 1_000)?;
 //! store.apply(&[Change::JobState { job, state: JobState::Running }], 2_000)?;
 //! let unfinished = store.load_unfinished()?;
 //! assert_eq!(unfinished[0].spec, spec);
@@ -26,12 +29,16 @@
 //! ```
 
 mod accounts;
+mod boxed;
+mod codec;
 pub mod conformance;
 mod error;
+mod postgres;
 mod record;
 mod sqlite;
 mod store;
 
+pub use self::postgres::PostgresStore;
 pub use accounts::{Accounts, KeyRecord, ProjectRecord, UserRecord};
 pub use error::StoreError;
 pub use record::{AttemptRecord, JobRecord, TaskRecord};

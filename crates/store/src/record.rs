@@ -1,14 +1,17 @@
 //! What the store hands back to readers (the CLI, the API): plain rows.
 
 use tessera_types::{
-    AttemptNo, AttemptOutcome, AttemptUsage, JobId, JobState, Millis, NodeId, TaskRef, TaskSpec,
-    TaskState,
+    AttemptNo, AttemptOutcome, AttemptUsage, JobId, JobState, Millis, NodeId, ProjectId, TaskRef,
+    TaskSpec, TaskState,
 };
 
 /// A job's row.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobRecord {
     pub id: JobId,
+    /// The project the job was submitted to; `None` for jobs run outside
+    /// the service (the `encode` and `run` commands).
+    pub project: Option<ProjectId>,
     pub name: String,
     /// The caller's key for finding the job again (e.g. the encode command's
     /// input and settings), if it gave one.

@@ -1,19 +1,22 @@
 use crate::{AttemptRecord, JobRecord, StoreError, TaskRecord};
-use tessera_types::{AttemptNo, Change, JobId, JobSnapshot, JobSpec, Millis, TaskRef};
+use tessera_types::{AttemptNo, Change, JobId, JobSnapshot, JobSpec, Millis, ProjectId, TaskRef};
 
 /// The durable record of jobs, tasks and attempts.
 ///
 /// Writers (the driver) create jobs and apply batches of [`Change`]s; each
 /// call is one transaction, committed before it returns. Readers (the CLI,
-/// the API) ask for rows. Backends: [`SqliteStore`](crate::SqliteStore)
-/// today; a PostgreSQL backend must pass the same
+/// the API) ask for rows. Backends: [`SqliteStore`](crate::SqliteStore) and
+/// [`PostgresStore`](crate::PostgresStore); both pass the same
 /// [`conformance`](crate::conformance) suite.
 pub trait Store: Send {
     /// Inserts a job (state `pending`) and its initial tasks (all `waiting`,
     /// attempt 0) in one transaction. `key` lets a caller find the job again
-    /// with [`find_job_by_key`](Store::find_job_by_key).
+    /// with [`find_job_by_key`](Store::find_job_by_key). A job belongs to
+    /// `project` if given (an unknown one is
+    /// [`StoreError::UnknownProject`]).
     fn create_job(
         &mut self,
+        project: Option<ProjectId>,
         spec: &JobSpec,
         key: Option<&str>,
         now: Millis,
@@ -35,6 +38,10 @@ pub trait Store: Send {
 
     /// The newest jobs first, at most `limit` of them.
     fn recent_jobs(&self, limit: u32) -> Result<Vec<JobRecord>, StoreError>;
+
+    /// A project's newest jobs first, at most `limit` of them.
+    fn jobs_of_project(&self, project: ProjectId, limit: u32)
+        -> Result<Vec<JobRecord>, StoreError>;
 
     /// A job's tasks in index order (empty for an unknown job).
     fn tasks(&self, job: JobId) -> Result<Vec<TaskRecord>, StoreError>;

@@ -156,9 +156,14 @@ fn recovery_kills_the_orphan_of_a_crashed_driver_and_reruns_its_task() {
     let mut store = rig.store();
     let spec = JobSpec::new("crashed", vec![logged(&rig, "t")]);
     let now = SystemClock::now();
-    let job = store.create_job(&spec, None, now).unwrap();
+    let job = store.create_job(None, &spec, None, now).unwrap();
     let other = store
-        .create_job(&JobSpec::new("other", vec![logged(&rig, "u")]), None, now)
+        .create_job(
+            None,
+            &JobSpec::new("other", vec![logged(&rig, "u")]),
+            None,
+            now,
+        )
         .unwrap();
     let task = TaskRef::new(job, 0);
     let other_task = TaskRef::new(other, 0);

@@ -101,9 +101,8 @@ impl LocalExecutor {
         };
         create_dir(&req.workdir, "working directory")?;
         create_dir(&req.log_dir, "log directory")?;
-        let stem = format!("{}.{}", file_safe(&req.name), req.attempt);
-        let stdout_log = create_file(&req.log_dir.join(format!("{stem}.stdout.log")))?;
-        let stderr_path = req.log_dir.join(format!("{stem}.stderr.log"));
+        let stdout_log = create_file(&log_file(&req.log_dir, &req.name, req.attempt, "stdout"))?;
+        let stderr_path = log_file(&req.log_dir, &req.name, req.attempt, "stderr");
         let stderr_log = create_file(&stderr_path)?;
 
         let mut cmd = Command::new(&program);
@@ -251,6 +250,13 @@ fn file_safe(name: &str) -> String {
         None if s.is_empty() => "_".into(),
         None => s,
     }
+}
+
+/// The log file of an attempt's `stream` ("stdout" or "stderr"):
+/// `<log_dir>/<name>.<attempt>.<stream>.log`. The one definition of that
+/// name: readers (the API) call this too.
+pub fn log_file(log_dir: &Path, name: &str, attempt: AttemptNo, stream: &str) -> PathBuf {
+    log_dir.join(format!("{}.{attempt}.{stream}.log", file_safe(name)))
 }
 
 #[cfg(test)]

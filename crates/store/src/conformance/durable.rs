@@ -3,13 +3,19 @@
 use super::{sample_spec, task_change, Backend};
 use crate::StoreError;
 use tessera_types::{
-    Action, AttemptOutcome, AttemptUsage, Change, JobState, NodeId, TaskRef, TaskSpec, TaskState,
+    Action, AttemptOutcome, AttemptUsage, Change, JobState, NodeId, Role, TaskRef, TaskSpec,
+    TaskState,
 };
 
 pub fn state_survives_reopen(b: &mut dyn Backend) {
     let mut s = b.create();
+    let ana = s.create_user("ana", false, 1).expect("user");
+    let project = s.create_project("p", ana.id, 1).expect("project");
+    let key = s
+        .create_key(ana.id, "laptop", "tsk_dur", "hash", 1)
+        .expect("key");
     let job = s
-        .create_job(&sample_spec("durable"), Some("dur"), 1)
+        .create_job(Some(project.id), &sample_spec("durable"), Some("dur"), 1)
         .expect("create_job");
     let t0 = TaskRef::new(job, 0);
     s.apply(
@@ -50,26 +56,38 @@ pub fn state_survives_reopen(b: &mut dyn Backend) {
         s.find_job_by_key("dur").expect("find").map(|j| j.id),
         Some(job)
     );
+    assert_eq!(
+        s.job(job).expect("job").expect("kept").project,
+        Some(project.id)
+    );
+    assert_eq!(s.user_by_name("ana").expect("user"), Some(ana.clone()));
+    assert_eq!(
+        s.projects_of(ana.id).expect("projects"),
+        [(project, Role::Owner)]
+    );
+    assert_eq!(s.key_by_prefix("tsk_dur").expect("key"), Some(key));
     // And it is still writable: new ids do not collide with old ones.
     let next = s
-        .create_job(&sample_spec("after"), None, 30)
+        .create_job(None, &sample_spec("after"), None, 30)
         .expect("create_job");
     assert!(next.0 > job.0);
+    let bob = s.create_user("bob", false, 30).expect("user");
+    assert!(bob.id.0 > ana.id.0);
 }
 
 pub fn find_job_by_key_returns_newest(b: &mut dyn Backend) {
     let mut s = b.create();
     let first = s
-        .create_job(&sample_spec("a"), Some("same"), 1)
+        .create_job(None, &sample_spec("a"), Some("same"), 1)
         .expect("create_job");
     let other = s
-        .create_job(&sample_spec("b"), Some("other"), 2)
+        .create_job(None, &sample_spec("b"), Some("other"), 2)
         .expect("create_job");
     let second = s
-        .create_job(&sample_spec("c"), Some("same"), 3)
+        .create_job(None, &sample_spec("c"), Some("same"), 3)
         .expect("create_job");
     let none = s
-        .create_job(&sample_spec("d"), None, 4)
+        .create_job(None, &sample_spec("d"), None, 4)
         .expect("create_job");
     assert_eq!(
         s.find_job_by_key("same").expect("find").map(|j| j.id),
@@ -93,7 +111,7 @@ pub fn find_job_by_key_returns_newest(b: &mut dyn Backend) {
 pub fn attempts_record_outcome_and_usage(b: &mut dyn Backend) {
     let mut s = b.create();
     let job = s
-        .create_job(&sample_spec("attempts"), None, 1)
+        .create_job(None, &sample_spec("attempts"), None, 1)
         .expect("create_job");
     let (t0, t1) = (TaskRef::new(job, 0), TaskRef::new(job, 1));
     let usage = AttemptUsage {

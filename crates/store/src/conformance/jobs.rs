@@ -10,7 +10,9 @@ use tessera_types::{
 pub fn create_and_load_round_trip(b: &mut dyn Backend) {
     let mut s = b.create();
     let spec = sample_spec("round-trip");
-    let job = s.create_job(&spec, Some("k1"), 1_000).expect("create_job");
+    let job = s
+        .create_job(None, &spec, Some("k1"), 1_000)
+        .expect("create_job");
     let snaps = s.load_unfinished().expect("load_unfinished");
     assert_eq!(snaps.len(), 1);
     assert_eq!(snaps[0].id, job);
@@ -47,7 +49,7 @@ pub fn create_and_load_round_trip(b: &mut dyn Backend) {
 pub fn expansion_appends_tasks(b: &mut dyn Backend) {
     let mut s = b.create();
     let spec = sample_spec("expand");
-    let job = s.create_job(&spec, None, 1).expect("create_job");
+    let job = s.create_job(None, &spec, None, 1).expect("create_job");
     let added = vec![
         TaskSpec::new("chunk-0", Action::Noop),
         TaskSpec::new("chunk-1", Action::Noop).after("chunk-0"),
@@ -121,7 +123,7 @@ pub fn expansion_appends_tasks(b: &mut dyn Backend) {
 pub fn apply_is_all_or_nothing(b: &mut dyn Backend) {
     let mut s = b.create();
     let job = s
-        .create_job(&sample_spec("atomic"), None, 1)
+        .create_job(None, &sample_spec("atomic"), None, 1)
         .expect("create_job");
     let t0 = TaskRef::new(job, 0);
     let before = s.load_unfinished().expect("load");
@@ -216,7 +218,7 @@ pub fn apply_is_all_or_nothing(b: &mut dyn Backend) {
 pub fn task_changes_are_recorded(b: &mut dyn Backend) {
     let mut s = b.create();
     let job = s
-        .create_job(&sample_spec("changes"), None, 1)
+        .create_job(None, &sample_spec("changes"), None, 1)
         .expect("create_job");
     let t1 = TaskRef::new(job, 1);
     let change = Change::Task {
@@ -262,7 +264,7 @@ pub fn load_unfinished_excludes_terminal_jobs(b: &mut dyn Backend) {
     .enumerate()
     {
         let job = s
-            .create_job(&sample_spec(&format!("j{i}")), None, 1)
+            .create_job(None, &sample_spec(&format!("j{i}")), None, 1)
             .expect("create_job");
         s.apply(&[Change::JobState { job, state }], 100)
             .expect("apply");

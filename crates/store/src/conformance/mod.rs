@@ -1,5 +1,5 @@
-//! The behaviour every [`Store`] backend must show, as plain functions that
-//! panic on a failure. A backend's tests run each entry of [`TESTS`]:
+//! The behaviour every backend ([`Store`] and [`Accounts`]) must show, as
+//! plain functions that panic on a failure. A backend's tests run each entry of [`TESTS`]:
 //!
 //! ```no_run
 //! use tessera_store::conformance::{Backend, TESTS};
@@ -10,9 +10,15 @@
 //! }
 //! ```
 
+mod accounts;
 mod durable;
 mod jobs;
 
+pub use accounts::{
+    api_keys_are_created_found_revoked_and_touched, jobs_belong_to_projects,
+    members_are_added_changed_and_removed, names_are_unique_and_not_blank,
+    projects_start_with_their_owner,
+};
 pub use durable::{
     attempts_record_outcome_and_usage, find_job_by_key_returns_newest, state_survives_reopen,
 };
@@ -21,19 +27,23 @@ pub use jobs::{
     load_unfinished_excludes_terminal_jobs, task_changes_are_recorded,
 };
 
-use crate::Store;
+use crate::{Accounts, Store};
 use tessera_types::{
     Action, Change, Condition, JobSpec, TaskRef, TaskSnapshot, TaskSpec, TaskState,
 };
 
+/// What a backend is: a [`Store`] and [`Accounts`] over one database.
+pub trait Database: Store + Accounts {}
+impl<T: Store + Accounts> Database for T {}
+
 /// Makes stores for the suite.
 pub trait Backend {
     /// A store over a new, empty database.
-    fn create(&mut self) -> Box<dyn Store>;
+    fn create(&mut self) -> Box<dyn Database>;
     /// A store over the database of the last [`create`](Backend::create),
     /// opened afresh as after a restart. The suite drops the previous store
     /// first.
-    fn reopen(&mut self) -> Box<dyn Store>;
+    fn reopen(&mut self) -> Box<dyn Database>;
 }
 
 /// A conformance test.
@@ -58,6 +68,23 @@ pub const TESTS: &[(&str, Test)] = &[
         "attempts_record_outcome_and_usage",
         attempts_record_outcome_and_usage,
     ),
+    (
+        "names_are_unique_and_not_blank",
+        names_are_unique_and_not_blank,
+    ),
+    (
+        "projects_start_with_their_owner",
+        projects_start_with_their_owner,
+    ),
+    (
+        "members_are_added_changed_and_removed",
+        members_are_added_changed_and_removed,
+    ),
+    (
+        "api_keys_are_created_found_revoked_and_touched",
+        api_keys_are_created_found_revoked_and_touched,
+    ),
+    ("jobs_belong_to_projects", jobs_belong_to_projects),
 ];
 
 /// A job with a bit of everything a spec can hold.

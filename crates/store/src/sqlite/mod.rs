@@ -1,8 +1,11 @@
 //! The SQLite backend: one file, WAL journal, `synchronous = NORMAL` (a
 //! committed batch survives a crash of the process; a power cut may lose the
 //! last few), foreign keys on, a busy timeout, and an advisory lock file so
-//! that only one scheduler drives a database at a time.
+//! that only one scheduler drives a database at a time. Other processes and
+//! threads read beside it ([`SqliteStore::open_reader`]) or read and write
+//! accounts beside it ([`SqliteStore::open_secondary`]).
 
+mod accounts;
 mod lock;
 mod read;
 mod schema;
@@ -15,7 +18,7 @@ use lock::LockFile;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tessera_types::{AttemptNo, Change, JobId, JobSnapshot, JobSpec, Millis, TaskRef};
+use tessera_types::{AttemptNo, Change, JobId, JobSnapshot, JobSpec, Millis, ProjectId, TaskRef};
 
 /// How long a statement waits for another connection's write to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -52,8 +55,35 @@ impl SqliteStore {
     /// Opens an existing database read-only, beside a scheduler that may be
     /// running on it (for status commands). Write methods fail.
     pub fn open_reader(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let path = path.as_ref().to_path_buf();
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        Self::open_beside(path.as_ref(), flags)
+    }
+
+    /// Opens an existing, up-to-date database for reading and writing
+    /// *without* the one-scheduler lock, beside the scheduler's own
+    /// [`open`](SqliteStore::open) store: the server's API thread uses it for
+    /// account writes and reads. Concurrency rests on WAL (readers never
+    /// block the writer) and the busy timeout (the two connections' write
+    /// transactions take turns). It neither creates nor migrates the schema:
+    /// open the database with [`open`](SqliteStore::open) first.
+    ///
+    /// Do not drive a scheduler (apply changes) through it: that is what the
+    /// lock is for.
+    pub fn open_secondary(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let store = Self::open_beside(path.as_ref(), flags)?;
+        store
+            .conn
+            .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            .map_err(|e| map_err(&store.path, e))?;
+        store.conn.set_prepared_statement_cache_capacity(64);
+        Ok(store)
+    }
+
+    /// Opens an existing database of the current schema version without the
+    /// lock.
+    fn open_beside(path: &Path, flags: OpenFlags) -> Result<Self, StoreError> {
+        let path = path.to_path_buf();
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| open_err(&path, e))?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| map_err(&path, e))?;
@@ -136,11 +166,12 @@ fn open_err(path: &Path, e: rusqlite::Error) -> StoreError {
 impl Store for SqliteStore {
     fn create_job(
         &mut self,
+        project: Option<ProjectId>,
         spec: &JobSpec,
         key: Option<&str>,
         now: Millis,
     ) -> Result<JobId, StoreError> {
-        write::create_job(&mut self.conn, &self.path, spec, key, now)
+        write::create_job(&mut self.conn, &self.path, project, spec, key, now)
     }
 
     fn apply(&mut self, changes: &[Change], now: Millis) -> Result<(), StoreError> {
@@ -161,6 +192,14 @@ impl Store for SqliteStore {
 
     fn recent_jobs(&self, limit: u32) -> Result<Vec<JobRecord>, StoreError> {
         read::recent_jobs(&self.conn, &self.path, limit)
+    }
+
+    fn jobs_of_project(
+        &self,
+        project: ProjectId,
+        limit: u32,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        read::jobs_of_project(&self.conn, &self.path, project, limit)
     }
 
     fn tasks(&self, job: JobId) -> Result<Vec<TaskRecord>, StoreError> {

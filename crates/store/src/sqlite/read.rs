@@ -1,15 +1,16 @@
 //! Queries and the mapping of rows back into records.
 
 use super::map_err;
+use crate::codec::{json, outcome_from, parse};
 use crate::{AttemptRecord, JobRecord, StoreError, TaskRecord};
 use rusqlite::{Connection, Params, Row};
 use std::path::Path;
 use tessera_types::{
-    AttemptOutcome, AttemptUsage, JobId, JobSnapshot, JobSpec, JobState, NodeId, TaskRef,
-    TaskSnapshot, TaskSpec, TaskState,
+    AttemptUsage, JobId, JobSnapshot, JobSpec, JobState, NodeId, ProjectId, TaskRef, TaskSnapshot,
+    TaskSpec, TaskState,
 };
 
-const JOB_COLUMNS: &str = "id, name, key, state, created_at, updated_at, finished_at";
+const JOB_COLUMNS: &str = "id, name, key, state, created_at, updated_at, finished_at, project_id";
 const TASK_COLUMNS: &str =
     "job_id, idx, name, spec_json, state, attempt, failures, not_before, reason, created_at, updated_at";
 const ATTEMPT_COLUMNS: &str = "job_id, idx, number, node, outcome, message, started_at, ended_at, \
@@ -17,9 +18,9 @@ const ATTEMPT_COLUMNS: &str = "job_id, idx, number, node, outcome, message, star
 
 /// A row mapper whose own parse errors (bad state strings, bad JSON) travel
 /// beside SQLite's.
-type Mapped<T> = rusqlite::Result<Result<T, StoreError>>;
+pub(super) type Mapped<T> = rusqlite::Result<Result<T, StoreError>>;
 
-fn query<T, P: Params>(
+pub(super) fn query<T, P: Params>(
     conn: &Connection,
     path: &Path,
     sql: &str,
@@ -36,25 +37,15 @@ fn query<T, P: Params>(
     Ok(out)
 }
 
-fn parse<T: std::str::FromStr>(what: &str, s: &str) -> Result<T, StoreError>
-where
-    T::Err: std::fmt::Display,
-{
-    s.parse()
-        .map_err(|e| StoreError::corrupt(format!("{what}: {e}")))
-}
-
-fn json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T, StoreError> {
-    serde_json::from_str(s).map_err(|e| StoreError::corrupt(format!("{what}: {e}")))
-}
-
 fn job_row(r: &Row<'_>) -> Mapped<JobRecord> {
     let id = JobId(r.get(0)?);
     let (name, key, state): (String, Option<String>, String) = (r.get(1)?, r.get(2)?, r.get(3)?);
     let (created_at, updated_at, finished_at) = (r.get(4)?, r.get(5)?, r.get(6)?);
+    let project = r.get::<_, Option<i64>>(7)?.map(ProjectId);
     Ok(
         parse(&format!("state of job {id}"), &state).map(|state| JobRecord {
             id,
+            project,
             name,
             key,
             state,
@@ -126,19 +117,6 @@ fn attempt_row(r: &Row<'_>) -> Mapped<AttemptRecord> {
     }))
 }
 
-/// The inverse of `write::outcome_columns`.
-fn outcome_from(kind: &str, message: Option<String>) -> Result<AttemptOutcome, String> {
-    let message = message.unwrap_or_default();
-    Ok(match kind {
-        "succeeded" => AttemptOutcome::Succeeded,
-        "failed" => AttemptOutcome::Failed { message },
-        "timed_out" => AttemptOutcome::TimedOut,
-        "cancelled" => AttemptOutcome::Cancelled,
-        "lost" => AttemptOutcome::Lost { reason: message },
-        other => return Err(other.to_string()),
-    })
-}
-
 pub(super) fn job(
     conn: &Connection,
     path: &Path,
@@ -164,6 +142,23 @@ pub(super) fn recent_jobs(
 ) -> Result<Vec<JobRecord>, StoreError> {
     let sql = format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY id DESC LIMIT ?1");
     query(conn, path, &sql, [limit], job_row)
+}
+
+pub(super) fn jobs_of_project(
+    conn: &Connection,
+    path: &Path,
+    project: ProjectId,
+    limit: u32,
+) -> Result<Vec<JobRecord>, StoreError> {
+    let sql =
+        format!("SELECT {JOB_COLUMNS} FROM jobs WHERE project_id = ?1 ORDER BY id DESC LIMIT ?2");
+    query(
+        conn,
+        path,
+        &sql,
+        rusqlite::params![project.0, limit],
+        job_row,
+    )
 }
 
 pub(super) fn tasks(

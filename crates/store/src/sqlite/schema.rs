@@ -10,10 +10,46 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
 
 const MIGRATIONS: &[&str] = &[
-    // 0 -> 1: jobs, tasks, attempts.
+    // 0 -> 1: accounts (users, projects, members, API keys); jobs, tasks,
+    // attempts.
     "
+    CREATE TABLE users (
+        id         INTEGER PRIMARY KEY,
+        name       TEXT    NOT NULL UNIQUE,
+        admin      BOOLEAN NOT NULL,
+        created_at BIGINT  NOT NULL
+    );
+
+    CREATE TABLE projects (
+        id         INTEGER PRIMARY KEY,
+        name       TEXT    NOT NULL UNIQUE,
+        created_at BIGINT  NOT NULL
+    );
+
+    CREATE TABLE members (
+        project_id BIGINT NOT NULL REFERENCES projects (id),
+        user_id    BIGINT NOT NULL REFERENCES users (id),
+        role       TEXT   NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (project_id, user_id)
+    );
+    CREATE INDEX members_by_user ON members (user_id, project_id);
+
+    CREATE TABLE api_keys (
+        id           INTEGER PRIMARY KEY,
+        user_id      BIGINT NOT NULL REFERENCES users (id),
+        name         TEXT   NOT NULL,
+        prefix       TEXT   NOT NULL UNIQUE,
+        hash         TEXT   NOT NULL,
+        created_at   BIGINT NOT NULL,
+        last_used_at BIGINT,
+        revoked_at   BIGINT
+    );
+    CREATE INDEX api_keys_by_user ON api_keys (user_id, id);
+
     CREATE TABLE jobs (
         id          INTEGER PRIMARY KEY,
+        project_id  BIGINT  REFERENCES projects (id),
         name        TEXT    NOT NULL,
         key         TEXT,
         spec_json   TEXT    NOT NULL,
@@ -24,6 +60,7 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX jobs_by_key ON jobs (key, id);
     CREATE INDEX jobs_by_state ON jobs (state, id);
+    CREATE INDEX jobs_by_project ON jobs (project_id, id);
 
     CREATE TABLE tasks (
         job_id     BIGINT  NOT NULL REFERENCES jobs (id),

@@ -2,12 +2,12 @@
 //! transaction, with cached statements.
 
 use super::map_err;
+use crate::codec::{outcome_columns, to_json};
 use crate::StoreError;
 use rusqlite::{ffi, params, Connection, ErrorCode, Transaction, TransactionBehavior};
 use std::path::Path;
 use tessera_types::{
-    AttemptNo, AttemptOutcome, Change, JobId, JobSpec, JobState, Millis, TaskRef, TaskSpec,
-    TaskState,
+    AttemptNo, Change, JobId, JobSpec, JobState, Millis, ProjectId, TaskRef, TaskSpec, TaskState,
 };
 
 const INSERT_TASK: &str = "INSERT INTO tasks \
@@ -22,6 +22,7 @@ fn begin<'c>(conn: &'c mut Connection, path: &Path) -> Result<Transaction<'c>, S
 pub(super) fn create_job(
     conn: &mut Connection,
     path: &Path,
+    project: Option<ProjectId>,
     spec: &JobSpec,
     key: Option<&str>,
     now: Millis,
@@ -36,8 +37,8 @@ pub(super) fn create_job(
     };
     let id: i64 = tx
         .prepare_cached(
-            "INSERT INTO jobs (name, key, spec_json, state, created_at, updated_at, finished_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5, NULL) RETURNING id",
+            "INSERT INTO jobs (name, key, spec_json, state, created_at, updated_at, finished_at, project_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, NULL, ?6) RETURNING id",
         )
         .and_then(|mut s| {
             s.query_row(
@@ -46,12 +47,16 @@ pub(super) fn create_job(
                     key,
                     to_json(&head),
                     JobState::Pending.as_str(),
-                    now
+                    now,
+                    project.map(|p| p.0)
                 ],
                 |r| r.get(0),
             )
         })
-        .map_err(err)?;
+        .map_err(|e| match (constraint(&e), project) {
+            (Some(ffi::SQLITE_CONSTRAINT_FOREIGNKEY), Some(p)) => StoreError::UnknownProject(p),
+            _ => err(e),
+        })?;
     let job = JobId(id);
     insert_tasks(&tx, path, job, 0, &spec.tasks, now)?;
     tx.commit().map_err(err)?;
@@ -259,27 +264,11 @@ fn insert_tasks(
 }
 
 /// The extended result code of a constraint violation.
-fn constraint(e: &rusqlite::Error) -> Option<i32> {
+pub(super) fn constraint(e: &rusqlite::Error) -> Option<i32> {
     match e {
         rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation => {
             Some(f.extended_code)
         }
         _ => None,
     }
-}
-
-/// An outcome as the `outcome` (kind) and `message` columns.
-fn outcome_columns(outcome: &AttemptOutcome) -> (&'static str, Option<&str>) {
-    let message = match outcome {
-        AttemptOutcome::Failed { message } => Some(message.as_str()),
-        AttemptOutcome::Lost { reason } => Some(reason.as_str()),
-        AttemptOutcome::Succeeded | AttemptOutcome::TimedOut | AttemptOutcome::Cancelled => None,
-    };
-    (outcome.kind(), message)
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> String {
-    // Specs are plain data (strings, numbers, maps with string keys): they
-    // always serialise.
-    serde_json::to_string(value).expect("specs serialise to JSON")
 }

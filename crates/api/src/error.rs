@@ -1,0 +1,144 @@
+//! The one place where errors become HTTP: a status, a stable machine code
+//! and a message that says what happened and what to do. Internal details
+//! are logged here and never sent.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tessera_driver::DriverError;
+use tessera_store::StoreError;
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request itself is malformed (a bad query string, bad JSON syntax).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No key, or a key that is unknown, wrong or revoked.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The thing exists but the caller may not do this to it.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The path exists but not with this method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// A name is taken, or the change would leave things inconsistent.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body is larger than {limit} bytes; send a smaller one")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The body parsed but says something the API refuses (unknown field,
+    /// wrong type).
+    #[error("{0}")]
+    Invalid(String),
+    /// A job spec the scheduler refuses (cycle, selector matching nothing...).
+    #[error("{0}")]
+    InvalidSpec(String),
+    /// The scheduler or the database cannot answer right now.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or an environment failure: logged, never described to the client.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Invalid(_) | Self::InvalidSpec(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code clients switch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad_request",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::Conflict(_) => "conflict",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::Invalid(_) => "invalid_request",
+            Self::InvalidSpec(_) => "invalid_spec",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    pub(crate) fn internal(what: impl std::fmt::Display) -> Self {
+        Self::Internal(what.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let message = match &self {
+            Self::Internal(detail) => {
+                eprintln!("tessera-api: internal error: {detail}");
+                "internal error; the server's log has the details".to_string()
+            }
+            other => other.to_string(),
+        };
+        let body = json!({ "error": { "code": self.code(), "message": message } });
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        if matches!(self, Self::Unauthorized(_)) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict { what } => Self::Conflict(what),
+            StoreError::Invalid(what) => Self::Invalid(what),
+            StoreError::UnknownJob(job) => Self::NotFound(format!("job {job} does not exist")),
+            StoreError::UnknownUser(user) => Self::NotFound(format!("user {user} does not exist")),
+            StoreError::UnknownProject(p) => Self::NotFound(format!("project {p} does not exist")),
+            e @ StoreError::Locked { .. } => {
+                eprintln!("tessera-api: {e}");
+                Self::Unavailable("the database is busy; try again in a moment".into())
+            }
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<DriverError> for ApiError {
+    fn from(e: DriverError) -> Self {
+        match e {
+            DriverError::Spec(spec) => Self::InvalidSpec(format!("invalid job: {spec}")),
+            DriverError::Store(store) => store.into(),
+            DriverError::NoSuchJob(job) => Self::NotFound(format!("job {job} does not exist")),
+            DriverError::Stopped => Self::Unavailable(
+                "the scheduler has stopped (the server is shutting down); try again later".into(),
+            ),
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        Self::internal(format!("a blocking task failed: {e}"))
+    }
+}

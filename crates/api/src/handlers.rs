@@ -1,0 +1,227 @@
+//! Thin handlers: extract (the extractor's type authorizes), call a
+//! service, return a view.
+
+use crate::auth::{Admin, AsMember, AsOwner, AsViewer, Caller, JobAccess, ProjectAccess};
+use crate::body::{JsonBody, QueryArgs, SpecBody};
+use crate::jobs::Stream;
+use crate::views::{
+    AttemptView, JobView, KeyView, MeView, MemberView, NewKeyView, NewUserView, ProjectView,
+    TaskView, UserView,
+};
+use crate::{accounts, jobs, metrics, openapi, ApiError, AppState};
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tessera_types::Role;
+
+type Answer<T> = Result<Json<T>, ApiError>;
+type Created<T> = Result<(StatusCode, Json<T>), ApiError>;
+
+pub(crate) async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+pub(crate) async fn readyz(State(s): State<AppState>) -> Answer<Value> {
+    s.db(|db| Ok(db.recent_jobs(1)?)).await.map_err(|e| {
+        eprintln!("tessera-api: readiness check failed: {e}");
+        ApiError::Unavailable("the database does not answer; see the server's log".into())
+    })?;
+    Ok(Json(json!({ "status": "ready" })))
+}
+
+pub(crate) async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let text = metrics::render(&s).await?;
+    let content_type = "text/plain; version=0.0.4; charset=utf-8";
+    Ok(([(header::CONTENT_TYPE, content_type)], text).into_response())
+}
+
+pub(crate) async fn openapi() -> Json<Value> {
+    Json(openapi::document())
+}
+
+pub(crate) async fn me(State(s): State<AppState>, caller: Caller) -> Answer<MeView> {
+    Ok(Json(accounts::me(&s, caller).await?))
+}
+
+pub(crate) async fn users(State(s): State<AppState>, _: Admin) -> Answer<Vec<UserView>> {
+    Ok(Json(accounts::users(&s).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewUser {
+    name: String,
+    #[serde(default)]
+    admin: bool,
+}
+
+pub(crate) async fn create_user(
+    State(s): State<AppState>,
+    _: Admin,
+    JsonBody(body): JsonBody<NewUser>,
+) -> Created<NewUserView> {
+    let created = accounts::create_user(&s, body.name, body.admin).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+pub(crate) async fn projects(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> Answer<Vec<ProjectView>> {
+    Ok(Json(accounts::projects(&s, caller).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Named {
+    name: String,
+}
+
+pub(crate) async fn create_project(
+    State(s): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<Named>,
+) -> Created<ProjectView> {
+    let project = accounts::create_project(&s, caller, body.name).await?;
+    Ok((StatusCode::CREATED, Json(project)))
+}
+
+pub(crate) async fn project(
+    State(s): State<AppState>,
+    access: ProjectAccess<AsViewer>,
+) -> Answer<ProjectView> {
+    Ok(Json(
+        accounts::project_view(&s, access.caller, access.project).await?,
+    ))
+}
+
+pub(crate) async fn members(
+    State(s): State<AppState>,
+    access: ProjectAccess<AsViewer>,
+) -> Answer<Vec<MemberView>> {
+    Ok(Json(accounts::members(&s, access.project).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RoleBody {
+    role: Role,
+}
+
+pub(crate) async fn put_member(
+    State(s): State<AppState>,
+    access: ProjectAccess<AsOwner>,
+    Path((_, user)): Path<(String, String)>,
+    JsonBody(body): JsonBody<RoleBody>,
+) -> Answer<Option<MemberView>> {
+    let member = accounts::set_member(&s, access.project, user, Some(body.role)).await?;
+    Ok(Json(member))
+}
+
+pub(crate) async fn delete_member(
+    State(s): State<AppState>,
+    access: ProjectAccess<AsOwner>,
+    Path((_, user)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    accounts::set_member(&s, access.project, user, None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(crate) async fn keys(State(s): State<AppState>, caller: Caller) -> Answer<Vec<KeyView>> {
+    Ok(Json(accounts::keys(&s, caller).await?))
+}
+
+pub(crate) async fn create_key(
+    State(s): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<Named>,
+) -> Created<NewKeyView> {
+    let key = accounts::create_key(&s, caller, body.name).await?;
+    Ok((StatusCode::CREATED, Json(key)))
+}
+
+pub(crate) async fn revoke_key(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = id
+        .parse()
+        .map_err(|_| ApiError::NotFound(format!("key {id} does not exist")))?;
+    accounts::revoke_key(&s, caller, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    limit: Option<u32>,
+}
+
+pub(crate) async fn jobs(
+    State(s): State<AppState>,
+    access: ProjectAccess<AsViewer>,
+    QueryArgs(q): QueryArgs<ListQuery>,
+) -> Answer<Vec<JobView>> {
+    let limit = q.limit.unwrap_or(100);
+    Ok(Json(jobs::list(&s, access.project, limit).await?))
+}
+
+pub(crate) async fn submit(
+    State(s): State<AppState>,
+    access: ProjectAccess<AsMember>,
+    SpecBody(spec): SpecBody,
+) -> Created<JobView> {
+    let job = jobs::submit(&s, access.project, spec).await?;
+    Ok((StatusCode::CREATED, Json(job)))
+}
+
+pub(crate) async fn job(State(s): State<AppState>, access: JobAccess<AsViewer>) -> Answer<JobView> {
+    Ok(Json(jobs::view(&s, access.job).await?))
+}
+
+pub(crate) async fn tasks(
+    State(s): State<AppState>,
+    access: JobAccess<AsViewer>,
+) -> Answer<Vec<TaskView>> {
+    Ok(Json(jobs::tasks(&s, access.job).await?))
+}
+
+pub(crate) async fn attempts(
+    State(s): State<AppState>,
+    access: JobAccess<AsViewer>,
+) -> Answer<Vec<AttemptView>> {
+    Ok(Json(jobs::attempts(&s, access.job).await?))
+}
+
+pub(crate) async fn cancel(
+    State(s): State<AppState>,
+    access: JobAccess<AsMember>,
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
+    Ok((StatusCode::ACCEPTED, Json(jobs::cancel(&s, &access.job)?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LogQuery {
+    attempt: Option<u32>,
+    stream: Option<Stream>,
+}
+
+pub(crate) async fn logs(
+    State(s): State<AppState>,
+    access: JobAccess<AsViewer>,
+    Path((_, index)): Path<(String, String)>,
+    QueryArgs(q): QueryArgs<LogQuery>,
+) -> Result<Response, ApiError> {
+    let index = index
+        .parse()
+        .map_err(|_| ApiError::NotFound(format!("job {} has no task {index}", access.job.id)))?;
+    let stream = q.stream.unwrap_or(Stream::Stdout);
+    let bytes = jobs::log(&s, access.job, index, q.attempt, stream).await?;
+    let content_type = "text/plain; charset=utf-8";
+    Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
+}

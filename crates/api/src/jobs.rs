@@ -1,0 +1,207 @@
+//! The jobs service: list, submit (through the driver only), read, cancel,
+//! and task logs.
+
+use crate::views::{AttemptView, JobView, TaskView};
+use crate::{ApiError, AppState};
+use std::path::PathBuf;
+use std::time::Instant;
+use tessera_core::Scheduler;
+use tessera_store::{JobRecord, ProjectRecord};
+use tessera_types::{JobSpec, TaskRef};
+
+/// The most of a log one request returns: its last this many bytes.
+pub(crate) const LOG_LIMIT: u64 = 16 << 20;
+
+/// Jobs listed at most per request.
+pub(crate) const MAX_LIST: u32 = 1000;
+
+pub(crate) async fn list(
+    state: &AppState,
+    project: ProjectRecord,
+    limit: u32,
+) -> Result<Vec<JobView>, ApiError> {
+    let limit = limit.clamp(1, MAX_LIST);
+    let jobs = state
+        .db(move |db| Ok(db.jobs_of_project(project.id, limit)?))
+        .await?;
+    Ok(jobs.iter().map(|j| JobView::new(j, None)).collect())
+}
+
+/// Checks a spec as the scheduler will, except for the machine's capacity
+/// (the driver checks that, and its refusal is reported the same way).
+pub(crate) fn validate(spec: &JobSpec) -> Result<(), ApiError> {
+    Scheduler::new(u32::MAX)
+        .validate(spec)
+        .map_err(|e| ApiError::InvalidSpec(format!("invalid job: {e}")))
+}
+
+/// Validates and submits a job to the driver; answers once it is committed.
+pub(crate) async fn submit(
+    state: &AppState,
+    project: ProjectRecord,
+    spec: JobSpec,
+) -> Result<JobView, ApiError> {
+    validate(&spec)?;
+    let started = Instant::now();
+    let driver = state.driver.clone();
+    let submitted =
+        tokio::task::spawn_blocking(move || driver.submit(Some(project.id), spec, None)).await?;
+    state.metrics.observe_submit(started.elapsed());
+    let id = submitted?;
+    let job = state
+        .db(move |db| {
+            db.job(id)?
+                .ok_or_else(|| ApiError::internal(format!("job {id} vanished after submission")))
+        })
+        .await?;
+    Ok(JobView::new(&job, Some(&[])))
+}
+
+/// The job with its task counts by state.
+pub(crate) async fn view(state: &AppState, job: JobRecord) -> Result<JobView, ApiError> {
+    let id = job.id;
+    let tasks = state.db(move |db| Ok(db.tasks(id)?)).await?;
+    Ok(JobView::new(&job, Some(&tasks)))
+}
+
+pub(crate) async fn tasks(state: &AppState, job: JobRecord) -> Result<Vec<TaskView>, ApiError> {
+    let tasks = state.db(move |db| Ok(db.tasks(job.id)?)).await?;
+    Ok(tasks.iter().map(TaskView::from).collect())
+}
+
+pub(crate) async fn attempts(
+    state: &AppState,
+    job: JobRecord,
+) -> Result<Vec<AttemptView>, ApiError> {
+    let attempts = state.db(move |db| Ok(db.attempts(job.id)?)).await?;
+    Ok(attempts.iter().map(AttemptView::from).collect())
+}
+
+/// Asks the driver to cancel the job (it happens asynchronously).
+pub(crate) fn cancel(state: &AppState, job: &JobRecord) -> Result<JobView, ApiError> {
+    if job.state.is_terminal() {
+        return Err(ApiError::Conflict(format!(
+            "job {} has already ended ({}); there is nothing to cancel",
+            job.id, job.state
+        )));
+    }
+    state.driver.cancel(job.id);
+    Ok(JobView::new(job, None))
+}
+
+/// Which of an attempt's logs.
+#[derive(Clone, Copy, Debug, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// A task attempt's log (its last [`LOG_LIMIT`] bytes), as the local
+/// executor wrote it. `attempt` defaults to the task's latest. The path is
+/// built from the stored task name only, never from the request.
+pub(crate) async fn log(
+    state: &AppState,
+    job: JobRecord,
+    index: u32,
+    attempt: Option<u32>,
+    stream: Stream,
+) -> Result<Vec<u8>, ApiError> {
+    let task = state
+        .db(move |db| {
+            db.tasks(job.id)?
+                .into_iter()
+                .nth(index as usize)
+                .ok_or_else(|| ApiError::NotFound(format!("job {} has no task {index}", job.id)))
+        })
+        .await?;
+    let tref = TaskRef::new(job.id, index);
+    let attempt = attempt.unwrap_or(task.attempt);
+    if attempt == 0 || attempt > task.attempt {
+        return Err(ApiError::NotFound(match task.attempt {
+            0 => format!("task {tref} ({}) has not started yet", task.name),
+            n => format!(
+                "task {tref} ({}) has no attempt {attempt}; its attempts are 1 to {n}",
+                task.name
+            ),
+        }));
+    }
+    let path = log_path(state, &job, &task.name, attempt, stream);
+    let read = {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || read_tail(&path, LOG_LIMIT)).await?
+    };
+    match read {
+        Ok(bytes) => Ok(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ApiError::NotFound(format!(
+            "attempt {attempt} of task {tref} ({}) has no {} log (it ran no process, \
+             or its logs were removed)",
+            task.name,
+            stream.as_str()
+        ))),
+        Err(e) => Err(ApiError::internal(format!(
+            "reading {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// The whole file, or its last `limit` bytes when it is longer.
+fn read_tail(path: &std::path::Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(limit)))?;
+    let mut out = Vec::with_capacity(len.min(limit) as usize);
+    file.take(limit).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+fn log_path(
+    state: &AppState,
+    job: &JobRecord,
+    task_name: &str,
+    attempt: u32,
+    stream: Stream,
+) -> PathBuf {
+    tessera_driver::attempt_log_path(&state.data_dir, job.id, task_name, attempt, stream.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn log_names_cannot_leave_the_log_directory() {
+        let root = std::path::Path::new("/data");
+        let p = tessera_driver::attempt_log_path(
+            root,
+            tessera_types::JobId(4),
+            "../../etc/passwd",
+            2,
+            "stdout",
+        );
+        assert_eq!(
+            p,
+            std::path::Path::new("/data/jobs/4/logs/_.._.._etc_passwd.2.stdout.log")
+        );
+        let p = tessera_driver::attempt_log_path(root, tessera_types::JobId(4), "..", 1, "stderr");
+        assert_eq!(p.parent(), Some(std::path::Path::new("/data/jobs/4/logs")));
+    }
+
+    #[test]
+    fn long_logs_are_cut_to_their_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.log");
+        std::fs::write(&path, "0123456789").unwrap();
+        assert_eq!(super::read_tail(&path, 4).unwrap(), b"6789");
+        assert_eq!(super::read_tail(&path, 100).unwrap(), b"0123456789");
+    }
+}

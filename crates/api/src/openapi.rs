@@ -1,0 +1,99 @@
+//! The OpenAPI 3.0 document, generated from [`ROUTES`] so it cannot drift
+//! from the router.
+
+use crate::routes::{Auth, ROUTES};
+use serde_json::{json, Map, Value};
+
+/// The OpenAPI document of every route in [`ROUTES`].
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for (method, path, summary, auth) in ROUTES {
+        let op = operation(path, summary, *auth);
+        let entry = paths
+            .entry(path.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        entry[method.as_str().to_ascii_lowercase()] = op;
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Tessera API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Projects, members, API keys and DAG jobs of a Tessera server. \
+                Authenticate with `Authorization: Bearer tsk_...`. Errors are \
+                `{\"error\":{\"code\",\"message\"}}` with a stable code.",
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": { "error": {
+                        "type": "object",
+                        "required": ["code", "message"],
+                        "properties": {
+                            "code": { "type": "string" },
+                            "message": { "type": "string" },
+                        },
+                    }},
+                },
+            },
+        },
+    })
+}
+
+fn operation(path: &str, summary: &str, auth: Auth) -> Value {
+    let parameters: Vec<Value> = path
+        .split('/')
+        .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| {
+            json!({
+                "name": name,
+                "in": "path",
+                "required": true,
+                "schema": { "type": "string" },
+            })
+        })
+        .collect();
+    let error = |what: &str| {
+        json!({
+            "description": what,
+            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } },
+        })
+    };
+    let mut responses = Map::new();
+    responses.insert("200".into(), json!({ "description": "success" }));
+    if auth != Auth::None {
+        responses.insert(
+            "401".into(),
+            error("no key, or an unknown, wrong or revoked key"),
+        );
+        responses.insert("403".into(), error("the caller may not do this"));
+    }
+    if matches!(auth, Auth::Project(_) | Auth::Job(_)) {
+        responses.insert("404".into(), error("no such project or job"));
+    }
+    let security = if auth == Auth::None {
+        json!([])
+    } else {
+        json!([{ "bearer": [] }])
+    };
+    json!({
+        "summary": summary,
+        "x-tessera-auth": describe(auth),
+        "parameters": parameters,
+        "security": security,
+        "responses": responses,
+    })
+}
+
+fn describe(auth: Auth) -> String {
+    match auth {
+        Auth::None => "none".into(),
+        Auth::User => "any user".into(),
+        Auth::Admin => "admin".into(),
+        Auth::Project(role) | Auth::Job(role) => format!("{role} or higher in the project"),
+    }
+}

@@ -1,0 +1,112 @@
+//! The route table: every route once, with its summary and who may call it.
+//! The router, the OpenAPI document and the tests are all built from it.
+
+use crate::body::BODY_LIMIT;
+use crate::{handlers as h, metrics, ApiError, AppState};
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Uri};
+use axum::routing::{self, MethodRouter};
+use axum::Router;
+use tessera_types::Role;
+
+/// Who may call a route. Project routes take the project (id or name) from
+/// the `{project}` path segment, job routes the job from `{id}`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// No key needed.
+    None,
+    /// Any valid key.
+    User,
+    /// An admin's key.
+    Admin,
+    /// At least this role in the project (or an admin).
+    Project(Role),
+    /// At least this role in the job's project (or an admin).
+    Job(Role),
+}
+
+/// `(method, path, summary, auth)` for every route.
+#[rustfmt::skip]
+pub const ROUTES: &[(Method, &str, &str, Auth)] = &[
+    (Method::GET, "/healthz", "Liveness: the process answers", Auth::None),
+    (Method::GET, "/readyz", "Readiness: the store answers", Auth::None),
+    (Method::GET, "/metrics", "Prometheus metrics (text format)", Auth::None),
+    (Method::GET, "/api/v1/openapi.json", "This API's OpenAPI 3.0 document", Auth::None),
+    (Method::GET, "/api/v1/me", "The caller, its admin flag and its projects with roles", Auth::User),
+    (Method::GET, "/api/v1/users", "All users", Auth::Admin),
+    (Method::POST, "/api/v1/users", "Create a user {name, admin}; returns its first key, shown once", Auth::Admin),
+    (Method::GET, "/api/v1/projects", "The caller's projects (an admin: all)", Auth::User),
+    (Method::POST, "/api/v1/projects", "Create a project {name}; the caller becomes its owner", Auth::User),
+    (Method::GET, "/api/v1/projects/{project}", "A project and the caller's role in it", Auth::Project(Role::Viewer)),
+    (Method::GET, "/api/v1/projects/{project}/members", "A project's members and their roles", Auth::Project(Role::Viewer)),
+    (Method::PUT, "/api/v1/projects/{project}/members/{user}", "Add a member or change its role {role}", Auth::Project(Role::Owner)),
+    (Method::DELETE, "/api/v1/projects/{project}/members/{user}", "Remove a member", Auth::Project(Role::Owner)),
+    (Method::GET, "/api/v1/keys", "The caller's API keys (never their secrets)", Auth::User),
+    (Method::POST, "/api/v1/keys", "Create an API key {name}; the key is shown once", Auth::User),
+    (Method::DELETE, "/api/v1/keys/{id}", "Revoke one of the caller's keys (an admin: anyone's)", Auth::User),
+    (Method::GET, "/api/v1/projects/{project}/jobs", "A project's jobs, newest first (?limit=N)", Auth::Project(Role::Viewer)),
+    (Method::POST, "/api/v1/projects/{project}/jobs", "Submit a job spec (application/json or application/yaml)", Auth::Project(Role::Member)),
+    (Method::GET, "/api/v1/jobs/{id}", "A job and its task counts by state", Auth::Job(Role::Viewer)),
+    (Method::GET, "/api/v1/jobs/{id}/tasks", "A job's tasks in index order", Auth::Job(Role::Viewer)),
+    (Method::GET, "/api/v1/jobs/{id}/attempts", "A job's attempts with outcome and resource use", Auth::Job(Role::Viewer)),
+    (Method::POST, "/api/v1/jobs/{id}/cancel", "Cancel a job", Auth::Job(Role::Member)),
+    (Method::GET, "/api/v1/jobs/{id}/tasks/{index}/logs", "A task attempt's log (?attempt=N&stream=stdout|stderr)", Auth::Job(Role::Viewer)),
+];
+
+/// The handler of a route of [`ROUTES`].
+fn endpoint(method: &Method, path: &str) -> MethodRouter<AppState> {
+    use routing::{delete, get, post, put};
+    match (method.as_str(), path) {
+        ("GET", "/healthz") => get(h::healthz),
+        ("GET", "/readyz") => get(h::readyz),
+        ("GET", "/metrics") => get(h::metrics),
+        ("GET", "/api/v1/openapi.json") => get(h::openapi),
+        ("GET", "/api/v1/me") => get(h::me),
+        ("GET", "/api/v1/users") => get(h::users),
+        ("POST", "/api/v1/users") => post(h::create_user),
+        ("GET", "/api/v1/projects") => get(h::projects),
+        ("POST", "/api/v1/projects") => post(h::create_project),
+        ("GET", "/api/v1/projects/{project}") => get(h::project),
+        ("GET", "/api/v1/projects/{project}/members") => get(h::members),
+        ("PUT", "/api/v1/projects/{project}/members/{user}") => put(h::put_member),
+        ("DELETE", "/api/v1/projects/{project}/members/{user}") => delete(h::delete_member),
+        ("GET", "/api/v1/keys") => get(h::keys),
+        ("POST", "/api/v1/keys") => post(h::create_key),
+        ("DELETE", "/api/v1/keys/{id}") => delete(h::revoke_key),
+        ("GET", "/api/v1/projects/{project}/jobs") => get(h::jobs),
+        ("POST", "/api/v1/projects/{project}/jobs") => post(h::submit),
+        ("GET", "/api/v1/jobs/{id}") => get(h::job),
+        ("GET", "/api/v1/jobs/{id}/tasks") => get(h::tasks),
+        ("GET", "/api/v1/jobs/{id}/attempts") => get(h::attempts),
+        ("POST", "/api/v1/jobs/{id}/cancel") => post(h::cancel),
+        ("GET", "/api/v1/jobs/{id}/tasks/{index}/logs") => get(h::logs),
+        (m, p) => panic!("ROUTES lists {m} {p} but no handler serves it"),
+    }
+}
+
+/// The whole API as an axum router (for tests: drive it in-process).
+pub fn router(state: AppState) -> Router {
+    let mut router = Router::new();
+    for (method, path, _, _) in ROUTES {
+        router = router.route(path, endpoint(method, path));
+    }
+    router
+        .fallback(|method: Method, uri: Uri| async move {
+            ApiError::NotFound(format!(
+                "no route {method} {}; GET /api/v1/openapi.json lists them",
+                uri.path()
+            ))
+        })
+        .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
+            ApiError::MethodNotAllowed(format!(
+                "{} does not accept {method}; GET /api/v1/openapi.json lists its methods",
+                uri.path()
+            ))
+        })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .with_state(state)
+}

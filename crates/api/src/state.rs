@@ -1,0 +1,70 @@
+//! What every handler shares: the API's store connection, the driver's
+//! handle, the data directory (job logs), the key cache and the metrics.
+
+use crate::keys::KeyCache;
+use crate::metrics::Metrics;
+use crate::ApiError;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tessera_driver::DriverHandle;
+use tessera_store::{Accounts, Store};
+use tessera_types::Millis;
+
+/// A store the API can use: jobs (read) and accounts (read and write).
+pub trait ApiStore: Store + Accounts + Send {}
+
+impl<T: Store + Accounts + Send> ApiStore for T {}
+
+/// The shared state of the router. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) store: Arc<Mutex<Box<dyn ApiStore>>>,
+    pub(crate) driver: DriverHandle,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) keys: Arc<KeyCache>,
+    pub(crate) metrics: Arc<Metrics>,
+    /// Bounds concurrent argon2 verifications, so a flood of wrong keys
+    /// costs at most this many cores.
+    pub(crate) verify_slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// Concurrent argon2 verifications at most.
+const VERIFY_SLOTS: usize = 2;
+
+impl AppState {
+    /// `store` is the API's own connection (reads and account writes); jobs
+    /// are submitted and cancelled only through `driver`. `data_dir` is the
+    /// driver's workspace root (`<data_dir>/jobs/<id>/logs/...`).
+    pub fn new(store: Box<dyn ApiStore>, driver: DriverHandle, data_dir: PathBuf) -> Self {
+        Self {
+            store: Arc::new(Mutex::new(store)),
+            driver,
+            data_dir,
+            keys: Arc::new(KeyCache::default()),
+            metrics: Arc::new(Metrics::default()),
+            verify_slots: Arc::new(tokio::sync::Semaphore::new(VERIFY_SLOTS)),
+        }
+    }
+
+    /// Runs `f` on the store on a blocking thread.
+    pub(crate) async fn db<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn ApiStore) -> Result<T, ApiError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = store.lock().unwrap_or_else(PoisonError::into_inner);
+            f(guard.as_mut())
+        })
+        .await?
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
+}

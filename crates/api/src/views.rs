@@ -1,0 +1,195 @@
+//! What the API sends: plain JSON views of store rows. Times are
+//! milliseconds since the Unix epoch; states are the stable strings of
+//! `tessera_types`.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use tessera_store::{AttemptRecord, JobRecord, KeyRecord, ProjectRecord, TaskRecord, UserRecord};
+use tessera_types::{AttemptUsage, Millis, Role, TaskSpec, TaskState};
+
+#[derive(Serialize)]
+pub(crate) struct UserView {
+    pub id: i64,
+    pub name: String,
+    pub admin: bool,
+    pub created_at: Millis,
+}
+
+impl From<&UserRecord> for UserView {
+    fn from(u: &UserRecord) -> Self {
+        Self {
+            id: u.id.0,
+            name: u.name.clone(),
+            admin: u.admin,
+            created_at: u.created_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub(crate) struct ProjectView {
+    pub id: i64,
+    pub name: String,
+    pub created_at: Millis,
+    /// The caller's role in it (`null` for an admin who is not a member).
+    pub role: Option<Role>,
+}
+
+impl ProjectView {
+    pub fn new(p: &ProjectRecord, role: Option<Role>) -> Self {
+        Self {
+            id: p.id.0,
+            name: p.name.clone(),
+            created_at: p.created_at,
+            role,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub(crate) struct MeView {
+    pub user: UserView,
+    pub admin: bool,
+    pub projects: Vec<ProjectView>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct MemberView {
+    pub user: UserView,
+    pub role: Role,
+}
+
+/// A key without its hash.
+#[derive(Serialize)]
+pub(crate) struct KeyView {
+    pub id: i64,
+    pub user: i64,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: Millis,
+    pub last_used_at: Option<Millis>,
+    pub revoked_at: Option<Millis>,
+}
+
+impl From<&KeyRecord> for KeyView {
+    fn from(k: &KeyRecord) -> Self {
+        Self {
+            id: k.id.0,
+            user: k.user.0,
+            name: k.name.clone(),
+            prefix: k.prefix.clone(),
+            created_at: k.created_at,
+            last_used_at: k.last_used_at,
+            revoked_at: k.revoked_at,
+        }
+    }
+}
+
+/// A key just created: the only time `secret` (the full key) is shown.
+#[derive(Serialize)]
+pub(crate) struct NewKeyView {
+    pub key: KeyView,
+    pub secret: String,
+}
+
+#[derive(Serialize)]
+pub(crate) struct NewUserView {
+    pub user: UserView,
+    pub key: NewKeyView,
+}
+
+#[derive(Serialize)]
+pub(crate) struct JobView {
+    pub id: i64,
+    pub project: Option<i64>,
+    pub name: String,
+    pub state: &'static str,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub finished_at: Option<Millis>,
+    /// Task counts by state (only states with tasks); present on single-job reads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<BTreeMap<&'static str, u32>>,
+}
+
+impl JobView {
+    pub fn new(j: &JobRecord, tasks: Option<&[TaskRecord]>) -> Self {
+        let tasks = tasks.map(|ts| {
+            let mut counts = BTreeMap::new();
+            for t in ts {
+                *counts.entry(t.state.as_str()).or_insert(0) += 1;
+            }
+            counts
+        });
+        Self {
+            id: j.id.0,
+            project: j.project.map(|p| p.0),
+            name: j.name.clone(),
+            state: j.state.as_str(),
+            created_at: j.created_at,
+            updated_at: j.updated_at,
+            finished_at: j.finished_at,
+            tasks,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub(crate) struct TaskView {
+    pub index: u32,
+    pub name: String,
+    pub state: TaskState,
+    pub attempt: u32,
+    pub failures: u32,
+    pub reason: Option<String>,
+    pub not_before: Millis,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub spec: TaskSpec,
+}
+
+impl From<&TaskRecord> for TaskView {
+    fn from(t: &TaskRecord) -> Self {
+        Self {
+            index: t.task.index,
+            name: t.name.clone(),
+            state: t.state,
+            attempt: t.attempt,
+            failures: t.failures,
+            reason: t.reason.clone(),
+            not_before: t.not_before,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+            spec: t.spec.clone(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub(crate) struct AttemptView {
+    pub task: u32,
+    pub attempt: u32,
+    pub node: u32,
+    pub started_at: Millis,
+    pub ended_at: Option<Millis>,
+    /// `succeeded`, `failed`, `timed_out`, `cancelled`, `lost`; `null` while running.
+    pub outcome: Option<&'static str>,
+    /// The outcome for people (`failed: exit status 1: ...`).
+    pub message: Option<String>,
+    pub usage: Option<AttemptUsage>,
+}
+
+impl From<&AttemptRecord> for AttemptView {
+    fn from(a: &AttemptRecord) -> Self {
+        Self {
+            task: a.task.index,
+            attempt: a.number,
+            node: a.node.0,
+            started_at: a.started_at,
+            ended_at: a.ended_at,
+            outcome: a.outcome.as_ref().map(|o| o.kind()),
+            message: a.outcome.as_ref().map(|o| o.describe()),
+            usage: a.usage,
+        }
+    }
+}

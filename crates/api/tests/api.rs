@@ -1,0 +1,14 @@
+//! The API end to end: a real SQLite store in a temporary directory, a real
+//! driver thread running `serve()` with the local executor, and the router
+//! driven in-process (and once over a real listener).
+
+#[path = "api/harness.rs"]
+mod harness;
+#[path = "api/meta.rs"]
+mod meta;
+#[path = "api/slice.rs"]
+mod slice;
+#[path = "api/validation.rs"]
+mod validation;
+#[path = "api/walk.rs"]
+mod walk;

@@ -1,0 +1,76 @@
+//! `tessera admin ...`: bootstrap and repair, directly on the server's
+//! database (works whether or not the server is running).
+
+use crate::fail::{Failure, Result};
+use crate::server::{Database, ServerArgs, ServerConfig};
+use clap::{Args, Subcommand};
+use tessera_driver::SystemClock;
+use tessera_store::Accounts;
+
+#[derive(Subcommand)]
+pub enum AdminCmd {
+    /// Create a user and print its first API key (shown once).
+    CreateUser(CreateUserArgs),
+}
+
+#[derive(Args)]
+pub struct CreateUserArgs {
+    name: String,
+    /// Make the user an administrator.
+    #[arg(long)]
+    admin: bool,
+    /// Also create this project with the user as its owner.
+    #[arg(long)]
+    project: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+pub fn run(cmd: AdminCmd) -> Result<()> {
+    match cmd {
+        AdminCmd::CreateUser(a) => create_user(a),
+    }
+}
+
+fn open(db: &Database) -> Result<Box<dyn Accounts>> {
+    Ok(match db {
+        Database::Sqlite(path) => {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    Failure::env(format!("cannot create {}: {e}", parent.display()))
+                })?;
+            }
+            if path.exists() {
+                // The server may be running: don't take its scheduler lock.
+                Box::new(tessera_store::SqliteStore::open_secondary(path)?)
+            } else {
+                // First use: create the database and its schema.
+                Box::new(tessera_store::SqliteStore::open(path)?)
+            }
+        }
+        Database::Postgres(url) => Box::new(tessera_store::PostgresStore::connect_secondary(url)?),
+    })
+}
+
+fn create_user(args: CreateUserArgs) -> Result<()> {
+    let config = ServerConfig::resolve(&args.server)?;
+    let mut store = open(&config.database)?;
+    let now = SystemClock::now();
+    let user = store
+        .create_user(&args.name, args.admin, now)
+        .map_err(|e| Failure::input(e.to_string()))?;
+    let (secret, prefix, hash) = tessera_api::new_api_key();
+    store.create_key(user.id, "first key", &prefix, &hash, now)?;
+    if let Some(project) = &args.project {
+        store
+            .create_project(project, user.id, now)
+            .map_err(|e| Failure::input(e.to_string()))?;
+    }
+    let what = if args.admin { "administrator" } else { "user" };
+    eprintln!(
+        "created {what} {} (id {}); its API key, shown once:",
+        user.name, user.id
+    );
+    println!("{secret}");
+    Ok(())
+}

@@ -1,0 +1,415 @@
+//! The `tessera` client commands: they talk to a `tessera server` over its
+//! REST API, the same API the web UI uses. `tessera login` saves the server
+//! URL and key in `~/.config/tessera/client.json` (mode 0600);
+//! `TESSERA_SERVER` and `TESSERA_KEY` override it.
+
+use crate::fail::{Failure, Result};
+use clap::{Args, Subcommand};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::path::PathBuf;
+
+#[derive(Serialize, Deserialize, Default)]
+struct Credentials {
+    server: String,
+    key: String,
+}
+
+fn credentials_path() -> Result<PathBuf> {
+    let base = match (
+        std::env::var_os("XDG_CONFIG_HOME"),
+        std::env::var_os("HOME"),
+    ) {
+        (Some(x), _) if !x.is_empty() => PathBuf::from(x),
+        (_, Some(h)) => PathBuf::from(h).join(".config"),
+        _ => return Err(Failure::env("cannot find a config directory: set HOME")),
+    };
+    Ok(base.join("tessera/client.json"))
+}
+
+/// A client for one server with one key.
+pub struct Client {
+    server: String,
+    key: String,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    pub fn new(server: &str, key: &str) -> Self {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(std::time::Duration::from_secs(60))
+            .build();
+        Self {
+            server: server.trim_end_matches('/').to_string(),
+            key: key.to_string(),
+            agent,
+        }
+    }
+
+    /// From the environment or the saved login.
+    pub fn from_login() -> Result<Self> {
+        let saved: Credentials = match std::fs::read(credentials_path()?) {
+            Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),
+            Err(_) => Credentials::default(),
+        };
+        let server = std::env::var("TESSERA_SERVER")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or(saved.server);
+        let key = std::env::var("TESSERA_KEY")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or(saved.key);
+        if server.is_empty() || key.is_empty() {
+            return Err(Failure::input(
+                "not logged in: run `tessera login --server URL --key KEY` (or set TESSERA_SERVER and TESSERA_KEY)",
+            ));
+        }
+        Ok(Self::new(&server, &key))
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<(&str, Vec<u8>)>) -> Result<Value> {
+        let url = format!("{}/api/v1{path}", self.server);
+        let req = self
+            .agent
+            .request(method, &url)
+            .set("Authorization", &format!("Bearer {}", self.key));
+        let resp = match body {
+            Some((content_type, bytes)) => req.set("Content-Type", content_type).send_bytes(&bytes),
+            None => req.call(),
+        };
+        match resp {
+            Ok(r) => {
+                let text = r
+                    .into_string()
+                    .map_err(|e| Failure::env(format!("reading the reply from {url}: {e}")))?;
+                if text.trim().is_empty() {
+                    return Ok(Value::Null);
+                }
+                serde_json::from_str(&text).or(Ok(Value::String(text)))
+            }
+            Err(ureq::Error::Status(status, r)) => {
+                let text = r.into_string().unwrap_or_default();
+                let message = serde_json::from_str::<Value>(&text)
+                    .ok()
+                    .and_then(|v| v["error"]["message"].as_str().map(String::from))
+                    .unwrap_or(text);
+                let f = format!("the server refused ({status}): {message}");
+                Err(if status < 500 {
+                    Failure::input(f)
+                } else {
+                    Failure::internal(f)
+                })
+            }
+            Err(e) => Err(Failure::env(format!(
+                "cannot reach the server at {}: {e}",
+                self.server
+            ))),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Result<Value> {
+        self.call("GET", path, None)
+    }
+
+    pub fn post_json(&self, path: &str, body: &Value) -> Result<Value> {
+        self.call(
+            "POST",
+            path,
+            Some(("application/json", body.to_string().into_bytes())),
+        )
+    }
+
+    /// A plain text body (logs).
+    pub fn get_text(&self, path: &str) -> Result<String> {
+        Ok(match self.get(path)? {
+            Value::String(s) => s,
+            other => other.to_string(),
+        })
+    }
+}
+
+#[derive(Args)]
+pub struct LoginArgs {
+    /// The server's URL, e.g. http://127.0.0.1:6543
+    #[arg(long)]
+    server: String,
+    /// An API key (from `tessera admin create-user` or `tessera key create`).
+    #[arg(long, env = "TESSERA_KEY")]
+    key: String,
+}
+
+pub fn login(args: LoginArgs) -> Result<()> {
+    let client = Client::new(&args.server, &args.key);
+    let me = client.get("/me")?;
+    let path = credentials_path()?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Failure::env(format!("{}: {e}", dir.display())))?;
+    }
+    let creds = Credentials {
+        server: client.server.clone(),
+        key: args.key,
+    };
+    write_private(
+        &path,
+        &serde_json::to_vec_pretty(&creds).map_err(Failure::internal)?,
+    )?;
+    println!(
+        "logged in to {} as {}",
+        client.server,
+        me["user"]["name"].as_str().unwrap_or("?")
+    );
+    Ok(())
+}
+
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Failure::env(format!("{}: {e}", path.display())))?;
+    f.write_all(bytes)
+        .map_err(|e| Failure::env(format!("{}: {e}", path.display())))
+}
+
+#[derive(Args)]
+pub struct SubmitArgs {
+    /// A job spec, YAML (.yaml/.yml) or JSON.
+    file: PathBuf,
+    /// The project (id or name) to submit to; default: your only project.
+    #[arg(long, short)]
+    project: Option<String>,
+}
+
+pub fn submit(args: SubmitArgs) -> Result<()> {
+    let client = Client::from_login()?;
+    let body = std::fs::read(&args.file)
+        .map_err(|e| Failure::input(format!("{}: {e}", args.file.display())))?;
+    let yaml = matches!(
+        args.file.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    );
+    let content_type = if yaml {
+        "application/yaml"
+    } else {
+        "application/json"
+    };
+    let project = project_id(&client, args.project.as_deref())?;
+    let job = client.call(
+        "POST",
+        &format!("/projects/{project}/jobs"),
+        Some((content_type, body)),
+    )?;
+    println!(
+        "submitted job {} ({})",
+        job["id"],
+        job["name"].as_str().unwrap_or("")
+    );
+    Ok(())
+}
+
+/// Resolves a project by id or name; with none given, the caller's only project.
+fn project_id(client: &Client, wanted: Option<&str>) -> Result<i64> {
+    let projects = client.get("/projects")?;
+    let list = projects.as_array().cloned().unwrap_or_default();
+    let found = match wanted {
+        Some(w) => list.iter().find(|p| {
+            p["name"].as_str() == Some(w) || p["id"].as_i64().is_some_and(|id| id.to_string() == w)
+        }),
+        None if list.len() == 1 => list.first(),
+        None => {
+            let names: Vec<&str> = list.iter().filter_map(|p| p["name"].as_str()).collect();
+            return Err(Failure::input(format!(
+                "name a project with --project (yours: {})",
+                names.join(", ")
+            )));
+        }
+    };
+    found
+        .and_then(|p| p["id"].as_i64())
+        .ok_or_else(|| Failure::input(format!("no project {:?} among yours", wanted.unwrap_or(""))))
+}
+
+#[derive(Args)]
+pub struct JobsArgs {
+    #[arg(long, short)]
+    project: Option<String>,
+    #[arg(long, default_value_t = 20)]
+    limit: u32,
+}
+
+pub fn jobs(args: JobsArgs) -> Result<()> {
+    let client = Client::from_login()?;
+    let project = project_id(&client, args.project.as_deref())?;
+    let jobs = client.get(&format!("/projects/{project}/jobs?limit={}", args.limit))?;
+    println!("{:>6}  {:<10}  NAME", "ID", "STATE");
+    for j in jobs.as_array().into_iter().flatten() {
+        println!(
+            "{:>6}  {:<10}  {}",
+            j["id"].to_string(),
+            j["state"].as_str().unwrap_or(""),
+            j["name"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum JobCmd {
+    /// A job and its tasks.
+    Show { id: i64 },
+    /// A task attempt's log.
+    Logs {
+        id: i64,
+        /// Task name or index.
+        task: String,
+        #[arg(long)]
+        attempt: Option<u32>,
+        /// Show stderr instead of stdout.
+        #[arg(long)]
+        stderr: bool,
+    },
+    /// Cancel a job: queued tasks end, running ones are killed.
+    Cancel { id: i64 },
+}
+
+pub fn job(cmd: JobCmd) -> Result<()> {
+    let client = Client::from_login()?;
+    match cmd {
+        JobCmd::Show { id } => {
+            let job = client.get(&format!("/jobs/{id}"))?;
+            println!(
+                "job {id}: {} — {}",
+                job["name"].as_str().unwrap_or(""),
+                job["state"].as_str().unwrap_or("")
+            );
+            let tasks = client.get(&format!("/jobs/{id}/tasks"))?;
+            println!(
+                "{:>5}  {:<10}  {:>7}  {:<24}  REASON",
+                "#", "STATE", "ATTEMPT", "TASK"
+            );
+            for t in tasks.as_array().into_iter().flatten() {
+                println!(
+                    "{:>5}  {:<10}  {:>7}  {:<24}  {}",
+                    t["index"].to_string(),
+                    t["state"].as_str().unwrap_or(""),
+                    t["attempt"].to_string(),
+                    t["name"].as_str().unwrap_or(""),
+                    t["reason"].as_str().unwrap_or("")
+                );
+            }
+        }
+        JobCmd::Logs {
+            id,
+            task,
+            attempt,
+            stderr,
+        } => {
+            let index = match task.parse::<u32>() {
+                Ok(i) => i,
+                Err(_) => {
+                    let tasks = client.get(&format!("/jobs/{id}/tasks"))?;
+                    tasks
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|t| t["name"].as_str() == Some(task.as_str()))
+                        .and_then(|t| t["index"].as_u64())
+                        .ok_or_else(|| {
+                            Failure::input(format!("job {id} has no task named {task:?}"))
+                        })? as u32
+                }
+            };
+            let stream = if stderr { "stderr" } else { "stdout" };
+            let mut path = format!("/jobs/{id}/tasks/{index}/logs?stream={stream}");
+            if let Some(a) = attempt {
+                path.push_str(&format!("&attempt={a}"));
+            }
+            print!("{}", client.get_text(&path)?);
+        }
+        JobCmd::Cancel { id } => {
+            client.post_json(&format!("/jobs/{id}/cancel"), &Value::Null)?;
+            println!("cancelling job {id}");
+        }
+    }
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum ProjectCmd {
+    /// Your projects.
+    List,
+    /// Create a project; you become its owner.
+    Create { name: String },
+}
+
+pub fn project(cmd: ProjectCmd) -> Result<()> {
+    let client = Client::from_login()?;
+    match cmd {
+        ProjectCmd::List => {
+            for p in client.get("/projects")?.as_array().into_iter().flatten() {
+                println!(
+                    "{:>4}  {:<8}  {}",
+                    p["id"].to_string(),
+                    p["role"].as_str().unwrap_or("-"),
+                    p["name"].as_str().unwrap_or("")
+                );
+            }
+        }
+        ProjectCmd::Create { name } => {
+            let p = client.post_json("/projects", &serde_json::json!({ "name": name }))?;
+            println!(
+                "created project {} ({})",
+                p["name"].as_str().unwrap_or(""),
+                p["id"]
+            );
+        }
+    }
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum KeyCmd {
+    /// Your keys (never their secrets).
+    List,
+    /// A new key; it is shown once.
+    Create { name: String },
+    /// Revoke a key by id.
+    Revoke { id: i64 },
+}
+
+pub fn key(cmd: KeyCmd) -> Result<()> {
+    let client = Client::from_login()?;
+    match cmd {
+        KeyCmd::List => {
+            for k in client.get("/keys")?.as_array().into_iter().flatten() {
+                let revoked = if k["revoked_at"].is_null() {
+                    ""
+                } else {
+                    "  (revoked)"
+                };
+                println!(
+                    "{:>4}  {:<16}  {}{revoked}",
+                    k["id"].to_string(),
+                    k["prefix"].as_str().unwrap_or(""),
+                    k["name"].as_str().unwrap_or("")
+                );
+            }
+        }
+        KeyCmd::Create { name } => {
+            let k = client.post_json("/keys", &serde_json::json!({ "name": name }))?;
+            println!("{}", k["secret"].as_str().unwrap_or(""));
+            eprintln!("this key is shown once; store it now");
+        }
+        KeyCmd::Revoke { id } => {
+            client.call("DELETE", &format!("/keys/{id}"), None)?;
+            println!("revoked key {id}");
+        }
+    }
+    Ok(())
+}

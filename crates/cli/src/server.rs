@@ -1,0 +1,321 @@
+//! `tessera server`: the scheduler as a service. One process runs the driver
+//! (on its own thread, with its own store connection) and the HTTP API.
+//!
+//! Configuration comes from, in increasing precedence: built-in defaults, a
+//! TOML file (`--config`, or `TESSERA_CONFIG`), environment variables
+//! (`TESSERA_LISTEN`, `TESSERA_DATA_DIR`, `TESSERA_DATABASE`,
+//! `TESSERA_SLOTS`), and flags. `tessera.sample.toml` documents every field.
+
+use crate::fail::{Failure, Result};
+use clap::Args;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:6543";
+
+#[derive(Args, Debug, Default)]
+pub struct ServerArgs {
+    /// Address to listen on [default: 127.0.0.1:6543].
+    #[arg(long, env = "TESSERA_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Where the database (SQLite), job workspaces and logs live
+    /// [default: $XDG_STATE_HOME/tessera/server or ~/.local/state/tessera/server].
+    #[arg(long, env = "TESSERA_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: `sqlite:PATH` or `postgres://user:pass@host/db`
+    /// [default: SQLite in the data directory].
+    #[arg(long, env = "TESSERA_DATABASE")]
+    pub database: Option<String>,
+    /// CPU slots for tasks on this machine [default: one per core].
+    #[arg(long, env = "TESSERA_SLOTS")]
+    pub slots: Option<u32>,
+    /// A TOML configuration file (see tessera.sample.toml).
+    #[arg(long, env = "TESSERA_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// The same fields, as the configuration file spells them.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database: Option<String>,
+    slots: Option<u32>,
+}
+
+/// The settled configuration.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database: Database,
+    pub slots: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl ServerConfig {
+    /// Flags and environment (already merged by clap) over the file over defaults.
+    pub fn resolve(args: &ServerArgs) -> Result<Self> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let listen = match args.listen.or(file.listen) {
+            Some(l) => l,
+            None => DEFAULT_LISTEN.parse().expect("valid default"),
+        };
+        let data_dir = match args.data_dir.clone().or(file.data_dir) {
+            Some(d) => d,
+            None => default_data_dir()?,
+        };
+        let data_dir = std::path::absolute(&data_dir)
+            .map_err(|e| Failure::env(format!("{}: {e}", data_dir.display())))?;
+        let database = match args.database.clone().or(file.database) {
+            Some(url) => parse_database(&url)?,
+            None => Database::Sqlite(data_dir.join("tessera.db")),
+        };
+        let slots = args
+            .slots
+            .or(file.slots)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
+        if slots == 0 {
+            return Err(Failure::input("slots must be at least 1"));
+        }
+        Ok(Self {
+            listen,
+            data_dir,
+            database,
+            slots,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Failure::input(format!(
+            "cannot read the config file {}: {e}",
+            path.display()
+        ))
+    })?;
+    toml::from_str(&text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+        let at = line.map_or(String::new(), |l| format!(" (line {l})"));
+        Failure::input(format!(
+            "config file {}: {}{at}",
+            path.display(),
+            e.message()
+        ))
+    })
+}
+
+pub fn parse_database(url: &str) -> Result<Database> {
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        if path.is_empty() {
+            return Err(Failure::input(
+                "--database sqlite: needs a file path, e.g. sqlite:/var/lib/tessera/tessera.db",
+            ));
+        }
+        return Ok(Database::Sqlite(PathBuf::from(path)));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Database::Postgres(url.to_string()));
+    }
+    Err(Failure::input(format!(
+        "unsupported database URL {url:?}: use sqlite:PATH or postgres://user:password@host/database"
+    )))
+}
+
+pub fn default_data_dir() -> Result<PathBuf> {
+    match (std::env::var_os("XDG_STATE_HOME"), std::env::var_os("HOME")) {
+        (Some(x), _) if !x.is_empty() => Ok(PathBuf::from(x).join("tessera/server")),
+        (_, Some(h)) => Ok(PathBuf::from(h).join(".local/state/tessera/server")),
+        _ => Err(Failure::env(
+            "cannot choose a data directory: set --data-dir or HOME",
+        )),
+    }
+}
+
+/// Opens the driver's connection (which takes the one-scheduler lock) and a
+/// second one for the API (reads and account writes).
+fn open_stores(db: &Database) -> Result<(Box<DriverStore>, Box<dyn tessera_api::ApiStore>)> {
+    match db {
+        Database::Sqlite(path) => {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    Failure::env(format!("cannot create {}: {e}", parent.display()))
+                })?;
+            }
+            let driver = tessera_store::SqliteStore::open(path)?;
+            let api = tessera_store::SqliteStore::open_secondary(path)?;
+            Ok((Box::new(driver), Box::new(api)))
+        }
+        Database::Postgres(url) => {
+            let driver = tessera_store::PostgresStore::connect(url)?;
+            let api = tessera_store::PostgresStore::connect_secondary(url)?;
+            Ok((Box::new(driver), Box::new(api)))
+        }
+    }
+}
+
+/// The store the driver needs, boxed (`tessera_store` implements `Store`
+/// for boxes).
+pub type DriverStore = dyn tessera_store::Store + Send;
+
+pub fn run(args: ServerArgs) -> Result<()> {
+    let config = ServerConfig::resolve(&args)?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        Failure::env(format!(
+            "cannot use data directory {}: {e}",
+            config.data_dir.display()
+        ))
+    })?;
+    let (driver_store, api_store) = open_stores(&config.database)?;
+    let op_program = std::env::current_exe()
+        .map_err(|e| Failure::env(format!("cannot find the tessera executable: {e}")))?;
+    let driver_config = tessera_driver::DriverConfig::new(config.slots, &config.data_dir);
+    let mut driver = tessera_driver::Driver::new(
+        driver_store,
+        |sink| tessera_exec::LocalExecutor::new(tessera_exec::LocalConfig { op_program, sink }),
+        driver_config,
+    );
+    let resumed = driver.recover(None)?;
+    let handle = driver.handle();
+    let driver_thread = std::thread::Builder::new()
+        .name("tessera-driver".into())
+        .spawn(move || driver.serve(&mut ()))
+        .map_err(|e| Failure::internal(format!("cannot start the scheduler thread: {e}")))?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::internal(format!("cannot start the async runtime: {e}")))?;
+    let state = tessera_api::AppState::new(api_store, handle.clone(), config.data_dir.clone());
+    let served = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| {
+                Failure::env(format!(
+                    "cannot listen on {}: {e} (is another server running? try --listen)",
+                    config.listen
+                ))
+            })?;
+        let addr = listener.local_addr().map_err(Failure::internal)?;
+        let db = match &config.database {
+            Database::Sqlite(p) => format!("sqlite:{}", p.display()),
+            Database::Postgres(_) => "postgres".into(),
+        };
+        // Status lines must never take the server down (a closed stdout is
+        // not a reason to stop serving), so write errors are ignored.
+        status(&format!(
+            "tessera server listening on http://{addr}  (data {}, database {db}, {} slots)",
+            config.data_dir.display(),
+            config.slots
+        ));
+        if resumed > 0 {
+            status(&format!("resumed {resumed} unfinished jobs"));
+        }
+
+        tessera_api::serve(listener, state, shutdown_signal())
+            .await
+            .map_err(Failure::internal)
+    });
+    // Stop the scheduler: running attempts are killed and go back to the
+    // queue; the next start resumes them.
+    handle.interrupt();
+    match driver_thread.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e.into()),
+        Err(_) => return Err(Failure::internal("the scheduler thread panicked")),
+    }
+    served
+}
+
+fn status(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!(
+        "shutting down: finishing requests, stopping running tasks (they resume on the next start)"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:7000\"\nslots = 3\ndata_dir = \"/srv/t\"\n",
+        )
+        .unwrap();
+        let args = ServerArgs {
+            config: Some(file.clone()),
+            slots: Some(5),
+            ..Default::default()
+        };
+        let c = ServerConfig::resolve(&args).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(c.slots, 5);
+        assert_eq!(c.data_dir, PathBuf::from("/srv/t"));
+        assert_eq!(
+            c.database,
+            Database::Sqlite(PathBuf::from("/srv/t/tessera.db"))
+        );
+    }
+
+    #[test]
+    fn bad_config_is_named_precisely() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.toml");
+        std::fs::write(&file, "listne = \"x\"\n").unwrap();
+        let err = ServerConfig::resolve(&ServerArgs {
+            config: Some(file),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(
+            err.message.contains("unknown field `listne`"),
+            "{}",
+            err.message
+        );
+        let err = parse_database("mysql://x").unwrap_err();
+        assert!(
+            err.message.starts_with("unsupported database URL"),
+            "{}",
+            err.message
+        );
+        assert_eq!(
+            parse_database("sqlite:/a/b.db").unwrap(),
+            Database::Sqlite("/a/b.db".into())
+        );
+    }
+}

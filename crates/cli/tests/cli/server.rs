@@ -1,0 +1,197 @@
+//! `tessera server` as a process: the admin bootstrap, the client commands
+//! against the REST API, a YAML flow of real commands, and a SIGKILL of the
+//! server mid-job followed by a restart that finishes the job.
+
+use crate::support::{run, tessera, Outcome};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `tessera server` on a free loopback port.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(data: &Path) -> Server {
+        let mut child = tessera()
+            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the server");
+        let mut reader = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("first line");
+        // Keep draining what it prints later.
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {line:?}"))
+            .to_string();
+        Server { child, url }
+    }
+
+    fn sigkill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `tessera ARGS` as a client of `server` with `key`.
+fn client(server: &Server, key: &str, config: &Path, args: &[&str]) -> Outcome {
+    let mut cmd: Command = tessera();
+    cmd.env("TESSERA_SERVER", &server.url)
+        .env("TESSERA_KEY", key)
+        .env("XDG_CONFIG_HOME", config)
+        .args(args);
+    run(&mut cmd)
+}
+
+/// Polls `tessera job show` until `pred` holds (bounded).
+fn wait_until(
+    server: &Server,
+    key: &str,
+    config: &Path,
+    job: &str,
+    what: &str,
+    pred: impl Fn(&str) -> bool,
+) -> String {
+    let start = Instant::now();
+    loop {
+        let out = client(server, key, config, &["job", "show", job]);
+        if out.code == Some(0) && pred(&out.stdout) {
+            return out.stdout;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}:\n{}{}",
+            out.stdout,
+            out.stderr
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// (state, attempt) of the task named `name` in `tessera job show` output.
+fn row(show: &str, name: &str) -> Option<(String, u32)> {
+    show.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() >= 4 && f[3] == name).then(|| (f[1].to_string(), f[2].parse().unwrap_or(0)))
+    })
+}
+
+const FLOW: &str = r#"
+name: survive
+tasks:
+  - name: quick
+    action: { kind: command, argv: ["sh", "-c", "echo quick"] }
+  - name: slow
+    action: { kind: command, argv: ["sh", "-c", "sleep 2; echo slow done"] }
+    deps: [{ selector: quick }]
+  - name: merge
+    action: { kind: command, argv: ["sh", "-c", "echo merged job $TESSERA_JOB_ID"] }
+    deps: [{ selector: "re:^(quick|slow)$" }]
+"#;
+
+#[test]
+fn a_yaml_flow_survives_a_sigkill_of_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("config");
+    let mut boot = tessera();
+    boot.args([
+        "admin",
+        "create-user",
+        "ana",
+        "--admin",
+        "--project",
+        "video",
+        "--data-dir",
+    ])
+    .arg(&data);
+    let created = run(&mut boot);
+    created.expect_code(0);
+    let key = created.stdout.trim().to_string();
+    assert!(key.starts_with("tsk_"), "a key on stdout: {key:?}");
+
+    let server = Server::start(&data);
+    let flow = dir.path().join("flow.yaml");
+    std::fs::write(&flow, FLOW).unwrap();
+    let submitted = client(&server, &key, &config, &["submit", flow.to_str().unwrap()]);
+    submitted.expect_code(0);
+    assert!(
+        submitted.stdout.starts_with("submitted job 1"),
+        "{}",
+        submitted.stdout
+    );
+
+    // Kill the server while `slow` runs.
+    wait_until(&server, &key, &config, "1", "slow to run", |s| {
+        row(s, "slow").is_some_and(|r| r.0 == "running")
+    });
+    server.sigkill();
+
+    let server = Server::start(&data);
+    let shown = wait_until(&server, &key, &config, "1", "the job to finish", |s| {
+        s.contains("— succeeded")
+    });
+    assert_eq!(
+        row(&shown, "slow"),
+        Some(("succeeded".into(), 2)),
+        "slow ran again after the kill:\n{shown}"
+    );
+    assert_eq!(
+        row(&shown, "quick"),
+        Some(("succeeded".into(), 1)),
+        "quick was not re-run:\n{shown}"
+    );
+    let logs = client(&server, &key, &config, &["job", "logs", "1", "merge"]);
+    logs.expect_code(0);
+    assert_eq!(logs.stdout.trim(), "merged job 1");
+    let listed = client(&server, &key, &config, &["jobs"]);
+    assert!(
+        listed.stdout.contains("succeeded   survive"),
+        "{}",
+        listed.stdout
+    );
+}
+
+#[test]
+fn the_client_says_clearly_when_it_is_refused_or_not_logged_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("config");
+    let mut boot = tessera();
+    boot.args(["admin", "create-user", "bo", "--project", "p", "--data-dir"])
+        .arg(&data);
+    run(&mut boot).expect_code(0);
+    let server = Server::start(&data);
+    let bad = client(&server, "tsk_nope_nope", &config, &["jobs"]);
+    assert_eq!(bad.code, Some(3), "{bad:?}");
+    assert!(
+        bad.stderr.starts_with("tessera: the server refused (401)"),
+        "{}",
+        bad.stderr
+    );
+    let mut nologin = tessera();
+    nologin
+        .env("XDG_CONFIG_HOME", &config)
+        .env_remove("TESSERA_SERVER")
+        .env_remove("TESSERA_KEY")
+        .arg("jobs");
+    let out = run(&mut nologin);
+    assert_eq!(out.code, Some(3));
+    assert!(out.stderr.contains("not logged in"), "{}", out.stderr);
+}

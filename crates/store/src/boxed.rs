@@ -1,0 +1,56 @@
+//! A boxed store is a store, so a caller can choose the backend at run time
+//! (`Driver<Box<dyn Store + Send>>`).
+
+use crate::{AttemptRecord, JobRecord, Store, StoreError, TaskRecord};
+use tessera_types::{AttemptNo, Change, JobId, JobSnapshot, JobSpec, Millis, ProjectId, TaskRef};
+
+impl<S: Store + ?Sized> Store for Box<S> {
+    fn create_job(
+        &mut self,
+        project: Option<ProjectId>,
+        spec: &JobSpec,
+        key: Option<&str>,
+        now: Millis,
+    ) -> Result<JobId, StoreError> {
+        (**self).create_job(project, spec, key, now)
+    }
+    fn apply(&mut self, changes: &[Change], now: Millis) -> Result<(), StoreError> {
+        (**self).apply(changes, now)
+    }
+    fn load_unfinished(&self) -> Result<Vec<JobSnapshot>, StoreError> {
+        (**self).load_unfinished()
+    }
+    fn find_job_by_key(&self, key: &str) -> Result<Option<JobRecord>, StoreError> {
+        (**self).find_job_by_key(key)
+    }
+    fn job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+        (**self).job(id)
+    }
+    fn recent_jobs(&self, limit: u32) -> Result<Vec<JobRecord>, StoreError> {
+        (**self).recent_jobs(limit)
+    }
+    fn jobs_of_project(
+        &self,
+        project: ProjectId,
+        limit: u32,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        (**self).jobs_of_project(project, limit)
+    }
+    fn tasks(&self, job: JobId) -> Result<Vec<TaskRecord>, StoreError> {
+        (**self).tasks(job)
+    }
+    fn attempts(&self, job: JobId) -> Result<Vec<AttemptRecord>, StoreError> {
+        (**self).attempts(job)
+    }
+    fn open_attempts(&self) -> Result<Vec<AttemptRecord>, StoreError> {
+        (**self).open_attempts()
+    }
+    fn set_attempt_pid(
+        &mut self,
+        task: TaskRef,
+        attempt: AttemptNo,
+        pid: u32,
+    ) -> Result<(), StoreError> {
+        (**self).set_attempt_pid(task, attempt, pid)
+    }
+}

@@ -1,0 +1,208 @@
+//! Queries and the mapping of rows back into records.
+
+use super::{backend, prepared, Conn};
+use crate::codec::{json, outcome_from, parse};
+use crate::{AttemptRecord, JobRecord, StoreError, TaskRecord};
+use postgres::types::{FromSql, ToSql};
+use postgres::Row;
+use tessera_types::{
+    AttemptUsage, JobId, JobSnapshot, JobSpec, JobState, NodeId, ProjectId, TaskRef, TaskSnapshot,
+    TaskSpec,
+};
+
+const JOB: &str = "SELECT id, name, key, state, created_at, updated_at, finished_at, project_id \
+    FROM jobs WHERE id = $1";
+const JOB_BY_KEY: &str = "SELECT id, name, key, state, created_at, updated_at, finished_at, \
+    project_id FROM jobs WHERE key = $1 ORDER BY id DESC LIMIT 1";
+const RECENT_JOBS: &str = "SELECT id, name, key, state, created_at, updated_at, finished_at, \
+    project_id FROM jobs ORDER BY id DESC LIMIT $1";
+const JOBS_OF_PROJECT: &str = "SELECT id, name, key, state, created_at, updated_at, finished_at, \
+    project_id FROM jobs WHERE project_id = $1 ORDER BY id DESC LIMIT $2";
+const TASKS: &str = "SELECT job_id, idx, name, spec_json, state, attempt, failures, not_before, \
+    reason, created_at, updated_at FROM tasks WHERE job_id = $1 ORDER BY idx";
+const ATTEMPTS: &str = "SELECT job_id, idx, number, node, outcome, message, started_at, \
+    ended_at, wall_ms, cpu_ms, max_rss_kb, pid FROM attempts WHERE job_id = $1 \
+    ORDER BY idx, number";
+const OPEN_ATTEMPTS: &str = "SELECT job_id, idx, number, node, outcome, message, started_at, \
+    ended_at, wall_ms, cpu_ms, max_rss_kb, pid FROM attempts WHERE outcome IS NULL \
+    ORDER BY job_id, idx, number";
+const UNFINISHED: &str =
+    "SELECT id, spec_json, state FROM jobs WHERE state NOT IN ($1, $2, $3) ORDER BY id";
+const BATCH_STARTS: &str = "SELECT DISTINCT batch FROM tasks WHERE job_id = $1 ORDER BY batch";
+
+/// Runs a cached statement and maps its rows.
+pub(super) fn query<T>(
+    conn: &mut Conn,
+    sql: &'static str,
+    params: &[&(dyn ToSql + Sync)],
+    map: impl FnMut(&Row) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let stmt = prepared(&mut conn.statements, &mut conn.client, sql)?;
+    let rows = conn.client.query(&stmt, params).map_err(backend)?;
+    rows.iter().map(map).collect()
+}
+
+/// Column `i`, which the schema guarantees has this type.
+pub(super) fn get<'r, T: FromSql<'r>>(row: &'r Row, i: usize) -> Result<T, StoreError> {
+    row.try_get(i).map_err(backend)
+}
+
+/// A `BIGINT` column that holds an unsigned Rust number (`u32`, `u64`).
+pub(super) fn unsigned<T: TryFrom<i64>>(row: &Row, i: usize) -> Result<T, StoreError> {
+    let v: i64 = get(row, i)?;
+    T::try_from(v).map_err(|_| {
+        let column = row.columns()[i].name();
+        StoreError::corrupt(format!("{column} {v} is out of range"))
+    })
+}
+
+/// A nullable [`unsigned`] column.
+pub(super) fn unsigned_opt<T: TryFrom<i64>>(row: &Row, i: usize) -> Result<Option<T>, StoreError> {
+    match get::<Option<i64>>(row, i)? {
+        None => Ok(None),
+        Some(_) => unsigned(row, i).map(Some),
+    }
+}
+
+fn job_row(r: &Row) -> Result<JobRecord, StoreError> {
+    let id = JobId(get(r, 0)?);
+    let state: String = get(r, 3)?;
+    Ok(JobRecord {
+        id,
+        project: get::<Option<i64>>(r, 7)?.map(ProjectId),
+        name: get(r, 1)?,
+        key: get(r, 2)?,
+        state: parse(&format!("state of job {id}"), &state)?,
+        created_at: unsigned(r, 4)?,
+        updated_at: unsigned(r, 5)?,
+        finished_at: unsigned_opt(r, 6)?,
+    })
+}
+
+fn task_row(r: &Row) -> Result<TaskRecord, StoreError> {
+    let task = TaskRef::new(JobId(get(r, 0)?), unsigned(r, 1)?);
+    let spec_json: &str = get(r, 3)?;
+    let state: &str = get(r, 4)?;
+    Ok(TaskRecord {
+        task,
+        name: get(r, 2)?,
+        spec: json::<TaskSpec>(&format!("spec of task {task}"), spec_json)?,
+        state: parse(&format!("state of task {task}"), state)?,
+        attempt: unsigned(r, 5)?,
+        failures: unsigned(r, 6)?,
+        not_before: unsigned(r, 7)?,
+        reason: get(r, 8)?,
+        created_at: unsigned(r, 9)?,
+        updated_at: unsigned(r, 10)?,
+    })
+}
+
+fn attempt_row(r: &Row) -> Result<AttemptRecord, StoreError> {
+    let task = TaskRef::new(JobId(get(r, 0)?), unsigned(r, 1)?);
+    let number = unsigned(r, 2)?;
+    let kind: Option<String> = get(r, 4)?;
+    let outcome = match kind {
+        None => None,
+        Some(kind) => Some(outcome_from(&kind, get(r, 5)?).map_err(|kind| {
+            StoreError::corrupt(format!(
+                "outcome {kind:?} of attempt {number} of task {task}"
+            ))
+        })?),
+    };
+    let usage = match (
+        unsigned_opt(r, 8)?,
+        unsigned_opt(r, 9)?,
+        unsigned_opt(r, 10)?,
+    ) {
+        (Some(wall_ms), Some(cpu_ms), Some(max_rss_kb)) => Some(AttemptUsage {
+            wall_ms,
+            cpu_ms,
+            max_rss_kb,
+        }),
+        _ => None,
+    };
+    Ok(AttemptRecord {
+        task,
+        number,
+        node: NodeId(unsigned(r, 3)?),
+        started_at: unsigned(r, 6)?,
+        ended_at: unsigned_opt(r, 7)?,
+        outcome,
+        usage,
+        pid: unsigned_opt(r, 11)?,
+    })
+}
+
+pub(super) fn job(conn: &mut Conn, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+    Ok(query(conn, JOB, &[&id.0], job_row)?.pop())
+}
+
+pub(super) fn find_job_by_key(conn: &mut Conn, key: &str) -> Result<Option<JobRecord>, StoreError> {
+    Ok(query(conn, JOB_BY_KEY, &[&key], job_row)?.pop())
+}
+
+pub(super) fn recent_jobs(conn: &mut Conn, limit: u32) -> Result<Vec<JobRecord>, StoreError> {
+    query(conn, RECENT_JOBS, &[&i64::from(limit)], job_row)
+}
+
+pub(super) fn jobs_of_project(
+    conn: &mut Conn,
+    project: ProjectId,
+    limit: u32,
+) -> Result<Vec<JobRecord>, StoreError> {
+    let params: [&(dyn ToSql + Sync); 2] = [&project.0, &i64::from(limit)];
+    query(conn, JOBS_OF_PROJECT, &params, job_row)
+}
+
+pub(super) fn tasks(conn: &mut Conn, job: JobId) -> Result<Vec<TaskRecord>, StoreError> {
+    query(conn, TASKS, &[&job.0], task_row)
+}
+
+pub(super) fn attempts(conn: &mut Conn, job: JobId) -> Result<Vec<AttemptRecord>, StoreError> {
+    query(conn, ATTEMPTS, &[&job.0], attempt_row)
+}
+
+pub(super) fn open_attempts(conn: &mut Conn) -> Result<Vec<AttemptRecord>, StoreError> {
+    query(conn, OPEN_ATTEMPTS, &[], attempt_row)
+}
+
+pub(super) fn load_unfinished(conn: &mut Conn) -> Result<Vec<JobSnapshot>, StoreError> {
+    let terminal = [JobState::Succeeded, JobState::Failed, JobState::Cancelled].map(|s| s.as_str());
+    let params: [&(dyn ToSql + Sync); 3] = [&terminal[0], &terminal[1], &terminal[2]];
+    let jobs = query(conn, UNFINISHED, &params, |r| {
+        let id = JobId(get(r, 0)?);
+        let spec: JobSpec = json(&format!("spec of job {id}"), get(r, 1)?)?;
+        let state: JobState = parse(&format!("state of job {id}"), get(r, 2)?)?;
+        Ok((id, spec, state))
+    })?;
+    let mut out = Vec::with_capacity(jobs.len());
+    for (id, mut spec, state) in jobs {
+        let rows = tasks(conn, id)?;
+        let mut tasks = Vec::with_capacity(rows.len());
+        spec.tasks = Vec::with_capacity(rows.len());
+        for (i, row) in rows.into_iter().enumerate() {
+            if row.task.index as usize != i {
+                let what = format!("job {id} has no task {i} but has task {}", row.task.index);
+                return Err(StoreError::corrupt(what));
+            }
+            tasks.push(TaskSnapshot {
+                state: row.state,
+                attempt: row.attempt,
+                failures: row.failures,
+                not_before: row.not_before,
+            });
+            spec.tasks.push(row.spec);
+        }
+        // Where each batch (the job's first tasks, then each expansion)
+        // begins, so selectors resolve again as they did when added.
+        let batch_starts = query(conn, BATCH_STARTS, &[&id.0], |r| unsigned(r, 0))?;
+        out.push(JobSnapshot {
+            id,
+            spec,
+            state,
+            tasks,
+            batch_starts,
+        });
+    }
+    Ok(out)
+}

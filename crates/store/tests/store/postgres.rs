@@ -1,0 +1,214 @@
+//! PostgreSQL: the conformance suite, the PostgreSQL-specific behaviour
+//! (the scheduler lock, schema versions, secondaries) and a throughput
+//! benchmark, against a real server.
+//!
+//! `TESSERA_TEST_POSTGRES` is the URL of a database the tests may create
+//! schemas in (e.g. `postgres://tessera:tessera@127.0.0.1/tessera_test`).
+//! Each test works in a schema of its own, dropped at its end, so they run in
+//! parallel. Without the variable the tests say they skip and pass, except
+//! under CI (`CI` set), where they fail: CI must exercise PostgreSQL.
+
+use postgres::{Client, NoTls};
+use std::sync::atomic::{AtomicU32, Ordering};
+use tessera_store::conformance::{Backend, Database};
+use tessera_store::{Accounts, PostgresStore, Store, StoreError, SCHEMA_VERSION};
+use tessera_types::{Action, JobSpec, TaskSpec};
+
+const URL_VAR: &str = "TESSERA_TEST_POSTGRES";
+
+/// The server's URL, or `None` (after saying so) when the tests should skip.
+fn server_url() -> Option<String> {
+    match std::env::var(URL_VAR) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("{URL_VAR} is not set: CI must run the PostgreSQL tests (see .ci/run)")
+        }
+        _ => {
+            eprintln!("skipping: {URL_VAR} not set");
+            None
+        }
+    }
+}
+
+/// A fresh schema on the test server, dropped with the value.
+struct Schema {
+    admin: Client,
+    name: String,
+    /// The server URL with this schema as its `search_path`.
+    url: String,
+}
+
+impl Schema {
+    fn new(server: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "tessera_test_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut admin = Client::connect(server, NoTls)
+            .unwrap_or_else(|e| panic!("cannot connect to {URL_VAR}: {e}"));
+        admin
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
+            ))
+            .expect("create schema");
+        let sep = if server.contains('?') { '&' } else { '?' };
+        let url = format!("{server}{sep}options=-c%20search_path%3D{name}");
+        Self { admin, name, url }
+    }
+
+    fn execute(&mut self, sql: &str) {
+        let sql = sql.replace("$schema", &self.name);
+        self.admin.batch_execute(&sql).expect(&sql);
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
+        let _ = self.admin.batch_execute(&sql);
+    }
+}
+
+/// Each `create` makes a new schema; `reopen` connects to the last again.
+struct Schemas {
+    server: String,
+    current: Option<Schema>,
+}
+
+impl Backend for Schemas {
+    fn create(&mut self) -> Box<dyn Database> {
+        // The previous schema (if any) is dropped here.
+        self.current = None;
+        let schema = self.current.insert(Schema::new(&self.server));
+        Box::new(PostgresStore::connect(&schema.url).expect("connect to a new schema"))
+    }
+    fn reopen(&mut self) -> Box<dyn Database> {
+        let schema = self.current.as_ref().expect("create first");
+        Box::new(PostgresStore::connect(&schema.url).expect("reconnect"))
+    }
+}
+
+fn schemas() -> Option<Schemas> {
+    Some(Schemas {
+        server: server_url()?,
+        current: None,
+    })
+}
+
+conformance_tests!(schemas);
+
+#[test]
+fn a_second_scheduler_is_refused_while_the_first_holds_the_schema() {
+    let Some(server) = server_url() else { return };
+    let schema = Schema::new(&server);
+    let first = PostgresStore::connect(&schema.url).unwrap();
+    let err = PostgresStore::connect(&schema.url)
+        .err()
+        .expect("second connect must fail");
+    assert!(matches!(err, StoreError::InUse { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "database {} is used by another tessera scheduler",
+            first.database()
+        )
+    );
+    assert!(
+        first
+            .database()
+            .ends_with(&format!("(schema {})", schema.name)),
+        "{}",
+        first.database()
+    );
+    // Another schema of the same database is another installation.
+    let other = Schema::new(&server);
+    PostgresStore::connect(&other.url).expect("a different schema is free");
+    drop(first);
+    PostgresStore::connect(&schema.url).expect("free again at once when the first is dropped");
+}
+
+#[test]
+fn a_secondary_writes_accounts_beside_the_scheduler() {
+    let Some(server) = server_url() else { return };
+    let schema = Schema::new(&server);
+    let mut scheduler = PostgresStore::connect(&schema.url).unwrap();
+    let mut api = PostgresStore::connect_secondary(&schema.url).expect("no lock needed");
+    let ana = api.create_user("ana", true, 1).unwrap();
+    let project = api.create_project("p", ana.id, 1).unwrap();
+    let spec = JobSpec::new("j", vec![TaskSpec::new("a", Action::Noop)]);
+    let job = scheduler
+        .create_job(Some(project.id), &spec, None, 2)
+        .expect("the scheduler sees the secondary's project");
+    assert_eq!(api.jobs_of_project(project.id, 5).unwrap()[0].id, job);
+    drop(scheduler);
+    let again = PostgresStore::connect(&schema.url).expect("the secondary holds no lock");
+    assert_eq!(again.user(ana.id).unwrap(), Some(ana));
+}
+
+#[test]
+fn a_secondary_needs_a_schema_the_scheduler_made() {
+    let Some(server) = server_url() else { return };
+    let schema = Schema::new(&server);
+    let err = PostgresStore::connect_secondary(&schema.url)
+        .err()
+        .expect("empty schema");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("could not open database ")
+            && msg.contains("connect a scheduler to it first"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_schema_from_a_newer_tessera_is_refused() {
+    let Some(server) = server_url() else { return };
+    let mut schema = Schema::new(&server);
+    let database = PostgresStore::connect(&schema.url)
+        .unwrap()
+        .database()
+        .to_string();
+    let newer = SCHEMA_VERSION + 6;
+    schema.execute(&format!(
+        "UPDATE $schema.schema_version SET version = {newer}"
+    ));
+    let err = PostgresStore::connect(&schema.url).err().expect("refused");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "database {database} has schema version {newer}, newer than this tessera ({SCHEMA_VERSION}); upgrade tessera"
+        )
+    );
+    assert!(matches!(
+        PostgresStore::connect_secondary(&schema.url),
+        Err(StoreError::SchemaTooNew { .. })
+    ));
+}
+
+#[test]
+fn an_unreachable_server_is_named_without_its_password() {
+    // Port 1 on the loopback: refused at once, no server needed.
+    let err = PostgresStore::connect("postgres://ana:s3cret@127.0.0.1:1/tessera")
+        .err()
+        .expect("nothing listens there");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("could not open database tessera on 127.0.0.1:1: "),
+        "{msg}"
+    );
+    assert!(!msg.contains("s3cret"), "{msg}");
+}
+
+/// As the SQLite benchmark: changes per second `apply` commits, in batches
+/// of 1000 shaped like a real run. Run it with
+/// `TESSERA_TEST_POSTGRES=... cargo test -p tessera-store --release --test store -- --ignored --nocapture postgres::bench_apply_throughput`.
+#[test]
+#[ignore]
+fn bench_apply_throughput() {
+    let Some(server) = server_url() else { return };
+    let schema = Schema::new(&server);
+    let mut store = PostgresStore::connect(&schema.url).unwrap();
+    super::bench_apply("postgres", &mut store);
+}
