@@ -36,6 +36,7 @@ mod openapi;
 mod routes;
 mod serve;
 mod state;
+mod ui;
 mod views;
 
 pub use body::BODY_LIMIT;

@@ -1,16 +1,29 @@
-//! Prometheus metrics in the text exposition format, hand-rolled: job and
-//! task gauges read from the store at scrape time, an HTTP request counter
-//! and a submission latency histogram kept in memory.
+//! Prometheus metrics in the text exposition format, hand-rolled.
+//!
+//! Read from the store at scrape time, with three `GROUP BY` queries (never a
+//! scan of every job into memory): `tessera_jobs` and `tessera_tasks` by
+//! state, `tessera_project_jobs` by project and state. Kept in this process:
+//! HTTP requests by route and status, bytes of request and response bodies,
+//! the submission latency histogram, build info and start time.
+//!
+//! Not here: queue wait and dispatch latency. The API never sees the driver
+//! dispatch a task, and deriving them from the attempts clients happen to
+//! read would count what is looked at, not what happened.
 
 use crate::{ApiError, AppState};
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use http_body::{Frame, SizeHint};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
-use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
-use tessera_types::{JobState, TaskState};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tessera_types::{JobState, ProjectId, TaskState};
 
 /// Upper bounds (seconds) of the submission histogram's buckets.
 const SUBMIT_BUCKETS: [f64; 11] = [
@@ -25,8 +38,12 @@ const JOB_STATES: [JobState; 5] = [
     JobState::Cancelled,
 ];
 
-#[derive(Default)]
 pub(crate) struct Metrics {
+    started: Instant,
+    /// Seconds since the Unix epoch when `started` was taken.
+    started_unix: f64,
+    body_in: Arc<AtomicU64>,
+    body_out: Arc<AtomicU64>,
     inner: Mutex<Inner>,
 }
 
@@ -37,6 +54,21 @@ struct Inner {
     submit_buckets: [u64; SUBMIT_BUCKETS.len()],
     submit_count: u64,
     submit_sum: f64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Self {
+            started: Instant::now(),
+            started_unix: unix.as_secs_f64(),
+            body_in: Arc::default(),
+            body_out: Arc::default(),
+            inner: Mutex::default(),
+        }
+    }
 }
 
 impl Metrics {
@@ -65,20 +97,68 @@ impl Metrics {
     }
 
     fn render_memory(&self, out: &mut String) {
+        family(
+            out,
+            "tessera_build_info",
+            "gauge",
+            "Always 1; the version is a label.",
+        );
+        let version = escape(env!("CARGO_PKG_VERSION"));
+        let _ = writeln!(out, "tessera_build_info{{version=\"{version}\"}} 1");
+        family(
+            out,
+            "tessera_process_start_time_seconds",
+            "gauge",
+            "When this API process started, in seconds since the Unix epoch.",
+        );
+        let _ = writeln!(
+            out,
+            "tessera_process_start_time_seconds {}",
+            self.started_unix
+        );
+        family(
+            out,
+            "tessera_uptime_seconds",
+            "gauge",
+            "Seconds since this API process started.",
+        );
+        let uptime = self.started.elapsed().as_secs_f64();
+        let _ = writeln!(out, "tessera_uptime_seconds {uptime}");
+
         let inner = self.lock();
-        out.push_str("# HELP tessera_http_requests_total HTTP requests answered, by route template and status.\n");
-        out.push_str("# TYPE tessera_http_requests_total counter\n");
+        family(
+            out,
+            "tessera_http_requests_total",
+            "counter",
+            "HTTP requests answered, by route template and status.",
+        );
         for ((method, route, status), n) in &inner.requests {
             let _ = writeln!(
                 out,
-                "tessera_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
+                "tessera_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
+                escape(method),
                 escape(route)
             );
         }
-        out.push_str(
-            "# HELP tessera_submit_seconds Time to validate and commit a job submission.\n",
+        for (name, n, what) in [
+            ("request", &self.body_in, "read from requests"),
+            ("response", &self.body_out, "sent in responses"),
+        ] {
+            let name = format!("tessera_http_{name}_body_bytes_total");
+            family(
+                out,
+                &name,
+                "counter",
+                &format!("Bytes of HTTP bodies {what}."),
+            );
+            let _ = writeln!(out, "{name} {}", n.load(Ordering::Relaxed));
+        }
+        family(
+            out,
+            "tessera_submit_seconds",
+            "histogram",
+            "Time to validate and commit a job submission.",
         );
-        out.push_str("# TYPE tessera_submit_seconds histogram\n");
         for (bound, n) in SUBMIT_BUCKETS.iter().zip(inner.submit_buckets) {
             let _ = writeln!(out, "tessera_submit_seconds_bucket{{le=\"{bound}\"}} {n}");
         }
@@ -92,6 +172,12 @@ impl Metrics {
     }
 }
 
+/// The `# HELP` and `# TYPE` lines of a family (`help` has no `\` or newline).
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// A label value as the text format wants it.
 fn escape(label: &str) -> String {
     label
         .replace('\\', "\\\\")
@@ -100,50 +186,188 @@ fn escape(label: &str) -> String {
 }
 
 /// Counts every answered request by its route template (`unmatched` for
-/// paths no route matched).
+/// paths no route matched), and the bytes of both bodies as they stream.
 pub(crate) async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let method = req.method().as_str().to_string();
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let metrics = &state.metrics;
+    let req = req.map(|b| Body::new(Counted::new(b, &metrics.body_in)));
     let response = next.run(req).await;
-    state
-        .metrics
-        .count_request(&method, &route, response.status().as_u16());
-    response
+    metrics.count_request(&method, &route, response.status().as_u16());
+    response.map(|b| Body::new(Counted::new(b, &metrics.body_out)))
+}
+
+/// A body that adds the length of each data frame to a counter as it
+/// passes: streamed bodies are counted as well as whole ones, and a body
+/// nobody reads counts nothing.
+struct Counted {
+    inner: Body,
+    bytes: Arc<AtomicU64>,
+}
+
+impl Counted {
+    fn new(inner: Body, bytes: &Arc<AtomicU64>) -> Self {
+        let bytes = Arc::clone(bytes);
+        Self { inner, bytes }
+    }
+}
+
+impl HttpBody for Counted {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// What the store says at scrape time.
+struct Counts {
+    jobs: HashMap<JobState, u64>,
+    tasks: HashMap<TaskState, u64>,
+    /// Every project's name, with its jobs by state.
+    projects: Vec<(String, HashMap<JobState, u64>)>,
 }
 
 /// The whole exposition: store gauges, then the in-memory series.
 pub(crate) async fn render(state: &AppState) -> Result<String, ApiError> {
-    let (jobs, tasks) = state
+    let counts = state
         .db(|db| {
-            let mut jobs: HashMap<JobState, u64> = HashMap::new();
-            for job in db.recent_jobs(u32::MAX)? {
-                *jobs.entry(job.state).or_insert(0) += 1;
+            let (jobs, tasks) = db.count_by_state()?;
+            let mut by_project: HashMap<ProjectId, HashMap<JobState, u64>> = HashMap::new();
+            for (project, s, n) in db.count_jobs_by_project()? {
+                by_project.entry(project).or_default().insert(s, n);
             }
-            let mut tasks: HashMap<TaskState, u64> = HashMap::new();
-            for snap in db.load_unfinished()? {
-                for t in snap.tasks {
-                    *tasks.entry(t.state).or_insert(0) += 1;
-                }
-            }
-            Ok((jobs, tasks))
+            let projects = db
+                .projects()?
+                .into_iter()
+                .map(|p| (p.name, by_project.remove(&p.id).unwrap_or_default()))
+                .collect();
+            Ok(Counts {
+                jobs: jobs.into_iter().collect(),
+                tasks: tasks.into_iter().collect(),
+                projects,
+            })
         })
         .await?;
     let mut out = String::new();
-    out.push_str("# HELP tessera_jobs Jobs in the store, by state.\n");
-    out.push_str("# TYPE tessera_jobs gauge\n");
-    for s in JOB_STATES {
-        let n = jobs.get(&s).copied().unwrap_or(0);
-        let _ = writeln!(out, "tessera_jobs{{state=\"{s}\"}} {n}");
-    }
-    out.push_str("# HELP tessera_tasks Tasks of unfinished jobs, by state.\n");
-    out.push_str("# TYPE tessera_tasks gauge\n");
-    for s in TaskState::ALL {
-        let n = tasks.get(&s).copied().unwrap_or(0);
-        let _ = writeln!(out, "tessera_tasks{{state=\"{s}\"}} {n}");
-    }
+    render_counts(&mut out, &counts);
     state.metrics.render_memory(&mut out);
     Ok(out)
+}
+
+/// Every state is written, zeros too, so a series never vanishes when its
+/// state empties.
+fn render_counts(out: &mut String, c: &Counts) {
+    family(out, "tessera_jobs", "gauge", "Jobs in the store, by state.");
+    for s in JOB_STATES {
+        let n = c.jobs.get(&s).copied().unwrap_or(0);
+        let _ = writeln!(out, "tessera_jobs{{state=\"{s}\"}} {n}");
+    }
+    family(
+        out,
+        "tessera_tasks",
+        "gauge",
+        "Tasks of every job in the store, by state.",
+    );
+    for s in TaskState::ALL {
+        let n = c.tasks.get(&s).copied().unwrap_or(0);
+        let _ = writeln!(out, "tessera_tasks{{state=\"{s}\"}} {n}");
+    }
+    family(
+        out,
+        "tessera_project_jobs",
+        "gauge",
+        "Jobs of each project, by state (jobs without a project are left out).",
+    );
+    for (name, jobs) in &c.projects {
+        let name = escape(name);
+        for s in JOB_STATES {
+            let n = jobs.get(&s).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "tessera_project_jobs{{project=\"{name}\",state=\"{s}\"}} {n}"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
+    }
+
+    #[test]
+    fn every_family_rendered_is_listed_and_has_help_and_type() {
+        let counts = Counts {
+            jobs: HashMap::from([(JobState::Running, 2)]),
+            tasks: HashMap::new(),
+            projects: vec![("we \"quote\"".into(), HashMap::new())],
+        };
+        let mut out = String::new();
+        render_counts(&mut out, &counts);
+        let metrics = Metrics::default();
+        metrics.observe_submit(Duration::from_millis(30));
+        metrics.count_request("GET", "/x", 200);
+        metrics.render_memory(&mut out);
+
+        assert!(out.contains("tessera_jobs{state=\"running\"} 2\n"), "{out}");
+        assert!(
+            out.contains("tessera_project_jobs{project=\"we \\\"quote\\\"\",state=\"failed\"} 0\n")
+        );
+        assert!(out.contains("tessera_submit_seconds_bucket{le=\"0.05\"} 1\n"));
+        let mut typed = Vec::new();
+        for line in out.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                typed.push(rest.split(' ').next().expect("name").to_string());
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().expect("name");
+                let base = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s))
+                    .filter(|b| typed.iter().any(|t| t == b))
+                    .unwrap_or(name);
+                assert_eq!(typed.last().map(String::as_str), Some(base), "{line}");
+            }
+        }
+        assert_eq!(typed, FAMILIES_IN_ORDER);
+    }
+
+    /// The order families are written in (render_counts, then memory).
+    const FAMILIES_IN_ORDER: [&str; 10] = [
+        "tessera_jobs",
+        "tessera_tasks",
+        "tessera_project_jobs",
+        "tessera_build_info",
+        "tessera_process_start_time_seconds",
+        "tessera_uptime_seconds",
+        "tessera_http_requests_total",
+        "tessera_http_request_body_bytes_total",
+        "tessera_http_response_body_bytes_total",
+        "tessera_submit_seconds",
+    ];
 }

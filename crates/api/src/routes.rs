@@ -84,13 +84,15 @@ fn endpoint(method: &Method, path: &str) -> MethodRouter<AppState> {
     }
 }
 
-/// The whole API as an axum router (for tests: drive it in-process).
+/// The whole API as an axum router (for tests: drive it in-process), with
+/// the web UI's pages (not REST routes, so not in [`ROUTES`]) merged in.
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
     for (method, path, _, _) in ROUTES {
         router = router.route(path, endpoint(method, path));
     }
     router
+        .merge(crate::ui::router(state.clone()))
         .fallback(|method: Method, uri: Uri| async move {
             ApiError::NotFound(format!(
                 "no route {method} {}; GET /api/v1/openapi.json lists them",

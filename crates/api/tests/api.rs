@@ -8,6 +8,8 @@ mod harness;
 mod meta;
 #[path = "api/slice.rs"]
 mod slice;
+#[path = "api/ui.rs"]
+mod ui;
 #[path = "api/validation.rs"]
 mod validation;
 #[path = "api/walk.rs"]

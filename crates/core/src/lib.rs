@@ -18,7 +18,15 @@
 //! - **Cancellation** cascades: queued tasks end at once, running ones are killed.
 //! - **Expansion**: a task may add tasks to its job when it succeeds (the
 //!   encode planner adds one task per chunk).
-//! - **Slots**: ready tasks start by priority, then job age, while cpu slots are free.
+//! - **Projects**: every job belongs to a project (or to the implicit one).
+//!   Each project has its own ready queue (priority, then job age) and may
+//!   have a [`Quota`] on concurrent cpu, memory, and cpu time per window; a
+//!   project at its quota waits while others go on.
+//! - **Fair share**: when a slot frees, the project with the least recent
+//!   usage (decayed cpu time, charged as attempts end) per weight starts its
+//!   next task; slots are taken while they are free.
+//! - **Why waiting**: [`Scheduler::why_waiting`] names what holds a task back
+//!   (dependencies, backoff, a quota, no free slot).
 //! - **Fencing**: a report for an attempt that is not the task's current one is ignored.
 //!
 //! ```
@@ -35,12 +43,34 @@
 //!     usage: AttemptUsage::default(), expansion: None }, 5);
 //! assert_eq!(step.commands.len(), 1); // b starts
 //! ```
+//!
+//! A project at its quota waits, and says so:
+//!
+//! ```
+//! use tessera_core::{Scheduler, Quota};
+//! use tessera_types::{Action, JobId, JobSpec, ProjectId, TaskRef, TaskSpec};
+//! let mut s = Scheduler::new(4);
+//! s.set_quota(ProjectId(7), Quota { max_cpu: Some(1), ..Quota::default() });
+//! let spec = JobSpec::new("j", vec![
+//!     TaskSpec::new("a", Action::Noop),
+//!     TaskSpec::new("b", Action::Noop),
+//! ]);
+//! let step = s.submit_in(JobId(1), Some(ProjectId(7)), &spec, 0).unwrap();
+//! assert_eq!(step.commands.len(), 1); // one slot of four: the quota allows one
+//! let why = s.why_waiting(TaskRef::new(JobId(1), 1), 0).unwrap();
+//! assert_eq!(why.to_string(), "project 7 is at its cpu quota (1 of 1)");
+//! ```
 
 mod dag;
+mod dispatch;
+mod fair;
 mod lifecycle;
 mod sched;
 mod step;
+mod why;
 
 pub use dag::{glob_match, SpecError};
+pub use fair::{Policy, ProjectUsage, Quota, QuotaKind};
 pub use sched::{Scheduler, MAX_LOST};
 pub use step::{Command, Event, Step};
+pub use why::{WaitReason, MAX_NAMED};

@@ -67,7 +67,10 @@ impl Scheduler {
         }
         let killing = t.killing;
         let expands = t.spec.expands;
+        let cpu_ms = crate::fair::charge(&usage, t.spec.resources.cpu);
         self.release(task, attempt);
+        let p = self.jobs[&task.job].project;
+        self.projects[p].charge(cpu_ms, now, &self.policy);
         let outcome = match (killing, result) {
             (Some(KillReason::Cancel), _) => AttemptOutcome::Cancelled,
             (Some(KillReason::TimeLimit), _) => AttemptOutcome::TimedOut,
@@ -139,12 +142,15 @@ impl Scheduler {
     pub(crate) fn release(&mut self, task: TaskRef, attempt: AttemptNo) {
         let t = self.task_mut(task).expect("exists");
         t.killing = None;
-        let cpu = t.spec.resources.cpu;
+        let (cpu, memory_mb) = (t.spec.resources.cpu, t.spec.resources.memory_mb);
+        let started = t.started;
         let deadline = std::mem::take(&mut t.deadline);
         if deadline > 0 {
             self.deadlines.remove(&(deadline, task, attempt));
         }
         self.used = self.used.saturating_sub(cpu);
+        let p = self.jobs[&task.job].project;
+        self.projects[p].vacate(cpu, memory_mb, started);
     }
 
     pub(crate) fn failed(&mut self, task: TaskRef, reason: String, now: Millis, step: &mut Step) {

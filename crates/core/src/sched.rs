@@ -1,12 +1,12 @@
 //! The scheduler state machine: events and `now` in, a [`Step`] out.
 
 use crate::dag::{resolve, SpecError};
+use crate::fair::{Policy, Project, ProjectUsage, Quota};
 use crate::step::{Command, Event, Step};
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use tessera_types::{
-    AttemptNo, Change, Condition, JobId, JobSnapshot, JobSpec, JobState, Millis, NodeId, TaskRef,
+    AttemptNo, Condition, JobId, JobSnapshot, JobSpec, JobState, Millis, ProjectId, TaskRef,
     TaskSpec, TaskState,
 };
 
@@ -35,6 +35,8 @@ pub(crate) struct Task {
     pub(crate) killing: Option<KillReason>,
     /// When the running attempt hits its time limit (0: no limit).
     pub(crate) deadline: Millis,
+    /// When the running attempt started (for fair share's running usage).
+    pub(crate) started: Millis,
     /// Identifies the live heap entry (older entries are stale).
     pub(crate) queued: u64,
 }
@@ -42,37 +44,22 @@ pub(crate) struct Task {
 #[derive(Debug)]
 pub(crate) struct Job {
     pub(crate) tasks: Vec<Task>,
+    /// Index into `Scheduler::projects`.
+    pub(crate) project: usize,
     pub(crate) state: JobState,
     pub(crate) unfinished: u32,
     pub(crate) failed: u32,
     pub(crate) cancelled: bool,
 }
 
-#[derive(PartialEq, Eq)]
-struct Queued {
-    priority: i32,
-    job: Reverse<JobId>,
-    seq: Reverse<u64>,
-    task: TaskRef,
-}
-
-impl Ord for Queued {
-    fn cmp(&self, o: &Self) -> Ordering {
-        (self.priority, self.job, self.seq).cmp(&(o.priority, o.job, o.seq))
-    }
-}
-
-impl PartialOrd for Queued {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-
 /// The pure scheduler. One node with `capacity` cpu slots today; nodes and
 /// placement grow here later.
 pub struct Scheduler {
     pub(crate) jobs: HashMap<JobId, Job>,
-    queue: BinaryHeap<Queued>,
+    /// Ready queues and accounts, one per project seen (never removed).
+    pub(crate) projects: Vec<Project>,
+    project_index: HashMap<Option<ProjectId>, usize>,
+    pub(crate) policy: Policy,
     /// Ready tasks backing off until the given time.
     pub(crate) delayed: BTreeSet<(Millis, TaskRef)>,
     /// Running attempts with a time limit.
@@ -90,7 +77,9 @@ impl Scheduler {
     pub fn new(capacity: u32) -> Self {
         Self {
             jobs: HashMap::new(),
-            queue: BinaryHeap::new(),
+            projects: Vec::new(),
+            project_index: HashMap::new(),
+            policy: Policy::default(),
             delayed: BTreeSet::new(),
             deadlines: BTreeSet::new(),
             capacity: capacity.max(1),
@@ -115,6 +104,69 @@ impl Scheduler {
         self.paused = paused;
     }
 
+    /// Sets how fair share decays usage and how long the quota window is.
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+    }
+
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// Sets a project's limits. Running attempts are never stopped by a
+    /// lower quota; the project just starts nothing until it is under it.
+    /// Takes effect at the next dispatch (call [`tick`](Self::tick)).
+    pub fn set_quota(&mut self, project: ProjectId, quota: Quota) {
+        let p = self.project(Some(project));
+        self.projects[p].quota = quota;
+    }
+
+    pub fn quota(&self, project: ProjectId) -> Quota {
+        self.project_index
+            .get(&Some(project))
+            .map_or_else(Quota::default, |&p| self.projects[p].quota)
+    }
+
+    /// Sets a project's fair-share weight (default 1): usage is compared
+    /// divided by it, so weight 2 gets about twice the cpu time under contention.
+    pub fn set_weight(&mut self, project: Option<ProjectId>, weight: f64) {
+        let p = self.project(project);
+        self.projects[p].weight = if weight.is_finite() && weight > 0.0 {
+            weight
+        } else {
+            1.0
+        };
+    }
+
+    /// A project's accounts as of `now` (zero for a project it never saw).
+    pub fn project_usage(&self, project: Option<ProjectId>, now: Millis) -> ProjectUsage {
+        self.project_index
+            .get(&project)
+            .map_or_else(ProjectUsage::default, |&p| {
+                self.projects[p].usage(now, &self.policy)
+            })
+    }
+
+    /// Charges `cpu_ms` used by an attempt of `project` that ended at
+    /// `ended_at` before this scheduler existed (after a restart, from the
+    /// store's attempts), so fair share and cpu-time quotas remember it.
+    /// Call in order of `ended_at`, before `restore`.
+    pub fn record_usage(&mut self, project: Option<ProjectId>, cpu_ms: u64, ended_at: Millis) {
+        let p = self.project(project);
+        self.projects[p].charge(cpu_ms, ended_at, &self.policy);
+    }
+
+    /// The index of `project`'s queue and accounts, made on first sight.
+    pub(crate) fn project(&mut self, project: Option<ProjectId>) -> usize {
+        if let Some(&p) = self.project_index.get(&project) {
+            return p;
+        }
+        self.projects.push(Project::new(project));
+        let p = self.projects.len() - 1;
+        self.project_index.insert(project, p);
+        p
+    }
+
     /// True when every job it knows has ended.
     pub fn is_idle(&self) -> bool {
         self.active == 0
@@ -128,15 +180,28 @@ impl Scheduler {
         resolve(&[], &spec.tasks, self.capacity).map(|_| ())
     }
 
-    /// Adds a job the store has just committed (all tasks waiting).
+    /// Adds a job of no project the store has just committed (all tasks waiting).
     pub fn submit(&mut self, id: JobId, spec: &JobSpec, now: Millis) -> Result<Step, SpecError> {
+        self.submit_in(id, None, spec, now)
+    }
+
+    /// Adds a job owned by `project` (its quotas and fair share apply).
+    pub fn submit_in(
+        &mut self,
+        id: JobId,
+        project: Option<ProjectId>,
+        spec: &JobSpec,
+        now: Millis,
+    ) -> Result<Step, SpecError> {
         if spec.tasks.is_empty() {
             return Err(SpecError::Empty);
         }
         let parents = resolve(&[], &spec.tasks, self.capacity)?;
+        let project = self.project(project);
         self.jobs.insert(
             id,
             Job {
+                project,
                 tasks: Vec::new(),
                 state: JobState::Pending,
                 unfinished: 0,
@@ -186,9 +251,11 @@ impl Scheduler {
                 self.capacity,
             )?);
         }
+        let project = self.project(snap.project);
         self.jobs.insert(
             snap.id,
             Job {
+                project,
                 tasks: Vec::new(),
                 state: snap.state,
                 unfinished: 0,
@@ -215,8 +282,8 @@ impl Scheduler {
             .collect();
         for (i, attempt) in running {
             // Its slot was never taken in this process.
-            self.used += self.jobs[&snap.id].tasks[i as usize].spec.resources.cpu;
             let task = TaskRef::new(snap.id, i);
+            self.occupy(task, now);
             self.lost(
                 task,
                 attempt,
@@ -273,18 +340,25 @@ impl Scheduler {
                 }
             }
         }
+        for p in &mut self.projects {
+            p.prune(now, &self.policy);
+        }
         self.dispatch(now, &mut step);
         step
     }
 
-    /// When `tick` next has something to do, if ever.
+    /// When `tick` next has something to do, if ever: a backoff or time
+    /// limit expiring, or a cpu-time quota window freeing up for a project
+    /// that has tasks waiting on it.
     pub fn next_wakeup(&self) -> Option<Millis> {
         let a = self.delayed.first().map(|d| d.0);
         let b = self.deadlines.first().map(|d| d.0);
-        match (a, b) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let c = self
+            .projects
+            .iter()
+            .filter_map(|p| p.window_frees_at(&self.policy))
+            .min();
+        [a, b, c].into_iter().flatten().min()
     }
 
     pub fn job_state(&self, job: JobId) -> Option<JobState> {
@@ -334,6 +408,7 @@ impl Scheduler {
                 children: Vec::new(),
                 killing: None,
                 deadline: 0,
+                started: 0,
                 queued: 0,
             });
             if !state.is_terminal() {
@@ -373,93 +448,6 @@ impl Scheduler {
             } else {
                 self.decide(task, step);
             }
-        }
-    }
-
-    pub(crate) fn requeue(&mut self, task: TaskRef) {
-        let nb = self.task(task).map_or(0, |t| t.not_before);
-        if nb > 0 {
-            self.delayed.insert((nb, task));
-        } else {
-            self.enqueue(task);
-        }
-    }
-
-    pub(crate) fn enqueue(&mut self, task: TaskRef) {
-        self.seq += 1;
-        let seq = self.seq;
-        let Some(t) = self.task_mut(task) else { return };
-        if t.state != TaskState::Ready {
-            return; // a stale timer for a task that moved on
-        }
-        t.queued = seq;
-        let priority = t.spec.priority;
-        self.queue.push(Queued {
-            priority,
-            job: Reverse(task.job),
-            seq: Reverse(seq),
-            task,
-        });
-    }
-
-    pub(crate) fn dispatch(&mut self, now: Millis, step: &mut Step) {
-        if self.paused {
-            return;
-        }
-        while let Some(top) = self.queue.peek() {
-            let task = top.task;
-            let seq = top.seq.0;
-            let live = self
-                .task(task)
-                .is_some_and(|t| t.state == TaskState::Ready && t.queued == seq);
-            if !live {
-                self.queue.pop();
-                continue;
-            }
-            let (not_before, cpu) = self
-                .task(task)
-                .map(|t| (t.not_before, t.spec.resources.cpu))
-                .expect("live");
-            if not_before > now {
-                self.queue.pop();
-                self.delayed.insert((not_before, task));
-                continue;
-            }
-            if self.used + cpu > self.capacity {
-                break;
-            }
-            self.queue.pop();
-            self.used += cpu;
-            let job = self.jobs.get_mut(&task.job).expect("job");
-            if job.state == JobState::Pending {
-                job.state = JobState::Running;
-                step.changes.push(Change::JobState {
-                    job: task.job,
-                    state: JobState::Running,
-                });
-            }
-            let t = &mut job.tasks[task.index as usize];
-            t.attempt += 1;
-            t.not_before = 0;
-            let attempt = t.attempt;
-            let spec = t.spec.clone();
-            if let Some(limit) = spec.time_limit_ms {
-                t.deadline = now.saturating_add(limit);
-                self.deadlines.insert((t.deadline, task, attempt));
-            }
-            self.set(task, TaskState::Running, None, step);
-            step.changes.push(Change::AttemptStarted {
-                task,
-                attempt,
-                node: NodeId::LOCAL,
-                at: now,
-            });
-            step.commands.push(Command::Start {
-                task,
-                attempt,
-                spec,
-                node: NodeId::LOCAL,
-            });
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use tessera_types::{AttemptNo, AttemptUsage, Change, JobId, NodeId, TaskRef, TaskSpec};
 
-/// Something that happened, fed to [`Scheduler::handle`].
+/// Something that happened, fed to [`Scheduler::handle`](crate::Scheduler::handle).
 #[derive(Debug, Clone)]
 pub enum Event {
     /// An attempt's process ended. `expansion` holds the tasks an expanding

@@ -224,7 +224,7 @@ impl<S: Store, E: Executor> Driver<S, E> {
         self.sched.validate(spec)?;
         let now = SystemClock::now();
         let id = self.store.create_job(project, spec, key, now)?;
-        let step = self.sched.submit(id, spec, now)?;
+        let step = self.sched.submit_in(id, project, spec, now)?;
         self.commit_and_act(step, now, &mut ())?;
         Ok(id)
     }

@@ -2,7 +2,9 @@
 //! (`Driver<Box<dyn Store + Send>>`).
 
 use crate::{AttemptRecord, JobRecord, Store, StoreError, TaskRecord};
-use tessera_types::{AttemptNo, Change, JobId, JobSnapshot, JobSpec, Millis, ProjectId, TaskRef};
+use tessera_types::{
+    AttemptNo, Change, JobId, JobSnapshot, JobSpec, JobState, Millis, ProjectId, TaskRef, TaskState,
+};
 
 impl<S: Store + ?Sized> Store for Box<S> {
     fn create_job(
@@ -35,6 +37,12 @@ impl<S: Store + ?Sized> Store for Box<S> {
         limit: u32,
     ) -> Result<Vec<JobRecord>, StoreError> {
         (**self).jobs_of_project(project, limit)
+    }
+    fn count_by_state(&self) -> Result<(Vec<(JobState, u64)>, Vec<(TaskState, u64)>), StoreError> {
+        (**self).count_by_state()
+    }
+    fn count_jobs_by_project(&self) -> Result<Vec<(ProjectId, JobState, u64)>, StoreError> {
+        (**self).count_jobs_by_project()
     }
     fn tasks(&self, job: JobId) -> Result<Vec<TaskRecord>, StoreError> {
         (**self).tasks(job)

@@ -1,5 +1,7 @@
 use crate::{AttemptRecord, JobRecord, StoreError, TaskRecord};
-use tessera_types::{AttemptNo, Change, JobId, JobSnapshot, JobSpec, Millis, ProjectId, TaskRef};
+use tessera_types::{
+    AttemptNo, Change, JobId, JobSnapshot, JobSpec, JobState, Millis, ProjectId, TaskRef, TaskState,
+};
 
 /// The durable record of jobs, tasks and attempts.
 ///
@@ -42,6 +44,16 @@ pub trait Store: Send {
     /// A project's newest jobs first, at most `limit` of them.
     fn jobs_of_project(&self, project: ProjectId, limit: u32)
         -> Result<Vec<JobRecord>, StoreError>;
+
+    /// How many jobs, and how many tasks (of every job, finished or not),
+    /// are in each state: one `GROUP BY` each, for metrics. States with none
+    /// are left out; the order is not promised.
+    #[allow(clippy::type_complexity)]
+    fn count_by_state(&self) -> Result<(Vec<(JobState, u64)>, Vec<(TaskState, u64)>), StoreError>;
+
+    /// How many jobs of each project are in each state (one `GROUP BY`),
+    /// by project id. Jobs without a project and empty groups are left out.
+    fn count_jobs_by_project(&self) -> Result<Vec<(ProjectId, JobState, u64)>, StoreError>;
 
     /// A job's tasks in index order (empty for an unknown job).
     fn tasks(&self, job: JobId) -> Result<Vec<TaskRecord>, StoreError>;

@@ -2,14 +2,15 @@
 //!
 //! `cargo bench -p tessera-testkit --bench scheduler`
 //!
-//! Shapes: a wide fan-out/fan-in (split -> N encodes -> merge) and long
-//! chains. Each run feeds completions straight back into the core (an
+//! Shapes: a wide fan-out/fan-in (split -> N encodes -> merge), long
+//! chains, and fan-outs in 20 projects (fair share picks among them, two
+//! under a cpu quota). Each run feeds completions straight back into the core (an
 //! instant executor) and counts the task state changes it emits. Prints the
 //! median of 5 runs.
 
 use std::time::Instant;
-use tessera_core::{Command, Event, Scheduler};
-use tessera_types::{Action, AttemptUsage, Change, JobId, JobSpec, TaskSpec};
+use tessera_core::{Command, Event, Quota, Scheduler};
+use tessera_types::{Action, AttemptUsage, Change, JobId, JobSpec, ProjectId, TaskSpec};
 
 fn fan(n: usize) -> JobSpec {
     let mut tasks = vec![TaskSpec::new("split", Action::Noop)];
@@ -33,11 +34,25 @@ fn chains(chains: usize, len: usize) -> JobSpec {
     JobSpec::new("chains", tasks)
 }
 
-/// Runs one job to the end; returns (transitions, seconds).
-fn drive(spec: &JobSpec, slots: u32) -> (u64, f64) {
+/// Runs the job in each of `projects` projects (one job if 0, of no
+/// project) to the end; returns (transitions, seconds).
+fn drive(spec: &JobSpec, slots: u32, projects: i64) -> (u64, f64) {
     let mut s = Scheduler::new(slots);
+    let quota = Quota {
+        max_cpu: Some(4),
+        ..Quota::default()
+    };
+    s.set_quota(ProjectId(0), quota);
+    s.set_quota(ProjectId(1), quota);
     let t0 = Instant::now();
-    let mut pending = s.submit(JobId(1), spec, 0).expect("valid").commands;
+    let mut pending = Vec::new();
+    if projects == 0 {
+        pending = s.submit(JobId(1), spec, 0).expect("valid").commands;
+    }
+    for p in 0..projects {
+        let step = s.submit_in(JobId(p + 1), Some(ProjectId(p)), spec, 0);
+        pending.extend(step.expect("valid").commands);
+    }
     let mut transitions = 0u64;
     let mut now = 0;
     while let Some(cmd) = pending.pop() {
@@ -47,7 +62,10 @@ fn drive(spec: &JobSpec, slots: u32) -> (u64, f64) {
                 task,
                 attempt,
                 result: Ok(()),
-                usage: AttemptUsage::default(),
+                usage: AttemptUsage {
+                    wall_ms: 1,
+                    ..AttemptUsage::default()
+                },
                 expansion: None,
             };
             let step = s.handle(ev, now);
@@ -69,14 +87,15 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let cases = [
-        ("fan-out 100k + fan-in", fan(100_000), 64),
-        ("1k chains x 100", chains(1_000, 100), 64),
+        ("fan-out 100k + fan-in", fan(100_000), 64, 0),
+        ("1k chains x 100", chains(1_000, 100), 64, 0),
+        ("20 projects x fan 5k", fan(5_000), 64, 20),
     ];
-    for (name, spec, slots) in cases {
+    for (name, spec, slots, projects) in cases {
         let mut rates = Vec::new();
         let mut count = 0;
         for _ in 0..5 {
-            let (n, secs) = drive(&spec, slots);
+            let (n, secs) = drive(&spec, slots, projects);
             count = n;
             rates.push(n as f64 / secs);
         }

@@ -6,8 +6,9 @@
 //! virtual time, so thousands of tasks simulate in milliseconds. Every
 //! [`Change`] the core emits is replayed into a [`Shadow`] store that refuses
 //! illegal transitions, and the harness checks invariants at every step:
-//! slots never oversubscribed, no task starts before its dependencies allow,
-//! the change log agrees with the scheduler.
+//! slots never oversubscribed, no project over its quota (cpu and memory at
+//! every step, cpu time per window at every start), no task starts before
+//! its dependencies allow, the change log agrees with the scheduler.
 //!
 //! ```
 //! use tessera_testkit::{Sim, Behaviour};

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use tessera_types::{
-    Change, JobId, JobSnapshot, JobSpec, JobState, TaskRef, TaskSnapshot, TaskState,
+    Change, JobId, JobSnapshot, JobSpec, JobState, ProjectId, TaskRef, TaskSnapshot, TaskState,
 };
 
 #[derive(Default, Clone)]
@@ -20,10 +20,15 @@ pub struct ShadowJob {
     pub state: JobState,
     pub tasks: Vec<TaskSnapshot>,
     pub batch_starts: Vec<u32>,
+    pub project: Option<ProjectId>,
 }
 
 impl Shadow {
     pub fn create(&mut self, id: JobId, spec: &JobSpec) {
+        self.create_in(id, None, spec);
+    }
+
+    pub fn create_in(&mut self, id: JobId, project: Option<ProjectId>, spec: &JobSpec) {
         let tasks = spec.tasks.iter().map(|_| fresh()).collect();
         self.jobs.insert(
             id,
@@ -32,6 +37,7 @@ impl Shadow {
                 state: JobState::Pending,
                 tasks,
                 batch_starts: vec![0],
+                project,
             },
         );
     }
@@ -109,6 +115,7 @@ impl Shadow {
                 state: j.state,
                 tasks: j.tasks.clone(),
                 batch_starts: j.batch_starts.clone(),
+                project: j.project,
             })
             .collect()
     }

@@ -2,10 +2,10 @@
 
 use crate::Shadow;
 use std::collections::{BTreeMap, HashMap};
-use tessera_core::{glob_match, Command, Event, Scheduler, Step};
+use tessera_core::{glob_match, Command, Event, Policy, Quota, Scheduler, Step};
 use tessera_types::{
-    AttemptNo, AttemptUsage, Condition, JobId, JobSpec, Millis, Selector, TaskRef, TaskSpec,
-    TaskState,
+    AttemptNo, AttemptUsage, Condition, JobId, JobSpec, Millis, ProjectId, Selector, TaskRef,
+    TaskSpec, TaskState,
 };
 
 /// How a simulated attempt ends: after `duration` virtual ms, with `result`,
@@ -52,13 +52,22 @@ pub struct Sim {
     pub peak_used: u32,
     /// Slot-milliseconds spent running (for utilisation figures).
     pub busy_ms: u128,
+    /// Cpu-ms of ended attempts, per project, as the scheduler is charged.
+    pub cpu_done: BTreeMap<Option<ProjectId>, u64>,
+    /// Each project's ended attempts (end time, cpu-ms), oldest first, to
+    /// check cpu-time quotas independently of the scheduler.
+    charges: HashMap<Option<ProjectId>, Vec<(Millis, u64)>>,
+    quotas: BTreeMap<ProjectId, Quota>,
+    policy: Policy,
 }
 
 struct Finish {
     task: TaskRef,
     attempt: AttemptNo,
+    project: Option<ProjectId>,
     started: Millis,
     cpu: u32,
+    memory_mb: u64,
     result: Result<(), String>,
     expansion: Option<Vec<TaskSpec>>,
 }
@@ -77,17 +86,58 @@ impl Sim {
             starts: Vec::new(),
             peak_used: 0,
             busy_ms: 0,
+            cpu_done: BTreeMap::new(),
+            charges: HashMap::new(),
+            quotas: BTreeMap::new(),
+            policy: Policy::default(),
         }
     }
 
     /// Submits a job (panics if the spec is invalid: use valid specs in tests).
     pub fn submit(&mut self, spec: &JobSpec) -> JobId {
+        self.submit_in(None, spec)
+    }
+
+    /// Submits a job owned by `project`.
+    pub fn submit_in(&mut self, project: Option<ProjectId>, spec: &JobSpec) -> JobId {
         let id = JobId(self.next_job);
         self.next_job += 1;
-        self.shadow.create(id, spec);
-        let step = self.sched.submit(id, spec, self.now).expect("valid spec");
+        self.shadow.create_in(id, project, spec);
+        let step = self
+            .sched
+            .submit_in(id, project, spec, self.now)
+            .expect("valid spec");
         self.apply(step);
         id
+    }
+
+    /// Sets a project's quota (checked by the harness at every step from now
+    /// on) and lets the scheduler start what the new quota allows.
+    pub fn set_quota(&mut self, project: ProjectId, quota: Quota) {
+        self.quotas.insert(project, quota);
+        self.sched.set_quota(project, quota);
+        self.tick();
+    }
+
+    /// Lets the scheduler fire due timers and start what fits now (after
+    /// unpausing it, say).
+    pub fn tick(&mut self) {
+        let step = self.sched.tick(self.now);
+        self.apply(step);
+    }
+
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+        self.sched.set_policy(policy);
+    }
+
+    /// Cpu slots each project's running attempts hold, as the fake executor sees them.
+    pub fn running_cpu(&self, project: Option<ProjectId>) -> u32 {
+        self.running
+            .values()
+            .filter(|f| f.project == project)
+            .map(|f| f.cpu)
+            .sum()
     }
 
     pub fn cancel(&mut self, job: JobId) {
@@ -116,6 +166,12 @@ impl Sim {
                 let f = entry.remove();
                 self.index.remove(&(f.task, f.attempt));
                 self.busy_ms += u128::from(self.now - f.started) * u128::from(f.cpu);
+                let cpu_ms = (self.now - f.started) * u64::from(f.cpu);
+                *self.cpu_done.entry(f.project).or_default() += cpu_ms;
+                if cpu_ms > 0 {
+                    let charges = self.charges.entry(f.project).or_default();
+                    charges.push((self.now, cpu_ms));
+                }
                 let usage = AttemptUsage {
                     wall_ms: self.now - f.started,
                     ..Default::default()
@@ -145,6 +201,15 @@ impl Sim {
         self.running.clear();
         self.index.clear();
         self.sched = Scheduler::new(capacity);
+        self.sched.set_policy(self.policy);
+        for (&p, &q) in &self.quotas {
+            self.sched.set_quota(p, q);
+        }
+        for (&p, charges) in &self.charges {
+            for &(at, ms) in charges {
+                self.sched.record_usage(p, ms, at);
+            }
+        }
         for snap in self.shadow.snapshots() {
             let step = self
                 .sched
@@ -167,6 +232,8 @@ impl Sim {
                     ..
                 } => {
                     self.check_dependencies_allow(task, &spec);
+                    let project = self.shadow.jobs[&task.job].project;
+                    self.check_cpu_time_quota(project);
                     let out = (self.behaviour.0)(&spec, attempt);
                     self.seq += 1;
                     let key = (self.now + out.duration, self.seq);
@@ -175,8 +242,10 @@ impl Sim {
                         Finish {
                             task,
                             attempt,
+                            project,
                             started: self.now,
                             cpu: spec.resources.cpu,
+                            memory_mb: spec.resources.memory_mb,
                             result: out.result,
                             expansion: out.expansion,
                         },
@@ -204,6 +273,54 @@ impl Sim {
             self.sched.capacity()
         );
         self.peak_used = self.peak_used.max(used);
+        self.check_concurrency_quotas();
+    }
+
+    /// No project holds more cpu or memory than its quota, at any moment.
+    fn check_concurrency_quotas(&self) {
+        if self.quotas.is_empty() {
+            return;
+        }
+        let mut held: HashMap<ProjectId, (u32, u64)> = HashMap::new();
+        for f in self.running.values() {
+            if let Some(p) = f.project {
+                let h = held.entry(p).or_default();
+                h.0 += f.cpu;
+                h.1 += f.memory_mb;
+            }
+        }
+        for (p, (cpu, mem)) in held {
+            let Some(q) = self.quotas.get(&p) else {
+                continue;
+            };
+            if let Some(max) = q.max_cpu {
+                assert!(cpu <= max, "project {p} runs {cpu} cpu, quota {max}");
+            }
+            if let Some(max) = q.max_memory_mb {
+                assert!(mem <= max, "project {p} holds {mem} MiB, quota {max}");
+            }
+        }
+    }
+
+    /// An attempt starts only while its project's cpu time in the window is
+    /// under its quota.
+    fn check_cpu_time_quota(&self, project: Option<ProjectId>) {
+        let Some(limit) = project
+            .and_then(|p| self.quotas.get(&p))
+            .and_then(|q| q.cpu_ms_per_window)
+        else {
+            return;
+        };
+        let used: u64 = self.charges.get(&project).map_or(0, |c| {
+            c.iter()
+                .filter(|(at, _)| at + self.policy.quota_window_ms > self.now)
+                .map(|(_, ms)| ms)
+                .sum()
+        });
+        assert!(
+            used < limit,
+            "project {project:?} started an attempt with {used} of {limit} cpu-ms used in the window"
+        );
     }
 
     fn check_dependencies_allow(&self, task: TaskRef, spec: &TaskSpec) {

@@ -1,5 +1,8 @@
 //! The pure scheduler, driven through the simulation harness.
 
+#[path = "scheduler/fair.rs"]
+mod fair;
+
 use proptest::prelude::*;
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -4,8 +4,8 @@
 //! the store rebuilds the core's state from them after a crash.
 
 use crate::{
-    AttemptNo, AttemptOutcome, AttemptUsage, JobId, JobState, Millis, NodeId, TaskRef, TaskSpec,
-    TaskState,
+    AttemptNo, AttemptOutcome, AttemptUsage, JobId, JobState, Millis, NodeId, ProjectId, TaskRef,
+    TaskSpec, TaskState,
 };
 use serde::{Deserialize, Serialize};
 
@@ -70,4 +70,8 @@ pub struct JobSnapshot {
     /// selectors resolve again exactly as they did when the tasks were added.
     #[serde(default)]
     pub batch_starts: Vec<u32>,
+    /// The project that owns the job (quotas and fair share); `None` for
+    /// jobs of no project, which share one implicit project.
+    #[serde(default)]
+    pub project: Option<ProjectId>,
 }

@@ -296,4 +296,15 @@ pub fn jobs_belong_to_projects(b: &mut dyn Backend) {
     );
     assert_eq!(s.find_job_by_key("lost").expect("find"), None);
     assert_eq!(s.recent_jobs(10).expect("recent").len(), 4);
+    // The scheduler is rebuilt with each job's project (quotas, fair share).
+    let restored: Vec<_> = s
+        .load_unfinished()
+        .expect("load")
+        .into_iter()
+        .map(|j| (j.id, j.project))
+        .collect();
+    assert_eq!(
+        restored,
+        [(j1, Some(p1)), (j2, Some(p2)), (j3, None), (j4, Some(p1))]
+    );
 }

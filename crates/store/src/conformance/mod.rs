@@ -11,6 +11,7 @@
 //! ```
 
 mod accounts;
+mod counts;
 mod durable;
 mod jobs;
 
@@ -19,6 +20,7 @@ pub use accounts::{
     members_are_added_changed_and_removed, names_are_unique_and_not_blank,
     projects_start_with_their_owner,
 };
+pub use counts::counts_group_by_state_and_project;
 pub use durable::{
     attempts_record_outcome_and_usage, find_job_by_key_returns_newest, state_survives_reopen,
 };
@@ -85,6 +87,10 @@ pub const TESTS: &[(&str, Test)] = &[
         api_keys_are_created_found_revoked_and_touched,
     ),
     ("jobs_belong_to_projects", jobs_belong_to_projects),
+    (
+        "counts_group_by_state_and_project",
+        counts_group_by_state_and_project,
+    ),
 ];
 
 /// A job with a bit of everything a spec can hold.

@@ -27,7 +27,9 @@ use postgres::{Client, Config, GenericClient, NoTls, Statement};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use tessera_types::{AttemptNo, Change, JobId, JobSnapshot, JobSpec, Millis, ProjectId, TaskRef};
+use tessera_types::{
+    AttemptNo, Change, JobId, JobSnapshot, JobSpec, JobState, Millis, ProjectId, TaskRef, TaskState,
+};
 
 /// The first key of the scheduler's advisory lock ("tessera" on a phone pad,
 /// truncated); the second is a hash of the schema's name.
@@ -259,6 +261,14 @@ impl Store for PostgresStore {
         limit: u32,
     ) -> Result<Vec<JobRecord>, StoreError> {
         read::jobs_of_project(&mut self.conn.borrow_mut(), project, limit)
+    }
+
+    fn count_by_state(&self) -> Result<(Vec<(JobState, u64)>, Vec<(TaskState, u64)>), StoreError> {
+        read::count_by_state(&mut self.conn.borrow_mut())
+    }
+
+    fn count_jobs_by_project(&self) -> Result<Vec<(ProjectId, JobState, u64)>, StoreError> {
+        read::count_jobs_by_project(&mut self.conn.borrow_mut())
     }
 
     fn tasks(&self, job: JobId) -> Result<Vec<TaskRecord>, StoreError> {

@@ -7,7 +7,7 @@ use postgres::types::{FromSql, ToSql};
 use postgres::Row;
 use tessera_types::{
     AttemptUsage, JobId, JobSnapshot, JobSpec, JobState, NodeId, ProjectId, TaskRef, TaskSnapshot,
-    TaskSpec,
+    TaskSpec, TaskState,
 };
 
 const JOB: &str = "SELECT id, name, key, state, created_at, updated_at, finished_at, project_id \
@@ -27,7 +27,11 @@ const OPEN_ATTEMPTS: &str = "SELECT job_id, idx, number, node, outcome, message,
     ended_at, wall_ms, cpu_ms, max_rss_kb, pid FROM attempts WHERE outcome IS NULL \
     ORDER BY job_id, idx, number";
 const UNFINISHED: &str =
-    "SELECT id, spec_json, state FROM jobs WHERE state NOT IN ($1, $2, $3) ORDER BY id";
+    "SELECT id, spec_json, state, project_id FROM jobs WHERE state NOT IN ($1, $2, $3) ORDER BY id";
+const JOBS_BY_STATE: &str = "SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state";
+const TASKS_BY_STATE: &str = "SELECT state, COUNT(*) FROM tasks GROUP BY state ORDER BY state";
+const JOBS_BY_PROJECT: &str = "SELECT project_id, state, COUNT(*) FROM jobs \
+    WHERE project_id IS NOT NULL GROUP BY project_id, state ORDER BY project_id, state";
 const BATCH_STARTS: &str = "SELECT DISTINCT batch FROM tasks WHERE job_id = $1 ORDER BY batch";
 
 /// Runs a cached statement and maps its rows.
@@ -154,6 +158,29 @@ pub(super) fn jobs_of_project(
     query(conn, JOBS_OF_PROJECT, &params, job_row)
 }
 
+#[allow(clippy::type_complexity)]
+pub(super) fn count_by_state(
+    conn: &mut Conn,
+) -> Result<(Vec<(JobState, u64)>, Vec<(TaskState, u64)>), StoreError> {
+    let jobs = query(conn, JOBS_BY_STATE, &[], |r| {
+        Ok((parse("state of a job", get(r, 0)?)?, unsigned(r, 1)?))
+    })?;
+    let tasks = query(conn, TASKS_BY_STATE, &[], |r| {
+        Ok((parse("state of a task", get(r, 0)?)?, unsigned(r, 1)?))
+    })?;
+    Ok((jobs, tasks))
+}
+
+pub(super) fn count_jobs_by_project(
+    conn: &mut Conn,
+) -> Result<Vec<(ProjectId, JobState, u64)>, StoreError> {
+    query(conn, JOBS_BY_PROJECT, &[], |r| {
+        let project = ProjectId(get(r, 0)?);
+        let state = parse(&format!("state of a job of project {project}"), get(r, 1)?)?;
+        Ok((project, state, unsigned(r, 2)?))
+    })
+}
+
 pub(super) fn tasks(conn: &mut Conn, job: JobId) -> Result<Vec<TaskRecord>, StoreError> {
     query(conn, TASKS, &[&job.0], task_row)
 }
@@ -173,10 +200,11 @@ pub(super) fn load_unfinished(conn: &mut Conn) -> Result<Vec<JobSnapshot>, Store
         let id = JobId(get(r, 0)?);
         let spec: JobSpec = json(&format!("spec of job {id}"), get(r, 1)?)?;
         let state: JobState = parse(&format!("state of job {id}"), get(r, 2)?)?;
-        Ok((id, spec, state))
+        let project = get::<Option<i64>>(r, 3)?.map(ProjectId);
+        Ok((id, spec, state, project))
     })?;
     let mut out = Vec::with_capacity(jobs.len());
-    for (id, mut spec, state) in jobs {
+    for (id, mut spec, state, project) in jobs {
         let rows = tasks(conn, id)?;
         let mut tasks = Vec::with_capacity(rows.len());
         spec.tasks = Vec::with_capacity(rows.len());
@@ -202,6 +230,7 @@ pub(super) fn load_unfinished(conn: &mut Conn) -> Result<Vec<JobSnapshot>, Store
             state,
             tasks,
             batch_starts,
+            project,
         });
     }
     Ok(out)

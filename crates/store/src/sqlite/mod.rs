@@ -18,7 +18,9 @@ use lock::LockFile;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tessera_types::{AttemptNo, Change, JobId, JobSnapshot, JobSpec, Millis, ProjectId, TaskRef};
+use tessera_types::{
+    AttemptNo, Change, JobId, JobSnapshot, JobSpec, JobState, Millis, ProjectId, TaskRef, TaskState,
+};
 
 /// How long a statement waits for another connection's write to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -200,6 +202,14 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<JobRecord>, StoreError> {
         read::jobs_of_project(&self.conn, &self.path, project, limit)
+    }
+
+    fn count_by_state(&self) -> Result<(Vec<(JobState, u64)>, Vec<(TaskState, u64)>), StoreError> {
+        read::count_by_state(&self.conn, &self.path)
+    }
+
+    fn count_jobs_by_project(&self) -> Result<Vec<(ProjectId, JobState, u64)>, StoreError> {
+        read::count_jobs_by_project(&self.conn, &self.path)
     }
 
     fn tasks(&self, job: JobId) -> Result<Vec<TaskRecord>, StoreError> {

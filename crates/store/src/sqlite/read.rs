@@ -161,6 +161,48 @@ pub(super) fn jobs_of_project(
     )
 }
 
+/// Counts rows of `sql` (`SELECT state, COUNT(*) ... GROUP BY state`).
+fn count_states<S: std::str::FromStr>(
+    conn: &Connection,
+    path: &Path,
+    what: &str,
+    sql: &str,
+) -> Result<Vec<(S, u64)>, StoreError>
+where
+    S::Err: std::fmt::Display,
+{
+    query(conn, path, sql, [], |r| {
+        let (state, n): (String, u64) = (r.get(0)?, r.get(1)?);
+        Ok(parse(&format!("state of a {what}"), &state).map(|s| (s, n)))
+    })
+}
+
+#[allow(clippy::type_complexity)]
+pub(super) fn count_by_state(
+    conn: &Connection,
+    path: &Path,
+) -> Result<(Vec<(JobState, u64)>, Vec<(TaskState, u64)>), StoreError> {
+    let jobs = "SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state";
+    let tasks = "SELECT state, COUNT(*) FROM tasks GROUP BY state ORDER BY state";
+    Ok((
+        count_states(conn, path, "job", jobs)?,
+        count_states(conn, path, "task", tasks)?,
+    ))
+}
+
+pub(super) fn count_jobs_by_project(
+    conn: &Connection,
+    path: &Path,
+) -> Result<Vec<(ProjectId, JobState, u64)>, StoreError> {
+    let sql = "SELECT project_id, state, COUNT(*) FROM jobs WHERE project_id IS NOT NULL \
+        GROUP BY project_id, state ORDER BY project_id, state";
+    query(conn, path, sql, [], |r| {
+        let (project, state, n): (i64, String, u64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        let what = format!("state of a job of project {project}");
+        Ok(parse(&what, &state).map(|s| (ProjectId(project), s, n)))
+    })
+}
+
 pub(super) fn tasks(
     conn: &Connection,
     path: &Path,
@@ -195,15 +237,19 @@ pub(super) fn load_unfinished(
     path: &Path,
 ) -> Result<Vec<JobSnapshot>, StoreError> {
     let (a, b, c) = (JobState::Succeeded, JobState::Failed, JobState::Cancelled);
-    let jobs: Vec<(JobId, String, String)> = query(
+    type Row = (JobId, String, String, Option<ProjectId>);
+    let jobs: Vec<Row> = query(
         conn,
         path,
-        "SELECT id, spec_json, state FROM jobs WHERE state NOT IN (?1, ?2, ?3) ORDER BY id",
+        "SELECT id, spec_json, state, project_id FROM jobs WHERE state NOT IN (?1, ?2, ?3) ORDER BY id",
         [a.as_str(), b.as_str(), c.as_str()],
-        |r| Ok(Ok((JobId(r.get(0)?), r.get(1)?, r.get(2)?))),
+        |r| {
+            let project = r.get::<_, Option<i64>>(3)?.map(ProjectId);
+            Ok(Ok((JobId(r.get(0)?), r.get(1)?, r.get(2)?, project)))
+        },
     )?;
     let mut out = Vec::with_capacity(jobs.len());
-    for (id, spec_json, state) in jobs {
+    for (id, spec_json, state, project) in jobs {
         let mut spec: JobSpec = json(&format!("spec of job {id}"), &spec_json)?;
         let state: JobState = parse(&format!("state of job {id}"), &state)?;
         let rows = tasks(conn, path, id)?;
@@ -237,6 +283,7 @@ pub(super) fn load_unfinished(
             state,
             tasks,
             batch_starts,
+            project,
         });
     }
     Ok(out)

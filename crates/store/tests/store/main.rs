@@ -24,6 +24,7 @@ macro_rules! conformance_tests {
             members_are_added_changed_and_removed,
             api_keys_are_created_found_revoked_and_touched,
             jobs_belong_to_projects,
+            counts_group_by_state_and_project,
         );
     };
     (@ $make:ident; $($name:ident),* $(,)?) => {

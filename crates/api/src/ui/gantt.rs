@@ -1,0 +1,83 @@
+//! The attempts' timeline: one row per task, one bar per attempt from its
+//! start to its end (or now, while it runs), colored by outcome.
+
+use super::html::{duration, escape};
+use std::fmt::Write;
+use tessera_store::{AttemptRecord, TaskRecord};
+use tessera_types::Millis;
+
+/// Task rows drawn at most.
+pub(crate) const MAX_ROWS: usize = 300;
+
+const LABEL_W: u64 = 170;
+const PLOT_W: u64 = 760;
+const ROW_H: u64 = 22;
+const AXIS_H: u64 = 24;
+
+/// The timeline as an `<svg id="gantt">` (a note when nothing has started).
+pub(crate) fn render(tasks: &[TaskRecord], attempts: &[AttemptRecord], now: Millis) -> String {
+    let rows: Vec<&TaskRecord> = tasks
+        .iter()
+        .filter(|t| t.attempt > 0)
+        .take(MAX_ROWS)
+        .collect();
+    let Some(start) = attempts.iter().map(|a| a.started_at).min() else {
+        return r#"<p class="muted">No task has started yet.</p>"#.to_string();
+    };
+    let end = attempts
+        .iter()
+        .map(|a| a.ended_at.unwrap_or(now))
+        .max()
+        .unwrap_or(now)
+        .max(start + 1);
+    let span = end - start;
+    let x = |t: Millis| LABEL_W + (t.saturating_sub(start)).min(span) * PLOT_W / span;
+    let width = LABEL_W + PLOT_W + 20;
+    let height = AXIS_H + rows.len() as u64 * ROW_H + 8;
+    let mut svg = format!(
+        r#"<svg id="gantt" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="attempt timeline">
+"#
+    );
+    for k in 0..=4u64 {
+        let tx = LABEL_W + k * PLOT_W / 4;
+        let _ = writeln!(
+            svg,
+            r#"<line class="axis" x1="{tx}" y1="{AXIS_H}" x2="{tx}" y2="{height}"/><text x="{tx}" y="14" text-anchor="middle">+{}</text>"#,
+            duration(span * k / 4)
+        );
+    }
+    for (row, t) in rows.iter().enumerate() {
+        let y = AXIS_H + row as u64 * ROW_H;
+        let _ = writeln!(
+            svg,
+            r#"<text x="4" y="{}">{}</text>"#,
+            y + 15,
+            escape(&short(&t.name))
+        );
+        for a in attempts.iter().filter(|a| a.task == t.task) {
+            let outcome = a.outcome.as_ref().map_or("running", |o| o.kind());
+            let (x1, x2) = (x(a.started_at), x(a.ended_at.unwrap_or(now)));
+            let took = a.ended_at.unwrap_or(now).saturating_sub(a.started_at);
+            let _ = writeln!(
+                svg,
+                r#"<rect class="bar o-{outcome}" x="{x1}" y="{}" width="{}" height="{}" rx="3"><title>{} attempt {}: {outcome}, {}</title></rect>"#,
+                y + 4,
+                (x2 - x1).max(2),
+                ROW_H - 8,
+                escape(&t.name),
+                a.number,
+                duration(took)
+            );
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+fn short(name: &str) -> String {
+    if name.chars().count() > 24 {
+        name.chars().take(23).chain(['…']).collect()
+    } else {
+        name.to_string()
+    }
+}

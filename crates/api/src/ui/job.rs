@@ -1,0 +1,160 @@
+//! The job page, its live-state document and attempt logs.
+
+use super::html::{badge, duration, escape, page, table, time};
+use super::{dag, gantt, UiError};
+use crate::auth::{AsViewer, Caller, JobAccess};
+use crate::jobs::{self, Stream};
+use crate::state::now_ms;
+use crate::{ApiError, AppState};
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::fmt::Write;
+use tessera_store::{AttemptRecord, TaskRecord};
+
+const LIVE_JS: &str = include_str!("../../assets/live.js");
+
+pub(crate) async fn show(
+    State(s): State<AppState>,
+    caller: Caller,
+    access: Result<JobAccess<AsViewer>, ApiError>,
+) -> Result<Html<String>, UiError> {
+    let job = access?.job;
+    let (id, project) = (job.id, job.project);
+    let (tasks, attempts, project) = s
+        .db(move |db| {
+            let project = match project {
+                Some(p) => db.project(p)?,
+                None => None,
+            };
+            Ok((db.tasks(id)?, db.attempts(id)?, project))
+        })
+        .await?;
+    let now = now_ms();
+    let done = tasks.iter().filter(|t| t.state.is_terminal()).count();
+    let project_html = project.map_or("no project".to_string(), |p| {
+        format!(
+            r#"<a href="/ui/projects/{}">{}</a>"#,
+            p.id.0,
+            escape(&p.name)
+        )
+    });
+    let ended = job
+        .finished_at
+        .map(|f| {
+            format!(
+                ", ended {} UTC after {}",
+                time(f),
+                duration(f - job.created_at)
+            )
+        })
+        .unwrap_or_default();
+    let state = job.state.as_str();
+    let body = format!(
+        r#"<h1>Job #{id} · {name}</h1>
+<p class="row"><span id="job-state" class="badge s-{state}" data-state="{state}" data-poll="/ui/jobs/{id}/state.json">{state}</span>
+<span>project {project_html}</span><span class="muted">created {created} UTC{ended}</span></p>
+<p>Progress: <progress id="progress" max="{total}" value="{done}"></progress> <span id="progress-text">{done} / {total}</span> tasks ended</p>
+<h2>Graph</h2><div class="scroll">{dag}</div>
+<h2>Timeline</h2><div class="scroll">{gantt}</div>
+<h2>Tasks</h2>{table}
+<script>{LIVE_JS}</script>"#,
+        name = escape(&job.name),
+        created = time(job.created_at),
+        total = tasks.len(),
+        dag = dag::render(&tasks),
+        gantt = gantt::render(&tasks, &attempts, now),
+        table = task_table(id.0, &tasks, &attempts),
+    );
+    Ok(page(
+        &format!("Job #{id} {}", job.name),
+        Some(&caller.user.name),
+        &body,
+    ))
+}
+
+fn task_table(job: i64, tasks: &[TaskRecord], attempts: &[AttemptRecord]) -> String {
+    let rows: Vec<Vec<String>> = tasks
+        .iter()
+        .map(|t| {
+            let mine: Vec<&AttemptRecord> = attempts.iter().filter(|a| a.task == t.task).collect();
+            let usage = mine.iter().filter_map(|a| a.usage);
+            let cpu: u64 = usage.clone().map(|u| u.cpu_ms).sum();
+            let peak = usage.map(|u| u.max_rss_kb).max();
+            let i = t.task.index;
+            let mut logs = String::new();
+            for n in 1..=t.attempt {
+                let _ = write!(
+                    logs,
+                    r#"#{n} <a href="/ui/jobs/{job}/tasks/{i}/logs?attempt={n}&amp;stream=stdout">stdout</a> <a href="/ui/jobs/{job}/tasks/{i}/logs?attempt={n}&amp;stream=stderr">stderr</a><br>"#
+                );
+            }
+            vec![
+                format!(r#"<span id="task-{i}">{i}</span>"#),
+                escape(&t.name),
+                badge(t.state.as_str(), Some(i)),
+                t.attempt.to_string(),
+                t.reason.as_deref().map(escape).unwrap_or_default(),
+                if mine.iter().any(|a| a.usage.is_some()) { cpu.to_string() } else { String::new() },
+                peak.map(|p| p.to_string()).unwrap_or_default(),
+                logs,
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "#", "task", "state", "attempts", "reason", "cpu ms", "peak KiB", "logs",
+        ],
+        &rows,
+    )
+}
+
+/// The job's and its tasks' states: `{"state", "done", "total", "tasks": [[index, state]...]}`.
+pub(crate) async fn state_json(
+    State(s): State<AppState>,
+    access: Result<JobAccess<AsViewer>, ApiError>,
+) -> Result<Json<Value>, ApiError> {
+    let job = access?.job;
+    let id = job.id;
+    let tasks = s.db(move |db| Ok(db.tasks(id)?)).await?;
+    let done = tasks.iter().filter(|t| t.state.is_terminal()).count();
+    let states: Vec<Value> = tasks
+        .iter()
+        .map(|t| json!([t.task.index, t.state.as_str()]))
+        .collect();
+    Ok(Json(json!({
+        "state": job.state.as_str(),
+        "done": done,
+        "total": tasks.len(),
+        "tasks": states,
+    })))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LogQuery {
+    attempt: Option<u32>,
+    stream: Option<Stream>,
+}
+
+/// An attempt's log as plain text (never as HTML: the bytes are the task's).
+pub(crate) async fn log(
+    State(s): State<AppState>,
+    access: Result<JobAccess<AsViewer>, ApiError>,
+    Path((_, index)): Path<(String, String)>,
+    Query(q): Query<LogQuery>,
+) -> Result<Response, UiError> {
+    let job = access?.job;
+    let index = index
+        .parse()
+        .map_err(|_| ApiError::NotFound(format!("job {} has no task {index}", job.id)))?;
+    let stream = q.stream.unwrap_or(Stream::Stdout);
+    let bytes = jobs::log(&s, job, index, q.attempt, stream).await?;
+    let headers = [
+        (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ];
+    Ok((headers, bytes).into_response())
+}

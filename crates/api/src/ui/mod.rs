@@ -1,0 +1,131 @@
+//! The web UI: server-rendered HTML pages under `/ui`, readable without
+//! JavaScript; the job page polls a small JSON document to update its state
+//! badges live.
+//!
+//! A browser logs in with an API key (checked exactly as the REST API checks
+//! a bearer key) and gets a session cookie ([`session`]). The gate in front
+//! of every page turns the session into the same [`Caller`] the REST
+//! extractors look for, so pages authorize with the API's own
+//! `JobAccess`/`ProjectAccess` types and read through the API's services.
+//! Pages are not REST routes: they are not in `ROUTES` nor in the OpenAPI
+//! document.
+//!
+//! | route | page |
+//! | --- | --- |
+//! | `GET /` | redirects to `/ui` |
+//! | `GET, POST /ui/login`, `POST /ui/logout` | login form, session start and end |
+//! | `GET /ui` | dashboard: projects, recent jobs, counts, throughput chart |
+//! | `GET /ui/jobs/{id}` | job: DAG, timeline, tasks, log links |
+//! | `GET /ui/jobs/{id}/state.json` | job and task states, for live updates |
+//! | `GET /ui/jobs/{id}/tasks/{index}/logs` | an attempt's log as text |
+//! | `GET /ui/projects/{project}` | members, the user's keys, jobs |
+
+mod chart;
+mod dag;
+mod gantt;
+mod html;
+mod job;
+mod login;
+mod pages;
+mod session;
+
+use crate::auth::Caller;
+use crate::{ApiError, AppState};
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use session::{SessionId, Sessions};
+use std::sync::Arc;
+
+/// The UI's routes, to merge into the API's router.
+pub(crate) fn router(state: AppState) -> Router<AppState> {
+    let sessions = Arc::new(Sessions::default());
+    let gate = Gate {
+        state,
+        sessions: sessions.clone(),
+    };
+    Router::new()
+        .route("/ui", get(pages::dashboard))
+        .route("/ui/projects/{project}", get(pages::project))
+        .route("/ui/jobs/{id}", get(job::show))
+        .route("/ui/jobs/{id}/state.json", get(job::state_json))
+        .route("/ui/jobs/{id}/tasks/{index}/logs", get(job::log))
+        .route("/ui/logout", post(login::logout))
+        .route_layer(middleware::from_fn_with_state(gate, require_session))
+        .route("/ui/login", get(login::form).post(login::submit))
+        .route("/", get(|| async { Redirect::to("/ui") }))
+        .layer(Extension(sessions))
+}
+
+#[derive(Clone)]
+struct Gate {
+    state: AppState,
+    sessions: Arc<Sessions>,
+}
+
+/// Lets a request through only with a live session whose key is still
+/// valid; it then carries the session's [`Caller`] and [`SessionId`].
+async fn require_session(State(gate): State<Gate>, mut req: Request, next: Next) -> Response {
+    let Some(id) = session::from_cookies(req.headers()) else {
+        return to_login();
+    };
+    let Some(session) = gate.sessions.get(&id) else {
+        return to_login();
+    };
+    let prefix = session.key_prefix.clone();
+    let found = gate
+        .state
+        .db(move |db| {
+            let key = db.key_by_prefix(&prefix)?;
+            let valid = key.is_some_and(|k| k.revoked_at.is_none() && k.user == session.user);
+            Ok(if valid { db.user(session.user)? } else { None })
+        })
+        .await;
+    match found {
+        Ok(Some(user)) => {
+            req.extensions_mut().insert(Caller { user });
+            req.extensions_mut().insert(SessionId(id));
+            next.run(req).await
+        }
+        Ok(None) => {
+            gate.sessions.remove(&id);
+            to_login()
+        }
+        Err(e) => UiError(e).into_response(),
+    }
+}
+
+fn to_login() -> Response {
+    Redirect::to("/ui/login").into_response()
+}
+
+/// An [`ApiError`] shown as a page (401 sends the browser to the login).
+pub(crate) struct UiError(pub ApiError);
+
+impl From<ApiError> for UiError {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for UiError {
+    fn into_response(self) -> Response {
+        let message = match &self.0 {
+            ApiError::Unauthorized(_) => return to_login(),
+            ApiError::Internal(detail) => {
+                eprintln!("tessera-api: internal error: {detail}");
+                "internal error; the server's log has the details".to_string()
+            }
+            other => other.to_string(),
+        };
+        let status = self.0.status();
+        let body = format!(
+            r#"<h1>{}</h1><p class="error">{}</p><p><a href="/ui">Back to the dashboard</a></p>"#,
+            status.as_u16(),
+            html::escape(&message)
+        );
+        (status, html::page(status.as_str(), None, &body)).into_response()
+    }
+}

@@ -1,0 +1,179 @@
+//! The dashboard and the project page.
+
+use super::html::{badge, escape, page, table, time};
+use super::{chart, UiError};
+use crate::auth::{AsViewer, Caller, ProjectAccess};
+use crate::state::now_ms;
+use crate::{accounts, jobs, ApiError, AppState};
+use axum::extract::State;
+use axum::response::Html;
+use std::fmt::Write;
+use tessera_store::JobRecord;
+use tessera_types::{JobState, ProjectId};
+
+/// Jobs read per project for the dashboard's counts and chart.
+const DASHBOARD_JOBS: u32 = 500;
+/// Jobs listed per project on the dashboard.
+const RECENT: usize = 8;
+/// The chart: this many buckets of this many minutes.
+const BUCKETS: usize = 24;
+const BUCKET_MIN: u32 = 15;
+
+const JOB_STATES: [JobState; 5] = [
+    JobState::Pending,
+    JobState::Running,
+    JobState::Succeeded,
+    JobState::Failed,
+    JobState::Cancelled,
+];
+
+fn job_rows(jobs: &[JobRecord]) -> Vec<Vec<String>> {
+    jobs.iter()
+        .map(|j| {
+            vec![
+                format!(r#"<a href="/ui/jobs/{0}">#{0}</a>"#, j.id.0),
+                format!(r#"<a href="/ui/jobs/{}">{}</a>"#, j.id.0, escape(&j.name)),
+                badge(j.state.as_str(), None),
+                time(j.created_at),
+                j.finished_at.map(time).unwrap_or_default(),
+            ]
+        })
+        .collect()
+}
+
+fn counts_html(jobs: &[&JobRecord]) -> String {
+    let mut out = String::from(r#"<div class="row">"#);
+    for state in JOB_STATES {
+        let n = jobs.iter().filter(|j| j.state == state).count();
+        let label = match state {
+            JobState::Pending => "queued",
+            other => other.as_str(),
+        };
+        let _ = write!(
+            out,
+            r#"<div class="stat" id="count-{label}"><b>{n}</b>{label}</div>"#
+        );
+    }
+    out.push_str("</div>");
+    out
+}
+
+pub(crate) async fn dashboard(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> Result<Html<String>, UiError> {
+    let name = caller.user.name.clone();
+    let projects = accounts::projects(&s, caller).await?;
+    let ids: Vec<i64> = projects.iter().map(|p| p.id).collect();
+    let per_project: Vec<Vec<JobRecord>> = s
+        .db(move |db| {
+            ids.iter()
+                .map(|&id| Ok(db.jobs_of_project(ProjectId(id), DASHBOARD_JOBS)?))
+                .collect::<Result<_, ApiError>>()
+        })
+        .await?;
+    let all: Vec<&JobRecord> = per_project.iter().flatten().collect();
+    let finished: Vec<u64> = all.iter().filter_map(|j| j.finished_at).collect();
+    let counts = chart::buckets(&finished, now_ms(), u64::from(BUCKET_MIN) * 60_000, BUCKETS);
+    let mut body = format!(
+        r#"<h1>Dashboard</h1>
+<h2>All your projects</h2>{}
+<h2>Throughput</h2><div class="scroll" id="throughput">{}</div>
+<p class="muted">Jobs finished per {BUCKET_MIN} minutes over the last {} hours.</p>"#,
+        counts_html(&all),
+        chart::throughput_svg(&counts, BUCKET_MIN),
+        BUCKETS as u32 * BUCKET_MIN / 60,
+    );
+    if projects.is_empty() {
+        body.push_str(r#"<p class="card">You are not a member of any project yet.</p>"#);
+    }
+    for (p, jobs) in projects.iter().zip(&per_project) {
+        let role = p.role.map_or("admin".to_string(), |r| r.to_string());
+        let refs: Vec<&JobRecord> = jobs.iter().collect();
+        let recent = &jobs[..jobs.len().min(RECENT)];
+        let list = if recent.is_empty() {
+            r#"<p class="muted">No jobs yet.</p>"#.to_string()
+        } else {
+            table(
+                &["id", "job", "state", "created (UTC)", "finished (UTC)"],
+                &job_rows(recent),
+            )
+        };
+        let _ = write!(
+            body,
+            r#"<section class="card project"><h2><a href="/ui/projects/{id}">{name}</a> <span class="muted">· {role}</span></h2>{counts}<h2>Recent jobs</h2>{list}</section>"#,
+            id = p.id,
+            name = escape(&p.name),
+            role = escape(&role),
+            counts = counts_html(&refs),
+        );
+    }
+    Ok(page("Dashboard", Some(&name), &body))
+}
+
+pub(crate) async fn project(
+    State(s): State<AppState>,
+    access: Result<ProjectAccess<AsViewer>, ApiError>,
+) -> Result<Html<String>, UiError> {
+    let access = access?;
+    let (caller, project) = (access.caller, access.project);
+    let name = caller.user.name.clone();
+    let members = accounts::members(&s, project.clone()).await?;
+    let keys = accounts::keys(&s, caller).await?;
+    let jobs = jobs::list(&s, project.clone(), 50).await?;
+    let member_rows: Vec<Vec<String>> = members
+        .iter()
+        .map(|m| {
+            vec![
+                escape(&m.user.name),
+                badge(&m.role.to_string(), None),
+                if m.user.admin { "admin" } else { "" }.to_string(),
+            ]
+        })
+        .collect();
+    let key_rows: Vec<Vec<String>> = keys
+        .iter()
+        .map(|k| {
+            vec![
+                escape(&k.name),
+                format!("<code>tsk_{}_…</code>", escape(&k.prefix)),
+                time(k.created_at),
+                k.last_used_at.map(time).unwrap_or_else(|| "never".into()),
+                k.revoked_at
+                    .map(|t| format!("revoked {}", time(t)))
+                    .unwrap_or_else(|| "active".into()),
+            ]
+        })
+        .collect();
+    let job_rows: Vec<Vec<String>> = jobs
+        .iter()
+        .map(|j| {
+            vec![
+                format!(r#"<a href="/ui/jobs/{0}">#{0}</a>"#, j.id),
+                format!(r#"<a href="/ui/jobs/{}">{}</a>"#, j.id, escape(&j.name)),
+                badge(j.state, None),
+                time(j.created_at),
+            ]
+        })
+        .collect();
+    let body = format!(
+        r#"<h1>Project {pname}</h1>
+<p class="muted">Created {created} UTC</p>
+<h2>Members</h2>{members}
+<h2>Your API keys</h2><p class="muted">Only names and prefixes: a key's secret is shown once, when it is created.</p>{keys}
+<h2>Jobs</h2>{jobs}"#,
+        pname = escape(&project.name),
+        created = time(project.created_at),
+        members = table(&["user", "role", ""], &member_rows),
+        keys = table(
+            &["name", "prefix", "created", "last used", "status"],
+            &key_rows
+        ),
+        jobs = table(&["id", "job", "state", "created (UTC)"], &job_rows),
+    );
+    Ok(page(
+        &format!("Project {}", project.name),
+        Some(&name),
+        &body,
+    ))
+}

@@ -1,0 +1,431 @@
+//! The web UI: sessions and authorization in-process, then the whole flow
+//! in real headless Chromium (log in, dashboard, job page watched live
+//! until the job succeeds, a task's log), with screenshots.
+
+use crate::harness::Server;
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use serde_json::json;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tessera_store::Accounts;
+use tower::ServiceExt;
+
+struct Page {
+    status: StatusCode,
+    location: Option<String>,
+    cookie: Option<String>,
+    body: String,
+}
+
+async fn ui(
+    s: &Server,
+    method: Method,
+    path: &str,
+    cookie: Option<&str>,
+    form: Option<&str>,
+) -> Page {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(c) = cookie {
+        req = req.header(header::COOKIE, c);
+    }
+    let body = match form {
+        Some(f) => {
+            req = req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+            Body::from(f.to_string())
+        }
+        None => Body::empty(),
+    };
+    let r = s
+        .app
+        .clone()
+        .oneshot(req.body(body).unwrap())
+        .await
+        .unwrap();
+    let text = |name| {
+        r.headers()
+            .get(name)
+            .map(|v: &header::HeaderValue| v.to_str().unwrap().to_string())
+    };
+    let (location, cookie) = (text(header::LOCATION), text(header::SET_COOKIE));
+    let status = r.status();
+    let bytes = axum::body::to_bytes(r.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    Page {
+        status,
+        location,
+        cookie,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+/// Logs in with `key`; returns the `name=value` cookie.
+async fn login(s: &Server, key: &str) -> String {
+    let p = ui(
+        s,
+        Method::POST,
+        "/ui/login",
+        None,
+        Some(&format!("key={key}")),
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    assert_eq!(p.location.as_deref(), Some("/ui"));
+    let set = p.cookie.expect("a session cookie");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    set.split(';').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn ui_sessions_follow_the_key_and_pages_authorize_like_the_api() {
+    let s = Server::start();
+    let admin = s.admin_key.clone();
+    let alpha = s.project("alpha<b>", &admin).await;
+    let (_, outsider) = s.user("outsider", false).await;
+    let spec = "name: '<script>x</script>'\ntasks:\n  - name: a\n    action: {kind: noop}\n";
+    let r = s
+        .post_yaml(&format!("/api/v1/projects/{alpha}/jobs"), &admin, spec)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let job = r.json()["id"].as_i64().unwrap();
+
+    // No session: pages redirect to the login; / goes to /ui.
+    let p = ui(&s, Method::GET, "/", None, None).await;
+    assert_eq!(p.location.as_deref(), Some("/ui"));
+    for path in ["/ui", &format!("/ui/jobs/{job}"), "/ui/projects/1"] {
+        let p = ui(&s, Method::GET, path, None, None).await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(p.location.as_deref(), Some("/ui/login"), "{path}");
+    }
+    let p = ui(&s, Method::GET, "/ui", Some("tessera_session=forged"), None).await;
+    assert_eq!(p.location.as_deref(), Some("/ui/login"));
+
+    // A wrong key is refused on the login page, escaped.
+    let mut wrong = admin.clone();
+    wrong.replace_range(
+        wrong.len() - 1..,
+        if wrong.ends_with('x') { "y" } else { "x" },
+    );
+    let p = ui(
+        &s,
+        Method::POST,
+        "/ui/login",
+        None,
+        Some(&format!("key={wrong}")),
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED);
+    assert!(p.cookie.is_none());
+    assert!(p.body.contains("login-error"), "{}", p.body);
+
+    // The admin sees the dashboard and the job, with user strings escaped.
+    let c = login(&s, &admin).await;
+    let p = ui(&s, Method::GET, "/ui", Some(&c), None).await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("alpha&lt;b&gt;"), "{}", p.body);
+    assert!(!p.body.contains("<script>x</script>"));
+    assert!(p.body.contains("&lt;script&gt;x&lt;/script&gt;"));
+    assert!(p.body.contains("<svg"), "the throughput chart");
+    let p = ui(&s, Method::GET, &format!("/ui/jobs/{job}"), Some(&c), None).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(p.body.contains(r#"id="dag""#));
+    let p = ui(
+        &s,
+        Method::GET,
+        &format!("/ui/jobs/{job}/state.json"),
+        Some(&c),
+        None,
+    )
+    .await;
+    let state: serde_json::Value = serde_json::from_str(&p.body).unwrap();
+    assert_eq!(state["total"], 1);
+    let p = ui(
+        &s,
+        Method::GET,
+        &format!("/ui/projects/{alpha}"),
+        Some(&c),
+        None,
+    )
+    .await;
+    assert!(
+        p.body.contains("bootstrap"),
+        "the admin's key by name: {}",
+        p.body
+    );
+
+    // An outsider: 403 on another project's job and project, 404 on none.
+    let o = login(&s, &outsider).await;
+    let p = ui(&s, Method::GET, &format!("/ui/jobs/{job}"), Some(&o), None).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    let p = ui(
+        &s,
+        Method::GET,
+        &format!("/ui/projects/{alpha}"),
+        Some(&o),
+        None,
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    let p = ui(&s, Method::GET, "/ui/jobs/999999", Some(&o), None).await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
+    let p = ui(
+        &s,
+        Method::GET,
+        &format!("/ui/jobs/{job}/tasks/0/logs"),
+        Some(&o),
+        None,
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+
+    // Logout ends the session; so does revoking the key it was opened with.
+    let p = ui(&s, Method::POST, "/ui/logout", Some(&o), None).await;
+    assert_eq!(p.location.as_deref(), Some("/ui/login"));
+    let p = ui(&s, Method::GET, "/ui", Some(&o), None).await;
+    assert_eq!(p.location.as_deref(), Some("/ui/login"));
+    let r = s
+        .send_json(Method::POST, "/api/v1/keys", &admin, json!({"name": "ui"}))
+        .await;
+    let (key, key_id) = (
+        r.json()["secret"].as_str().unwrap().to_string(),
+        r.json()["key"]["id"].as_i64().unwrap(),
+    );
+    let c2 = login(&s, &key).await;
+    assert_eq!(
+        ui(&s, Method::GET, "/ui", Some(&c2), None).await.status,
+        StatusCode::OK
+    );
+    let r = s
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/keys/{key_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let p = ui(&s, Method::GET, "/ui", Some(&c2), None).await;
+    assert_eq!(
+        p.location.as_deref(),
+        Some("/ui/login"),
+        "a revoked key's session ends"
+    );
+}
+
+/// chromedriver, killed when dropped.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn screenshots_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_in_headless_chromium_logs_in_and_watches_a_job_finish() {
+    use fantoccini::{ClientBuilder, Locator};
+
+    if !(on_path("chromium") && on_path("chromedriver")) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium and chromedriver are needed for the UI test under CI; \
+             install them (apt-get install chromium chromium-driver; .ci/run does)"
+        );
+        eprintln!("skipping: chromium not installed");
+        return;
+    }
+    let s = Server::start();
+    let admin = s.admin_key.clone();
+    let mut store = s.store();
+    let now = 1;
+    let owner = store.create_user("ada", false, now).unwrap();
+    let (key, prefix, hash) = tessera_api::new_api_key();
+    store
+        .create_key(owner.id, "laptop", &prefix, &hash, now)
+        .unwrap();
+    let project = store.create_project("films", owner.id, now).unwrap();
+    drop(store);
+    let spec = json!({
+        "name": "encode-trailer",
+        "tasks": [
+            {"name": "probe", "action": {"kind": "command", "argv": ["sh", "-c", "echo probed-ok"]}},
+            {"name": "chunk-0", "action": {"kind": "command", "argv": ["sh", "-c", "sleep 1; echo chunk 0"]}, "deps": [{"selector": "probe"}]},
+            {"name": "chunk-1", "action": {"kind": "command", "argv": ["sh", "-c", "echo chunk 1"]}, "deps": [{"selector": "probe"}]},
+            {"name": "concat", "action": {"kind": "command", "argv": ["sh", "-c", "echo joined"]}, "deps": [{"selector": "chunk-*"}]}
+        ]
+    });
+    let r = s
+        .send_json(
+            Method::POST,
+            &format!("/api/v1/projects/{}/jobs", project.id.0),
+            &key,
+            spec,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let job = r.json()["id"].as_i64().unwrap();
+    let _ = admin;
+
+    // The real server on a real port.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(tessera_api::serve(listener, s.state.clone(), async move {
+        let _ = stopped.await;
+    }));
+
+    let port = free_port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let _driver = Driver(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not listen within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,900"]}),
+    );
+    let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a chromedriver session");
+    let shots = screenshots_dir();
+    let shot = |name: &str, png: Vec<u8>| {
+        let path = shots.join(name);
+        std::fs::write(&path, png).unwrap();
+        println!("screenshot: {}", path.display());
+    };
+
+    // Log in.
+    c.goto(&format!("{base}/ui")).await.unwrap();
+    assert!(c.current_url().await.unwrap().path().ends_with("/ui/login"));
+    c.find(Locator::Css("#key"))
+        .await
+        .unwrap()
+        .send_keys(&key)
+        .await
+        .unwrap();
+    shot("login.png", c.screenshot().await.unwrap());
+    c.find(Locator::Css("#login"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // The dashboard lists the project and the job; click through to it.
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("section.project"))
+        .await
+        .unwrap();
+    let dash = c.source().await.unwrap();
+    assert!(
+        dash.contains("films") && dash.contains("encode-trailer"),
+        "{dash}"
+    );
+    shot("dashboard.png", c.screenshot().await.unwrap());
+    c.find(Locator::LinkText("encode-trailer"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // Live updates: the badge turns to succeeded without a manual reload.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let state = match c.find(Locator::Css("#job-state")).await {
+            Ok(e) => e.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if state == "succeeded" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {job} still {state:?} on the page after 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // After the final reload the page shows every task and its bars.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    c.wait()
+        .at_most(Duration::from_secs(5))
+        .for_element(Locator::Css("#gantt"))
+        .await
+        .unwrap();
+    let nodes = c.find_all(Locator::Css("#dag g.node")).await.unwrap();
+    assert_eq!(nodes.len(), 4, "one DAG node per task");
+    let edges = c.find_all(Locator::Css("#dag line.edge")).await.unwrap();
+    assert_eq!(
+        edges.len(),
+        4,
+        "probe->chunk-0, probe->chunk-1, chunk-*->concat"
+    );
+    let bars = c
+        .find_all(Locator::Css("#gantt rect.bar.o-succeeded"))
+        .await
+        .unwrap();
+    assert_eq!(bars.len(), 4, "one succeeded attempt bar per task");
+    shot("job.png", c.screenshot().await.unwrap());
+
+    // A task's stdout, through the session.
+    c.find(Locator::Css(
+        r#"a[href$="/tasks/0/logs?attempt=1&stream=stdout"]"#,
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    let text = c
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("probed-ok"), "{text}");
+
+    c.close().await.unwrap();
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
