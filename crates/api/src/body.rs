@@ -14,6 +14,10 @@ use tessera_types::JobSpec;
 /// The most a request body may hold.
 pub const BODY_LIMIT: usize = 1 << 20;
 
+/// The most a job spec may hold: large DAGs are submitted whole (a
+/// 100,000-task fan-out is about 8 MiB of JSON).
+pub const SPEC_LIMIT: usize = 64 << 20;
+
 /// A JSON body (`application/json`).
 pub(crate) struct JsonBody<T>(pub T);
 
@@ -41,8 +45,12 @@ fn json_rejection(e: JsonRejection) -> ApiError {
 }
 
 fn bytes_rejection(e: BytesRejection) -> ApiError {
+    bytes_rejection_at(e, BODY_LIMIT)
+}
+
+fn bytes_rejection_at(e: BytesRejection, limit: usize) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::PayloadTooLarge { limit: BODY_LIMIT }
+        ApiError::PayloadTooLarge { limit }
     } else {
         ApiError::BadRequest(format!(
             "could not read the request body: {}",
@@ -102,7 +110,7 @@ impl FromRequest<AppState> for SpecBody {
         };
         let bytes = Bytes::from_request(req, state)
             .await
-            .map_err(bytes_rejection)?;
+            .map_err(|e| bytes_rejection_at(e, SPEC_LIMIT))?;
         parse_spec(format, &bytes).map(SpecBody)
     }
 }

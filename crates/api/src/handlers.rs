@@ -6,16 +6,16 @@ use crate::body::{JsonBody, QueryArgs, SpecBody};
 use crate::jobs::Stream;
 use crate::views::{
     AttemptView, JobView, KeyView, MeView, MemberView, NewKeyView, NewUserView, ProjectView,
-    TaskView, UserView,
+    QuotaView, TaskView, UsageView, UserView,
 };
-use crate::{accounts, jobs, metrics, openapi, ApiError, AppState};
+use crate::{accounts, jobs, metrics, openapi, quota, ApiError, AppState};
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tessera_types::Role;
+use tessera_types::{Quota, Role};
 
 type Answer<T> = Result<Json<T>, ApiError>;
 type Created<T> = Result<(StatusCode, Json<T>), ApiError>;
@@ -103,6 +103,46 @@ pub(crate) async fn members(
     access: ProjectAccess<AsViewer>,
 ) -> Answer<Vec<MemberView>> {
     Ok(Json(accounts::members(&s, access.project).await?))
+}
+
+pub(crate) async fn quota(
+    State(s): State<AppState>,
+    access: ProjectAccess<AsViewer>,
+) -> Answer<QuotaView> {
+    Ok(Json(quota::get(&s, access.project).await?))
+}
+
+/// A whole quota: a limit left out or `null` is unlimited.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct QuotaBody {
+    #[serde(default)]
+    max_cpu: Option<u32>,
+    #[serde(default)]
+    max_memory_mb: Option<u64>,
+    #[serde(default)]
+    cpu_ms_per_window: Option<u64>,
+}
+
+pub(crate) async fn put_quota(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(project): Path<String>,
+    JsonBody(body): JsonBody<QuotaBody>,
+) -> Answer<QuotaView> {
+    let q = Quota {
+        max_cpu: body.max_cpu,
+        max_memory_mb: body.max_memory_mb,
+        cpu_ms_per_window: body.cpu_ms_per_window,
+    };
+    Ok(Json(quota::set(&s, project, q).await?))
+}
+
+pub(crate) async fn usage(
+    State(s): State<AppState>,
+    access: ProjectAccess<AsViewer>,
+) -> Answer<UsageView> {
+    Ok(Json(quota::usage(&s, access.project).await?))
 }
 
 #[derive(Deserialize)]

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 use tessera_core::Scheduler;
 use tessera_store::{JobRecord, ProjectRecord};
-use tessera_types::{JobSpec, TaskRef};
+use tessera_types::{JobSpec, TaskRef, TaskState};
 
 /// The most of a log one request returns: its last this many bytes.
 pub(crate) const LOG_LIMIT: u64 = 16 << 20;
@@ -64,9 +64,23 @@ pub(crate) async fn view(state: &AppState, job: JobRecord) -> Result<JobView, Ap
     Ok(JobView::new(&job, Some(&tasks)))
 }
 
+/// A job's tasks, with why each waiting or ready one has not started (asked
+/// of the driver, only when there is such a task).
 pub(crate) async fn tasks(state: &AppState, job: JobRecord) -> Result<Vec<TaskView>, ApiError> {
-    let tasks = state.db(move |db| Ok(db.tasks(job.id)?)).await?;
-    Ok(tasks.iter().map(TaskView::from).collect())
+    let id = job.id;
+    let tasks = state.db(move |db| Ok(db.tasks(id)?)).await?;
+    let mut views: Vec<TaskView> = tasks.iter().map(TaskView::from).collect();
+    let held = |v: &TaskView| matches!(v.state, TaskState::Waiting | TaskState::Ready);
+    if views.iter().any(held) {
+        let driver = state.driver.clone();
+        let reasons = tokio::task::spawn_blocking(move || driver.why_waiting(id)).await??;
+        for (index, reason) in reasons {
+            if let Some(v) = views.get_mut(index as usize).filter(|v| held(v)) {
+                v.waiting = Some(reason);
+            }
+        }
+    }
+    Ok(views)
 }
 
 pub(crate) async fn attempts(

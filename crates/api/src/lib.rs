@@ -33,13 +33,14 @@ mod jobs;
 mod keys;
 mod metrics;
 mod openapi;
+mod quota;
 mod routes;
 mod serve;
 mod state;
 mod ui;
 mod views;
 
-pub use body::BODY_LIMIT;
+pub use body::{BODY_LIMIT, SPEC_LIMIT};
 pub use error::ApiError;
 pub use keys::new_api_key;
 pub use openapi::document as openapi_document;

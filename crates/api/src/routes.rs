@@ -10,7 +10,8 @@ use axum::Router;
 use tessera_types::Role;
 
 /// Who may call a route. Project routes take the project (id or name) from
-/// the `{project}` path segment, job routes the job from `{id}`.
+/// the `{project}` path segment, job routes the job from `{id}`; an admin
+/// route with a `{project}` checks the caller before the project exists.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Auth {
     /// No key needed.
@@ -44,6 +45,9 @@ pub const ROUTES: &[(Method, &str, &str, Auth)] = &[
     (Method::GET, "/api/v1/keys", "The caller's API keys (never their secrets)", Auth::User),
     (Method::POST, "/api/v1/keys", "Create an API key {name}; the key is shown once", Auth::User),
     (Method::DELETE, "/api/v1/keys/{id}", "Revoke one of the caller's keys (an admin: anyone's)", Auth::User),
+    (Method::GET, "/api/v1/projects/{project}/quota", "A project's quota {max_cpu, max_memory_mb, cpu_ms_per_window} (null: unlimited)", Auth::Project(Role::Viewer)),
+    (Method::PUT, "/api/v1/projects/{project}/quota", "Replace a project's quota {max_cpu, max_memory_mb, cpu_ms_per_window} (null or absent: unlimited)", Auth::Admin),
+    (Method::GET, "/api/v1/projects/{project}/usage", "What a project uses now: running cpu and memory, decayed and in-window cpu-seconds, its quota", Auth::Project(Role::Viewer)),
     (Method::GET, "/api/v1/projects/{project}/jobs", "A project's jobs, newest first (?limit=N)", Auth::Project(Role::Viewer)),
     (Method::POST, "/api/v1/projects/{project}/jobs", "Submit a job spec (application/json or application/yaml)", Auth::Project(Role::Member)),
     (Method::GET, "/api/v1/jobs/{id}", "A job and its task counts by state", Auth::Job(Role::Viewer)),
@@ -73,8 +77,13 @@ fn endpoint(method: &Method, path: &str) -> MethodRouter<AppState> {
         ("GET", "/api/v1/keys") => get(h::keys),
         ("POST", "/api/v1/keys") => post(h::create_key),
         ("DELETE", "/api/v1/keys/{id}") => delete(h::revoke_key),
+        ("GET", "/api/v1/projects/{project}/quota") => get(h::quota),
+        ("PUT", "/api/v1/projects/{project}/quota") => put(h::put_quota),
+        ("GET", "/api/v1/projects/{project}/usage") => get(h::usage),
         ("GET", "/api/v1/projects/{project}/jobs") => get(h::jobs),
-        ("POST", "/api/v1/projects/{project}/jobs") => post(h::submit),
+        ("POST", "/api/v1/projects/{project}/jobs") => {
+            post(h::submit).layer(DefaultBodyLimit::max(crate::body::SPEC_LIMIT))
+        }
         ("GET", "/api/v1/jobs/{id}") => get(h::job),
         ("GET", "/api/v1/jobs/{id}/tasks") => get(h::tasks),
         ("GET", "/api/v1/jobs/{id}/attempts") => get(h::attempts),

@@ -5,7 +5,7 @@
 use serde::Serialize;
 use std::collections::BTreeMap;
 use tessera_store::{AttemptRecord, JobRecord, KeyRecord, ProjectRecord, TaskRecord, UserRecord};
-use tessera_types::{AttemptUsage, Millis, Role, TaskSpec, TaskState};
+use tessera_types::{AttemptUsage, Millis, Quota, Role, TaskSpec, TaskState};
 
 #[derive(Serialize)]
 pub(crate) struct UserView {
@@ -146,6 +146,9 @@ pub(crate) struct TaskView {
     pub created_at: Millis,
     pub updated_at: Millis,
     pub spec: TaskSpec,
+    /// Why a waiting or ready task has not started (dependencies, backoff,
+    /// its project's quota, no free slot); `null` otherwise.
+    pub waiting: Option<String>,
 }
 
 impl From<&TaskRecord> for TaskView {
@@ -161,6 +164,7 @@ impl From<&TaskRecord> for TaskView {
             created_at: t.created_at,
             updated_at: t.updated_at,
             spec: t.spec.clone(),
+            waiting: None,
         }
     }
 }
@@ -192,4 +196,35 @@ impl From<&AttemptRecord> for AttemptView {
             usage: a.usage,
         }
     }
+}
+
+/// A project's limits; `null` is unlimited.
+#[derive(Serialize)]
+pub(crate) struct QuotaView {
+    pub max_cpu: Option<u32>,
+    pub max_memory_mb: Option<u64>,
+    pub cpu_ms_per_window: Option<u64>,
+}
+
+impl From<Quota> for QuotaView {
+    fn from(q: Quota) -> Self {
+        Self {
+            max_cpu: q.max_cpu,
+            max_memory_mb: q.max_memory_mb,
+            cpu_ms_per_window: q.cpu_ms_per_window,
+        }
+    }
+}
+
+/// What a project uses now, as the running scheduler counts it.
+#[derive(Serialize)]
+pub(crate) struct UsageView {
+    /// Cpu slots and memory (MiB) its running attempts hold.
+    pub running_cpu: u32,
+    pub running_memory_mb: u64,
+    /// Recent cpu time, halving every half-life: what fair share compares.
+    pub decayed_cpu_seconds: f64,
+    /// Cpu time charged within the quota window: what `cpu_ms_per_window` limits.
+    pub window_cpu_seconds: f64,
+    pub quota: QuotaView,
 }

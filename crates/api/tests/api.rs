@@ -2,10 +2,14 @@
 //! driver thread running `serve()` with the local executor, and the router
 //! driven in-process (and once over a real listener).
 
+#[path = "api/arrays.rs"]
+mod arrays;
 #[path = "api/harness.rs"]
 mod harness;
 #[path = "api/meta.rs"]
 mod meta;
+#[path = "api/quota.rs"]
+mod quota;
 #[path = "api/slice.rs"]
 mod slice;
 #[path = "api/ui.rs"]

@@ -120,6 +120,14 @@ impl Client {
         )
     }
 
+    pub fn put_json(&self, path: &str, body: &Value) -> Result<Value> {
+        self.call(
+            "PUT",
+            path,
+            Some(("application/json", body.to_string().into_bytes())),
+        )
+    }
+
     /// A plain text body (logs).
     pub fn get_text(&self, path: &str) -> Result<String> {
         Ok(match self.get(path)? {
@@ -290,7 +298,7 @@ pub fn job(cmd: JobCmd) -> Result<()> {
             );
             let tasks = client.get(&format!("/jobs/{id}/tasks"))?;
             println!(
-                "{:>5}  {:<10}  {:>7}  {:<24}  REASON",
+                "{:>5}  {:<10}  {:>7}  {:<24}  REASON (waiting: why it has not started)",
                 "#", "STATE", "ATTEMPT", "TASK"
             );
             for t in tasks.as_array().into_iter().flatten() {
@@ -300,7 +308,10 @@ pub fn job(cmd: JobCmd) -> Result<()> {
                     t["state"].as_str().unwrap_or(""),
                     t["attempt"].to_string(),
                     t["name"].as_str().unwrap_or(""),
-                    t["reason"].as_str().unwrap_or("")
+                    t["waiting"]
+                        .as_str()
+                        .or_else(|| t["reason"].as_str())
+                        .unwrap_or("")
                 );
             }
         }
@@ -346,6 +357,27 @@ pub enum ProjectCmd {
     List,
     /// Create a project; you become its owner.
     Create { name: String },
+    /// Show a project's quota and usage; with a flag, change the quota
+    /// (admins only; limits not named stay as they are).
+    Quota(QuotaArgs),
+}
+
+#[derive(Args)]
+pub struct QuotaArgs {
+    /// The project (id or name).
+    project: String,
+    /// Cpu slots its running tasks may hold at once.
+    #[arg(long)]
+    max_cpu: Option<u32>,
+    /// Memory (MiB) its running tasks may hold at once.
+    #[arg(long)]
+    max_memory_mb: Option<u64>,
+    /// Cpu-seconds its attempts may use per quota window.
+    #[arg(long)]
+    cpu_seconds_per_window: Option<u64>,
+    /// Remove every limit first (then apply the flags given).
+    #[arg(long)]
+    unlimited: bool,
 }
 
 pub fn project(cmd: ProjectCmd) -> Result<()> {
@@ -369,7 +401,58 @@ pub fn project(cmd: ProjectCmd) -> Result<()> {
                 p["id"]
             );
         }
+        ProjectCmd::Quota(args) => quota(&client, args)?,
     }
+    Ok(())
+}
+
+fn quota(client: &Client, args: QuotaArgs) -> Result<()> {
+    let path = format!("/projects/{}/quota", args.project);
+    let changes = args.unlimited
+        || args.max_cpu.is_some()
+        || args.max_memory_mb.is_some()
+        || args.cpu_seconds_per_window.is_some();
+    let mut quota = if args.unlimited {
+        serde_json::json!({})
+    } else {
+        client.get(&path)?
+    };
+    if changes {
+        let mut set = |k: &str, v: Option<Value>| {
+            if let Some(v) = v {
+                quota[k] = v;
+            }
+        };
+        set("max_cpu", args.max_cpu.map(Value::from));
+        set("max_memory_mb", args.max_memory_mb.map(Value::from));
+        let cpu_ms = args.cpu_seconds_per_window.map(|s| s.saturating_mul(1000));
+        set("cpu_ms_per_window", cpu_ms.map(Value::from));
+        quota = client.put_json(&path, &quota)?;
+    }
+    let limit = |v: &Value, scale: u64, unit: &str| match v.as_u64() {
+        Some(n) => format!("{}{unit}", n / scale),
+        None => "unlimited".to_string(),
+    };
+    println!(
+        "max cpu:                {}",
+        limit(&quota["max_cpu"], 1, "")
+    );
+    println!(
+        "max memory:             {}",
+        limit(&quota["max_memory_mb"], 1, " MiB")
+    );
+    println!(
+        "cpu-seconds per window: {}",
+        limit(&quota["cpu_ms_per_window"], 1000, "")
+    );
+    let usage = client.get(&format!("/projects/{}/usage", args.project))?;
+    println!(
+        "now: {} cpu, {} MiB running; {:.1} cpu-seconds this window, {:.1} recent (decayed)",
+        usage["running_cpu"],
+        usage["running_memory_mb"],
+        usage["window_cpu_seconds"].as_f64().unwrap_or(0.0),
+        usage["decayed_cpu_seconds"].as_f64().unwrap_or(0.0)
+    );
     Ok(())
 }
 

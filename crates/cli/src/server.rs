@@ -190,6 +190,14 @@ pub fn run(args: ServerArgs) -> Result<()> {
         |sink| tessera_exec::LocalExecutor::new(tessera_exec::LocalConfig { op_program, sink }),
         driver_config,
     );
+    // Quotas live with the accounts (the API's store, where they are set);
+    // the driver enforces them, so it gets each one before it starts anything.
+    for project in api_store.projects()? {
+        let quota = api_store.quota(project.id)?;
+        if !quota.is_unlimited() {
+            driver.set_quota(project.id, quota)?;
+        }
+    }
     let resumed = driver.recover(None)?;
     let handle = driver.handle();
     let driver_thread = std::thread::Builder::new()

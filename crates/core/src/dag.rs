@@ -3,7 +3,7 @@
 
 use regex::Regex;
 use std::collections::HashMap;
-use tessera_types::{Condition, Selector, TaskSpec};
+use tessera_types::{Action, Condition, Selector, TaskSpec};
 
 /// Why a job spec (or an expansion) was refused. Each message names the task
 /// and says what to change.
@@ -37,6 +37,39 @@ pub enum SpecError {
     ZeroCpu(String),
     #[error("task {0:?}: a command needs at least a program name")]
     EmptyCommand(String),
+    #[error("task {0:?}: a script needs some text")]
+    EmptyScript(String),
+    #[error("task {0:?}: the script's shell is empty; omit `shell` to use /bin/sh")]
+    EmptyShell(String),
+    #[error(
+        "task {task:?} names the container image {image:?}; container tasks need the Docker \
+         executor, which this server does not have yet — remove `image` to run the command on the host"
+    )]
+    ImageUnsupported { task: String, image: String },
+    #[error(
+        "task {task:?} asks for gpus: {gpus}, but this machine offers no GPUs; \
+         remove `resources.gpus`"
+    )]
+    NoGpus { task: String, gpus: u32 },
+    #[error("task {task:?}: {reason}")]
+    BadArray { task: String, reason: String },
+    #[error("task {task:?} is an array of {size} tasks; at most {max} are allowed")]
+    ArrayTooBig { task: String, size: u64, max: u64 },
+    #[error(
+        "task {0:?} is an array task, but arrays are expanded only when a job is submitted \
+         (an expansion may not add array tasks)"
+    )]
+    Uncompiled(String),
+    #[error("task {task:?} uses ${{params.{param}}}, but the job has no parameter {param:?}")]
+    UnknownParam { task: String, param: String },
+    #[error("task {task:?} uses ${{array.{field}}}, but it is not an array task")]
+    NotAnArray { task: String, field: String },
+    #[error(
+        "task {task:?} uses ${{array.{field}}}; only ${{array.index}} and ${{array.count}} exist"
+    )]
+    UnknownArrayField { task: String, field: String },
+    #[error("task {task:?}: {text:?} has no closing \"}}\"")]
+    Unterminated { task: String, text: String },
 }
 
 /// Parents of each new task as unique (index, condition) edges. A parent named
@@ -115,10 +148,34 @@ fn check_task(t: &TaskSpec, capacity: u32) -> Result<(), SpecError> {
             capacity,
         });
     }
-    if let tessera_types::Action::Command { argv } = &t.action {
-        if argv.first().is_none_or(|p| p.is_empty()) {
+    match &t.action {
+        Action::Command { argv } if argv.first().is_none_or(|p| p.is_empty()) => {
             return Err(SpecError::EmptyCommand(t.name.clone()));
         }
+        Action::Script { script, .. } if script.trim().is_empty() => {
+            return Err(SpecError::EmptyScript(t.name.clone()));
+        }
+        Action::Script {
+            shell: Some(shell), ..
+        } if shell.is_empty() => {
+            return Err(SpecError::EmptyShell(t.name.clone()));
+        }
+        _ => {}
+    }
+    if let Some(image) = &t.image {
+        return Err(SpecError::ImageUnsupported {
+            task: t.name.clone(),
+            image: image.clone(),
+        });
+    }
+    if t.resources.gpus > 0 {
+        return Err(SpecError::NoGpus {
+            task: t.name.clone(),
+            gpus: t.resources.gpus,
+        });
+    }
+    if t.array.is_some() {
+        return Err(SpecError::Uncompiled(t.name.clone()));
     }
     Ok(())
 }
@@ -275,7 +332,6 @@ fn check_acyclic(base: usize, new: &[TaskSpec], parents: &Parents) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tessera_types::Action;
 
     fn g(p: &str, n: &str) -> bool {
         glob_match(&p.chars().collect::<Vec<_>>(), n)

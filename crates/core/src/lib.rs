@@ -27,6 +27,10 @@
 //!   next task; slots are taken while they are free.
 //! - **Why waiting**: [`Scheduler::why_waiting`] names what holds a task back
 //!   (dependencies, backoff, a quota, no free slot).
+//! - **Compilation**: [`compile`] turns a spec as written into the one the
+//!   scheduler runs: array tasks become one task per index (a dependency on
+//!   the array's name waits for all of them), `${params.NAME}` templates are
+//!   substituted, and the job is validated. It runs once, at submission.
 //! - **Fencing**: a report for an attempt that is not the task's current one is ignored.
 //!
 //! ```
@@ -61,6 +65,7 @@
 //! assert_eq!(why.to_string(), "project 7 is at its cpu quota (1 of 1)");
 //! ```
 
+mod compile;
 mod dag;
 mod dispatch;
 mod fair;
@@ -69,6 +74,7 @@ mod sched;
 mod step;
 mod why;
 
+pub use compile::{compile, ARRAY_COUNT_ENV, ARRAY_INDEX_ENV, MAX_ARRAY};
 pub use dag::{glob_match, SpecError};
 pub use fair::{Policy, ProjectUsage, Quota, QuotaKind};
 pub use sched::{Scheduler, MAX_LOST};

@@ -1,5 +1,6 @@
 //! The scheduler state machine: events and `now` in, a [`Step`] out.
 
+use crate::compile::compile_for;
 use crate::dag::{resolve, SpecError};
 use crate::fair::{Policy, Project, ProjectUsage, Quota};
 use crate::step::{Command, Event, Step};
@@ -172,12 +173,16 @@ impl Scheduler {
         self.active == 0
     }
 
-    /// Checks a job spec without submitting it.
+    /// Checks a job spec as written (arrays, templates) without submitting it.
     pub fn validate(&self, spec: &JobSpec) -> Result<(), SpecError> {
-        if spec.tasks.is_empty() {
-            return Err(SpecError::Empty);
-        }
-        resolve(&[], &spec.tasks, self.capacity).map(|_| ())
+        self.compile(spec).map(|_| ())
+    }
+
+    /// [`compile`](crate::compile)s a spec as written and checks it against
+    /// this machine's capacity. Submit the result: [`Scheduler::submit_in`]
+    /// takes compiled specs, and refuses array tasks.
+    pub fn compile(&self, spec: &JobSpec) -> Result<JobSpec, SpecError> {
+        compile_for(spec, self.capacity)
     }
 
     /// Adds a job of no project the store has just committed (all tasks waiting).
@@ -185,7 +190,9 @@ impl Scheduler {
         self.submit_in(id, None, spec, now)
     }
 
-    /// Adds a job owned by `project` (its quotas and fair share apply).
+    /// Adds a job owned by `project` (its quotas and fair share apply). The
+    /// spec must be compiled ([`Scheduler::compile`]); templates in it are
+    /// taken literally.
     pub fn submit_in(
         &mut self,
         id: JobId,

@@ -1,13 +1,15 @@
+use crate::handle::{DriverHandle, Input};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tessera_core::{Command, Event, Scheduler, SpecError, Step};
+use tessera_core::{Command, Event, Policy, Scheduler, SpecError, Step};
 use tessera_exec::{EventSink, ExecEvent, Executor, StartRequest};
 use tessera_store::{Store, StoreError};
 use tessera_types::{
-    AttemptNo, Change, JobId, JobSpec, JobState, Millis, Progress, ProjectId, TaskRef, TaskSpec,
+    AttemptNo, Change, JobId, JobSpec, JobState, Millis, Progress, ProjectId, Quota, TaskRef,
+    TaskSpec, TaskState,
 };
 
 /// What the driver needs to know about its machine.
@@ -73,57 +75,6 @@ impl SystemClock {
     }
 }
 
-enum Input {
-    Exec(ExecEvent),
-    Submit {
-        project: Option<ProjectId>,
-        spec: Box<JobSpec>,
-        key: Option<String>,
-        reply: Sender<Result<JobId, DriverError>>,
-    },
-    Cancel(JobId),
-    Interrupt,
-}
-
-/// Sends requests to a running driver from any thread (a signal handler's
-/// thread, an API handler).
-#[derive(Clone)]
-pub struct DriverHandle {
-    tx: Sender<Input>,
-}
-
-impl DriverHandle {
-    pub fn cancel(&self, job: JobId) {
-        let _ = self.tx.send(Input::Cancel(job));
-    }
-
-    /// Stops cleanly: kills running attempts, records them as interrupted
-    /// (back in the queue), starts nothing new.
-    pub fn interrupt(&self) {
-        let _ = self.tx.send(Input::Interrupt);
-    }
-
-    /// Submits a job to a driver running [`Driver::serve`] on another thread
-    /// and waits until it is committed (or refused). Blocks: call it from a
-    /// blocking context.
-    pub fn submit(
-        &self,
-        project: Option<ProjectId>,
-        spec: JobSpec,
-        key: Option<String>,
-    ) -> Result<JobId, DriverError> {
-        let (reply, rx) = mpsc::channel();
-        let input = Input::Submit {
-            project,
-            spec: Box::new(spec),
-            key,
-            reply,
-        };
-        self.tx.send(input).map_err(|_| DriverError::Stopped)?;
-        rx.recv().map_err(|_| DriverError::Stopped)?
-    }
-}
-
 struct Running {
     spec: Arc<TaskSpec>,
     expand: Option<PathBuf>,
@@ -138,6 +89,8 @@ pub struct Driver<S, E> {
     config: DriverConfig,
     running: HashMap<(TaskRef, AttemptNo), Running>,
     interrupted: bool,
+    /// Whether past attempts' usage has been charged (once per scheduler).
+    usage_restored: bool,
 }
 
 /// Events handled per turn at most, so one turn's transaction stays bounded.
@@ -161,6 +114,7 @@ impl<S: Store, E: Executor> Driver<S, E> {
             config,
             running: HashMap::new(),
             interrupted: false,
+            usage_restored: false,
         }
     }
 
@@ -199,6 +153,7 @@ impl<S: Store, E: Executor> Driver<S, E> {
             }
         }
         let now = SystemClock::now();
+        self.restore_usage(now)?;
         let mut jobs = self.store.load_unfinished()?;
         jobs.retain(|j| wanted(j.id));
         let mut step = Step::default();
@@ -207,6 +162,43 @@ impl<S: Store, E: Executor> Driver<S, E> {
         }
         self.commit_and_act(step, now, &mut ())?;
         Ok(jobs.len())
+    }
+
+    /// Charges the scheduler with the attempts that ended within what fair
+    /// share and cpu-time quotas still remember (see [`usage_horizon`]), so
+    /// both survive a restart. Once per driver: `recover` may run again.
+    fn restore_usage(&mut self, now: Millis) -> Result<(), DriverError> {
+        if self.usage_restored {
+            return Ok(());
+        }
+        let since = now.saturating_sub(usage_horizon(self.sched.policy()));
+        for (project, cpu_ms, ended_at) in self.store.usage_since(since)? {
+            self.sched.record_usage(project, cpu_ms, ended_at);
+        }
+        self.usage_restored = true;
+        Ok(())
+    }
+
+    /// Sets a project's quota (see [`Scheduler::set_quota`]) and starts what
+    /// a raised one now allows. The store does not keep quotas for the
+    /// driver: whoever owns them (the server, from its accounts) sets them
+    /// here before [`recover`](Self::recover) and on every change.
+    pub fn set_quota(&mut self, project: ProjectId, quota: Quota) -> Result<(), DriverError> {
+        self.sched.set_quota(project, quota);
+        let now = SystemClock::now();
+        let step = self.sched.tick(now);
+        self.commit_and_act(step, now, &mut ())
+    }
+
+    /// Why each waiting or ready task of `job` has not started, in index
+    /// order (empty for a job the scheduler does not hold).
+    pub fn why_waiting(&self, job: JobId, now: Millis) -> Vec<(u32, String)> {
+        (0u32..)
+            .map(|i| (i, TaskRef::new(job, i)))
+            .map_while(|(i, t)| self.sched.task_state(t).map(|s| (i, t, s)))
+            .filter(|(_, _, s)| matches!(s, TaskState::Waiting | TaskState::Ready))
+            .filter_map(|(i, t, _)| Some((i, self.sched.why_waiting(t, now)?.to_string())))
+            .collect()
     }
 
     /// Validates, commits, and queues a job (of no project: the CLI's own jobs).
@@ -221,7 +213,9 @@ impl<S: Store, E: Executor> Driver<S, E> {
         spec: &JobSpec,
         key: Option<&str>,
     ) -> Result<JobId, DriverError> {
-        self.sched.validate(spec)?;
+        // Arrays and templates are expanded once, here: the store holds the
+        // compiled spec, so a restored job is never expanded again.
+        let spec = &self.sched.compile(spec)?;
         let now = SystemClock::now();
         let id = self.store.create_job(project, spec, key, now)?;
         let step = self.sched.submit_in(id, project, spec, now)?;
@@ -386,6 +380,25 @@ impl<S: Store, E: Executor> Driver<S, E> {
                 Step::default()
             }
             Input::Cancel(job) => self.sched.handle(Event::CancelJob { job }, now),
+            Input::SetQuota {
+                project,
+                quota,
+                reply,
+            } => {
+                // The loop ticks after this turn's inputs: that starts what
+                // a raised quota allows.
+                self.sched.set_quota(project, quota);
+                let _ = reply.send(());
+                Step::default()
+            }
+            Input::WhyWaiting { job, reply } => {
+                let _ = reply.send(self.why_waiting(job, now));
+                Step::default()
+            }
+            Input::Usage { project, reply } => {
+                let _ = reply.send(self.sched.project_usage(project, now));
+                Step::default()
+            }
             Input::Interrupt => {
                 self.interrupted = true;
                 self.sched.set_paused(true);
@@ -458,6 +471,15 @@ impl<S: Store, E: Executor> Driver<S, E> {
             log_dir: job_dir.join("logs"),
         }
     }
+}
+
+/// How far back a restarted driver charges past attempts: the quota window,
+/// or eight half-lives of fair share's decay (after which an attempt weighs
+/// under 0.4% of its cpu time), whichever is longer.
+pub fn usage_horizon(policy: Policy) -> Millis {
+    policy
+        .quota_window_ms
+        .max(policy.usage_half_life_ms.saturating_mul(8))
 }
 
 /// Where an attempt's `stream` ("stdout" or "stderr") log is written, under

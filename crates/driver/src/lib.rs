@@ -24,7 +24,9 @@
 //! ```
 
 mod driver;
+mod handle;
 
 pub use driver::{
-    attempt_log_path, Driver, DriverConfig, DriverError, DriverHandle, Exit, Observer, SystemClock,
+    attempt_log_path, usage_horizon, Driver, DriverConfig, DriverError, Exit, Observer, SystemClock,
 };
+pub use handle::DriverHandle;

@@ -5,7 +5,10 @@
 //! - `run`: DAGs, retries, time limits, cancellation, refused specs.
 //! - `restart`: interrupt and resume, crash recovery with an orphan process,
 //!   expansion across a restart.
+//! - `quota`: a project held back by its quota, and usage restored after a restart.
 
+#[path = "driver/quota.rs"]
+mod quota;
 #[path = "driver/restart.rs"]
 mod restart;
 #[path = "driver/run.rs"]

@@ -18,7 +18,9 @@ impl Executor for InProcessExecutor {
     fn start(&mut self, req: StartRequest) {
         let result = match req.action {
             Action::Noop => Ok(()),
-            Action::Op { .. } | Action::Command { .. } => Err(ExecError::NotNoop.to_string()),
+            Action::Op { .. } | Action::Command { .. } | Action::Script { .. } => {
+                Err(ExecError::NotNoop.to_string())
+            }
         };
         let usage = AttemptUsage::default();
         (self.sink)(ExecEvent::Exited {

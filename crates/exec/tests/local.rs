@@ -288,6 +288,45 @@ fn env_vars_and_workdir_are_applied() {
 }
 
 #[test]
+fn scripts_run_through_the_shell_and_commands_never_do() {
+    let mut rig = Rig::new();
+    let mut req = rig.request(
+        "script",
+        Action::script("for i in 1 2; do echo \"$FOO-$i\"; done | tr a-z A-Z; exit 3"),
+    );
+    req.env.insert("FOO".into(), "x".into());
+    rig.exec.start(req);
+    let events = rig.until_exit();
+    assert!(
+        matches!(events.last(), Some(ExecEvent::Exited { result: Err(e), .. }) if e.contains('3')),
+        "{events:?}"
+    );
+    assert_eq!(rig.log("script", "stdout"), "X-1\nX-2\n");
+
+    let named = Action::Script {
+        script: "echo \"$0\"".into(),
+        shell: Some("sh".into()),
+    };
+    let (result, ..) = rig.run("named", named);
+    assert_eq!(result, Ok(()));
+    assert_eq!(rig.log("named", "stdout"), "sh\n");
+
+    let missing = Action::Script {
+        script: "true".into(),
+        shell: Some("/nonexistent/shell".into()),
+    };
+    let (result, ..) = rig.run("missing-shell", missing);
+    assert_eq!(
+        result,
+        Err("could not start `/nonexistent/shell`: No such file or directory".into())
+    );
+
+    let (result, ..) = rig.run("argv", Action::command(["echo", "$HOME", "a|b", "*"]));
+    assert_eq!(result, Ok(()));
+    assert_eq!(rig.log("argv", "stdout"), "$HOME a|b *\n");
+}
+
+#[test]
 fn ops_run_through_the_op_program_and_noops_need_no_process() {
     let mut rig = Rig::new();
     let (result, ..) = rig.run("probe", Action::op("probe", ["in.mkv", "--json"]));

@@ -7,7 +7,7 @@
 //! and shows the key once.
 
 use crate::StoreError;
-use tessera_types::{KeyId, Millis, ProjectId, Role, UserId};
+use tessera_types::{KeyId, Millis, ProjectId, Quota, Role, UserId};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserRecord {
@@ -80,6 +80,12 @@ pub trait Accounts: Send {
     ) -> Result<(), StoreError>;
     fn members(&self, project: ProjectId) -> Result<Vec<(UserRecord, Role)>, StoreError>;
     fn role(&self, project: ProjectId, user: UserId) -> Result<Option<Role>, StoreError>;
+
+    /// Replaces a project's quota (every limit at once; `None` is
+    /// unlimited). The store only keeps it: the scheduler enforces it.
+    fn set_quota(&mut self, project: ProjectId, quota: Quota) -> Result<(), StoreError>;
+    /// A project's quota (unlimited until set).
+    fn quota(&self, project: ProjectId) -> Result<Quota, StoreError>;
 
     fn create_key(
         &mut self,

@@ -1,7 +1,7 @@
 //! A boxed store is a store, so a caller can choose the backend at run time
 //! (`Driver<Box<dyn Store + Send>>`).
 
-use crate::{AttemptRecord, JobRecord, Store, StoreError, TaskRecord};
+use crate::{AttemptRecord, JobRecord, Store, StoreError, TaskRecord, UsageRow};
 use tessera_types::{
     AttemptNo, Change, JobId, JobSnapshot, JobSpec, JobState, Millis, ProjectId, TaskRef, TaskState,
 };
@@ -60,5 +60,8 @@ impl<S: Store + ?Sized> Store for Box<S> {
         pid: u32,
     ) -> Result<(), StoreError> {
         (**self).set_attempt_pid(task, attempt, pid)
+    }
+    fn usage_since(&self, since: Millis) -> Result<Vec<UsageRow>, StoreError> {
+        (**self).usage_since(since)
     }
 }

@@ -3,7 +3,7 @@
 //! message.
 
 use crate::StoreError;
-use tessera_types::AttemptOutcome;
+use tessera_types::{AttemptOutcome, Quota, TaskSpec};
 
 /// Parses a column with `FromStr` (states, roles); `what` names the row.
 pub(crate) fn parse<T: std::str::FromStr>(what: &str, s: &str) -> Result<T, StoreError>
@@ -46,4 +46,58 @@ pub(crate) fn outcome_from(kind: &str, message: Option<String>) -> Result<Attemp
         "lost" => AttemptOutcome::Lost { reason: message },
         other => return Err(other.to_string()),
     })
+}
+
+/// A quota as its three nullable `BIGINT` columns (`max_cpu`,
+/// `max_memory_mb`, `cpu_ms_per_window`; `NULL` is unlimited).
+pub(crate) fn quota_columns(quota: &Quota) -> Result<[Option<i64>; 3], StoreError> {
+    let big = |what: &str, v: Option<u64>| {
+        v.map(|v| {
+            i64::try_from(v).map_err(|_| StoreError::Invalid(format!("{what} {v} is too large")))
+        })
+        .transpose()
+    };
+    Ok([
+        quota.max_cpu.map(i64::from),
+        big("a quota's max_memory_mb", quota.max_memory_mb)?,
+        big("a quota's cpu_ms_per_window", quota.cpu_ms_per_window)?,
+    ])
+}
+
+/// The quota in a project's three quota columns; `what` names the row.
+pub(crate) fn quota_from(what: &str, columns: [Option<i64>; 3]) -> Result<Quota, StoreError> {
+    let [cpu, memory, cpu_ms] = columns;
+    let bad = |column: &str, v: i64| StoreError::corrupt(format!("{what}: {column} {v}"));
+    let unsigned = |column: &str, v: Option<i64>| {
+        v.map(|v| u64::try_from(v).map_err(|_| bad(column, v)))
+            .transpose()
+    };
+    Ok(Quota {
+        max_cpu: cpu
+            .map(|v| u32::try_from(v).map_err(|_| bad("max_cpu", v)))
+            .transpose()?,
+        max_memory_mb: unsigned("max_memory_mb", memory)?,
+        cpu_ms_per_window: unsigned("cpu_ms_per_window", cpu_ms)?,
+    })
+}
+
+/// What an ended attempt is charged, as the scheduler charges it: its
+/// measured cpu time, or else its wall time times the cpu slots its task
+/// holds (from `spec_json`, which the queries select only when needed).
+pub(crate) fn charged_cpu_ms(
+    what: &str,
+    cpu_ms: Option<i64>,
+    wall_ms: Option<i64>,
+    spec_json: Option<&str>,
+) -> Result<u64, StoreError> {
+    let cpu_ms = cpu_ms.unwrap_or(0).max(0) as u64;
+    if cpu_ms > 0 {
+        return Ok(cpu_ms);
+    }
+    let wall_ms = wall_ms.unwrap_or(0).max(0) as u64;
+    let cpu = match spec_json {
+        Some(s) if wall_ms > 0 => json::<TaskSpec>(what, s)?.resources.cpu,
+        _ => 1,
+    };
+    Ok(wall_ms.saturating_mul(u64::from(cpu)))
 }

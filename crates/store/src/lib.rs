@@ -43,4 +43,4 @@ pub use accounts::{Accounts, KeyRecord, ProjectRecord, UserRecord};
 pub use error::StoreError;
 pub use record::{AttemptRecord, JobRecord, TaskRecord};
 pub use sqlite::{SqliteStore, SCHEMA_VERSION};
-pub use store::Store;
+pub use store::{Store, UsageRow};

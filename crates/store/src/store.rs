@@ -3,6 +3,10 @@ use tessera_types::{
     AttemptNo, Change, JobId, JobSnapshot, JobSpec, JobState, Millis, ProjectId, TaskRef, TaskState,
 };
 
+/// One ended attempt's charge, for [`Store::usage_since`]: its job's project,
+/// the cpu-milliseconds it is charged, and when it ended.
+pub type UsageRow = (Option<ProjectId>, u64, Millis);
+
 /// The durable record of jobs, tasks and attempts.
 ///
 /// Writers (the driver) create jobs and apply batches of [`Change`]s; each
@@ -73,4 +77,13 @@ pub trait Store: Send {
         attempt: AttemptNo,
         pid: u32,
     ) -> Result<(), StoreError>;
+
+    /// Attempts that ended at or after `since`, oldest end first (ties in
+    /// task and attempt order), each with its job's project and what it is
+    /// charged: its measured `cpu_ms`, or when that is 0 (unmeasured) its
+    /// `wall_ms` times its task's cpu, as the scheduler charges a live
+    /// attempt. Attempts charged nothing are left out. A restarted driver
+    /// feeds these to `Scheduler::record_usage`, so fair share and cpu-time
+    /// quotas remember what ran before.
+    fn usage_since(&self, since: Millis) -> Result<Vec<UsageRow>, StoreError>;
 }

@@ -17,15 +17,17 @@
 mod change;
 mod ids;
 mod progress;
+mod quota;
 mod spec;
 mod state;
 
 pub use change::{Change, JobSnapshot, TaskSnapshot};
 pub use ids::{AttemptNo, JobId, KeyId, Millis, NodeId, ProjectId, TaskRef, UserId};
 pub use progress::{parse_progress_line, progress_line, Progress, PROGRESS_PREFIX};
+pub use quota::Quota;
 pub use spec::{
-    Action, Condition, Dependency, JobSpec, Resources, RetryPolicy, Selector, SelectorError,
-    TaskSpec,
+    Action, ArraySpec, Condition, Dependency, JobSpec, Resources, RetryPolicy, Selector,
+    SelectorError, TaskSpec, DEFAULT_SHELL,
 };
 pub use state::{
     AttemptOutcome, AttemptUsage, JobState, ParseStateError, Role, TaskState, TransitionError,

@@ -7,10 +7,18 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A job: a named DAG of tasks. Dependencies refer to tasks by name.
+///
+/// A spec as written may use array tasks and `${params.NAME}` templates;
+/// `tessera_core::compile` expands and substitutes them, and the compiled
+/// spec (no arrays, no templates) is what the store and scheduler hold.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
     pub name: String,
+    /// Template parameters, substituted for `${params.NAME}` in argv, op
+    /// arguments, scripts, env values and images when the job is compiled.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, String>,
     pub tasks: Vec<TaskSpec>,
 }
 
@@ -18,8 +26,14 @@ impl JobSpec {
     pub fn new(name: impl Into<String>, tasks: Vec<TaskSpec>) -> Self {
         Self {
             name: name.into(),
+            params: BTreeMap::new(),
             tasks,
         }
+    }
+
+    pub fn with_param(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.params.insert(key.into(), value.into());
+        self
     }
 }
 
@@ -30,6 +44,13 @@ pub struct TaskSpec {
     /// Unique within the job; selectors match against it.
     pub name: String,
     pub action: Action,
+    /// A container image to run the action in. Refused at validation until
+    /// the server has a Docker executor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Makes this entry an array of tasks, expanded when the job is compiled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub array: Option<ArraySpec>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
     #[serde(default)]
@@ -55,6 +76,8 @@ impl TaskSpec {
         Self {
             name: name.into(),
             action,
+            image: None,
+            array: None,
             env: BTreeMap::new(),
             resources: Resources::default(),
             deps: Vec::new(),
@@ -117,6 +140,59 @@ impl TaskSpec {
         self.expands = true;
         self
     }
+
+    pub fn with_image(mut self, image: impl Into<String>) -> Self {
+        self.image = Some(image.into());
+        self
+    }
+
+    pub fn with_gpus(mut self, gpus: u32) -> Self {
+        self.resources.gpus = gpus;
+        self
+    }
+
+    pub fn with_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.resources.labels.insert(key.into(), value.into());
+        self
+    }
+
+    pub fn with_array(mut self, array: ArraySpec) -> Self {
+        self.array = Some(array);
+        self
+    }
+}
+
+/// Indices of an array task: `{ count: N }` (0 to N-1) or
+/// `{ start: A, end: B }` (A to B inclusive). Exactly one form is allowed;
+/// `tessera_core::compile` checks it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArraySpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<u64>,
+}
+
+impl ArraySpec {
+    /// Indices 0 to `n - 1`.
+    pub fn count(n: u64) -> Self {
+        Self {
+            count: Some(n),
+            ..Self::default()
+        }
+    }
+
+    /// Indices `start` to `end`, both included.
+    pub fn range(start: u64, end: u64) -> Self {
+        Self {
+            count: None,
+            start: Some(start),
+            end: Some(end),
+        }
+    }
 }
 
 /// What an attempt runs.
@@ -127,11 +203,28 @@ pub enum Action {
     Op { op: String, args: Vec<String> },
     /// A program and its arguments, run directly (never through a shell).
     Command { argv: Vec<String> },
+    /// A script, run as `<shell> -c <script>`; the only action that uses a
+    /// shell. The shell defaults to [`DEFAULT_SHELL`].
+    Script {
+        script: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shell: Option<String>,
+    },
     /// Does nothing and succeeds; for tests and benchmarks of the scheduler.
     Noop,
 }
 
+/// The shell a [`Action::Script`] runs in unless it names another.
+pub const DEFAULT_SHELL: &str = "/bin/sh";
+
 impl Action {
+    pub fn script(script: impl Into<String>) -> Self {
+        Action::Script {
+            script: script.into(),
+            shell: None,
+        }
+    }
+
     pub fn command<I, S>(argv: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -164,6 +257,17 @@ pub struct Resources {
     /// Memory in MiB; 0 means "not stated".
     #[serde(default)]
     pub memory_mb: u64,
+    /// GPUs; recorded and validated (this machine offers none yet).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gpus: u32,
+    /// Placement labels a worker must carry; recorded, not yet enforced
+    /// (placement comes with worker agents).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn one() -> u32 {
@@ -175,6 +279,8 @@ impl Default for Resources {
         Self {
             cpu: 1,
             memory_mb: 0,
+            gpus: 0,
+            labels: BTreeMap::new(),
         }
     }
 }

@@ -66,13 +66,37 @@ async fn bad_specs_are_refused_with_precise_messages() {
 }
 
 #[tokio::test]
-async fn a_two_mib_body_is_refused_with_413() {
+async fn bodies_over_their_limits_are_refused_with_413() {
     let s = Server::start();
     s.project("v", &s.admin_key.clone()).await;
-    let mut body = b"name: big\ntasks: []\n#".to_vec();
-    body.resize(2 << 20, b'x');
-    let r = submit(&s, "application/yaml", body).await;
+    // Everything but a job spec: 1 MiB.
+    let mut body = br#"{"name":"x"}"#.to_vec();
+    body.resize(2 << 20, b' ');
+    let key = s.admin_key.clone();
+    let r = s
+        .call(
+            Method::POST,
+            "/api/v1/projects",
+            Some(&key),
+            Some(("application/json", body)),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text());
     assert_eq!(r.code(), "payload_too_large");
     assert!(r.message().contains("1048576 bytes"), "{}", r.message());
+    // A job spec may be large (a 100,000-task DAG is about 8 MiB), up to 64 MiB.
+    let mut body = b"name: big\ntasks: []\n#".to_vec();
+    body.resize(2 << 20, b'x');
+    let r = submit(&s, "application/yaml", body).await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "2 MiB is fine for a spec: {}",
+        r.text()
+    );
+    let mut body = b"name: big\ntasks: []\n#".to_vec();
+    body.resize((64 << 20) + 1, b'x');
+    let r = submit(&s, "application/yaml", body).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text());
+    assert!(r.message().contains("67108864 bytes"), "{}", r.message());
 }

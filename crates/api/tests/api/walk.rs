@@ -106,6 +106,23 @@ async fn every_authenticated_route_refuses_missing_wrong_revoked_and_foreign_key
                 r.text()
             );
             assert_eq!(r.code(), "forbidden");
+            if path.contains("{project}") {
+                let missing = fill(path, 999_999, job, member, revoked_id);
+                let r = s
+                    .call(method.clone(), &missing, Some(&admin), body_for(method))
+                    .await;
+                assert_eq!(
+                    r.status,
+                    StatusCode::NOT_FOUND,
+                    "missing: {method} {missing}: {}",
+                    r.text()
+                );
+                assert!(
+                    r.message().contains("999999 does not exist"),
+                    "{}",
+                    r.message()
+                );
+            }
         }
         if matches!(auth, Auth::Project(_) | Auth::Job(_)) {
             let r = s
@@ -136,7 +153,7 @@ async fn every_authenticated_route_refuses_missing_wrong_revoked_and_foreign_key
             );
         }
     }
-    assert!(walked >= 19, "walked only {walked} routes");
+    assert!(walked >= 22, "walked only {walked} routes");
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
-use tessera_types::{Action, AttemptNo, AttemptUsage, TaskRef};
+use tessera_types::{Action, AttemptNo, AttemptUsage, TaskRef, DEFAULT_SHELL};
 
 /// The environment variable every local attempt's processes carry:
 /// `<job>.<task index>.<attempt>`. [`kill_orphan_group`](crate::kill_orphan_group)
@@ -98,6 +98,10 @@ impl LocalExecutor {
                     rest.iter().map(String::as_str).collect(),
                 )
             }
+            Action::Script { script, shell } => (
+                PathBuf::from(shell.as_deref().unwrap_or(DEFAULT_SHELL)),
+                vec!["-c", script.as_str()],
+            ),
         };
         create_dir(&req.workdir, "working directory")?;
         create_dir(&req.log_dir, "log directory")?;

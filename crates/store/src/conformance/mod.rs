@@ -14,6 +14,7 @@ mod accounts;
 mod counts;
 mod durable;
 mod jobs;
+mod usage;
 
 pub use accounts::{
     api_keys_are_created_found_revoked_and_touched, jobs_belong_to_projects,
@@ -28,6 +29,7 @@ pub use jobs::{
     apply_is_all_or_nothing, create_and_load_round_trip, expansion_appends_tasks,
     load_unfinished_excludes_terminal_jobs, task_changes_are_recorded,
 };
+pub use usage::{quotas_are_kept_per_project, usage_since_charges_ended_attempts};
 
 use crate::{Accounts, Store};
 use tessera_types::{
@@ -90,6 +92,11 @@ pub const TESTS: &[(&str, Test)] = &[
     (
         "counts_group_by_state_and_project",
         counts_group_by_state_and_project,
+    ),
+    ("quotas_are_kept_per_project", quotas_are_kept_per_project),
+    (
+        "usage_since_charges_ended_attempts",
+        usage_since_charges_ended_attempts,
     ),
 ];
 

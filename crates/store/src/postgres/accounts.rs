@@ -3,11 +3,11 @@
 use super::read::{get, query, unsigned, unsigned_opt};
 use super::{backend, foreign_key_violation, ms, prepared, unique_violation, PostgresStore};
 use crate::accounts::{check_key, check_name, prefix_taken, project_taken, user_taken};
-use crate::codec::parse;
+use crate::codec::{parse, quota_columns, quota_from};
 use crate::{Accounts, KeyRecord, ProjectRecord, StoreError, UserRecord};
 use postgres::types::ToSql;
 use postgres::Row;
-use tessera_types::{KeyId, Millis, ProjectId, Role, UserId};
+use tessera_types::{KeyId, Millis, ProjectId, Quota, Role, UserId};
 
 const INSERT_USER: &str =
     "INSERT INTO users (name, admin, created_at) VALUES ($1, $2, $3) RETURNING id";
@@ -31,6 +31,9 @@ const UPSERT_MEMBER: &str = "INSERT INTO members (project_id, user_id, role, cre
 const DELETE_MEMBER: &str = "DELETE FROM members WHERE project_id = $1 AND user_id = $2";
 const MEMBERS: &str = "SELECT u.id, u.name, u.admin, u.created_at, m.role FROM members m \
     JOIN users u ON u.id = m.user_id WHERE m.project_id = $1 ORDER BY u.id";
+const SET_QUOTA: &str = "UPDATE projects SET max_cpu = $2, max_memory_mb = $3, \
+    cpu_ms_per_window = $4 WHERE id = $1";
+const QUOTA: &str = "SELECT max_cpu, max_memory_mb, cpu_ms_per_window FROM projects WHERE id = $1";
 const ROLE: &str = "SELECT role FROM members WHERE project_id = $1 AND user_id = $2";
 
 const INSERT_KEY: &str = "INSERT INTO api_keys (user_id, name, prefix, hash, created_at) \
@@ -249,6 +252,23 @@ impl Accounts for PostgresStore {
         Ok(self
             .rows(ROLE, &[&project.0, &user.0], |r| role_at(r, 0, what))?
             .pop())
+    }
+
+    fn set_quota(&mut self, project: ProjectId, quota: Quota) -> Result<(), StoreError> {
+        let [cpu, memory, cpu_ms] = quota_columns(&quota)?;
+        if self.execute(SET_QUOTA, &[&project.0, &cpu, &memory, &cpu_ms])? == 0 {
+            return Err(StoreError::UnknownProject(project));
+        }
+        Ok(())
+    }
+
+    fn quota(&self, project: ProjectId) -> Result<Quota, StoreError> {
+        let what = format!("quota of project {project}");
+        self.rows(QUOTA, &[&project.0], |r| {
+            quota_from(&what, [get(r, 0)?, get(r, 1)?, get(r, 2)?])
+        })?
+        .pop()
+        .ok_or(StoreError::UnknownProject(project))
     }
 
     fn create_key(

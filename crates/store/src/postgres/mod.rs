@@ -21,7 +21,7 @@ mod read;
 mod schema;
 mod write;
 
-use crate::{AttemptRecord, JobRecord, Store, StoreError, TaskRecord};
+use crate::{AttemptRecord, JobRecord, Store, StoreError, TaskRecord, UsageRow};
 use postgres::config::Host;
 use postgres::{Client, Config, GenericClient, NoTls, Statement};
 use std::cell::RefCell;
@@ -290,6 +290,10 @@ impl Store for PostgresStore {
         pid: u32,
     ) -> Result<(), StoreError> {
         write::set_attempt_pid(self.conn.get_mut(), task, attempt, pid)
+    }
+
+    fn usage_since(&self, since: Millis) -> Result<Vec<UsageRow>, StoreError> {
+        read::usage_since(&mut self.conn.borrow_mut(), since)
     }
 }
 

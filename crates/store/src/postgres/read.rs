@@ -1,13 +1,13 @@
 //! Queries and the mapping of rows back into records.
 
 use super::{backend, prepared, Conn};
-use crate::codec::{json, outcome_from, parse};
-use crate::{AttemptRecord, JobRecord, StoreError, TaskRecord};
+use crate::codec::{charged_cpu_ms, json, outcome_from, parse};
+use crate::{AttemptRecord, JobRecord, StoreError, TaskRecord, UsageRow};
 use postgres::types::{FromSql, ToSql};
 use postgres::Row;
 use tessera_types::{
-    AttemptUsage, JobId, JobSnapshot, JobSpec, JobState, NodeId, ProjectId, TaskRef, TaskSnapshot,
-    TaskSpec, TaskState,
+    AttemptUsage, JobId, JobSnapshot, JobSpec, JobState, Millis, NodeId, ProjectId, TaskRef,
+    TaskSnapshot, TaskSpec, TaskState,
 };
 
 const JOB: &str = "SELECT id, name, key, state, created_at, updated_at, finished_at, project_id \
@@ -32,6 +32,15 @@ const JOBS_BY_STATE: &str = "SELECT state, COUNT(*) FROM jobs GROUP BY state ORD
 const TASKS_BY_STATE: &str = "SELECT state, COUNT(*) FROM tasks GROUP BY state ORDER BY state";
 const JOBS_BY_PROJECT: &str = "SELECT project_id, state, COUNT(*) FROM jobs \
     WHERE project_id IS NOT NULL GROUP BY project_id, state ORDER BY project_id, state";
+/// The task's spec (for its cpu) only when the attempt's cpu time is unmeasured.
+const USAGE_SINCE: &str = "SELECT j.project_id, a.cpu_ms, a.wall_ms, \
+    CASE WHEN COALESCE(a.cpu_ms, 0) > 0 THEN NULL ELSE t.spec_json END, \
+    a.ended_at, a.job_id, a.idx \
+    FROM attempts a \
+    JOIN tasks t ON t.job_id = a.job_id AND t.idx = a.idx \
+    JOIN jobs j ON j.id = a.job_id \
+    WHERE a.ended_at IS NOT NULL AND a.ended_at >= $1 \
+    ORDER BY a.ended_at, a.job_id, a.idx, a.number";
 const BATCH_STARTS: &str = "SELECT DISTINCT batch FROM tasks WHERE job_id = $1 ORDER BY batch";
 
 /// Runs a cached statement and maps its rows.
@@ -191,6 +200,19 @@ pub(super) fn attempts(conn: &mut Conn, job: JobId) -> Result<Vec<AttemptRecord>
 
 pub(super) fn open_attempts(conn: &mut Conn) -> Result<Vec<AttemptRecord>, StoreError> {
     query(conn, OPEN_ATTEMPTS, &[], attempt_row)
+}
+
+pub(super) fn usage_since(conn: &mut Conn, since: Millis) -> Result<Vec<UsageRow>, StoreError> {
+    let since = i64::try_from(since).unwrap_or(i64::MAX);
+    let rows = query(conn, USAGE_SINCE, &[&since], |r| {
+        let task = TaskRef::new(JobId(get(r, 5)?), unsigned(r, 6)?);
+        let spec: Option<&str> = get(r, 3)?;
+        let what = format!("spec of task {task}");
+        let charged = charged_cpu_ms(&what, get(r, 1)?, get(r, 2)?, spec)?;
+        let project = get::<Option<i64>>(r, 0)?.map(ProjectId);
+        Ok((project, charged, unsigned(r, 4)?))
+    })?;
+    Ok(rows.into_iter().filter(|&(_, c, _)| c > 0).collect())
 }
 
 pub(super) fn load_unfinished(conn: &mut Conn) -> Result<Vec<JobSnapshot>, StoreError> {

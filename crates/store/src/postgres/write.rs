@@ -44,6 +44,7 @@ pub(super) fn create_job(
     // own), so job-level fields added later survive a round trip.
     let head = JobSpec {
         name: spec.name.clone(),
+        params: spec.params.clone(),
         tasks: Vec::new(),
     };
     let insert = prepared(statements, &mut tx, INSERT_JOB)?;

@@ -4,10 +4,10 @@ use super::read::{query, Mapped};
 use super::write::constraint;
 use super::{map_err, SqliteStore};
 use crate::accounts::{check_key, check_name, prefix_taken, project_taken, user_taken};
-use crate::codec::parse;
+use crate::codec::{parse, quota_columns, quota_from};
 use crate::{Accounts, KeyRecord, ProjectRecord, StoreError, UserRecord};
 use rusqlite::{ffi, params, Params, Row, TransactionBehavior};
-use tessera_types::{KeyId, Millis, ProjectId, Role, UserId};
+use tessera_types::{KeyId, Millis, ProjectId, Quota, Role, UserId};
 
 const USER_COLUMNS: &str = "id, name, admin, created_at";
 const PROJECT_COLUMNS: &str = "id, name, created_at";
@@ -218,6 +218,32 @@ impl Accounts for SqliteStore {
         Ok(self
             .rows(sql, [project.0, user.0], |r| role_at(r, 0, what))?
             .pop())
+    }
+
+    fn set_quota(&mut self, project: ProjectId, quota: Quota) -> Result<(), StoreError> {
+        let [cpu, memory, cpu_ms] = quota_columns(&quota)?;
+        let n = self
+            .conn
+            .prepare_cached(
+                "UPDATE projects SET max_cpu = ?2, max_memory_mb = ?3, cpu_ms_per_window = ?4 \
+                 WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![project.0, cpu, memory, cpu_ms]))
+            .map_err(|e| map_err(&self.path, e))?;
+        if n == 0 {
+            return Err(StoreError::UnknownProject(project));
+        }
+        Ok(())
+    }
+
+    fn quota(&self, project: ProjectId) -> Result<Quota, StoreError> {
+        let sql = "SELECT max_cpu, max_memory_mb, cpu_ms_per_window FROM projects WHERE id = ?1";
+        let what = format!("quota of project {project}");
+        self.rows(sql, [project.0], |r| {
+            Ok(quota_from(&what, [r.get(0)?, r.get(1)?, r.get(2)?]))
+        })?
+        .pop()
+        .ok_or(StoreError::UnknownProject(project))
     }
 
     fn create_key(

@@ -13,7 +13,7 @@ mod write;
 
 pub use schema::SCHEMA_VERSION;
 
-use crate::{AttemptRecord, JobRecord, Store, StoreError, TaskRecord};
+use crate::{AttemptRecord, JobRecord, Store, StoreError, TaskRecord, UsageRow};
 use lock::LockFile;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -231,5 +231,9 @@ impl Store for SqliteStore {
         pid: u32,
     ) -> Result<(), StoreError> {
         write::set_attempt_pid(&self.conn, &self.path, task, attempt, pid)
+    }
+
+    fn usage_since(&self, since: Millis) -> Result<Vec<UsageRow>, StoreError> {
+        read::usage_since(&self.conn, &self.path, since)
     }
 }

@@ -1,13 +1,13 @@
 //! Queries and the mapping of rows back into records.
 
 use super::map_err;
-use crate::codec::{json, outcome_from, parse};
-use crate::{AttemptRecord, JobRecord, StoreError, TaskRecord};
+use crate::codec::{charged_cpu_ms, json, outcome_from, parse};
+use crate::{AttemptRecord, JobRecord, StoreError, TaskRecord, UsageRow};
 use rusqlite::{Connection, Params, Row};
 use std::path::Path;
 use tessera_types::{
-    AttemptUsage, JobId, JobSnapshot, JobSpec, JobState, NodeId, ProjectId, TaskRef, TaskSnapshot,
-    TaskSpec, TaskState,
+    AttemptUsage, JobId, JobSnapshot, JobSpec, JobState, Millis, NodeId, ProjectId, TaskRef,
+    TaskSnapshot, TaskSpec, TaskState,
 };
 
 const JOB_COLUMNS: &str = "id, name, key, state, created_at, updated_at, finished_at, project_id";
@@ -230,6 +230,32 @@ pub(super) fn open_attempts(
         "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE outcome IS NULL ORDER BY job_id, idx, number"
     );
     query(conn, path, &sql, [], attempt_row)
+}
+
+pub(super) fn usage_since(
+    conn: &Connection,
+    path: &Path,
+    since: Millis,
+) -> Result<Vec<UsageRow>, StoreError> {
+    // The task's spec (for its cpu) only when the attempt's cpu time is unmeasured.
+    let sql = "SELECT j.project_id, a.cpu_ms, a.wall_ms, \
+               CASE WHEN COALESCE(a.cpu_ms, 0) > 0 THEN NULL ELSE t.spec_json END, \
+               a.ended_at, a.job_id, a.idx \
+               FROM attempts a \
+               JOIN tasks t ON t.job_id = a.job_id AND t.idx = a.idx \
+               JOIN jobs j ON j.id = a.job_id \
+               WHERE a.ended_at IS NOT NULL AND a.ended_at >= ?1 \
+               ORDER BY a.ended_at, a.job_id, a.idx, a.number";
+    let rows = query(conn, path, sql, [since], |r| {
+        let task = TaskRef::new(JobId(r.get(5)?), r.get(6)?);
+        let spec: Option<String> = r.get(3)?;
+        let what = format!("spec of task {task}");
+        let charged = charged_cpu_ms(&what, r.get(1)?, r.get(2)?, spec.as_deref());
+        let project = r.get::<_, Option<i64>>(0)?.map(ProjectId);
+        let ended_at: Millis = r.get(4)?;
+        Ok(charged.map(|c| (project, c, ended_at)))
+    })?;
+    Ok(rows.into_iter().filter(|&(_, c, _)| c > 0).collect())
 }
 
 pub(super) fn load_unfinished(

@@ -23,7 +23,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE projects (
         id         INTEGER PRIMARY KEY,
         name       TEXT    NOT NULL UNIQUE,
-        created_at BIGINT  NOT NULL
+        created_at BIGINT  NOT NULL,
+        -- The project's quota; NULL is unlimited.
+        max_cpu           BIGINT,
+        max_memory_mb     BIGINT,
+        cpu_ms_per_window BIGINT
     );
 
     CREATE TABLE members (
@@ -96,6 +100,7 @@ const MIGRATIONS: &[&str] = &[
         FOREIGN KEY (job_id, idx) REFERENCES tasks (job_id, idx)
     );
     CREATE INDEX attempts_open ON attempts (outcome) WHERE outcome IS NULL;
+    CREATE INDEX attempts_by_end ON attempts (ended_at) WHERE ended_at IS NOT NULL;
     ",
 ];
 

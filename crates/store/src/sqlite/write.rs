@@ -33,6 +33,7 @@ pub(super) fn create_job(
     // own), so job-level fields added later survive a round trip.
     let head = JobSpec {
         name: spec.name.clone(),
+        params: spec.params.clone(),
         tasks: Vec::new(),
     };
     let id: i64 = tx

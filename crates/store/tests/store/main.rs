@@ -25,6 +25,8 @@ macro_rules! conformance_tests {
             api_keys_are_created_found_revoked_and_touched,
             jobs_belong_to_projects,
             counts_group_by_state_and_project,
+            quotas_are_kept_per_project,
+            usage_since_charges_ended_attempts,
         );
     };
     (@ $make:ident; $($name:ident),* $(,)?) => {

@@ -1,0 +1,108 @@
+//! Requests to a running driver from other threads: what travels over its
+//! channel ([`Input`]) and the [`DriverHandle`] that sends it.
+
+use crate::DriverError;
+use std::sync::mpsc::{self, Sender};
+use tessera_core::ProjectUsage;
+use tessera_exec::ExecEvent;
+use tessera_types::{JobId, JobSpec, ProjectId, Quota};
+
+/// Everything the driver's loop takes in.
+pub(crate) enum Input {
+    Exec(ExecEvent),
+    Submit {
+        project: Option<ProjectId>,
+        spec: Box<JobSpec>,
+        key: Option<String>,
+        reply: Sender<Result<JobId, DriverError>>,
+    },
+    Cancel(JobId),
+    Interrupt,
+    SetQuota {
+        project: ProjectId,
+        quota: Quota,
+        reply: Sender<()>,
+    },
+    WhyWaiting {
+        job: JobId,
+        reply: Sender<Vec<(u32, String)>>,
+    },
+    Usage {
+        project: Option<ProjectId>,
+        reply: Sender<ProjectUsage>,
+    },
+}
+
+/// Sends requests to a running driver from any thread (a signal handler's
+/// thread, an API handler).
+#[derive(Clone)]
+pub struct DriverHandle {
+    pub(crate) tx: Sender<Input>,
+}
+
+impl DriverHandle {
+    pub fn cancel(&self, job: JobId) {
+        let _ = self.tx.send(Input::Cancel(job));
+    }
+
+    /// Stops cleanly: kills running attempts, records them as interrupted
+    /// (back in the queue), starts nothing new.
+    pub fn interrupt(&self) {
+        let _ = self.tx.send(Input::Interrupt);
+    }
+
+    /// Submits a job to a driver running [`Driver::serve`](crate::Driver::serve)
+    /// on another thread and waits until it is committed (or refused).
+    /// Blocks: call it from a blocking context.
+    pub fn submit(
+        &self,
+        project: Option<ProjectId>,
+        spec: JobSpec,
+        key: Option<String>,
+    ) -> Result<JobId, DriverError> {
+        let spec = Box::new(spec);
+        self.ask(|reply| Input::Submit {
+            project,
+            spec,
+            key,
+            reply,
+        })?
+    }
+
+    /// Sets a project's quota in the running scheduler and waits until it
+    /// has been applied (a raised quota may start tasks at once). It does
+    /// not persist it: the caller stores it first
+    /// ([`Accounts::set_quota`](tessera_store::Accounts::set_quota)), so a
+    /// restart loads it again. Blocks.
+    pub fn set_quota(&self, project: ProjectId, quota: Quota) -> Result<(), DriverError> {
+        self.ask(|reply| Input::SetQuota {
+            project,
+            quota,
+            reply,
+        })
+    }
+
+    /// Why each waiting or ready task of `job` has not started: `(index,
+    /// reason)` in index order, as
+    /// [`Scheduler::why_waiting`](tessera_core::Scheduler::why_waiting)
+    /// words it. Empty for a job the scheduler does not hold (ended before
+    /// this process started, or unknown). Blocks.
+    pub fn why_waiting(&self, job: JobId) -> Result<Vec<(u32, String)>, DriverError> {
+        self.ask(|reply| Input::WhyWaiting { job, reply })
+    }
+
+    /// A project's accounts now (running cpu and memory, decayed and
+    /// in-window cpu time); `None` is the implicit project. Blocks.
+    pub fn project_usage(&self, project: Option<ProjectId>) -> Result<ProjectUsage, DriverError> {
+        self.ask(|reply| Input::Usage { project, reply })
+    }
+
+    /// Sends a request and waits for its reply.
+    fn ask<T>(&self, input: impl FnOnce(Sender<T>) -> Input) -> Result<T, DriverError> {
+        let (reply, rx) = mpsc::channel();
+        self.tx
+            .send(input(reply))
+            .map_err(|_| DriverError::Stopped)?;
+        rx.recv().map_err(|_| DriverError::Stopped)
+    }
+}
