@@ -32,6 +32,9 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// A `Range` that starts past the end of a file of `len` bytes.
+    #[error("the requested range is outside the file ({len} bytes)")]
+    RangeNotSatisfiable { len: u64 },
     /// The body parsed but says something the API refuses (unknown field,
     /// wrong type).
     #[error("{0}")]
@@ -58,6 +61,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::Invalid(_) | Self::InvalidSpec(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -75,6 +79,7 @@ impl ApiError {
             Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Self::Invalid(_) => "invalid_request",
             Self::InvalidSpec(_) => "invalid_spec",
             Self::Unavailable(_) => "unavailable",
@@ -103,6 +108,11 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if let Self::RangeNotSatisfiable { len } = self {
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                response.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+        }
         response
     }
 }
@@ -130,6 +140,9 @@ impl From<DriverError> for ApiError {
             DriverError::Spec(spec) => Self::InvalidSpec(format!("invalid job: {spec}")),
             DriverError::Store(store) => store.into(),
             DriverError::NoSuchJob(job) => Self::NotFound(format!("job {job} does not exist")),
+            e @ (DriverError::Control(_) | DriverError::NotHeld(_)) => {
+                Self::Conflict(e.to_string())
+            }
             DriverError::Stopped => Self::Unavailable(
                 "the scheduler has stopped (the server is shutting down); try again later".into(),
             ),

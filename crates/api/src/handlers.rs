@@ -3,6 +3,7 @@
 
 use crate::auth::{Admin, AsMember, AsOwner, AsViewer, Caller, JobAccess, ProjectAccess};
 use crate::body::{JsonBody, QueryArgs, SpecBody};
+use crate::control::{self, Control};
 use crate::jobs::Stream;
 use crate::views::{
     AttemptView, JobView, KeyView, MeView, MemberView, NewKeyView, NewUserView, ProjectView,
@@ -10,7 +11,7 @@ use crate::views::{
 };
 use crate::{accounts, jobs, metrics, openapi, quota, ApiError, AppState};
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -223,18 +224,49 @@ pub(crate) async fn job(State(s): State<AppState>, access: JobAccess<AsViewer>) 
     Ok(Json(jobs::view(&s, access.job).await?))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PageQuery {
+    offset: Option<u32>,
+    limit: Option<u32>,
+}
+
+/// A page as a plain JSON array; when another page follows, a
+/// `Link: <...?offset=N&limit=L>; rel="next"` header names it and
+/// `X-Next-Offset: N` gives its offset alone.
+fn paged<T: serde::Serialize>(uri: &Uri, limit: u32, page: jobs::Page<T>) -> Response {
+    let mut response = Json(page.items).into_response();
+    if let Some(next) = page.next_offset {
+        let link = format!("<{}?offset={next}&limit={limit}>; rel=\"next\"", uri.path());
+        let headers = response.headers_mut();
+        if let Ok(link) = HeaderValue::from_str(&link) {
+            headers.insert(header::LINK, link);
+        }
+        headers.insert("x-next-offset", HeaderValue::from(next));
+    }
+    response
+}
+
 pub(crate) async fn tasks(
     State(s): State<AppState>,
     access: JobAccess<AsViewer>,
-) -> Answer<Vec<TaskView>> {
-    Ok(Json(jobs::tasks(&s, access.job).await?))
+    uri: Uri,
+    QueryArgs(q): QueryArgs<PageQuery>,
+) -> Result<Response, ApiError> {
+    let (offset, limit) = (q.offset.unwrap_or(0), jobs::page_limit(q.limit));
+    let page = jobs::tasks(&s, access.job, offset, limit).await?;
+    Ok(paged::<TaskView>(&uri, limit, page))
 }
 
 pub(crate) async fn attempts(
     State(s): State<AppState>,
     access: JobAccess<AsViewer>,
-) -> Answer<Vec<AttemptView>> {
-    Ok(Json(jobs::attempts(&s, access.job).await?))
+    uri: Uri,
+    QueryArgs(q): QueryArgs<PageQuery>,
+) -> Result<Response, ApiError> {
+    let (offset, limit) = (q.offset.unwrap_or(0), jobs::page_limit(q.limit));
+    let page = jobs::attempts(&s, access.job, offset, limit).await?;
+    Ok(paged::<AttemptView>(&uri, limit, page))
 }
 
 pub(crate) async fn cancel(
@@ -242,6 +274,48 @@ pub(crate) async fn cancel(
     access: JobAccess<AsMember>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
     Ok((StatusCode::ACCEPTED, Json(jobs::cancel(&s, &access.job)?)))
+}
+
+pub(crate) async fn suspend(
+    State(s): State<AppState>,
+    access: JobAccess<AsMember>,
+) -> Answer<JobView> {
+    Ok(Json(
+        control::control(&s, access.job, Control::Suspend).await?,
+    ))
+}
+
+pub(crate) async fn resume(
+    State(s): State<AppState>,
+    access: JobAccess<AsMember>,
+) -> Answer<JobView> {
+    Ok(Json(
+        control::control(&s, access.job, Control::Resume).await?,
+    ))
+}
+
+pub(crate) async fn retry(
+    State(s): State<AppState>,
+    access: JobAccess<AsMember>,
+) -> Answer<JobView> {
+    Ok(Json(
+        control::control(&s, access.job, Control::Retry).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PriorityBody {
+    priority: i32,
+}
+
+pub(crate) async fn put_priority(
+    State(s): State<AppState>,
+    access: JobAccess<AsMember>,
+    JsonBody(body): JsonBody<PriorityBody>,
+) -> Answer<JobView> {
+    let what = Control::Priority(body.priority);
+    Ok(Json(control::control(&s, access.job, what).await?))
 }
 
 #[derive(Deserialize)]
@@ -264,4 +338,50 @@ pub(crate) async fn logs(
     let bytes = jobs::log(&s, access.job, index, q.attempt, stream).await?;
     let content_type = "text/plain; charset=utf-8";
     Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UploadQuery {
+    name: Option<String>,
+}
+
+pub(crate) async fn upload(
+    State(s): State<AppState>,
+    access: ProjectAccess<AsMember>,
+    QueryArgs(q): QueryArgs<UploadQuery>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Created<crate::encodes::UploadView> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let view =
+        crate::encodes::upload(&s, access.project, q.name.as_deref(), declared, body).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+pub(crate) async fn encode(
+    State(s): State<AppState>,
+    access: ProjectAccess<AsMember>,
+    JsonBody(body): JsonBody<crate::encodes::EncodeOptions>,
+) -> Created<JobView> {
+    let job = crate::encodes::encode(&s, access.project, body).await?;
+    Ok((StatusCode::CREATED, Json(job)))
+}
+
+pub(crate) async fn output(
+    State(s): State<AppState>,
+    access: JobAccess<AsViewer>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    crate::encodes::output(&s, &access.job, &headers).await
+}
+
+pub(crate) async fn delete_output(
+    State(s): State<AppState>,
+    access: JobAccess<AsMember>,
+) -> Result<StatusCode, ApiError> {
+    crate::encodes::delete_output(&s, &access.job).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -15,6 +15,37 @@ pub(crate) const LOG_LIMIT: u64 = 16 << 20;
 /// Jobs listed at most per request.
 pub(crate) const MAX_LIST: u32 = 1000;
 
+/// Tasks or attempts per page when the request names no `limit`.
+pub(crate) const PAGE_DEFAULT: u32 = 1000;
+
+/// Tasks or attempts per page at most (a larger `limit` is cut to this).
+pub(crate) const PAGE_MAX: u32 = 10_000;
+
+/// One page of a job's tasks or attempts, and where the next one starts
+/// (`None`: this is the last).
+pub(crate) struct Page<T> {
+    pub items: Vec<T>,
+    pub next_offset: Option<u32>,
+}
+
+impl<T> Page<T> {
+    /// A page from up to `limit + 1` rows read at `offset`: the extra row,
+    /// dropped here, says whether another page follows.
+    fn new(mut rows: Vec<T>, offset: u32, limit: u32) -> Self {
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        Self {
+            items: rows,
+            next_offset: more.then(|| offset.saturating_add(limit)),
+        }
+    }
+}
+
+/// The page size a request gets for its `limit`.
+pub(crate) fn page_limit(limit: Option<u32>) -> u32 {
+    limit.unwrap_or(PAGE_DEFAULT).clamp(1, PAGE_MAX)
+}
+
 pub(crate) async fn list(
     state: &AppState,
     project: ProjectRecord,
@@ -57,38 +88,62 @@ pub(crate) async fn submit(
     Ok(JobView::new(&job, Some(&[])))
 }
 
-/// The job with its task counts by state.
+/// The job with its task counts by state (counted by the store: no task is
+/// read).
 pub(crate) async fn view(state: &AppState, job: JobRecord) -> Result<JobView, ApiError> {
     let id = job.id;
-    let tasks = state.db(move |db| Ok(db.tasks(id)?)).await?;
-    Ok(JobView::new(&job, Some(&tasks)))
+    let counts = state.db(move |db| Ok(db.task_counts(id)?)).await?;
+    Ok(JobView::new(&job, Some(&counts)))
 }
 
-/// A job's tasks, with why each waiting or ready one has not started (asked
-/// of the driver, only when there is such a task).
-pub(crate) async fn tasks(state: &AppState, job: JobRecord) -> Result<Vec<TaskView>, ApiError> {
+/// A page of a job's tasks in index order, with why each waiting or ready
+/// one has not started (asked of the driver, only when there is such a task).
+pub(crate) async fn tasks(
+    state: &AppState,
+    job: JobRecord,
+    offset: u32,
+    limit: u32,
+) -> Result<Page<TaskView>, ApiError> {
     let id = job.id;
-    let tasks = state.db(move |db| Ok(db.tasks(id)?)).await?;
-    let mut views: Vec<TaskView> = tasks.iter().map(TaskView::from).collect();
+    let rows = state
+        .db(move |db| Ok(db.tasks_page(id, offset, limit.saturating_add(1))?))
+        .await?;
+    let Page { items, next_offset } = Page::new(rows, offset, limit);
+    let mut views: Vec<TaskView> = items.iter().map(TaskView::from).collect();
     let held = |v: &TaskView| matches!(v.state, TaskState::Waiting | TaskState::Ready);
     if views.iter().any(held) {
         let driver = state.driver.clone();
         let reasons = tokio::task::spawn_blocking(move || driver.why_waiting(id)).await??;
         for (index, reason) in reasons {
-            if let Some(v) = views.get_mut(index as usize).filter(|v| held(v)) {
+            let Some(i) = index.checked_sub(offset) else {
+                continue;
+            };
+            if let Some(v) = views.get_mut(i as usize).filter(|v| held(v)) {
                 v.waiting = Some(reason);
             }
         }
     }
-    Ok(views)
+    Ok(Page {
+        items: views,
+        next_offset,
+    })
 }
 
+/// A page of a job's attempts, by task index then attempt number.
 pub(crate) async fn attempts(
     state: &AppState,
     job: JobRecord,
-) -> Result<Vec<AttemptView>, ApiError> {
-    let attempts = state.db(move |db| Ok(db.attempts(job.id)?)).await?;
-    Ok(attempts.iter().map(AttemptView::from).collect())
+    offset: u32,
+    limit: u32,
+) -> Result<Page<AttemptView>, ApiError> {
+    let rows = state
+        .db(move |db| Ok(db.attempts_page(job.id, offset, limit.saturating_add(1))?))
+        .await?;
+    let Page { items, next_offset } = Page::new(rows, offset, limit);
+    Ok(Page {
+        items: items.iter().map(AttemptView::from).collect(),
+        next_offset,
+    })
 }
 
 /// Asks the driver to cancel the job (it happens asynchronously).
@@ -132,9 +187,8 @@ pub(crate) async fn log(
 ) -> Result<Vec<u8>, ApiError> {
     let task = state
         .db(move |db| {
-            db.tasks(job.id)?
-                .into_iter()
-                .nth(index as usize)
+            db.tasks_page(job.id, index, 1)?
+                .pop()
                 .ok_or_else(|| ApiError::NotFound(format!("job {} has no task {index}", job.id)))
         })
         .await?;

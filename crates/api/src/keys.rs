@@ -30,7 +30,7 @@ pub fn new_api_key() -> (String, String, String) {
     (key, prefix, hash)
 }
 
-fn random_alphanumeric(n: usize) -> String {
+pub(crate) fn random_alphanumeric(n: usize) -> String {
     // 62 symbols: reject bytes >= 248 (4 * 62) so every symbol is equally likely.
     let mut out = String::with_capacity(n);
     let mut buf = [0u8; 64];

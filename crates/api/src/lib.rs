@@ -27,6 +27,8 @@
 mod accounts;
 mod auth;
 mod body;
+mod control;
+mod encodes;
 mod error;
 mod handlers;
 mod jobs;
@@ -34,6 +36,7 @@ mod keys;
 mod metrics;
 mod openapi;
 mod quota;
+mod range;
 mod routes;
 mod serve;
 mod state;
@@ -41,6 +44,7 @@ mod ui;
 mod views;
 
 pub use body::{BODY_LIMIT, SPEC_LIMIT};
+pub use encodes::DEFAULT_MAX_UPLOAD;
 pub use error::ApiError;
 pub use keys::new_api_key;
 pub use openapi::document as openapi_document;

@@ -51,10 +51,18 @@ pub const ROUTES: &[(Method, &str, &str, Auth)] = &[
     (Method::GET, "/api/v1/projects/{project}/jobs", "A project's jobs, newest first (?limit=N)", Auth::Project(Role::Viewer)),
     (Method::POST, "/api/v1/projects/{project}/jobs", "Submit a job spec (application/json or application/yaml)", Auth::Project(Role::Member)),
     (Method::GET, "/api/v1/jobs/{id}", "A job and its task counts by state", Auth::Job(Role::Viewer)),
-    (Method::GET, "/api/v1/jobs/{id}/tasks", "A job's tasks in index order", Auth::Job(Role::Viewer)),
-    (Method::GET, "/api/v1/jobs/{id}/attempts", "A job's attempts with outcome and resource use", Auth::Job(Role::Viewer)),
+    (Method::GET, "/api/v1/jobs/{id}/tasks", "A page of a job's tasks in index order (?offset=0&limit=1000, limit at most 10000): a JSON array; a Link rel=\"next\" header (and X-Next-Offset) when more follow", Auth::Job(Role::Viewer)),
+    (Method::GET, "/api/v1/jobs/{id}/attempts", "A page of a job's attempts with outcome and resource use, by task then attempt (?offset=0&limit=1000, limit at most 10000): a JSON array; a Link rel=\"next\" header (and X-Next-Offset) when more follow", Auth::Job(Role::Viewer)),
     (Method::POST, "/api/v1/jobs/{id}/cancel", "Cancel a job", Auth::Job(Role::Member)),
+    (Method::POST, "/api/v1/jobs/{id}/suspend", "Suspend a job: nothing of it starts, its running attempts are stopped (SIGSTOP) and their time limits pause (409 if it ended or is suspended)", Auth::Job(Role::Member)),
+    (Method::POST, "/api/v1/jobs/{id}/resume", "Resume a suspended job (409 if it is not suspended)", Auth::Job(Role::Member)),
+    (Method::POST, "/api/v1/jobs/{id}/retry", "Run again the failed, cancelled and skipped tasks of a failed or cancelled job, keeping what succeeded (409 otherwise)", Auth::Job(Role::Member)),
+    (Method::PUT, "/api/v1/jobs/{id}/priority", "Set a job's priority {priority: 0..100}, added to its tasks' own priorities in the queue (409 if it ended)", Auth::Job(Role::Member)),
     (Method::GET, "/api/v1/jobs/{id}/tasks/{index}/logs", "A task attempt's log (?attempt=N&stream=stdout|stderr)", Auth::Job(Role::Viewer)),
+    (Method::POST, "/api/v1/projects/{project}/uploads", "Upload a video as the raw body (?name=clip.mkv), streamed to disk up to the server's max_upload_bytes (413 beyond); ffprobe must find a video in it (422 otherwise). Returns {upload, name, bytes, duration, streams}", Auth::Project(Role::Member)),
+    (Method::POST, "/api/v1/projects/{project}/encodes", "Encode an upload {upload, codec?, crf?, preset?, container? (mp4|mkv|webm), chunk_seconds?}: the split -> parallel encode -> join -> verify job", Auth::Project(Role::Member)),
+    (Method::GET, "/api/v1/jobs/{id}/output", "A succeeded encode job's output (single-range requests: Range: bytes=a-b, a-, -n)", Auth::Job(Role::Viewer)),
+    (Method::DELETE, "/api/v1/jobs/{id}/output", "Delete an ended encode job's output and work files", Auth::Job(Role::Member)),
 ];
 
 /// The handler of a route of [`ROUTES`].
@@ -88,7 +96,17 @@ fn endpoint(method: &Method, path: &str) -> MethodRouter<AppState> {
         ("GET", "/api/v1/jobs/{id}/tasks") => get(h::tasks),
         ("GET", "/api/v1/jobs/{id}/attempts") => get(h::attempts),
         ("POST", "/api/v1/jobs/{id}/cancel") => post(h::cancel),
+        ("POST", "/api/v1/jobs/{id}/suspend") => post(h::suspend),
+        ("POST", "/api/v1/jobs/{id}/resume") => post(h::resume),
+        ("POST", "/api/v1/jobs/{id}/retry") => post(h::retry),
+        ("PUT", "/api/v1/jobs/{id}/priority") => put(h::put_priority),
         ("GET", "/api/v1/jobs/{id}/tasks/{index}/logs") => get(h::logs),
+        ("POST", "/api/v1/projects/{project}/uploads") => {
+            post(h::upload).layer(DefaultBodyLimit::disable())
+        }
+        ("POST", "/api/v1/projects/{project}/encodes") => post(h::encode),
+        ("GET", "/api/v1/jobs/{id}/output") => get(h::output),
+        ("DELETE", "/api/v1/jobs/{id}/output") => delete(h::delete_output),
         (m, p) => panic!("ROUTES lists {m} {p} but no handler serves it"),
     }
 }

@@ -27,6 +27,8 @@ pub struct AppState {
     /// Bounds concurrent argon2 verifications, so a flood of wrong keys
     /// costs at most this many cores.
     pub(crate) verify_slots: Arc<tokio::sync::Semaphore>,
+    /// The largest upload accepted, in bytes.
+    pub(crate) max_upload_bytes: u64,
 }
 
 /// Concurrent argon2 verifications at most.
@@ -44,7 +46,14 @@ impl AppState {
             keys: Arc::new(KeyCache::default()),
             metrics: Arc::new(Metrics::default()),
             verify_slots: Arc::new(tokio::sync::Semaphore::new(VERIFY_SLOTS)),
+            max_upload_bytes: crate::encodes::DEFAULT_MAX_UPLOAD,
         }
+    }
+
+    /// Sets the largest upload accepted (default 8 GiB); a larger one is a 413.
+    pub fn with_max_upload_bytes(mut self, bytes: u64) -> Self {
+        self.max_upload_bytes = bytes;
+        self
     }
 
     /// Runs `f` on the store on a blocking thread.

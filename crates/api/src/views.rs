@@ -107,19 +107,28 @@ pub(crate) struct JobView {
     pub created_at: Millis,
     pub updated_at: Millis,
     pub finished_at: Option<Millis>,
+    /// Suspended: nothing of it starts and its running attempts are stopped
+    /// (a flag beside `state`).
+    pub suspended: bool,
+    /// Its priority offset, added to its tasks' own priorities.
+    pub priority: i32,
     /// Task counts by state (only states with tasks); present on single-job reads.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tasks: Option<BTreeMap<&'static str, u32>>,
+    pub tasks: Option<BTreeMap<&'static str, u64>>,
 }
 
 impl JobView {
-    pub fn new(j: &JobRecord, tasks: Option<&[TaskRecord]>) -> Self {
-        let tasks = tasks.map(|ts| {
-            let mut counts = BTreeMap::new();
-            for t in ts {
-                *counts.entry(t.state.as_str()).or_insert(0) += 1;
-            }
+    /// `tasks`: the job's task counts by state, as [`Store::task_counts`]
+    /// gives them (`None` leaves them out).
+    ///
+    /// [`Store::task_counts`]: tessera_store::Store::task_counts
+    pub fn new(j: &JobRecord, tasks: Option<&[(TaskState, u64)]>) -> Self {
+        let tasks = tasks.map(|counts| {
             counts
+                .iter()
+                .filter(|&&(_, n)| n > 0)
+                .map(|&(state, n)| (state.as_str(), n))
+                .collect()
         });
         Self {
             id: j.id.0,
@@ -129,6 +138,8 @@ impl JobView {
             created_at: j.created_at,
             updated_at: j.updated_at,
             finished_at: j.finished_at,
+            suspended: j.suspended,
+            priority: j.priority,
             tasks,
         }
     }

@@ -4,10 +4,14 @@
 
 #[path = "api/arrays.rs"]
 mod arrays;
+#[path = "api/control.rs"]
+mod control;
 #[path = "api/harness.rs"]
 mod harness;
 #[path = "api/meta.rs"]
 mod meta;
+#[path = "api/pages.rs"]
+mod pages;
 #[path = "api/quota.rs"]
 mod quota;
 #[path = "api/slice.rs"]

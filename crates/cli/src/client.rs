@@ -284,6 +284,15 @@ pub enum JobCmd {
     },
     /// Cancel a job: queued tasks end, running ones are killed.
     Cancel { id: i64 },
+    /// Suspend a job: nothing of it starts, running attempts are stopped.
+    Suspend { id: i64 },
+    /// Resume a suspended job.
+    Resume { id: i64 },
+    /// Run again the failed, cancelled and skipped tasks of a job that ended
+    /// badly (what succeeded is kept).
+    Retry { id: i64 },
+    /// Set a job's priority (0 to 100), added to its tasks' own priorities.
+    Priority { id: i64, priority: i32 },
 }
 
 pub fn job(cmd: JobCmd) -> Result<()> {
@@ -291,10 +300,16 @@ pub fn job(cmd: JobCmd) -> Result<()> {
     match cmd {
         JobCmd::Show { id } => {
             let job = client.get(&format!("/jobs/{id}"))?;
+            let suspended = if job["suspended"] == Value::Bool(true) {
+                " (suspended)"
+            } else {
+                ""
+            };
             println!(
-                "job {id}: {} — {}",
+                "job {id}: {} — {}{suspended}, priority {}",
                 job["name"].as_str().unwrap_or(""),
-                job["state"].as_str().unwrap_or("")
+                job["state"].as_str().unwrap_or(""),
+                job["priority"].as_i64().unwrap_or(0)
             );
             let tasks = client.get(&format!("/jobs/{id}/tasks"))?;
             println!(
@@ -346,6 +361,23 @@ pub fn job(cmd: JobCmd) -> Result<()> {
         JobCmd::Cancel { id } => {
             client.post_json(&format!("/jobs/{id}/cancel"), &Value::Null)?;
             println!("cancelling job {id}");
+        }
+        JobCmd::Suspend { id } => {
+            client.post_json(&format!("/jobs/{id}/suspend"), &Value::Null)?;
+            println!("job {id} suspended");
+        }
+        JobCmd::Resume { id } => {
+            client.post_json(&format!("/jobs/{id}/resume"), &Value::Null)?;
+            println!("job {id} resumed");
+        }
+        JobCmd::Retry { id } => {
+            let job = client.post_json(&format!("/jobs/{id}/retry"), &Value::Null)?;
+            println!("job {id} retried: {}", job["state"].as_str().unwrap_or(""));
+        }
+        JobCmd::Priority { id, priority } => {
+            let body = serde_json::json!({ "priority": priority });
+            client.put_json(&format!("/jobs/{id}/priority"), &body)?;
+            println!("job {id} priority {priority}");
         }
     }
     Ok(())

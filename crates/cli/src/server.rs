@@ -4,7 +4,7 @@
 //! Configuration comes from, in increasing precedence: built-in defaults, a
 //! TOML file (`--config`, or `TESSERA_CONFIG`), environment variables
 //! (`TESSERA_LISTEN`, `TESSERA_DATA_DIR`, `TESSERA_DATABASE`,
-//! `TESSERA_SLOTS`), and flags. `tessera.sample.toml` documents every field.
+//! `TESSERA_SLOTS`, `TESSERA_MAX_UPLOAD_BYTES`), and flags. `tessera.sample.toml` documents every field.
 
 use crate::fail::{Failure, Result};
 use clap::Args;
@@ -30,6 +30,9 @@ pub struct ServerArgs {
     /// CPU slots for tasks on this machine [default: one per core].
     #[arg(long, env = "TESSERA_SLOTS")]
     pub slots: Option<u32>,
+    /// The largest upload the API accepts, in bytes [default: 8 GiB].
+    #[arg(long, env = "TESSERA_MAX_UPLOAD_BYTES")]
+    pub max_upload_bytes: Option<u64>,
     /// A TOML configuration file (see tessera.sample.toml).
     #[arg(long, env = "TESSERA_CONFIG")]
     pub config: Option<PathBuf>,
@@ -43,6 +46,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     database: Option<String>,
     slots: Option<u32>,
+    max_upload_bytes: Option<u64>,
 }
 
 /// The settled configuration.
@@ -52,6 +56,7 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub database: Database,
     pub slots: u32,
+    pub max_upload_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,11 +93,16 @@ impl ServerConfig {
         if slots == 0 {
             return Err(Failure::input("slots must be at least 1"));
         }
+        let max_upload_bytes = args
+            .max_upload_bytes
+            .or(file.max_upload_bytes)
+            .unwrap_or(tessera_api::DEFAULT_MAX_UPLOAD);
         Ok(Self {
             listen,
             data_dir,
             database,
             slots,
+            max_upload_bytes,
         })
     }
 }
@@ -209,7 +219,8 @@ pub fn run(args: ServerArgs) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|e| Failure::internal(format!("cannot start the async runtime: {e}")))?;
-    let state = tessera_api::AppState::new(api_store, handle.clone(), config.data_dir.clone());
+    let state = tessera_api::AppState::new(api_store, handle.clone(), config.data_dir.clone())
+        .with_max_upload_bytes(config.max_upload_bytes);
     let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -293,6 +304,7 @@ mod tests {
         let c = ServerConfig::resolve(&args).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:7000");
         assert_eq!(c.slots, 5);
+        assert_eq!(c.max_upload_bytes, tessera_api::DEFAULT_MAX_UPLOAD);
         assert_eq!(c.data_dir, PathBuf::from("/srv/t"));
         assert_eq!(
             c.database,

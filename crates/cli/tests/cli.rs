@@ -12,6 +12,8 @@
 //!   outliving the run.
 //! - `server`: `tessera server` with the admin bootstrap and the client
 //!   commands; a SIGKILL of the server mid-job and a restart that finishes it.
+//! - `uploads`: the encode service over HTTP: upload, encode, download
+//!   (whole and by range), frame-exact; bad and oversized uploads leave nothing.
 
 #[path = "cli/bad_input.rs"]
 mod bad_input;
@@ -23,3 +25,5 @@ mod interrupt;
 mod server;
 #[path = "cli/support.rs"]
 mod support;
+#[path = "cli/uploads.rs"]
+mod uploads;

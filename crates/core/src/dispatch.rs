@@ -1,6 +1,8 @@
 //! Dispatch: ready queues per project, and which ready task takes a free slot.
 //!
-//! Each project's queue orders its ready tasks by priority, then job age.
+//! Each project's queue orders its ready tasks by priority (the task's own
+//! plus its job's offset), then job age. A suspended job's entries are dropped
+//! when they reach the head.
 //! When slots are free, the head of each project's queue is a candidate
 //! unless starting it would break its project's quota (that project waits;
 //! the others do not). Among candidates, the project with the least usage
@@ -40,7 +42,7 @@ impl Scheduler {
             return; // a stale timer for a task that moved on
         }
         t.queued = seq;
-        let priority = t.spec.priority;
+        let priority = t.spec.priority.saturating_add(job.priority);
         self.projects[p].queue.push(Queued {
             priority,
             job: Reverse(task.job),
@@ -65,8 +67,11 @@ impl Scheduler {
     pub(crate) fn head(&mut self, p: usize, now: Millis) -> Option<(TaskRef, u32, u64)> {
         while let Some(top) = self.projects[p].queue.peek() {
             let (task, seq) = (top.task, top.seq.0);
+            // A suspended job's tasks leave the queue; resuming queues them again.
+            let suspended = self.jobs.get(&task.job).is_some_and(|j| j.suspended);
             let live = self
                 .task(task)
+                .filter(|_| !suspended)
                 .filter(|t| t.state == TaskState::Ready && t.queued == seq)
                 .map(|t| {
                     (

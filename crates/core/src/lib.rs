@@ -16,6 +16,10 @@
 //! - **Retries** with exponential backoff; lost attempts do not count.
 //! - **Time limits**: an attempt past its limit is killed and counts as a failure.
 //! - **Cancellation** cascades: queued tasks end at once, running ones are killed.
+//! - **Job control**: a job may be suspended (a flag: nothing of it starts,
+//!   its running attempts are stopped and their time limits pause) and
+//!   resumed; a failed or cancelled job may be retried (what ended badly
+//!   waits again, what succeeded is kept); its priority offset may change.
 //! - **Expansion**: a task may add tasks to its job when it succeeds (the
 //!   encode planner adds one task per chunk).
 //! - **Projects**: every job belongs to a project (or to the implicit one).
@@ -66,6 +70,7 @@
 //! ```
 
 mod compile;
+mod control;
 mod dag;
 mod dispatch;
 mod fair;
@@ -75,6 +80,7 @@ mod step;
 mod why;
 
 pub use compile::{compile, ARRAY_COUNT_ENV, ARRAY_INDEX_ENV, MAX_ARRAY};
+pub use control::ControlError;
 pub use dag::{glob_match, SpecError};
 pub use fair::{Policy, ProjectUsage, Quota, QuotaKind};
 pub use sched::{Scheduler, MAX_LOST};

@@ -298,6 +298,13 @@ impl Scheduler {
             job,
             state: j.state,
         });
+        // An ended job is never suspended (a retry starts it afresh).
+        if std::mem::take(&mut j.suspended) {
+            step.changes.push(Change::JobSuspended {
+                job,
+                suspended: false,
+            });
+        }
     }
 }
 

@@ -51,6 +51,12 @@ pub(crate) struct Job {
     pub(crate) unfinished: u32,
     pub(crate) failed: u32,
     pub(crate) cancelled: bool,
+    /// Nothing of it starts; its running attempts are stopped.
+    pub(crate) suspended: bool,
+    /// When it was suspended (time limits are pushed back by the pause).
+    pub(crate) suspended_at: Millis,
+    /// Added to each task's priority in the ready queue.
+    pub(crate) priority: i32,
 }
 
 /// The pure scheduler. One node with `capacity` cpu slots today; nodes and
@@ -214,6 +220,9 @@ impl Scheduler {
                 unfinished: 0,
                 failed: 0,
                 cancelled: false,
+                suspended: false,
+                suspended_at: 0,
+                priority: 0,
             },
         );
         self.active += 1;
@@ -268,9 +277,14 @@ impl Scheduler {
                 unfinished: 0,
                 failed: 0,
                 cancelled: false,
+                suspended: snap.suspended,
+                suspended_at: now,
+                priority: snap.priority,
             },
         );
-        self.active += 1;
+        if !snap.state.is_terminal() {
+            self.active += 1;
+        }
         let mut step = Step::default();
         self.add_tasks(
             snap.id,
@@ -320,6 +334,10 @@ impl Scheduler {
                 reason,
             } => self.lost(task, attempt, reason, now, &mut step),
             Event::CancelJob { job } => self.cancel_job(job, &mut step),
+            Event::SuspendJob { job } => self.suspend_job(job, now, &mut step),
+            Event::ResumeJob { job } => self.resume_job(job, now, &mut step),
+            Event::RetryJob { job } => self.retry_job(job, &mut step),
+            Event::SetPriority { job, priority } => self.set_priority(job, priority, &mut step),
         }
         self.dispatch(now, &mut step);
         step
@@ -370,6 +388,16 @@ impl Scheduler {
 
     pub fn job_state(&self, job: JobId) -> Option<JobState> {
         self.jobs.get(&job).map(|j| j.state)
+    }
+
+    /// Whether the job is suspended (`None` for a job it does not hold).
+    pub fn job_suspended(&self, job: JobId) -> Option<bool> {
+        self.jobs.get(&job).map(|j| j.suspended)
+    }
+
+    /// The job's priority offset (`None` for a job it does not hold).
+    pub fn job_priority(&self, job: JobId) -> Option<i32> {
+        self.jobs.get(&job).map(|j| j.priority)
     }
 
     pub fn task_state(&self, task: TaskRef) -> Option<TaskState> {

@@ -23,6 +23,19 @@ pub enum Event {
     },
     /// Cancel the whole job: queued tasks end at once, running ones are killed.
     CancelJob { job: JobId },
+    /// Start nothing more of the job and stop its running attempts (their
+    /// time limits stop counting). Ignored for an ended or suspended job.
+    SuspendJob { job: JobId },
+    /// Undo [`Event::SuspendJob`]: continue its attempts, queue its ready tasks.
+    ResumeJob { job: JobId },
+    /// Run again what ended badly in a failed or cancelled job: its failed,
+    /// cancelled and skipped tasks wait again with their failures reset,
+    /// succeeded ones are kept. Ignored for a job in any other state (ask
+    /// [`Scheduler::check`](crate::Scheduler::check) first).
+    RetryJob { job: JobId },
+    /// Sets the job's priority offset, added to each task's own priority in
+    /// its project's ready queue.
+    SetPriority { job: JobId, priority: i32 },
 }
 
 /// What the driver must do, after committing the step's changes.
@@ -35,6 +48,16 @@ pub enum Command {
         node: NodeId,
     },
     Kill {
+        task: TaskRef,
+        attempt: AttemptNo,
+    },
+    /// Stop the attempt where it is (SIGSTOP its process group).
+    Suspend {
+        task: TaskRef,
+        attempt: AttemptNo,
+    },
+    /// Continue a suspended attempt (SIGCONT).
+    Resume {
         task: TaskRef,
         attempt: AttemptNo,
     },

@@ -17,6 +17,8 @@ pub enum WaitReason {
     BackingOff { until: Millis },
     /// The scheduler starts nothing new (draining or interrupted).
     Paused,
+    /// Its job is suspended: nothing of it starts until it is resumed.
+    Suspended,
     /// Its project is at a quota limit; the project waits, others go on.
     /// `used` and `limit` are cpu slots, MiB, or cpu-ms within the window.
     Quota {
@@ -45,6 +47,7 @@ impl fmt::Display for WaitReason {
             }
             Self::BackingOff { until } => write!(f, "backing off before a retry until {until}"),
             Self::Paused => f.write_str("the scheduler is paused"),
+            Self::Suspended => f.write_str("its job is suspended"),
             Self::Quota {
                 project,
                 what,
@@ -112,6 +115,9 @@ impl Scheduler {
         }
         if self.paused {
             return Some(WaitReason::Paused);
+        }
+        if job.suspended {
+            return Some(WaitReason::Suspended);
         }
         let proj = &self.projects[job.project];
         // Its own needs first, then the head of its project's queue: a

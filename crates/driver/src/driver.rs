@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tessera_core::{Command, Event, Policy, Scheduler, SpecError, Step};
+use tessera_core::{Command, ControlError, Event, Policy, Scheduler, SpecError, Step};
 use tessera_exec::{EventSink, ExecEvent, Executor, StartRequest};
 use tessera_store::{Store, StoreError};
 use tessera_types::{
@@ -41,6 +41,13 @@ pub enum DriverError {
     Spec(#[from] SpecError),
     #[error("job {0} does not exist")]
     NoSuchJob(JobId),
+    /// A job control request the job's state does not allow (resume of a
+    /// job that is not suspended, retry of a running or succeeded job...).
+    #[error("{0}")]
+    Control(#[from] ControlError),
+    /// The job ended before this scheduler started, so it no longer holds it.
+    #[error("job {0} ended before the scheduler last started; it can no longer be changed")]
+    NotHeld(JobId),
     #[error("the scheduler has stopped")]
     Stopped,
 }
@@ -380,6 +387,17 @@ impl<S: Store, E: Executor> Driver<S, E> {
                 Step::default()
             }
             Input::Cancel(job) => self.sched.handle(Event::CancelJob { job }, now),
+            Input::Control { event, reply } => {
+                match self.control(event, now, observer) {
+                    // The store failed: the loop stops, as on any store error.
+                    Err(e @ DriverError::Store(_)) => {
+                        let _ = reply.send(Err(DriverError::Stopped));
+                        return Err(e);
+                    }
+                    result => drop(reply.send(result)),
+                }
+                Step::default()
+            }
             Input::SetQuota {
                 project,
                 quota,
@@ -437,9 +455,34 @@ impl<S: Store, E: Executor> Driver<S, E> {
                     self.exec.start(req);
                 }
                 Command::Kill { task, attempt } => self.exec.kill(task, attempt),
+                Command::Suspend { task, attempt } => self.exec.suspend(task, attempt),
+                Command::Resume { task, attempt } => self.exec.resume(task, attempt),
             }
         }
         Ok(())
+    }
+
+    /// A job control event (suspend, resume, retry, priority): checked,
+    /// handled, and committed before the caller hears back, so what it reads
+    /// next already shows the change.
+    fn control(
+        &mut self,
+        event: Event,
+        now: Millis,
+        observer: &mut dyn Observer,
+    ) -> Result<(), DriverError> {
+        match self.sched.check(&event) {
+            Ok(()) => {}
+            Err(ControlError::UnknownJob(job)) => {
+                return Err(match self.store.job(job)? {
+                    Some(_) => DriverError::NotHeld(job),
+                    None => DriverError::NoSuchJob(job),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let step = self.sched.handle(event, now);
+        self.commit_and_act(step, now, observer)
     }
 
     fn start_request(&self, task: TaskRef, attempt: AttemptNo, spec: &TaskSpec) -> StartRequest {

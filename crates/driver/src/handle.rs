@@ -3,7 +3,7 @@
 
 use crate::DriverError;
 use std::sync::mpsc::{self, Sender};
-use tessera_core::ProjectUsage;
+use tessera_core::{Event, ProjectUsage};
 use tessera_exec::ExecEvent;
 use tessera_types::{JobId, JobSpec, ProjectId, Quota};
 
@@ -17,6 +17,11 @@ pub(crate) enum Input {
         reply: Sender<Result<JobId, DriverError>>,
     },
     Cancel(JobId),
+    /// Suspend, resume, retry or a priority change; answered once committed.
+    Control {
+        event: Event,
+        reply: Sender<Result<(), DriverError>>,
+    },
     Interrupt,
     SetQuota {
         project: ProjectId,
@@ -43,6 +48,34 @@ pub struct DriverHandle {
 impl DriverHandle {
     pub fn cancel(&self, job: JobId) {
         let _ = self.tx.send(Input::Cancel(job));
+    }
+
+    /// Suspends a job: nothing of it starts, its running attempts are
+    /// stopped (their time limits pause). Waits until committed; refused
+    /// ([`DriverError::Control`]) for an ended or already suspended job. Blocks.
+    pub fn suspend(&self, job: JobId) -> Result<(), DriverError> {
+        self.control(Event::SuspendJob { job })
+    }
+
+    /// Resumes a suspended job; refused for a job that is not suspended. Blocks.
+    pub fn resume(&self, job: JobId) -> Result<(), DriverError> {
+        self.control(Event::ResumeJob { job })
+    }
+
+    /// Runs again what ended badly in a failed or cancelled job (what
+    /// succeeded is kept); refused for a job that is running or succeeded. Blocks.
+    pub fn retry(&self, job: JobId) -> Result<(), DriverError> {
+        self.control(Event::RetryJob { job })
+    }
+
+    /// Sets a job's priority offset (added to its tasks' own priorities in
+    /// the ready queue); refused for an ended job. Blocks.
+    pub fn set_priority(&self, job: JobId, priority: i32) -> Result<(), DriverError> {
+        self.control(Event::SetPriority { job, priority })
+    }
+
+    fn control(&self, event: Event) -> Result<(), DriverError> {
+        self.ask(|reply| Input::Control { event, reply })?
     }
 
     /// Stops cleanly: kills running attempts, records them as interrupted

@@ -18,6 +18,12 @@ pub trait Executor: Send {
     fn kill(&mut self, task: TaskRef, attempt: AttemptNo);
     /// Kills every running attempt (shutdown, Ctrl-C); `Exited` events follow.
     fn kill_all(&mut self);
+    /// Stops the attempt where it is (its whole process group), until
+    /// [`resume`](Executor::resume). A no-op if it is gone, and for
+    /// executors without processes. A stopped attempt can still be killed.
+    fn suspend(&mut self, _task: TaskRef, _attempt: AttemptNo) {}
+    /// Continues an attempt stopped by [`suspend`](Executor::suspend).
+    fn resume(&mut self, _task: TaskRef, _attempt: AttemptNo) {}
 }
 
 /// One attempt to run.

@@ -47,6 +47,25 @@ impl<S: Store + ?Sized> Store for Box<S> {
     fn tasks(&self, job: JobId) -> Result<Vec<TaskRecord>, StoreError> {
         (**self).tasks(job)
     }
+    fn task_counts(&self, job: JobId) -> Result<Vec<(TaskState, u64)>, StoreError> {
+        (**self).task_counts(job)
+    }
+    fn tasks_page(
+        &self,
+        job: JobId,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<TaskRecord>, StoreError> {
+        (**self).tasks_page(job, offset, limit)
+    }
+    fn attempts_page(
+        &self,
+        job: JobId,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
+        (**self).attempts_page(job, offset, limit)
+    }
     fn attempts(&self, job: JobId) -> Result<Vec<AttemptRecord>, StoreError> {
         (**self).attempts(job)
     }

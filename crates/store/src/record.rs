@@ -23,6 +23,11 @@ pub struct JobRecord {
     pub updated_at: Millis,
     /// When the job last reached a terminal state; `None` while it is not in one.
     pub finished_at: Option<Millis>,
+    /// Whether the job is suspended (nothing of it starts; its running
+    /// attempts are stopped). A flag beside `state`.
+    pub suspended: bool,
+    /// Its priority offset, added to each task's priority when queued.
+    pub priority: i32,
 }
 
 /// A task's row.

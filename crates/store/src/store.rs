@@ -62,6 +62,28 @@ pub trait Store: Send {
     /// A job's tasks in index order (empty for an unknown job).
     fn tasks(&self, job: JobId) -> Result<Vec<TaskRecord>, StoreError>;
 
+    /// How many of a job's tasks are in each state (one `GROUP BY`, no task
+    /// specs read), by state. Empty states and unknown jobs are left out.
+    fn task_counts(&self, job: JobId) -> Result<Vec<(TaskState, u64)>, StoreError>;
+
+    /// At most `limit` of a job's tasks in index order, skipping the first
+    /// `offset`: one page of [`Store::tasks`].
+    fn tasks_page(
+        &self,
+        job: JobId,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<TaskRecord>, StoreError>;
+
+    /// At most `limit` of a job's attempts by task index then attempt number,
+    /// skipping the first `offset`: one page of [`Store::attempts`].
+    fn attempts_page(
+        &self,
+        job: JobId,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<AttemptRecord>, StoreError>;
+
     /// A job's attempts, by task index then attempt number.
     fn attempts(&self, job: JobId) -> Result<Vec<AttemptRecord>, StoreError>;
 

@@ -21,6 +21,8 @@ pub struct ShadowJob {
     pub tasks: Vec<TaskSnapshot>,
     pub batch_starts: Vec<u32>,
     pub project: Option<ProjectId>,
+    pub suspended: bool,
+    pub priority: i32,
 }
 
 impl Shadow {
@@ -38,6 +40,8 @@ impl Shadow {
                 tasks,
                 batch_starts: vec![0],
                 project,
+                suspended: false,
+                priority: 0,
             },
         );
     }
@@ -87,6 +91,17 @@ impl Shadow {
                     );
                 }
                 Change::AttemptEnded { .. } => {}
+                Change::JobSuspended { job, suspended } => {
+                    let j = self.jobs.get_mut(job).expect("job");
+                    assert!(
+                        !(*suspended && j.state.is_terminal()),
+                        "job {job} suspended after it ended"
+                    );
+                    j.suspended = *suspended;
+                }
+                Change::JobPriority { job, priority } => {
+                    self.jobs.get_mut(job).expect("job").priority = *priority
+                }
             }
             self.log.push(c.clone());
         }
@@ -116,6 +131,8 @@ impl Shadow {
                 tasks: j.tasks.clone(),
                 batch_starts: j.batch_starts.clone(),
                 project: j.project,
+                suspended: j.suspended,
+                priority: j.priority,
             })
             .collect()
     }

@@ -44,6 +44,8 @@ pub struct Sim {
     /// Running attempts by (end time, sequence).
     running: BTreeMap<(Millis, u64), Finish>,
     index: HashMap<(TaskRef, AttemptNo), (Millis, u64)>,
+    /// Stopped attempts (their job is suspended) with the time they still need.
+    stopped: HashMap<(TaskRef, AttemptNo), (Millis, Finish)>,
     seq: u64,
     next_job: i64,
     /// Every attempt started: (time, task, attempt).
@@ -81,6 +83,7 @@ impl Sim {
             behaviour,
             running: BTreeMap::new(),
             index: HashMap::new(),
+            stopped: HashMap::new(),
             seq: 0,
             next_job: 1,
             starts: Vec::new(),
@@ -141,8 +144,20 @@ impl Sim {
     }
 
     pub fn cancel(&mut self, job: JobId) {
-        let step = self.sched.handle(Event::CancelJob { job }, self.now);
-        self.apply(step);
+        self.event(Event::CancelJob { job });
+    }
+
+    /// Feeds an event (suspend, resume, retry, a priority change...) now;
+    /// returns the step it produced, already carried out.
+    pub fn event(&mut self, event: Event) -> Step {
+        let step = self.sched.handle(event, self.now);
+        self.apply(step.clone());
+        step
+    }
+
+    /// Attempts stopped by a suspension, as the fake executor sees them.
+    pub fn stopped(&self) -> usize {
+        self.stopped.len()
     }
 
     /// Runs until nothing is left to happen or `max_events` events were
@@ -200,6 +215,7 @@ impl Sim {
         let capacity = self.sched.capacity();
         self.running.clear();
         self.index.clear();
+        self.stopped.clear();
         self.sched = Scheduler::new(capacity);
         self.sched.set_policy(self.policy);
         for (&p, &q) in &self.quotas {
@@ -232,6 +248,10 @@ impl Sim {
                     ..
                 } => {
                     self.check_dependencies_allow(task, &spec);
+                    assert!(
+                        !self.shadow.jobs[&task.job].suspended,
+                        "{task} started while its job is suspended"
+                    );
                     let project = self.shadow.jobs[&task.job].project;
                     self.check_cpu_time_quota(project);
                     let out = (self.behaviour.0)(&spec, attempt);
@@ -253,7 +273,29 @@ impl Sim {
                     self.index.insert((task, attempt), key);
                     self.starts.push((self.now, task, attempt));
                 }
+                Command::Suspend { task, attempt } => {
+                    if let Some(key) = self.index.remove(&(task, attempt)) {
+                        let f = self.running.remove(&key).expect("indexed");
+                        let left = key.0.saturating_sub(self.now);
+                        self.stopped.insert((task, attempt), (left, f));
+                    }
+                }
+                Command::Resume { task, attempt } => {
+                    if let Some((left, f)) = self.stopped.remove(&(task, attempt)) {
+                        self.seq += 1;
+                        let key = (self.now + left, self.seq);
+                        self.index.insert((task, attempt), key);
+                        self.running.insert(key, f);
+                    }
+                }
                 Command::Kill { task, attempt } => {
+                    // A stopped process dies too (SIGKILL needs no SIGCONT).
+                    if let Some((_, f)) = self.stopped.remove(&(task, attempt)) {
+                        self.seq += 1;
+                        let key = (self.now, self.seq);
+                        self.index.insert((task, attempt), key);
+                        self.running.insert(key, f);
+                    }
                     // The process dies now: its exit arrives immediately.
                     if let Some(key) = self.index.remove(&(task, attempt)) {
                         let mut f = self.running.remove(&key).expect("indexed");
@@ -266,7 +308,8 @@ impl Sim {
                 }
             }
         }
-        let used: u32 = self.running.values().map(|f| f.cpu).sum();
+        let used: u32 = self.running.values().map(|f| f.cpu).sum::<u32>()
+            + self.stopped.values().map(|(_, f)| f.cpu).sum::<u32>();
         assert!(
             used <= self.sched.capacity(),
             "slots oversubscribed: {used} > {}",

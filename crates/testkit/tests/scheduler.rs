@@ -1,5 +1,7 @@
 //! The pure scheduler, driven through the simulation harness.
 
+#[path = "scheduler/control.rs"]
+mod control;
 #[path = "scheduler/fair.rs"]
 mod fair;
 

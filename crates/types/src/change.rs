@@ -47,6 +47,18 @@ pub enum Change {
         usage: AttemptUsage,
         at: Millis,
     },
+    /// The job was suspended (nothing of it starts; its running attempts are
+    /// stopped) or resumed. A flag beside the job's state, not a state.
+    JobSuspended {
+        job: JobId,
+        suspended: bool,
+    },
+    /// The job's priority offset changed: added to each of its tasks' own
+    /// priority in the ready queue.
+    JobPriority {
+        job: JobId,
+        priority: i32,
+    },
 }
 
 /// A task as the store remembers it, enough to rebuild the core.
@@ -74,4 +86,10 @@ pub struct JobSnapshot {
     /// jobs of no project, which share one implicit project.
     #[serde(default)]
     pub project: Option<ProjectId>,
+    /// Whether the job is suspended (see [`Change::JobSuspended`]).
+    #[serde(default)]
+    pub suspended: bool,
+    /// The job's priority offset (see [`Change::JobPriority`]).
+    #[serde(default)]
+    pub priority: i32,
 }

@@ -14,8 +14,13 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::fmt::Write;
 use tessera_store::{AttemptRecord, TaskRecord};
+use tessera_types::TaskState;
 
 const LIVE_JS: &str = include_str!("../../assets/live.js");
+
+/// Tasks the job page shows (and its live document follows) at most: the
+/// first, in index order. The graph and timeline draw fewer still.
+const SHOWN_TASKS: u32 = 1000;
 
 pub(crate) async fn show(
     State(s): State<AppState>,
@@ -24,17 +29,28 @@ pub(crate) async fn show(
 ) -> Result<Html<String>, UiError> {
     let job = access?.job;
     let (id, project) = (job.id, job.project);
-    let (tasks, attempts, project) = s
+    let (tasks, attempts, counts, project) = s
         .db(move |db| {
             let project = match project {
                 Some(p) => db.project(p)?,
                 None => None,
             };
-            Ok((db.tasks(id)?, db.attempts(id)?, project))
+            let tasks = db.tasks_page(id, 0, SHOWN_TASKS)?;
+            let mut attempts = db.attempts_page(id, 0, jobs::PAGE_MAX)?;
+            let last = tasks.last().map_or(0, |t| t.task.index);
+            attempts.retain(|a| a.task.index <= last);
+            Ok((tasks, attempts, db.task_counts(id)?, project))
         })
         .await?;
     let now = now_ms();
-    let done = tasks.iter().filter(|t| t.state.is_terminal()).count();
+    let (done, total) = done_and_total(&counts);
+    let more = match total.saturating_sub(tasks.len() as u64) {
+        0 => String::new(),
+        n => format!(
+            r#"<p class="muted">The first {} tasks are shown; {n} more are not (GET /api/v1/jobs/{id}/tasks pages through all).</p>"#,
+            tasks.len()
+        ),
+    };
     let project_html = project.map_or("no project".to_string(), |p| {
         format!(
             r#"<a href="/ui/projects/{}">{}</a>"#,
@@ -60,11 +76,10 @@ pub(crate) async fn show(
 <p>Progress: <progress id="progress" max="{total}" value="{done}"></progress> <span id="progress-text">{done} / {total}</span> tasks ended</p>
 <h2>Graph</h2><div class="scroll">{dag}</div>
 <h2>Timeline</h2><div class="scroll">{gantt}</div>
-<h2>Tasks</h2>{table}
+<h2>Tasks</h2>{more}{table}
 <script>{LIVE_JS}</script>"#,
         name = escape(&job.name),
         created = time(job.created_at),
-        total = tasks.len(),
         dag = dag::render(&tasks),
         gantt = gantt::render(&tasks, &attempts, now),
         table = task_table(id.0, &tasks, &attempts),
@@ -112,15 +127,28 @@ fn task_table(job: i64, tasks: &[TaskRecord], attempts: &[AttemptRecord]) -> Str
     )
 }
 
-/// The job's and its tasks' states: `{"state", "done", "total", "tasks": [[index, state]...]}`.
+/// Tasks ended and tasks in all, from the job's counts by state.
+fn done_and_total(counts: &[(TaskState, u64)]) -> (u64, u64) {
+    let done = counts
+        .iter()
+        .filter(|(s, _)| s.is_terminal())
+        .map(|(_, n)| n);
+    (done.sum(), counts.iter().map(|(_, n)| n).sum())
+}
+
+/// The job's and its first [`SHOWN_TASKS`] tasks' states:
+/// `{"state", "done", "total", "tasks": [[index, state]...]}` (`done` and
+/// `total` count all of the job's tasks).
 pub(crate) async fn state_json(
     State(s): State<AppState>,
     access: Result<JobAccess<AsViewer>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
     let job = access?.job;
     let id = job.id;
-    let tasks = s.db(move |db| Ok(db.tasks(id)?)).await?;
-    let done = tasks.iter().filter(|t| t.state.is_terminal()).count();
+    let (tasks, counts) = s
+        .db(move |db| Ok((db.tasks_page(id, 0, SHOWN_TASKS)?, db.task_counts(id)?)))
+        .await?;
+    let (done, total) = done_and_total(&counts);
     let states: Vec<Value> = tasks
         .iter()
         .map(|t| json!([t.task.index, t.state.as_str()]))
@@ -128,7 +156,7 @@ pub(crate) async fn state_json(
     Ok(Json(json!({
         "state": job.state.as_str(),
         "done": done,
-        "total": tasks.len(),
+        "total": total,
         "tasks": states,
     })))
 }

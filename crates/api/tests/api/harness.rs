@@ -26,6 +26,7 @@ pub struct Server {
 
 pub struct Resp {
     pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
     pub body: Vec<u8>,
 }
 
@@ -126,11 +127,16 @@ impl Server {
             .await
             .unwrap();
         let status = response.status();
+        let headers = response.headers().clone();
         let body = axum::body::to_bytes(response.into_body(), usize::MAX)
             .await
             .unwrap()
             .to_vec();
-        Resp { status, body }
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&self, path: &str, key: &str) -> Resp {

@@ -296,3 +296,48 @@ pub fn load_unfinished_excludes_terminal_jobs(b: &mut dyn Backend) {
     );
     assert_eq!(s.load_unfinished().expect("load").len(), 3);
 }
+
+pub fn suspension_and_priority_persist(b: &mut dyn Backend) {
+    let mut s = b.create();
+    let job = s
+        .create_job(None, &sample_spec("control"), None, 1_000)
+        .expect("create_job");
+    let rec = s.job(job).expect("job").expect("exists");
+    assert_eq!((rec.suspended, rec.priority), (false, 0), "defaults");
+    s.apply(
+        &[
+            Change::JobSuspended {
+                job,
+                suspended: true,
+            },
+            Change::JobPriority { job, priority: 7 },
+        ],
+        2_000,
+    )
+    .expect("apply");
+    let rec = s.job(job).expect("job").expect("exists");
+    assert_eq!(
+        (rec.suspended, rec.priority, rec.updated_at),
+        (true, 7, 2_000)
+    );
+    let snap = &s.load_unfinished().expect("load_unfinished")[0];
+    assert_eq!(
+        (snap.suspended, snap.priority),
+        (true, 7),
+        "what a restart restores"
+    );
+    let missing = JobId(job.0 + 100);
+    let err = s
+        .apply(
+            &[Change::JobPriority {
+                job: missing,
+                priority: 1,
+            }],
+            3_000,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::UnknownJob(j) if j == missing),
+        "{err:?}"
+    );
+}

@@ -21,13 +21,14 @@ pub use accounts::{
     members_are_added_changed_and_removed, names_are_unique_and_not_blank,
     projects_start_with_their_owner,
 };
-pub use counts::counts_group_by_state_and_project;
+pub use counts::{counts_group_by_state_and_project, pages_follow_index_order};
 pub use durable::{
     attempts_record_outcome_and_usage, find_job_by_key_returns_newest, state_survives_reopen,
 };
 pub use jobs::{
     apply_is_all_or_nothing, create_and_load_round_trip, expansion_appends_tasks,
-    load_unfinished_excludes_terminal_jobs, task_changes_are_recorded,
+    load_unfinished_excludes_terminal_jobs, suspension_and_priority_persist,
+    task_changes_are_recorded,
 };
 pub use usage::{quotas_are_kept_per_project, usage_since_charges_ended_attempts};
 
@@ -59,6 +60,10 @@ pub const TESTS: &[(&str, Test)] = &[
     ("expansion_appends_tasks", expansion_appends_tasks),
     ("apply_is_all_or_nothing", apply_is_all_or_nothing),
     ("task_changes_are_recorded", task_changes_are_recorded),
+    (
+        "suspension_and_priority_persist",
+        suspension_and_priority_persist,
+    ),
     (
         "load_unfinished_excludes_terminal_jobs",
         load_unfinished_excludes_terminal_jobs,
@@ -93,6 +98,7 @@ pub const TESTS: &[(&str, Test)] = &[
         "counts_group_by_state_and_project",
         counts_group_by_state_and_project,
     ),
+    ("pages_follow_index_order", pages_follow_index_order),
     ("quotas_are_kept_per_project", quotas_are_kept_per_project),
     (
         "usage_since_charges_ended_attempts",

@@ -275,6 +275,28 @@ impl Store for PostgresStore {
         read::tasks(&mut self.conn.borrow_mut(), job)
     }
 
+    fn task_counts(&self, job: JobId) -> Result<Vec<(TaskState, u64)>, StoreError> {
+        read::task_counts(&mut self.conn.borrow_mut(), job)
+    }
+
+    fn tasks_page(
+        &self,
+        job: JobId,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<TaskRecord>, StoreError> {
+        read::tasks_page(&mut self.conn.borrow_mut(), job, offset, limit)
+    }
+
+    fn attempts_page(
+        &self,
+        job: JobId,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
+        read::attempts_page(&mut self.conn.borrow_mut(), job, offset, limit)
+    }
+
     fn attempts(&self, job: JobId) -> Result<Vec<AttemptRecord>, StoreError> {
         read::attempts(&mut self.conn.borrow_mut(), job)
     }

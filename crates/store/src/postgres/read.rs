@@ -10,24 +10,32 @@ use tessera_types::{
     TaskSnapshot, TaskSpec, TaskState,
 };
 
-const JOB: &str = "SELECT id, name, key, state, created_at, updated_at, finished_at, project_id \
-    FROM jobs WHERE id = $1";
+const JOB: &str = "SELECT id, name, key, state, created_at, updated_at, finished_at, project_id, \
+    suspended, priority FROM jobs WHERE id = $1";
 const JOB_BY_KEY: &str = "SELECT id, name, key, state, created_at, updated_at, finished_at, \
-    project_id FROM jobs WHERE key = $1 ORDER BY id DESC LIMIT 1";
+    project_id, suspended, priority FROM jobs WHERE key = $1 ORDER BY id DESC LIMIT 1";
 const RECENT_JOBS: &str = "SELECT id, name, key, state, created_at, updated_at, finished_at, \
-    project_id FROM jobs ORDER BY id DESC LIMIT $1";
+    project_id, suspended, priority FROM jobs ORDER BY id DESC LIMIT $1";
 const JOBS_OF_PROJECT: &str = "SELECT id, name, key, state, created_at, updated_at, finished_at, \
-    project_id FROM jobs WHERE project_id = $1 ORDER BY id DESC LIMIT $2";
+    project_id, suspended, priority FROM jobs WHERE project_id = $1 ORDER BY id DESC LIMIT $2";
 const TASKS: &str = "SELECT job_id, idx, name, spec_json, state, attempt, failures, not_before, \
     reason, created_at, updated_at FROM tasks WHERE job_id = $1 ORDER BY idx";
 const ATTEMPTS: &str = "SELECT job_id, idx, number, node, outcome, message, started_at, \
     ended_at, wall_ms, cpu_ms, max_rss_kb, pid FROM attempts WHERE job_id = $1 \
     ORDER BY idx, number";
+const TASKS_PAGE: &str = "SELECT job_id, idx, name, spec_json, state, attempt, failures, \
+    not_before, reason, created_at, updated_at FROM tasks WHERE job_id = $1 ORDER BY idx \
+    LIMIT $2 OFFSET $3";
+const ATTEMPTS_PAGE: &str = "SELECT job_id, idx, number, node, outcome, message, started_at, \
+    ended_at, wall_ms, cpu_ms, max_rss_kb, pid FROM attempts WHERE job_id = $1 \
+    ORDER BY idx, number LIMIT $2 OFFSET $3";
+const TASK_COUNTS: &str =
+    "SELECT state, COUNT(*) FROM tasks WHERE job_id = $1 GROUP BY state ORDER BY state";
 const OPEN_ATTEMPTS: &str = "SELECT job_id, idx, number, node, outcome, message, started_at, \
     ended_at, wall_ms, cpu_ms, max_rss_kb, pid FROM attempts WHERE outcome IS NULL \
     ORDER BY job_id, idx, number";
-const UNFINISHED: &str =
-    "SELECT id, spec_json, state, project_id FROM jobs WHERE state NOT IN ($1, $2, $3) ORDER BY id";
+const UNFINISHED: &str = "SELECT id, spec_json, state, project_id, suspended, priority FROM jobs \
+    WHERE state NOT IN ($1, $2, $3) ORDER BY id";
 const JOBS_BY_STATE: &str = "SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state";
 const TASKS_BY_STATE: &str = "SELECT state, COUNT(*) FROM tasks GROUP BY state ORDER BY state";
 const JOBS_BY_PROJECT: &str = "SELECT project_id, state, COUNT(*) FROM jobs \
@@ -89,6 +97,8 @@ fn job_row(r: &Row) -> Result<JobRecord, StoreError> {
         created_at: unsigned(r, 4)?,
         updated_at: unsigned(r, 5)?,
         finished_at: unsigned_opt(r, 6)?,
+        suspended: get(r, 8)?,
+        priority: get(r, 9)?,
     })
 }
 
@@ -198,6 +208,36 @@ pub(super) fn attempts(conn: &mut Conn, job: JobId) -> Result<Vec<AttemptRecord>
     query(conn, ATTEMPTS, &[&job.0], attempt_row)
 }
 
+pub(super) fn task_counts(
+    conn: &mut Conn,
+    job: JobId,
+) -> Result<Vec<(TaskState, u64)>, StoreError> {
+    query(conn, TASK_COUNTS, &[&job.0], |r| {
+        let what = format!("state of a task of job {job}");
+        Ok((parse(&what, get(r, 0)?)?, unsigned(r, 1)?))
+    })
+}
+
+pub(super) fn tasks_page(
+    conn: &mut Conn,
+    job: JobId,
+    offset: u32,
+    limit: u32,
+) -> Result<Vec<TaskRecord>, StoreError> {
+    let (limit, offset) = (i64::from(limit), i64::from(offset));
+    query(conn, TASKS_PAGE, &[&job.0, &limit, &offset], task_row)
+}
+
+pub(super) fn attempts_page(
+    conn: &mut Conn,
+    job: JobId,
+    offset: u32,
+    limit: u32,
+) -> Result<Vec<AttemptRecord>, StoreError> {
+    let (limit, offset) = (i64::from(limit), i64::from(offset));
+    query(conn, ATTEMPTS_PAGE, &[&job.0, &limit, &offset], attempt_row)
+}
+
 pub(super) fn open_attempts(conn: &mut Conn) -> Result<Vec<AttemptRecord>, StoreError> {
     query(conn, OPEN_ATTEMPTS, &[], attempt_row)
 }
@@ -223,10 +263,11 @@ pub(super) fn load_unfinished(conn: &mut Conn) -> Result<Vec<JobSnapshot>, Store
         let spec: JobSpec = json(&format!("spec of job {id}"), get(r, 1)?)?;
         let state: JobState = parse(&format!("state of job {id}"), get(r, 2)?)?;
         let project = get::<Option<i64>>(r, 3)?.map(ProjectId);
-        Ok((id, spec, state, project))
+        let (suspended, priority): (bool, i32) = (get(r, 4)?, get(r, 5)?);
+        Ok((id, spec, state, project, suspended, priority))
     })?;
     let mut out = Vec::with_capacity(jobs.len());
-    for (id, mut spec, state, project) in jobs {
+    for (id, mut spec, state, project, suspended, priority) in jobs {
         let rows = tasks(conn, id)?;
         let mut tasks = Vec::with_capacity(rows.len());
         spec.tasks = Vec::with_capacity(rows.len());
@@ -253,6 +294,8 @@ pub(super) fn load_unfinished(conn: &mut Conn) -> Result<Vec<JobSnapshot>, Store
             tasks,
             batch_starts,
             project,
+            suspended,
+            priority,
         });
     }
     Ok(out)

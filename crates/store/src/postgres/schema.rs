@@ -64,7 +64,9 @@ const MIGRATIONS: &[&str] = &[
         state       TEXT   NOT NULL,
         created_at  BIGINT NOT NULL,
         updated_at  BIGINT NOT NULL,
-        finished_at BIGINT
+        finished_at BIGINT,
+        suspended   BOOLEAN NOT NULL DEFAULT FALSE,
+        priority    INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX jobs_by_key ON jobs (key, id);
     CREATE INDEX jobs_by_state ON jobs (state, id);
@@ -86,6 +88,7 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (job_id, idx)
     );
     CREATE UNIQUE INDEX tasks_by_name ON tasks (job_id, name);
+    CREATE INDEX tasks_by_state ON tasks (job_id, state);
 
     CREATE TABLE attempts (
         job_id     BIGINT NOT NULL,

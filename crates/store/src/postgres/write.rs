@@ -21,6 +21,8 @@ const SET_JOB_STATE: &str =
 const COUNT_TASKS: &str =
     "SELECT (SELECT COUNT(*) FROM tasks WHERE job_id = $1) FROM jobs WHERE id = $1";
 const TOUCH_JOB: &str = "UPDATE jobs SET updated_at = $2 WHERE id = $1";
+const SET_SUSPENDED: &str = "UPDATE jobs SET suspended = $2, updated_at = $3 WHERE id = $1";
+const SET_PRIORITY: &str = "UPDATE jobs SET priority = $2, updated_at = $3 WHERE id = $1";
 const SET_TASK: &str = "UPDATE tasks SET state = $3, attempt = $4, failures = $5, \
     not_before = $6, reason = $7, updated_at = $8 WHERE job_id = $1 AND idx = $2";
 const START_ATTEMPT: &str =
@@ -233,6 +235,24 @@ fn apply_one(
                     task: *task,
                     attempt: *attempt,
                 });
+            }
+        }
+        Change::JobSuspended { job, suspended } => {
+            let stmt = prepared(statements, tx, SET_SUSPENDED)?;
+            let n = tx
+                .execute(&stmt, &[&job.0, suspended, &ms(now)])
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::UnknownJob(*job));
+            }
+        }
+        Change::JobPriority { job, priority } => {
+            let stmt = prepared(statements, tx, SET_PRIORITY)?;
+            let n = tx
+                .execute(&stmt, &[&job.0, priority, &ms(now)])
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::UnknownJob(*job));
             }
         }
     }

@@ -216,6 +216,28 @@ impl Store for SqliteStore {
         read::tasks(&self.conn, &self.path, job)
     }
 
+    fn task_counts(&self, job: JobId) -> Result<Vec<(TaskState, u64)>, StoreError> {
+        read::task_counts(&self.conn, &self.path, job)
+    }
+
+    fn tasks_page(
+        &self,
+        job: JobId,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<TaskRecord>, StoreError> {
+        read::tasks_page(&self.conn, &self.path, job, offset, limit)
+    }
+
+    fn attempts_page(
+        &self,
+        job: JobId,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
+        read::attempts_page(&self.conn, &self.path, job, offset, limit)
+    }
+
     fn attempts(&self, job: JobId) -> Result<Vec<AttemptRecord>, StoreError> {
         read::attempts(&self.conn, &self.path, job)
     }

@@ -10,7 +10,8 @@ use tessera_types::{
     TaskSnapshot, TaskSpec, TaskState,
 };
 
-const JOB_COLUMNS: &str = "id, name, key, state, created_at, updated_at, finished_at, project_id";
+const JOB_COLUMNS: &str =
+    "id, name, key, state, created_at, updated_at, finished_at, project_id, suspended, priority";
 const TASK_COLUMNS: &str =
     "job_id, idx, name, spec_json, state, attempt, failures, not_before, reason, created_at, updated_at";
 const ATTEMPT_COLUMNS: &str = "job_id, idx, number, node, outcome, message, started_at, ended_at, \
@@ -42,6 +43,7 @@ fn job_row(r: &Row<'_>) -> Mapped<JobRecord> {
     let (name, key, state): (String, Option<String>, String) = (r.get(1)?, r.get(2)?, r.get(3)?);
     let (created_at, updated_at, finished_at) = (r.get(4)?, r.get(5)?, r.get(6)?);
     let project = r.get::<_, Option<i64>>(7)?.map(ProjectId);
+    let (suspended, priority) = (r.get(8)?, r.get(9)?);
     Ok(
         parse(&format!("state of job {id}"), &state).map(|state| JobRecord {
             id,
@@ -52,6 +54,8 @@ fn job_row(r: &Row<'_>) -> Mapped<JobRecord> {
             created_at,
             updated_at,
             finished_at,
+            suspended,
+            priority,
         }),
     )
 }
@@ -212,6 +216,47 @@ pub(super) fn tasks(
     query(conn, path, &sql, [job.0], task_row)
 }
 
+pub(super) fn task_counts(
+    conn: &Connection,
+    path: &Path,
+    job: JobId,
+) -> Result<Vec<(TaskState, u64)>, StoreError> {
+    let sql = "SELECT state, COUNT(*) FROM tasks WHERE job_id = ?1 GROUP BY state ORDER BY state";
+    query(conn, path, sql, [job.0], |r| {
+        let (state, n): (String, u64) = (r.get(0)?, r.get(1)?);
+        Ok(parse(&format!("state of a task of job {job}"), &state).map(|s| (s, n)))
+    })
+}
+
+pub(super) fn tasks_page(
+    conn: &Connection,
+    path: &Path,
+    job: JobId,
+    offset: u32,
+    limit: u32,
+) -> Result<Vec<TaskRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {TASK_COLUMNS} FROM tasks WHERE job_id = ?1 ORDER BY idx LIMIT ?2 OFFSET ?3"
+    );
+    let params = rusqlite::params![job.0, limit, offset];
+    query(conn, path, &sql, params, task_row)
+}
+
+pub(super) fn attempts_page(
+    conn: &Connection,
+    path: &Path,
+    job: JobId,
+    offset: u32,
+    limit: u32,
+) -> Result<Vec<AttemptRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE job_id = ?1 ORDER BY idx, number \
+         LIMIT ?2 OFFSET ?3"
+    );
+    let params = rusqlite::params![job.0, limit, offset];
+    query(conn, path, &sql, params, attempt_row)
+}
+
 pub(super) fn attempts(
     conn: &Connection,
     path: &Path,
@@ -263,19 +308,28 @@ pub(super) fn load_unfinished(
     path: &Path,
 ) -> Result<Vec<JobSnapshot>, StoreError> {
     let (a, b, c) = (JobState::Succeeded, JobState::Failed, JobState::Cancelled);
-    type Row = (JobId, String, String, Option<ProjectId>);
+    type Row = (JobId, String, String, Option<ProjectId>, bool, i32);
     let jobs: Vec<Row> = query(
         conn,
         path,
-        "SELECT id, spec_json, state, project_id FROM jobs WHERE state NOT IN (?1, ?2, ?3) ORDER BY id",
+        "SELECT id, spec_json, state, project_id, suspended, priority FROM jobs \
+         WHERE state NOT IN (?1, ?2, ?3) ORDER BY id",
         [a.as_str(), b.as_str(), c.as_str()],
         |r| {
             let project = r.get::<_, Option<i64>>(3)?.map(ProjectId);
-            Ok(Ok((JobId(r.get(0)?), r.get(1)?, r.get(2)?, project)))
+            let id = JobId(r.get(0)?);
+            Ok(Ok((
+                id,
+                r.get(1)?,
+                r.get(2)?,
+                project,
+                r.get(4)?,
+                r.get(5)?,
+            )))
         },
     )?;
     let mut out = Vec::with_capacity(jobs.len());
-    for (id, spec_json, state, project) in jobs {
+    for (id, spec_json, state, project, suspended, priority) in jobs {
         let mut spec: JobSpec = json(&format!("spec of job {id}"), &spec_json)?;
         let state: JobState = parse(&format!("state of job {id}"), &state)?;
         let rows = tasks(conn, path, id)?;
@@ -310,6 +364,8 @@ pub(super) fn load_unfinished(
             tasks,
             batch_starts,
             project,
+            suspended,
+            priority,
         });
     }
     Ok(out)

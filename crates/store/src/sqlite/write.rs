@@ -226,6 +226,24 @@ fn apply_one(
                 });
             }
         }
+        Change::JobSuspended { job, suspended } => {
+            let n = tx
+                .prepare_cached("UPDATE jobs SET suspended = ?2, updated_at = ?3 WHERE id = ?1")
+                .and_then(|mut s| s.execute(params![job.0, suspended, now]))
+                .map_err(err)?;
+            if n == 0 {
+                return Err(StoreError::UnknownJob(*job));
+            }
+        }
+        Change::JobPriority { job, priority } => {
+            let n = tx
+                .prepare_cached("UPDATE jobs SET priority = ?2, updated_at = ?3 WHERE id = ?1")
+                .and_then(|mut s| s.execute(params![job.0, priority, now]))
+                .map_err(err)?;
+            if n == 0 {
+                return Err(StoreError::UnknownJob(*job));
+            }
+        }
     }
     Ok(())
 }

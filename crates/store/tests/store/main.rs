@@ -15,6 +15,7 @@ macro_rules! conformance_tests {
             expansion_appends_tasks,
             apply_is_all_or_nothing,
             task_changes_are_recorded,
+            suspension_and_priority_persist,
             load_unfinished_excludes_terminal_jobs,
             state_survives_reopen,
             find_job_by_key_returns_newest,
@@ -25,6 +26,7 @@ macro_rules! conformance_tests {
             api_keys_are_created_found_revoked_and_touched,
             jobs_belong_to_projects,
             counts_group_by_state_and_project,
+            pages_follow_index_order,
             quotas_are_kept_per_project,
             usage_since_charges_ended_attempts,
         );

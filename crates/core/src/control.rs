@@ -1,0 +1,222 @@
+//! What a user does to a whole job besides cancelling it: suspend and
+//! resume, retry what ended badly, change its priority.
+//!
+//! Suspension is a flag on the job, not a state: nothing of a suspended job
+//! starts (its queue entries are dropped at the head and put back on
+//! resume), its running attempts are stopped ([`Command::Suspend`]) and
+//! their time limits stop counting (each deadline moves back by the time
+//! the job spent suspended).
+
+use crate::sched::Scheduler;
+use crate::step::{Command, Event, Step};
+use std::fmt;
+use tessera_types::{Change, JobId, JobState, Millis, TaskRef, TaskState};
+
+/// Why a job control event does not apply to a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlError {
+    /// The scheduler does not hold the job.
+    UnknownJob(JobId),
+    /// Suspend, resume or a priority change asked of a job that has ended.
+    Ended {
+        job: JobId,
+        state: JobState,
+    },
+    AlreadySuspended(JobId),
+    NotSuspended(JobId),
+    /// Retry asked of a job that has not ended, or that succeeded.
+    NotRetryable {
+        job: JobId,
+        state: JobState,
+    },
+}
+
+impl fmt::Display for ControlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownJob(job) => write!(f, "job {job} is not held by the scheduler"),
+            Self::Ended { job, state } => write!(f, "job {job} has already ended ({state})"),
+            Self::AlreadySuspended(job) => write!(f, "job {job} is already suspended"),
+            Self::NotSuspended(job) => write!(f, "job {job} is not suspended"),
+            Self::NotRetryable { job, state } if state.is_terminal() => write!(
+                f,
+                "job {job} {state}; only a failed or cancelled job can be retried"
+            ),
+            Self::NotRetryable { job, state } => write!(
+                f,
+                "job {job} is {state}; wait until it ends (or cancel it) before retrying"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ControlError {}
+
+impl Scheduler {
+    /// Whether a job control event ([`Event::SuspendJob`], `ResumeJob`,
+    /// `RetryJob`, `SetPriority`) would apply; [`Scheduler::handle`]
+    /// ignores one that would not. Other events always pass.
+    pub fn check(&self, event: &Event) -> Result<(), ControlError> {
+        let job = match event {
+            Event::SuspendJob { job }
+            | Event::ResumeJob { job }
+            | Event::RetryJob { job }
+            | Event::SetPriority { job, .. } => *job,
+            _ => return Ok(()),
+        };
+        let j = self.jobs.get(&job).ok_or(ControlError::UnknownJob(job))?;
+        let state = j.state;
+        match event {
+            Event::RetryJob { .. } => match state {
+                JobState::Failed | JobState::Cancelled => Ok(()),
+                _ => Err(ControlError::NotRetryable { job, state }),
+            },
+            _ if state.is_terminal() => Err(ControlError::Ended { job, state }),
+            Event::SuspendJob { .. } if j.suspended => Err(ControlError::AlreadySuspended(job)),
+            Event::ResumeJob { .. } if !j.suspended => Err(ControlError::NotSuspended(job)),
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) fn suspend_job(&mut self, job: JobId, now: Millis, step: &mut Step) {
+        if self.check(&Event::SuspendJob { job }).is_err() {
+            return;
+        }
+        let j = self.jobs.get_mut(&job).expect("checked");
+        j.suspended = true;
+        j.suspended_at = now;
+        step.changes.push(Change::JobSuspended {
+            job,
+            suspended: true,
+        });
+        for (i, t) in j.tasks.iter().enumerate() {
+            if t.state == TaskState::Running && t.killing.is_none() {
+                let task = TaskRef::new(job, i as u32);
+                if t.deadline > 0 {
+                    self.deadlines.remove(&(t.deadline, task, t.attempt));
+                }
+                step.commands.push(Command::Suspend {
+                    task,
+                    attempt: t.attempt,
+                });
+            }
+        }
+    }
+
+    pub(crate) fn resume_job(&mut self, job: JobId, now: Millis, step: &mut Step) {
+        if self.check(&Event::ResumeJob { job }).is_err() {
+            return;
+        }
+        self.unsuspend(job, now, step);
+        let n = self.jobs[&job].tasks.len() as u32;
+        for i in 0..n {
+            let task = TaskRef::new(job, i);
+            if self.jobs[&job].tasks[i as usize].state == TaskState::Ready {
+                self.requeue(task);
+            }
+        }
+    }
+
+    /// Clears the flag: continues the stopped attempts, pushing their time
+    /// limits back by the pause.
+    pub(crate) fn unsuspend(&mut self, job: JobId, now: Millis, step: &mut Step) {
+        let Some(j) = self.jobs.get_mut(&job).filter(|j| j.suspended) else {
+            return;
+        };
+        j.suspended = false;
+        let paused = now.saturating_sub(j.suspended_at);
+        step.changes.push(Change::JobSuspended {
+            job,
+            suspended: false,
+        });
+        for (i, t) in j.tasks.iter_mut().enumerate() {
+            if t.state != TaskState::Running {
+                continue;
+            }
+            let task = TaskRef::new(job, i as u32);
+            if t.deadline > 0 {
+                t.deadline = t.deadline.saturating_add(paused);
+                self.deadlines.insert((t.deadline, task, t.attempt));
+            }
+            if t.killing.is_none() {
+                step.commands.push(Command::Resume {
+                    task,
+                    attempt: t.attempt,
+                });
+            }
+        }
+    }
+
+    pub(crate) fn retry_job(&mut self, job: JobId, step: &mut Step) {
+        if self.check(&Event::RetryJob { job }).is_err() {
+            return;
+        }
+        let j = self.jobs.get_mut(&job).expect("checked");
+        j.cancelled = false;
+        j.failed = 0;
+        j.state = JobState::Running;
+        self.active += 1;
+        step.changes.push(Change::JobState {
+            job,
+            state: JobState::Running,
+        });
+        let n = j.tasks.len() as u32;
+        for i in 0..n {
+            let t = &mut self.jobs.get_mut(&job).expect("job").tasks[i as usize];
+            if matches!(
+                t.state,
+                TaskState::Failed | TaskState::Cancelled | TaskState::Skipped
+            ) {
+                t.failures = 0;
+                t.not_before = 0;
+                self.set(
+                    TaskRef::new(job, i),
+                    TaskState::Waiting,
+                    Some("retried".into()),
+                    step,
+                );
+                self.jobs.get_mut(&job).expect("job").unfinished += 1;
+            }
+        }
+        // Tasks waiting again reopen their children's dependencies.
+        let j = self.jobs.get_mut(&job).expect("job");
+        for i in 0..j.tasks.len() {
+            let open = j.tasks[i]
+                .parents
+                .iter()
+                .filter(|&&(p, _)| !j.tasks[p as usize].state.is_terminal())
+                .count() as u32;
+            j.tasks[i].open_parents = open;
+        }
+        let due: Vec<u32> = (0..n)
+            .filter(|&i| {
+                let t = &j.tasks[i as usize];
+                t.state == TaskState::Waiting && t.open_parents == 0
+            })
+            .collect();
+        for i in due {
+            self.decide(TaskRef::new(job, i), step);
+        }
+        self.settle(job, step);
+    }
+
+    pub(crate) fn set_priority(&mut self, job: JobId, priority: i32, step: &mut Step) {
+        if self.check(&Event::SetPriority { job, priority }).is_err() {
+            return;
+        }
+        let j = self.jobs.get_mut(&job).expect("checked");
+        if j.priority == priority {
+            return;
+        }
+        j.priority = priority;
+        step.changes.push(Change::JobPriority { job, priority });
+        // Queue entries carry the old priority: queue the ready tasks again
+        // (the old entries go stale).
+        let n = j.tasks.len() as u32;
+        for i in 0..n {
+            if self.jobs[&job].tasks[i as usize].state == TaskState::Ready {
+                self.enqueue(TaskRef::new(job, i));
+            }
+        }
+    }
+}
