@@ -191,7 +191,6 @@ pub(crate) async fn encode(
         return Err(media_error(e, &input, &name));
     }
     let spec = JobSpec::new(format!("encode {name}"), media::initial_tasks(&workdir));
-    crate::jobs::validate(&spec)?;
     let started = Instant::now();
     let driver = state.driver.clone();
     let key = format!("{KEY_PREFIX}{id}");

@@ -5,7 +5,6 @@ use crate::views::{AttemptView, JobView, TaskView};
 use crate::{ApiError, AppState};
 use std::path::PathBuf;
 use std::time::Instant;
-use tessera_core::Scheduler;
 use tessera_store::{JobRecord, ProjectRecord};
 use tessera_types::{JobSpec, TaskRef, TaskState};
 
@@ -58,21 +57,14 @@ pub(crate) async fn list(
     Ok(jobs.iter().map(|j| JobView::new(j, None)).collect())
 }
 
-/// Checks a spec as the scheduler will, except for the machine's capacity
-/// (the driver checks that, and its refusal is reported the same way).
-pub(crate) fn validate(spec: &JobSpec) -> Result<(), ApiError> {
-    Scheduler::new(u32::MAX)
-        .validate(spec)
-        .map_err(|e| ApiError::InvalidSpec(format!("invalid job: {e}")))
-}
-
-/// Validates and submits a job to the driver; answers once it is committed.
+/// Submits a job to the driver; answers once it is committed. The driver
+/// compiles and validates the spec (once, off the async threads) and its
+/// refusal becomes a 422 with the scheduler's exact message.
 pub(crate) async fn submit(
     state: &AppState,
     project: ProjectRecord,
     spec: JobSpec,
 ) -> Result<JobView, ApiError> {
-    validate(&spec)?;
     let started = Instant::now();
     let driver = state.driver.clone();
     let submitted =
