@@ -16,14 +16,8 @@ struct Credentials {
 }
 
 fn credentials_path() -> Result<PathBuf> {
-    let base = match (
-        std::env::var_os("XDG_CONFIG_HOME"),
-        std::env::var_os("HOME"),
-    ) {
-        (Some(x), _) if !x.is_empty() => PathBuf::from(x),
-        (_, Some(h)) => PathBuf::from(h).join(".config"),
-        _ => return Err(Failure::env("cannot find a config directory: set HOME")),
-    };
+    let base = crate::dirs::xdg("XDG_CONFIG_HOME", ".config")
+        .ok_or_else(|| Failure::env("cannot find a config directory: set HOME"))?;
     Ok(base.join("tessera/client.json"))
 }
 

@@ -221,15 +221,11 @@ fn job_key(req: &EncodeRequest) -> Result<String> {
 fn state_dir(flag: Option<&Path>) -> Result<PathBuf> {
     let dir = match flag {
         Some(d) => d.to_path_buf(),
-        None => match (std::env::var_os("XDG_STATE_HOME"), std::env::var_os("HOME")) {
-            (Some(x), _) if !x.is_empty() => PathBuf::from(x).join("tessera"),
-            (_, Some(h)) => PathBuf::from(h).join(".local/state/tessera"),
-            _ => {
-                return Err(Failure::env(
-                    "cannot choose a state directory: set --state-dir or HOME",
-                ))
-            }
-        },
+        None => crate::dirs::state_home()
+            .map(|d| d.join("tessera"))
+            .ok_or_else(|| {
+                Failure::env("cannot choose a state directory: set --state-dir or HOME")
+            })?,
     };
     std::fs::create_dir_all(&dir)
         .map_err(|e| Failure::env(format!("cannot use state directory {}: {e}", dir.display())))?;

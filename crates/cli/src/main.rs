@@ -9,6 +9,7 @@
 
 mod admin;
 mod client;
+mod dirs;
 mod encode;
 mod fail;
 mod op;

@@ -148,13 +148,9 @@ pub fn parse_database(url: &str) -> Result<Database> {
 }
 
 pub fn default_data_dir() -> Result<PathBuf> {
-    match (std::env::var_os("XDG_STATE_HOME"), std::env::var_os("HOME")) {
-        (Some(x), _) if !x.is_empty() => Ok(PathBuf::from(x).join("tessera/server")),
-        (_, Some(h)) => Ok(PathBuf::from(h).join(".local/state/tessera/server")),
-        _ => Err(Failure::env(
-            "cannot choose a data directory: set --data-dir or HOME",
-        )),
-    }
+    crate::dirs::state_home()
+        .map(|d| d.join("tessera/server"))
+        .ok_or_else(|| Failure::env("cannot choose a data directory: set --data-dir or HOME"))
 }
 
 /// Opens the driver's connection (which takes the one-scheduler lock) and a
