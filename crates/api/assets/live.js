@@ -1,13 +1,17 @@
-// Live updates for the job page: polls state.json every second and
-// updates the state badges and the DAG's boxes; reloads once the job ends
-// (so the timeline and the table show the final numbers). The page is
-// complete without this script.
+// Live updates for the job page. With EventSource, the job's event stream
+// (/ui/jobs/{id}/events) says when something changed: the page then re-reads
+// state.json (at most every 300 ms) and updates the state badges and the
+// DAG's boxes; progress events give the frames per second of running
+// encodes. Without EventSource, or if the stream fails, it polls state.json
+// every second. Once the job ends it reloads (so the timeline and the table
+// show the final numbers). The page is complete without this script.
 (function () {
   var badge = document.getElementById("job-state");
   if (!badge) return;
   var terminal = ["succeeded", "failed", "cancelled"];
   if (terminal.indexOf(badge.getAttribute("data-state")) >= 0) return;
   var url = badge.getAttribute("data-poll");
+  var ended = false;
   function apply(d) {
     badge.textContent = d.state;
     badge.setAttribute("class", "badge s-" + d.state);
@@ -26,16 +30,56 @@
     if (p) { p.max = d.total; p.value = d.done; }
     var pt = document.getElementById("progress-text");
     if (pt) pt.textContent = d.done + " / " + d.total;
+    if (terminal.indexOf(d.state) >= 0 && !ended) { ended = true; location.reload(); }
   }
-  function tick() {
-    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+  function read() {
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
-      .then(function (d) {
-        apply(d);
-        if (terminal.indexOf(d.state) >= 0) location.reload();
-        else setTimeout(tick, 1000);
-      })
-      .catch(function () { setTimeout(tick, 3000); });
+      .then(apply);
   }
-  setTimeout(tick, 1000);
+  function poll() {
+    read().then(function () { if (!ended) setTimeout(poll, 1000); },
+                function () { setTimeout(poll, 3000); });
+  }
+  if (!window.EventSource || !badge.getAttribute("data-events")) { setTimeout(poll, 1000); return; }
+
+  var pending = null;
+  function soon() {
+    if (pending) return;
+    pending = setTimeout(function () { pending = null; read().catch(function () {}); }, 300);
+  }
+  // Frames per second: each running attempt's last two progress reports.
+  var last = {}, rates = {};
+  var fps = document.getElementById("fps");
+  function showFps() {
+    var sum = 0;
+    Object.keys(rates).forEach(function (k) { sum += rates[k]; });
+    if (fps) fps.textContent = sum > 0 ? "· " + sum.toFixed(1) + " frames/s" : "";
+  }
+  var es = new EventSource(badge.getAttribute("data-events"));
+  ["snapshot", "job", "task", "tasks_added", "lagged"].forEach(function (name) {
+    es.addEventListener(name, soon);
+  });
+  es.addEventListener("progress", function (e) {
+    var d = JSON.parse(e.data), k = d.index + "/" + d.attempt, now = Date.now();
+    var prev = last[k];
+    if (prev && now > prev.t && d.done >= prev.done) {
+      rates[k] = (d.done - prev.done) * 1000 / (now - prev.t);
+    }
+    last[k] = { t: now, done: d.done };
+    showFps();
+  });
+  es.addEventListener("attempt_ended", function (e) {
+    var d = JSON.parse(e.data), k = d.index + "/" + d.attempt;
+    delete rates[k]; delete last[k];
+    showFps();
+    soon();
+  });
+  es.addEventListener("end", function () { es.close(); read().catch(function () {}); });
+  es.onerror = function () {
+    // The stream broke (server restart, proxy): fall back to polling.
+    if (ended) return;
+    es.close();
+    setTimeout(poll, 1000);
+  };
 })();

@@ -26,6 +26,10 @@ struct Service {
     project: i64,
     runtime: tokio::runtime::Runtime,
     handle: tessera_driver::DriverHandle,
+    /// A clone of the server's state, so that its store is dropped here,
+    /// after the runtime: the synchronous PostgreSQL client blocks on a
+    /// runtime of its own when dropped, which panics on a runtime thread.
+    _state: AppState,
     _dir: tempfile::TempDir,
 }
 
@@ -100,13 +104,18 @@ fn start(postgres: Option<&str>) -> Service {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let addr = listener.local_addr().unwrap();
-    runtime.spawn(tessera_api::serve(listener, state, std::future::pending()));
+    runtime.spawn(tessera_api::serve(
+        listener,
+        state.clone(),
+        std::future::pending(),
+    ));
     Service {
         base: format!("http://{addr}/api/v1"),
         key,
         project: project.id.0,
         runtime,
         handle,
+        _state: state,
         _dir: dir,
     }
 }

@@ -109,6 +109,11 @@ async fn authenticate(state: &AppState, key: String) -> Result<Caller, ApiError>
         })
         .await?;
     if !state.keys.hit(&key, record.id) {
+        if let Err(wait) = state.keys.may_check(&record.prefix) {
+            return Err(ApiError::TooManyRequests {
+                retry_after: wait.as_secs().max(1),
+            });
+        }
         let hash = record.hash.clone();
         let _slot = state
             .verify_slots
@@ -121,6 +126,7 @@ async fn authenticate(state: &AppState, key: String) -> Result<Caller, ApiError>
         })
         .await?;
         if !ok {
+            state.keys.failed(&record.prefix);
             return Err(unauthorized(BAD_KEY));
         }
         if record.revoked_at.is_none() {

@@ -42,6 +42,9 @@ pub enum ApiError {
     /// A job spec the scheduler refuses (cycle, selector matching nothing...).
     #[error("{0}")]
     InvalidSpec(String),
+    /// Too many wrong keys with one prefix: checks wait `retry_after` seconds.
+    #[error("too many wrong API keys with this key's prefix; wait {retry_after} s and try again")]
+    TooManyRequests { retry_after: u64 },
     /// The scheduler or the database cannot answer right now.
     #[error("{0}")]
     Unavailable(String),
@@ -63,6 +66,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::Invalid(_) | Self::InvalidSpec(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -82,6 +86,7 @@ impl ApiError {
             Self::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Self::Invalid(_) => "invalid_request",
             Self::InvalidSpec(_) => "invalid_spec",
+            Self::TooManyRequests { .. } => "too_many_requests",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -107,6 +112,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Self::TooManyRequests { retry_after } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
         }
         if let Self::RangeNotSatisfiable { len } = self {
             if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {

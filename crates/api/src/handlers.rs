@@ -323,6 +323,9 @@ pub(crate) async fn put_priority(
 pub(crate) struct LogQuery {
     attempt: Option<u32>,
     stream: Option<Stream>,
+    /// Keep the response open and send what the attempt writes until it ends.
+    #[serde(default)]
+    follow: bool,
 }
 
 pub(crate) async fn logs(
@@ -335,6 +338,9 @@ pub(crate) async fn logs(
         .parse()
         .map_err(|_| ApiError::NotFound(format!("job {} has no task {index}", access.job.id)))?;
     let stream = q.stream.unwrap_or(Stream::Stdout);
+    if q.follow {
+        return crate::events::follow_log(s, access.job, index, q.attempt, stream).await;
+    }
     let bytes = jobs::log(&s, access.job, index, q.attempt, stream).await?;
     let content_type = "text/plain; charset=utf-8";
     Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
@@ -350,15 +356,32 @@ pub(crate) async fn upload(
     State(s): State<AppState>,
     access: ProjectAccess<AsMember>,
     QueryArgs(q): QueryArgs<UploadQuery>,
-    headers: axum::http::HeaderMap,
-    body: axum::body::Body,
-) -> Created<crate::encodes::UploadView> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse().ok());
-    let view =
-        crate::encodes::upload(&s, access.project, q.name.as_deref(), declared, body).await?;
+    req: axum::extract::Request,
+) -> Created<crate::uploads::UploadView> {
+    let view = crate::uploads::accept(&s, access.project, q.name, req).await?;
     Ok((StatusCode::CREATED, Json(view)))
+}
+
+pub(crate) async fn uploads(
+    State(s): State<AppState>,
+    access: ProjectAccess<AsViewer>,
+) -> Answer<Vec<crate::uploads::UploadItem>> {
+    Ok(Json(crate::uploads::list(&s, &access.project).await?))
+}
+
+pub(crate) async fn delete_upload(
+    State(s): State<AppState>,
+    access: ProjectAccess<AsMember>,
+    Path((_, upload)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    crate::uploads::delete(&s, &access.project, &upload).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(crate) async fn volumes(State(s): State<AppState>, _: Caller) -> Answer<Vec<Value>> {
+    Ok(Json(
+        s.volumes.names().map(|n| json!({ "name": n })).collect(),
+    ))
 }
 
 pub(crate) async fn encode(
@@ -384,4 +407,8 @@ pub(crate) async fn delete_output(
 ) -> Result<StatusCode, ApiError> {
     crate::encodes::delete_output(&s, &access.job).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+pub(crate) async fn events(State(s): State<AppState>, access: JobAccess<AsViewer>) -> Response {
+    crate::events::job_events(s, access.job).await
 }

@@ -159,7 +159,7 @@ pub(crate) enum Stream {
 }
 
 impl Stream {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Stream::Stdout => "stdout",
             Stream::Stderr => "stderr",
@@ -177,13 +177,7 @@ pub(crate) async fn log(
     attempt: Option<u32>,
     stream: Stream,
 ) -> Result<Vec<u8>, ApiError> {
-    let task = state
-        .db(move |db| {
-            db.tasks_page(job.id, index, 1)?
-                .pop()
-                .ok_or_else(|| ApiError::NotFound(format!("job {} has no task {index}", job.id)))
-        })
-        .await?;
+    let task = task(state, job.id, index).await?;
     let tref = TaskRef::new(job.id, index);
     let attempt = attempt.unwrap_or(task.attempt);
     if attempt == 0 || attempt > task.attempt {
@@ -215,6 +209,22 @@ pub(crate) async fn log(
     }
 }
 
+/// Task `index` of `job` (404 if it has none).
+pub(crate) async fn task(
+    state: &AppState,
+    job: tessera_types::JobId,
+    index: u32,
+) -> Result<tessera_store::TaskRecord, ApiError> {
+    state
+        .db(move |db| {
+            db.tasks_page(job, index, 1)?
+                .pop()
+                .filter(|t| t.task.index == index)
+                .ok_or_else(|| ApiError::NotFound(format!("job {job} has no task {index}")))
+        })
+        .await
+}
+
 /// The whole file, or its last `limit` bytes when it is longer.
 fn read_tail(path: &std::path::Path, limit: u64) -> std::io::Result<Vec<u8>> {
     use std::io::{Read, Seek, SeekFrom};
@@ -226,7 +236,7 @@ fn read_tail(path: &std::path::Path, limit: u64) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
-fn log_path(
+pub(crate) fn log_path(
     state: &AppState,
     job: &JobRecord,
     task_name: &str,

@@ -3,6 +3,13 @@
 //! the whole key; the key itself is shown once. Verifying argon2 costs tens
 //! of milliseconds, so successful verifications are remembered for a minute,
 //! keyed by a SHA-256 of the key (the key itself is never held).
+//!
+//! Guessing is throttled where it costs: a malformed key or an unknown
+//! prefix is refused without argon2, and a known prefix with a wrong secret
+//! may fail [`FAILURE_LIMIT`] times per [`FAILURE_WINDOW`]; after that its
+//! checks are refused (429, `Retry-After`) until the window ends, without
+//! running argon2. The price: someone who knows a key's prefix can make
+//! that key's uncached checks wait for up to a minute.
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -18,6 +25,11 @@ const PREFIX_LEN: usize = 12;
 const SECRET_LEN: usize = 32;
 /// How long a successful verification is trusted without argon2.
 pub(crate) const CACHE_TTL: Duration = Duration::from_secs(60);
+/// Wrong secrets per key prefix per [`FAILURE_WINDOW`] before checks wait.
+pub(crate) const FAILURE_LIMIT: u32 = 5;
+pub(crate) const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Prefixes with recent failures remembered at most (the oldest go first).
+const FAILURES_KEPT: usize = 10_000;
 const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 /// A fresh key: `(full key, shown once; its prefix; argon2 PHC hash of the full key)`.
@@ -79,10 +91,13 @@ fn fingerprint(key: &str) -> Fingerprint {
     Sha256::digest(key.as_bytes()).into()
 }
 
-/// Successful verifications of the last minute.
+/// Successful verifications of the last minute, and recent failures by
+/// key prefix.
 #[derive(Default)]
 pub(crate) struct KeyCache {
     entries: Mutex<HashMap<Fingerprint, (KeyId, Instant)>>,
+    /// Prefix -> (start of its failure window, failures in it).
+    failures: Mutex<HashMap<String, (Instant, u32)>>,
 }
 
 impl KeyCache {
@@ -105,6 +120,36 @@ impl KeyCache {
         // Keep the map bounded by the keys in use this minute.
         entries.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
         entries.insert(fingerprint(key), (id, Instant::now()));
+    }
+
+    /// `Err(wait)` while `prefix` has failed [`FAILURE_LIMIT`] times in its
+    /// current window: checking it again must wait that long.
+    pub(crate) fn may_check(&self, prefix: &str) -> Result<(), Duration> {
+        let failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        match failures.get(prefix) {
+            Some(&(since, n)) if n >= FAILURE_LIMIT && since.elapsed() < FAILURE_WINDOW => {
+                Err(FAILURE_WINDOW - since.elapsed())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a wrong secret for `prefix`.
+    pub(crate) fn failed(&self, prefix: &str) {
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        if failures.len() >= FAILURES_KEPT {
+            failures.retain(|_, (since, _)| since.elapsed() < FAILURE_WINDOW);
+            if failures.len() >= FAILURES_KEPT {
+                failures.clear();
+            }
+        }
+        let entry = failures
+            .entry(prefix.to_string())
+            .or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= FAILURE_WINDOW {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
     }
 
     /// Forgets every verification of key `id` (it was revoked).
@@ -143,6 +188,21 @@ mod tests {
         ] {
             assert_eq!(parse_key(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_prefix_waits_after_too_many_wrong_secrets_and_others_do_not() {
+        let cache = KeyCache::default();
+        for _ in 0..FAILURE_LIMIT {
+            assert_eq!(cache.may_check("aaaa"), Ok(()));
+            cache.failed("aaaa");
+        }
+        let wait = cache.may_check("aaaa").unwrap_err();
+        assert!(
+            wait > Duration::from_secs(50) && wait <= FAILURE_WINDOW,
+            "{wait:?}"
+        );
+        assert_eq!(cache.may_check("bbbb"), Ok(()));
     }
 
     #[test]

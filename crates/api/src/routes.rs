@@ -58,9 +58,13 @@ pub const ROUTES: &[(Method, &str, &str, Auth)] = &[
     (Method::POST, "/api/v1/jobs/{id}/resume", "Resume a suspended job (409 if it is not suspended)", Auth::Job(Role::Member)),
     (Method::POST, "/api/v1/jobs/{id}/retry", "Run again the failed, cancelled and skipped tasks of a failed or cancelled job, keeping what succeeded (409 otherwise)", Auth::Job(Role::Member)),
     (Method::PUT, "/api/v1/jobs/{id}/priority", "Set a job's priority {priority: 0..100}, added to its tasks' own priorities in the queue (409 if it ended)", Auth::Job(Role::Member)),
-    (Method::GET, "/api/v1/jobs/{id}/tasks/{index}/logs", "A task attempt's log (?attempt=N&stream=stdout|stderr)", Auth::Job(Role::Viewer)),
-    (Method::POST, "/api/v1/projects/{project}/uploads", "Upload a video as the raw body (?name=clip.mkv), streamed to disk up to the server's max_upload_bytes (413 beyond); ffprobe must find a video in it (422 otherwise). Returns {upload, name, bytes, duration, streams}", Auth::Project(Role::Member)),
-    (Method::POST, "/api/v1/projects/{project}/encodes", "Encode an upload {upload, codec?, crf?, preset?, container? (mp4|mkv|webm), chunk_seconds?}: the split -> parallel encode -> join -> verify job", Auth::Project(Role::Member)),
+    (Method::GET, "/api/v1/jobs/{id}/tasks/{index}/logs", "A task attempt's log (?attempt=N&stream=stdout|stderr; &follow=true keeps the response open, sending what the attempt writes until it ends, and waits for a task that has not started)", Auth::Job(Role::Viewer)),
+    (Method::GET, "/api/v1/jobs/{id}/events", "The job's events as Server-Sent Events until it ends: snapshot, job, task, attempt_started, attempt_ended, progress, tasks_added, suspended, priority, lagged, end", Auth::Job(Role::Viewer)),
+    (Method::GET, "/api/v1/projects/{project}/uploads", "A project's uploads, newest first: [{upload, name, bytes, created, duration}]", Auth::Project(Role::Viewer)),
+    (Method::POST, "/api/v1/projects/{project}/uploads", "Upload a video as the raw body (?name=clip.mkv) or as the part named file of a multipart/form-data body, streamed to disk up to the server's max_upload_bytes (413 beyond); ffprobe must find a video in it (422 otherwise). Returns {upload, name, bytes, created, duration, streams}", Auth::Project(Role::Member)),
+    (Method::DELETE, "/api/v1/projects/{project}/uploads/{upload}", "Delete an upload (409 while an encode reading it has not ended)", Auth::Project(Role::Member)),
+    (Method::GET, "/api/v1/volumes", "The names of the server's volumes (directories encodes may read from)", Auth::User),
+    (Method::POST, "/api/v1/projects/{project}/encodes", "Encode an upload or a volume's file {upload | volume + path, codec?, crf?, preset?, container? (mp4|mkv|webm), chunk_seconds?}: the split -> parallel encode -> join -> verify job", Auth::Project(Role::Member)),
     (Method::GET, "/api/v1/jobs/{id}/output", "A succeeded encode job's output (single-range requests: Range: bytes=a-b, a-, -n)", Auth::Job(Role::Viewer)),
     (Method::DELETE, "/api/v1/jobs/{id}/output", "Delete an ended encode job's output and work files", Auth::Job(Role::Member)),
 ];
@@ -101,9 +105,13 @@ fn endpoint(method: &Method, path: &str) -> MethodRouter<AppState> {
         ("POST", "/api/v1/jobs/{id}/retry") => post(h::retry),
         ("PUT", "/api/v1/jobs/{id}/priority") => put(h::put_priority),
         ("GET", "/api/v1/jobs/{id}/tasks/{index}/logs") => get(h::logs),
+        ("GET", "/api/v1/jobs/{id}/events") => get(h::events),
+        ("GET", "/api/v1/projects/{project}/uploads") => get(h::uploads),
         ("POST", "/api/v1/projects/{project}/uploads") => {
             post(h::upload).layer(DefaultBodyLimit::disable())
         }
+        ("DELETE", "/api/v1/projects/{project}/uploads/{upload}") => delete(h::delete_upload),
+        ("GET", "/api/v1/volumes") => get(h::volumes),
         ("POST", "/api/v1/projects/{project}/encodes") => post(h::encode),
         ("GET", "/api/v1/jobs/{id}/output") => get(h::output),
         ("DELETE", "/api/v1/jobs/{id}/output") => delete(h::delete_output),

@@ -17,6 +17,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let closing = state.closing.clone();
     let server = axum::serve(listener, router(state))
         .with_graceful_shutdown(async move {
             let _ = stopped.await;
@@ -27,6 +28,7 @@ pub async fn serve(
         result = &mut server => return result,
         () = shutdown => {}
     }
+    closing.send_replace(true);
     let _ = stop.send(());
     match tokio::time::timeout(DRAIN_TIMEOUT, server).await {
         Ok(result) => result,

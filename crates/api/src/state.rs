@@ -3,6 +3,7 @@
 
 use crate::keys::KeyCache;
 use crate::metrics::Metrics;
+use crate::volumes::Volumes;
 use crate::ApiError;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -29,6 +30,15 @@ pub struct AppState {
     pub(crate) verify_slots: Arc<tokio::sync::Semaphore>,
     /// The largest upload accepted, in bytes.
     pub(crate) max_upload_bytes: u64,
+    /// Directories whose files encodes may read in place, by name.
+    pub(crate) volumes: Arc<Volumes>,
+    /// Becomes `true` when the server starts shutting down, so long-lived
+    /// responses (event streams, followed logs) end instead of holding the
+    /// drain up.
+    pub(crate) closing: Arc<tokio::sync::watch::Sender<bool>>,
+    /// The user tasks run as, when not this process's: encode directories
+    /// the API prepares are given to it.
+    pub(crate) run_as: Option<Arc<tessera_exec::RunAs>>,
 }
 
 /// Concurrent argon2 verifications at most.
@@ -39,20 +49,38 @@ impl AppState {
     /// are submitted and cancelled only through `driver`. `data_dir` is the
     /// driver's workspace root (`<data_dir>/jobs/<id>/logs/...`).
     pub fn new(store: Box<dyn ApiStore>, driver: DriverHandle, data_dir: PathBuf) -> Self {
+        let metrics = Arc::new(Metrics::default());
+        crate::metrics::follow(driver.subscribe(), metrics.clone());
         Self {
             store: Arc::new(Mutex::new(store)),
             driver,
             data_dir,
             keys: Arc::new(KeyCache::default()),
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             verify_slots: Arc::new(tokio::sync::Semaphore::new(VERIFY_SLOTS)),
             max_upload_bytes: crate::encodes::DEFAULT_MAX_UPLOAD,
+            volumes: Arc::new(Volumes::default()),
+            closing: Arc::new(tokio::sync::watch::Sender::new(false)),
+            run_as: None,
         }
     }
 
     /// Sets the largest upload accepted (default 8 GiB); a larger one is a 413.
     pub fn with_max_upload_bytes(mut self, bytes: u64) -> Self {
         self.max_upload_bytes = bytes;
+        self
+    }
+
+    /// Sets the user tasks run as (the driver's `run_as`), so the
+    /// directories an encode's tasks write in are given to it.
+    pub fn with_run_as(mut self, user: Option<tessera_exec::RunAs>) -> Self {
+        self.run_as = user.map(Arc::new);
+        self
+    }
+
+    /// Sets the volumes encodes may read from (default: none).
+    pub fn with_volumes(mut self, volumes: Volumes) -> Self {
+        self.volumes = Arc::new(volumes);
         self
     }
 

@@ -6,8 +6,12 @@
 mod arrays;
 #[path = "api/control.rs"]
 mod control;
+#[path = "api/encode_ui.rs"]
+mod encode_ui;
 #[path = "api/harness.rs"]
 mod harness;
+#[path = "api/live.rs"]
+mod live;
 #[path = "api/meta.rs"]
 mod meta;
 #[path = "api/pages.rs"]
@@ -18,6 +22,8 @@ mod quota;
 mod slice;
 #[path = "api/ui.rs"]
 mod ui;
+#[path = "api/uploads.rs"]
+mod uploads;
 #[path = "api/validation.rs"]
 mod validation;
 #[path = "api/walk.rs"]

@@ -203,6 +203,20 @@ async fn prometheus_scrapes_jobs_from_a_live_api() {
         let build = prom.wait_for("tessera_build_info", |p| {
             p.scalar(r#"tessera_build_info{job="tessera"}"#)
         });
+        // From the driver's feed: the no-op attempt was counted, and its
+        // wait from ready to started observed.
+        let attempts = prom.wait_for("tessera_attempts_total", |p| {
+            match p.scalar(r#"tessera_attempts_total{job="tessera",outcome="succeeded"}"#)? {
+                v if v == 1.0 => Ok(v),
+                v => Err(format!("{v} succeeded attempts")),
+            }
+        });
+        let waited = prom.wait_for("tessera_task_queue_wait_seconds_count", |p| {
+            match p.scalar(r#"tessera_task_queue_wait_seconds_count{job="tessera"}"#)? {
+                v if v == 1.0 => Ok(v),
+                v => Err(format!("{v} waits observed")),
+            }
+        });
         let targets = prom.api("/api/v1/targets").expect("targets");
         let active = targets["activeTargets"].as_array().expect("activeTargets");
         let ours: Vec<_> = active
@@ -212,11 +226,11 @@ async fn prometheus_scrapes_jobs_from_a_live_api() {
         assert_eq!(ours.len(), 1, "{targets}");
         assert_eq!(ours[0]["health"], "up", "{}", ours[0]);
         assert_eq!(ours[0]["lastError"], "", "{}", ours[0]);
-        (up, jobs, project, build)
+        (up, jobs, project, build, attempts, waited)
     })
     .await
     .expect("the Prometheus checks panicked");
-    assert_eq!(checked, (1.0, 1.0, 1.0, 1.0));
+    assert_eq!(checked, (1.0, 1.0, 1.0, 1.0, 1.0, 1.0));
 
     let _ = stop.send(());
     api.await.expect("serve task").expect("serve");
@@ -359,6 +373,10 @@ async fn grafana_dashboard_names_only_exported_metrics() {
         "tessera_http_requests_total",
         "tessera_submit_seconds_bucket",
         "tessera_project_jobs",
+        "tessera_task_queue_wait_seconds_bucket",
+        "tessera_task_dispatch_seconds_bucket",
+        "tessera_progress_units_total",
+        "tessera_project_running_cpu",
     ] {
         assert!(used.contains(wanted), "no panel shows {wanted}");
     }

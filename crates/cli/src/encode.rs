@@ -73,7 +73,13 @@ pub fn run(args: EncodeArgs) -> Result<()> {
     let config = DriverConfig::new(req.slots, &state_dir);
     let mut driver = Driver::new(
         store,
-        |sink| LocalExecutor::new(LocalConfig { op_program, sink }),
+        |sink| {
+            LocalExecutor::new(LocalConfig {
+                op_program,
+                sink,
+                run_as: None,
+            })
+        },
         config,
     );
 

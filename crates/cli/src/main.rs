@@ -71,7 +71,9 @@ fn main() -> ExitCode {
         Cmd::Verify(args) => op::verify(args),
         Cmd::Op(args) => op::run(args),
         Cmd::Sample(args) => op::sample(args),
-        Cmd::Server(args) => server::run(args),
+        // Tasks are started by a helper process forked now, while this one
+        // is small and has no threads: their peak memory is then their own.
+        Cmd::Server(args) => server::run(args, tessera_exec::Spawner::start()),
         Cmd::Admin(cmd) => admin::run(cmd),
         Cmd::Login(args) => client::login(args),
         Cmd::Submit(args) => client::submit(args),

@@ -4,11 +4,14 @@
 //! Configuration comes from, in increasing precedence: built-in defaults, a
 //! TOML file (`--config`, or `TESSERA_CONFIG`), environment variables
 //! (`TESSERA_LISTEN`, `TESSERA_DATA_DIR`, `TESSERA_DATABASE`,
-//! `TESSERA_SLOTS`, `TESSERA_MAX_UPLOAD_BYTES`), and flags. `tessera.sample.toml` documents every field.
+//! `TESSERA_SLOTS`, `TESSERA_MAX_UPLOAD_BYTES`, `TESSERA_VOLUMES`,
+//! `TESSERA_RUN_AS`), and flags.
+//! `tessera.sample.toml` documents every field.
 
 use crate::fail::{Failure, Result};
 use clap::Args;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -33,6 +36,26 @@ pub struct ServerArgs {
     /// The largest upload the API accepts, in bytes [default: 8 GiB].
     #[arg(long, env = "TESSERA_MAX_UPLOAD_BYTES")]
     pub max_upload_bytes: Option<u64>,
+    /// A directory encodes may read files from in place, as NAME=DIR
+    /// (repeatable; TESSERA_VOLUMES takes NAME=DIR,NAME=DIR). Adds to the
+    /// file's [volumes], replacing a volume of the same name.
+    #[arg(
+        long = "volume",
+        value_name = "NAME=DIR",
+        env = "TESSERA_VOLUMES",
+        value_delimiter = ','
+    )]
+    pub volumes: Vec<String>,
+    /// Run tasks as this unprivileged user (a name or uid); the server must
+    /// run as root to switch [default: tasks run as the server's user].
+    #[arg(long, value_name = "USER", env = "TESSERA_RUN_AS")]
+    pub run_as: Option<String>,
+    /// Run tasks that name a container image on this machine's Docker
+    /// engine (DOCKER_HOST or /var/run/docker.sock); the server refuses to
+    /// start if the engine does not answer [default: off; such tasks are
+    /// refused at submission].
+    #[arg(long, env = "TESSERA_DOCKER", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub docker: Option<bool>,
     /// A TOML configuration file (see tessera.sample.toml).
     #[arg(long, env = "TESSERA_CONFIG")]
     pub config: Option<PathBuf>,
@@ -47,6 +70,10 @@ struct FileConfig {
     database: Option<String>,
     slots: Option<u32>,
     max_upload_bytes: Option<u64>,
+    #[serde(default)]
+    volumes: BTreeMap<String, PathBuf>,
+    run_as: Option<String>,
+    docker: Option<bool>,
 }
 
 /// The settled configuration.
@@ -57,6 +84,15 @@ pub struct ServerConfig {
     pub database: Database,
     pub slots: u32,
     pub max_upload_bytes: u64,
+    /// Volumes by name; relative directories are taken from the working
+    /// directory.
+    pub volumes: BTreeMap<String, PathBuf>,
+    /// The user tasks run as (a name or uid), looked up by
+    /// [`run_as_user`](Self::run_as_user) when the server starts (not
+    /// here: `tessera admin` reads the same configuration).
+    pub run_as: Option<String>,
+    /// Whether container tasks run on the local Docker engine.
+    pub docker: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,13 +133,47 @@ impl ServerConfig {
             .max_upload_bytes
             .or(file.max_upload_bytes)
             .unwrap_or(tessera_api::DEFAULT_MAX_UPLOAD);
+        let mut volumes = file.volumes;
+        for spec in &args.volumes {
+            let (name, dir) = parse_volume(spec)?;
+            volumes.insert(name, dir);
+        }
+        let run_as = args.run_as.clone().or(file.run_as);
+        let docker = args.docker.or(file.docker).unwrap_or(false);
         Ok(Self {
             listen,
             data_dir,
             database,
             slots,
             max_upload_bytes,
+            volumes,
+            run_as,
+            docker,
         })
+    }
+}
+
+/// `NAME=DIR` of `--volume`.
+fn parse_volume(spec: &str) -> Result<(String, PathBuf)> {
+    match spec.split_once('=') {
+        Some((name, dir)) if !name.is_empty() && !dir.is_empty() => {
+            Ok((name.to_string(), PathBuf::from(dir)))
+        }
+        _ => Err(Failure::input(format!(
+            "--volume {spec:?}: give it as NAME=DIR, e.g. --volume media=/srv/media"
+        ))),
+    }
+}
+
+impl ServerConfig {
+    /// The user tasks run as, from the user database; refused (one line)
+    /// if there is no such user or this process cannot switch to it.
+    pub fn run_as_user(&self) -> Result<Option<tessera_exec::RunAs>> {
+        self.run_as
+            .as_deref()
+            .map(tessera_exec::RunAs::resolve)
+            .transpose()
+            .map_err(Failure::input)
     }
 }
 
@@ -179,23 +249,84 @@ fn open_stores(db: &Database) -> Result<(Box<DriverStore>, Box<dyn tessera_api::
 /// for boxes).
 pub type DriverStore = dyn tessera_store::Store + Send;
 
-pub fn run(args: ServerArgs) -> Result<()> {
+/// Runs the server; `spawner` starts its tasks (see
+/// [`Spawner::start`](tessera_exec::Spawner::start): started first thing).
+pub fn run(
+    args: ServerArgs,
+    spawner: std::result::Result<tessera_exec::Spawner, tessera_exec::ExecError>,
+) -> Result<()> {
+    let spawner = spawner.map_err(Failure::env)?;
     let config = ServerConfig::resolve(&args)?;
+    let run_as = config.run_as_user()?;
+    let volumes = tessera_api::Volumes::new(config.volumes.clone()).map_err(Failure::input)?;
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         Failure::env(format!(
             "cannot use data directory {}: {e}",
             config.data_dir.display()
         ))
     })?;
+    if let Some(user) = &run_as {
+        // Task workspaces live under the data directory.
+        user.check_reach(&config.data_dir).map_err(Failure::env)?;
+    }
     let (driver_store, api_store) = open_stores(&config.database)?;
     let op_program = std::env::current_exe()
         .map_err(|e| Failure::env(format!("cannot find the tessera executable: {e}")))?;
-    let driver_config = tessera_driver::DriverConfig::new(config.slots, &config.data_dir);
+    let mut driver_config = tessera_driver::DriverConfig::new(config.slots, &config.data_dir);
+    driver_config.run_as = run_as.clone();
+    let api_run_as = run_as.clone();
+    let tasks_as = run_as
+        .as_ref()
+        .map(|u| format!("tasks run as {} (uid {})", u.name, u.uid));
+    driver_config.images = config.docker;
+    let docker_user = run_as.as_ref().map(|u| format!("{}:{}", u.uid, u.gid));
+    let mut docker_failed = None;
+    // Containers left by an earlier run of this server (same data
+    // directory) belong to attempts that are lost now: removed at start.
+    let leftovers: Vec<_> = if config.docker {
+        driver_store
+            .open_attempts()?
+            .iter()
+            .map(|a| (a.task, a.number))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let instance = docker_instance(&config.data_dir);
     let mut driver = tessera_driver::Driver::new(
         driver_store,
-        |sink| tessera_exec::LocalExecutor::new(tessera_exec::LocalConfig { op_program, sink }),
+        |sink| {
+            tessera_exec::Split::new(
+                sink,
+                |sink| {
+                    let config = tessera_exec::LocalConfig {
+                        op_program,
+                        sink,
+                        run_as,
+                    };
+                    tessera_exec::LocalExecutor::with_spawner(config, Ok(spawner))
+                },
+                |sink| {
+                    if !config.docker {
+                        return None;
+                    }
+                    let mut docker = tessera_docker::DockerConfig::new(instance, sink);
+                    if let Some(user) = docker_user {
+                        docker.user = user;
+                    }
+                    let connected = tessera_docker::DockerExecutor::connect(docker)
+                        .and_then(|mut d| d.recover(&leftovers).map(|_| d));
+                    connected.map_err(|e| docker_failed = Some(e)).ok()
+                },
+            )
+        },
         driver_config,
     );
+    if let Some(e) = docker_failed {
+        return Err(Failure::env(format!(
+            "--docker: {e}; start the Docker engine, or run without --docker"
+        )));
+    }
     // Quotas live with the accounts (the API's store, where they are set);
     // the driver enforces them, so it gets each one before it starts anything.
     for project in api_store.projects()? {
@@ -216,7 +347,9 @@ pub fn run(args: ServerArgs) -> Result<()> {
         .build()
         .map_err(|e| Failure::internal(format!("cannot start the async runtime: {e}")))?;
     let state = tessera_api::AppState::new(api_store, handle.clone(), config.data_dir.clone())
-        .with_max_upload_bytes(config.max_upload_bytes);
+        .with_max_upload_bytes(config.max_upload_bytes)
+        .with_volumes(volumes)
+        .with_run_as(api_run_as);
     let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -238,6 +371,12 @@ pub fn run(args: ServerArgs) -> Result<()> {
             config.data_dir.display(),
             config.slots
         ));
+        if let Some(line) = &tasks_as {
+            status(line);
+        }
+        if config.docker {
+            status("container tasks (`image:`) run on the local Docker engine");
+        }
         if resumed > 0 {
             status(&format!("resumed {resumed} unfinished jobs"));
         }
@@ -255,6 +394,20 @@ pub fn run(args: ServerArgs) -> Result<()> {
         Err(_) => return Err(Failure::internal("the scheduler thread panicked")),
     }
     served
+}
+
+/// Names this server's containers on a shared engine: a hash of its data
+/// directory, so two servers never touch each other's containers.
+fn docker_instance(data_dir: &std::path::Path) -> String {
+    // FNV-1a: stable across runs and builds (the std hasher is not).
+    let hash = data_dir
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("srv{:08x}", hash as u32)
 }
 
 fn status(line: &str) {
@@ -306,6 +459,84 @@ mod tests {
             c.database,
             Database::Sqlite(PathBuf::from("/srv/t/tessera.db"))
         );
+    }
+
+    #[test]
+    fn volume_flags_add_to_and_replace_the_files_volumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.toml");
+        std::fs::write(
+            &file,
+            "[volumes]\nmedia = \"/srv/media\"\narchive = \"/mnt/archive\"\n",
+        )
+        .unwrap();
+        let args = ServerArgs {
+            config: Some(file),
+            volumes: vec!["media=/data/media".into(), "inbox=/in".into()],
+            ..Default::default()
+        };
+        let c = ServerConfig::resolve(&args).unwrap();
+        let got: Vec<(&str, &str)> = c
+            .volumes
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("archive", "/mnt/archive"),
+                ("inbox", "/in"),
+                ("media", "/data/media")
+            ]
+        );
+        let err = ServerConfig::resolve(&ServerArgs {
+            volumes: vec!["nodir".into()],
+            data_dir: Some(dir.path().into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.message.contains("NAME=DIR"), "{}", err.message);
+        let err =
+            tessera_api::Volumes::new([("media".into(), dir.path().join("none"))]).unwrap_err();
+        assert!(err.starts_with("volume media: "), "{err}");
+    }
+
+    #[test]
+    fn run_as_names_an_existing_user_or_is_refused_in_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.toml");
+        std::fs::write(&file, "run_as = \"no-such-user-tessera\"\n").unwrap();
+        let args = ServerArgs {
+            config: Some(file),
+            data_dir: Some(dir.path().into()),
+            ..Default::default()
+        };
+        let config = ServerConfig::resolve(&args).unwrap();
+        let err = config.run_as_user().unwrap_err();
+        assert_eq!(
+            err.message,
+            "cannot run tasks as \"no-such-user-tessera\": no such user on this machine; \
+             name an existing user (or uid) in run_as"
+        );
+        // The flag beats the file; root may run tasks as anyone.
+        let args = ServerArgs {
+            run_as: Some("nobody".into()),
+            ..args
+        };
+        match ServerConfig::resolve(&args).unwrap().run_as_user() {
+            Ok(user) => {
+                let user = user.expect("run_as");
+                assert_eq!(user.name, "nobody");
+                assert_ne!(user.uid, 0);
+            }
+            // SAFETY: geteuid has no preconditions.
+            Err(e) if unsafe { libc::geteuid() } != 0 => {
+                assert!(e.message.contains("not root"), "{}", e.message)
+            }
+            Err(e) => panic!("{}", e.message),
+        }
+        let none = ServerConfig::resolve(&ServerArgs::default()).unwrap();
+        assert!(none.run_as_user().unwrap().is_none());
     }
 
     #[test]

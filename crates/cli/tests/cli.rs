@@ -4,26 +4,40 @@
 //!
 //! - `bad_input`: every way the input or the output can be wrong gets its
 //!   exit code, one `tessera: ` line on stderr, and leaves nothing behind.
+//! - `docker`: `tessera server --docker` runs a task that names an image in
+//!   a container that shares the job's folder with host tasks; without the
+//!   flag the spec is refused.
 //! - `encode`: lossless proof through the whole scheduler (framemd5), the
 //!   default x264 path on NTSC, variable frame rate kept where plain ffmpeg
 //!   loses it, and `tessera verify` catching a mismatch.
 //! - `interrupt`: SIGKILL then resume (finished chunks reused, not re-run),
 //!   Ctrl-C (exit 130, nothing running, nothing half-written), no process
 //!   outliving the run.
+//! - `live`: `job logs --follow` and `job watch` against a running job;
+//!   SIGTERM stops the server at once (open streams included) and a restart
+//!   resumes the work it stopped.
 //! - `server`: `tessera server` with the admin bootstrap and the client
 //!   commands; a SIGKILL of the server mid-job and a restart that finishes it.
 //! - `uploads`: the encode service over HTTP: upload, encode, download
 //!   (whole and by range), frame-exact; bad and oversized uploads leave nothing.
+//! - `ui_encode`: the same through the web UI in headless Chromium (upload
+//!   with a progress bar, the job page, the download link), with screenshots.
 
 #[path = "cli/bad_input.rs"]
 mod bad_input;
+#[path = "cli/docker.rs"]
+mod docker;
 #[path = "cli/encode.rs"]
 mod encode;
 #[path = "cli/interrupt.rs"]
 mod interrupt;
+#[path = "cli/live.rs"]
+mod live;
 #[path = "cli/server.rs"]
 mod server;
 #[path = "cli/support.rs"]
 mod support;
+#[path = "cli/ui_encode.rs"]
+mod ui_encode;
 #[path = "cli/uploads.rs"]
 mod uploads;

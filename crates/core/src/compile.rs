@@ -42,10 +42,14 @@ pub const ARRAY_COUNT_ENV: &str = "TESSERA_ARRAY_COUNT";
 /// assert_eq!(job.tasks[3].deps.len(), 3); // fan-in on the whole array
 /// ```
 pub fn compile(spec: &JobSpec) -> Result<JobSpec, SpecError> {
-    compile_for(spec, u32::MAX)
+    let offer = crate::dag::Offer {
+        cpu: u32::MAX,
+        images: false,
+    };
+    compile_for(spec, offer)
 }
 
-pub(crate) fn compile_for(spec: &JobSpec, capacity: u32) -> Result<JobSpec, SpecError> {
+pub(crate) fn compile_for(spec: &JobSpec, offer: crate::dag::Offer) -> Result<JobSpec, SpecError> {
     if spec.tasks.is_empty() {
         return Err(SpecError::Empty);
     }
@@ -85,7 +89,7 @@ pub(crate) fn compile_for(spec: &JobSpec, capacity: u32) -> Result<JobSpec, Spec
             fan_in(&mut t.deps, &arrays);
         }
     }
-    resolve(&[], &tasks, capacity)?;
+    resolve(&[], &tasks, offer)?;
     Ok(JobSpec {
         name: spec.name.clone(),
         params: spec.params.clone(),

@@ -222,8 +222,21 @@ fn images_gpus_and_empty_scripts_are_refused_clearly() {
             "j",
             vec![TaskSpec::new("x", Action::command(["true"])).with_image("alpine:3")]
         )),
-        "task \"x\" names the container image \"alpine:3\"; container tasks need the Docker \
-         executor, which this server does not have yet — remove `image` to run the command on the host"
+        "task \"x\" names the container image \"alpine:3\"; container tasks need a Docker \
+         engine, and this server runs without one (start it with --docker, or remove `image` to run \
+         the command on the host)"
+    );
+    // With a Docker executor, the scheduler takes it.
+    let mut sched = crate::Scheduler::new(4);
+    let imaged = JobSpec::new(
+        "j",
+        vec![TaskSpec::new("x", Action::command(["true"])).with_image("alpine:3")],
+    );
+    assert!(sched.compile(&imaged).is_err());
+    sched.set_images(true);
+    assert_eq!(
+        sched.compile(&imaged).unwrap().tasks[0].image.as_deref(),
+        Some("alpine:3")
     );
     assert_eq!(
         err(JobSpec::new("j", vec![t("g").with_gpus(2)])),

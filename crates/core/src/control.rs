@@ -6,11 +6,15 @@
 //! resume), its running attempts are stopped ([`Command::Suspend`]) and
 //! their time limits stop counting (each deadline moves back by the time
 //! the job spent suspended).
+//!
+//! A job that ended before the scheduler last started is not held in
+//! memory; [`Scheduler::adopt`] takes it back from its snapshot so it can be
+//! retried.
 
 use crate::sched::Scheduler;
 use crate::step::{Command, Event, Step};
 use std::fmt;
-use tessera_types::{Change, JobId, JobState, Millis, TaskRef, TaskState};
+use tessera_types::{Change, JobId, JobSnapshot, JobState, Millis, TaskRef, TaskState};
 
 /// Why a job control event does not apply to a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +33,12 @@ pub enum ControlError {
         job: JobId,
         state: JobState,
     },
+    /// [`Scheduler::adopt`] refused a snapshot: the job is held already, has
+    /// not ended, or its record is not that of an ended job.
+    NotAdoptable {
+        job: JobId,
+        why: String,
+    },
 }
 
 impl fmt::Display for ControlError {
@@ -46,6 +56,9 @@ impl fmt::Display for ControlError {
                 f,
                 "job {job} is {state}; wait until it ends (or cancel it) before retrying"
             ),
+            Self::NotAdoptable { job, why } => {
+                write!(f, "job {job} cannot be taken back by the scheduler: {why}")
+            }
         }
     }
 }
@@ -76,6 +89,52 @@ impl Scheduler {
             Event::ResumeJob { .. } if !j.suspended => Err(ControlError::NotSuspended(job)),
             _ => Ok(()),
         }
+    }
+
+    /// Takes back a job that ended before this scheduler started, from its
+    /// snapshot (the store's `load_job`), so that job control can act on it:
+    /// a retry after a restart. Nothing of it runs until then; the step
+    /// holds what a restore always does (dispatch), and clears a suspension
+    /// the record kept (an ended job is never suspended). Refused for a job
+    /// it already holds, one that has not ended (that is
+    /// [`restore`](Scheduler::restore)'s), or a record in which the ended
+    /// job still has a task that has not ended.
+    pub fn adopt(&mut self, snap: &JobSnapshot, now: Millis) -> Result<Step, ControlError> {
+        let job = snap.id;
+        let refuse = |why: String| Err(ControlError::NotAdoptable { job, why });
+        if self.jobs.contains_key(&job) {
+            return refuse("it already holds it".into());
+        }
+        if !snap.state.is_terminal() {
+            return refuse(format!("it has not ended ({})", snap.state));
+        }
+        if snap.tasks.len() != snap.spec.tasks.len() {
+            return refuse(format!(
+                "its record has {} task states for {} tasks",
+                snap.tasks.len(),
+                snap.spec.tasks.len()
+            ));
+        }
+        if let Some((i, t)) = snap
+            .tasks
+            .iter()
+            .enumerate()
+            .find(|(_, t)| !t.state.is_terminal())
+        {
+            let name = &snap.spec.tasks[i].name;
+            return refuse(format!("its task {name:?} is {} though it ended", t.state));
+        }
+        let mut step = self
+            .restore(snap, &snap.batch_starts, now)
+            .or_else(|e| refuse(format!("its tasks no longer resolve: {e}")))?;
+        let j = self.jobs.get_mut(&job).expect("just restored");
+        if std::mem::take(&mut j.suspended) {
+            step.changes.push(Change::JobSuspended {
+                job,
+                suspended: false,
+            });
+        }
+        Ok(step)
     }
 
     pub(crate) fn suspend_job(&mut self, job: JobId, now: Millis, step: &mut Step) {
@@ -220,3 +279,7 @@ impl Scheduler {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "control_tests.rs"]
+mod tests;

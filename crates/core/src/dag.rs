@@ -42,8 +42,9 @@ pub enum SpecError {
     #[error("task {0:?}: the script's shell is empty; omit `shell` to use /bin/sh")]
     EmptyShell(String),
     #[error(
-        "task {task:?} names the container image {image:?}; container tasks need the Docker \
-         executor, which this server does not have yet — remove `image` to run the command on the host"
+        "task {task:?} names the container image {image:?}; container tasks need a Docker \
+         engine, and this server runs without one (start it with --docker, or remove `image` to run \
+         the command on the host)"
     )]
     ImageUnsupported { task: String, image: String },
     #[error(
@@ -79,10 +80,18 @@ pub(crate) type Parents = Vec<Vec<(u32, Condition)>>;
 /// Resolves the dependencies of `new` tasks, which will occupy indices
 /// `existing.len()..`. Selectors see the existing tasks and the new batch.
 /// Existing tasks never gain parents, so only the new batch can hold a cycle.
+/// What tasks may ask of the machine: cpu slots, and whether container
+/// images can run (a Docker executor is there).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Offer {
+    pub cpu: u32,
+    pub images: bool,
+}
+
 pub(crate) fn resolve(
     existing: &[&str],
     new: &[TaskSpec],
-    capacity: u32,
+    offer: Offer,
 ) -> Result<Parents, SpecError> {
     let base = existing.len();
     let mut index: HashMap<&str, u32> = HashMap::with_capacity(base + new.len());
@@ -96,7 +105,7 @@ pub(crate) fn resolve(
         if index.insert(&t.name, (base + i) as u32).is_some() {
             return Err(SpecError::DuplicateName(t.name.clone()));
         }
-        check_task(t, capacity)?;
+        check_task(t, offer)?;
     }
     let all: Vec<&str> = existing
         .iter()
@@ -137,7 +146,8 @@ pub(crate) fn resolve(
     Ok(parents)
 }
 
-fn check_task(t: &TaskSpec, capacity: u32) -> Result<(), SpecError> {
+fn check_task(t: &TaskSpec, offer: Offer) -> Result<(), SpecError> {
+    let capacity = offer.cpu;
     if t.resources.cpu == 0 {
         return Err(SpecError::ZeroCpu(t.name.clone()));
     }
@@ -162,7 +172,7 @@ fn check_task(t: &TaskSpec, capacity: u32) -> Result<(), SpecError> {
         }
         _ => {}
     }
-    if let Some(image) = &t.image {
+    if let Some(image) = t.image.as_ref().filter(|_| !offer.images) {
         return Err(SpecError::ImageUnsupported {
             task: t.name.clone(),
             image: image.clone(),
@@ -333,6 +343,10 @@ fn check_acyclic(base: usize, new: &[TaskSpec], parents: &Parents) -> Result<(),
 mod tests {
     use super::*;
 
+    fn cpus(cpu: u32) -> Offer {
+        Offer { cpu, images: false }
+    }
+
     fn g(p: &str, n: &str) -> bool {
         glob_match(&p.chars().collect::<Vec<_>>(), n)
     }
@@ -359,7 +373,7 @@ mod tests {
 
     #[test]
     fn resolution_reports_precise_errors() {
-        let err = |tasks: Vec<TaskSpec>| resolve(&[], &tasks, 4).unwrap_err().to_string();
+        let err = |tasks: Vec<TaskSpec>| resolve(&[], &tasks, cpus(4)).unwrap_err().to_string();
         assert_eq!(
             err(vec![t("a"), t("a")]),
             "two tasks are named \"a\"; task names must be unique within a job"
@@ -391,7 +405,7 @@ mod tests {
                 .after("re:^(enc-1|audio)$")
                 .after_if("audio", Condition::Any),
         ];
-        let parents = resolve(&[], &tasks, 1).unwrap();
+        let parents = resolve(&[], &tasks, cpus(1)).unwrap();
         assert_eq!(
             parents[3],
             vec![
@@ -403,7 +417,7 @@ mod tests {
         );
         // An expansion sees the existing tasks.
         let more = vec![t("verify").after("merge")];
-        let p2 = resolve(&["enc-1", "enc-2", "audio", "merge"], &more, 1).unwrap();
+        let p2 = resolve(&["enc-1", "enc-2", "audio", "merge"], &more, cpus(1)).unwrap();
         assert_eq!(p2[0], vec![(3, Condition::Success)]);
     }
 }

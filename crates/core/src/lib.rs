@@ -19,7 +19,9 @@
 //! - **Job control**: a job may be suspended (a flag: nothing of it starts,
 //!   its running attempts are stopped and their time limits pause) and
 //!   resumed; a failed or cancelled job may be retried (what ended badly
-//!   waits again, what succeeded is kept); its priority offset may change.
+//!   waits again, what succeeded is kept; one that ended before the
+//!   scheduler started is first taken back with [`Scheduler::adopt`]); its
+//!   priority offset may change.
 //! - **Expansion**: a task may add tasks to its job when it succeeds (the
 //!   encode planner adds one task per chunk).
 //! - **Projects**: every job belongs to a project (or to the implicit one).

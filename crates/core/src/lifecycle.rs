@@ -180,7 +180,7 @@ impl Scheduler {
     ) -> Result<(), SpecError> {
         let j = self.jobs.get(&job).expect("job");
         let existing: Vec<&str> = j.tasks.iter().map(|t| t.spec.name.as_str()).collect();
-        let parents = resolve(&existing, &new, self.capacity)?;
+        let parents = resolve(&existing, &new, self.offer())?;
         let first_index = existing.len() as u32;
         step.changes.push(Change::TasksAdded {
             job,

@@ -72,6 +72,8 @@ pub struct Scheduler {
     /// Running attempts with a time limit.
     pub(crate) deadlines: BTreeSet<(Millis, TaskRef, AttemptNo)>,
     pub(crate) capacity: u32,
+    /// Whether tasks may name a container image (a Docker executor runs them).
+    pub(crate) images: bool,
     pub(crate) used: u32,
     pub(crate) seq: u64,
     /// Jobs not yet ended.
@@ -90,6 +92,7 @@ impl Scheduler {
             delayed: BTreeSet::new(),
             deadlines: BTreeSet::new(),
             capacity: capacity.max(1),
+            images: false,
             used: 0,
             seq: 0,
             active: 0,
@@ -99,6 +102,19 @@ impl Scheduler {
 
     pub fn capacity(&self) -> u32 {
         self.capacity
+    }
+
+    /// Lets tasks name a container image (the driver has a Docker
+    /// executor); refused at submission otherwise.
+    pub fn set_images(&mut self, allowed: bool) {
+        self.images = allowed;
+    }
+
+    pub(crate) fn offer(&self) -> crate::dag::Offer {
+        crate::dag::Offer {
+            cpu: self.capacity,
+            images: self.images,
+        }
     }
 
     /// Slots in use by running attempts.
@@ -188,7 +204,7 @@ impl Scheduler {
     /// this machine's capacity. Submit the result: [`Scheduler::submit_in`]
     /// takes compiled specs, and refuses array tasks.
     pub fn compile(&self, spec: &JobSpec) -> Result<JobSpec, SpecError> {
-        compile_for(spec, self.capacity)
+        compile_for(spec, self.offer())
     }
 
     /// Adds a job of no project the store has just committed (all tasks waiting).
@@ -209,7 +225,7 @@ impl Scheduler {
         if spec.tasks.is_empty() {
             return Err(SpecError::Empty);
         }
-        let parents = resolve(&[], &spec.tasks, self.capacity)?;
+        let parents = resolve(&[], &spec.tasks, self.offer())?;
         let project = self.project(project);
         self.jobs.insert(
             id,
@@ -261,11 +277,13 @@ impl Scheduler {
                 .iter()
                 .map(|t| t.name.as_str())
                 .collect();
-            parents.extend(resolve(
-                &existing,
-                &snap.spec.tasks[w[0]..w[1]],
-                self.capacity,
-            )?);
+            // A restored job ran before: its images were accepted then. If
+            // the Docker executor is gone now, its attempts fail, saying so.
+            let offer = crate::dag::Offer {
+                images: true,
+                ..self.offer()
+            };
+            parents.extend(resolve(&existing, &snap.spec.tasks[w[0]..w[1]], offer)?);
         }
         let project = self.project(snap.project);
         self.jobs.insert(

@@ -1,3 +1,4 @@
+use crate::feed::{Feed, FeedItem};
 use crate::handle::{DriverHandle, Input};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -5,7 +6,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tessera_core::{Command, ControlError, Event, Policy, Scheduler, SpecError, Step};
-use tessera_exec::{EventSink, ExecEvent, Executor, StartRequest};
+use tessera_exec::{EventSink, ExecEvent, Executor, RunAs, StartRequest};
 use tessera_store::{Store, StoreError};
 use tessera_types::{
     AttemptNo, Change, JobId, JobSpec, JobState, Millis, Progress, ProjectId, Quota, TaskRef,
@@ -21,6 +22,15 @@ pub struct DriverConfig {
     pub workspace: PathBuf,
     /// How long an interrupt waits for killed attempts to report.
     pub shutdown_grace: Duration,
+    /// The user tasks run as, when the executor switches users: each job's
+    /// directory is then shared with it ([`RunAs::share`]: tasks may add
+    /// files there for each other, the driver's `logs` and `tasks` stay
+    /// its own). Give the executor the same user.
+    pub run_as: Option<RunAs>,
+    /// Whether the executor can run tasks that name a container image (a
+    /// Docker engine is there); such tasks are refused at submission
+    /// otherwise.
+    pub images: bool,
 }
 
 impl DriverConfig {
@@ -29,6 +39,8 @@ impl DriverConfig {
             slots,
             workspace: workspace.into(),
             shutdown_grace: Duration::from_secs(10),
+            run_as: None,
+            images: false,
         }
     }
 }
@@ -45,8 +57,9 @@ pub enum DriverError {
     /// job that is not suspended, retry of a running or succeeded job...).
     #[error("{0}")]
     Control(#[from] ControlError),
-    /// The job ended before this scheduler started, so it no longer holds it.
-    #[error("job {0} ended before the scheduler last started; it can no longer be changed")]
+    /// The job has not ended but this scheduler does not run it (a driver
+    /// that recovered only another job: `tessera encode`).
+    #[error("job {0} is not run by this scheduler; change it where it runs")]
     NotHeld(JobId),
     #[error("the scheduler has stopped")]
     Stopped,
@@ -98,6 +111,7 @@ pub struct Driver<S, E> {
     interrupted: bool,
     /// Whether past attempts' usage has been charged (once per scheduler).
     usage_restored: bool,
+    feed: Feed,
 }
 
 /// Events handled per turn at most, so one turn's transaction stays bounded.
@@ -113,7 +127,11 @@ impl<S: Store, E: Executor> Driver<S, E> {
             let _ = sink_tx.lock().map(|tx| tx.send(Input::Exec(ev)));
         });
         Self {
-            sched: Scheduler::new(config.slots),
+            sched: {
+                let mut sched = Scheduler::new(config.slots);
+                sched.set_images(config.images);
+                sched
+            },
             store,
             exec: make_exec(sink),
             rx,
@@ -122,12 +140,15 @@ impl<S: Store, E: Executor> Driver<S, E> {
             running: HashMap::new(),
             interrupted: false,
             usage_restored: false,
+            feed: Feed::default(),
         }
     }
 
     pub fn handle(&self) -> DriverHandle {
         DriverHandle {
             tx: self.tx.clone(),
+            feed: self.feed.clone(),
+            slots: self.config.slots,
         }
     }
 
@@ -321,6 +342,13 @@ impl<S: Store, E: Executor> Driver<S, E> {
             Input::Exec(ExecEvent::Started { task, attempt, pid }) => {
                 // The attempt's start was committed before it was launched.
                 self.store.set_attempt_pid(task, attempt, pid)?;
+                if self.feed.listened() {
+                    self.feed.publish(FeedItem::Running {
+                        task,
+                        attempt,
+                        at: now,
+                    });
+                }
                 Step::default()
             }
             Input::Exec(ExecEvent::Progress {
@@ -329,6 +357,13 @@ impl<S: Store, E: Executor> Driver<S, E> {
                 progress,
             }) => {
                 observer.progress(task, attempt, progress);
+                if self.feed.listened() {
+                    self.feed.publish(FeedItem::Progress {
+                        task,
+                        attempt,
+                        progress,
+                    });
+                }
                 Step::default()
             }
             Input::Exec(ExecEvent::Exited {
@@ -436,6 +471,12 @@ impl<S: Store, E: Executor> Driver<S, E> {
         if !step.changes.is_empty() {
             self.store.apply(&step.changes, now)?;
             observer.changes(&step.changes);
+            if self.feed.listened() {
+                self.feed.publish(FeedItem::Changes {
+                    at: now,
+                    changes: step.changes.clone(),
+                });
+            }
         }
         for cmd in step.commands {
             match cmd {
@@ -452,7 +493,16 @@ impl<S: Store, E: Executor> Driver<S, E> {
                     }
                     self.running
                         .insert((task, attempt), Running { spec, expand });
-                    self.exec.start(req);
+                    match self.share_job_dir(task.job) {
+                        Ok(()) => self.exec.start(req),
+                        // Reported like a start the executor refused.
+                        Err(reason) => drop(self.tx.send(Input::Exec(ExecEvent::Exited {
+                            task,
+                            attempt,
+                            result: Err(reason),
+                            usage: Default::default(),
+                        }))),
+                    }
                 }
                 Command::Kill { task, attempt } => self.exec.kill(task, attempt),
                 Command::Suspend { task, attempt } => self.exec.suspend(task, attempt),
@@ -464,25 +514,67 @@ impl<S: Store, E: Executor> Driver<S, E> {
 
     /// A job control event (suspend, resume, retry, priority): checked,
     /// handled, and committed before the caller hears back, so what it reads
-    /// next already shows the change.
+    /// next already shows the change. A job that ended before this
+    /// scheduler started is first taken back from the store
+    /// ([`Scheduler::adopt`]), so it can be retried (and other requests get
+    /// the answer they get for any ended job); a refused request lets go of
+    /// it again.
     fn control(
         &mut self,
         event: Event,
         now: Millis,
         observer: &mut dyn Observer,
     ) -> Result<(), DriverError> {
-        match self.sched.check(&event) {
-            Ok(()) => {}
+        let adopted = match self.sched.check(&event) {
+            Ok(()) => None,
             Err(ControlError::UnknownJob(job)) => {
-                return Err(match self.store.job(job)? {
-                    Some(_) => DriverError::NotHeld(job),
-                    None => DriverError::NoSuchJob(job),
-                })
+                self.adopt(job, now, observer)?;
+                Some(job)
             }
             Err(e) => return Err(e.into()),
+        };
+        if let Err(e) = self.sched.check(&event) {
+            if let Some(job) = adopted {
+                self.sched.forget(job);
+            }
+            return Err(e.into());
         }
         let step = self.sched.handle(event, now);
         self.commit_and_act(step, now, observer)
+    }
+
+    /// Loads an ended job the scheduler does not hold and hands it to the
+    /// core.
+    fn adopt(
+        &mut self,
+        job: JobId,
+        now: Millis,
+        observer: &mut dyn Observer,
+    ) -> Result<(), DriverError> {
+        let snap = self
+            .store
+            .load_job(job)?
+            .ok_or(DriverError::NoSuchJob(job))?;
+        if !snap.state.is_terminal() {
+            return Err(DriverError::NotHeld(job));
+        }
+        let step = self.sched.adopt(&snap, now)?;
+        self.commit_and_act(step, now, observer)
+    }
+
+    /// Shares a job's directory with the user tasks run as, if any.
+    fn share_job_dir(&self, job: JobId) -> Result<(), String> {
+        let Some(user) = &self.config.run_as else {
+            return Ok(());
+        };
+        let dir = self.job_dir(job);
+        user.share(&dir).map_err(|e| {
+            format!(
+                "could not share the job directory {} with user {}: {e}",
+                dir.display(),
+                user.name
+            )
+        })
     }
 
     fn start_request(&self, task: TaskRef, attempt: AttemptNo, spec: &TaskSpec) -> StartRequest {
@@ -512,6 +604,9 @@ impl<S: Store, E: Executor> Driver<S, E> {
             env,
             workdir,
             log_dir: job_dir.join("logs"),
+            image: spec.image.clone(),
+            cpu: spec.resources.cpu,
+            memory_mb: spec.resources.memory_mb,
         }
     }
 }

@@ -43,9 +43,22 @@ pub(crate) enum Input {
 #[derive(Clone)]
 pub struct DriverHandle {
     pub(crate) tx: Sender<Input>,
+    pub(crate) feed: crate::Feed,
+    pub(crate) slots: u32,
 }
 
 impl DriverHandle {
+    /// The slots the driver runs attempts in (its executor's capacity).
+    pub fn slots(&self) -> u32 {
+        self.slots
+    }
+
+    /// Every change committed and every progress report from now on (see
+    /// [`Feed`](crate::Feed)).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<std::sync::Arc<crate::FeedItem>> {
+        self.feed.subscribe()
+    }
+
     pub fn cancel(&self, job: JobId) {
         let _ = self.tx.send(Input::Cancel(job));
     }

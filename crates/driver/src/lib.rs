@@ -24,9 +24,11 @@
 //! ```
 
 mod driver;
+mod feed;
 mod handle;
 
 pub use driver::{
     attempt_log_path, usage_horizon, Driver, DriverConfig, DriverError, Exit, Observer, SystemClock,
 };
+pub use feed::{Feed, FeedItem};
 pub use handle::DriverHandle;

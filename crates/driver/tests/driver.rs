@@ -6,18 +6,24 @@
 //! - `restart`: interrupt and resume, crash recovery with an orphan process,
 //!   expansion across a restart.
 //! - `quota`: a project held back by its quota, and usage restored after a restart.
+//! - `control`: a job that failed before a restart, retried by the next driver.
+//! - `users`: tasks running as another user share their job's directory.
 
+#[path = "driver/control.rs"]
+mod control;
 #[path = "driver/quota.rs"]
 mod quota;
 #[path = "driver/restart.rs"]
 mod restart;
 #[path = "driver/run.rs"]
 mod run;
+#[path = "driver/users.rs"]
+mod users;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tessera_driver::{Driver, DriverConfig, DriverHandle};
-use tessera_exec::{InProcessExecutor, LocalConfig, LocalExecutor};
+use tessera_exec::{InProcessExecutor, LocalConfig, LocalExecutor, RunAs};
 use tessera_store::{AttemptRecord, SqliteStore, Store, StoreError};
 use tessera_types::{Action, JobId, TaskState};
 
@@ -71,17 +77,28 @@ impl Rig {
         }
     }
 
-    /// A driver that runs real processes. Call it from the thread that runs
-    /// the driver (the executor's children die with the spawning thread).
+    /// A driver that runs real processes (which die with it).
     pub(crate) fn local(&self, slots: u32) -> Driver<SqliteStore, LocalExecutor> {
+        self.local_as(slots, None)
+    }
+
+    /// A driver whose tasks run as `run_as`.
+    pub(crate) fn local_as(
+        &self,
+        slots: u32,
+        run_as: Option<RunAs>,
+    ) -> Driver<SqliteStore, LocalExecutor> {
         let store = self.store();
+        let mut config = self.config(slots);
+        config.run_as = run_as.clone();
         let make = |sink| {
             LocalExecutor::new(LocalConfig {
                 op_program: "/bin/sh".into(),
                 sink,
+                run_as,
             })
         };
-        Driver::new(store, make, self.config(slots))
+        Driver::new(store, make, config)
     }
 
     pub(crate) fn in_process(&self, slots: u32) -> Driver<SqliteStore, InProcessExecutor> {

@@ -28,6 +28,13 @@ pub enum ExecError {
     NotNoop,
     #[error("could not kill process {pid}: {reason}")]
     Kill { pid: u32, reason: String },
+    /// The process spawner ([`Spawner`](crate::Spawner)) is gone, or could
+    /// not be started; nothing more can start until the program restarts.
+    #[error("the process spawner stopped ({reason}); restart tessera to run tasks again")]
+    SpawnerStopped { reason: String },
+    /// The user attempts should run as (`run_as`) cannot be used.
+    #[error("cannot run tasks as {user:?}: {reason}")]
+    User { user: String, reason: String },
 }
 
 /// An OS error's text without Rust's " (os error N)" suffix, e.g.

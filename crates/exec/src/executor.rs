@@ -40,6 +40,15 @@ pub struct StartRequest {
     pub workdir: PathBuf,
     /// Where `<name>.<attempt>.stdout.log` and `.stderr.log` go; created if missing.
     pub log_dir: PathBuf,
+    /// The container image to run the action in. Only a container executor
+    /// (tessera-docker's) runs images, with its own default image when this
+    /// is `None`; the job compiler refuses images while the scheduler has none.
+    pub image: Option<String>,
+    /// CPU cores the attempt may use (0: no limit). Enforced by executors
+    /// that can (containers); local processes are only scheduled by it.
+    pub cpu: u32,
+    /// Memory the attempt may use, in MiB (0: no limit). Enforced like `cpu`.
+    pub memory_mb: u64,
 }
 
 /// What happened to an attempt.

@@ -7,9 +7,11 @@
 //! <total>` lines the task prints), and one `Exited` with the result and the
 //! attempt's resource use. Calls never block on the attempt.
 //!
-//! - [`LocalExecutor`] runs each attempt as a child process in its own
-//!   process group, with its logs in files; [`kill_orphan_group`] cleans up
-//!   after a crashed predecessor.
+//! - [`LocalExecutor`] runs each attempt as a process in its own process
+//!   group, with its logs in files, optionally as another user ([`RunAs`]);
+//!   a [`Spawner`] (a small helper process, started early) forks and reaps
+//!   the attempts so each one's peak memory is its own;
+//!   [`kill_orphan_group`] cleans up after a crashed predecessor.
 //! - [`InProcessExecutor`] completes no-op tasks without any process, for
 //!   benchmarks and tests of the scheduler.
 //!
@@ -20,7 +22,7 @@
 //!
 //! let (tx, rx) = mpsc::channel();
 //! let sink: EventSink = Arc::new(move |e| drop(tx.send(e)));
-//! let mut exec = LocalExecutor::new(LocalConfig { op_program: "tessera".into(), sink });
+//! let mut exec = LocalExecutor::new(LocalConfig { op_program: "tessera".into(), sink, run_as: None });
 //! let dir = std::env::temp_dir().join(format!("tessera-exec-doc-{}", std::process::id()));
 //! exec.start(StartRequest {
 //!     task: TaskRef::new(JobId(1), 0),
@@ -30,6 +32,9 @@
 //!     env: Default::default(),
 //!     workdir: dir.join("work"),
 //!     log_dir: dir.join("logs"),
+//!     image: None,
+//!     cpu: 1,
+//!     memory_mb: 0,
 //! });
 //! let events: Vec<ExecEvent> = rx.iter().take(3).collect();
 //! assert!(matches!(events[2], ExecEvent::Exited { result: Ok(()), .. }));
@@ -41,9 +46,15 @@ mod executor;
 mod inprocess;
 mod local;
 mod orphan;
+mod spawn;
+mod split;
+mod user;
 
 pub use error::{signal_name, ExecError};
 pub use executor::{EventSink, ExecEvent, Executor, StartRequest};
 pub use inprocess::InProcessExecutor;
-pub use local::{attempt_marker, log_file, LocalConfig, LocalExecutor, ATTEMPT_ENV};
+pub use local::{attempt_marker, last_line, log_file, LocalConfig, LocalExecutor, ATTEMPT_ENV};
 pub use orphan::kill_orphan_group;
+pub use spawn::Spawner;
+pub use split::Split;
+pub use user::RunAs;

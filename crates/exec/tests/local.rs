@@ -1,12 +1,21 @@
 //! The executors against real processes.
+//!
+//! - `spawner`: the process that starts attempts; memory figures, its death,
+//!   its end with the executor.
+//! - `users`: attempts running as another user.
+
+#[path = "local/spawner.rs"]
+mod spawner;
+#[path = "local/users.rs"]
+mod users;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 use tessera_exec::{
-    attempt_marker, kill_orphan_group, EventSink, ExecEvent, Executor, InProcessExecutor,
-    LocalConfig, LocalExecutor, StartRequest, ATTEMPT_ENV,
+    attempt_marker, kill_orphan_group, EventSink, ExecError, ExecEvent, Executor,
+    InProcessExecutor, LocalConfig, LocalExecutor, RunAs, Spawner, StartRequest, ATTEMPT_ENV,
 };
 use tessera_types::{Action, AttemptUsage, JobId, Progress, TaskRef};
 
@@ -20,12 +29,23 @@ struct Rig {
 
 impl Rig {
     fn new() -> Self {
+        Self::with(None)
+    }
+
+    /// A rig whose attempts run as `run_as`.
+    fn with(run_as: Option<RunAs>) -> Self {
+        Self::with_spawner(run_as, Spawner::start())
+    }
+
+    fn with_spawner(run_as: Option<RunAs>, spawner: Result<Spawner, ExecError>) -> Self {
         let (tx, events) = mpsc::channel();
         let sink: EventSink = Arc::new(move |e| drop(tx.send(e)));
-        let exec = LocalExecutor::new(LocalConfig {
+        let config = LocalConfig {
             op_program: "/bin/echo".into(),
             sink,
-        });
+            run_as,
+        };
+        let exec = LocalExecutor::with_spawner(config, spawner);
         Self {
             exec,
             events,
@@ -42,6 +62,9 @@ impl Rig {
             env: BTreeMap::new(),
             workdir: self.dir.path().join("work").join(name),
             log_dir: self.dir.path().join("logs"),
+            image: None,
+            cpu: 1,
+            memory_mb: 0,
         }
     }
 
@@ -398,39 +421,6 @@ fn orphans_of_a_crashed_scheduler_are_found_by_their_marker_and_killed() {
         0,
         "nothing left"
     );
-}
-
-/// Peak memory is the attempt's own, not its parent's: a tiny shell run from
-/// a process holding ~200 MB must report a few MB.
-///
-/// Fails on Linux today, whatever the spawn: with `fork` (what std does when
-/// a `pre_exec` hook is set) the child's copied address space starts with a
-/// high-water mark equal to the parent's resident set, and `exec` folds the
-/// old address space's high-water mark into the process's `maxrss`, which
-/// `wait4` reports. With `vfork`/`posix_spawn`/`clone(CLONE_VM)` the old
-/// address space is the parent's own, so the child inherits the parent's
-/// *peak* instead (measured on 6.18: all four report ~205 MB for
-/// `/bin/true`; after the parent frees its 200 MB, fork reports 1 MB but
-/// the other three still 205 MB). Only a process that never held the
-/// parent's memory (a small helper that forks the attempts and relays their
-/// `wait4` usage) gives a clean figure.
-#[test]
-#[ignore = "ru_maxrss carries the parent's RSS into any child it spawns directly; \
-            needs a small spawner process (see the comment)"]
-fn peak_memory_is_the_attempts_own_not_the_parents() {
-    let mut ballast = vec![0u8; 200 << 20];
-    for page in ballast.chunks_mut(4096) {
-        page[0] = 1;
-    }
-    let mut rig = Rig::new();
-    let (result, usage, _) = rig.run("small", sh("true"));
-    assert_eq!(result, Ok(()));
-    assert!(
-        usage.max_rss_kb < 50 << 10,
-        "a shell running `true` peaked at {} KB",
-        usage.max_rss_kb
-    );
-    std::hint::black_box(&ballast);
 }
 
 #[test]

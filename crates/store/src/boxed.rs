@@ -22,6 +22,9 @@ impl<S: Store + ?Sized> Store for Box<S> {
     fn load_unfinished(&self) -> Result<Vec<JobSnapshot>, StoreError> {
         (**self).load_unfinished()
     }
+    fn load_job(&self, id: JobId) -> Result<Option<JobSnapshot>, StoreError> {
+        (**self).load_job(id)
+    }
     fn find_job_by_key(&self, key: &str) -> Result<Option<JobRecord>, StoreError> {
         (**self).find_job_by_key(key)
     }

@@ -37,6 +37,13 @@ pub trait Store: Send {
     /// task's snapshot: what the scheduler needs to carry on after a restart.
     fn load_unfinished(&self) -> Result<Vec<JobSnapshot>, StoreError>;
 
+    /// One job's snapshot, whatever its state, shaped exactly as
+    /// [`load_unfinished`](Store::load_unfinished) gives it (tasks in index
+    /// order, batch starts, project, suspension, priority); `None` for an
+    /// unknown job. A scheduler takes back a job that ended before it
+    /// started with this (to retry it).
+    fn load_job(&self, id: JobId) -> Result<Option<JobSnapshot>, StoreError>;
+
     /// The newest job created with this key.
     fn find_job_by_key(&self, key: &str) -> Result<Option<JobRecord>, StoreError>;
 

@@ -93,3 +93,18 @@ pub struct JobSnapshot {
     #[serde(default)]
     pub priority: i32,
 }
+
+impl Change {
+    /// The job the change is about.
+    pub fn job(&self) -> JobId {
+        match self {
+            Change::JobState { job, .. }
+            | Change::TasksAdded { job, .. }
+            | Change::JobSuspended { job, .. }
+            | Change::JobPriority { job, .. } => *job,
+            Change::Task { task, .. }
+            | Change::AttemptStarted { task, .. }
+            | Change::AttemptEnded { task, .. } => task.job,
+        }
+    }
+}

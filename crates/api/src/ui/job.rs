@@ -69,11 +69,19 @@ pub(crate) async fn show(
         })
         .unwrap_or_default();
     let state = job.state.as_str();
+    let output = match crate::encodes::output_info(&s, &job).await {
+        Some((file, bytes)) => format!(
+            r#"<p class="card" id="output">Output: <a id="download" href="/ui/jobs/{id}/output" download="{file}">Download {file}</a> <span class="muted" id="output-size">{size}</span></p>"#,
+            file = escape(&file),
+            size = super::encode::size(bytes),
+        ),
+        None => String::new(),
+    };
     let body = format!(
         r#"<h1>Job #{id} · {name}</h1>
-<p class="row"><span id="job-state" class="badge s-{state}" data-state="{state}" data-poll="/ui/jobs/{id}/state.json">{state}</span>
+<p class="row"><span id="job-state" class="badge s-{state}" data-state="{state}" data-poll="/ui/jobs/{id}/state.json" data-events="/ui/jobs/{id}/events">{state}</span>
 <span>project {project_html}</span><span class="muted">created {created} UTC{ended}</span></p>
-<p>Progress: <progress id="progress" max="{total}" value="{done}"></progress> <span id="progress-text">{done} / {total}</span> tasks ended</p>
+{output}<p>Progress: <progress id="progress" max="{total}" value="{done}"></progress> <span id="progress-text">{done} / {total}</span> tasks ended <span id="fps" class="muted"></span></p>
 <h2>Graph</h2><div class="scroll">{dag}</div>
 <h2>Timeline</h2><div class="scroll">{gantt}</div>
 <h2>Tasks</h2>{more}{table}
@@ -159,6 +167,14 @@ pub(crate) async fn state_json(
         "total": total,
         "tasks": states,
     })))
+}
+
+/// The job's events as Server-Sent Events (see `crate::events`).
+pub(crate) async fn events(
+    State(s): State<AppState>,
+    access: Result<JobAccess<AsViewer>, ApiError>,
+) -> Result<Response, ApiError> {
+    Ok(crate::events::job_events(s, access?.job).await)
 }
 
 #[derive(Deserialize)]

@@ -17,11 +17,16 @@
 //! | `GET /ui` | dashboard: projects, recent jobs, counts, throughput chart |
 //! | `GET /ui/jobs/{id}` | job: DAG, timeline, tasks, log links |
 //! | `GET /ui/jobs/{id}/state.json` | job and task states, for live updates |
+//! | `GET /ui/jobs/{id}/events` | the job's events (Server-Sent Events), for live updates |
 //! | `GET /ui/jobs/{id}/tasks/{index}/logs` | an attempt's log as text |
 //! | `GET /ui/projects/{project}` | members, the user's keys, jobs |
+//! | `GET, POST /ui/projects/{project}/encode` | submit an encode (upload, earlier upload or volume file) |
+//! | `POST /ui/projects/{project}/uploads` | the page's upload by script (the API's upload, through the session) |
+//! | `GET /ui/jobs/{id}/output` | an encode's output (range requests) |
 
 mod chart;
 mod dag;
+mod encode;
 mod gantt;
 mod html;
 mod job;
@@ -31,7 +36,7 @@ mod session;
 
 use crate::auth::Caller;
 use crate::{ApiError, AppState};
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -49,8 +54,24 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/ui", get(pages::dashboard))
         .route("/ui/projects/{project}", get(pages::project))
+        .route(
+            "/ui/projects/{project}/encode",
+            get(encode::form).merge(
+                post(encode::submit)
+                    .layer(DefaultBodyLimit::disable())
+                    .layer(middleware::from_fn(encode::same_origin)),
+            ),
+        )
+        .route(
+            "/ui/projects/{project}/uploads",
+            post(crate::handlers::upload)
+                .layer(DefaultBodyLimit::disable())
+                .layer(middleware::from_fn(encode::same_origin)),
+        )
+        .route("/ui/jobs/{id}/output", get(encode::download))
         .route("/ui/jobs/{id}", get(job::show))
         .route("/ui/jobs/{id}/state.json", get(job::state_json))
+        .route("/ui/jobs/{id}/events", get(job::events))
         .route("/ui/jobs/{id}/tasks/{index}/logs", get(job::log))
         .route("/ui/logout", post(login::logout))
         .route_layer(middleware::from_fn_with_state(gate, require_session))

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::response::Html;
 use std::fmt::Write;
 use tessera_store::JobRecord;
-use tessera_types::{JobState, ProjectId};
+use tessera_types::{JobState, ProjectId, TaskState};
 
 /// Jobs read per project for the dashboard's counts and chart.
 const DASHBOARD_JOBS: u32 = 500;
@@ -72,11 +72,21 @@ pub(crate) async fn dashboard(
                 .collect::<Result<_, ApiError>>()
         })
         .await?;
+    let (_, tasks) = s.db(|db| Ok(db.count_by_state()?)).await?;
+    let count = |state: TaskState| {
+        tasks
+            .iter()
+            .find(|(s, _)| *s == state)
+            .map_or(0, |(_, n)| *n)
+    };
+    let (running, queued) = (count(TaskState::Running), count(TaskState::Ready));
+    let slots = s.driver.slots();
     let all: Vec<&JobRecord> = per_project.iter().flatten().collect();
     let finished: Vec<u64> = all.iter().filter_map(|j| j.finished_at).collect();
     let counts = chart::buckets(&finished, now_ms(), u64::from(BUCKET_MIN) * 60_000, BUCKETS);
     let mut body = format!(
         r#"<h1>Dashboard</h1>
+<h2>Worker slots</h2><p class="card" id="slots"><meter min="0" max="{slots}" value="{running}"></meter> <b>{running}</b> of {slots} slots busy · <b>{queued}</b> tasks queued <span class="muted">(all projects)</span></p>
 <h2>All your projects</h2>{}
 <h2>Throughput</h2><div class="scroll" id="throughput">{}</div>
 <p class="muted">Jobs finished per {BUCKET_MIN} minutes over the last {} hours.</p>"#,
@@ -101,7 +111,7 @@ pub(crate) async fn dashboard(
         };
         let _ = write!(
             body,
-            r#"<section class="card project"><h2><a href="/ui/projects/{id}">{name}</a> <span class="muted">· {role}</span></h2>{counts}<h2>Recent jobs</h2>{list}</section>"#,
+            r#"<section class="card project"><h2><a href="/ui/projects/{id}">{name}</a> <span class="muted">· {role}</span> <a class="action" href="/ui/projects/{id}/encode">Encode a video</a></h2>{counts}<h2>Recent jobs</h2>{list}</section>"#,
             id = p.id,
             name = escape(&p.name),
             role = escape(&role),
@@ -158,11 +168,12 @@ pub(crate) async fn project(
         .collect();
     let body = format!(
         r#"<h1>Project {pname}</h1>
-<p class="muted">Created {created} UTC</p>
+<p class="muted">Created {created} UTC · <a class="action" id="encode-link" href="/ui/projects/{id}/encode">Encode a video</a></p>
 <h2>Members</h2>{members}
 <h2>Your API keys</h2><p class="muted">Only names and prefixes: a key's secret is shown once, when it is created.</p>{keys}
 <h2>Jobs</h2>{jobs}"#,
         pname = escape(&project.name),
+        id = project.id.0,
         created = time(project.created_at),
         members = table(&["user", "role", ""], &member_rows),
         keys = table(

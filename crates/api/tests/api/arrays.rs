@@ -72,8 +72,8 @@ async fn images_gpus_and_unknown_parameters_are_refused_with_422() {
         (
             "name: i\ntasks:\n  - {name: x, image: \"alpine:3\", action: {kind: command, argv: [\"true\"]}}\n",
             "invalid job: task \"x\" names the container image \"alpine:3\"; container tasks need \
-             the Docker executor, which this server does not have yet — remove `image` to run \
-             the command on the host",
+             a Docker engine, and this server runs without one (start it with --docker, or remove \
+             `image` to run the command on the host)",
         ),
         (
             "name: g\ntasks:\n  - {name: x, resources: {gpus: 1}, action: {kind: noop}}\n",

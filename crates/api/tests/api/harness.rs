@@ -18,6 +18,8 @@ pub struct Server {
     pub app: Router,
     pub state: AppState,
     pub db: PathBuf,
+    /// The data directory (uploads, encodes, outputs, job workspaces).
+    pub data: PathBuf,
     pub admin_key: String,
     driver: DriverHandle,
     thread: Option<JoinHandle<()>>,
@@ -65,6 +67,13 @@ fn now() -> u64 {
 
 impl Server {
     pub fn start() -> Server {
+        Server::start_with("/bin/true", |state| state)
+    }
+
+    /// With `op_program` running the ops of encode jobs, and `configure`
+    /// applied to the API's state (upload limit, volumes).
+    pub fn start_with(op_program: &str, configure: impl FnOnce(AppState) -> AppState) -> Server {
+        let op_program = PathBuf::from(op_program);
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("tessera.db");
         let data = dir.path().join("data");
@@ -74,8 +83,9 @@ impl Server {
             let store = SqliteStore::open(&db2).unwrap();
             let make = |sink| {
                 LocalExecutor::new(LocalConfig {
-                    op_program: "/bin/true".into(),
+                    op_program: op_program.clone(),
                     sink,
+                    run_as: None,
                 })
             };
             let mut driver = Driver::new(store, make, DriverConfig::new(2, data2));
@@ -90,11 +100,12 @@ impl Server {
         store
             .create_key(admin.id, "bootstrap", &prefix, &hash, now())
             .unwrap();
-        let state = AppState::new(Box::new(store), driver.clone(), data);
+        let state = configure(AppState::new(Box::new(store), driver.clone(), data.clone()));
         Server {
             app: router(state.clone()),
             state,
             db,
+            data,
             admin_key,
             driver,
             thread: Some(thread),

@@ -63,7 +63,7 @@ async fn ui(
 }
 
 /// Logs in with `key`; returns the `name=value` cookie.
-async fn login(s: &Server, key: &str) -> String {
+pub(crate) async fn login(s: &Server, key: &str) -> String {
     let p = ui(
         s,
         Method::POST,
@@ -132,6 +132,12 @@ async fn ui_sessions_follow_the_key_and_pages_authorize_like_the_api() {
     assert!(!p.body.contains("<script>x</script>"));
     assert!(p.body.contains("&lt;script&gt;x&lt;/script&gt;"));
     assert!(p.body.contains("<svg"), "the throughput chart");
+    // The harness's driver has 2 slots.
+    assert!(
+        p.body.contains("of 2 slots busy"),
+        "worker slots: {}",
+        p.body
+    );
     let p = ui(&s, Method::GET, &format!("/ui/jobs/{job}"), Some(&c), None).await;
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
     assert!(p.body.contains(r#"id="dag""#));
@@ -275,7 +281,7 @@ async fn ui_in_headless_chromium_logs_in_and_watches_a_job_finish() {
         "name": "encode-trailer",
         "tasks": [
             {"name": "probe", "action": {"kind": "command", "argv": ["sh", "-c", "echo probed-ok"]}},
-            {"name": "chunk-0", "action": {"kind": "command", "argv": ["sh", "-c", "sleep 1; echo chunk 0"]}, "deps": [{"selector": "probe"}]},
+            {"name": "chunk-0", "action": {"kind": "command", "argv": ["sh", "-c", "sleep 3; echo chunk 0"]}, "deps": [{"selector": "probe"}]},
             {"name": "chunk-1", "action": {"kind": "command", "argv": ["sh", "-c", "echo chunk 1"]}, "deps": [{"selector": "probe"}]},
             {"name": "concat", "action": {"kind": "command", "argv": ["sh", "-c", "echo joined"]}, "deps": [{"selector": "chunk-*"}]}
         ]
@@ -385,6 +391,12 @@ async fn ui_in_headless_chromium_logs_in_and_watches_a_job_finish() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The page followed the job through its event stream (not by polling).
+    let metrics = s.call(Method::GET, "/metrics", None, None).await.text();
+    assert!(
+        metrics.contains(r#"route="/ui/jobs/{id}/events",status="200""#),
+        "the page never opened the event stream:\n{metrics}"
+    );
     // After the final reload the page shows every task and its bars.
     tokio::time::sleep(Duration::from_millis(500)).await;
     c.wait()

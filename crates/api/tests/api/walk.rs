@@ -74,6 +74,9 @@ async fn every_authenticated_route_refuses_missing_wrong_revoked_and_foreign_key
     let last = if wrong.ends_with('x') { "y" } else { "x" };
     wrong.replace_range(wrong.len() - 1.., last);
 
+    // A well-formed key whose prefix no key has.
+    let unknown = format!("tsk_{}_{}", "Q".repeat(12), "Q".repeat(32));
+
     let mut walked = 0;
     for (method, path, _, auth) in ROUTES {
         if *auth == Auth::None {
@@ -84,9 +87,16 @@ async fn every_authenticated_route_refuses_missing_wrong_revoked_and_foreign_key
         for (label, key) in [
             ("no", None),
             ("wrong", Some(wrong.as_str())),
+            ("unknown", Some(unknown.as_str())),
             ("revoked", Some(revoked.as_str())),
         ] {
             let r = s.call(method.clone(), &url, key, body_for(method)).await;
+            // The wrong secret's prefix is throttled after 5 failures (a
+            // 429 that runs no argon2); every other refusal stays a 401.
+            if label == "wrong" && walked > 5 {
+                assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{method} {url}");
+                continue;
+            }
             assert_eq!(
                 r.status,
                 StatusCode::UNAUTHORIZED,
@@ -228,4 +238,24 @@ async fn roles_gate_what_members_may_do() {
     // A project is found by name too.
     let r = s.get("/api/v1/projects/gamma", &vic_key).await;
     assert_eq!(r.json()["role"], "member", "{}", r.text());
+}
+
+#[tokio::test]
+async fn wrong_secrets_for_one_prefix_are_throttled_without_locking_out_a_cached_key() {
+    let s = Server::start();
+    let key = s.admin_key.clone();
+    // Used once, so its verification is cached.
+    assert_eq!(s.get("/api/v1/me", &key).await.status, StatusCode::OK);
+    let (head, secret) = key.rsplit_once('_').unwrap();
+    let wrong = format!("{head}_{}", "x".repeat(secret.len()));
+    for _ in 0..5 {
+        let r = s.get("/api/v1/me", &wrong).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
+    }
+    let r = s.get("/api/v1/me", &wrong).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+    assert_eq!(r.code(), "too_many_requests");
+    let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "Retry-After {wait}");
+    assert_eq!(s.get("/api/v1/me", &key).await.status, StatusCode::OK);
 }

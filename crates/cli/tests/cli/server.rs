@@ -42,6 +42,20 @@ impl Server {
         Server { child, url }
     }
 
+    /// SIGTERM, then waits (at most `limit`) for the exit; its exit code.
+    pub(crate) fn terminate(&mut self, limit: Duration) -> Option<i32> {
+        // SAFETY: plain kill(2) of our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(start.elapsed() < limit, "no exit {limit:?} after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn sigkill(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// An admin key for a fresh data directory with project `video`.
-fn bootstrap(data: &Path) -> String {
+pub(crate) fn bootstrap(data: &Path) -> String {
     let mut boot = tessera();
     boot.args([
         "admin",
@@ -75,7 +75,17 @@ fn an_uploaded_clip_is_encoded_and_downloaded_frame_exact() {
     let data = dir.path().join("data");
     let key = bootstrap(&data);
     let src = tessera_media::testclips::cfr_25(dir.path()).unwrap();
-    let server = Server::start_with(&data, &[]);
+    // As root (CI), the encode's tasks run as `nobody`: the directories the
+    // API prepares must be theirs to write.
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        use std::os::unix::fs::PermissionsExt;
+        let open = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(dir.path(), open).unwrap();
+    }
+    let run_as: &[&str] = if root { &["--run-as", "nobody"] } else { &[] };
+    let server = Server::start_with(&data, run_as);
     let auth = format!("Bearer {key}");
 
     let (status, up) = upload(
@@ -130,6 +140,15 @@ fn an_uploaded_clip_is_encoded_and_downloaded_frame_exact() {
     let length: usize = resp.header("Content-Length").unwrap().parse().unwrap();
     let whole = bytes_of(resp);
     assert_eq!(whole.len(), length);
+    if root {
+        use std::os::unix::fs::MetadataExt;
+        let made = files_under(&data.join("outputs"));
+        assert!(!made.is_empty());
+        for f in made {
+            let owner = std::fs::metadata(&f).unwrap().uid();
+            assert_ne!(owner, 0, "{} was written as root", f.display());
+        }
+    }
     let downloaded = dir.path().join("downloaded.mkv");
     std::fs::write(&downloaded, &whole).unwrap();
     tessera_run(argv!["verify", src, downloaded]).expect_code(0);

@@ -3,12 +3,16 @@
 mod output;
 mod wait;
 
-use crate::{EventSink, ExecError, ExecEvent, Executor, StartRequest};
-use std::collections::HashMap;
+pub use output::last_line;
+
+use crate::error::os_reason;
+use crate::spawn::SpawnRequest;
+use crate::{EventSink, ExecError, ExecEvent, Executor, RunAs, Spawner, StartRequest};
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
 use std::fs::File;
-use std::os::unix::process::CommandExt;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 use tessera_types::{Action, AttemptNo, AttemptUsage, TaskRef, DEFAULT_SHELL};
@@ -29,6 +33,12 @@ pub struct LocalConfig {
     /// (normally the `tessera` binary itself).
     pub op_program: PathBuf,
     pub sink: EventSink,
+    /// Run every attempt as this user (`None`: as this process's user).
+    /// That includes built-in ops: a job spec may name any op with any
+    /// arguments, so an op is no more trusted than a command. Each
+    /// attempt's working directory is made the user's; its log files stay
+    /// this process's (opened here, inherited as descriptors).
+    pub run_as: Option<RunAs>,
 }
 
 /// Running attempts' process group ids. An entry lives from just after the
@@ -36,51 +46,61 @@ pub struct LocalConfig {
 /// here always names our group and never a recycled one.
 type Running = Arc<Mutex<HashMap<(TaskRef, AttemptNo), u32>>>;
 
-/// Runs each attempt as a child process of this one.
+/// Runs each attempt as a local process, started by a [`Spawner`].
 ///
 /// Each attempt gets its own process group (so a kill takes its
 /// descendants too), standard input from `/dev/null`, the executor's
 /// environment plus the request's `env` plus [`ATTEMPT_ENV`], and
-/// `workdir` as its current directory. Lines of standard output that follow
+/// `workdir` as its current directory (as the [`RunAs`] user if one is
+/// configured). Lines of standard output that follow
 /// the progress protocol ([`tessera_types::parse_progress_line`]) become
 /// `Progress` events; the rest go to `<log_dir>/<name>.<attempt>.stdout.log`.
 /// Standard error goes to `<log_dir>/<name>.<attempt>.stderr.log`, and its
 /// last non-empty line ends up in the failure message. When the attempt's
 /// main process exits, whatever it left behind in its group is killed.
 ///
-/// Two threads per running attempt: one drains standard output, one reaps
-/// the process with `wait4` (for its resource usage). Nothing else in the
-/// program may reap these children (no `SIGCHLD` set to `SIG_IGN`, no
-/// `waitpid(-1, ..)`).
+/// Attempts are children of the spawner, which reaps them (with `wait4`,
+/// for their resource usage) when this executor says so. Their peak memory
+/// (`max_rss_kb`) is their own as long as the spawner was started while
+/// this program was small: Linux counts what a process starts with (a copy
+/// of its parent's resident memory) in its peak.
 ///
-/// Each child asks the kernel to `SIGKILL` it when its parent goes away
-/// (`PR_SET_PDEATHSIG`). Linux sends that signal when the **thread** that
-/// spawned the child ends, not the process: call [`start`](Executor::start)
-/// from a thread that lives as long as the executor (the driver's loop
-/// thread), never from a short-lived or pooled one. Only the attempt's main
-/// process gets the signal; after a crash, its descendants are found and
-/// killed with [`kill_orphan_group`](crate::kill_orphan_group).
+/// Two threads per running attempt: one drains standard output, one waits
+/// for the spawner's word on its end. Each attempt dies with the spawner
+/// (`PR_SET_PDEATHSIG`), and the spawner kills every attempt when its
+/// executor (its last handle) goes away, however this program ends. Only
+/// the attempt's main process gets the signal; after a crash, its
+/// descendants are found and killed with
+/// [`kill_orphan_group`](crate::kill_orphan_group).
 ///
 /// Dropping the executor kills every running attempt.
-///
-/// Peak memory (`max_rss_kb`, from `wait4`) is an upper bound, not the
-/// attempt's own figure: Linux folds the address space a child starts with
-/// (a copy of this process's, after `fork`) into its `maxrss` at `exec`, so
-/// an attempt reports at least this process's resident size when it was
-/// spawned. `vfork`/`posix_spawn` would report this process's *peak*
-/// instead. See the ignored test `peak_memory_is_the_attempts_own_not_the_parents`.
 pub struct LocalExecutor {
     op_program: PathBuf,
     sink: EventSink,
     running: Running,
+    run_as: Option<Arc<RunAs>>,
+    /// The spawner, or why there is none (every start then fails with it).
+    spawner: Result<Spawner, ExecError>,
 }
 
 impl LocalExecutor {
+    /// An executor with a spawner of its own, forked now: attempts' peak
+    /// memory includes what this program has resident at this moment. A
+    /// program that grows first should start a [`Spawner`] early and use
+    /// [`with_spawner`](Self::with_spawner).
     pub fn new(config: LocalConfig) -> Self {
+        Self::with_spawner(config, Spawner::start())
+    }
+
+    /// An executor that starts its attempts with `spawner` (or fails every
+    /// start with the error, if it could not be started).
+    pub fn with_spawner(config: LocalConfig, spawner: Result<Spawner, ExecError>) -> Self {
         Self {
             op_program: config.op_program,
             sink: config.sink,
             running: Running::default(),
+            run_as: config.run_as.map(Arc::new),
+            spawner,
         }
     }
 
@@ -90,72 +110,59 @@ impl LocalExecutor {
     }
 
     fn launch(&self, req: &StartRequest) -> Result<(), ExecError> {
-        let (program, args): (PathBuf, Vec<&str>) = match &req.action {
+        let spawner = self.spawner.as_ref().map_err(Clone::clone)?;
+        let argv: Vec<OsString> = match &req.action {
             Action::Noop => unreachable!("no-ops never reach launch"),
-            Action::Op { op, args } => {
-                let args = ["op", op.as_str()]
-                    .into_iter()
-                    .chain(args.iter().map(String::as_str));
-                (self.op_program.clone(), args.collect())
+            Action::Op { op, args } => [self.op_program.as_os_str(), "op".as_ref(), op.as_ref()]
+                .into_iter()
+                .map(OsString::from)
+                .chain(args.iter().map(OsString::from))
+                .collect(),
+            Action::Command { argv } if argv.is_empty() => return Err(ExecError::EmptyCommand),
+            Action::Command { argv } => argv.iter().map(OsString::from).collect(),
+            Action::Script { script, shell } => {
+                let shell = shell.as_deref().unwrap_or(DEFAULT_SHELL);
+                [shell, "-c", script].map(OsString::from).into()
             }
-            Action::Command { argv } => {
-                let (first, rest) = argv.split_first().ok_or(ExecError::EmptyCommand)?;
-                (
-                    PathBuf::from(first),
-                    rest.iter().map(String::as_str).collect(),
-                )
-            }
-            Action::Script { script, shell } => (
-                PathBuf::from(shell.as_deref().unwrap_or(DEFAULT_SHELL)),
-                vec!["-c", script.as_str()],
-            ),
         };
-        create_dir(&req.workdir, "working directory")?;
-        create_dir(&req.log_dir, "log directory")?;
-        let stdout_log = create_file(&log_file(&req.log_dir, &req.name, req.attempt, "stdout"))?;
+        create_dir(&req.log_dir, "log directory", self.run_as.is_some())?;
+        create_dir(&req.workdir, "working directory", self.run_as.is_some())?;
+        if let Some(user) = &self.run_as {
+            user.give(&req.workdir).map_err(|e| ExecError::Prepare {
+                what: "working directory",
+                path: req.workdir.clone(),
+                reason: format!("giving it to {}: {}", user.name, os_reason(&e)),
+            })?;
+        }
+        let stdout_path = log_file(&req.log_dir, &req.name, req.attempt, "stdout");
+        let stdout_log = create_file(&stdout_path)?;
         let stderr_path = log_file(&req.log_dir, &req.name, req.attempt, "stderr");
         let stderr_log = create_file(&stderr_path)?;
-
-        let mut cmd = Command::new(&program);
-        cmd.args(&args)
-            .current_dir(&req.workdir)
-            .envs(&req.env)
-            .env(ATTEMPT_ENV, attempt_marker(req.task, req.attempt))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(stderr_log))
-            .process_group(0);
-        let parent = std::process::id();
-        // SAFETY: the closure runs in the forked child before exec; it only
-        // makes async-signal-safe system calls and allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                ) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // The parent may have died before the line above took effect.
-                if libc::getppid() as u32 != parent {
-                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-                }
-                Ok(())
-            });
-        }
-        let started = Instant::now();
-        let mut child = cmd.spawn().map_err(|e| ExecError::Spawn {
-            program: program.display().to_string(),
-            reason: crate::error::os_reason(&e),
+        let (stdout, stdout_tx) = pipe().map_err(|e| ExecError::Prepare {
+            what: "pipe for",
+            path: stdout_path,
+            reason: os_reason(&e),
         })?;
-        let pid = child.id();
-        let stdout = child.stdout.take().expect("stdout is piped");
-        // The child is reaped by `wait4` in the waiter, never by std.
-        drop(child);
+
+        let mut env: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
+        env.extend(req.env.iter().map(|(k, v)| (k.into(), v.into())));
+        env.insert(
+            ATTEMPT_ENV.into(),
+            attempt_marker(req.task, req.attempt).into(),
+        );
+        let started = Instant::now();
+        let child = spawner.spawn(&SpawnRequest {
+            argv,
+            env: env.into_iter().collect(),
+            cwd: &req.workdir,
+            user: self.run_as.as_deref().filter(|u| u.switches()),
+            stdout: stdout_tx.as_raw_fd(),
+            stderr: stderr_log.as_raw_fd(),
+        })?;
+        // The attempt has its own copies; the pump must see end of file
+        // when the attempt's are closed.
+        drop((stdout_tx, stderr_log));
+        let pid = child.pid;
 
         let (task, attempt) = (req.task, req.attempt);
         lock(&self.running).insert((task, attempt), pid);
@@ -164,7 +171,8 @@ impl LocalExecutor {
         let waiter = wait::Waiter {
             task,
             attempt,
-            pid,
+            child,
+            spawner: spawner.clone(),
             started,
             stderr_path,
             drained,
@@ -174,6 +182,18 @@ impl LocalExecutor {
         waiter.spawn();
         Ok(())
     }
+}
+
+/// A pipe for an attempt's standard output: (read end, write end), both
+/// close-on-exec (the attempt gets the write end as its descriptor 1).
+fn pipe() -> std::io::Result<(File, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into `fds`.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both were just created and are owned here.
+    unsafe { Ok((File::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))) }
 }
 
 impl Executor for LocalExecutor {
@@ -247,11 +267,18 @@ fn lock(running: &Running) -> std::sync::MutexGuard<'_, HashMap<(TaskRef, Attemp
     running.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn create_dir(path: &Path, what: &'static str) -> Result<(), ExecError> {
-    std::fs::create_dir_all(path).map_err(|e| ExecError::Prepare {
+/// Creates a directory the attempt needs; `for_others` makes what it
+/// creates searchable by everyone (for an attempt running as another user).
+fn create_dir(path: &Path, what: &'static str, for_others: bool) -> Result<(), ExecError> {
+    let made = if for_others {
+        crate::user::make_dirs(path)
+    } else {
+        std::fs::create_dir_all(path)
+    };
+    made.map_err(|e| ExecError::Prepare {
         what,
         path: path.to_path_buf(),
-        reason: crate::error::os_reason(&e),
+        reason: os_reason(&e),
     })
 }
 
@@ -259,7 +286,7 @@ fn create_file(path: &Path) -> Result<File, ExecError> {
     File::create(path).map_err(|e| ExecError::Prepare {
         what: "log file",
         path: path.to_path_buf(),
-        reason: crate::error::os_reason(&e),
+        reason: os_reason(&e),
     })
 }
 

@@ -5,7 +5,6 @@ use crate::{EventSink, ExecEvent};
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
-use std::process::ChildStdout;
 use std::sync::mpsc;
 use tessera_types::{parse_progress_line, AttemptNo, TaskRef};
 
@@ -22,7 +21,7 @@ const MAX_QUOTED: usize = 300;
 /// Starts a thread that drains `stdout` until end of file. The returned
 /// receiver disconnects when the pump is done (or could not start).
 pub(super) fn spawn_pump(
-    stdout: ChildStdout,
+    stdout: File,
     log: File,
     task: TaskRef,
     attempt: AttemptNo,
@@ -78,7 +77,7 @@ fn pump(stdout: impl Read, log: File, mut on_progress: impl FnMut(tessera_types:
 /// The last non-empty line of a log file (lines end at `\n` or `\r`, as
 /// progress meters overwrite themselves), trimmed and shortened for a
 /// message; `None` if there is none.
-pub(super) fn last_line(path: &Path) -> Option<String> {
+pub fn last_line(path: &Path) -> Option<String> {
     let mut file = File::open(path).ok()?;
     let len = file.metadata().ok()?.len();
     file.seek(SeekFrom::Start(len.saturating_sub(TAIL_BYTES)))

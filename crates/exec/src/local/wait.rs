@@ -1,11 +1,12 @@
-//! Reaping an attempt's process: wait for its exit without reaping it, take
-//! it out of the running set and kill what it left in its group (its pid
-//! cannot be recycled while it is a zombie), then reap it with `wait4` for
-//! its resource usage, and report.
+//! Reaping an attempt's process: wait for the spawner's word that it has
+//! exited (not yet reaped), take it out of the running set and kill what it
+//! left in its group (its pid cannot be recycled while it is a zombie), then
+//! have the spawner reap it with `wait4` for its resource usage, and report.
 
 use super::{kill_group, lock, output, Running};
 use crate::error::os_reason;
-use crate::{EventSink, ExecError, ExecEvent};
+use crate::spawn::{Child, ChildEvent};
+use crate::{EventSink, ExecError, ExecEvent, Spawner};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -18,7 +19,8 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 pub(super) struct Waiter {
     pub task: TaskRef,
     pub attempt: AttemptNo,
-    pub pid: u32,
+    pub child: Child,
+    pub spawner: Spawner,
     pub started: Instant,
     pub stderr_path: PathBuf,
     pub drained: mpsc::Receiver<()>,
@@ -30,7 +32,7 @@ impl Waiter {
     /// Waits on a thread of its own; if none can be had, kills the attempt
     /// and waits right here.
     pub(super) fn spawn(self) {
-        let pid = self.pid;
+        let pid = self.child.pid;
         let name = format!("tessera-wait-{}.{}", self.task, self.attempt);
         let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(self)));
         let theirs = slot.clone();
@@ -64,59 +66,56 @@ impl Waiter {
     }
 
     fn reap(&self) -> Result<(libc::c_int, AttemptUsage), ExecError> {
-        let pid = self.pid as libc::pid_t;
-        let fail = |e: std::io::Error| ExecError::Wait {
-            pid: self.pid,
-            reason: os_reason(&e),
-        };
-        loop {
-            // SAFETY: a zeroed siginfo_t is a valid out-parameter for waitid.
-            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-            // SAFETY: waitid writes only into `info`.
-            let rc = unsafe {
-                libc::waitid(
-                    libc::P_PID,
-                    pid as libc::id_t,
-                    &mut info,
-                    libc::WEXITED | libc::WNOWAIT,
-                )
-            };
-            if rc == 0 {
-                break;
-            }
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                lock(&self.running).remove(&(self.task, self.attempt));
-                return Err(fail(e));
-            }
+        let pid = self.child.pid;
+        match self.child.events.recv() {
+            Ok(ChildEvent::Exited) => {}
+            Ok(other) => unreachable!("{other:?} before Exited"),
+            Err(mpsc::RecvError) => return Err(self.spawner_gone()),
         }
         {
             let mut running = lock(&self.running);
             running.remove(&(self.task, self.attempt));
             // Leftovers in the group die with the attempt.
-            kill_group(self.pid);
+            kill_group(pid);
         }
-        let mut status: libc::c_int = 0;
-        // SAFETY: a zeroed rusage is a valid out-parameter for wait4.
-        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        loop {
-            // SAFETY: wait4 writes only into `status` and `ru`.
-            let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-            if rc == pid {
-                break;
-            }
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(fail(e));
-            }
+        self.spawner.reap(pid);
+        let (errno, status, cpu_us, max_rss_kb) = match self.child.events.recv() {
+            Ok(ChildEvent::Reaped {
+                errno,
+                status,
+                cpu_us,
+                max_rss_kb,
+            }) => (errno, status, cpu_us, max_rss_kb),
+            Ok(other) => unreachable!("{other:?} after Exited"),
+            Err(mpsc::RecvError) => return Err(self.spawner_gone()),
+        };
+        if errno != 0 {
+            let e = std::io::Error::from_raw_os_error(errno);
+            return Err(ExecError::Wait {
+                pid,
+                reason: os_reason(&e),
+            });
         }
-        let ms = |t: libc::timeval| (t.tv_sec as u64) * 1000 + (t.tv_usec as u64) / 1000;
         let usage = AttemptUsage {
             wall_ms: self.started.elapsed().as_millis() as u64,
-            cpu_ms: ms(ru.ru_utime) + ms(ru.ru_stime),
-            max_rss_kb: ru.ru_maxrss.max(0) as u64,
+            cpu_ms: cpu_us / 1000,
+            max_rss_kb,
         };
         Ok((status, usage))
+    }
+
+    /// The spawner died with the attempt running: the attempt died with it
+    /// (`PR_SET_PDEATHSIG`); what it started may not have, so its group is
+    /// killed if it still carries the attempt's marker.
+    fn spawner_gone(&self) -> ExecError {
+        lock(&self.running).remove(&(self.task, self.attempt));
+        let _ = crate::kill_orphan_group(self.child.pid, self.task, self.attempt);
+        ExecError::SpawnerStopped {
+            reason: self
+                .spawner
+                .stopped()
+                .unwrap_or_else(|| "it went away".into()),
+        }
     }
 
     fn judge(&self, status: libc::c_int) -> Result<(), String> {

@@ -251,3 +251,86 @@ pub fn attempts_record_outcome_and_usage(b: &mut dyn Backend) {
         ]
     );
 }
+
+/// A job that has ended loads back by id exactly as `load_unfinished` gave
+/// it while it ran, apart from what ending changed (its state and its
+/// tasks'): a scheduler retries it from this.
+pub fn a_finished_job_loads_back_as_it_was(b: &mut dyn Backend) {
+    let mut s = b.create();
+    let ana = s.create_user("ana", false, 1).expect("user");
+    let project = s.create_project("p", ana.id, 1).expect("project").id;
+    let job = s
+        .create_job(Some(project), &sample_spec("ends"), None, 1)
+        .expect("create_job");
+    let other = s
+        .create_job(None, &sample_spec("other"), None, 2)
+        .expect("create_job");
+    s.apply(
+        &[
+            Change::JobState {
+                job,
+                state: JobState::Running,
+            },
+            Change::TasksAdded {
+                job,
+                first_index: 3,
+                tasks: vec![TaskSpec::new("late", Action::Noop).after("merge")],
+            },
+            Change::JobSuspended {
+                job,
+                suspended: true,
+            },
+            Change::JobPriority { job, priority: -4 },
+        ],
+        10,
+    )
+    .expect("apply");
+    let unfinished = s.load_unfinished().expect("load");
+    let running = unfinished
+        .iter()
+        .find(|j| j.id == job)
+        .expect("running job")
+        .clone();
+    assert_eq!(s.load_job(job).expect("load_job"), Some(running.clone()));
+
+    let ends = [
+        TaskState::Succeeded,
+        TaskState::Failed,
+        TaskState::Skipped,
+        TaskState::Skipped,
+    ];
+    let mut changes: Vec<Change> = ends
+        .iter()
+        .enumerate()
+        .map(|(i, &state)| task_change(TaskRef::new(job, i as u32), state, 1))
+        .collect();
+    changes.push(Change::JobState {
+        job,
+        state: JobState::Failed,
+    });
+    s.apply(&changes, 20).expect("end");
+    assert!(s
+        .load_unfinished()
+        .expect("load")
+        .iter()
+        .all(|j| j.id != job));
+    let mut want = running;
+    want.state = JobState::Failed;
+    for (t, &state) in want.tasks.iter_mut().zip(&ends) {
+        t.state = state;
+        t.attempt = 1;
+    }
+    assert_eq!(want.batch_starts, [0, 3], "the expansion's batch is kept");
+    assert_eq!(
+        (want.project, want.suspended, want.priority),
+        (Some(project), true, -4)
+    );
+    assert_eq!(s.load_job(job).expect("load_job"), Some(want));
+    let missing = tessera_types::JobId(other.0 + 100);
+    assert_eq!(s.load_job(missing).expect("load_job"), None);
+    let pending = s.load_job(other).expect("load_job").expect("other job");
+    assert_eq!(
+        (pending.state, pending.spec.name.as_str(), pending.project),
+        (JobState::Pending, "other", None)
+    );
+}

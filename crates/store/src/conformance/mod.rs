@@ -23,7 +23,8 @@ pub use accounts::{
 };
 pub use counts::{counts_group_by_state_and_project, pages_follow_index_order};
 pub use durable::{
-    attempts_record_outcome_and_usage, find_job_by_key_returns_newest, state_survives_reopen,
+    a_finished_job_loads_back_as_it_was, attempts_record_outcome_and_usage,
+    find_job_by_key_returns_newest, state_survives_reopen,
 };
 pub use jobs::{
     apply_is_all_or_nothing, create_and_load_round_trip, expansion_appends_tasks,
@@ -69,6 +70,10 @@ pub const TESTS: &[(&str, Test)] = &[
         load_unfinished_excludes_terminal_jobs,
     ),
     ("state_survives_reopen", state_survives_reopen),
+    (
+        "a_finished_job_loads_back_as_it_was",
+        a_finished_job_loads_back_as_it_was,
+    ),
     (
         "find_job_by_key_returns_newest",
         find_job_by_key_returns_newest,

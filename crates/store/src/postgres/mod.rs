@@ -17,6 +17,7 @@
 //! one transaction (`READ COMMITTED`, the default).
 
 mod accounts;
+mod batch;
 mod read;
 mod schema;
 mod write;
@@ -49,8 +50,11 @@ pub struct PostgresStore {
 /// A connection and its prepared statements.
 struct Conn {
     client: Client,
-    statements: HashMap<&'static str, Statement>,
+    statements: Statements,
 }
+
+/// Prepared statements by their SQL.
+type Statements = HashMap<&'static str, Statement>;
 
 impl PostgresStore {
     /// Connects as the one scheduler of the database (schema) at `url`,
@@ -207,7 +211,7 @@ fn foreign_key_violation(e: &postgres::Error) -> Option<&str> {
 /// Statements are per connection, not per transaction, so one prepared in
 /// a transaction that rolls back stays valid.
 fn prepared(
-    statements: &mut HashMap<&'static str, Statement>,
+    statements: &mut Statements,
     client: &mut impl GenericClient,
     sql: &'static str,
 ) -> Result<Statement, StoreError> {
@@ -241,6 +245,10 @@ impl Store for PostgresStore {
 
     fn load_unfinished(&self) -> Result<Vec<JobSnapshot>, StoreError> {
         read::load_unfinished(&mut self.conn.borrow_mut())
+    }
+
+    fn load_job(&self, id: JobId) -> Result<Option<JobSnapshot>, StoreError> {
+        read::load_job(&mut self.conn.borrow_mut(), id)
     }
 
     fn find_job_by_key(&self, key: &str) -> Result<Option<JobRecord>, StoreError> {

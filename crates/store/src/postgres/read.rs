@@ -36,6 +36,8 @@ const OPEN_ATTEMPTS: &str = "SELECT job_id, idx, number, node, outcome, message,
     ORDER BY job_id, idx, number";
 const UNFINISHED: &str = "SELECT id, spec_json, state, project_id, suspended, priority FROM jobs \
     WHERE state NOT IN ($1, $2, $3) ORDER BY id";
+const SNAPSHOT: &str =
+    "SELECT id, spec_json, state, project_id, suspended, priority FROM jobs WHERE id = $1";
 const JOBS_BY_STATE: &str = "SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state";
 const TASKS_BY_STATE: &str = "SELECT state, COUNT(*) FROM tasks GROUP BY state ORDER BY state";
 const JOBS_BY_PROJECT: &str = "SELECT project_id, state, COUNT(*) FROM jobs \
@@ -255,48 +257,63 @@ pub(super) fn usage_since(conn: &mut Conn, since: Millis) -> Result<Vec<UsageRow
     Ok(rows.into_iter().filter(|&(_, c, _)| c > 0).collect())
 }
 
+/// A job row's snapshot columns, parsed: id, spec, state, project,
+/// suspended, priority.
+type SnapshotRow = (JobId, JobSpec, JobState, Option<ProjectId>, bool, i32);
+
+fn snapshot_row(r: &Row) -> Result<SnapshotRow, StoreError> {
+    let id = JobId(get(r, 0)?);
+    let spec: JobSpec = json(&format!("spec of job {id}"), get(r, 1)?)?;
+    let state: JobState = parse(&format!("state of job {id}"), get(r, 2)?)?;
+    let project = get::<Option<i64>>(r, 3)?.map(ProjectId);
+    let (suspended, priority): (bool, i32) = (get(r, 4)?, get(r, 5)?);
+    Ok((id, spec, state, project, suspended, priority))
+}
+
 pub(super) fn load_unfinished(conn: &mut Conn) -> Result<Vec<JobSnapshot>, StoreError> {
     let terminal = [JobState::Succeeded, JobState::Failed, JobState::Cancelled].map(|s| s.as_str());
     let params: [&(dyn ToSql + Sync); 3] = [&terminal[0], &terminal[1], &terminal[2]];
-    let jobs = query(conn, UNFINISHED, &params, |r| {
-        let id = JobId(get(r, 0)?);
-        let spec: JobSpec = json(&format!("spec of job {id}"), get(r, 1)?)?;
-        let state: JobState = parse(&format!("state of job {id}"), get(r, 2)?)?;
-        let project = get::<Option<i64>>(r, 3)?.map(ProjectId);
-        let (suspended, priority): (bool, i32) = (get(r, 4)?, get(r, 5)?);
-        Ok((id, spec, state, project, suspended, priority))
-    })?;
-    let mut out = Vec::with_capacity(jobs.len());
-    for (id, mut spec, state, project, suspended, priority) in jobs {
-        let rows = tasks(conn, id)?;
-        let mut tasks = Vec::with_capacity(rows.len());
-        spec.tasks = Vec::with_capacity(rows.len());
-        for (i, row) in rows.into_iter().enumerate() {
-            if row.task.index as usize != i {
-                let what = format!("job {id} has no task {i} but has task {}", row.task.index);
-                return Err(StoreError::corrupt(what));
-            }
-            tasks.push(TaskSnapshot {
-                state: row.state,
-                attempt: row.attempt,
-                failures: row.failures,
-                not_before: row.not_before,
-            });
-            spec.tasks.push(row.spec);
-        }
-        // Where each batch (the job's first tasks, then each expansion)
-        // begins, so selectors resolve again as they did when added.
-        let batch_starts = query(conn, BATCH_STARTS, &[&id.0], |r| unsigned(r, 0))?;
-        out.push(JobSnapshot {
-            id,
-            spec,
-            state,
-            tasks,
-            batch_starts,
-            project,
-            suspended,
-            priority,
-        });
+    let jobs = query(conn, UNFINISHED, &params, snapshot_row)?;
+    jobs.into_iter().map(|row| snapshot(conn, row)).collect()
+}
+
+pub(super) fn load_job(conn: &mut Conn, id: JobId) -> Result<Option<JobSnapshot>, StoreError> {
+    match query(conn, SNAPSHOT, &[&id.0], snapshot_row)?.pop() {
+        Some(row) => snapshot(conn, row).map(Some),
+        None => Ok(None),
     }
-    Ok(out)
+}
+
+/// A job's snapshot from its row, its tasks and its batches.
+fn snapshot(conn: &mut Conn, row: SnapshotRow) -> Result<JobSnapshot, StoreError> {
+    let (id, mut spec, state, project, suspended, priority) = row;
+    let rows = tasks(conn, id)?;
+    let mut tasks = Vec::with_capacity(rows.len());
+    spec.tasks = Vec::with_capacity(rows.len());
+    for (i, row) in rows.into_iter().enumerate() {
+        if row.task.index as usize != i {
+            let what = format!("job {id} has no task {i} but has task {}", row.task.index);
+            return Err(StoreError::corrupt(what));
+        }
+        tasks.push(TaskSnapshot {
+            state: row.state,
+            attempt: row.attempt,
+            failures: row.failures,
+            not_before: row.not_before,
+        });
+        spec.tasks.push(row.spec);
+    }
+    // Where each batch (the job's first tasks, then each expansion)
+    // begins, so selectors resolve again as they did when added.
+    let batch_starts = query(conn, BATCH_STARTS, &[&id.0], |r| unsigned(r, 0))?;
+    Ok(JobSnapshot {
+        id,
+        spec,
+        state,
+        tasks,
+        batch_starts,
+        project,
+        suspended,
+        priority,
+    })
 }

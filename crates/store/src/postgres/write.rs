@@ -1,11 +1,16 @@
 //! Writes: creating jobs and applying batches of changes, each in one
 //! transaction, with cached prepared statements.
+//!
+//! A batch is first written by [`batch`], in one statement; when that is
+//! refused, the changes are applied again one statement each, which names
+//! the first change that fails.
 
-use super::{backend, foreign_key_violation, ms, prepared, unique_violation, Conn};
+use super::batch::{self, TASKS_PER_INSERT};
+use super::{backend, foreign_key_violation, ms, prepared, unique_violation, Conn, Statements};
 use crate::codec::{outcome_columns, to_json};
 use crate::StoreError;
 use postgres::Transaction;
-use std::collections::HashMap;
+use std::collections::HashSet;
 use tessera_types::{
     AttemptNo, Change, JobId, JobSpec, JobState, Millis, ProjectId, TaskRef, TaskSpec, TaskState,
 };
@@ -30,8 +35,6 @@ const START_ATTEMPT: &str =
 const END_ATTEMPT: &str = "UPDATE attempts SET outcome = $4, message = $5, ended_at = $6, \
     wall_ms = $7, cpu_ms = $8, max_rss_kb = $9 WHERE job_id = $1 AND idx = $2 AND number = $3";
 const SET_PID: &str = "UPDATE attempts SET pid = $4 WHERE job_id = $1 AND idx = $2 AND number = $3";
-
-type Statements = HashMap<&'static str, postgres::Statement>;
 
 pub(super) fn create_job(
     conn: &mut Conn,
@@ -68,12 +71,29 @@ pub(super) fn create_job(
             _ => backend(e),
         })?;
     let job = JobId(id);
-    insert_tasks(statements, &mut tx, job, 0, &spec.tasks, now)?;
+    // A new job has no tasks yet, so the only duplicate names are the
+    // spec's own: the second task of a name is the one refused.
+    let mut names = HashSet::with_capacity(spec.tasks.len());
+    if let Some(dup) = spec.tasks.iter().find(|t| !names.insert(t.name.as_str())) {
+        return Err(StoreError::DuplicateTaskName {
+            job,
+            name: dup.name.clone(),
+        });
+    }
+    let rows: Vec<_> = (0..).zip(&spec.tasks).map(|(i, t)| (id, i, t, 0)).collect();
+    for chunk in rows.chunks(TASKS_PER_INSERT) {
+        batch::insert_tasks(statements, &mut tx, chunk, ms(now))?;
+    }
     tx.commit().map_err(backend)?;
     Ok(job)
 }
 
 pub(super) fn apply(conn: &mut Conn, changes: &[Change], now: Millis) -> Result<(), StoreError> {
+    if batch::apply(&mut conn.statements, &mut conn.client, changes, now).is_ok() {
+        return Ok(());
+    }
+    // Some change fails (or the database did): nothing was written; start
+    // again, one change at a time, to learn which.
     let mut tx = conn.client.transaction().map_err(backend)?;
     for change in changes {
         apply_one(&mut conn.statements, &mut tx, change, now)?;

@@ -184,6 +184,10 @@ impl Store for SqliteStore {
         read::load_unfinished(&self.conn, &self.path)
     }
 
+    fn load_job(&self, id: JobId) -> Result<Option<JobSnapshot>, StoreError> {
+        read::load_job(&self.conn, &self.path, id)
+    }
+
     fn find_job_by_key(&self, key: &str) -> Result<Option<JobRecord>, StoreError> {
         read::find_job_by_key(&self.conn, &self.path, key)
     }

@@ -303,70 +303,93 @@ pub(super) fn usage_since(
     Ok(rows.into_iter().filter(|&(_, c, _)| c > 0).collect())
 }
 
+/// A job row's snapshot columns: id, spec, state, project, suspended, priority.
+type SnapshotRow = (JobId, String, String, Option<ProjectId>, bool, i32);
+
+const SNAPSHOT_COLUMNS: &str = "id, spec_json, state, project_id, suspended, priority";
+
+fn snapshot_row(r: &Row<'_>) -> Mapped<SnapshotRow> {
+    let project = r.get::<_, Option<i64>>(3)?.map(ProjectId);
+    let id = JobId(r.get(0)?);
+    Ok(Ok((
+        id,
+        r.get(1)?,
+        r.get(2)?,
+        project,
+        r.get(4)?,
+        r.get(5)?,
+    )))
+}
+
 pub(super) fn load_unfinished(
     conn: &Connection,
     path: &Path,
 ) -> Result<Vec<JobSnapshot>, StoreError> {
     let (a, b, c) = (JobState::Succeeded, JobState::Failed, JobState::Cancelled);
-    type Row = (JobId, String, String, Option<ProjectId>, bool, i32);
-    let jobs: Vec<Row> = query(
+    let sql =
+        format!("SELECT {SNAPSHOT_COLUMNS} FROM jobs WHERE state NOT IN (?1, ?2, ?3) ORDER BY id");
+    let jobs = query(
         conn,
         path,
-        "SELECT id, spec_json, state, project_id, suspended, priority FROM jobs \
-         WHERE state NOT IN (?1, ?2, ?3) ORDER BY id",
+        &sql,
         [a.as_str(), b.as_str(), c.as_str()],
-        |r| {
-            let project = r.get::<_, Option<i64>>(3)?.map(ProjectId);
-            let id = JobId(r.get(0)?);
-            Ok(Ok((
-                id,
-                r.get(1)?,
-                r.get(2)?,
-                project,
-                r.get(4)?,
-                r.get(5)?,
-            )))
-        },
+        snapshot_row,
     )?;
-    let mut out = Vec::with_capacity(jobs.len());
-    for (id, spec_json, state, project, suspended, priority) in jobs {
-        let mut spec: JobSpec = json(&format!("spec of job {id}"), &spec_json)?;
-        let state: JobState = parse(&format!("state of job {id}"), &state)?;
-        let rows = tasks(conn, path, id)?;
-        let mut tasks = Vec::with_capacity(rows.len());
-        spec.tasks = Vec::with_capacity(rows.len());
-        for (i, row) in rows.into_iter().enumerate() {
-            if row.task.index as usize != i {
-                let what = format!("job {id} has no task {i} but has task {}", row.task.index);
-                return Err(StoreError::corrupt(what));
-            }
-            tasks.push(TaskSnapshot {
-                state: row.state,
-                attempt: row.attempt,
-                failures: row.failures,
-                not_before: row.not_before,
-            });
-            spec.tasks.push(row.spec);
-        }
-        // Where each batch (the job's first tasks, then each expansion)
-        // begins, so selectors resolve again as they did when added.
-        let batch_starts = query(
-            conn,
-            path,
-            "SELECT DISTINCT batch FROM tasks WHERE job_id = ?1 ORDER BY batch",
-            [id.0],
-            |r| Ok(Ok(r.get::<_, u32>(0)?)),
-        )?;
-        out.push(JobSnapshot {
-            id,
-            spec,
-            state,
-            tasks,
-            batch_starts,
-            project,
-            suspended,
-            priority,
-        });
+    jobs.into_iter()
+        .map(|row| snapshot(conn, path, row))
+        .collect()
+}
+
+pub(super) fn load_job(
+    conn: &Connection,
+    path: &Path,
+    id: JobId,
+) -> Result<Option<JobSnapshot>, StoreError> {
+    let sql = format!("SELECT {SNAPSHOT_COLUMNS} FROM jobs WHERE id = ?1");
+    match query(conn, path, &sql, [id.0], snapshot_row)?.pop() {
+        Some(row) => snapshot(conn, path, row).map(Some),
+        None => Ok(None),
     }
-    Ok(out)
+}
+
+/// A job's snapshot from its row, its tasks and its batches.
+fn snapshot(conn: &Connection, path: &Path, row: SnapshotRow) -> Result<JobSnapshot, StoreError> {
+    let (id, spec_json, state, project, suspended, priority) = row;
+    let mut spec: JobSpec = json(&format!("spec of job {id}"), &spec_json)?;
+    let state: JobState = parse(&format!("state of job {id}"), &state)?;
+    let rows = tasks(conn, path, id)?;
+    let mut tasks = Vec::with_capacity(rows.len());
+    spec.tasks = Vec::with_capacity(rows.len());
+    for (i, row) in rows.into_iter().enumerate() {
+        if row.task.index as usize != i {
+            let what = format!("job {id} has no task {i} but has task {}", row.task.index);
+            return Err(StoreError::corrupt(what));
+        }
+        tasks.push(TaskSnapshot {
+            state: row.state,
+            attempt: row.attempt,
+            failures: row.failures,
+            not_before: row.not_before,
+        });
+        spec.tasks.push(row.spec);
+    }
+    // Where each batch (the job's first tasks, then each expansion)
+    // begins, so selectors resolve again as they did when added.
+    let batch_starts = query(
+        conn,
+        path,
+        "SELECT DISTINCT batch FROM tasks WHERE job_id = ?1 ORDER BY batch",
+        [id.0],
+        |r| Ok(Ok(r.get::<_, u32>(0)?)),
+    )?;
+    Ok(JobSnapshot {
+        id,
+        spec,
+        state,
+        tasks,
+        batch_starts,
+        project,
+        suspended,
+        priority,
+    })
 }

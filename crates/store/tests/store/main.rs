@@ -18,6 +18,7 @@ macro_rules! conformance_tests {
             suspension_and_priority_persist,
             load_unfinished_excludes_terminal_jobs,
             state_survives_reopen,
+            a_finished_job_loads_back_as_it_was,
             find_job_by_key_returns_newest,
             attempts_record_outcome_and_usage,
             names_are_unique_and_not_blank,

@@ -11,8 +11,11 @@
 use postgres::{Client, NoTls};
 use std::sync::atomic::{AtomicU32, Ordering};
 use tessera_store::conformance::{Backend, Database};
-use tessera_store::{Accounts, PostgresStore, Store, StoreError, SCHEMA_VERSION};
-use tessera_types::{Action, JobSpec, TaskSpec};
+use tessera_store::{Accounts, PostgresStore, SqliteStore, Store, StoreError, SCHEMA_VERSION};
+use tessera_types::{
+    Action, AttemptOutcome, AttemptUsage, Change, JobId, JobSpec, JobState, NodeId, TaskRef,
+    TaskSpec, TaskState,
+};
 
 const URL_VAR: &str = "TESSERA_TEST_POSTGRES";
 
@@ -201,8 +204,152 @@ fn an_unreachable_server_is_named_without_its_password() {
     assert!(!msg.contains("s3cret"), "{msg}");
 }
 
+/// Random batches, most of them good and many not, applied to PostgreSQL
+/// (batched, falling back to one by one) and to SQLite (one by one): the
+/// same answer (the same error for a failing batch) and the same records
+/// after each. Protects the batched `apply` from meaning anything else.
+#[test]
+fn random_batches_mean_on_postgres_what_they_mean_on_sqlite() {
+    let Some(server) = server_url() else { return };
+    let schema = Schema::new(&server);
+    let mut pg = PostgresStore::connect(&schema.url).unwrap();
+    let mut lite = SqliteStore::open_in_memory().unwrap();
+    let names = ["a", "b", "c", "d"];
+    let spec = JobSpec::new(
+        "random",
+        names.map(|n| TaskSpec::new(n, Action::Noop)).to_vec(),
+    );
+    let job = pg.create_job(None, &spec, None, 1).unwrap();
+    assert_eq!(lite.create_job(None, &spec, None, 1).unwrap(), job);
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let (mut taken, mut refused) = (0, 0);
+    for round in 0..400u64 {
+        let count = u32::try_from(pg.tasks(job).unwrap().len()).unwrap();
+        let mut planned = count;
+        let batch: Vec<Change> = (0..1 + rng.below(6))
+            .map(|_| random_change(&mut rng, job, &mut planned))
+            .collect();
+        let now = 10 + round;
+        let got = pg.apply(&batch, now).map_err(|e| e.to_string());
+        let want = lite.apply(&batch, now).map_err(|e| e.to_string());
+        assert_eq!(got, want, "round {round}: {batch:?}");
+        if got.is_ok() {
+            taken += 1;
+        } else {
+            refused += 1;
+        }
+        let records = |s: &dyn Store| {
+            format!(
+                "{:?}\n{:?}\n{:?}\n{:?}",
+                s.job(job).unwrap(),
+                s.tasks(job).unwrap(),
+                s.attempts(job).unwrap(),
+                s.load_unfinished().unwrap()
+            )
+        };
+        assert_eq!(records(&pg), records(&lite), "round {round}: {batch:?}");
+    }
+    assert!(
+        taken > 100 && refused > 100,
+        "{taken} taken, {refused} refused"
+    );
+}
+
+/// xorshift64: a fixed sequence, so a failure repeats.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// A change to `job` (now and then another job), mostly one that applies:
+/// `planned` is the task count once the batch's earlier additions apply.
+fn random_change(rng: &mut Rng, job: JobId, planned: &mut u32) -> Change {
+    // Now and then a task one past the end (unknown unless added later).
+    let index = u32::try_from(rng.below(u64::from(*planned) + 1)).unwrap();
+    let task = TaskRef::new(job, index);
+    let attempt = 1 + u32::try_from(rng.below(3)).unwrap();
+    let pick = |rng: &mut Rng, n: usize| usize::try_from(rng.below(n as u64)).unwrap();
+    match rng.below(9) {
+        0 | 1 => Change::Task {
+            task,
+            state: TaskState::ALL[pick(rng, TaskState::ALL.len())],
+            attempt,
+            failures: u32::try_from(rng.below(3)).unwrap(),
+            not_before: rng.below(100),
+            reason: (rng.below(2) == 0).then(|| format!("reason {}", rng.below(5))),
+        },
+        2 | 3 => Change::AttemptStarted {
+            task,
+            attempt,
+            node: NodeId::LOCAL,
+            at: rng.below(50),
+        },
+        4 | 5 => {
+            let outcomes = [
+                AttemptOutcome::Succeeded,
+                AttemptOutcome::Failed {
+                    message: "boom".into(),
+                },
+                AttemptOutcome::Lost {
+                    reason: "gone".into(),
+                },
+                AttemptOutcome::TimedOut,
+            ];
+            Change::AttemptEnded {
+                task,
+                attempt,
+                outcome: outcomes[pick(rng, outcomes.len())].clone(),
+                usage: AttemptUsage {
+                    wall_ms: rng.below(1000),
+                    cpu_ms: rng.below(1000),
+                    max_rss_kb: rng.below(1000),
+                },
+                at: 50 + rng.below(50),
+            }
+        }
+        6 => {
+            let states = [JobState::Pending, JobState::Running, JobState::Failed];
+            Change::JobState {
+                job: JobId(job.0 + i64::from(rng.below(8) == 0)),
+                state: states[pick(rng, states.len())],
+            }
+        }
+        7 => match rng.below(2) {
+            0 => Change::JobSuspended {
+                job,
+                suspended: rng.below(2) == 0,
+            },
+            _ => Change::JobPriority {
+                job,
+                priority: i32::try_from(rng.below(7)).unwrap() - 3,
+            },
+        },
+        _ => {
+            // Mostly right after the last task; names often taken.
+            let first_index = *planned + u32::from(rng.below(6) == 0);
+            let n = rng.below(3);
+            let tasks: Vec<TaskSpec> = (0..n)
+                .map(|_| TaskSpec::new(format!("t{}", rng.below(40)), Action::Noop))
+                .collect();
+            *planned = first_index + u32::try_from(n).unwrap();
+            Change::TasksAdded {
+                job: JobId(job.0 + i64::from(rng.below(10) == 0)),
+                first_index,
+                tasks,
+            }
+        }
+    }
+}
+
 /// As the SQLite benchmark: changes per second `apply` commits, in batches
-/// of 1000 shaped like a real run. Run it with
+/// of 1000 shaped like a real run; then the time `create_job` takes for a
+/// job of 100,000 tasks. Run it with
 /// `TESSERA_TEST_POSTGRES=... cargo test -p tessera-store --release --test store -- --ignored --nocapture postgres::bench_apply_throughput`.
 #[test]
 #[ignore]
@@ -211,4 +358,14 @@ fn bench_apply_throughput() {
     let schema = Schema::new(&server);
     let mut store = PostgresStore::connect(&schema.url).unwrap();
     super::bench_apply("postgres", &mut store);
+    let tasks: Vec<TaskSpec> = (0..100_000)
+        .map(|i| TaskSpec::new(format!("enc-{i}"), Action::Noop))
+        .collect();
+    let spec = JobSpec::new("huge", tasks);
+    let start = std::time::Instant::now();
+    store.create_job(None, &spec, None, 0).unwrap();
+    println!(
+        "create_job (postgres): 100000 tasks in {:.3}s",
+        start.elapsed().as_secs_f64()
+    );
 }

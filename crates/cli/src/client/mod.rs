@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::PathBuf;
 
+mod job;
+
+pub use job::{job, JobCmd};
+
 #[derive(Serialize, Deserialize, Default)]
 struct Credentials {
     server: String,
@@ -23,8 +27,8 @@ fn credentials_path() -> Result<PathBuf> {
 
 /// A client for one server with one key.
 pub struct Client {
-    server: String,
-    key: String,
+    pub(crate) server: String,
+    pub(crate) key: String,
     agent: ureq::Agent,
 }
 
@@ -62,7 +66,12 @@ impl Client {
         Ok(Self::new(&server, &key))
     }
 
-    fn call(&self, method: &str, path: &str, body: Option<(&str, Vec<u8>)>) -> Result<Value> {
+    pub(crate) fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<Value> {
         let url = format!("{}/api/v1{path}", self.server);
         let req = self
             .agent
@@ -82,23 +91,28 @@ impl Client {
                 }
                 serde_json::from_str(&text).or(Ok(Value::String(text)))
             }
-            Err(ureq::Error::Status(status, r)) => {
+            Err(e) => Err(self.failure(e)),
+        }
+    }
+
+    /// A ureq error as a one-line failure: the server's own message for a
+    /// refusal, else why it could not be reached.
+    fn failure(&self, e: ureq::Error) -> Failure {
+        match e {
+            ureq::Error::Status(status, r) => {
                 let text = r.into_string().unwrap_or_default();
                 let message = serde_json::from_str::<Value>(&text)
                     .ok()
                     .and_then(|v| v["error"]["message"].as_str().map(String::from))
                     .unwrap_or(text);
                 let f = format!("the server refused ({status}): {message}");
-                Err(if status < 500 {
+                if status < 500 {
                     Failure::input(f)
                 } else {
                     Failure::internal(f)
-                })
+                }
             }
-            Err(e) => Err(Failure::env(format!(
-                "cannot reach the server at {}: {e}",
-                self.server
-            ))),
+            e => Failure::env(format!("cannot reach the server at {}: {e}", self.server)),
         }
     }
 
@@ -120,6 +134,24 @@ impl Client {
             path,
             Some(("application/json", body.to_string().into_bytes())),
         )
+    }
+
+    /// A GET whose body is read as it arrives (a followed log, an event
+    /// stream): no overall time limit, only on connecting and between reads
+    /// (the server sends a keep-alive at least every 15 s on event streams).
+    pub fn open_stream(&self, path: &str) -> Result<Box<dyn std::io::Read + Send + Sync>> {
+        let url = format!("{}/api/v1{path}", self.server);
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(std::time::Duration::from_secs(10))
+            .build();
+        let resp = agent
+            .get(&url)
+            .set("Authorization", &format!("Bearer {}", self.key))
+            .call();
+        match resp {
+            Ok(r) => Ok(r.into_reader()),
+            Err(e) => Err(self.failure(e)),
+        }
     }
 
     /// A plain text body (logs).
@@ -257,122 +289,6 @@ pub fn jobs(args: JobsArgs) -> Result<()> {
             j["state"].as_str().unwrap_or(""),
             j["name"].as_str().unwrap_or("")
         );
-    }
-    Ok(())
-}
-
-#[derive(Subcommand)]
-pub enum JobCmd {
-    /// A job and its tasks.
-    Show { id: i64 },
-    /// A task attempt's log.
-    Logs {
-        id: i64,
-        /// Task name or index.
-        task: String,
-        #[arg(long)]
-        attempt: Option<u32>,
-        /// Show stderr instead of stdout.
-        #[arg(long)]
-        stderr: bool,
-    },
-    /// Cancel a job: queued tasks end, running ones are killed.
-    Cancel { id: i64 },
-    /// Suspend a job: nothing of it starts, running attempts are stopped.
-    Suspend { id: i64 },
-    /// Resume a suspended job.
-    Resume { id: i64 },
-    /// Run again the failed, cancelled and skipped tasks of a job that ended
-    /// badly (what succeeded is kept).
-    Retry { id: i64 },
-    /// Set a job's priority (0 to 100), added to its tasks' own priorities.
-    Priority { id: i64, priority: i32 },
-}
-
-pub fn job(cmd: JobCmd) -> Result<()> {
-    let client = Client::from_login()?;
-    match cmd {
-        JobCmd::Show { id } => {
-            let job = client.get(&format!("/jobs/{id}"))?;
-            let suspended = if job["suspended"] == Value::Bool(true) {
-                " (suspended)"
-            } else {
-                ""
-            };
-            println!(
-                "job {id}: {} — {}{suspended}, priority {}",
-                job["name"].as_str().unwrap_or(""),
-                job["state"].as_str().unwrap_or(""),
-                job["priority"].as_i64().unwrap_or(0)
-            );
-            let tasks = client.get(&format!("/jobs/{id}/tasks"))?;
-            println!(
-                "{:>5}  {:<10}  {:>7}  {:<24}  REASON (waiting: why it has not started)",
-                "#", "STATE", "ATTEMPT", "TASK"
-            );
-            for t in tasks.as_array().into_iter().flatten() {
-                println!(
-                    "{:>5}  {:<10}  {:>7}  {:<24}  {}",
-                    t["index"].to_string(),
-                    t["state"].as_str().unwrap_or(""),
-                    t["attempt"].to_string(),
-                    t["name"].as_str().unwrap_or(""),
-                    t["waiting"]
-                        .as_str()
-                        .or_else(|| t["reason"].as_str())
-                        .unwrap_or("")
-                );
-            }
-        }
-        JobCmd::Logs {
-            id,
-            task,
-            attempt,
-            stderr,
-        } => {
-            let index = match task.parse::<u32>() {
-                Ok(i) => i,
-                Err(_) => {
-                    let tasks = client.get(&format!("/jobs/{id}/tasks"))?;
-                    tasks
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .find(|t| t["name"].as_str() == Some(task.as_str()))
-                        .and_then(|t| t["index"].as_u64())
-                        .ok_or_else(|| {
-                            Failure::input(format!("job {id} has no task named {task:?}"))
-                        })? as u32
-                }
-            };
-            let stream = if stderr { "stderr" } else { "stdout" };
-            let mut path = format!("/jobs/{id}/tasks/{index}/logs?stream={stream}");
-            if let Some(a) = attempt {
-                path.push_str(&format!("&attempt={a}"));
-            }
-            print!("{}", client.get_text(&path)?);
-        }
-        JobCmd::Cancel { id } => {
-            client.post_json(&format!("/jobs/{id}/cancel"), &Value::Null)?;
-            println!("cancelling job {id}");
-        }
-        JobCmd::Suspend { id } => {
-            client.post_json(&format!("/jobs/{id}/suspend"), &Value::Null)?;
-            println!("job {id} suspended");
-        }
-        JobCmd::Resume { id } => {
-            client.post_json(&format!("/jobs/{id}/resume"), &Value::Null)?;
-            println!("job {id} resumed");
-        }
-        JobCmd::Retry { id } => {
-            let job = client.post_json(&format!("/jobs/{id}/retry"), &Value::Null)?;
-            println!("job {id} retried: {}", job["state"].as_str().unwrap_or(""));
-        }
-        JobCmd::Priority { id, priority } => {
-            let body = serde_json::json!({ "priority": priority });
-            client.put_json(&format!("/jobs/{id}/priority"), &body)?;
-            println!("job {id} priority {priority}");
-        }
     }
     Ok(())
 }

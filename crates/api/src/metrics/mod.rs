@@ -2,13 +2,19 @@
 //!
 //! Read from the store at scrape time, with three `GROUP BY` queries (never a
 //! scan of every job into memory): `tessera_jobs` and `tessera_tasks` by
-//! state, `tessera_project_jobs` by project and state. Kept in this process:
-//! HTTP requests by route and status, bytes of request and response bodies,
-//! the submission latency histogram, build info and start time.
-//!
-//! Not here: queue wait and dispatch latency. The API never sees the driver
-//! dispatch a task, and deriving them from the attempts clients happen to
-//! read would count what is looked at, not what happened.
+//! state, `tessera_project_jobs` by project and state. Asked of the driver
+//! at scrape time: each project's usage (running cpu and memory, decayed
+//! and in-window cpu seconds). Kept in this process: HTTP requests by route
+//! and status, bytes of request and response bodies, the submission latency
+//! histogram, build info and start time, and from the driver's feed
+//! ([`flow`]) queue wait and dispatch latency histograms, attempts by
+//! outcome, their cpu time and reported progress (encode frames).
+
+mod flow;
+mod histogram;
+
+pub(crate) use flow::follow;
+use histogram::Histogram;
 
 use crate::{ApiError, AppState};
 use axum::body::{Body, Bytes, HttpBody};
@@ -26,7 +32,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tessera_types::{JobState, ProjectId, TaskState};
 
 /// Upper bounds (seconds) of the submission histogram's buckets.
-const SUBMIT_BUCKETS: [f64; 11] = [
+const SUBMIT_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
@@ -45,15 +51,23 @@ pub(crate) struct Metrics {
     body_in: Arc<AtomicU64>,
     body_out: Arc<AtomicU64>,
     inner: Mutex<Inner>,
+    /// What the driver's feed tells (see [`follow`]).
+    pub(crate) flow: flow::Flow,
 }
 
-#[derive(Default)]
 struct Inner {
     /// (method, route template, status) -> count.
     requests: BTreeMap<(String, String, u16), u64>,
-    submit_buckets: [u64; SUBMIT_BUCKETS.len()],
-    submit_count: u64,
-    submit_sum: f64,
+    submit: Histogram,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Self {
+            requests: BTreeMap::new(),
+            submit: Histogram::new(SUBMIT_BUCKETS),
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -67,6 +81,7 @@ impl Default for Metrics {
             body_in: Arc::default(),
             body_out: Arc::default(),
             inner: Mutex::default(),
+            flow: flow::Flow::default(),
         }
     }
 }
@@ -85,15 +100,7 @@ impl Metrics {
     }
 
     pub(crate) fn observe_submit(&self, took: Duration) {
-        let secs = took.as_secs_f64();
-        let mut inner = self.lock();
-        for (i, bound) in SUBMIT_BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                inner.submit_buckets[i] += 1;
-            }
-        }
-        inner.submit_count += 1;
-        inner.submit_sum += secs;
+        self.lock().submit.observe(took.as_secs_f64());
     }
 
     fn render_memory(&self, out: &mut String) {
@@ -153,22 +160,13 @@ impl Metrics {
             );
             let _ = writeln!(out, "{name} {}", n.load(Ordering::Relaxed));
         }
-        family(
+        inner.submit.render(
             out,
             "tessera_submit_seconds",
-            "histogram",
             "Time to validate and commit a job submission.",
         );
-        for (bound, n) in SUBMIT_BUCKETS.iter().zip(inner.submit_buckets) {
-            let _ = writeln!(out, "tessera_submit_seconds_bucket{{le=\"{bound}\"}} {n}");
-        }
-        let _ = writeln!(
-            out,
-            "tessera_submit_seconds_bucket{{le=\"+Inf\"}} {}",
-            inner.submit_count
-        );
-        let _ = writeln!(out, "tessera_submit_seconds_sum {}", inner.submit_sum);
-        let _ = writeln!(out, "tessera_submit_seconds_count {}", inner.submit_count);
+        drop(inner);
+        self.flow.render(out);
     }
 }
 
@@ -247,6 +245,8 @@ struct Counts {
     tasks: HashMap<TaskState, u64>,
     /// Every project's name, with its jobs by state.
     projects: Vec<(String, HashMap<JobState, u64>)>,
+    /// Every project's name and what it uses now (from the driver).
+    usage: Vec<(String, tessera_core::ProjectUsage)>,
 }
 
 /// The whole exposition: store gauges, then the in-memory series.
@@ -258,18 +258,32 @@ pub(crate) async fn render(state: &AppState) -> Result<String, ApiError> {
             for (project, s, n) in db.count_jobs_by_project()? {
                 by_project.entry(project).or_default().insert(s, n);
             }
-            let projects = db
-                .projects()?
+            let all = db.projects()?;
+            let ids: Vec<(ProjectId, String)> =
+                all.iter().map(|p| (p.id, p.name.clone())).collect();
+            let projects = all
                 .into_iter()
                 .map(|p| (p.name, by_project.remove(&p.id).unwrap_or_default()))
                 .collect();
-            Ok(Counts {
-                jobs: jobs.into_iter().collect(),
-                tasks: tasks.into_iter().collect(),
-                projects,
-            })
+            Ok((
+                Counts {
+                    jobs: jobs.into_iter().collect(),
+                    tasks: tasks.into_iter().collect(),
+                    projects,
+                    usage: Vec::new(),
+                },
+                ids,
+            ))
         })
         .await?;
+    let (mut counts, ids) = counts;
+    let driver = state.driver.clone();
+    counts.usage = tokio::task::spawn_blocking(move || {
+        ids.into_iter()
+            .filter_map(|(id, name)| Some((name, driver.project_usage(Some(id)).ok()?)))
+            .collect()
+    })
+    .await?;
     let mut out = String::new();
     render_counts(&mut out, &counts);
     state.metrics.render_memory(&mut out);
@@ -310,6 +324,35 @@ fn render_counts(out: &mut String, c: &Counts) {
             );
         }
     }
+    type Get = fn(&tessera_core::ProjectUsage) -> f64;
+    let usage: [(&str, &str, Get); 4] = [
+        (
+            "tessera_project_running_cpu",
+            "Cpu slots each project's running tasks hold.",
+            |u| f64::from(u.running_cpu),
+        ),
+        (
+            "tessera_project_running_memory_bytes",
+            "Memory each project's running tasks reserve.",
+            |u| u.running_memory_mb as f64 * 1048576.0,
+        ),
+        (
+            "tessera_project_recent_cpu_seconds",
+            "Each project's recent cpu seconds, decayed (what fair share compares).",
+            |u| u.decayed_cpu_ms / 1000.0,
+        ),
+        (
+            "tessera_project_window_cpu_seconds",
+            "Cpu seconds each project was charged in the current quota window.",
+            |u| u.window_cpu_ms as f64 / 1000.0,
+        ),
+    ];
+    for (metric, help, get) in usage {
+        family(out, metric, "gauge", help);
+        for (name, u) in &c.usage {
+            let _ = writeln!(out, "{metric}{{project=\"{}\"}} {}", escape(name), get(u));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -327,6 +370,7 @@ mod tests {
             jobs: HashMap::from([(JobState::Running, 2)]),
             tasks: HashMap::new(),
             projects: vec![("we \"quote\"".into(), HashMap::new())],
+            usage: vec![("p".into(), tessera_core::ProjectUsage::default())],
         };
         let mut out = String::new();
         render_counts(&mut out, &counts);
@@ -358,10 +402,14 @@ mod tests {
     }
 
     /// The order families are written in (render_counts, then memory).
-    const FAMILIES_IN_ORDER: [&str; 10] = [
+    const FAMILIES_IN_ORDER: [&str; 20] = [
         "tessera_jobs",
         "tessera_tasks",
         "tessera_project_jobs",
+        "tessera_project_running_cpu",
+        "tessera_project_running_memory_bytes",
+        "tessera_project_recent_cpu_seconds",
+        "tessera_project_window_cpu_seconds",
         "tessera_build_info",
         "tessera_process_start_time_seconds",
         "tessera_uptime_seconds",
@@ -369,5 +417,11 @@ mod tests {
         "tessera_http_request_body_bytes_total",
         "tessera_http_response_body_bytes_total",
         "tessera_submit_seconds",
+        "tessera_task_queue_wait_seconds",
+        "tessera_task_dispatch_seconds",
+        "tessera_attempts_total",
+        "tessera_attempt_cpu_seconds_total",
+        "tessera_progress_units_total",
+        "tessera_feed_lagged_total",
     ];
 }

@@ -1,0 +1,134 @@
+//! `tessera server --docker`: a task that names an image runs in a
+//! container on this machine's Docker engine, shares the job's folder with
+//! the host tasks, and runs as the server's user; without `--docker` the
+//! same spec is refused at submission.
+
+use crate::server::Server;
+use crate::support::{run, tessera};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const FLOW: &str = r#"
+name: boxed
+tasks:
+  - name: inside
+    image: tessera-local:dev
+    action: { kind: script, script: "echo made-in-a-container > \"$TESSERA_JOB_DIR/handoff\"; id -u" }
+  - name: outside
+    action: { kind: command, argv: ["cat", "../../handoff"] }
+    deps: [{ selector: inside }]
+"#;
+
+fn engine_present() -> bool {
+    let present = Path::new("/var/run/docker.sock").exists();
+    if !present {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "no Docker engine (/var/run/docker.sock) under CI: install and start docker"
+        );
+        eprintln!("skipped: no Docker engine here");
+    }
+    present
+}
+
+/// The image the flow names, built from this build's tessera binary.
+fn build_image() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/image/build-rootfs.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_tessera"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn admin(data: &Path) -> String {
+    let mut boot = tessera();
+    boot.args([
+        "admin",
+        "create-user",
+        "ana",
+        "--admin",
+        "--project",
+        "video",
+    ])
+    .arg("--data-dir")
+    .arg(data);
+    let out = run(&mut boot);
+    out.expect_code(0);
+    out.stdout.trim().to_string()
+}
+
+fn client(server: &Server, key: &str, args: &[&str]) -> crate::support::Outcome {
+    let mut cmd = tessera();
+    cmd.env("TESSERA_SERVER", &server.url)
+        .env("TESSERA_KEY", key)
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .args(args);
+    run(&mut cmd)
+}
+
+#[test]
+fn an_image_task_runs_in_a_container_and_hands_files_to_host_tasks() {
+    if !engine_present() {
+        return;
+    }
+    build_image();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let key = admin(&data);
+    // `outside` runs in $TESSERA_JOB_DIR/tasks/outside: ../../handoff is
+    // the file `inside` left in the job's folder.
+    let flow = dir.path().join("flow.yaml");
+    std::fs::write(&flow, FLOW).unwrap();
+
+    // Without --docker: refused at submission, saying how to enable it.
+    let server = Server::start_with(&data, &[]);
+    let refused = client(&server, &key, &["submit", flow.to_str().unwrap()]);
+    assert_eq!(
+        refused.code,
+        Some(3),
+        "{}{}",
+        refused.stdout,
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("--docker"), "{}", refused.stderr);
+    drop(server);
+
+    let server = Server::start_with(&data, &["--docker"]);
+    client(&server, &key, &["submit", flow.to_str().unwrap()]).expect_code(0);
+    let start = Instant::now();
+    loop {
+        let shown = client(&server, &key, &["job", "show", "1"]);
+        if shown.stdout.contains("— succeeded") {
+            break;
+        }
+        assert!(
+            !shown.stdout.contains("— failed"),
+            "{}\n{}",
+            shown.stdout,
+            client(&server, &key, &["job", "logs", "1", "inside", "--stderr"]).stdout
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{}",
+            shown.stdout
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    let inside = client(&server, &key, &["job", "logs", "1", "inside"]);
+    assert_eq!(
+        inside.stdout.trim(),
+        uid.to_string(),
+        "runs as the server's user"
+    );
+    let outside = client(&server, &key, &["job", "logs", "1", "outside"]);
+    assert_eq!(outside.stdout, "made-in-a-container\n");
+}

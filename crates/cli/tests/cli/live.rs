@@ -1,0 +1,269 @@
+//! The client's live commands against a real server process (`job logs
+//! --follow`, `job watch`), and a graceful shutdown (SIGTERM) that stops
+//! running work and a restart that resumes it.
+
+use crate::server::Server;
+use crate::support::{run, tessera};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const FLOW: &str = r#"
+name: live
+tasks:
+  - name: talk
+    action: { kind: script, script: "echo first; sleep 1; echo second" }
+  - name: after
+    action: { kind: command, argv: ["true"] }
+    deps: [{ selector: talk }]
+"#;
+
+const LONG: &str = r#"
+name: long
+tasks:
+  - name: nap
+    action: { kind: script, script: "if [ -e \"$TESSERA_JOB_DIR/ran-once\" ]; then echo again; else touch \"$TESSERA_JOB_DIR/ran-once\"; sleep 60; fi" }
+"#;
+
+fn admin(data: &Path) -> String {
+    let mut boot = tessera();
+    boot.args([
+        "admin",
+        "create-user",
+        "ana",
+        "--admin",
+        "--project",
+        "video",
+    ])
+    .arg("--data-dir")
+    .arg(data);
+    let out = run(&mut boot);
+    out.expect_code(0);
+    out.stdout.trim().to_string()
+}
+
+fn client(server: &Server, key: &str, args: &[&str]) -> Command {
+    let mut cmd = tessera();
+    cmd.env("TESSERA_SERVER", &server.url)
+        .env("TESSERA_KEY", key)
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .args(args);
+    cmd
+}
+
+fn submit(server: &Server, key: &str, dir: &Path, yaml: &str) {
+    let flow = dir.join("flow.yaml");
+    std::fs::write(&flow, yaml).unwrap();
+    run(&mut client(
+        server,
+        key,
+        &["submit", flow.to_str().unwrap()],
+    ))
+    .expect_code(0);
+}
+
+/// Waits (at most 30 s) for a spawned client to exit; its (code, stdout).
+fn finish(mut cmd: Command) -> (Option<i32>, String, String) {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output().unwrap()));
+    let out = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| {
+            // SAFETY: plain kill(2) of our own child.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("the client did not end within 30 s")
+        });
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn logs_follow_and_watch_stream_a_running_job_until_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let key = admin(&data);
+    let server = Server::start_with(&data, &[]);
+    submit(&server, &key, dir.path(), FLOW);
+    // Both start while `talk` sleeps (or before it starts) and end with it.
+    let follow = std::thread::spawn({
+        let cmd = client(&server, &key, &["job", "logs", "1", "talk", "--follow"]);
+        move || finish(cmd)
+    });
+    let (code, watched, err) = finish(client(&server, &key, &["job", "watch", "1"]));
+    assert_eq!(code, Some(0), "{watched}\n{err}");
+    assert!(
+        watched.contains("task 0 (talk) attempt 1 succeeded"),
+        "{watched}"
+    );
+    assert!(watched.contains("task 1 (after) running"), "{watched}");
+    assert!(
+        watched.trim_end().ends_with("ended: succeeded"),
+        "{watched}"
+    );
+    let (code, logged, err) = follow.join().unwrap();
+    assert_eq!(code, Some(0), "{logged}\n{err}");
+    assert_eq!(logged, "first\nsecond\n");
+}
+
+#[test]
+fn sigterm_stops_running_work_at_once_and_a_restart_resumes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let key = admin(&data);
+    let mut server = Server::start_with(&data, &[]);
+    submit(&server, &key, dir.path(), LONG);
+    let marker = data.join("jobs/1/ran-once");
+    let start = Instant::now();
+    while !marker.exists() {
+        assert!(start.elapsed() < Duration::from_secs(20), "nap never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A watcher holds a stream open: shutdown must not wait for it.
+    let watcher = client(&server, &key, &["job", "watch", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let stopping = Instant::now();
+    let code = server.terminate(Duration::from_secs(15));
+    assert_eq!(code, Some(0), "the server did not exit cleanly on SIGTERM");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?} (an open event stream or the 60 s task held it up)",
+        stopping.elapsed()
+    );
+    let watched = watcher.wait_with_output().unwrap();
+    assert_eq!(watched.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&watched.stderr);
+    assert!(err.contains("closed the event stream"), "{err}");
+
+    server = Server::start_with(&data, &[]);
+    let start = Instant::now();
+    loop {
+        let out = run(&mut client(&server, &key, &["job", "show", "1"]));
+        if out.stdout.contains("— succeeded") {
+            let nap = out
+                .stdout
+                .lines()
+                .find(|l| l.ends_with("nap") || l.contains(" nap "));
+            let fields: Vec<&str> = nap.unwrap().split_whitespace().collect();
+            assert_eq!(
+                fields[..4],
+                ["0", "succeeded", "2", "nap"],
+                "{}",
+                out.stdout
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "not resumed:\n{}{}",
+            out.stdout,
+            out.stderr
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let logs = run(&mut client(&server, &key, &["job", "logs", "1", "nap"]));
+    assert_eq!(logs.stdout, "again\n");
+    drop(server);
+}
+
+#[test]
+fn secrets_stay_out_of_what_the_server_prints() {
+    // A database URL's password, in an error about that database.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = tessera();
+    cmd.args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args([
+            "--database",
+            "postgres://tessera:hunter2-secret@127.0.0.1:1/nowhere",
+        ]);
+    let out = run(&mut cmd);
+    assert_ne!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    let printed = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        printed.contains("127.0.0.1"),
+        "says which database: {printed}"
+    );
+    assert!(
+        !printed.contains("hunter2"),
+        "the password leaked: {printed}"
+    );
+
+    // API keys (right, wrong) and a task's env value, through a whole job.
+    let data = dir.path().join("data2");
+    let key = admin(&data);
+    let mut child = tessera()
+        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_string();
+    let with = |k: &str, args: &[&str]| {
+        let mut cmd = tessera();
+        cmd.env("TESSERA_SERVER", &url)
+            .env("TESSERA_KEY", k)
+            .env("XDG_CONFIG_HOME", "/nonexistent")
+            .args(args);
+        run(&mut cmd)
+    };
+    let flow = dir.path().join("env.yaml");
+    std::fs::write(
+        &flow,
+        "name: env\ntasks:\n  - {name: t, env: {TOKEN: env-secret-value}, action: {kind: script, script: 'test -n \"$TOKEN\"'}}\n",
+    )
+    .unwrap();
+    with(&key, &["submit", flow.to_str().unwrap()]).expect_code(0);
+    let (head, secret) = key.rsplit_once('_').unwrap();
+    let wrong = format!("{head}_{}", "z".repeat(secret.len()));
+    assert_eq!(with(&wrong, &["jobs"]).code, Some(3));
+    let start = Instant::now();
+    while !with(&key, &["job", "show", "1"])
+        .stdout
+        .contains("— succeeded")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "job 1 did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: plain kill(2) of our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    child.wait().unwrap();
+    let printed = format!("{first}{rest}{err}");
+    assert!(!printed.contains(secret), "a key leaked: {printed}");
+    assert!(
+        !printed.contains("zzzzzzzz"),
+        "a wrong key leaked: {printed}"
+    );
+    assert!(
+        !printed.contains("env-secret-value"),
+        "an env value leaked: {printed}"
+    );
+}

@@ -1,0 +1,306 @@
+//! The web UI's encode flow in headless Chromium against the real
+//! `tessera server` (its own binary runs the ops): log in with a key, open
+//! the encode page from the project page, choose a generated clip, see the
+//! upload's progress bar reach 100 %, follow the job page until the encode
+//! succeeds, download the output through the session (whole and by range)
+//! and check it frame for frame against the source; after a restart of the
+//! server the output and the encode's workdir are still there.
+//! Screenshots go to `target/ui-screenshots/encode-*.png`.
+
+use crate::server::Server;
+use crate::uploads::bootstrap;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use std::io::Read;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tessera_media::VerifyOptions;
+
+/// chromedriver, killed when dropped.
+struct Chromedriver(Child);
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+}
+
+/// A headless Chromium session through a fresh chromedriver.
+async fn browser() -> (Chromedriver, Client) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let driver = Chromedriver(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not listen within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,1000"]}),
+    );
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a chromedriver session");
+    (driver, client)
+}
+
+async fn shot(c: &Client, name: &str) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, c.screenshot().await.unwrap()).unwrap();
+    println!("screenshot: {}", path.display());
+}
+
+async fn text_of(c: &Client, css: &str) -> String {
+    match c.find(Locator::Css(css)).await {
+        Ok(e) => e.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// GET `url` with the session cookie (and a `Range`, if given), not
+/// following redirects.
+fn get(url: &str, cookie: &str, range: Option<&str>) -> (u16, ureq::Response) {
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    let mut req = agent.get(url).set("Cookie", cookie);
+    if let Some(r) = range {
+        req = req.set("Range", r);
+    }
+    match req.call() {
+        Ok(r) => (r.status(), r),
+        Err(ureq::Error::Status(code, r)) => (code, r),
+        Err(e) => panic!("GET {url}: {e}"),
+    }
+}
+
+fn body(r: ureq::Response) -> Vec<u8> {
+    let mut out = Vec::new();
+    r.into_reader().read_to_end(&mut out).unwrap();
+    out
+}
+
+fn verify_frames(src: &Path, out: &Path) {
+    let report = tessera_media::verify(src, out, VerifyOptions { decode: true }).unwrap();
+    assert!(report.passed(), "not frame-exact: {}", report.failures());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ui_uploads_a_clip_and_downloads_a_frame_exact_encode() {
+    if !(on_path("chromium") && on_path("chromedriver")) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium and chromedriver are needed for the UI test under CI; \
+             install them (apt-get install chromium chromium-driver; .ci/run does)"
+        );
+        eprintln!("skipping: chromium not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let key = bootstrap(&data);
+    let src = tessera_media::testclips::cfr_25(dir.path()).unwrap();
+    let server = Server::start_with(&data, &[]);
+    let base = server.url.clone();
+    let (_driver, c) = browser().await;
+
+    // Log in, then from the project page to the encode page.
+    c.goto(&format!("{base}/ui")).await.unwrap();
+    c.find(Locator::Css("#key"))
+        .await
+        .unwrap()
+        .send_keys(&key)
+        .await
+        .unwrap();
+    c.find(Locator::Css("#login"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let wait = Duration::from_secs(10);
+    c.wait()
+        .at_most(wait)
+        .for_element(Locator::Css("section.project"))
+        .await
+        .unwrap();
+    c.find(Locator::LinkText("video"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .at_most(wait)
+        .for_element(Locator::Css("#encode-link"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .at_most(wait)
+        .for_element(Locator::Css("#encode-form"))
+        .await
+        .unwrap();
+
+    // Fill the form: the clip, lossless FFV1 in Matroska, 1 s chunks.
+    c.find(Locator::Css("#file"))
+        .await
+        .unwrap()
+        .send_keys(src.to_str().unwrap())
+        .await
+        .unwrap();
+    c.find(Locator::Css("#codec"))
+        .await
+        .unwrap()
+        .select_by_value("ffv1")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#container"))
+        .await
+        .unwrap()
+        .select_by_value("mkv")
+        .await
+        .unwrap();
+    let chunk = c.find(Locator::Css("#chunk_seconds")).await.unwrap();
+    chunk.clear().await.unwrap();
+    chunk.send_keys("1").await.unwrap();
+    shot(&c, "encode-form.png").await;
+
+    // Submit; the page stays (a test hook) so the finished progress shows.
+    c.execute(
+        "window.tesseraNavigate = function (u) { window.tesseraWentTo = u; };",
+        vec![],
+    )
+    .await
+    .unwrap();
+    c.find(Locator::Css("#encode"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let job_url = loop {
+        let went = c
+            .execute("return window.tesseraWentTo || null;", vec![])
+            .await
+            .unwrap();
+        if let Value::String(url) = went {
+            break url;
+        }
+        let error = text_of(&c, "#encode-error").await;
+        assert!(error.is_empty(), "the page says: {error}");
+        assert!(Instant::now() < deadline, "no job after 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let bar = c
+        .execute(
+            "return document.getElementById('upload-bar').value;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(bar, json!(100), "the progress bar is full");
+    let status = text_of(&c, "#upload-status").await;
+    assert!(
+        status.starts_with("100 % · ") && status.contains("MB/s"),
+        "{status}"
+    );
+    assert!(status.contains("cfr25.mp4 uploaded"), "{status}");
+    shot(&c, "encode-uploaded.png").await;
+    let job: i64 = job_url
+        .strip_prefix("/ui/jobs/")
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("not a job page: {job_url}"));
+
+    // The job page follows the encode live until it succeeds.
+    c.goto(&format!("{base}{job_url}")).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let state = text_of(&c, "#job-state").await;
+        if state == "succeeded" {
+            break;
+        }
+        assert!(
+            !["failed", "cancelled"].contains(&state.as_str()),
+            "job {job} {state}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "job {job} still {state:?} after 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let link = c
+        .wait()
+        .at_most(wait)
+        .for_element(Locator::Css("#download"))
+        .await
+        .unwrap();
+    let href = link.attr("href").await.unwrap().expect("a download link");
+    assert_eq!(href, format!("/ui/jobs/{job}/output"));
+    assert_eq!(link.text().await.unwrap(), "Download cfr25.mkv");
+    let size = text_of(&c, "#output-size").await;
+    assert!(size.ends_with(" MB") || size.ends_with(" KB"), "{size}");
+    shot(&c, "encode-job.png").await;
+    let session = c.get_named_cookie("tessera_session").await.unwrap();
+    let cookie = format!("tessera_session={}", session.value());
+    c.close().await.unwrap();
+
+    // Download through the session, whole and by range; frame for frame.
+    let url = format!("{base}{href}");
+    let (status, r) = get(&url, &cookie, None);
+    assert_eq!(status, 200);
+    assert_eq!(r.header("Content-Type"), Some("video/x-matroska"));
+    let whole = body(r);
+    let out = dir.path().join("downloaded.mkv");
+    std::fs::write(&out, &whole).unwrap();
+    verify_frames(&src, &out);
+    let (status, r) = get(&url, &cookie, Some("bytes=100-199"));
+    assert_eq!(status, 206);
+    assert_eq!(body(r), whole[100..200]);
+    let (status, _) = get(&url, "tessera_session=forged", None);
+    assert_eq!(status, 303, "no session: to the login");
+
+    // A restart keeps the output and the workdir until the output is deleted.
+    drop(server);
+    let server = Server::start_with(&data, &[]);
+    let api = format!("{}/api/v1/jobs/{job}/output", server.url);
+    let auth = format!("Bearer {key}");
+    let r = ureq::get(&api).set("Authorization", &auth).call().unwrap();
+    assert_eq!(body(r), whole, "the same output after a restart");
+    let workdirs = std::fs::read_dir(data.join("encodes")).unwrap().count();
+    assert_eq!(workdirs, 1, "the encode's workdir survives the restart");
+    let r = ureq::delete(&api)
+        .set("Authorization", &auth)
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(std::fs::read_dir(data.join("encodes")).unwrap().count(), 0);
+}
