@@ -4,7 +4,7 @@
 //! same spec is refused at submission.
 
 use crate::server::Server;
-use crate::support::{run, tessera};
+use crate::support::{bootstrap, client_of, run};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -47,30 +47,8 @@ fn build_image() {
     );
 }
 
-fn admin(data: &Path) -> String {
-    let mut boot = tessera();
-    boot.args([
-        "admin",
-        "create-user",
-        "ana",
-        "--admin",
-        "--project",
-        "video",
-    ])
-    .arg("--data-dir")
-    .arg(data);
-    let out = run(&mut boot);
-    out.expect_code(0);
-    out.stdout.trim().to_string()
-}
-
 fn client(server: &Server, key: &str, args: &[&str]) -> crate::support::Outcome {
-    let mut cmd = tessera();
-    cmd.env("TESSERA_SERVER", &server.url)
-        .env("TESSERA_KEY", key)
-        .env("XDG_CONFIG_HOME", "/nonexistent")
-        .args(args);
-    run(&mut cmd)
+    run(&mut client_of(&server.url, key, args))
 }
 
 #[test]
@@ -81,7 +59,7 @@ fn an_image_task_runs_in_a_container_and_hands_files_to_host_tasks() {
     build_image();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let key = admin(&data);
+    let key = bootstrap(&data);
     // `outside` runs in $TESSERA_JOB_DIR/tasks/outside: ../../handoff is
     // the file `inside` left in the job's folder.
     let flow = dir.path().join("flow.yaml");

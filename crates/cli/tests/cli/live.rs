@@ -3,7 +3,7 @@
 //! running work and a restart that resumes it.
 
 use crate::server::Server;
-use crate::support::{run, tessera};
+use crate::support::{bootstrap, client_of, run, tessera};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,30 +25,8 @@ tasks:
     action: { kind: script, script: "if [ -e \"$TESSERA_JOB_DIR/ran-once\" ]; then echo again; else touch \"$TESSERA_JOB_DIR/ran-once\"; sleep 60; fi" }
 "#;
 
-fn admin(data: &Path) -> String {
-    let mut boot = tessera();
-    boot.args([
-        "admin",
-        "create-user",
-        "ana",
-        "--admin",
-        "--project",
-        "video",
-    ])
-    .arg("--data-dir")
-    .arg(data);
-    let out = run(&mut boot);
-    out.expect_code(0);
-    out.stdout.trim().to_string()
-}
-
 fn client(server: &Server, key: &str, args: &[&str]) -> Command {
-    let mut cmd = tessera();
-    cmd.env("TESSERA_SERVER", &server.url)
-        .env("TESSERA_KEY", key)
-        .env("XDG_CONFIG_HOME", "/nonexistent")
-        .args(args);
-    cmd
+    client_of(&server.url, key, args)
 }
 
 fn submit(server: &Server, key: &str, dir: &Path, yaml: &str) {
@@ -90,7 +68,7 @@ fn finish(mut cmd: Command) -> (Option<i32>, String, String) {
 fn logs_follow_and_watch_stream_a_running_job_until_it_ends() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let key = admin(&data);
+    let key = bootstrap(&data);
     let server = Server::start_with(&data, &[]);
     submit(&server, &key, dir.path(), FLOW);
     // Both start while `talk` sleeps (or before it starts) and end with it.
@@ -118,7 +96,7 @@ fn logs_follow_and_watch_stream_a_running_job_until_it_ends() {
 fn sigterm_stops_running_work_at_once_and_a_restart_resumes_it() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let key = admin(&data);
+    let key = bootstrap(&data);
     let mut server = Server::start_with(&data, &[]);
     submit(&server, &key, dir.path(), LONG);
     let marker = data.join("jobs/1/ran-once");
@@ -204,7 +182,7 @@ fn secrets_stay_out_of_what_the_server_prints() {
 
     // API keys (right, wrong) and a task's env value, through a whole job.
     let data = dir.path().join("data2");
-    let key = admin(&data);
+    let key = bootstrap(&data);
     let mut child = tessera()
         .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&data)
@@ -220,14 +198,7 @@ fn secrets_stay_out_of_what_the_server_prints() {
         .find(|w| w.starts_with("http://"))
         .unwrap()
         .to_string();
-    let with = |k: &str, args: &[&str]| {
-        let mut cmd = tessera();
-        cmd.env("TESSERA_SERVER", &url)
-            .env("TESSERA_KEY", k)
-            .env("XDG_CONFIG_HOME", "/nonexistent")
-            .args(args);
-        run(&mut cmd)
-    };
+    let with = |k: &str, args: &[&str]| run(&mut client_of(&url, k, args));
     let flow = dir.path().join("env.yaml");
     std::fs::write(
         &flow,

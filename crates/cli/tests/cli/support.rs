@@ -390,3 +390,32 @@ pub fn survivors(needle: &str, grace: Duration) -> Vec<(u32, String)> {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// An admin key (user `ana`) for a fresh data directory with project `video`.
+pub fn bootstrap(data: &std::path::Path) -> String {
+    let mut boot = tessera();
+    boot.args([
+        "admin",
+        "create-user",
+        "ana",
+        "--admin",
+        "--project",
+        "video",
+    ])
+    .arg("--data-dir")
+    .arg(data);
+    let created = run(&mut boot);
+    created.expect_code(0);
+    created.stdout.trim().to_string()
+}
+
+/// `tessera ARGS` as a client of the server at `url` with `key` (no saved
+/// login is read).
+pub fn client_of(url: &str, key: &str, args: &[&str]) -> Command {
+    let mut cmd = tessera();
+    cmd.env("TESSERA_SERVER", url)
+        .env("TESSERA_KEY", key)
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        .args(args);
+    cmd
+}

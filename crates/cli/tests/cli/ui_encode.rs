@@ -8,7 +8,7 @@
 //! Screenshots go to `target/ui-screenshots/encode-*.png`.
 
 use crate::server::Server;
-use crate::uploads::bootstrap;
+use crate::support::bootstrap;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 use std::io::Read;
