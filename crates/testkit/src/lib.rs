@@ -22,7 +22,12 @@
 //! assert_eq!(sim.shadow.job_state(job), Some(JobState::Succeeded));
 //! assert_eq!(sim.now, 200);
 //! ```
+//!
+//! [`makespan`] runs the encode DAG's shape (probe, plan, thousands of chunks,
+//! concat, verify) through [`Sim`] and compares its makespan with the lower
+//! bound no schedule can beat.
 
+pub mod makespan;
 mod shadow;
 pub mod sim;
 

@@ -2,6 +2,7 @@
 
 use crate::Shadow;
 use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 use tessera_core::{glob_match, Command, Event, Policy, Quota, Scheduler, Step};
 use tessera_types::{
     AttemptNo, AttemptUsage, Condition, JobId, JobSpec, Millis, ProjectId, Selector, TaskRef,
@@ -54,6 +55,9 @@ pub struct Sim {
     pub peak_used: u32,
     /// Slot-milliseconds spent running (for utilisation figures).
     pub busy_ms: u128,
+    /// Real time spent inside the scheduler's `submit`, `handle` and `tick`
+    /// (the harness's own bookkeeping and checks excluded).
+    pub sched_time: Duration,
     /// Cpu-ms of ended attempts, per project, as the scheduler is charged.
     pub cpu_done: BTreeMap<Option<ProjectId>, u64>,
     /// Each project's ended attempts (end time, cpu-ms), oldest first, to
@@ -89,6 +93,7 @@ impl Sim {
             starts: Vec::new(),
             peak_used: 0,
             busy_ms: 0,
+            sched_time: Duration::ZERO,
             cpu_done: BTreeMap::new(),
             charges: HashMap::new(),
             quotas: BTreeMap::new(),
@@ -106,9 +111,9 @@ impl Sim {
         let id = JobId(self.next_job);
         self.next_job += 1;
         self.shadow.create_in(id, project, spec);
+        let now = self.now;
         let step = self
-            .sched
-            .submit_in(id, project, spec, self.now)
+            .timed(|s| s.submit_in(id, project, spec, now))
             .expect("valid spec");
         self.apply(step);
         id
@@ -125,7 +130,8 @@ impl Sim {
     /// Lets the scheduler fire due timers and start what fits now (after
     /// unpausing it, say).
     pub fn tick(&mut self) {
-        let step = self.sched.tick(self.now);
+        let now = self.now;
+        let step = self.timed(|s| s.tick(now));
         self.apply(step);
     }
 
@@ -150,7 +156,8 @@ impl Sim {
     /// Feeds an event (suspend, resume, retry, a priority change...) now;
     /// returns the step it produced, already carried out.
     pub fn event(&mut self, event: Event) -> Step {
-        let step = self.sched.handle(event, self.now);
+        let now = self.now;
+        let step = self.timed(|s| s.handle(event, now));
         self.apply(step.clone());
         step
     }
@@ -198,14 +205,24 @@ impl Sim {
                     usage,
                     expansion: f.expansion,
                 };
-                let step = self.sched.handle(ev, self.now);
+                let now = self.now;
+                let step = self.timed(|s| s.handle(ev, now));
                 self.apply(step);
                 delivered += 1;
             }
-            let step = self.sched.tick(self.now);
+            let now = self.now;
+            let step = self.timed(|s| s.tick(now));
             self.apply(step);
         }
         delivered
+    }
+
+    /// Calls into the scheduler, counting the time it takes.
+    fn timed<T>(&mut self, call: impl FnOnce(&mut Scheduler) -> T) -> T {
+        let t0 = Instant::now();
+        let out = call(&mut self.sched);
+        self.sched_time += t0.elapsed();
+        out
     }
 
     /// Simulates a crash of the scheduler process: the in-memory scheduler is

@@ -4,6 +4,8 @@
 mod control;
 #[path = "scheduler/fair.rs"]
 mod fair;
+#[path = "scheduler/makespan.rs"]
+mod makespan;
 
 use proptest::prelude::*;
 use std::cell::RefCell;

@@ -1,5 +1,6 @@
-//! The dashboard's throughput chart: jobs finished per time bucket, drawn
-//! server-side with plotters into an SVG string.
+//! The UI's charts, drawn server-side with plotters into SVG strings: the
+//! dashboard's throughput (jobs finished per time bucket) and a project's
+//! usage (cpu-seconds charged per time bucket).
 
 use plotters::prelude::*;
 use tessera_types::Millis;
@@ -23,8 +24,28 @@ pub(crate) fn buckets(finished: &[Millis], now: Millis, bucket_ms: u64, n: usize
 /// The chart as inline SVG: `counts` are per bucket of `bucket_min`
 /// minutes, the last ending now.
 pub(crate) fn throughput_svg(counts: &[u32], bucket_min: u32) -> String {
+    let values: Vec<f64> = counts.iter().map(|&c| f64::from(c)).collect();
+    line_svg(&values, bucket_min, &format!("jobs / {bucket_min} min"))
+}
+
+/// Sums of `(value, time)` per bucket of `bucket_ms`, the last bucket
+/// ending at `now`; oldest first. Times outside the window are ignored.
+pub(crate) fn sums(points: &[(f64, Millis)], now: Millis, bucket_ms: u64, n: usize) -> Vec<f64> {
+    let mut out = vec![0.0; n];
+    let start = now.saturating_sub(bucket_ms * n as u64);
+    for &(v, t) in points {
+        if t >= start && t <= now {
+            out[(((t - start) / bucket_ms) as usize).min(n - 1)] += v;
+        }
+    }
+    out
+}
+
+/// A line chart of `values` per bucket of `bucket_min` minutes, the last
+/// ending now, with `y_desc` on the vertical axis.
+pub(crate) fn line_svg(values: &[f64], bucket_min: u32, y_desc: &str) -> String {
     let mut svg = String::new();
-    if let Err(e) = draw(&mut svg, counts, bucket_min) {
+    if let Err(e) = draw(&mut svg, values, bucket_min, y_desc) {
         return format!(
             r#"<p class="muted">chart unavailable: {}</p>"#,
             super::html::escape(&e)
@@ -33,11 +54,11 @@ pub(crate) fn throughput_svg(counts: &[u32], bucket_min: u32) -> String {
     svg
 }
 
-fn draw(out: &mut String, counts: &[u32], bucket_min: u32) -> Result<(), String> {
+fn draw(out: &mut String, values: &[f64], bucket_min: u32, y_desc: &str) -> Result<(), String> {
     let err = |e: DrawingAreaErrorKind<_>| e.to_string();
-    let hours = counts.len() as f64 * f64::from(bucket_min) / 60.0;
-    let top = counts.iter().copied().max().unwrap_or(0).max(1) + 1;
-    let points = counts.iter().enumerate().map(|(i, &c)| {
+    let hours = values.len() as f64 * f64::from(bucket_min) / 60.0;
+    let top = values.iter().copied().fold(1.0_f64, f64::max) * 1.15;
+    let points = values.iter().enumerate().map(|(i, &c)| {
         let x = -hours + (i as f64 + 1.0) * f64::from(bucket_min) / 60.0;
         (x, c)
     });
@@ -47,12 +68,12 @@ fn draw(out: &mut String, counts: &[u32], bucket_min: u32) -> Result<(), String>
         .margin(12)
         .x_label_area_size(34)
         .y_label_area_size(40)
-        .build_cartesian_2d(-hours..0.0, 0u32..top)
+        .build_cartesian_2d(-hours..0.0, 0.0..top)
         .map_err(err)?;
     chart
         .configure_mesh()
         .x_desc("hours ago")
-        .y_desc(format!("jobs / {bucket_min} min"))
+        .y_desc(y_desc)
         .x_label_formatter(&|x| format!("{:.0}", x.abs()))
         .light_line_style(RGBColor(238, 240, 244))
         .draw()

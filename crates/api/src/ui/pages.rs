@@ -131,6 +131,35 @@ pub(crate) async fn project(
     let members = accounts::members(&s, project.clone()).await?;
     let keys = accounts::keys(&s, caller).await?;
     let jobs = jobs::list(&s, project.clone(), 50).await?;
+    let usage = crate::quota::usage(&s, project.clone()).await?;
+    let since = now_ms().saturating_sub(u64::from(BUCKET_MIN) * 60_000 * BUCKETS as u64);
+    let pid = project.id;
+    let charged: Vec<(f64, u64)> = s
+        .db(move |db| {
+            Ok(db
+                .usage_since(since)?
+                .into_iter()
+                .filter(|(p, _, _)| *p == Some(pid))
+                .map(|(_, ms, at)| (ms as f64 / 1000.0, at))
+                .collect())
+        })
+        .await?;
+    let cpu = chart::sums(&charged, now_ms(), u64::from(BUCKET_MIN) * 60_000, BUCKETS);
+    let limit =
+        |v: Option<u64>, unit: &str| v.map_or("unlimited".to_string(), |n| format!("{n}{unit}"));
+    let quota_html = format!(
+        r#"<p class="card" id="usage">Running now: <b>{}</b> cpu, <b>{}</b> MiB · {:.1} cpu-seconds this quota window, {:.1} recent (decayed, what fair share compares)<br>Quota: {} cpu at once · {} memory at once · {} per window</p>"#,
+        usage.running_cpu,
+        usage.running_memory_mb,
+        usage.window_cpu_seconds,
+        usage.decayed_cpu_seconds,
+        limit(usage.quota.max_cpu.map(u64::from), ""),
+        limit(usage.quota.max_memory_mb, " MiB"),
+        limit(
+            usage.quota.cpu_ms_per_window.map(|ms| ms / 1000),
+            " cpu-seconds"
+        ),
+    );
     let member_rows: Vec<Vec<String>> = members
         .iter()
         .map(|m| {
@@ -169,6 +198,8 @@ pub(crate) async fn project(
     let body = format!(
         r#"<h1>Project {pname}</h1>
 <p class="muted">Created {created} UTC · <a class="action" id="encode-link" href="/ui/projects/{id}/encode">Encode a video</a></p>
+<h2>Usage</h2>{quota_html}<div class="scroll" id="usage-chart">{usage_chart}</div>
+<p class="muted">Cpu-seconds of ended attempts per {BUCKET_MIN} minutes over the last {hours} hours.</p>
 <h2>Members</h2>{members}
 <h2>Your API keys</h2><p class="muted">Only names and prefixes: a key's secret is shown once, when it is created.</p>{keys}
 <h2>Jobs</h2>{jobs}"#,
@@ -181,6 +212,8 @@ pub(crate) async fn project(
             &key_rows
         ),
         jobs = table(&["id", "job", "state", "created (UTC)"], &job_rows),
+        usage_chart = chart::line_svg(&cpu, BUCKET_MIN, &format!("cpu-s / {BUCKET_MIN} min")),
+        hours = BUCKETS as u32 * BUCKET_MIN / 60,
     );
     Ok(page(
         &format!("Project {}", project.name),

@@ -164,6 +164,18 @@ async fn ui_sessions_follow_the_key_and_pages_authorize_like_the_api() {
         "the admin's key by name: {}",
         p.body
     );
+    // Usage now, the quota (none set: unlimited) and the cpu-seconds chart.
+    assert!(p.body.contains(r#"id="usage""#), "{}", p.body);
+    assert!(
+        p.body.contains("unlimited cpu at once") || p.body.contains("Quota: unlimited"),
+        "{}",
+        p.body
+    );
+    assert!(
+        p.body.contains(r#"id="usage-chart"><svg"#),
+        "a plotted usage chart: {}",
+        p.body
+    );
 
     // An outsider: 403 on another project's job and project, 404 on none.
     let o = login(&s, &outsider).await;
