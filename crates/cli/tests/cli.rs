@@ -20,6 +20,9 @@
 //!   commands; a SIGKILL of the server mid-job and a restart that finishes it.
 //! - `uploads`: the encode service over HTTP: upload, encode, download
 //!   (whole and by range), frame-exact; bad and oversized uploads leave nothing.
+//! - `workers`: `tessera worker` processes against `server --slots 0`:
+//!   two workers share a DAG; a SIGKILLed, a SIGSTOPped (fenced) and a
+//!   SIGTERMed (lease handed back) worker's attempt is retried elsewhere.
 //! - `ui_encode`: the same through the web UI in headless Chromium (upload
 //!   with a progress bar, the job page, the download link), with screenshots.
 
@@ -41,3 +44,5 @@ mod support;
 mod ui_encode;
 #[path = "cli/uploads.rs"]
 mod uploads;
+#[path = "cli/workers.rs"]
+mod workers;
