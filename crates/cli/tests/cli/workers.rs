@@ -163,7 +163,7 @@ fn two_workers_share_a_ten_task_dag_and_show_as_nodes() {
     let mut yaml = String::from("name: spread\ntasks:\n");
     for i in 0..9 {
         yaml += &format!(
-            "  - name: t{i}\n    action: {{ kind: command, argv: [\"sh\", \"-c\", \"echo $TESSERA_NODE > {o}/t{i}; sleep 0.4\"] }}\n"
+            "  - name: t{i}\n    action: {{ kind: command, argv: [\"sh\", \"-c\", \"echo $TESSERA_NODE > {o}/t{i}; echo hello from t{i}; sleep 0.4\"] }}\n"
         );
     }
     yaml += &format!(
@@ -181,6 +181,19 @@ fn two_workers_share_a_ten_task_dag_and_show_as_nodes() {
     let attempts = c.attempts(job);
     assert_eq!(attempts.len(), 10);
     assert!(attempts.iter().all(|a| a["outcome"] == "succeeded"));
+    // Resource use comes back from the workers (the sleep alone is 400 ms).
+    assert!(
+        attempts[0]["usage"]["wall_ms"].as_u64().unwrap() >= 400,
+        "{attempts:?}"
+    );
+    // Logs were written where the server reads them (the shared data directory).
+    let log = ureq::get(&format!("{}/api/v1/jobs/{job}/tasks/3/logs", c.server.url))
+        .set("Authorization", &format!("Bearer {}", c.key))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(log.contains("hello from t3"), "{log}");
 
     let (status, nodes) = c.api("GET", "/nodes", None);
     assert_eq!(status, 200);
@@ -206,6 +219,38 @@ fn two_workers_share_a_ten_task_dag_and_show_as_nodes() {
         .set("Authorization", &format!("Bearer {}", c.key))
         .send_string("{}");
     assert!(matches!(r, Err(ureq::Error::Status(403, _))), "{r:?}");
+    // A revoked token is refused at once.
+    let mut revoke = tessera();
+    revoke
+        .args(["admin", "revoke-worker-token", "rack1", "--data-dir"])
+        .arg(&c.data);
+    run(&mut revoke).expect_code(0);
+    let r = ureq::post(&format!("{}/api/v1/workers", c.server.url))
+        .set("Authorization", &format!("Bearer {}", c.token))
+        .send_string("{}");
+    assert!(matches!(r, Err(ureq::Error::Status(401, _))), "{r:?}");
+}
+
+#[test]
+fn cancelling_a_job_kills_its_attempt_on_the_worker() {
+    let c = Cluster::start(2000);
+    let _a = c.worker("a", 1);
+    let job = c.submit(&sticky_job(&c.out));
+    let pid: i32 = wait_file(&c.out.join("pid.a"), Duration::from_secs(20))
+        .trim()
+        .parse()
+        .unwrap();
+    let (status, v) = c.api("POST", &format!("/jobs/{job}/cancel"), None);
+    assert!(status < 300, "{status} {v}");
+    assert_eq!(c.wait_job(job, Duration::from_secs(10)), "cancelled");
+    let start = Instant::now();
+    while alive(pid) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the worker did not kill it"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
