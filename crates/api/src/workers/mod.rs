@@ -40,7 +40,7 @@ pub(crate) use tokens::Verified;
 const MAX_WAIT_MS: u64 = 30_000;
 
 /// Proof that the caller sent a valid worker token (its name inside).
-pub(crate) struct WorkerToken(#[allow(dead_code)] pub String);
+pub(crate) struct WorkerToken(pub String);
 
 impl FromRequestParts<AppState> for WorkerToken {
     type Rejection = ApiError;
@@ -80,6 +80,21 @@ fn pool(s: &AppState) -> Result<Arc<Pool>, ApiError> {
     })
 }
 
+/// The worker `id`, which `token` must have registered.
+fn owned<'a>(
+    inner: &'a mut pool::Inner,
+    id: &str,
+    token: &WorkerToken,
+) -> Result<&'a mut pool::Worker, ApiError> {
+    let w = inner.worker(id).ok_or_else(|| gone(id))?;
+    if w.token != token.0 {
+        return Err(ApiError::Forbidden(format!(
+            "worker {id} registered with another worker token"
+        )));
+    }
+    Ok(w)
+}
+
 fn gone(id: &str) -> ApiError {
     ApiError::Conflict(format!(
         "fenced: worker {id} is not registered (its leases lapsed or it left); kill what it \
@@ -89,7 +104,7 @@ fn gone(id: &str) -> ApiError {
 
 pub(crate) async fn register(
     State(s): State<AppState>,
-    _: WorkerToken,
+    token: WorkerToken,
     JsonBody(info): JsonBody<NodeInfo>,
 ) -> Result<Json<Value>, ApiError> {
     let pool = pool(&s)?;
@@ -98,7 +113,7 @@ pub(crate) async fn register(
             "a worker needs a name and at least one slot".into(),
         ));
     }
-    let id = pool.register(info, now_ms());
+    let id = pool.register(info, token.0, now_ms());
     Ok(Json(
         json!({ "id": id, "lease_ms": pool.lease.as_millis() as u64 }),
     ))
@@ -153,7 +168,7 @@ fn orders(w: &mut pool::Worker) -> Vec<OrderView> {
 /// Long-polls for attempts that fit the worker's free slots (and orders).
 pub(crate) async fn lease(
     State(s): State<AppState>,
-    _: WorkerToken,
+    token: WorkerToken,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<LeaseBody>,
 ) -> Result<Json<Value>, ApiError> {
@@ -163,7 +178,7 @@ pub(crate) async fn lease(
         let woken = pool.wake.notified();
         {
             let mut inner = pool.lock();
-            let w = inner.worker(&id).ok_or_else(|| gone(&id))?;
+            let w = owned(&mut inner, &id, &token)?;
             if w.state == NodeState::Lost {
                 return Err(gone(&id));
             }
@@ -220,13 +235,13 @@ pub(crate) struct HeartbeatBody {
 /// Renews every lease the worker holds; answers with its orders.
 pub(crate) async fn heartbeat(
     State(s): State<AppState>,
-    _: WorkerToken,
+    token: WorkerToken,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<HeartbeatBody>,
 ) -> Result<Json<Value>, ApiError> {
     let pool = pool(&s)?;
     let mut inner = pool.lock();
-    let w = inner.worker(&id).ok_or_else(|| gone(&id))?;
+    let w = owned(&mut inner, &id, &token)?;
     if w.state == NodeState::Lost {
         return Err(gone(&id));
     }
@@ -271,13 +286,16 @@ pub(crate) struct EventsBody {
 /// Reports an attempt's events; 409 `fenced` if the worker no longer holds it.
 pub(crate) async fn attempt_events(
     State(s): State<AppState>,
-    _: WorkerToken,
+    token: WorkerToken,
     Path((id, job, index, attempt)): Path<(String, i64, u32, AttemptNo)>,
     JsonBody(body): JsonBody<EventsBody>,
 ) -> Result<Json<Value>, ApiError> {
     let pool = pool(&s)?;
     let task = TaskRef::new(JobId(job), index);
     let mut inner = pool.lock();
+    if inner.worker(&id).is_some() {
+        owned(&mut inner, &id, &token)?;
+    }
     let held = inner
         .worker(&id)
         .is_some_and(|w| w.state != NodeState::Lost && w.leases.contains_key(&(task, attempt)));
@@ -321,17 +339,12 @@ pub(crate) async fn attempt_events(
 /// removes the worker.
 pub(crate) async fn release(
     State(s): State<AppState>,
-    _: WorkerToken,
+    token: WorkerToken,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let pool = pool(&s)?;
     let mut inner = pool.lock();
-    let name = inner
-        .worker(&id)
-        .ok_or_else(|| gone(&id))?
-        .info
-        .name
-        .clone();
+    let name = owned(&mut inner, &id, &token)?.info.name.clone();
     let why = format!("handed back by worker {name} (it is shutting down)");
     pool.lose(&mut inner, &id, &why, now_ms());
     inner.workers.retain(|w| w.id != id);

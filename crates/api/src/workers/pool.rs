@@ -60,6 +60,9 @@ pub enum Order {
 
 pub(crate) struct Worker {
     pub id: String,
+    /// The name of the worker token it registered with: only that token
+    /// may speak for it.
+    pub token: String,
     pub info: NodeInfo,
     pub state: NodeState,
     pub last_seen: Instant,
@@ -143,7 +146,7 @@ impl Pool {
 
     /// Adds a worker; one of the same name that was there before is lost
     /// (it restarted). Returns its id.
-    pub(crate) fn register(&self, info: NodeInfo, now_ms: u64) -> String {
+    pub(crate) fn register(&self, info: NodeInfo, token: String, now_ms: u64) -> String {
         let mut inner = self.lock();
         let old: Vec<String> = inner
             .workers
@@ -162,6 +165,7 @@ impl Pool {
         let id = format!("{}-{}", inner.next_id, now_ms % 1_000_000);
         inner.workers.push(Worker {
             id: id.clone(),
+            token,
             info,
             state: NodeState::Ready,
             last_seen: Instant::now(),

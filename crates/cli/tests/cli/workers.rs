@@ -219,6 +219,24 @@ fn two_workers_share_a_ten_task_dag_and_show_as_nodes() {
         .set("Authorization", &format!("Bearer {}", c.key))
         .send_string("{}");
     assert!(matches!(r, Err(ureq::Error::Status(403, _))), "{r:?}");
+    // Another worker token cannot speak for a's registration.
+    let mut make = tessera();
+    make.args(["admin", "create-worker-token", "rack2", "--data-dir"])
+        .arg(&c.data);
+    let other = run(&mut make).stdout.trim().to_string();
+    let a_id = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "a")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = ureq::post(&format!("{}/api/v1/workers/{a_id}/heartbeat", c.server.url))
+        .set("Authorization", &format!("Bearer {other}"))
+        .send_json(serde_json::json!({}));
+    assert!(matches!(r, Err(ureq::Error::Status(403, _))), "{r:?}");
     // A revoked token is refused at once.
     let mut revoke = tessera();
     revoke
