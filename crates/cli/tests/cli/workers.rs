@@ -49,24 +49,17 @@ impl Cluster {
     }
 
     fn worker(&self, name: &str, slots: u32) -> Running {
+        self.worker_with(name, slots, &["--grace", "0"])
+    }
+
+    fn worker_with(&self, name: &str, slots: u32, extra: &[&str]) -> Running {
         let mut cmd: Command = tessera();
-        cmd.args([
-            "worker",
-            "--server",
-            &self.server.url,
-            "--token",
-            &self.token,
-        ])
-        .args([
-            "--name",
-            name,
-            "--slots",
-            &slots.to_string(),
-            "--grace",
-            "0",
-        ])
-        .arg("--data-dir")
-        .arg(&self.data);
+        cmd.args(["worker", "--server", &self.server.url])
+            .args(["--token", &self.token, "--name", name])
+            .args(["--slots", &slots.to_string()])
+            .args(extra)
+            .arg("--data-dir")
+            .arg(&self.data);
         let mut w = Running::spawn(cmd);
         w.wait_for_line("tessera worker: ", Duration::from_secs(20));
         w
@@ -368,4 +361,56 @@ fn a_sigtermed_worker_hands_its_lease_back_at_once() {
     let done = a.finish(Duration::from_secs(10));
     assert_eq!(done.code, Some(0), "{}", done.stderr);
     assert!(!alive(pid), "a killed its copy before it left");
+}
+
+#[test]
+fn a_draining_worker_finishes_what_it_holds_and_takes_nothing_new() {
+    let c = Cluster::start(2000);
+    let a = c.worker_with("a", 2, &["--grace", "30"]);
+    let o = c.out.display();
+    let job = c.submit(&format!(
+        r#"
+name: held
+tasks:
+  - name: finish-me
+    action: {{ kind: command, argv: ["sh", "-c", "echo $TESSERA_NODE > {o}/held.started; sleep 1.5; echo $TESSERA_NODE > {o}/held.done"] }}
+"#
+    ));
+    wait_file(&c.out.join("held.started"), Duration::from_secs(20));
+    signal(&a.child, libc::SIGTERM);
+    let start = Instant::now();
+    loop {
+        let (_, nodes) = c.api("GET", "/nodes", None);
+        if nodes[0]["state"] == "draining" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "{nodes}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Work submitted now waits: a has a free slot but takes nothing new.
+    let later = c.submit(&format!(
+        r#"
+name: later
+tasks:
+  - name: after
+    action: {{ kind: command, argv: ["sh", "-c", "echo $TESSERA_NODE > {o}/later"] }}
+"#
+    ));
+    let done = a.finish(Duration::from_secs(20));
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    assert_eq!(c.wait_job(job, Duration::from_secs(5)), "succeeded");
+    let outcomes: Vec<Value> = c
+        .attempts(job)
+        .iter()
+        .map(|a| a["outcome"].clone())
+        .collect();
+    assert_eq!(outcomes, ["succeeded"], "finished where it ran, not lost");
+    assert_eq!(
+        std::fs::read_to_string(c.out.join("held.done")).unwrap(),
+        "a\n"
+    );
+    assert!(!c.out.join("later").exists());
+    let _b = c.worker("b", 1);
+    assert_eq!(c.wait_job(later, Duration::from_secs(20)), "succeeded");
+    assert_eq!(std::fs::read_to_string(c.out.join("later")).unwrap(), "b\n");
 }
