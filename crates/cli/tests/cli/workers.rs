@@ -414,3 +414,31 @@ tasks:
     assert_eq!(c.wait_job(later, Duration::from_secs(20)), "succeeded");
     assert_eq!(std::fs::read_to_string(c.out.join("later")).unwrap(), "b\n");
 }
+
+#[test]
+fn a_worker_that_sees_the_data_directory_elsewhere_maps_its_paths() {
+    let c = Cluster::start(2000);
+    let view = c.out.parent().unwrap().join("view");
+    std::os::unix::fs::symlink(&c.data, &view).unwrap();
+    let map = format!("{}={}", c.data.display(), view.display());
+    let _a = c.worker_with("a", 1, &["--grace", "0", "--map", &map]);
+    let o = c.out.display();
+    let job = c.submit(&format!(
+        r#"
+name: mapped
+tasks:
+  - name: where
+    action: {{ kind: command, argv: ["sh", "-c", "echo $TESSERA_JOB_DIR > {o}/jobdir; echo mapped log"] }}
+"#
+    ));
+    assert_eq!(c.wait_job(job, Duration::from_secs(20)), "succeeded");
+    let seen = std::fs::read_to_string(c.out.join("jobdir")).unwrap();
+    assert!(seen.starts_with(&view.display().to_string()), "{seen}");
+    let log = ureq::get(&format!("{}/api/v1/jobs/{job}/tasks/0/logs", c.server.url))
+        .set("Authorization", &format!("Bearer {}", c.key))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(log.contains("mapped log"), "{log}");
+}

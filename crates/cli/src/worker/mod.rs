@@ -16,8 +16,13 @@
 //!
 //! [`LocalExecutor`]: tessera_exec::LocalExecutor
 
+mod host;
+mod map;
+
 use crate::fail::{Failure, Result};
 use clap::Args;
+use host::{disk_free_mb, hostname, memory_mb};
+use map::PathMap;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -53,6 +58,12 @@ pub struct WorkerArgs {
     /// are handed back.
     #[arg(long, default_value_t = 30)]
     grace: u64,
+    /// Where this machine sees the server's data directory, as
+    /// SERVER_PREFIX=LOCAL_PREFIX: every path the server sends (working
+    /// and log directories, environment values, arguments) that starts with
+    /// SERVER_PREFIX is rewritten [default: the same paths as the server].
+    #[arg(long, value_name = "SERVER_PREFIX=LOCAL_PREFIX")]
+    map: Option<String>,
 }
 
 /// What the main loop hears.
@@ -104,6 +115,7 @@ pub fn run(
     spawner: std::result::Result<tessera_exec::Spawner, tessera_exec::ExecError>,
 ) -> Result<()> {
     let spawner = spawner.map_err(Failure::env)?;
+    let map = PathMap::parse(args.map.as_deref())?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
     let slots = args.slots.unwrap_or(cpus);
     if slots == 0 {
@@ -175,6 +187,7 @@ pub fn run(
         conn: conn.clone(),
         id,
         name: name.clone(),
+        map,
         exec,
         held: HashSet::new(),
     };
@@ -191,6 +204,7 @@ struct Running {
     conn: Arc<Conn>,
     id: Arc<Mutex<String>>,
     name: String,
+    map: PathMap,
     exec: LocalExecutor,
     held: HashSet<(TaskRef, AttemptNo)>,
 }
@@ -257,7 +271,14 @@ impl Running {
         }
     }
 
-    fn start(&mut self, a: Value) {
+    fn start(&mut self, mut a: Value) {
+        if let Some(fields) = a.as_object_mut() {
+            for (k, v) in fields.iter_mut() {
+                if k != "name" {
+                    self.map.apply(v);
+                }
+            }
+        }
         let parsed = (|| -> Option<StartRequest> {
             let task = TaskRef::new(JobId(a["job"].as_i64()?), a["index"].as_u64()? as u32);
             let mut env: BTreeMap<String, String> =
@@ -439,36 +460,4 @@ fn signal_flag() -> Result<Arc<AtomicBool>> {
             .map_err(|e| Failure::internal(format!("cannot handle signals: {e}")))?;
     }
     Ok(flag)
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "worker".into())
-}
-
-fn memory_mb() -> u64 {
-    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb / 1024)
-}
-
-fn disk_free_mb(dir: &std::path::Path) -> u64 {
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
-        return 0;
-    };
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `c` is a valid C string and `st` has room for the struct
-    // statvfs fills in; it is read only when the call succeeded.
-    let st = unsafe {
-        if libc::statvfs(c.as_ptr(), st.as_mut_ptr()) != 0 {
-            return 0;
-        }
-        st.assume_init()
-    };
-    st.f_bavail.saturating_mul(st.f_frsize) / (1024 * 1024)
 }
