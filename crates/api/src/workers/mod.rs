@@ -174,6 +174,7 @@ pub(crate) async fn lease(
 ) -> Result<Json<Value>, ApiError> {
     let pool = pool(&s)?;
     let until = tokio::time::Instant::now() + Duration::from_millis(body.wait_ms.min(MAX_WAIT_MS));
+    let mut first = true;
     loop {
         let woken = pool.wake.notified();
         {
@@ -182,8 +183,13 @@ pub(crate) async fn lease(
             if w.state == NodeState::Lost {
                 return Err(gone(&id));
             }
-            w.last_seen = std::time::Instant::now();
-            w.last_seen_ms = now_ms();
+            if first {
+                // The request shows the worker alive now; a wait that goes
+                // on does not (a stopped worker's request stays open).
+                w.last_seen = std::time::Instant::now();
+                w.last_seen_ms = now_ms();
+                first = false;
+            }
             let ready = w.state == NodeState::Ready;
             let free = w.info.slots.saturating_sub(w.used());
             let orders = orders(w);
@@ -193,7 +199,10 @@ pub(crate) async fn lease(
                 let attempts: Vec<Assignment> = taken
                     .into_iter()
                     .map(|r| {
-                        w.leases.insert((r.task, r.attempt), r.cpu.max(1));
+                        w.leases.insert(
+                            (r.task, r.attempt),
+                            (r.cpu.max(1), std::time::Instant::now()),
+                        );
                         Assignment {
                             job: r.task.job,
                             index: r.task.index,
@@ -230,6 +239,12 @@ pub(crate) async fn lease(
 pub(crate) struct HeartbeatBody {
     #[serde(default)]
     draining: bool,
+    /// `[job, index, attempt]` of every attempt the worker runs. When
+    /// given, a lease it does not run (its lease answer never reached it)
+    /// is lost after a lease's time, and an attempt it runs without a
+    /// lease is ordered killed.
+    #[serde(default)]
+    running: Option<Vec<(i64, u32, AttemptNo)>>,
 }
 
 /// Renews every lease the worker holds; answers with its orders.
@@ -251,7 +266,40 @@ pub(crate) async fn heartbeat(
     if body.draining {
         w.state = NodeState::Draining;
     }
-    let orders = orders(w);
+    let mut orders = orders(w);
+    if let Some(running) = body.running {
+        let running: std::collections::HashSet<_> = running
+            .into_iter()
+            .map(|(job, index, attempt)| (TaskRef::new(JobId(job), index), attempt))
+            .collect();
+        let orphans: Vec<_> = w
+            .leases
+            .iter()
+            .filter(|(k, (_, since))| !running.contains(k) && since.elapsed() > pool.lease)
+            .map(|(k, _)| *k)
+            .collect();
+        for (task, attempt) in running {
+            if !w.leases.contains_key(&(task, attempt)) {
+                orders.push(OrderView {
+                    job: task.job,
+                    index: task.index,
+                    attempt,
+                    order: "kill",
+                });
+            }
+        }
+        let name = w.info.name.clone();
+        for key in &orphans {
+            w.leases.remove(key);
+        }
+        if !orphans.is_empty() {
+            for key in orphans {
+                let why = format!("worker {name} does not run it (it never got the attempt)");
+                pool.lose_attempt(&mut inner, key, why, now_ms());
+            }
+            pool.wake.notify_waiters();
+        }
+    }
     if was != NodeState::Draining && body.draining {
         pool.capacity_changed(&inner);
     }

@@ -67,16 +67,19 @@ pub(crate) struct Worker {
     pub state: NodeState,
     pub last_seen: Instant,
     pub last_seen_ms: u64,
-    /// Attempts it holds, with the cpu each takes.
-    pub leases: HashMap<(TaskRef, AttemptNo), u32>,
+    /// Attempts it holds: the cpu each takes and when it was handed over.
+    pub leases: HashMap<(TaskRef, AttemptNo), (u32, Instant)>,
     pub orders: Vec<(TaskRef, AttemptNo, Order)>,
 }
 
 impl Worker {
     pub fn used(&self) -> u32 {
-        self.leases.values().sum()
+        self.leases.values().map(|(cpu, _)| cpu).sum()
     }
 }
+
+/// Given-up attempts remembered for their fencing message, at most.
+const GIVEN_UP_KEPT: usize = 100_000;
 
 /// Attempts given up, by attempt: when and why (for the fencing message).
 type GivenUp = HashMap<(TaskRef, AttemptNo), (u64, String)>;
@@ -179,6 +182,10 @@ impl Pool {
 
     /// Marks a worker lost and reports every attempt it held lost.
     pub(crate) fn lose(&self, inner: &mut Inner, id: &str, why: &str, now_ms: u64) {
+        if inner.given_up.len() > GIVEN_UP_KEPT {
+            // Only the fencing message gets vaguer for very old attempts.
+            inner.given_up.clear();
+        }
         let Some(w) = inner.workers.iter_mut().find(|w| w.id == id) else {
             return;
         };
@@ -196,6 +203,23 @@ impl Pool {
             });
         }
         self.capacity_changed(inner);
+    }
+
+    /// Ends one attempt a worker held as lost (it says it does not run it).
+    pub(crate) fn lose_attempt(
+        &self,
+        inner: &mut Inner,
+        key: (TaskRef, AttemptNo),
+        why: String,
+        now_ms: u64,
+    ) {
+        let (task, attempt) = key;
+        inner.given_up.insert(key, (now_ms, why.clone()));
+        self.emit(ExecEvent::Lost {
+            task,
+            attempt,
+            reason: why,
+        });
     }
 
     /// Loses every worker whose lease lapsed. Called by a timer.

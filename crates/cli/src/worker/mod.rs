@@ -18,20 +18,22 @@
 
 mod host;
 mod map;
+mod threads;
 
 use crate::fail::{Failure, Result};
 use clap::Args;
 use host::{disk_free_mb, hostname, memory_mb};
 use map::PathMap;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tessera_exec::{EventSink, ExecEvent, Executor, LocalConfig, LocalExecutor, StartRequest};
 use tessera_types::{AttemptNo, JobId, TaskRef};
+use threads::{key_of, spawn_heartbeat, spawn_poller, Held};
 
 #[derive(Args, Debug)]
 pub struct WorkerArgs {
@@ -181,15 +183,29 @@ pub fn run(
         Ok(spawner),
     );
     let stop = signal_flag()?;
-    spawn_poller(conn.clone(), id.clone(), draining.clone(), tx.clone());
-    spawn_heartbeat(conn.clone(), id.clone(), draining.clone(), lease, tx);
+    let held = Held::default();
+    spawn_poller(
+        conn.clone(),
+        id.clone(),
+        draining.clone(),
+        held.clone(),
+        tx.clone(),
+    );
+    spawn_heartbeat(
+        conn.clone(),
+        id.clone(),
+        draining.clone(),
+        held.clone(),
+        lease,
+        tx,
+    );
     let mut w = Running {
         conn: conn.clone(),
         id,
         name: name.clone(),
         map,
         exec,
-        held: HashSet::new(),
+        held,
     };
     w.serve(
         rx,
@@ -206,7 +222,7 @@ struct Running {
     name: String,
     map: PathMap,
     exec: LocalExecutor,
-    held: HashSet<(TaskRef, AttemptNo)>,
+    held: Held,
 }
 
 impl Running {
@@ -236,7 +252,7 @@ impl Running {
                 drain_until = Some(Instant::now() + grace);
             }
             if let Some(until) = drain_until {
-                if self.held.is_empty() || Instant::now() >= until {
+                if self.held.len() == 0 || Instant::now() >= until {
                     return self.hand_back(&rx);
                 }
             }
@@ -280,13 +296,13 @@ impl Running {
             }
         }
         let parsed = (|| -> Option<StartRequest> {
-            let task = TaskRef::new(JobId(a["job"].as_i64()?), a["index"].as_u64()? as u32);
+            let (task, attempt) = key_of(&a)?;
             let mut env: BTreeMap<String, String> =
                 serde_json::from_value(a["env"].clone()).ok()?;
             env.insert("TESSERA_NODE".into(), self.name.clone());
             Some(StartRequest {
                 task,
-                attempt: a["attempt"].as_u64()? as AttemptNo,
+                attempt,
                 name: a["name"].as_str()?.to_string(),
                 action: serde_json::from_value(a["action"].clone()).ok()?,
                 env,
@@ -303,6 +319,10 @@ impl Running {
                 self.exec.start(req);
             }
             None => {
+                // Not reported as running: the server gives it up after a lease.
+                if let Some(key) = key_of(&a) {
+                    self.held.remove(key);
+                }
                 eprintln!("tessera worker: the server sent an attempt this worker cannot read: {a}")
             }
         }
@@ -331,7 +351,7 @@ impl Running {
     /// kills the attempt here.
     fn report(&mut self, event: ExecEvent) {
         let (task, attempt) = event.attempt();
-        if !self.held.contains(&(task, attempt)) {
+        if !self.held.contains((task, attempt)) {
             return; // given up already
         }
         let body = match &event {
@@ -340,7 +360,7 @@ impl Running {
                 json!({"kind": "progress", "done": progress.done, "total": progress.total})
             }
             ExecEvent::Exited { result, usage, .. } => {
-                self.held.remove(&(task, attempt));
+                self.held.remove((task, attempt));
                 json!({"kind": "exited", "error": result.as_ref().err(), "usage": usage})
             }
             ExecEvent::Lost { .. } => return,
@@ -357,7 +377,7 @@ impl Running {
                 Ok(_) => return,
                 Err(Some(why)) => {
                     eprintln!("tessera worker: refused (409): {why}; killing attempt {attempt} of task {} of job {}", task.index, task.job.0);
-                    self.held.remove(&(task, attempt));
+                    self.held.remove((task, attempt));
                     self.exec.kill(task, attempt);
                     return;
                 }
@@ -379,76 +399,6 @@ impl Running {
         while Instant::now() < until && rx.recv_timeout(Duration::from_millis(200)).is_ok() {}
         eprintln!("tessera worker: stopped; handed back {left} attempts");
         Ok(())
-    }
-}
-
-fn spawn_poller(
-    conn: Arc<Conn>,
-    id: Arc<Mutex<String>>,
-    draining: Arc<AtomicBool>,
-    tx: Sender<Msg>,
-) {
-    std::thread::spawn(move || loop {
-        if draining.load(Ordering::SeqCst) {
-            return;
-        }
-        let me = id.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        match conn.post(&format!("/workers/{me}/lease"), &json!({"wait_ms": 20_000})) {
-            Ok(v) => {
-                let list = |k: &str| v[k].as_array().cloned().unwrap_or_default();
-                let (work, orders) = (list("attempts"), list("orders"));
-                if !orders.is_empty() && tx.send(Msg::Orders(orders)).is_err() {
-                    return;
-                }
-                if !work.is_empty() && tx.send(Msg::Work(work)).is_err() {
-                    return;
-                }
-            }
-            Err(Some(why)) => {
-                if tx.send(Msg::Fenced(me.clone(), why)).is_err() {
-                    return;
-                }
-                wait_for_new_id(&id, &me);
-            }
-            Err(None) => std::thread::sleep(Duration::from_secs(1)),
-        }
-    });
-}
-
-fn spawn_heartbeat(
-    conn: Arc<Conn>,
-    id: Arc<Mutex<String>>,
-    draining: Arc<AtomicBool>,
-    lease: Duration,
-    tx: Sender<Msg>,
-) {
-    std::thread::spawn(move || loop {
-        std::thread::sleep(lease / 3);
-        let me = id.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let body = json!({"draining": draining.load(Ordering::SeqCst)});
-        match conn.post(&format!("/workers/{me}/heartbeat"), &body) {
-            Ok(v) => {
-                let orders = v["orders"].as_array().cloned().unwrap_or_default();
-                if !orders.is_empty() && tx.send(Msg::Orders(orders)).is_err() {
-                    return;
-                }
-            }
-            Err(Some(why)) => {
-                if tx.send(Msg::Fenced(me.clone(), why)).is_err() {
-                    return;
-                }
-                wait_for_new_id(&id, &me);
-            }
-            Err(None) => {}
-        }
-    });
-}
-
-/// After a fenced answer: waits (bounded) until the main thread registered again.
-fn wait_for_new_id(id: &Mutex<String>, old: &str) {
-    let until = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < until && *id.lock().unwrap_or_else(PoisonError::into_inner) == old {
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -274,7 +274,7 @@ fn a_killed_workers_attempt_is_lost_and_retried_elsewhere_without_using_a_retry(
     a.child.kill().unwrap(); // SIGKILL: no goodbye
     a.child.wait().unwrap();
     // The task has retries: 0, so only a lost attempt may be run again.
-    assert_eq!(c.wait_job(job, Duration::from_secs(30)), "succeeded");
+    assert_eq!(c.wait_job(job, Duration::from_secs(8)), "succeeded");
     let attempts = c.attempts(job);
     assert_eq!(attempts.len(), 2, "{attempts:?}");
     assert_eq!(attempts[0]["outcome"], "lost");
@@ -298,8 +298,9 @@ fn a_worker_that_wakes_after_its_lease_lapsed_is_fenced_and_kills_its_copy() {
         .unwrap();
     let _b = c.worker("b", 1);
     signal(&a.child, libc::SIGSTOP);
-    // Its lease lapses; b runs the task to success meanwhile.
-    assert_eq!(c.wait_job(job, Duration::from_secs(30)), "succeeded");
+    // Its lease lapses (1.5 s; an open long-poll of a stopped worker must
+    // not keep it alive); b runs the task to success meanwhile.
+    assert_eq!(c.wait_job(job, Duration::from_secs(8)), "succeeded");
     assert!(alive(pid), "a's copy still runs while a is stopped");
     signal(&a.child, libc::SIGCONT);
     let line = a.wait_for_line("tessera worker: ", Duration::from_secs(10));
@@ -441,4 +442,47 @@ tasks:
         .into_string()
         .unwrap();
     assert!(log.contains("mapped log"), "{log}");
+}
+
+#[test]
+fn a_lease_the_worker_never_got_is_given_up_by_its_heartbeats() {
+    let c = Cluster::start(1500);
+    let post = |path: &str, body: Value| -> Value {
+        ureq::post(&format!("{}/api/v1{path}", c.server.url))
+            .set("Authorization", &format!("Bearer {}", c.token))
+            .send_json(body)
+            .unwrap()
+            .into_json()
+            .unwrap()
+    };
+    // A worker by hand whose lease answer "gets lost": it never runs the attempt.
+    let ghost = post("/workers", serde_json::json!({"name": "ghost", "slots": 1}));
+    let id = ghost["id"].as_str().unwrap().to_string();
+    let job = c.submit(&sticky_job(&c.out));
+    let got = post(
+        &format!("/workers/{id}/lease"),
+        serde_json::json!({"wait_ms": 10_000}),
+    );
+    assert_eq!(got["attempts"].as_array().unwrap().len(), 1, "{got}");
+    let _b = c.worker("b", 1);
+    // Its heartbeats keep it alive but say it runs nothing (and something
+    // it holds no lease for, which it is told to kill).
+    let start = Instant::now();
+    let mut told_to_kill = false;
+    while c.attempts(job).len() < 2 {
+        let beat = post(
+            &format!("/workers/{id}/heartbeat"),
+            serde_json::json!({"running": [[999, 0, 1]]}),
+        );
+        told_to_kill |= beat["orders"][0]["order"] == "kill" && beat["orders"][0]["job"] == 999;
+        assert!(start.elapsed() < Duration::from_secs(10), "never given up");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(told_to_kill);
+    assert_eq!(c.wait_job(job, Duration::from_secs(20)), "succeeded");
+    let attempts = c.attempts(job);
+    assert_eq!(attempts[0]["outcome"], "lost");
+    let why = attempts[0]["message"].as_str().unwrap();
+    assert!(why.contains("worker ghost does not run it"), "{why}");
+    assert_eq!(std::fs::read_to_string(c.out.join("ran")).unwrap(), "b\n");
 }
