@@ -25,7 +25,9 @@
 //!   SIGTERMed (lease handed back) worker's attempt is retried elsewhere;
 //!   a cancel kills the attempt on its worker; a revoked token is refused;
 //!   a draining worker finishes what it holds and takes nothing new;
-//!   `--map` rewrites the server's paths for a worker that mounts them elsewhere.
+//!   `--map` rewrites the server's paths for a worker that mounts them
+//!   elsewhere; a lease the worker never got is given up by its heartbeats;
+//!   an admin drains a worker.
 //! - `ui_encode`: the same through the web UI in headless Chromium (upload
 //!   with a progress bar, the job page, the download link), with screenshots.
 

@@ -399,6 +399,24 @@ pub(crate) async fn release(
     Ok(Json(json!({ "ok": true })))
 }
 
+/// Drains the live worker named `node`: no new attempts go to it.
+pub(crate) async fn drain(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(node): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let pool = pool(&s)?;
+    let mut inner = pool.lock();
+    let w = inner
+        .workers
+        .iter_mut()
+        .find(|w| w.info.name == node && w.state != NodeState::Lost)
+        .ok_or_else(|| ApiError::Conflict(format!("no live worker is named {node}")))?;
+    w.state = NodeState::Draining;
+    pool.capacity_changed(&inner);
+    Ok(Json(json!({ "ok": true })))
+}
+
 /// The workers: state, slots, labels, last heartbeat, running attempts.
 pub(crate) async fn nodes(State(s): State<AppState>, _: Admin) -> Result<Json<Value>, ApiError> {
     let Some(pool) = s.workers.clone() else {

@@ -20,6 +20,7 @@ fn fill(path: &str, project: i64, job: i64, user: i64, key: i64) -> String {
         .replace("{user}", &user.to_string())
         .replace("{index}", "0")
         .replace("{worker}", "1-1")
+        .replace("{node}", "a")
         .replace("{job}", &job.to_string())
         .replace("{attempt}", "1")
 }

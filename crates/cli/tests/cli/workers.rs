@@ -486,3 +486,21 @@ fn a_lease_the_worker_never_got_is_given_up_by_its_heartbeats() {
     assert!(why.contains("worker ghost does not run it"), "{why}");
     assert_eq!(std::fs::read_to_string(c.out.join("ran")).unwrap(), "b\n");
 }
+
+#[test]
+fn an_admin_drains_a_worker_and_new_work_goes_elsewhere() {
+    let c = Cluster::start(2000);
+    let _a = c.worker("a", 2);
+    let (status, v) = c.api("POST", "/nodes/nobody/drain", None);
+    assert_eq!(status, 409, "{v}");
+    let (status, v) = c.api("POST", "/nodes/a/drain", None);
+    assert_eq!(status, 200, "{v}");
+    let (_, nodes) = c.api("GET", "/nodes", None);
+    assert_eq!(nodes[0]["state"], "draining");
+    let job = c.submit(&sticky_job(&c.out));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!c.out.join("ran").exists(), "a drained worker took work");
+    let _b = c.worker("b", 1);
+    assert_eq!(c.wait_job(job, Duration::from_secs(10)), "succeeded");
+    assert_eq!(std::fs::read_to_string(c.out.join("ran")).unwrap(), "b\n");
+}
