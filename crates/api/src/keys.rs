@@ -58,7 +58,7 @@ pub(crate) fn random_alphanumeric(n: usize) -> String {
     out
 }
 
-fn hash_key(key: &str) -> String {
+pub(crate) fn hash_key(key: &str) -> String {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(key.as_bytes(), &salt)

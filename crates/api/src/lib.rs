@@ -45,6 +45,7 @@ mod ui;
 mod uploads;
 mod views;
 mod volumes;
+mod workers;
 
 pub use body::{BODY_LIMIT, SPEC_LIMIT};
 pub use encodes::DEFAULT_MAX_UPLOAD;
@@ -55,3 +56,6 @@ pub use routes::{router, Auth, ROUTES};
 pub use serve::{serve, DRAIN_TIMEOUT};
 pub use state::{ApiStore, AppState};
 pub use volumes::Volumes;
+pub use workers::{
+    create_worker_token, revoke_worker_token, token_file, NodeInfo, NodeState, Pool, RemoteExecutor,
+};

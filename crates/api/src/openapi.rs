@@ -94,6 +94,7 @@ fn describe(auth: Auth) -> String {
         Auth::None => "none".into(),
         Auth::User => "any user".into(),
         Auth::Admin => "admin".into(),
+        Auth::Worker => "worker token (twk_...)".into(),
         Auth::Project(role) | Auth::Job(role) => format!("{role} or higher in the project"),
     }
 }

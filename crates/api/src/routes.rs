@@ -24,6 +24,8 @@ pub enum Auth {
     Project(Role),
     /// At least this role in the job's project (or an admin).
     Job(Role),
+    /// A worker token (`twk_...`); users' API keys get 403.
+    Worker,
 }
 
 /// `(method, path, summary, auth)` for every route.
@@ -67,6 +69,13 @@ pub const ROUTES: &[(Method, &str, &str, Auth)] = &[
     (Method::POST, "/api/v1/projects/{project}/encodes", "Encode an upload or a volume's file {upload | volume + path, codec?, crf?, preset?, container? (mp4|mkv|webm), chunk_seconds?}: the split -> parallel encode -> join -> verify job", Auth::Project(Role::Member)),
     (Method::GET, "/api/v1/jobs/{id}/output", "A succeeded encode job's output (single-range requests: Range: bytes=a-b, a-, -n)", Auth::Job(Role::Viewer)),
     (Method::DELETE, "/api/v1/jobs/{id}/output", "Delete an ended encode job's output and work files", Auth::Job(Role::Member)),
+    (Method::GET, "/api/v1/nodes", "The workers: state (ready, draining, lost), slots used and total, labels, last heartbeat, running attempts", Auth::Admin),
+    (Method::POST, "/api/v1/nodes/{node}/drain", "Drain a worker (by name): it takes nothing new and finishes what it holds (409 if no live worker has that name)", Auth::Admin),
+    (Method::POST, "/api/v1/workers", "Register a worker {name, slots, cpus, memory_mb, disk_free_mb, labels, executors}; returns {id, lease_ms}", Auth::Worker),
+    (Method::POST, "/api/v1/workers/{worker}/lease", "Wait (up to {wait_ms}, at most 30000) for attempts that fit the worker's free slots and for orders: {attempts, orders}; 409 fenced if the worker was lost", Auth::Worker),
+    (Method::POST, "/api/v1/workers/{worker}/heartbeat", "Renew all the worker's leases {draining?: true takes nothing new}: {orders}; 409 fenced if the worker was lost", Auth::Worker),
+    (Method::POST, "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/events", "Report an attempt's events {events: [started {pid} | progress {done, total} | exited {error?, usage}]}; 409 fenced if the worker no longer holds it", Auth::Worker),
+    (Method::POST, "/api/v1/workers/{worker}/release", "Hand every lease back (the attempts are retried elsewhere at once) and leave", Auth::Worker),
 ];
 
 /// The handler of a route of [`ROUTES`].
@@ -115,6 +124,15 @@ fn endpoint(method: &Method, path: &str) -> MethodRouter<AppState> {
         ("POST", "/api/v1/projects/{project}/encodes") => post(h::encode),
         ("GET", "/api/v1/jobs/{id}/output") => get(h::output),
         ("DELETE", "/api/v1/jobs/{id}/output") => delete(h::delete_output),
+        ("GET", "/api/v1/nodes") => get(crate::workers::nodes),
+        ("POST", "/api/v1/nodes/{node}/drain") => post(crate::workers::drain),
+        ("POST", "/api/v1/workers") => post(crate::workers::register),
+        ("POST", "/api/v1/workers/{worker}/lease") => post(crate::workers::lease),
+        ("POST", "/api/v1/workers/{worker}/heartbeat") => post(crate::workers::heartbeat),
+        ("POST", "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/events") => {
+            post(crate::workers::attempt_events)
+        }
+        ("POST", "/api/v1/workers/{worker}/release") => post(crate::workers::release),
         (m, p) => panic!("ROUTES lists {m} {p} but no handler serves it"),
     }
 }

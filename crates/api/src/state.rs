@@ -39,6 +39,9 @@ pub struct AppState {
     /// The user tasks run as, when not this process's: encode directories
     /// the API prepares are given to it.
     pub(crate) run_as: Option<Arc<tessera_exec::RunAs>>,
+    /// Workers and their leases, when tasks run on workers.
+    pub(crate) workers: Option<Arc<crate::workers::Pool>>,
+    pub(crate) worker_tokens: Arc<crate::workers::Verified>,
 }
 
 /// Concurrent argon2 verifications at most.
@@ -62,6 +65,8 @@ impl AppState {
             volumes: Arc::new(Volumes::default()),
             closing: Arc::new(tokio::sync::watch::Sender::new(false)),
             run_as: None,
+            workers: None,
+            worker_tokens: Arc::default(),
         }
     }
 
@@ -75,6 +80,16 @@ impl AppState {
     /// directories an encode's tasks write in are given to it.
     pub fn with_run_as(mut self, user: Option<tessera_exec::RunAs>) -> Self {
         self.run_as = user.map(Arc::new);
+        self
+    }
+
+    /// Serves the worker routes for `pool` (whose [`RemoteExecutor`]
+    /// the driver runs attempts with) and starts its lease timer.
+    ///
+    /// [`RemoteExecutor`]: crate::workers::RemoteExecutor
+    pub fn with_workers(mut self, pool: Arc<crate::workers::Pool>) -> Self {
+        crate::workers::expire_leases(&pool);
+        self.workers = Some(pool);
         self
     }
 

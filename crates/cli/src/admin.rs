@@ -11,6 +11,18 @@ use tessera_store::Accounts;
 pub enum AdminCmd {
     /// Create a user and print its first API key (shown once).
     CreateUser(CreateUserArgs),
+    /// Create a worker token for `tessera worker --token` (printed once;
+    /// only its hash is kept, in `<data dir>/worker-tokens`).
+    CreateWorkerToken(WorkerTokenArgs),
+    /// Revoke a worker token by name; its workers are refused from then on.
+    RevokeWorkerToken(WorkerTokenArgs),
+}
+
+#[derive(Args)]
+pub struct WorkerTokenArgs {
+    name: String,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 #[derive(Args)]
@@ -29,7 +41,35 @@ pub struct CreateUserArgs {
 pub fn run(cmd: AdminCmd) -> Result<()> {
     match cmd {
         AdminCmd::CreateUser(a) => create_user(a),
+        AdminCmd::CreateWorkerToken(a) => {
+            let dir = data_dir(&a.server)?;
+            let token = tessera_api::create_worker_token(&dir, &a.name).map_err(Failure::input)?;
+            eprintln!("created worker token {}; shown once:", a.name);
+            println!("{token}");
+            Ok(())
+        }
+        AdminCmd::RevokeWorkerToken(a) => {
+            let dir = data_dir(&a.server)?;
+            if tessera_api::revoke_worker_token(&dir, &a.name).map_err(Failure::env)? {
+                eprintln!("revoked worker token {}", a.name);
+                Ok(())
+            } else {
+                Err(Failure::input(format!(
+                    "no worker token named {}; see {}",
+                    a.name,
+                    tessera_api::token_file(&dir).display()
+                )))
+            }
+        }
     }
+}
+
+/// The server's data directory, created if missing.
+fn data_dir(args: &ServerArgs) -> Result<std::path::PathBuf> {
+    let config = ServerConfig::resolve(args)?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| Failure::env(format!("cannot create {}: {e}", config.data_dir.display())))?;
+    Ok(config.data_dir)
 }
 
 fn open(db: &Database) -> Result<Box<dyn Accounts>> {

@@ -16,6 +16,7 @@ mod op;
 mod progress;
 mod report;
 mod server;
+mod worker;
 
 use clap::{Parser, Subcommand};
 
@@ -44,6 +45,11 @@ enum Cmd {
     Sample(op::SampleArgs),
     /// Run the scheduler as a service: REST API, projects, keys, DAG jobs.
     Server(server::ServerArgs),
+    /// Run a server's tasks on this machine (the server runs with --slots 0
+    /// and shares its data directory at the same path).
+    Worker(worker::WorkerArgs),
+    /// List the server's workers: state, slots, running attempts (admin).
+    Nodes,
     /// Administer a server's database directly (bootstrap the first admin).
     #[command(subcommand)]
     Admin(admin::AdminCmd),
@@ -74,6 +80,8 @@ fn main() -> ExitCode {
         // Tasks are started by a helper process forked now, while this one
         // is small and has no threads: their peak memory is then their own.
         Cmd::Server(args) => server::run(args, tessera_exec::Spawner::start()),
+        Cmd::Worker(args) => worker::run(args, tessera_exec::Spawner::start()),
+        Cmd::Nodes => client::nodes(),
         Cmd::Admin(cmd) => admin::run(cmd),
         Cmd::Login(args) => client::login(args),
         Cmd::Submit(args) => client::submit(args),

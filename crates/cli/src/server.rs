@@ -30,9 +30,16 @@ pub struct ServerArgs {
     /// [default: SQLite in the data directory].
     #[arg(long, env = "TESSERA_DATABASE")]
     pub database: Option<String>,
-    /// CPU slots for tasks on this machine [default: one per core].
+    /// CPU slots for tasks on this machine [default: one per core]; 0 runs
+    /// every task on workers (`tessera worker`) that share the data
+    /// directory at the same path.
     #[arg(long, env = "TESSERA_SLOTS")]
     pub slots: Option<u32>,
+    /// How long a worker's lease on an attempt lasts without a heartbeat,
+    /// in milliseconds; then the attempt is lost and retried elsewhere
+    /// [default: 10000].
+    #[arg(long, env = "TESSERA_LEASE_MS")]
+    pub lease_ms: Option<u64>,
     /// The largest upload the API accepts, in bytes [default: 8 GiB].
     #[arg(long, env = "TESSERA_MAX_UPLOAD_BYTES")]
     pub max_upload_bytes: Option<u64>,
@@ -69,6 +76,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     database: Option<String>,
     slots: Option<u32>,
+    lease_ms: Option<u64>,
     max_upload_bytes: Option<u64>,
     #[serde(default)]
     volumes: BTreeMap<String, PathBuf>,
@@ -82,7 +90,10 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub database: Database,
+    /// 0: tasks run on workers only.
     pub slots: u32,
+    /// A worker's lease on an attempt without a heartbeat.
+    pub lease: std::time::Duration,
     pub max_upload_bytes: u64,
     /// Volumes by name; relative directories are taken from the working
     /// directory.
@@ -126,8 +137,11 @@ impl ServerConfig {
             .slots
             .or(file.slots)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
-        if slots == 0 {
-            return Err(Failure::input("slots must be at least 1"));
+        let lease_ms = args.lease_ms.or(file.lease_ms).unwrap_or(10_000);
+        if lease_ms < 100 {
+            return Err(Failure::input(format!(
+                "lease_ms {lease_ms} is too short; give at least 100"
+            )));
         }
         let max_upload_bytes = args
             .max_upload_bytes
@@ -145,6 +159,7 @@ impl ServerConfig {
             data_dir,
             database,
             slots,
+            lease: std::time::Duration::from_millis(lease_ms),
             max_upload_bytes,
             volumes,
             run_as,
@@ -293,18 +308,27 @@ pub fn run(
         Vec::new()
     };
     let instance = docker_instance(&config.data_dir);
+    // Slots 0: every host attempt goes to the workers.
+    let workers = (config.slots == 0).then(|| tessera_api::Pool::new(config.lease));
+    let remote = workers.clone();
     let mut driver = tessera_driver::Driver::new(
         driver_store,
         |sink| {
             tessera_exec::Split::new(
                 sink,
-                |sink| {
+                |sink| -> Box<dyn tessera_exec::Executor> {
+                    if let Some(pool) = remote {
+                        return Box::new(tessera_api::RemoteExecutor::new(pool, sink));
+                    }
                     let config = tessera_exec::LocalConfig {
                         op_program,
                         sink,
                         run_as,
                     };
-                    tessera_exec::LocalExecutor::with_spawner(config, Ok(spawner))
+                    Box::new(tessera_exec::LocalExecutor::with_spawner(
+                        config,
+                        Ok(spawner),
+                    ))
                 },
                 |sink| {
                     if !config.docker {
@@ -337,6 +361,10 @@ pub fn run(
     }
     let resumed = driver.recover(None)?;
     let handle = driver.handle();
+    if let Some(pool) = &workers {
+        let handle = handle.clone();
+        pool.on_capacity(move |slots| handle.set_capacity(slots));
+    }
     let driver_thread = std::thread::Builder::new()
         .name("tessera-driver".into())
         .spawn(move || driver.serve(&mut ()))
@@ -350,6 +378,10 @@ pub fn run(
         .with_max_upload_bytes(config.max_upload_bytes)
         .with_volumes(volumes)
         .with_run_as(api_run_as);
+    let state = match workers {
+        Some(pool) => state.with_workers(pool),
+        None => state,
+    };
     let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -366,10 +398,16 @@ pub fn run(
         };
         // Status lines must never take the server down (a closed stdout is
         // not a reason to stop serving), so write errors are ignored.
+        let slots = match config.slots {
+            0 => format!(
+                "tasks run on workers, leases of {} ms",
+                config.lease.as_millis()
+            ),
+            n => format!("{n} slots"),
+        };
         status(&format!(
-            "tessera server listening on http://{addr}  (data {}, database {db}, {} slots)",
+            "tessera server listening on http://{addr}  (data {}, database {db}, {slots})",
             config.data_dir.display(),
-            config.slots
         ));
         if let Some(line) = &tasks_as {
             status(line);

@@ -20,6 +20,14 @@
 //!   commands; a SIGKILL of the server mid-job and a restart that finishes it.
 //! - `uploads`: the encode service over HTTP: upload, encode, download
 //!   (whole and by range), frame-exact; bad and oversized uploads leave nothing.
+//! - `workers`: `tessera worker` processes against `server --slots 0`:
+//!   two workers share a DAG; a SIGKILLed, a SIGSTOPped (fenced) and a
+//!   SIGTERMed (lease handed back) worker's attempt is retried elsewhere;
+//!   a cancel kills the attempt on its worker; a revoked token is refused;
+//!   a draining worker finishes what it holds and takes nothing new;
+//!   `--map` rewrites the server's paths for a worker that mounts them
+//!   elsewhere; a lease the worker never got is given up by its heartbeats;
+//!   an admin drains a worker.
 //! - `ui_encode`: the same through the web UI in headless Chromium (upload
 //!   with a progress bar, the job page, the download link), with screenshots.
 
@@ -41,3 +49,5 @@ mod support;
 mod ui_encode;
 #[path = "cli/uploads.rs"]
 mod uploads;
+#[path = "cli/workers.rs"]
+mod workers;

@@ -137,3 +137,38 @@ fn adopting_clears_a_suspension_the_record_kept() {
         })
     );
 }
+
+#[test]
+fn capacity_follows_the_workers_and_submissions_stay_admitted_at_zero() {
+    let mut s = Scheduler::new(0);
+    s.set_capacity(0);
+    let spec = JobSpec::new(
+        "j",
+        (0..3)
+            .map(|i| TaskSpec::new(format!("t{i}"), Action::Noop))
+            .collect(),
+    );
+    // No worker yet: the job is taken, nothing starts.
+    let step = s.submit(JobId(1), &spec, 0).unwrap();
+    assert!(started(&step).is_empty());
+    // Two slots join: two attempts start at the next tick.
+    s.set_capacity(2);
+    assert_eq!(started(&s.tick(1)).len(), 2);
+    // They leave: the running attempts go on, nothing more starts.
+    s.set_capacity(0);
+    let lost = s.handle(
+        Event::Lost {
+            task: TaskRef::new(JobId(1), 0),
+            attempt: 1,
+            reason: "worker gone".into(),
+        },
+        2,
+    );
+    assert!(started(&lost).is_empty());
+    assert_eq!(s.used(), 1);
+    // One slot, held by the attempt still running: nothing starts yet.
+    s.set_capacity(1);
+    assert!(started(&s.tick(3)).is_empty());
+    s.set_capacity(2);
+    assert_eq!(started(&s.tick(4)).len(), 1);
+}

@@ -72,6 +72,9 @@ pub struct Scheduler {
     /// Running attempts with a time limit.
     pub(crate) deadlines: BTreeSet<(Millis, TaskRef, AttemptNo)>,
     pub(crate) capacity: u32,
+    /// The most cpu one task may ask for at submission: the capacity given
+    /// to [`Scheduler::new`], or the current one when that is larger.
+    admit: u32,
     /// Whether tasks may name a container image (a Docker executor runs them).
     pub(crate) images: bool,
     pub(crate) used: u32,
@@ -92,6 +95,7 @@ impl Scheduler {
             delayed: BTreeSet::new(),
             deadlines: BTreeSet::new(),
             capacity: capacity.max(1),
+            admit: capacity.max(1),
             images: false,
             used: 0,
             seq: 0,
@@ -104,6 +108,14 @@ impl Scheduler {
         self.capacity
     }
 
+    /// Changes the slots attempts may use (workers joining or leaving); 0
+    /// starts nothing. Attempts already running keep going even when they
+    /// now exceed it. Submissions are still checked against the larger of
+    /// this and the capacity given to [`Scheduler::new`].
+    pub fn set_capacity(&mut self, capacity: u32) {
+        self.capacity = capacity;
+    }
+
     /// Lets tasks name a container image (the driver has a Docker
     /// executor); refused at submission otherwise.
     pub fn set_images(&mut self, allowed: bool) {
@@ -112,7 +124,7 @@ impl Scheduler {
 
     pub(crate) fn offer(&self) -> crate::dag::Offer {
         crate::dag::Offer {
-            cpu: self.capacity,
+            cpu: self.capacity.max(self.admit),
             images: self.images,
         }
     }

@@ -366,6 +366,23 @@ impl<S: Store, E: Executor> Driver<S, E> {
                 }
                 Step::default()
             }
+            Input::Exec(ExecEvent::Lost {
+                task,
+                attempt,
+                reason,
+            }) => {
+                if self.running.remove(&(task, attempt)).is_none() {
+                    return Ok(Step::default());
+                }
+                self.sched.handle(
+                    Event::Lost {
+                        task,
+                        attempt,
+                        reason,
+                    },
+                    now,
+                )
+            }
             Input::Exec(ExecEvent::Exited {
                 task,
                 attempt,
@@ -442,6 +459,12 @@ impl<S: Store, E: Executor> Driver<S, E> {
                 // a raised quota allows.
                 self.sched.set_quota(project, quota);
                 let _ = reply.send(());
+                Step::default()
+            }
+            Input::SetCapacity(slots) => {
+                // The loop ticks after this turn's inputs: that starts what
+                // new slots allow.
+                self.sched.set_capacity(slots);
                 Step::default()
             }
             Input::WhyWaiting { job, reply } => {

@@ -28,6 +28,8 @@ pub(crate) enum Input {
         quota: Quota,
         reply: Sender<()>,
     },
+    /// The slots attempts may use now (workers joined or left).
+    SetCapacity(u32),
     WhyWaiting {
         job: JobId,
         reply: Sender<Vec<(u32, String)>>,
@@ -126,6 +128,13 @@ impl DriverHandle {
             quota,
             reply,
         })
+    }
+
+    /// Sets the slots attempts may use (the sum of the live workers'
+    /// slots, for a server whose tasks run on workers); new slots are used
+    /// at once. Does not wait.
+    pub fn set_capacity(&self, slots: u32) {
+        let _ = self.tx.send(Input::SetCapacity(slots));
     }
 
     /// Why each waiting or ready task of `job` has not started: `(index,

@@ -9,7 +9,7 @@ use tessera_types::{Action, AttemptNo, AttemptUsage, Progress, TaskRef};
 /// [`EventSink`], possibly from other threads (and possibly from inside the
 /// call, for an attempt that ends at once). For one attempt they come in
 /// order: `Started` (only when a process was started), any `Progress`, then
-/// exactly one `Exited`.
+/// exactly one `Exited` (or `Lost`, from executors that can lose track).
 pub trait Executor: Send {
     /// Starts an attempt. Its progress and its end arrive later as events.
     fn start(&mut self, req: StartRequest);
@@ -73,6 +73,14 @@ pub enum ExecEvent {
         result: Result<(), String>,
         usage: AttemptUsage,
     },
+    /// Nobody knows how it ended (a remote worker stopped renewing its
+    /// lease, or handed it back): it does not count against the task's
+    /// retries. Ends the attempt like `Exited`.
+    Lost {
+        task: TaskRef,
+        attempt: AttemptNo,
+        reason: String,
+    },
 }
 
 impl ExecEvent {
@@ -81,10 +89,30 @@ impl ExecEvent {
         match self {
             ExecEvent::Started { task, attempt, .. }
             | ExecEvent::Progress { task, attempt, .. }
-            | ExecEvent::Exited { task, attempt, .. } => (*task, *attempt),
+            | ExecEvent::Exited { task, attempt, .. }
+            | ExecEvent::Lost { task, attempt, .. } => (*task, *attempt),
         }
     }
 }
 
 /// Where an executor sends its events (typically into the driver's channel).
 pub type EventSink = Arc<dyn Fn(ExecEvent) + Send + Sync>;
+
+/// A boxed executor is one (a server picks its host executor at start).
+impl<E: Executor + ?Sized> Executor for Box<E> {
+    fn start(&mut self, req: StartRequest) {
+        (**self).start(req)
+    }
+    fn kill(&mut self, task: TaskRef, attempt: AttemptNo) {
+        (**self).kill(task, attempt)
+    }
+    fn kill_all(&mut self) {
+        (**self).kill_all()
+    }
+    fn suspend(&mut self, task: TaskRef, attempt: AttemptNo) {
+        (**self).suspend(task, attempt)
+    }
+    fn resume(&mut self, task: TaskRef, attempt: AttemptNo) {
+        (**self).resume(task, attempt)
+    }
+}

@@ -38,7 +38,9 @@ impl<H: Executor, C: Executor> Split<H, C> {
         let placed: Placed = Arc::default();
         let forward = |sink: EventSink, placed: Placed| -> EventSink {
             Arc::new(move |event: ExecEvent| {
-                if let ExecEvent::Exited { task, attempt, .. } = &event {
+                if let ExecEvent::Exited { task, attempt, .. }
+                | ExecEvent::Lost { task, attempt, .. } = &event
+                {
                     placed
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)

@@ -19,6 +19,10 @@ fn fill(path: &str, project: i64, job: i64, user: i64, key: i64) -> String {
         )
         .replace("{user}", &user.to_string())
         .replace("{index}", "0")
+        .replace("{worker}", "1-1")
+        .replace("{node}", "a")
+        .replace("{job}", &job.to_string())
+        .replace("{attempt}", "1")
 }
 
 fn body_for(method: &Method) -> Option<(&'static str, Vec<u8>)> {
@@ -80,6 +84,21 @@ async fn every_authenticated_route_refuses_missing_wrong_revoked_and_foreign_key
     let mut walked = 0;
     for (method, path, _, auth) in ROUTES {
         if *auth == Auth::None {
+            continue;
+        }
+        if *auth == Auth::Worker {
+            // Worker routes: a user's key, even an admin's, is refused
+            // before any argon2 runs; a made-up worker token is a 401.
+            let url = fill(path, alpha, job, member, revoked_id);
+            let fake = format!("twk_{}_{}", "Q".repeat(12), "Q".repeat(32));
+            for (key, status) in [
+                (None, StatusCode::UNAUTHORIZED),
+                (Some(admin.as_str()), StatusCode::FORBIDDEN),
+                (Some(fake.as_str()), StatusCode::UNAUTHORIZED),
+            ] {
+                let r = s.call(method.clone(), &url, key, body_for(method)).await;
+                assert_eq!(r.status, status, "{key:?}: {method} {url}: {}", r.text());
+            }
             continue;
         }
         walked += 1;

@@ -293,6 +293,36 @@ pub fn jobs(args: JobsArgs) -> Result<()> {
     Ok(())
 }
 
+/// `tessera nodes`: the server's workers.
+pub fn nodes() -> Result<()> {
+    let client = Client::from_login()?;
+    let nodes = client.get("/nodes")?;
+    println!(
+        "{:<16}  {:<9}  {:>5}  {:>9}  LABELS",
+        "NAME", "STATE", "SLOTS", "HEARTBEAT"
+    );
+    let now = tessera_driver::SystemClock::now();
+    for n in nodes.as_array().into_iter().flatten() {
+        let labels: Vec<String> = n["labels"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+            .collect();
+        let ago = now.saturating_sub(n["last_heartbeat_ms"].as_u64().unwrap_or(0));
+        println!(
+            "{:<16}  {:<9}  {:>2}/{:<2}  {:>7.1}s  {}",
+            n["name"].as_str().unwrap_or(""),
+            n["state"].as_str().unwrap_or(""),
+            n["used"],
+            n["slots"],
+            ago as f64 / 1000.0,
+            labels.join(",")
+        );
+    }
+    Ok(())
+}
+
 #[derive(Subcommand)]
 pub enum ProjectCmd {
     /// Your projects.

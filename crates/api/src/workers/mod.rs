@@ -1,0 +1,468 @@
+//! Worker agents: the routes `tessera worker` talks to, and the
+//! [`RemoteExecutor`] through which the driver hands them attempts.
+//!
+//! A worker registers (its slots, cpus, memory, labels, free disk), then
+//! long-polls `lease` for attempts that fit its free slots, heartbeats to
+//! renew its leases (and to hear kill, suspend and resume orders), and
+//! reports each attempt's events. A worker that stops heartbeating for
+//! [`Pool::lease`] is lost (see [`pool`]); what it reports later is refused
+//! with 409 `fenced`. `release` hands every lease back at once (graceful
+//! shutdown). Data is shared through the filesystem: workers see the
+//! server's data directory at the same path.
+
+mod pool;
+mod tokens;
+
+pub use pool::{NodeInfo, NodeState, Pool, RemoteExecutor};
+pub use tokens::{create_worker_token, revoke_worker_token, token_file};
+
+use crate::auth::Admin;
+use crate::body::JsonBody;
+use crate::state::now_ms;
+use crate::{ApiError, AppState};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::Json;
+use pool::Order;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tessera_exec::ExecEvent;
+use tessera_types::{Action, AttemptNo, AttemptUsage, JobId, Progress, TaskRef};
+
+pub(crate) use tokens::Verified;
+
+/// The longest a lease request waits for work.
+const MAX_WAIT_MS: u64 = 30_000;
+
+/// Proof that the caller sent a valid worker token (its name inside).
+pub(crate) struct WorkerToken(pub String);
+
+impl FromRequestParts<AppState> for WorkerToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let key = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| {
+                ApiError::Unauthorized(
+                    "no worker token; send one as `Authorization: Bearer twk_...`".into(),
+                )
+            })?
+            .to_string();
+        if !tokens::is_worker_token(&key) {
+            return Err(ApiError::Forbidden(
+                "worker routes take a worker token (twk_..., from `tessera admin \
+                 create-worker-token`), not an API key"
+                    .into(),
+            ));
+        }
+        let (dir, verified) = (state.data_dir.clone(), state.worker_tokens.clone());
+        let name = tokio::task::spawn_blocking(move || verified.check(&dir, &key)).await?;
+        name.map(WorkerToken)
+            .ok_or_else(|| ApiError::Unauthorized("unknown or revoked worker token".into()))
+    }
+}
+
+fn pool(s: &AppState) -> Result<Arc<Pool>, ApiError> {
+    s.workers.clone().ok_or_else(|| {
+        ApiError::Conflict(
+            "this server runs its tasks itself; start it with --slots 0 to use workers".into(),
+        )
+    })
+}
+
+/// The worker `id`, which `token` must have registered.
+fn owned<'a>(
+    inner: &'a mut pool::Inner,
+    id: &str,
+    token: &WorkerToken,
+) -> Result<&'a mut pool::Worker, ApiError> {
+    let w = inner.worker(id).ok_or_else(|| gone(id))?;
+    if w.token != token.0 {
+        return Err(ApiError::Forbidden(format!(
+            "worker {id} registered with another worker token"
+        )));
+    }
+    Ok(w)
+}
+
+fn gone(id: &str) -> ApiError {
+    ApiError::Conflict(format!(
+        "fenced: worker {id} is not registered (its leases lapsed or it left); kill what it \
+         runs and register again"
+    ))
+}
+
+pub(crate) async fn register(
+    State(s): State<AppState>,
+    token: WorkerToken,
+    JsonBody(info): JsonBody<NodeInfo>,
+) -> Result<Json<Value>, ApiError> {
+    let pool = pool(&s)?;
+    if info.slots == 0 || info.name.is_empty() {
+        return Err(ApiError::Invalid(
+            "a worker needs a name and at least one slot".into(),
+        ));
+    }
+    let id = pool.register(info, token.0, now_ms());
+    Ok(Json(
+        json!({ "id": id, "lease_ms": pool.lease.as_millis() as u64 }),
+    ))
+}
+
+/// An attempt handed to a worker.
+#[derive(Serialize)]
+struct Assignment {
+    job: JobId,
+    index: u32,
+    attempt: AttemptNo,
+    name: String,
+    action: Action,
+    env: BTreeMap<String, String>,
+    workdir: PathBuf,
+    log_dir: PathBuf,
+    cpu: u32,
+    memory_mb: u64,
+}
+
+#[derive(Serialize)]
+struct OrderView {
+    job: JobId,
+    index: u32,
+    attempt: AttemptNo,
+    order: &'static str,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LeaseBody {
+    #[serde(default)]
+    wait_ms: u64,
+}
+
+fn orders(w: &mut pool::Worker) -> Vec<OrderView> {
+    w.orders
+        .drain(..)
+        .map(|(task, attempt, order)| OrderView {
+            job: task.job,
+            index: task.index,
+            attempt,
+            order: match order {
+                Order::Kill => "kill",
+                Order::Suspend => "suspend",
+                Order::Resume => "resume",
+            },
+        })
+        .collect()
+}
+
+/// Long-polls for attempts that fit the worker's free slots (and orders).
+pub(crate) async fn lease(
+    State(s): State<AppState>,
+    token: WorkerToken,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<LeaseBody>,
+) -> Result<Json<Value>, ApiError> {
+    let pool = pool(&s)?;
+    let until = tokio::time::Instant::now() + Duration::from_millis(body.wait_ms.min(MAX_WAIT_MS));
+    let mut first = true;
+    loop {
+        let woken = pool.wake.notified();
+        {
+            let mut inner = pool.lock();
+            let w = owned(&mut inner, &id, &token)?;
+            if w.state == NodeState::Lost {
+                return Err(gone(&id));
+            }
+            if first {
+                // The request shows the worker alive now; a wait that goes
+                // on does not (a stopped worker's request stays open).
+                w.last_seen = std::time::Instant::now();
+                w.last_seen_ms = now_ms();
+                first = false;
+            }
+            let ready = w.state == NodeState::Ready;
+            let free = w.info.slots.saturating_sub(w.used());
+            let orders = orders(w);
+            let taken = if ready { inner.take(free) } else { Vec::new() };
+            if !taken.is_empty() || !orders.is_empty() || tokio::time::Instant::now() >= until {
+                let w = inner.worker(&id).expect("found above");
+                let attempts: Vec<Assignment> = taken
+                    .into_iter()
+                    .map(|r| {
+                        w.leases.insert(
+                            (r.task, r.attempt),
+                            (r.cpu.max(1), std::time::Instant::now()),
+                        );
+                        Assignment {
+                            job: r.task.job,
+                            index: r.task.index,
+                            attempt: r.attempt,
+                            name: r.name,
+                            action: r.action,
+                            env: r.env,
+                            workdir: r.workdir,
+                            log_dir: r.log_dir,
+                            cpu: r.cpu,
+                            memory_mb: r.memory_mb,
+                        }
+                    })
+                    .collect();
+                return Ok(Json(json!({ "attempts": attempts, "orders": orders })));
+            }
+        }
+        // Waits for work, an order, the server closing or the deadline
+        // (then one last look and the empty answer).
+        let mut closing = s.closing.subscribe();
+        if *closing.borrow() {
+            return Ok(Json(json!({ "attempts": [], "orders": [] })));
+        }
+        tokio::select! {
+            () = woken => {}
+            _ = closing.changed() => {}
+            () = tokio::time::sleep_until(until) => {}
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HeartbeatBody {
+    #[serde(default)]
+    draining: bool,
+    /// `[job, index, attempt]` of every attempt the worker runs. When
+    /// given, a lease it does not run (its lease answer never reached it)
+    /// is lost after a lease's time, and an attempt it runs without a
+    /// lease is ordered killed.
+    #[serde(default)]
+    running: Option<Vec<(i64, u32, AttemptNo)>>,
+}
+
+/// Renews every lease the worker holds; answers with its orders.
+pub(crate) async fn heartbeat(
+    State(s): State<AppState>,
+    token: WorkerToken,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<HeartbeatBody>,
+) -> Result<Json<Value>, ApiError> {
+    let pool = pool(&s)?;
+    let mut inner = pool.lock();
+    let w = owned(&mut inner, &id, &token)?;
+    if w.state == NodeState::Lost {
+        return Err(gone(&id));
+    }
+    w.last_seen = std::time::Instant::now();
+    w.last_seen_ms = now_ms();
+    let was = w.state;
+    if body.draining {
+        w.state = NodeState::Draining;
+    }
+    let mut orders = orders(w);
+    if let Some(running) = body.running {
+        let running: std::collections::HashSet<_> = running
+            .into_iter()
+            .map(|(job, index, attempt)| (TaskRef::new(JobId(job), index), attempt))
+            .collect();
+        let orphans: Vec<_> = w
+            .leases
+            .iter()
+            .filter(|(k, (_, since))| !running.contains(k) && since.elapsed() > pool.lease)
+            .map(|(k, _)| *k)
+            .collect();
+        for (task, attempt) in running {
+            if !w.leases.contains_key(&(task, attempt)) {
+                orders.push(OrderView {
+                    job: task.job,
+                    index: task.index,
+                    attempt,
+                    order: "kill",
+                });
+            }
+        }
+        let name = w.info.name.clone();
+        for key in &orphans {
+            w.leases.remove(key);
+        }
+        if !orphans.is_empty() {
+            for key in orphans {
+                let why = format!("worker {name} does not run it (it never got the attempt)");
+                pool.lose_attempt(&mut inner, key, why, now_ms());
+            }
+            pool.wake.notify_waiters();
+        }
+    }
+    if was != NodeState::Draining && body.draining {
+        pool.capacity_changed(&inner);
+    }
+    Ok(Json(json!({ "orders": orders })))
+}
+
+/// One thing that happened to an attempt on a worker.
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum WireEvent {
+    Started {
+        pid: u32,
+    },
+    Progress {
+        done: u64,
+        total: u64,
+    },
+    Exited {
+        #[serde(default)]
+        error: Option<String>,
+        #[serde(default)]
+        usage: AttemptUsage,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EventsBody {
+    events: Vec<WireEvent>,
+}
+
+/// Reports an attempt's events; 409 `fenced` if the worker no longer holds it.
+pub(crate) async fn attempt_events(
+    State(s): State<AppState>,
+    token: WorkerToken,
+    Path((id, job, index, attempt)): Path<(String, i64, u32, AttemptNo)>,
+    JsonBody(body): JsonBody<EventsBody>,
+) -> Result<Json<Value>, ApiError> {
+    let pool = pool(&s)?;
+    let task = TaskRef::new(JobId(job), index);
+    let mut inner = pool.lock();
+    if inner.worker(&id).is_some() {
+        owned(&mut inner, &id, &token)?;
+    }
+    let held = inner
+        .worker(&id)
+        .is_some_and(|w| w.state != NodeState::Lost && w.leases.contains_key(&(task, attempt)));
+    if !held {
+        let why = match inner.given_up.get(&(task, attempt)) {
+            Some((at, reason)) => format!(" at {at} ms ({reason})"),
+            None => String::new(),
+        };
+        return Err(ApiError::Conflict(format!(
+            "fenced: attempt {attempt} of task {index} of job {job} was given up{why}; kill it"
+        )));
+    }
+    for event in body.events {
+        let event = match event {
+            WireEvent::Started { pid } => ExecEvent::Started { task, attempt, pid },
+            WireEvent::Progress { done, total } => ExecEvent::Progress {
+                task,
+                attempt,
+                progress: Progress { done, total },
+            },
+            WireEvent::Exited { error, usage } => {
+                if let Some(w) = inner.worker(&id) {
+                    w.leases.remove(&(task, attempt));
+                }
+                ExecEvent::Exited {
+                    task,
+                    attempt,
+                    result: error.map_or(Ok(()), Err),
+                    usage,
+                }
+            }
+        };
+        pool.emit(event);
+    }
+    drop(inner);
+    pool.wake.notify_waiters();
+    Ok(Json(json!({ "ok": true })))
+}
+
+/// Hands every lease back (the attempts are retried at once elsewhere) and
+/// removes the worker.
+pub(crate) async fn release(
+    State(s): State<AppState>,
+    token: WorkerToken,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let pool = pool(&s)?;
+    let mut inner = pool.lock();
+    let name = owned(&mut inner, &id, &token)?.info.name.clone();
+    let why = format!("handed back by worker {name} (it is shutting down)");
+    pool.lose(&mut inner, &id, &why, now_ms());
+    inner.workers.retain(|w| w.id != id);
+    Ok(Json(json!({ "ok": true })))
+}
+
+/// Drains the live worker named `node`: no new attempts go to it.
+pub(crate) async fn drain(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(node): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let pool = pool(&s)?;
+    let mut inner = pool.lock();
+    let w = inner
+        .workers
+        .iter_mut()
+        .find(|w| w.info.name == node && w.state != NodeState::Lost)
+        .ok_or_else(|| ApiError::Conflict(format!("no live worker is named {node}")))?;
+    w.state = NodeState::Draining;
+    pool.capacity_changed(&inner);
+    Ok(Json(json!({ "ok": true })))
+}
+
+/// The workers: state, slots, labels, last heartbeat, running attempts.
+pub(crate) async fn nodes(State(s): State<AppState>, _: Admin) -> Result<Json<Value>, ApiError> {
+    let Some(pool) = s.workers.clone() else {
+        return Ok(Json(json!([])));
+    };
+    let inner = pool.lock();
+    let nodes: Vec<Value> = inner
+        .workers
+        .iter()
+        .map(|w| {
+            let mut running: Vec<_> = w.leases.keys().map(|(t, a)| (t.job.0, t.index, *a)).collect();
+            running.sort_unstable();
+            json!({
+                "id": w.id,
+                "name": w.info.name,
+                "state": w.state.as_str(),
+                "slots": w.info.slots,
+                "used": w.used(),
+                "cpus": w.info.cpus,
+                "memory_mb": w.info.memory_mb,
+                "disk_free_mb": w.info.disk_free_mb,
+                "labels": w.info.labels,
+                "executors": w.info.executors,
+                "last_heartbeat_ms": w.last_seen_ms,
+                "running": running.iter().map(|(j, i, a)| json!({"job": j, "index": i, "attempt": a})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(Json(Value::Array(nodes)))
+}
+
+/// Loses workers whose leases lapsed, every `lease / 4`, on a thread of
+/// its own that ends with the pool. Started by [`AppState::with_workers`].
+pub(crate) fn expire_leases(pool: &Arc<Pool>) {
+    let every = (pool.lease / 4).max(Duration::from_millis(50));
+    let pool = Arc::downgrade(pool);
+    let spawned = std::thread::Builder::new()
+        .name("tessera-leases".into())
+        .spawn(move || loop {
+            std::thread::sleep(every);
+            match pool.upgrade() {
+                Some(pool) => pool.expire(now_ms()),
+                None => return,
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("tessera-api: cannot start the lease timer ({e}); lost workers go unnoticed");
+    }
+}

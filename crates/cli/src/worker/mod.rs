@@ -1,0 +1,413 @@
+//! `tessera worker`: runs a server's attempts on this machine.
+//!
+//! It registers (slots, cpus, memory, labels, free disk of the data
+//! directory), then one thread long-polls the server for attempts, another
+//! heartbeats every lease/3 (renewing every lease it holds), and the main
+//! thread runs the attempts with the [`LocalExecutor`] (one process group
+//! each, logs written where the server's data directory has them: the
+//! filesystem is shared) and reports their events.
+//!
+//! A report the server refuses as *fenced* (409: the lease lapsed, the
+//! attempt was given to another worker) makes the worker kill its copy;
+//! a fenced heartbeat makes it kill everything and register again.
+//! SIGTERM or SIGINT drains: nothing new is taken, running attempts get
+//! `--grace` to finish, then what is left is handed back (`release`), so
+//! the server retries it elsewhere at once, and killed.
+//!
+//! [`LocalExecutor`]: tessera_exec::LocalExecutor
+
+mod host;
+mod map;
+mod threads;
+
+use crate::fail::{Failure, Result};
+use clap::Args;
+use host::{disk_free_mb, hostname, memory_mb};
+use map::PathMap;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tessera_exec::{EventSink, ExecEvent, Executor, LocalConfig, LocalExecutor, StartRequest};
+use tessera_types::{AttemptNo, JobId, TaskRef};
+use threads::{key_of, spawn_heartbeat, spawn_poller, Held};
+
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    /// The server's URL, e.g. http://10.0.0.1:6543.
+    #[arg(long, env = "TESSERA_SERVER")]
+    server: String,
+    /// A worker token (`tessera admin create-worker-token`).
+    #[arg(long, env = "TESSERA_WORKER_TOKEN")]
+    token: String,
+    /// This worker's name [default: the host name].
+    #[arg(long)]
+    name: Option<String>,
+    /// Labels, as k=v,k=v.
+    #[arg(long, value_delimiter = ',')]
+    labels: Vec<String>,
+    /// Attempts' cpu slots on this machine [default: one per core].
+    #[arg(long)]
+    slots: Option<u32>,
+    /// The server's data directory as seen here (for the free-disk figure)
+    /// [default: the current directory].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Seconds running attempts get to finish after SIGTERM before they
+    /// are handed back.
+    #[arg(long, default_value_t = 30)]
+    grace: u64,
+    /// Where this machine sees the server's data directory, as
+    /// SERVER_PREFIX=LOCAL_PREFIX: every path the server sends (working
+    /// and log directories, environment values, arguments) that starts with
+    /// SERVER_PREFIX is rewritten [default: the same paths as the server].
+    #[arg(long, value_name = "SERVER_PREFIX=LOCAL_PREFIX")]
+    map: Option<String>,
+}
+
+/// What the main loop hears.
+enum Msg {
+    Exec(ExecEvent),
+    Work(Vec<Value>),
+    Orders(Vec<Value>),
+    /// The server no longer knows this worker (registered under the given
+    /// id): kill everything, register again.
+    Fenced(String, String),
+}
+
+struct Conn {
+    server: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl Conn {
+    /// POSTs JSON: `Ok(body)`, `Err(Some(message))` for a 409 (fenced),
+    /// `Err(None)` for anything else (logged; the caller retries later).
+    fn post(&self, path: &str, body: &Value) -> std::result::Result<Value, Option<String>> {
+        let r = self
+            .agent
+            .post(&format!("{}/api/v1{path}", self.server))
+            .set("Authorization", &format!("Bearer {}", self.token))
+            .send_json(body.clone());
+        match r {
+            Ok(r) => r.into_json().map_err(|_| None),
+            Err(ureq::Error::Status(status, r)) => {
+                let v: Value = r.into_json().unwrap_or(Value::Null);
+                let message = v["error"]["message"].as_str().unwrap_or("").to_string();
+                if status == 409 {
+                    return Err(Some(message));
+                }
+                eprintln!("tessera worker: POST {path}: {status} {message}");
+                Err(None)
+            }
+            Err(e) => {
+                eprintln!("tessera worker: POST {path}: {e}");
+                Err(None)
+            }
+        }
+    }
+}
+
+pub fn run(
+    args: WorkerArgs,
+    spawner: std::result::Result<tessera_exec::Spawner, tessera_exec::ExecError>,
+) -> Result<()> {
+    let spawner = spawner.map_err(Failure::env)?;
+    let map = PathMap::parse(args.map.as_deref())?;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let slots = args.slots.unwrap_or(cpus);
+    if slots == 0 {
+        return Err(Failure::input("--slots must be at least 1"));
+    }
+    let mut labels = BTreeMap::new();
+    for l in &args.labels {
+        let (k, v) = l
+            .split_once('=')
+            .ok_or_else(|| Failure::input(format!("--labels: {l:?} is not k=v")))?;
+        labels.insert(k.to_string(), v.to_string());
+    }
+    let name = match args.name.clone() {
+        Some(n) => n,
+        None => hostname(),
+    };
+    let data_dir = args.data_dir.clone().unwrap_or_else(|| ".".into());
+    let info = json!({
+        "name": name,
+        "slots": slots,
+        "cpus": cpus,
+        "memory_mb": memory_mb(),
+        "disk_free_mb": disk_free_mb(&data_dir),
+        "labels": labels,
+        "executors": ["local"],
+    });
+    let conn = Arc::new(Conn {
+        server: args.server.trim_end_matches('/').to_string(),
+        token: args.token.clone(),
+        agent: ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(40))
+            .build(),
+    });
+    let register = || -> Result<(String, Duration)> {
+        let v = conn.post("/workers", &info).map_err(|e| {
+            Failure::env(format!(
+                "cannot register with {}: {}",
+                conn.server,
+                e.unwrap_or_else(|| "see above".into())
+            ))
+        })?;
+        let id = v["id"].as_str().unwrap_or_default().to_string();
+        let lease = Duration::from_millis(v["lease_ms"].as_u64().unwrap_or(10_000));
+        eprintln!("tessera worker: {name} registered as {id} ({slots} slots, leases of {lease:?})");
+        Ok((id, lease))
+    };
+    let (id, lease) = register()?;
+    let id = Arc::new(Mutex::new(id));
+    let draining = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::channel();
+    let sink_tx = Mutex::new(tx.clone());
+    let sink: EventSink = Arc::new(move |e| {
+        let _ = sink_tx.lock().map(|tx| tx.send(Msg::Exec(e)));
+    });
+    let op_program = std::env::current_exe()
+        .map_err(|e| Failure::env(format!("cannot find the tessera executable: {e}")))?;
+    let exec = LocalExecutor::with_spawner(
+        LocalConfig {
+            op_program,
+            sink,
+            run_as: None,
+        },
+        Ok(spawner),
+    );
+    let stop = signal_flag()?;
+    let held = Held::default();
+    spawn_poller(
+        conn.clone(),
+        id.clone(),
+        draining.clone(),
+        held.clone(),
+        tx.clone(),
+    );
+    spawn_heartbeat(
+        conn.clone(),
+        id.clone(),
+        draining.clone(),
+        held.clone(),
+        lease,
+        tx,
+    );
+    let mut w = Running {
+        conn: conn.clone(),
+        id,
+        name: name.clone(),
+        map,
+        exec,
+        held,
+    };
+    w.serve(
+        rx,
+        &stop,
+        &draining,
+        Duration::from_secs(args.grace),
+        register,
+    )
+}
+
+struct Running {
+    conn: Arc<Conn>,
+    id: Arc<Mutex<String>>,
+    name: String,
+    map: PathMap,
+    exec: LocalExecutor,
+    held: Held,
+}
+
+impl Running {
+    fn id(&self) -> String {
+        self.id
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn serve(
+        &mut self,
+        rx: Receiver<Msg>,
+        stop: &AtomicBool,
+        draining: &AtomicBool,
+        grace: Duration,
+        register: impl Fn() -> Result<(String, Duration)>,
+    ) -> Result<()> {
+        let mut drain_until: Option<Instant> = None;
+        loop {
+            if stop.load(Ordering::SeqCst) && drain_until.is_none() {
+                eprintln!(
+                    "tessera worker: draining: taking nothing new, {} running",
+                    self.held.len()
+                );
+                draining.store(true, Ordering::SeqCst);
+                drain_until = Some(Instant::now() + grace);
+            }
+            if let Some(until) = drain_until {
+                if self.held.len() == 0 || Instant::now() >= until {
+                    return self.hand_back(&rx);
+                }
+            }
+            let msg = match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(m) => m,
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+            };
+            match msg {
+                Msg::Work(attempts) => {
+                    for a in attempts {
+                        self.start(a);
+                    }
+                }
+                Msg::Orders(orders) => self.obey(orders),
+                Msg::Exec(event) => self.report(event),
+                Msg::Fenced(id, _) if id != self.id() => {} // already registered again
+                Msg::Fenced(_, why) => {
+                    eprintln!(
+                        "tessera worker: {why}; killing {} attempts and registering again",
+                        self.held.len()
+                    );
+                    self.held.clear();
+                    self.exec.kill_all();
+                    if drain_until.is_some() {
+                        return Ok(());
+                    }
+                    let (id, _) = register()?;
+                    *self.id.lock().unwrap_or_else(PoisonError::into_inner) = id;
+                }
+            }
+        }
+    }
+
+    fn start(&mut self, mut a: Value) {
+        if let Some(fields) = a.as_object_mut() {
+            for (k, v) in fields.iter_mut() {
+                if k != "name" {
+                    self.map.apply(v);
+                }
+            }
+        }
+        let parsed = (|| -> Option<StartRequest> {
+            let (task, attempt) = key_of(&a)?;
+            let mut env: BTreeMap<String, String> =
+                serde_json::from_value(a["env"].clone()).ok()?;
+            env.insert("TESSERA_NODE".into(), self.name.clone());
+            Some(StartRequest {
+                task,
+                attempt,
+                name: a["name"].as_str()?.to_string(),
+                action: serde_json::from_value(a["action"].clone()).ok()?,
+                env,
+                workdir: a["workdir"].as_str()?.into(),
+                log_dir: a["log_dir"].as_str()?.into(),
+                image: None,
+                cpu: a["cpu"].as_u64()? as u32,
+                memory_mb: a["memory_mb"].as_u64()?,
+            })
+        })();
+        match parsed {
+            Some(req) => {
+                self.held.insert((req.task, req.attempt));
+                self.exec.start(req);
+            }
+            None => {
+                // Not reported as running: the server gives it up after a lease.
+                if let Some(key) = key_of(&a) {
+                    self.held.remove(key);
+                }
+                eprintln!("tessera worker: the server sent an attempt this worker cannot read: {a}")
+            }
+        }
+    }
+
+    fn obey(&mut self, orders: Vec<Value>) {
+        for o in orders {
+            let (Some(job), Some(index), Some(attempt)) = (
+                o["job"].as_i64(),
+                o["index"].as_u64(),
+                o["attempt"].as_u64(),
+            ) else {
+                continue;
+            };
+            let (task, attempt) = (TaskRef::new(JobId(job), index as u32), attempt as AttemptNo);
+            match o["order"].as_str() {
+                Some("kill") => self.exec.kill(task, attempt),
+                Some("suspend") => self.exec.suspend(task, attempt),
+                Some("resume") => self.exec.resume(task, attempt),
+                _ => {}
+            }
+        }
+    }
+
+    /// Sends one event of an attempt this worker holds; a fenced answer
+    /// kills the attempt here.
+    fn report(&mut self, event: ExecEvent) {
+        let (task, attempt) = event.attempt();
+        if !self.held.contains((task, attempt)) {
+            return; // given up already
+        }
+        let body = match &event {
+            ExecEvent::Started { pid, .. } => json!({"kind": "started", "pid": pid}),
+            ExecEvent::Progress { progress, .. } => {
+                json!({"kind": "progress", "done": progress.done, "total": progress.total})
+            }
+            ExecEvent::Exited { result, usage, .. } => {
+                self.held.remove((task, attempt));
+                json!({"kind": "exited", "error": result.as_ref().err(), "usage": usage})
+            }
+            ExecEvent::Lost { .. } => return,
+        };
+        let path = format!(
+            "/workers/{}/attempts/{}/{}/{attempt}/events",
+            self.id(),
+            task.job.0,
+            task.index
+        );
+        // Lost reports are retried a few times: the server may be restarting.
+        for _ in 0..5 {
+            match self.conn.post(&path, &json!({ "events": [body] })) {
+                Ok(_) => return,
+                Err(Some(why)) => {
+                    eprintln!("tessera worker: refused (409): {why}; killing attempt {attempt} of task {} of job {}", task.index, task.job.0);
+                    self.held.remove((task, attempt));
+                    self.exec.kill(task, attempt);
+                    return;
+                }
+                Err(None) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+    }
+
+    /// Hands every lease back, kills what still runs, waits for it to end.
+    fn hand_back(&mut self, rx: &Receiver<Msg>) -> Result<()> {
+        let left = self.held.len();
+        let _ = self
+            .conn
+            .post(&format!("/workers/{}/release", self.id()), &json!({}));
+        self.held.clear();
+        self.exec.kill_all();
+        // Let the killed process groups be reaped (their events go nowhere).
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until && rx.recv_timeout(Duration::from_millis(200)).is_ok() {}
+        eprintln!("tessera worker: stopped; handed back {left} attempts");
+        Ok(())
+    }
+}
+
+/// A flag SIGTERM and SIGINT set.
+fn signal_flag() -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, flag.clone())
+            .map_err(|e| Failure::internal(format!("cannot handle signals: {e}")))?;
+    }
+    Ok(flag)
+}

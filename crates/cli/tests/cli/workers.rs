@@ -1,0 +1,506 @@
+//! `tessera worker` processes on loopback against a `tessera server
+//! --slots 0` (every task runs on workers; the data directory is shared):
+//! a DAG spread over two workers, a SIGKILLed worker whose lease lapses
+//! (its attempt lost, not failed, and retried on the other), a SIGSTOPped
+//! worker fenced off its attempt when it wakes, and a SIGTERMed worker
+//! handing its lease back at once.
+
+use crate::server::Server;
+use crate::support::{bootstrap, run, tessera, Running};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Cluster {
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+    /// Where tasks write what the test checks.
+    out: PathBuf,
+    server: Server,
+    key: String,
+    token: String,
+}
+
+impl Cluster {
+    fn start(lease_ms: u32) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        let key = bootstrap(&data);
+        let mut cmd = tessera();
+        cmd.args(["admin", "create-worker-token", "rack1", "--data-dir"])
+            .arg(&data);
+        let made = run(&mut cmd);
+        made.expect_code(0);
+        let token = made.stdout.trim().to_string();
+        assert!(token.starts_with("twk_"), "{token}");
+        let lease = lease_ms.to_string();
+        let server = Server::start_with(&data, &["--slots", "0", "--lease-ms", &lease]);
+        Self {
+            _dir: dir,
+            data,
+            out,
+            server,
+            key,
+            token,
+        }
+    }
+
+    fn worker(&self, name: &str, slots: u32) -> Running {
+        self.worker_with(name, slots, &["--grace", "0"])
+    }
+
+    fn worker_with(&self, name: &str, slots: u32, extra: &[&str]) -> Running {
+        let mut cmd: Command = tessera();
+        cmd.args(["worker", "--server", &self.server.url])
+            .args(["--token", &self.token, "--name", name])
+            .args(["--slots", &slots.to_string()])
+            .args(extra)
+            .arg("--data-dir")
+            .arg(&self.data);
+        let mut w = Running::spawn(cmd);
+        w.wait_for_line("tessera worker: ", Duration::from_secs(20));
+        w
+    }
+
+    fn api(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        let req = ureq::request(method, &format!("{}/api/v1{path}", self.server.url))
+            .set("Authorization", &format!("Bearer {}", self.key));
+        let r = match body {
+            Some(b) => req.set("Content-Type", "application/yaml").send_string(b),
+            None => req.call(),
+        };
+        match r {
+            Ok(r) => (r.status(), r.into_json().unwrap_or(Value::Null)),
+            Err(ureq::Error::Status(s, r)) => (s, r.into_json().unwrap_or(Value::Null)),
+            Err(e) => panic!("{method} {path}: {e}"),
+        }
+    }
+
+    fn submit(&self, yaml: &str) -> i64 {
+        let (status, v) = self.api("POST", "/projects/video/jobs", Some(yaml));
+        assert_eq!(status, 201, "{v}");
+        v["id"].as_i64().unwrap_or_else(|| panic!("{v}"))
+    }
+
+    /// Waits (bounded) for the job to end; its state.
+    fn wait_job(&self, job: i64, limit: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let (_, v) = self.api("GET", &format!("/jobs/{job}"), None);
+            let state = v["state"].as_str().unwrap_or("").to_string();
+            if ["succeeded", "failed", "cancelled"].contains(&state.as_str()) {
+                return state;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "job {job} still {state} after {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn attempts(&self, job: i64) -> Vec<Value> {
+        let (_, v) = self.api("GET", &format!("/jobs/{job}/attempts"), None);
+        v.as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// Waits (bounded) until `path` exists; its contents.
+fn wait_file(path: &Path, limit: Duration) -> String {
+    let start = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if text.ends_with('\n') {
+                return text;
+            }
+        }
+        assert!(start.elapsed() < limit, "{} did not appear", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(child: &std::process::Child, sig: i32) {
+    // SAFETY: plain kill(2) of our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
+
+fn alive(pid: i32) -> bool {
+    // A reaped process has no /proc entry; a zombie does but is dead.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| !s.split(") ").nth(1).unwrap_or("").starts_with('Z'))
+}
+
+/// One task that records which worker ran it and its shell's pid, then
+/// runs 60 s on worker `a` and ends at once anywhere else.
+fn sticky_job(out: &Path) -> String {
+    let o = out.display();
+    format!(
+        r#"
+name: sticky
+tasks:
+  - name: long
+    action: {{ kind: command, argv: ["sh", "-c", "echo $$ > {o}/pid.$TESSERA_NODE; echo $TESSERA_NODE >> {o}/ran; if [ $TESSERA_NODE = a ]; then sleep 60; fi"] }}
+"#
+    )
+}
+
+#[test]
+fn two_workers_share_a_ten_task_dag_and_show_as_nodes() {
+    let c = Cluster::start(2000);
+    let _a = c.worker("a", 2);
+    let _b = c.worker("b", 2);
+    let o = c.out.display();
+    let mut yaml = String::from("name: spread\ntasks:\n");
+    for i in 0..9 {
+        yaml += &format!(
+            "  - name: t{i}\n    action: {{ kind: command, argv: [\"sh\", \"-c\", \"echo $TESSERA_NODE > {o}/t{i}; echo hello from t{i}; sleep 0.4\"] }}\n"
+        );
+    }
+    yaml += &format!(
+        "  - name: join\n    action: {{ kind: command, argv: [\"sh\", \"-c\", \"cat {o}/t* > {o}/all\"] }}\n    deps: [{{ selector: \"re:^t\" }}]\n"
+    );
+    let job = c.submit(&yaml);
+    assert_eq!(c.wait_job(job, Duration::from_secs(60)), "succeeded");
+    let all = std::fs::read_to_string(c.out.join("all")).unwrap();
+    let ran_on = |n: &str| all.lines().filter(|l| *l == n).count();
+    assert_eq!(ran_on("a") + ran_on("b"), 9, "{all}");
+    assert!(
+        ran_on("a") > 0 && ran_on("b") > 0,
+        "both workers ran tasks: {all}"
+    );
+    let attempts = c.attempts(job);
+    assert_eq!(attempts.len(), 10);
+    assert!(attempts.iter().all(|a| a["outcome"] == "succeeded"));
+    // Resource use comes back from the workers (the sleep alone is 400 ms).
+    assert!(
+        attempts[0]["usage"]["wall_ms"].as_u64().unwrap() >= 400,
+        "{attempts:?}"
+    );
+    // Logs were written where the server reads them (the shared data directory).
+    let log = ureq::get(&format!("{}/api/v1/jobs/{job}/tasks/3/logs", c.server.url))
+        .set("Authorization", &format!("Bearer {}", c.key))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(log.contains("hello from t3"), "{log}");
+
+    let (status, nodes) = c.api("GET", "/nodes", None);
+    assert_eq!(status, 200);
+    let mut seen: Vec<(String, String, u64)> = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            let s = |k: &str| n[k].as_str().unwrap_or("").to_string();
+            (s("name"), s("state"), n["slots"].as_u64().unwrap())
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("a".into(), "ready".into(), 2),
+            ("b".into(), "ready".into(), 2)
+        ]
+    );
+    // A user's key is no worker token.
+    let r = ureq::post(&format!("{}/api/v1/workers", c.server.url))
+        .set("Authorization", &format!("Bearer {}", c.key))
+        .send_string("{}");
+    assert!(matches!(r, Err(ureq::Error::Status(403, _))), "{r:?}");
+    // Another worker token cannot speak for a's registration.
+    let mut make = tessera();
+    make.args(["admin", "create-worker-token", "rack2", "--data-dir"])
+        .arg(&c.data);
+    let other = run(&mut make).stdout.trim().to_string();
+    let a_id = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "a")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = ureq::post(&format!("{}/api/v1/workers/{a_id}/heartbeat", c.server.url))
+        .set("Authorization", &format!("Bearer {other}"))
+        .send_json(serde_json::json!({}));
+    assert!(matches!(r, Err(ureq::Error::Status(403, _))), "{r:?}");
+    // A revoked token is refused at once.
+    let mut revoke = tessera();
+    revoke
+        .args(["admin", "revoke-worker-token", "rack1", "--data-dir"])
+        .arg(&c.data);
+    run(&mut revoke).expect_code(0);
+    let r = ureq::post(&format!("{}/api/v1/workers", c.server.url))
+        .set("Authorization", &format!("Bearer {}", c.token))
+        .send_string("{}");
+    assert!(matches!(r, Err(ureq::Error::Status(401, _))), "{r:?}");
+}
+
+#[test]
+fn cancelling_a_job_kills_its_attempt_on_the_worker() {
+    let c = Cluster::start(2000);
+    let _a = c.worker("a", 1);
+    let job = c.submit(&sticky_job(&c.out));
+    let pid: i32 = wait_file(&c.out.join("pid.a"), Duration::from_secs(20))
+        .trim()
+        .parse()
+        .unwrap();
+    let (status, v) = c.api("POST", &format!("/jobs/{job}/cancel"), None);
+    assert!(status < 300, "{status} {v}");
+    assert_eq!(c.wait_job(job, Duration::from_secs(10)), "cancelled");
+    let start = Instant::now();
+    while alive(pid) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the worker did not kill it"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_killed_workers_attempt_is_lost_and_retried_elsewhere_without_using_a_retry() {
+    let c = Cluster::start(1500);
+    let mut a = c.worker("a", 1);
+    let job = c.submit(&sticky_job(&c.out));
+    wait_file(&c.out.join("pid.a"), Duration::from_secs(20));
+    let _b = c.worker("b", 1);
+    a.child.kill().unwrap(); // SIGKILL: no goodbye
+    a.child.wait().unwrap();
+    // The task has retries: 0, so only a lost attempt may be run again.
+    assert_eq!(c.wait_job(job, Duration::from_secs(8)), "succeeded");
+    let attempts = c.attempts(job);
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert_eq!(attempts[0]["outcome"], "lost");
+    let why = attempts[0]["message"].as_str().unwrap();
+    assert!(why.contains("worker a stopped renewing its lease"), "{why}");
+    assert_eq!(attempts[1]["outcome"], "succeeded");
+    assert_eq!(
+        std::fs::read_to_string(c.out.join("ran")).unwrap(),
+        "a\nb\n"
+    );
+}
+
+#[test]
+fn a_worker_that_wakes_after_its_lease_lapsed_is_fenced_and_kills_its_copy() {
+    let c = Cluster::start(1500);
+    let mut a = c.worker("a", 1);
+    let job = c.submit(&sticky_job(&c.out));
+    let pid: i32 = wait_file(&c.out.join("pid.a"), Duration::from_secs(20))
+        .trim()
+        .parse()
+        .unwrap();
+    let _b = c.worker("b", 1);
+    signal(&a.child, libc::SIGSTOP);
+    // Its lease lapses (1.5 s; an open long-poll of a stopped worker must
+    // not keep it alive); b runs the task to success meanwhile.
+    assert_eq!(c.wait_job(job, Duration::from_secs(8)), "succeeded");
+    assert!(alive(pid), "a's copy still runs while a is stopped");
+    signal(&a.child, libc::SIGCONT);
+    let line = a.wait_for_line("tessera worker: ", Duration::from_secs(10));
+    assert!(line.contains("fenced"), "{line}");
+    let start = Instant::now();
+    while alive(pid) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "a did not kill its copy"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Its late word changed nothing.
+    assert_eq!(c.wait_job(job, Duration::from_secs(1)), "succeeded");
+    let outcomes: Vec<Value> = c
+        .attempts(job)
+        .iter()
+        .map(|a| a["outcome"].clone())
+        .collect();
+    assert_eq!(outcomes, ["lost", "succeeded"]);
+    // Its events for the given-up attempt are refused by number.
+    let r = ureq::post(&format!(
+        "{}/api/v1/workers/1-0/attempts/{job}/0/1/events",
+        c.server.url
+    ))
+    .set("Authorization", &format!("Bearer {}", c.token))
+    .send_json(serde_json::json!({"events": [{"kind": "exited"}]}));
+    let r = match r {
+        Err(ureq::Error::Status(409, r)) => r,
+        other => panic!("{other:?}"),
+    };
+    let v: Value = r.into_json().unwrap();
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("fenced: attempt 1 of task 0"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_sigtermed_worker_hands_its_lease_back_at_once() {
+    // Leases of 20 s: a retry within seconds can only come from the hand-back.
+    let c = Cluster::start(20_000);
+    let a = c.worker("a", 1);
+    let job = c.submit(&sticky_job(&c.out));
+    let pid: i32 = wait_file(&c.out.join("pid.a"), Duration::from_secs(20))
+        .trim()
+        .parse()
+        .unwrap();
+    let _b = c.worker("b", 1);
+    let asked = Instant::now();
+    signal(&a.child, libc::SIGTERM);
+    assert_eq!(c.wait_job(job, Duration::from_secs(10)), "succeeded");
+    assert!(asked.elapsed() < Duration::from_secs(10));
+    let attempts = c.attempts(job);
+    assert_eq!(attempts[0]["outcome"], "lost");
+    let why = attempts[0]["message"].as_str().unwrap();
+    assert!(why.contains("handed back by worker a"), "{why}");
+    let done = a.finish(Duration::from_secs(10));
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    assert!(!alive(pid), "a killed its copy before it left");
+}
+
+#[test]
+fn a_draining_worker_finishes_what_it_holds_and_takes_nothing_new() {
+    let c = Cluster::start(2000);
+    let a = c.worker_with("a", 2, &["--grace", "30"]);
+    let o = c.out.display();
+    let job = c.submit(&format!(
+        r#"
+name: held
+tasks:
+  - name: finish-me
+    action: {{ kind: command, argv: ["sh", "-c", "echo $TESSERA_NODE > {o}/held.started; sleep 1.5; echo $TESSERA_NODE > {o}/held.done"] }}
+"#
+    ));
+    wait_file(&c.out.join("held.started"), Duration::from_secs(20));
+    signal(&a.child, libc::SIGTERM);
+    let start = Instant::now();
+    loop {
+        let (_, nodes) = c.api("GET", "/nodes", None);
+        if nodes[0]["state"] == "draining" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "{nodes}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Work submitted now waits: a has a free slot but takes nothing new.
+    let later = c.submit(&format!(
+        r#"
+name: later
+tasks:
+  - name: after
+    action: {{ kind: command, argv: ["sh", "-c", "echo $TESSERA_NODE > {o}/later"] }}
+"#
+    ));
+    let done = a.finish(Duration::from_secs(20));
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    assert_eq!(c.wait_job(job, Duration::from_secs(5)), "succeeded");
+    let outcomes: Vec<Value> = c
+        .attempts(job)
+        .iter()
+        .map(|a| a["outcome"].clone())
+        .collect();
+    assert_eq!(outcomes, ["succeeded"], "finished where it ran, not lost");
+    assert_eq!(
+        std::fs::read_to_string(c.out.join("held.done")).unwrap(),
+        "a\n"
+    );
+    assert!(!c.out.join("later").exists());
+    let _b = c.worker("b", 1);
+    assert_eq!(c.wait_job(later, Duration::from_secs(20)), "succeeded");
+    assert_eq!(std::fs::read_to_string(c.out.join("later")).unwrap(), "b\n");
+}
+
+#[test]
+fn a_worker_that_sees_the_data_directory_elsewhere_maps_its_paths() {
+    let c = Cluster::start(2000);
+    let view = c.out.parent().unwrap().join("view");
+    std::os::unix::fs::symlink(&c.data, &view).unwrap();
+    let map = format!("{}={}", c.data.display(), view.display());
+    let _a = c.worker_with("a", 1, &["--grace", "0", "--map", &map]);
+    let o = c.out.display();
+    let job = c.submit(&format!(
+        r#"
+name: mapped
+tasks:
+  - name: where
+    action: {{ kind: command, argv: ["sh", "-c", "echo $TESSERA_JOB_DIR > {o}/jobdir; echo mapped log"] }}
+"#
+    ));
+    assert_eq!(c.wait_job(job, Duration::from_secs(20)), "succeeded");
+    let seen = std::fs::read_to_string(c.out.join("jobdir")).unwrap();
+    assert!(seen.starts_with(&view.display().to_string()), "{seen}");
+    let log = ureq::get(&format!("{}/api/v1/jobs/{job}/tasks/0/logs", c.server.url))
+        .set("Authorization", &format!("Bearer {}", c.key))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(log.contains("mapped log"), "{log}");
+}
+
+#[test]
+fn a_lease_the_worker_never_got_is_given_up_by_its_heartbeats() {
+    let c = Cluster::start(1500);
+    let post = |path: &str, body: Value| -> Value {
+        ureq::post(&format!("{}/api/v1{path}", c.server.url))
+            .set("Authorization", &format!("Bearer {}", c.token))
+            .send_json(body)
+            .unwrap()
+            .into_json()
+            .unwrap()
+    };
+    // A worker by hand whose lease answer "gets lost": it never runs the attempt.
+    let ghost = post("/workers", serde_json::json!({"name": "ghost", "slots": 1}));
+    let id = ghost["id"].as_str().unwrap().to_string();
+    let job = c.submit(&sticky_job(&c.out));
+    let got = post(
+        &format!("/workers/{id}/lease"),
+        serde_json::json!({"wait_ms": 10_000}),
+    );
+    assert_eq!(got["attempts"].as_array().unwrap().len(), 1, "{got}");
+    let _b = c.worker("b", 1);
+    // Its heartbeats keep it alive but say it runs nothing (and something
+    // it holds no lease for, which it is told to kill).
+    let start = Instant::now();
+    let mut told_to_kill = false;
+    while c.attempts(job).len() < 2 {
+        let beat = post(
+            &format!("/workers/{id}/heartbeat"),
+            serde_json::json!({"running": [[999, 0, 1]]}),
+        );
+        told_to_kill |= beat["orders"][0]["order"] == "kill" && beat["orders"][0]["job"] == 999;
+        assert!(start.elapsed() < Duration::from_secs(10), "never given up");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(told_to_kill);
+    assert_eq!(c.wait_job(job, Duration::from_secs(20)), "succeeded");
+    let attempts = c.attempts(job);
+    assert_eq!(attempts[0]["outcome"], "lost");
+    let why = attempts[0]["message"].as_str().unwrap();
+    assert!(why.contains("worker ghost does not run it"), "{why}");
+    assert_eq!(std::fs::read_to_string(c.out.join("ran")).unwrap(), "b\n");
+}
+
+#[test]
+fn an_admin_drains_a_worker_and_new_work_goes_elsewhere() {
+    let c = Cluster::start(2000);
+    let _a = c.worker("a", 2);
+    let (status, v) = c.api("POST", "/nodes/nobody/drain", None);
+    assert_eq!(status, 409, "{v}");
+    let (status, v) = c.api("POST", "/nodes/a/drain", None);
+    assert_eq!(status, 200, "{v}");
+    let (_, nodes) = c.api("GET", "/nodes", None);
+    assert_eq!(nodes[0]["state"], "draining");
+    let job = c.submit(&sticky_job(&c.out));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!c.out.join("ran").exists(), "a drained worker took work");
+    let _b = c.worker("b", 1);
+    assert_eq!(c.wait_job(job, Duration::from_secs(10)), "succeeded");
+    assert_eq!(std::fs::read_to_string(c.out.join("ran")).unwrap(), "b\n");
+}
