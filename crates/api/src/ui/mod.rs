@@ -31,6 +31,7 @@ mod gantt;
 mod html;
 mod job;
 mod login;
+mod nodes;
 mod pages;
 mod session;
 
@@ -70,6 +71,7 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         )
         .route("/ui/jobs/{id}/output", get(encode::download))
         .route("/ui/jobs/{id}", get(job::show))
+        .route("/ui/nodes", get(nodes::show))
         .route("/ui/jobs/{id}/state.json", get(job::state_json))
         .route("/ui/jobs/{id}/events", get(job::events))
         .route("/ui/jobs/{id}/tasks/{index}/logs", get(job::log))

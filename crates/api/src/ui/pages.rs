@@ -63,6 +63,7 @@ pub(crate) async fn dashboard(
     caller: Caller,
 ) -> Result<Html<String>, UiError> {
     let name = caller.user.name.clone();
+    let caller_admin = caller.is_admin();
     let projects = accounts::projects(&s, caller).await?;
     let ids: Vec<i64> = projects.iter().map(|p| p.id).collect();
     let per_project: Vec<Vec<JobRecord>> = s
@@ -84,9 +85,14 @@ pub(crate) async fn dashboard(
     let all: Vec<&JobRecord> = per_project.iter().flatten().collect();
     let finished: Vec<u64> = all.iter().filter_map(|j| j.finished_at).collect();
     let counts = chart::buckets(&finished, now_ms(), u64::from(BUCKET_MIN) * 60_000, BUCKETS);
+    let nodes_link = if caller_admin {
+        r#"<p><a class="action" id="nodes-link" href="/ui/nodes">Nodes</a></p>"#
+    } else {
+        ""
+    };
     let mut body = format!(
         r#"<h1>Dashboard</h1>
-<h2>Worker slots</h2><p class="card" id="slots"><meter min="0" max="{slots}" value="{running}"></meter> <b>{running}</b> of {slots} slots busy · <b>{queued}</b> tasks queued <span class="muted">(all projects)</span></p>
+<h2>Worker slots</h2>{nodes_link}<p class="card" id="slots"><meter min="0" max="{slots}" value="{running}"></meter> <b>{running}</b> of {slots} slots busy · <b>{queued}</b> tasks queued <span class="muted">(all projects)</span></p>
 <h2>All your projects</h2>{}
 <h2>Throughput</h2><div class="scroll" id="throughput">{}</div>
 <p class="muted">Jobs finished per {BUCKET_MIN} minutes over the last {} hours.</p>"#,

@@ -419,11 +419,17 @@ pub(crate) async fn drain(
 
 /// The workers: state, slots, labels, last heartbeat, running attempts.
 pub(crate) async fn nodes(State(s): State<AppState>, _: Admin) -> Result<Json<Value>, ApiError> {
-    let Some(pool) = s.workers.clone() else {
-        return Ok(Json(json!([])));
+    Ok(Json(Value::Array(node_views(s.workers.as_deref()))))
+}
+
+/// Every worker the pool knows, as `GET /api/v1/nodes` and the nodes page
+/// show it (none without a pool).
+pub(crate) fn node_views(pool: Option<&Pool>) -> Vec<Value> {
+    let Some(pool) = pool else {
+        return Vec::new();
     };
     let inner = pool.lock();
-    let nodes: Vec<Value> = inner
+    inner
         .workers
         .iter()
         .map(|w| {
@@ -444,8 +450,7 @@ pub(crate) async fn nodes(State(s): State<AppState>, _: Admin) -> Result<Json<Va
                 "running": running.iter().map(|(j, i, a)| json!({"job": j, "index": i, "attempt": a})).collect::<Vec<_>>(),
             })
         })
-        .collect();
-    Ok(Json(Value::Array(nodes)))
+        .collect()
 }
 
 /// Loses workers whose leases lapsed, every `lease / 4`, on a thread of

@@ -138,6 +138,10 @@ async fn ui_sessions_follow_the_key_and_pages_authorize_like_the_api() {
         "worker slots: {}",
         p.body
     );
+    assert!(p.body.contains(r#"id="nodes-link""#), "{}", p.body);
+    let n = ui(&s, Method::GET, "/ui/nodes", Some(&c), None).await;
+    assert_eq!(n.status, StatusCode::OK, "{}", n.body);
+    assert!(n.body.contains("its own 2 slots"), "{}", n.body);
     let p = ui(&s, Method::GET, &format!("/ui/jobs/{job}"), Some(&c), None).await;
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
     assert!(p.body.contains(r#"id="dag""#));
@@ -179,6 +183,14 @@ async fn ui_sessions_follow_the_key_and_pages_authorize_like_the_api() {
 
     // An outsider: 403 on another project's job and project, 404 on none.
     let o = login(&s, &outsider).await;
+    let n = ui(&s, Method::GET, "/ui/nodes", Some(&o), None).await;
+    assert_eq!(
+        n.status,
+        StatusCode::FORBIDDEN,
+        "the nodes page is for admins"
+    );
+    let d = ui(&s, Method::GET, "/ui", Some(&o), None).await;
+    assert!(!d.body.contains(r#"id="nodes-link""#));
     let p = ui(&s, Method::GET, &format!("/ui/jobs/{job}"), Some(&o), None).await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
     let p = ui(

@@ -1,0 +1,127 @@
+//! The nodes page (admins): every worker with its state, slots in use, what
+//! it offers, when it was last heard from and the attempts it runs.
+
+use super::html::{badge, escape, page, table};
+use super::UiError;
+use crate::auth::Caller;
+use crate::state::now_ms;
+use crate::AppState;
+use axum::extract::State;
+use axum::response::Html;
+use serde_json::Value;
+
+pub(crate) async fn show(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> Result<Html<String>, UiError> {
+    if !caller.is_admin() {
+        return Err(crate::ApiError::Forbidden("the nodes page is for admins".into()).into());
+    }
+    let nodes = crate::workers::node_views(s.workers.as_deref());
+    let body = render(&nodes, s.workers.is_some(), s.driver.slots(), now_ms());
+    Ok(page("Nodes", Some(&caller.user.name), &body))
+}
+
+/// The page's body: `workers` says whether this server runs tasks on
+/// workers at all (else on its own `local_slots`).
+pub(crate) fn render(nodes: &[Value], workers: bool, local_slots: u32, now: u64) -> String {
+    if !workers {
+        return format!(
+            r#"<h1>Nodes</h1><p class="card" id="no-workers">This server runs tasks on its own {local_slots} slots; it takes no workers (start it with <code>--slots 0</code> and run <code>tessera worker</code> on each machine).</p>"#
+        );
+    }
+    if nodes.is_empty() {
+        return r#"<h1>Nodes</h1><p class="card" id="no-workers">No worker has registered yet: run <code>tessera worker --server URL --token TOKEN</code> on each machine (<code>tessera admin create-worker-token NAME</code> makes a token).</p>"#.into();
+    }
+    let rows: Vec<Vec<String>> = nodes
+        .iter()
+        .map(|n| {
+            let s = |k: &str| escape(n[k].as_str().unwrap_or(""));
+            let num = |k: &str| n[k].as_u64().unwrap_or(0);
+            let labels: Vec<String> = n["labels"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| escape(&format!("{k}={}", v.as_str().unwrap_or(""))))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let running: Vec<String> = n["running"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|r| {
+                            format!(
+                                r#"<a href="/ui/jobs/{0}">#{0}</a> task {1} (attempt {2})"#,
+                                r["job"], r["index"], r["attempt"]
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let ago = now.saturating_sub(num("last_heartbeat_ms")) as f64 / 1000.0;
+            vec![
+                s("name"),
+                badge(n["state"].as_str().unwrap_or(""), None),
+                format!(
+                    r#"<meter min="0" max="{0}" value="{1}"></meter> {1} / {0}"#,
+                    num("slots"),
+                    num("used")
+                ),
+                format!(
+                    "{} cpus · {} MiB · {} MiB free disk",
+                    num("cpus"),
+                    num("memory_mb"),
+                    num("disk_free_mb")
+                ),
+                labels.join(", "),
+                format!("{ago:.1} s ago"),
+                running.join("<br>"),
+            ]
+        })
+        .collect();
+    format!(
+        r#"<h1>Nodes</h1><div id="nodes">{}</div>"#,
+        table(
+            &[
+                "worker",
+                "state",
+                "slots",
+                "offers",
+                "labels",
+                "last heartbeat",
+                "running"
+            ],
+            &rows
+        )
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn workers_show_state_slots_labels_and_running_attempts_escaped() {
+        let nodes = vec![json!({
+            "id": "w1", "name": "rack<1>", "state": "draining", "slots": 4, "used": 1,
+            "cpus": 8, "memory_mb": 16000, "disk_free_mb": 900,
+            "labels": {"zone": "eu"}, "executors": ["process"],
+            "last_heartbeat_ms": 9_000,
+            "running": [{"job": 7, "index": 3, "attempt": 2}],
+        })];
+        let html = render(&nodes, true, 0, 10_500);
+        assert!(html.contains("rack&lt;1&gt;"), "{html}");
+        assert!(html.contains("draining"), "{html}");
+        assert!(html.contains(r#"value="1"></meter> 1 / 4"#), "{html}");
+        assert!(html.contains("zone=eu"), "{html}");
+        assert!(html.contains("1.5 s ago"), "{html}");
+        assert!(
+            html.contains(r#"<a href="/ui/jobs/7">#7</a> task 3 (attempt 2)"#),
+            "{html}"
+        );
+        assert!(render(&[], true, 0, 0).contains("No worker has registered yet"));
+        assert!(render(&[], false, 2, 0).contains("its own 2 slots"));
+    }
+}
