@@ -4,6 +4,11 @@
 //!
 //! - `bad_input`: every way the input or the output can be wrong gets its
 //!   exit code, one `tessera: ` line on stderr, and leaves nothing behind.
+//! - `chaos`: the server and three workers as Docker containers on a
+//!   private network encoding a real clip: a worker SIGKILLed mid-chunk,
+//!   one cut off the network past its lease (fenced, then back), the server
+//!   SIGKILLed and restarted, random kills: always frame-exact, each chunk
+//!   succeeding once.
 //! - `docker`: `tessera server --docker` runs a task that names an image in
 //!   a container that shares the job's folder with host tasks; without the
 //!   flag the spec is refused.
@@ -33,6 +38,8 @@
 
 #[path = "cli/bad_input.rs"]
 mod bad_input;
+#[path = "cli/chaos.rs"]
+mod chaos;
 #[path = "cli/docker.rs"]
 mod docker;
 #[path = "cli/encode.rs"]
