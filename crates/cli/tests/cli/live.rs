@@ -3,7 +3,7 @@
 //! running work and a restart that resumes it.
 
 use crate::server::Server;
-use crate::support::{bootstrap, client_of, run, tessera};
+use crate::support::{bootstrap, client_of, run, tessera, Running};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -40,29 +40,8 @@ fn submit(server: &Server, key: &str, dir: &Path, yaml: &str) {
     .expect_code(0);
 }
 
-/// Waits (at most 30 s) for a spawned client to exit; its (code, stdout).
-fn finish(mut cmd: Command) -> (Option<i32>, String, String) {
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait_with_output().unwrap()));
-    let out = rx
-        .recv_timeout(Duration::from_secs(30))
-        .unwrap_or_else(|_| {
-            // SAFETY: plain kill(2) of our own child.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            panic!("the client did not end within 30 s")
-        });
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+/// How long a live client may take to end once its job has.
+const CLIENT_LIMIT: Duration = Duration::from_secs(30);
 
 #[test]
 fn logs_follow_and_watch_stream_a_running_job_until_it_ends() {
@@ -72,12 +51,14 @@ fn logs_follow_and_watch_stream_a_running_job_until_it_ends() {
     let server = Server::start_with(&data, &[]);
     submit(&server, &key, dir.path(), FLOW);
     // Both start while `talk` sleeps (or before it starts) and end with it.
-    let follow = std::thread::spawn({
-        let cmd = client(&server, &key, &["job", "logs", "1", "talk", "--follow"]);
-        move || finish(cmd)
-    });
-    let (code, watched, err) = finish(client(&server, &key, &["job", "watch", "1"]));
-    assert_eq!(code, Some(0), "{watched}\n{err}");
+    let follow = Running::spawn(client(
+        &server,
+        &key,
+        &["job", "logs", "1", "talk", "--follow"],
+    ));
+    let watch = Running::spawn(client(&server, &key, &["job", "watch", "1"])).finish(CLIENT_LIMIT);
+    let (watched, err) = (&watch.stdout, &watch.stderr);
+    assert_eq!(watch.code, Some(0), "{watched}\n{err}");
     assert!(
         watched.contains("task 0 (talk) attempt 1 succeeded"),
         "{watched}"
@@ -87,9 +68,9 @@ fn logs_follow_and_watch_stream_a_running_job_until_it_ends() {
         watched.trim_end().ends_with("ended: succeeded"),
         "{watched}"
     );
-    let (code, logged, err) = follow.join().unwrap();
-    assert_eq!(code, Some(0), "{logged}\n{err}");
-    assert_eq!(logged, "first\nsecond\n");
+    let logged = follow.finish(CLIENT_LIMIT);
+    assert_eq!(logged.code, Some(0), "{}\n{}", logged.stdout, logged.stderr);
+    assert_eq!(logged.stdout, "first\nsecond\n");
 }
 
 #[test]
@@ -106,11 +87,7 @@ fn sigterm_stops_running_work_at_once_and_a_restart_resumes_it() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // A watcher holds a stream open: shutdown must not wait for it.
-    let watcher = client(&server, &key, &["job", "watch", "1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let watcher = Running::spawn(client(&server, &key, &["job", "watch", "1"]));
     std::thread::sleep(Duration::from_millis(300));
 
     let stopping = Instant::now();
@@ -121,9 +98,9 @@ fn sigterm_stops_running_work_at_once_and_a_restart_resumes_it() {
         "shutdown took {:?} (an open event stream or the 60 s task held it up)",
         stopping.elapsed()
     );
-    let watched = watcher.wait_with_output().unwrap();
-    assert_eq!(watched.status.code(), Some(4));
-    let err = String::from_utf8_lossy(&watched.stderr);
+    let watched = watcher.finish(CLIENT_LIMIT);
+    assert_eq!(watched.code, Some(4));
+    let err = &watched.stderr;
     assert!(err.contains("closed the event stream"), "{err}");
 
     server = Server::start_with(&data, &[]);
