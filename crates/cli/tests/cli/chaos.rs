@@ -6,31 +6,19 @@
 //! and started again: each time the job succeeds, the download matches the
 //! source frame for frame, and every chunk succeeded exactly once.
 
-use crate::support::{argv, bootstrap, run, tessera, tessera_run};
+use crate::support::{
+    argv, bootstrap, docker_engine_present, local_image, run, tessera, tessera_run,
+};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
-const IMAGE: &str = "tessera-local:dev";
 /// Every cluster's lease; a lost worker is noticed within about this.
 const LEASE_MS: u32 = 2000;
-
-fn engine_present() -> bool {
-    let present = Path::new("/var/run/docker.sock").exists();
-    if !present {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "no Docker engine (/var/run/docker.sock) under CI: install and start docker"
-        );
-        eprintln!("skipped: no Docker engine here");
-    }
-    present
-}
 
 /// `docker ARGS`: its stdout, or a panic carrying its stderr.
 fn docker(args: &[&str]) -> String {
@@ -42,25 +30,6 @@ fn docker(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// The image, built once per test process from this build's binary.
-fn build_image() {
-    static BUILT: Once = Once::new();
-    BUILT.call_once(|| {
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/image/build-rootfs.sh");
-        let out = Command::new("bash")
-            .arg(script)
-            .arg(env!("CARGO_BIN_EXE_tessera"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
 }
 
 /// The server and three workers (`w1`..`w3`, one slot each) in containers;
@@ -76,7 +45,6 @@ struct Cluster {
 
 impl Cluster {
     fn start() -> Self {
-        build_image();
         static RUN: AtomicU32 = AtomicU32::new(0);
         let prefix = format!(
             "tessera-chaos-{}-{}",
@@ -152,7 +120,7 @@ impl Cluster {
         let mut all = vec!["run", "-d", "--name", &container, "--network", &self.net];
         all.extend(["--user", &user, "-v", &mount]);
         all.extend(opts);
-        all.extend([IMAGE, "tessera"]);
+        all.extend([local_image(), "tessera"]);
         all.extend(args);
         all.extend(more);
         docker(&all);
@@ -376,7 +344,7 @@ fn clip(dir: &Path) -> PathBuf {
 
 #[test]
 fn a_worker_killed_mid_chunk_loses_its_attempt_and_the_encode_stays_exact() {
-    if !engine_present() {
+    if !docker_engine_present() {
         return;
     }
     let c = Cluster::start();
@@ -394,7 +362,7 @@ fn a_worker_killed_mid_chunk_loses_its_attempt_and_the_encode_stays_exact() {
 
 #[test]
 fn a_worker_cut_off_past_its_lease_is_fenced_and_comes_back() {
-    if !engine_present() {
+    if !docker_engine_present() {
         return;
     }
     let c = Cluster::start();
@@ -440,7 +408,7 @@ fn a_worker_cut_off_past_its_lease_is_fenced_and_comes_back() {
 
 #[test]
 fn a_server_killed_mid_job_and_started_again_finishes_it() {
-    if !engine_present() {
+    if !docker_engine_present() {
         return;
     }
     let mut c = Cluster::start();
@@ -469,7 +437,7 @@ fn random_below(n: u64) -> u64 {
 
 #[test]
 fn random_worker_kills_at_random_moments_never_change_the_result() {
-    if !engine_present() {
+    if !docker_engine_present() {
         return;
     }
     let rounds: u32 = match std::env::var("TESSERA_CHAOS_ROUNDS") {

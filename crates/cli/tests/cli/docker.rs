@@ -4,9 +4,7 @@
 //! same spec is refused at submission.
 
 use crate::server::Server;
-use crate::support::{bootstrap, client_of, run};
-use std::path::Path;
-use std::process::Command;
+use crate::support::{bootstrap, client_of, docker_engine_present, local_image, run};
 use std::time::{Duration, Instant};
 
 const FLOW: &str = r#"
@@ -20,43 +18,16 @@ tasks:
     deps: [{ selector: inside }]
 "#;
 
-fn engine_present() -> bool {
-    let present = Path::new("/var/run/docker.sock").exists();
-    if !present {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "no Docker engine (/var/run/docker.sock) under CI: install and start docker"
-        );
-        eprintln!("skipped: no Docker engine here");
-    }
-    present
-}
-
-/// The image the flow names, built from this build's tessera binary.
-fn build_image() {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/image/build-rootfs.sh");
-    let out = Command::new("bash")
-        .arg(script)
-        .arg(env!("CARGO_BIN_EXE_tessera"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn client(server: &Server, key: &str, args: &[&str]) -> crate::support::Outcome {
     run(&mut client_of(&server.url, key, args))
 }
 
 #[test]
 fn an_image_task_runs_in_a_container_and_hands_files_to_host_tasks() {
-    if !engine_present() {
+    if !docker_engine_present() {
         return;
     }
-    build_image();
+    local_image();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let key = bootstrap(&data);

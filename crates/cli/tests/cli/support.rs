@@ -419,3 +419,39 @@ pub fn client_of(url: &str, key: &str, args: &[&str]) -> Command {
         .args(args);
     cmd
 }
+
+/// Whether a Docker engine is there to test against; under CI its absence
+/// fails the test.
+pub fn docker_engine_present() -> bool {
+    let present = Path::new("/var/run/docker.sock").exists();
+    if !present {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "no Docker engine (/var/run/docker.sock) under CI: install and start docker"
+        );
+        eprintln!("skipped: no Docker engine here");
+    }
+    present
+}
+
+/// The no-registry image (`tessera-local:dev`), built by
+/// deploy/image/build-rootfs.sh from this build's binary once per test
+/// process (quick when it is up to date).
+pub fn local_image() -> &'static str {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/image/build-rootfs.sh");
+        let out = Command::new("bash")
+            .arg(script)
+            .arg(env!("CARGO_BIN_EXE_tessera"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    "tessera-local:dev"
+}
