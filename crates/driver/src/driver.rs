@@ -491,17 +491,16 @@ impl<S: Store, E: Executor> Driver<S, E> {
         now: Millis,
         observer: &mut dyn Observer,
     ) -> Result<(), DriverError> {
-        if !step.changes.is_empty() {
-            self.store.apply(&step.changes, now)?;
-            observer.changes(&step.changes);
+        let Step { changes, commands } = step;
+        if !changes.is_empty() {
+            self.store.apply(&changes, now)?;
+            observer.changes(&changes);
             if self.feed.listened() {
-                self.feed.publish(FeedItem::Changes {
-                    at: now,
-                    changes: step.changes.clone(),
-                });
+                // The changes are not needed here any more: moved, not copied.
+                self.feed.publish(FeedItem::Changes { at: now, changes });
             }
         }
-        for cmd in step.commands {
+        for cmd in commands {
             match cmd {
                 Command::Start {
                     task,
