@@ -59,6 +59,8 @@ struct Inner {
     sending: Mutex<()>,
     shared: Arc<Mutex<Shared>>,
     next_id: AtomicU64,
+    /// The reader thread, which reaps the spawner once it has gone.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 /// What the reader thread and the callers share.
@@ -170,15 +172,18 @@ impl Spawner {
         let spawned = std::thread::Builder::new()
             .name("tessera-spawner".into())
             .spawn(move || read_replies(reader, pid, theirs));
-        if let Err(e) = spawned {
-            // Without a reader nothing can be started: stop it again.
-            // SAFETY: signals and reaps our own child.
-            unsafe {
-                libc::kill(pid as libc::pid_t, libc::SIGKILL);
-                libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0);
+        let reader = match spawned {
+            Ok(thread) => thread,
+            Err(e) => {
+                // Without a reader nothing can be started: stop it again.
+                // SAFETY: signals and reaps our own child.
+                unsafe {
+                    libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                    libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0);
+                }
+                return Err(fail("thread", e));
             }
-            return Err(fail("thread", e));
-        }
+        };
         Ok(Spawner {
             inner: Arc::new(Inner {
                 pid,
@@ -186,6 +191,7 @@ impl Spawner {
                 sending: Mutex::new(()),
                 shared,
                 next_id: AtomicU64::new(1),
+                reader: Some(reader),
             }),
         })
     }
@@ -270,6 +276,12 @@ impl Drop for Inner {
         // reader thread then sees end of file too and reaps it.
         // SAFETY: shutdown on a socket we own; no memory is involved.
         unsafe { libc::shutdown(self.sock.as_raw_fd(), libc::SHUT_RDWR) };
+        // Wait for that reaping, so the spawner (and through it every
+        // attempt) is counted in this program's children's cpu time
+        // (`time`, getrusage) before it exits.
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
     }
 }
 
