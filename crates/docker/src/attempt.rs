@@ -83,6 +83,7 @@ impl Attempt {
             wall_ms: self.started.elapsed().as_millis() as u64,
             cpu_ms: sampled.cpu_ns / 1_000_000,
             max_rss_kb: sampled.peak_bytes / 1024,
+            ..Default::default()
         };
         (self.sink)(ExecEvent::Exited {
             task: self.task,
@@ -121,6 +122,7 @@ impl Attempt {
             task: self.task,
             attempt: self.attempt,
             pid: u32::try_from(pid).unwrap_or(0),
+            node: None,
         });
         let samples = Arc::new(Mutex::new(Sampled::default()));
         let sampler = tokio::spawn(usage::sample(

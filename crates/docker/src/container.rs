@@ -184,6 +184,7 @@ mod tests {
             image: None,
             cpu: 2,
             memory_mb: 512,
+            labels: Default::default(),
         }
     }
 

@@ -124,7 +124,9 @@ impl<S: Store, E: Executor> Driver<S, E> {
         let (tx, rx) = mpsc::channel();
         let sink_tx = std::sync::Mutex::new(tx.clone());
         let sink: EventSink = Arc::new(move |ev| {
-            let _ = sink_tx.lock().map(|tx| tx.send(Input::Exec(ev)));
+            if let Ok(tx) = sink_tx.lock() {
+                let _ = tx.send(Input::Exec(ev));
+            }
         });
         Self {
             sched: {
@@ -339,7 +341,9 @@ impl<S: Store, E: Executor> Driver<S, E> {
         observer: &mut dyn Observer,
     ) -> Result<Step, DriverError> {
         Ok(match input {
-            Input::Exec(ExecEvent::Started { task, attempt, pid }) => {
+            Input::Exec(ExecEvent::Started {
+                task, attempt, pid, ..
+            }) => {
                 // The attempt's start was committed before it was launched.
                 self.store.set_attempt_pid(task, attempt, pid)?;
                 if self.feed.listened() {
@@ -629,6 +633,7 @@ impl<S: Store, E: Executor> Driver<S, E> {
             image: spec.image.clone(),
             cpu: spec.resources.cpu,
             memory_mb: spec.resources.memory_mb,
+            labels: spec.resources.labels.clone(),
         }
     }
 }

@@ -49,16 +49,21 @@ pub struct StartRequest {
     pub cpu: u32,
     /// Memory the attempt may use, in MiB (0: no limit). Enforced like `cpu`.
     pub memory_mb: u64,
+    /// Labels the node that runs it must carry (the task's
+    /// `resources.labels`); placement among workers honours them.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// What happened to an attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ExecEvent {
-    /// Its process started. `pid` is also its process group id.
+    /// Its process started. `pid` is also its process group id (on `node`).
     Started {
         task: TaskRef,
         attempt: AttemptNo,
         pid: u32,
+        /// The worker it runs on; `None` for this machine.
+        node: Option<String>,
     },
     Progress {
         task: TaskRef,

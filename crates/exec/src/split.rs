@@ -151,6 +151,7 @@ mod tests {
             image: image.map(String::from),
             cpu: 1,
             memory_mb: 0,
+            labels: Default::default(),
         }
     }
 

@@ -65,6 +65,7 @@ impl Rig {
             image: None,
             cpu: 1,
             memory_mb: 0,
+            labels: Default::default(),
         }
     }
 

@@ -186,6 +186,17 @@ pub struct AttemptUsage {
     /// executor can see it).
     pub cpu_ms: u64,
     pub max_rss_kb: u64,
+    /// Time a worker without the shared filesystem spent fetching the
+    /// attempt's inputs and sending back its outputs (0 elsewhere).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub transfer_ms: u64,
+    /// Bytes it fetched and sent for the attempt (cache hits excluded).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub transfer_bytes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]

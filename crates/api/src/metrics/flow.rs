@@ -249,6 +249,7 @@ mod tests {
                     wall_ms: 990,
                     cpu_ms: 1500,
                     max_rss_kb: 1,
+                    ..Default::default()
                 },
                 at: 2000,
             }],

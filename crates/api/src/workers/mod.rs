@@ -358,7 +358,12 @@ pub(crate) async fn attempt_events(
     }
     for event in body.events {
         let event = match event {
-            WireEvent::Started { pid } => ExecEvent::Started { task, attempt, pid },
+            WireEvent::Started { pid } => ExecEvent::Started {
+                task,
+                attempt,
+                pid,
+                node: inner.worker(&id).map(|w| w.info.name.clone()),
+            },
             WireEvent::Progress { done, total } => ExecEvent::Progress {
                 task,
                 attempt,

@@ -311,6 +311,7 @@ impl Running {
                 image: None,
                 cpu: a["cpu"].as_u64()? as u32,
                 memory_mb: a["memory_mb"].as_u64()?,
+                labels: Default::default(),
             })
         })();
         match parsed {

@@ -135,6 +135,7 @@ impl Harness {
             image: None,
             cpu: 1,
             memory_mb: 0,
+            labels: Default::default(),
         }
     }
 

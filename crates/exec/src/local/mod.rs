@@ -166,7 +166,12 @@ impl LocalExecutor {
 
         let (task, attempt) = (req.task, req.attempt);
         lock(&self.running).insert((task, attempt), pid);
-        (self.sink)(ExecEvent::Started { task, attempt, pid });
+        (self.sink)(ExecEvent::Started {
+            task,
+            attempt,
+            pid,
+            node: None,
+        });
         let drained = output::spawn_pump(stdout, stdout_log, task, attempt, self.sink.clone());
         let waiter = wait::Waiter {
             task,

@@ -100,6 +100,7 @@ impl Waiter {
             wall_ms: self.started.elapsed().as_millis() as u64,
             cpu_ms: cpu_us / 1000,
             max_rss_kb,
+            ..Default::default()
         };
         Ok((status, usage))
     }

@@ -118,6 +118,7 @@ pub fn attempts_record_outcome_and_usage(b: &mut dyn Backend) {
         wall_ms: 1_500,
         cpu_ms: 2_900,
         max_rss_kb: 81_920,
+        ..Default::default()
     };
     s.apply(
         &[

@@ -90,6 +90,7 @@ pub fn usage_since_charges_ended_attempts(b: &mut dyn Backend) {
             wall_ms,
             cpu_ms,
             max_rss_kb: 1,
+            ..Default::default()
         },
         at,
     };

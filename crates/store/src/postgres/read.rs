@@ -143,6 +143,7 @@ fn attempt_row(r: &Row) -> Result<AttemptRecord, StoreError> {
             wall_ms,
             cpu_ms,
             max_rss_kb,
+            ..Default::default()
         }),
         _ => None,
     };

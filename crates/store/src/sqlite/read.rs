@@ -106,6 +106,7 @@ fn attempt_row(r: &Row<'_>) -> Mapped<AttemptRecord> {
             wall_ms,
             cpu_ms,
             max_rss_kb,
+            ..Default::default()
         }),
         _ => None,
     };

@@ -92,6 +92,7 @@ fn bench_apply(label: &str, store: &mut dyn tessera_store::Store) {
                 wall_ms: 10,
                 cpu_ms: 9,
                 max_rss_kb: 1000,
+                ..Default::default()
             };
             changes.push(Change::AttemptEnded {
                 task,

@@ -309,6 +309,7 @@ fn random_change(rng: &mut Rng, job: JobId, planned: &mut u32) -> Change {
                     wall_ms: rng.below(1000),
                     cpu_ms: rng.below(1000),
                     max_rss_kb: rng.below(1000),
+                    ..Default::default()
                 },
                 at: 50 + rng.below(50),
             }

@@ -88,6 +88,7 @@ fn end(t: TaskRef, attempt: u32, outcome: AttemptOutcome) -> Change {
         wall_ms: 5,
         cpu_ms: 4,
         max_rss_kb: 3,
+        ..Default::default()
     };
     Change::AttemptEnded {
         task: t,
