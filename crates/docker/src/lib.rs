@@ -42,6 +42,7 @@
 //!     image: None,
 //!     cpu: 1,
 //!     memory_mb: 256,
+//!     labels: Default::default(),
 //! });
 //! let events: Vec<ExecEvent> = rx.iter().take(3).collect();
 //! assert!(matches!(events[2], ExecEvent::Exited { result: Ok(()), .. }));
