@@ -135,7 +135,7 @@ fn local_slots_and_a_worker_both_run_attempts_of_one_job() {
 
 #[test]
 fn cancelling_a_job_kills_its_attempt_on_the_local_node_beside_workers() {
-    let c = Cluster::start_with(2000, &["--slots", "1", "--workers", "--labels", "site=hq"]);
+    let mut c = Cluster::start_with(2000, &["--slots", "1", "--workers", "--labels", "site=hq"]);
     let here = local_name(&c);
     let o = c.out.display();
     let id = c.submit(&format!(
@@ -167,4 +167,28 @@ tasks:
     }
     let (_, v) = c.api("GET", "/nodes", None);
     assert_eq!(v["nodes"][0]["used"], 0, "its slot is free again: {v}");
+
+    // SIGTERM stops the server promptly with a local attempt running (it
+    // is killed, and resumes on the next start).
+    let again = c.submit(&format!(
+        r#"
+name: again
+tasks:
+  - name: long
+    action: {{ kind: command, argv: ["sh", "-c", "echo $$ > {o}/pid2; sleep 60"] }}
+"#
+    ));
+    assert!(again > id);
+    let pid: i32 = wait_file(&c.out.join("pid2"), Duration::from_secs(20))
+        .trim()
+        .parse()
+        .unwrap();
+    let stopping = Instant::now();
+    assert_eq!(c.server.terminate(Duration::from_secs(15)), Some(0));
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        stopping.elapsed()
+    );
+    assert!(!alive(pid), "the local attempt outlived the server");
 }
