@@ -57,5 +57,5 @@ pub use serve::{serve, DRAIN_TIMEOUT};
 pub use state::{ApiStore, AppState};
 pub use volumes::Volumes;
 pub use workers::{
-    create_worker_token, revoke_worker_token, token_file, NodeInfo, NodeState, Pool, RemoteExecutor,
+    create_worker_token, revoke_worker_token, token_file, NodeInfo, NodeState, Placed, Pool,
 };

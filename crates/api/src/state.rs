@@ -83,10 +83,10 @@ impl AppState {
         self
     }
 
-    /// Serves the worker routes for `pool` (whose [`RemoteExecutor`]
+    /// Serves the worker routes for `pool` (whose [`Placed`] executor
     /// the driver runs attempts with) and starts its lease timer.
     ///
-    /// [`RemoteExecutor`]: crate::workers::RemoteExecutor
+    /// [`Placed`]: crate::workers::Placed
     pub fn with_workers(mut self, pool: Arc<crate::workers::Pool>) -> Self {
         crate::workers::expire_leases(&pool);
         self.workers = Some(pool);

@@ -4,8 +4,9 @@
 //! Configuration comes from, in increasing precedence: built-in defaults, a
 //! TOML file (`--config`, or `TESSERA_CONFIG`), environment variables
 //! (`TESSERA_LISTEN`, `TESSERA_DATA_DIR`, `TESSERA_DATABASE`,
-//! `TESSERA_SLOTS`, `TESSERA_MAX_UPLOAD_BYTES`, `TESSERA_VOLUMES`,
-//! `TESSERA_RUN_AS`), and flags.
+//! `TESSERA_SLOTS`, `TESSERA_WORKERS`, `TESSERA_LABELS`,
+//! `TESSERA_MAX_UPLOAD_BYTES`, `TESSERA_VOLUMES`, `TESSERA_RUN_AS`), and
+//! flags.
 //! `tessera.sample.toml` documents every field.
 
 use crate::fail::{Failure, Result};
@@ -35,6 +36,22 @@ pub struct ServerArgs {
     /// directory at the same path.
     #[arg(long, env = "TESSERA_SLOTS")]
     pub slots: Option<u32>,
+    /// Take workers (`tessera worker`) beside this machine's slots: the
+    /// server's slots become one node among the workers, and placement
+    /// (resources, labels, locality, spread) chooses among them all
+    /// [default: off; --slots 0 implies it].
+    #[arg(long, env = "TESSERA_WORKERS", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub workers: Option<bool>,
+    /// Labels of this server's own node (with --workers), as k=v,k=v:
+    /// tasks that name labels in `resources.labels` run only on nodes that
+    /// carry them all.
+    #[arg(
+        long,
+        env = "TESSERA_LABELS",
+        value_delimiter = ',',
+        value_name = "K=V"
+    )]
+    pub labels: Vec<String>,
     /// How long a worker's lease on an attempt lasts without a heartbeat,
     /// in milliseconds; then the attempt is lost and retried elsewhere
     /// [default: 10000].
@@ -76,6 +93,9 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     database: Option<String>,
     slots: Option<u32>,
+    workers: Option<bool>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
     lease_ms: Option<u64>,
     max_upload_bytes: Option<u64>,
     #[serde(default)]
@@ -92,6 +112,10 @@ pub struct ServerConfig {
     pub database: Database,
     /// 0: tasks run on workers only.
     pub slots: u32,
+    /// Whether workers take part (always with 0 slots).
+    pub workers: bool,
+    /// The labels of the server's own node (with workers).
+    pub labels: BTreeMap<String, String>,
     /// A worker's lease on an attempt without a heartbeat.
     pub lease: std::time::Duration,
     pub max_upload_bytes: u64,
@@ -137,6 +161,20 @@ impl ServerConfig {
             .slots
             .or(file.slots)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32));
+        let workers = slots == 0 || args.workers.or(file.workers).unwrap_or(false);
+        let mut labels = file.labels;
+        for spec in &args.labels {
+            match spec.split_once('=') {
+                Some((k, v)) if !k.is_empty() => {
+                    labels.insert(k.to_string(), v.to_string());
+                }
+                _ => {
+                    return Err(Failure::input(format!(
+                        "--labels {spec:?}: give labels as k=v,k=v, e.g. --labels gpu=yes,zone=a"
+                    )))
+                }
+            }
+        }
         let lease_ms = args.lease_ms.or(file.lease_ms).unwrap_or(10_000);
         if lease_ms < 100 {
             return Err(Failure::input(format!(
@@ -159,6 +197,8 @@ impl ServerConfig {
             data_dir,
             database,
             slots,
+            workers,
+            labels,
             lease: std::time::Duration::from_millis(lease_ms),
             max_upload_bytes,
             volumes,
@@ -308,27 +348,48 @@ pub fn run(
         Vec::new()
     };
     let instance = docker_instance(&config.data_dir);
-    // Slots 0: every host attempt goes to the workers.
-    let workers = (config.slots == 0).then(|| tessera_api::Pool::new(config.lease));
+    // With workers, host attempts are placed among them (and the server's
+    // own slots, unless there are none); without, they run here directly.
+    let workers = config.workers.then(|| tessera_api::Pool::new(config.lease));
+    if let Some(pool) = &workers {
+        pool.on_input(op_input);
+    }
     let remote = workers.clone();
+    let local_node = tessera_api::NodeInfo {
+        name: crate::worker::host::hostname_or("local"),
+        slots: config.slots,
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        memory_mb: crate::worker::host::memory_mb(),
+        disk_free_mb: crate::worker::host::disk_free_mb(&config.data_dir),
+        labels: config.labels.clone(),
+        executors: vec!["local".into()],
+    };
     let mut driver = tessera_driver::Driver::new(
         driver_store,
         |sink| {
             tessera_exec::Split::new(
                 sink,
                 |sink| -> Box<dyn tessera_exec::Executor> {
-                    if let Some(pool) = remote {
-                        return Box::new(tessera_api::RemoteExecutor::new(pool, sink));
-                    }
-                    let config = tessera_exec::LocalConfig {
-                        op_program,
-                        sink,
-                        run_as,
+                    let local = move |sink| -> Box<dyn tessera_exec::Executor> {
+                        let config = tessera_exec::LocalConfig {
+                            op_program,
+                            sink,
+                            run_as,
+                        };
+                        Box::new(tessera_exec::LocalExecutor::with_spawner(
+                            config,
+                            Ok(spawner),
+                        ))
                     };
-                    Box::new(tessera_exec::LocalExecutor::with_spawner(
-                        config,
-                        Ok(spawner),
-                    ))
+                    match remote {
+                        None => local(sink),
+                        Some(pool) if local_node.slots == 0 => {
+                            Box::new(tessera_api::Placed::remote(pool, sink))
+                        }
+                        Some(pool) => Box::new(tessera_api::Placed::with_local(
+                            pool, sink, local_node, local,
+                        )),
+                    }
                 },
                 |sink| {
                     if !config.docker {
@@ -398,12 +459,16 @@ pub fn run(
         };
         // Status lines must never take the server down (a closed stdout is
         // not a reason to stop serving), so write errors are ignored.
-        let slots = match config.slots {
-            0 => format!(
+        let slots = match (config.slots, config.workers) {
+            (0, _) => format!(
                 "tasks run on workers, leases of {} ms",
                 config.lease.as_millis()
             ),
-            n => format!("{n} slots"),
+            (n, true) => format!(
+                "{n} slots and workers, leases of {} ms",
+                config.lease.as_millis()
+            ),
+            (n, false) => format!("{n} slots"),
         };
         status(&format!(
             "tessera server listening on http://{addr}  (data {}, database {db}, {slots})",
@@ -432,6 +497,17 @@ pub fn run(
         Err(_) => return Err(Failure::internal("the scheduler thread panicked")),
     }
     served
+}
+
+/// The file a built-in op's attempt reads (the source its encode request
+/// names), for placement by locality; `None` for anything else.
+fn op_input(req: &tessera_exec::StartRequest) -> Option<PathBuf> {
+    let tessera_types::Action::Op { args, .. } = &req.action else {
+        return None;
+    };
+    let at = args.iter().position(|a| a == "--workdir")?;
+    let workdir = Path::new(args.get(at + 1)?);
+    tessera_media::read_request(workdir).ok().map(|r| r.input)
 }
 
 /// Names this server's containers on a shared engine: a hash of its data

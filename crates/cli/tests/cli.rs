@@ -33,6 +33,11 @@
 //!   `--map` rewrites the server's paths for a worker that mounts them
 //!   elsewhere; a lease the worker never got is given up by its heartbeats;
 //!   an admin drains a worker.
+//! - `placement`: labels (a labelled task only on the worker that carries
+//!   the label; one no node carries reported as unplaceable until such a
+//!   worker registers), a job spread over two workers, and `server --slots 1
+//!   --workers`: the server's own slot and a worker share a job, and a
+//!   cancel kills an attempt running on the server's slot.
 //! - `ui_encode`: the same through the web UI in headless Chromium (upload
 //!   with a progress bar, the job page, the download link), with screenshots.
 
@@ -48,6 +53,8 @@ mod encode;
 mod interrupt;
 #[path = "cli/live.rs"]
 mod live;
+#[path = "cli/placement.rs"]
+mod placement;
 #[path = "cli/server.rs"]
 mod server;
 #[path = "cli/support.rs"]

@@ -260,8 +260,9 @@ pub struct Resources {
     /// GPUs; recorded and validated (this machine offers none yet).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub gpus: u32,
-    /// Placement labels a worker must carry; recorded, not yet enforced
-    /// (placement comes with worker agents).
+    /// Labels the node that runs it must all carry (a worker's `--labels`,
+    /// or the server's own with `--workers`). Enforced when workers take
+    /// part; a server running tasks only on its own slots ignores them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
 }

@@ -27,7 +27,7 @@ pub(crate) async fn show(
 pub(crate) fn render(nodes: &[Value], workers: bool, local_slots: u32, now: u64) -> String {
     if !workers {
         return format!(
-            r#"<h1>Nodes</h1><p class="card" id="no-workers">This server runs tasks on its own {local_slots} slots; it takes no workers (start it with <code>--slots 0</code> and run <code>tessera worker</code> on each machine).</p>"#
+            r#"<h1>Nodes</h1><p class="card" id="no-workers">This server runs tasks on its own {local_slots} slots; it takes no workers (start it with <code>--workers</code>, or <code>--slots 0</code> for workers only, and run <code>tessera worker</code> on each machine).</p>"#
         );
     }
     if nodes.is_empty() {
@@ -60,8 +60,13 @@ pub(crate) fn render(nodes: &[Value], workers: bool, local_slots: u32, now: u64)
                 })
                 .unwrap_or_default();
             let ago = now.saturating_sub(num("last_heartbeat_ms")) as f64 / 1000.0;
+            let local = if n["local"] == true {
+                " (this server)"
+            } else {
+                ""
+            };
             vec![
-                s("name"),
+                format!("{}{local}", s("name")),
                 badge(n["state"].as_str().unwrap_or(""), None),
                 format!(
                     r#"<meter min="0" max="{0}" value="{1}"></meter> {1} / {0}"#,

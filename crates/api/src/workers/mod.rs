@@ -1,5 +1,5 @@
 //! Worker agents: the routes `tessera worker` talks to, and the
-//! [`RemoteExecutor`] through which the driver hands them attempts.
+//! [`Placed`] executor through which the driver hands them attempts.
 //!
 //! A worker registers (its slots, cpus, memory, labels, free disk), then
 //! long-polls `lease` for attempts that fit its free slots, heartbeats to
@@ -9,11 +9,18 @@
 //! with 409 `fenced`. `release` hands every lease back at once (graceful
 //! shutdown). Data is shared through the filesystem: workers see the
 //! server's data directory at the same path.
+//!
+//! Which attempts a node takes is decided by [`place`] (fit, labels,
+//! locality, spread); with `--workers` beside local slots the server's own
+//! slots are a node too, run by [`Placed`].
 
+mod place;
+mod placed;
 mod pool;
 mod tokens;
 
-pub use pool::{NodeInfo, NodeState, Pool, RemoteExecutor};
+pub use placed::Placed;
+pub use pool::{NodeInfo, NodeState, Pool};
 pub use tokens::{create_worker_token, revoke_worker_token, token_file};
 
 use crate::auth::Admin;
@@ -75,7 +82,9 @@ impl FromRequestParts<AppState> for WorkerToken {
 fn pool(s: &AppState) -> Result<Arc<Pool>, ApiError> {
     s.workers.clone().ok_or_else(|| {
         ApiError::Conflict(
-            "this server runs its tasks itself; start it with --slots 0 to use workers".into(),
+            "this server runs its tasks itself; start it with --workers (or --slots 0) to use \
+             workers"
+                .into(),
         )
     })
 }
@@ -86,7 +95,10 @@ fn owned<'a>(
     id: &str,
     token: &WorkerToken,
 ) -> Result<&'a mut pool::Worker, ApiError> {
-    let w = inner.worker(id).ok_or_else(|| gone(id))?;
+    let w = inner
+        .worker(id)
+        .filter(|w| !w.local)
+        .ok_or_else(|| gone(id))?;
     if w.token != token.0 {
         return Err(ApiError::Forbidden(format!(
             "worker {id} registered with another worker token"
@@ -113,7 +125,9 @@ pub(crate) async fn register(
             "a worker needs a name and at least one slot".into(),
         ));
     }
-    let id = pool.register(info, token.0, now_ms());
+    let id = pool
+        .register(info, token.0, now_ms())
+        .map_err(ApiError::Conflict)?;
     Ok(Json(
         json!({ "id": id, "lease_ms": pool.lease.as_millis() as u64 }),
     ))
@@ -147,6 +161,10 @@ struct OrderView {
 pub(crate) struct LeaseBody {
     #[serde(default)]
     wait_ms: u64,
+    /// Inputs the worker holds a copy of (no shared filesystem); replaces
+    /// what it said before. Placement prefers it for attempts reading them.
+    #[serde(default)]
+    holds: Option<Vec<PathBuf>>,
 }
 
 fn orders(w: &mut pool::Worker) -> Vec<OrderView> {
@@ -175,6 +193,7 @@ pub(crate) async fn lease(
     let pool = pool(&s)?;
     let until = tokio::time::Instant::now() + Duration::from_millis(body.wait_ms.min(MAX_WAIT_MS));
     let mut first = true;
+    let mut holds = body.holds;
     loop {
         let woken = pool.wake.notified();
         {
@@ -190,31 +209,26 @@ pub(crate) async fn lease(
                 w.last_seen_ms = now_ms();
                 first = false;
             }
-            let ready = w.state == NodeState::Ready;
-            let free = w.info.slots.saturating_sub(w.used());
+            if let Some(holds) = holds.take() {
+                w.holds = holds.into_iter().collect();
+            }
             let orders = orders(w);
-            let taken = if ready { inner.take(free) } else { Vec::new() };
+            let who = inner.index(&id).expect("found above");
+            let taken = inner.assign(who, std::time::Instant::now());
             if !taken.is_empty() || !orders.is_empty() || tokio::time::Instant::now() >= until {
-                let w = inner.worker(&id).expect("found above");
                 let attempts: Vec<Assignment> = taken
                     .into_iter()
-                    .map(|r| {
-                        w.leases.insert(
-                            (r.task, r.attempt),
-                            (r.cpu.max(1), std::time::Instant::now()),
-                        );
-                        Assignment {
-                            job: r.task.job,
-                            index: r.task.index,
-                            attempt: r.attempt,
-                            name: r.name,
-                            action: r.action,
-                            env: r.env,
-                            workdir: r.workdir,
-                            log_dir: r.log_dir,
-                            cpu: r.cpu,
-                            memory_mb: r.memory_mb,
-                        }
+                    .map(|r| Assignment {
+                        job: r.task.job,
+                        index: r.task.index,
+                        attempt: r.attempt,
+                        name: r.name,
+                        action: r.action,
+                        env: r.env,
+                        workdir: r.workdir,
+                        log_dir: r.log_dir,
+                        cpu: r.cpu,
+                        memory_mb: r.memory_mb,
                     })
                     .collect();
                 return Ok(Json(json!({ "attempts": attempts, "orders": orders })));
@@ -245,6 +259,9 @@ pub(crate) struct HeartbeatBody {
     /// lease is ordered killed.
     #[serde(default)]
     running: Option<Vec<(i64, u32, AttemptNo)>>,
+    /// Inputs the worker holds a copy of, as in [`LeaseBody`].
+    #[serde(default)]
+    holds: Option<Vec<PathBuf>>,
 }
 
 /// Renews every lease the worker holds; answers with its orders.
@@ -266,6 +283,9 @@ pub(crate) async fn heartbeat(
     if body.draining {
         w.state = NodeState::Draining;
     }
+    if let Some(holds) = body.holds {
+        w.holds = holds.into_iter().collect();
+    }
     let mut orders = orders(w);
     if let Some(running) = body.running {
         let running: std::collections::HashSet<_> = running
@@ -275,7 +295,7 @@ pub(crate) async fn heartbeat(
         let orphans: Vec<_> = w
             .leases
             .iter()
-            .filter(|(k, (_, since))| !running.contains(k) && since.elapsed() > pool.lease)
+            .filter(|(k, l)| !running.contains(k) && l.since.elapsed() > pool.lease)
             .map(|(k, _)| *k)
             .collect();
         for (task, attempt) in running {
@@ -297,12 +317,14 @@ pub(crate) async fn heartbeat(
                 let why = format!("worker {name} does not run it (it never got the attempt)");
                 pool.lose_attempt(&mut inner, key, why, now_ms());
             }
-            pool.wake.notify_waiters();
         }
     }
     if was != NodeState::Draining && body.draining {
         pool.capacity_changed(&inner);
     }
+    drop(inner);
+    // Freed slots or new holdings may change where queued attempts go.
+    pool.kick();
     Ok(Json(json!({ "orders": orders })))
 }
 
@@ -384,7 +406,7 @@ pub(crate) async fn attempt_events(
         pool.emit(event);
     }
     drop(inner);
-    pool.wake.notify_waiters();
+    pool.kick();
     Ok(Json(json!({ "ok": true })))
 }
 
@@ -416,15 +438,43 @@ pub(crate) async fn drain(
         .workers
         .iter_mut()
         .find(|w| w.info.name == node && w.state != NodeState::Lost)
-        .ok_or_else(|| ApiError::Conflict(format!("no live worker is named {node}")))?;
+        .ok_or_else(|| ApiError::Conflict(format!("no live node is named {node}")))?;
     w.state = NodeState::Draining;
     pool.capacity_changed(&inner);
     Ok(Json(json!({ "ok": true })))
 }
 
-/// The workers: state, slots, labels, last heartbeat, running attempts.
+/// The nodes (workers, and the server's own slots when it has a local
+/// node): state, slots, labels, last heartbeat, running attempts; and the
+/// queued attempts no ready node could ever take, with the reason.
 pub(crate) async fn nodes(State(s): State<AppState>, _: Admin) -> Result<Json<Value>, ApiError> {
-    Ok(Json(Value::Array(node_views(s.workers.as_deref()))))
+    Ok(Json(json!({
+        "nodes": node_views(s.workers.as_deref()),
+        "unplaceable": unplaceable_views(s.workers.as_deref()),
+    })))
+}
+
+/// Queued attempts no ready node could ever take: job, index, attempt,
+/// name and why.
+pub(crate) fn unplaceable_views(pool: Option<&Pool>) -> Vec<Value> {
+    let Some(pool) = pool else {
+        return Vec::new();
+    };
+    let inner = pool.lock();
+    inner
+        .queue
+        .iter()
+        .filter_map(|q| {
+            let why = q.unplaceable.as_ref()?;
+            Some(json!({
+                "job": q.req.task.job.0,
+                "index": q.req.task.index,
+                "attempt": q.req.attempt,
+                "name": q.req.name,
+                "reason": why,
+            }))
+        })
+        .collect()
 }
 
 /// Every worker the pool knows, as `GET /api/v1/nodes` and the nodes page
@@ -433,6 +483,7 @@ pub(crate) fn node_views(pool: Option<&Pool>) -> Vec<Value> {
     let Some(pool) = pool else {
         return Vec::new();
     };
+    let now = now_ms();
     let inner = pool.lock();
     inner
         .workers
@@ -443,6 +494,7 @@ pub(crate) fn node_views(pool: Option<&Pool>) -> Vec<Value> {
             json!({
                 "id": w.id,
                 "name": w.info.name,
+                "local": w.local,
                 "state": w.state.as_str(),
                 "slots": w.info.slots,
                 "used": w.used(),
@@ -451,17 +503,18 @@ pub(crate) fn node_views(pool: Option<&Pool>) -> Vec<Value> {
                 "disk_free_mb": w.info.disk_free_mb,
                 "labels": w.info.labels,
                 "executors": w.info.executors,
-                "last_heartbeat_ms": w.last_seen_ms,
+                "last_heartbeat_ms": if w.local { now } else { w.last_seen_ms },
                 "running": running.iter().map(|(j, i, a)| json!({"job": j, "index": i, "attempt": a})).collect::<Vec<_>>(),
             })
         })
         .collect()
 }
 
-/// Loses workers whose leases lapsed, every `lease / 4`, on a thread of
-/// its own that ends with the pool. Started by [`AppState::with_workers`].
+/// Loses workers whose leases lapsed (and lets waits for locality and
+/// spread run out), every `lease / 4` or 250 ms, on a thread of its own that
+/// ends with the pool. Started by [`AppState::with_workers`].
 pub(crate) fn expire_leases(pool: &Arc<Pool>) {
-    let every = (pool.lease / 4).max(Duration::from_millis(50));
+    let every = (pool.lease / 4).clamp(Duration::from_millis(50), Duration::from_millis(250));
     let pool = Arc::downgrade(pool);
     let spawned = std::thread::Builder::new()
         .name("tessera-leases".into())

@@ -1,5 +1,5 @@
 //! The [`Pool`]: attempts waiting for a worker, the workers, and the lease
-//! each worker holds on each attempt it runs. [`RemoteExecutor`] is the
+//! each worker holds on each attempt it runs. [`Placed`] is the
 //! driver's side of it; the worker routes are the other side.
 //!
 //! A lease lasts [`Pool::lease`] from the worker's last heartbeat. When one
@@ -7,12 +7,22 @@
 //! [`ExecEvent::Lost`] (the task is retried elsewhere without using up a
 //! retry) and anything it says later about those attempts is refused
 //! (*fenced*) by attempt number.
+//!
+//! With `--workers` beside local slots, the server's own slots are one more
+//! node here (`local`): it never expires and speaks no HTTP; its attempts
+//! run in-process (see [`Placed`](super::Placed)).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use super::place::{self, Lease, Queued};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
-use tessera_exec::{EventSink, ExecEvent, Executor, StartRequest};
+use tessera_exec::{EventSink, ExecEvent, StartRequest};
 use tessera_types::{AttemptNo, TaskRef};
+
+/// The id of the server's own node.
+pub(crate) const LOCAL_ID: &str = "local";
 
 /// A worker's state as `GET /api/v1/nodes` shows it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -67,14 +77,36 @@ pub(crate) struct Worker {
     pub state: NodeState,
     pub last_seen: Instant,
     pub last_seen_ms: u64,
-    /// Attempts it holds: the cpu each takes and when it was handed over.
-    pub leases: HashMap<(TaskRef, AttemptNo), (u32, Instant)>,
+    /// Attempts it holds: the cpu and memory each takes and when it was
+    /// handed over.
+    pub leases: HashMap<(TaskRef, AttemptNo), Lease>,
     pub orders: Vec<(TaskRef, AttemptNo, Order)>,
+    /// Inputs it holds a copy of (workers without the shared filesystem
+    /// say so in their lease and heartbeat bodies): placement prefers it
+    /// for attempts that read them.
+    pub holds: HashSet<PathBuf>,
+    /// The server's own slots (never expires; its attempts run in-process).
+    pub local: bool,
 }
 
 impl Worker {
+    pub fn new(id: String, token: String, info: NodeInfo, now_ms: u64) -> Self {
+        Self {
+            id,
+            token,
+            info,
+            state: NodeState::Ready,
+            last_seen: Instant::now(),
+            last_seen_ms: now_ms,
+            leases: HashMap::new(),
+            orders: Vec::new(),
+            holds: HashSet::new(),
+            local: false,
+        }
+    }
+
     pub fn used(&self) -> u32 {
-        self.leases.values().map(|(cpu, _)| cpu).sum()
+        self.leases.values().map(|l| l.cpu).sum()
     }
 }
 
@@ -86,7 +118,8 @@ type GivenUp = HashMap<(TaskRef, AttemptNo), (u64, String)>;
 
 #[derive(Default)]
 pub(crate) struct Inner {
-    pub queue: VecDeque<StartRequest>,
+    /// Attempts no node took yet, in the scheduler's order.
+    pub queue: VecDeque<Queued>,
     pub workers: Vec<Worker>,
     pub given_up: GivenUp,
     next_id: u64,
@@ -95,13 +128,21 @@ pub(crate) struct Inner {
 /// Told the ready workers' slots whenever they change.
 type CapacityHook = Box<dyn Fn(u32) + Send>;
 
-/// The shared state of the worker routes and the [`RemoteExecutor`].
+/// Names the file an attempt reads, for locality.
+type InputHook = Box<dyn Fn(&StartRequest) -> Option<PathBuf> + Send + Sync>;
+
+/// The shared state of the worker routes and the [`Placed`] executor.
 pub struct Pool {
     inner: Mutex<Inner>,
     sink: Mutex<Option<EventSink>>,
     capacity: Mutex<Option<CapacityHook>>,
+    input: Mutex<Option<Arc<InputHook>>>,
     /// Woken when work is queued or orders are given.
     pub(crate) wake: tokio::sync::Notify,
+    /// The same for the local node's thread: set, then notified.
+    local_wake: (Mutex<bool>, Condvar),
+    /// The server is stopping: nothing more is placed.
+    closed: AtomicBool,
     /// How long a lease lasts without a heartbeat.
     pub lease: Duration,
 }
@@ -112,7 +153,10 @@ impl Pool {
             inner: Mutex::default(),
             sink: Mutex::new(None),
             capacity: Mutex::new(None),
+            input: Mutex::new(None),
             wake: tokio::sync::Notify::new(),
+            local_wake: (Mutex::new(false), Condvar::new()),
+            closed: AtomicBool::new(false),
             lease,
         })
     }
@@ -124,8 +168,61 @@ impl Pool {
         *self.capacity.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(set));
     }
 
+    /// Names the file each attempt reads (computed once, when it is
+    /// queued): nodes that hold it are preferred for it. Without a hook,
+    /// placement ignores locality.
+    pub fn on_input(
+        &self,
+        input: impl Fn(&StartRequest) -> Option<PathBuf> + Send + Sync + 'static,
+    ) {
+        *self.input.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some(Arc::new(Box::new(input)));
+    }
+
+    /// The file `req` reads, by the hook.
+    pub(crate) fn input_of(&self, req: &StartRequest) -> Option<PathBuf> {
+        let hook = self
+            .input
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        hook.and_then(|f| f(req))
+    }
+
+    /// Something changed that may let a node take work: wakes the waiting
+    /// lease requests and the local node.
+    pub(crate) fn kick(&self) {
+        self.wake.notify_waiters();
+        let (flag, cv) = &self.local_wake;
+        *flag.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        cv.notify_all();
+    }
+
+    /// Waits (at most `limit`) for a [`kick`](Self::kick).
+    pub(crate) fn wait_kick(&self, limit: Duration) {
+        let (flag, cv) = &self.local_wake;
+        let guard = flag.lock().unwrap_or_else(PoisonError::into_inner);
+        let (mut guard, _) = cv
+            .wait_timeout_while(guard, limit, |kicked| !*kicked)
+            .unwrap_or_else(PoisonError::into_inner);
+        *guard = false;
+    }
+
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.kick();
+    }
+
+    pub(crate) fn closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn set_sink(&self, sink: EventSink) {
+        *self.sink.lock().unwrap_or_else(PoisonError::into_inner) = Some(sink);
     }
 
     pub(crate) fn emit(&self, event: ExecEvent) {
@@ -147,10 +244,35 @@ impl Pool {
         }
     }
 
-    /// Adds a worker; one of the same name that was there before is lost
-    /// (it restarted). Returns its id.
-    pub(crate) fn register(&self, info: NodeInfo, token: String, now_ms: u64) -> String {
+    /// Adds the server's own slots as the node `local` (see [`LOCAL_ID`]).
+    pub(crate) fn add_local(&self, info: NodeInfo, now_ms: u64) {
         let mut inner = self.lock();
+        let mut node = Worker::new(LOCAL_ID.into(), String::new(), info, now_ms);
+        node.local = true;
+        inner.workers.retain(|w| !w.local);
+        inner.workers.insert(0, node);
+        self.capacity_changed(&inner);
+    }
+
+    /// Adds a worker; one of the same name that was there before is lost
+    /// (it restarted). Returns its id, or why it is refused.
+    pub(crate) fn register(
+        &self,
+        info: NodeInfo,
+        token: String,
+        now_ms: u64,
+    ) -> Result<String, String> {
+        let mut inner = self.lock();
+        if inner
+            .workers
+            .iter()
+            .any(|w| w.local && w.info.name == info.name)
+        {
+            return Err(format!(
+                "{} is the name of this server's own node; give the worker another --name",
+                info.name
+            ));
+        }
         let old: Vec<String> = inner
             .workers
             .iter()
@@ -166,18 +288,13 @@ impl Pool {
             .retain(|w| w.state != NodeState::Lost || w.info.name != info.name);
         inner.next_id += 1;
         let id = format!("{}-{}", inner.next_id, now_ms % 1_000_000);
-        inner.workers.push(Worker {
-            id: id.clone(),
-            token,
-            info,
-            state: NodeState::Ready,
-            last_seen: Instant::now(),
-            last_seen_ms: now_ms,
-            leases: HashMap::new(),
-            orders: Vec::new(),
-        });
+        inner
+            .workers
+            .push(Worker::new(id.clone(), token, info, now_ms));
         self.capacity_changed(&inner);
-        id
+        drop(inner);
+        self.kick();
+        Ok(id)
     }
 
     /// Marks a worker lost and reports every attempt it held lost.
@@ -186,7 +303,7 @@ impl Pool {
             // Only the fencing message gets vaguer for very old attempts.
             inner.given_up.clear();
         }
-        let Some(w) = inner.workers.iter_mut().find(|w| w.id == id) else {
+        let Some(w) = inner.workers.iter_mut().find(|w| w.id == id && !w.local) else {
             return;
         };
         w.state = NodeState::Lost;
@@ -228,7 +345,9 @@ impl Pool {
         let lapsed: Vec<(String, String, u64)> = inner
             .workers
             .iter()
-            .filter(|w| w.state != NodeState::Lost && w.last_seen.elapsed() > self.lease)
+            .filter(|w| {
+                !w.local && w.state != NodeState::Lost && w.last_seen.elapsed() > self.lease
+            })
             .map(|w| (w.id.clone(), w.info.name.clone(), w.last_seen_ms))
             .collect();
         for (id, name, seen) in lapsed {
@@ -237,6 +356,13 @@ impl Pool {
                 now_ms.saturating_sub(seen)
             );
             self.lose(&mut inner, &id, &why, now_ms);
+        }
+        inner.review();
+        let waiting = !inner.queue.is_empty();
+        drop(inner);
+        if waiting {
+            // A wait for locality or spread may have run out.
+            self.kick();
         }
     }
 }
@@ -256,104 +382,50 @@ impl Inner {
     }
 
     /// Which worker holds an attempt.
-    fn holder(&mut self, task: TaskRef, attempt: AttemptNo) -> Option<&mut Worker> {
+    pub(crate) fn holder(&mut self, task: TaskRef, attempt: AttemptNo) -> Option<&mut Worker> {
         self.workers
             .iter_mut()
             .find(|w| w.leases.contains_key(&(task, attempt)))
     }
 
-    /// Takes from the queue, in order, what fits `free` slots.
-    pub fn take(&mut self, mut free: u32) -> Vec<StartRequest> {
-        let mut taken = Vec::new();
-        let mut i = 0;
-        while i < self.queue.len() && free > 0 {
-            let cpu = self.queue[i].cpu.max(1);
-            if cpu <= free {
-                free -= cpu;
-                taken.extend(self.queue.remove(i));
-            } else {
-                i += 1;
-            }
+    /// Hands node `who` (an index into `workers`) what [`place::place`]
+    /// gives it, recording its leases; in queue order.
+    pub fn assign(&mut self, who: usize, now: Instant) -> Vec<StartRequest> {
+        let picked = place::place(&self.queue, &self.workers, who, now);
+        let mut taken = Vec::with_capacity(picked.len());
+        for i in picked.into_iter().rev() {
+            taken.extend(self.queue.remove(i).map(|q| q.req));
+        }
+        taken.reverse();
+        let node = &mut self.workers[who];
+        for r in &taken {
+            let lease = Lease {
+                cpu: r.cpu.max(1),
+                memory_mb: r.memory_mb,
+                since: now,
+            };
+            node.leases.insert((r.task, r.attempt), lease);
         }
         taken
     }
-}
 
-/// The driver's executor for attempts that run on workers: `start` queues,
-/// workers take from the queue; kill, suspend and resume become orders the
-/// holder gets with its next heartbeat or lease answer.
-pub struct RemoteExecutor {
-    pool: Arc<Pool>,
-}
-
-impl RemoteExecutor {
-    pub fn new(pool: Arc<Pool>, sink: EventSink) -> Self {
-        *pool.sink.lock().unwrap_or_else(PoisonError::into_inner) = Some(sink);
-        Self { pool }
-    }
-
-    fn order(&self, task: TaskRef, attempt: AttemptNo, order: Order) -> bool {
-        let mut inner = self.pool.lock();
-        let Some(w) = inner.holder(task, attempt) else {
-            return false;
-        };
-        w.orders.push((task, attempt, order));
-        drop(inner);
-        self.pool.wake.notify_waiters();
-        true
-    }
-}
-
-impl Executor for RemoteExecutor {
-    fn start(&mut self, req: StartRequest) {
-        self.pool.lock().queue.push_back(req);
-        self.pool.wake.notify_waiters();
-    }
-
-    fn kill(&mut self, task: TaskRef, attempt: AttemptNo) {
-        if self.order(task, attempt, Order::Kill) {
-            return;
-        }
-        let mut inner = self.pool.lock();
-        let before = inner.queue.len();
-        inner
-            .queue
-            .retain(|r| (r.task, r.attempt) != (task, attempt));
-        if inner.queue.len() < before {
-            drop(inner);
-            self.pool.emit(ExecEvent::Exited {
-                task,
-                attempt,
-                result: Err("killed before a worker took it".into()),
-                usage: Default::default(),
-            });
+    /// Notes which queued attempts no ready node could ever take, logging
+    /// each once (and again only if it became placeable in between).
+    pub fn review(&mut self) {
+        for q in &mut self.queue {
+            let why = place::unplaceable(&q.req, &self.workers);
+            if let (Some(why), None) = (&why, &q.unplaceable) {
+                eprintln!(
+                    "tessera-api: attempt {} of task {} of job {} ({}) cannot be placed: {why}",
+                    q.req.attempt, q.req.task.index, q.req.task.job.0, q.req.name
+                );
+            }
+            q.unplaceable = why;
         }
     }
 
-    /// The server is stopping: queued attempts and those workers hold are
-    /// all lost (workers are fenced off them and kill their copies).
-    fn kill_all(&mut self) {
-        let now = crate::state::now_ms();
-        let mut inner = self.pool.lock();
-        let queued: Vec<_> = inner.queue.drain(..).map(|r| (r.task, r.attempt)).collect();
-        for (task, attempt) in queued {
-            self.pool.emit(ExecEvent::Lost {
-                task,
-                attempt,
-                reason: "the server stopped before a worker took it".into(),
-            });
-        }
-        let ids: Vec<String> = inner.workers.iter().map(|w| w.id.clone()).collect();
-        for id in ids {
-            self.pool.lose(&mut inner, &id, "the server stopped", now);
-        }
-    }
-
-    fn suspend(&mut self, task: TaskRef, attempt: AttemptNo) {
-        self.order(task, attempt, Order::Suspend);
-    }
-
-    fn resume(&mut self, task: TaskRef, attempt: AttemptNo) {
-        self.order(task, attempt, Order::Resume);
+    /// The index of the node with id `id`.
+    pub fn index(&self, id: &str) -> Option<usize> {
+        self.workers.iter().position(|w| w.id == id)
     }
 }

@@ -293,10 +293,12 @@ pub fn jobs(args: JobsArgs) -> Result<()> {
     Ok(())
 }
 
-/// `tessera nodes`: the server's workers.
+/// `tessera nodes`: the server's nodes (its workers, and its own slots
+/// when they run beside workers), then attempts no node can take.
 pub fn nodes() -> Result<()> {
     let client = Client::from_login()?;
-    let nodes = client.get("/nodes")?;
+    let view = client.get("/nodes")?;
+    let nodes = &view["nodes"];
     println!(
         "{:<16}  {:<9}  {:>5}  {:>9}  LABELS",
         "NAME", "STATE", "SLOTS", "HEARTBEAT"
@@ -318,6 +320,15 @@ pub fn nodes() -> Result<()> {
             n["slots"],
             ago as f64 / 1000.0,
             labels.join(",")
+        );
+    }
+    for u in view["unplaceable"].as_array().into_iter().flatten() {
+        println!(
+            "job {} task {} ({}) cannot be placed: {}",
+            u["job"],
+            u["index"],
+            u["name"].as_str().unwrap_or(""),
+            u["reason"].as_str().unwrap_or("")
         );
     }
     Ok(())

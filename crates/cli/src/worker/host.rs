@@ -1,14 +1,19 @@
 //! What a worker tells the server about its machine.
 
-pub(super) fn hostname() -> String {
+pub(crate) fn hostname() -> String {
+    hostname_or("worker")
+}
+
+/// The host name, or `default` when there is none.
+pub(crate) fn hostname_or(default: &str) -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .ok()
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "worker".into())
+        .unwrap_or_else(|| default.into())
 }
 
-pub(super) fn memory_mb() -> u64 {
+pub(crate) fn memory_mb() -> u64 {
     let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     text.lines()
         .find_map(|l| l.strip_prefix("MemTotal:"))
@@ -16,7 +21,7 @@ pub(super) fn memory_mb() -> u64 {
         .map_or(0, |kb| kb / 1024)
 }
 
-pub(super) fn disk_free_mb(dir: &std::path::Path) -> u64 {
+pub(crate) fn disk_free_mb(dir: &std::path::Path) -> u64 {
     let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
         return 0;
     };

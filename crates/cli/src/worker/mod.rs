@@ -16,7 +16,7 @@
 //!
 //! [`LocalExecutor`]: tessera_exec::LocalExecutor
 
-mod host;
+pub(crate) mod host;
 mod map;
 mod threads;
 

@@ -182,7 +182,10 @@ impl Cluster {
     }
 
     fn nodes(&self) -> Vec<Value> {
-        self.get("/nodes").as_array().cloned().unwrap_or_default()
+        self.get("/nodes")["nodes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Waits (bounded) until a ready worker has each of `names`; their ids.

@@ -12,18 +12,23 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-struct Cluster {
+pub(crate) struct Cluster {
     _dir: tempfile::TempDir,
-    data: PathBuf,
+    pub data: PathBuf,
     /// Where tasks write what the test checks.
-    out: PathBuf,
-    server: Server,
-    key: String,
-    token: String,
+    pub out: PathBuf,
+    pub server: Server,
+    pub key: String,
+    pub token: String,
 }
 
 impl Cluster {
     fn start(lease_ms: u32) -> Self {
+        Self::start_with(lease_ms, &["--slots", "0"])
+    }
+
+    /// A server with `extra` flags (its slots among them) and a worker token.
+    pub(crate) fn start_with(lease_ms: u32, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let out = dir.path().join("out");
@@ -37,7 +42,9 @@ impl Cluster {
         let token = made.stdout.trim().to_string();
         assert!(token.starts_with("twk_"), "{token}");
         let lease = lease_ms.to_string();
-        let server = Server::start_with(&data, &["--slots", "0", "--lease-ms", &lease]);
+        let mut args = vec!["--lease-ms", lease.as_str()];
+        args.extend_from_slice(extra);
+        let server = Server::start_with(&data, &args);
         Self {
             _dir: dir,
             data,
@@ -48,11 +55,11 @@ impl Cluster {
         }
     }
 
-    fn worker(&self, name: &str, slots: u32) -> Running {
+    pub(crate) fn worker(&self, name: &str, slots: u32) -> Running {
         self.worker_with(name, slots, &["--grace", "0"])
     }
 
-    fn worker_with(&self, name: &str, slots: u32, extra: &[&str]) -> Running {
+    pub(crate) fn worker_with(&self, name: &str, slots: u32, extra: &[&str]) -> Running {
         let mut cmd: Command = tessera();
         cmd.args(["worker", "--server", &self.server.url])
             .args(["--token", &self.token, "--name", name])
@@ -65,7 +72,7 @@ impl Cluster {
         w
     }
 
-    fn api(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+    pub(crate) fn api(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
         let req = ureq::request(method, &format!("{}/api/v1{path}", self.server.url))
             .set("Authorization", &format!("Bearer {}", self.key));
         let r = match body {
@@ -79,14 +86,14 @@ impl Cluster {
         }
     }
 
-    fn submit(&self, yaml: &str) -> i64 {
+    pub(crate) fn submit(&self, yaml: &str) -> i64 {
         let (status, v) = self.api("POST", "/projects/video/jobs", Some(yaml));
         assert_eq!(status, 201, "{v}");
         v["id"].as_i64().unwrap_or_else(|| panic!("{v}"))
     }
 
     /// Waits (bounded) for the job to end; its state.
-    fn wait_job(&self, job: i64, limit: Duration) -> String {
+    pub(crate) fn wait_job(&self, job: i64, limit: Duration) -> String {
         let start = Instant::now();
         loop {
             let (_, v) = self.api("GET", &format!("/jobs/{job}"), None);
@@ -102,14 +109,14 @@ impl Cluster {
         }
     }
 
-    fn attempts(&self, job: i64) -> Vec<Value> {
+    pub(crate) fn attempts(&self, job: i64) -> Vec<Value> {
         let (_, v) = self.api("GET", &format!("/jobs/{job}/attempts"), None);
         v.as_array().cloned().unwrap_or_default()
     }
 }
 
 /// Waits (bounded) until `path` exists; its contents.
-fn wait_file(path: &Path, limit: Duration) -> String {
+pub(crate) fn wait_file(path: &Path, limit: Duration) -> String {
     let start = Instant::now();
     loop {
         if let Ok(text) = std::fs::read_to_string(path) {
@@ -127,7 +134,7 @@ fn signal(child: &std::process::Child, sig: i32) {
     assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
 }
 
-fn alive(pid: i32) -> bool {
+pub(crate) fn alive(pid: i32) -> bool {
     // A reaped process has no /proc entry; a zombie does but is dead.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .is_ok_and(|s| !s.split(") ").nth(1).unwrap_or("").starts_with('Z'))
@@ -190,6 +197,7 @@ fn two_workers_share_a_ten_task_dag_and_show_as_nodes() {
 
     let (status, nodes) = c.api("GET", "/nodes", None);
     assert_eq!(status, 200);
+    let nodes = &nodes["nodes"];
     let mut seen: Vec<(String, String, u64)> = nodes
         .as_array()
         .unwrap()
@@ -382,7 +390,7 @@ tasks:
     let start = Instant::now();
     loop {
         let (_, nodes) = c.api("GET", "/nodes", None);
-        if nodes[0]["state"] == "draining" {
+        if nodes["nodes"][0]["state"] == "draining" {
             break;
         }
         assert!(start.elapsed() < Duration::from_secs(5), "{nodes}");
@@ -496,7 +504,7 @@ fn an_admin_drains_a_worker_and_new_work_goes_elsewhere() {
     let (status, v) = c.api("POST", "/nodes/a/drain", None);
     assert_eq!(status, 200, "{v}");
     let (_, nodes) = c.api("GET", "/nodes", None);
-    assert_eq!(nodes[0]["state"], "draining");
+    assert_eq!(nodes["nodes"][0]["state"], "draining");
     let job = c.submit(&sticky_job(&c.out));
     std::thread::sleep(Duration::from_millis(500));
     assert!(!c.out.join("ran").exists(), "a drained worker took work");

@@ -1,0 +1,226 @@
+//! Placement: which queued attempts a node takes when it asks for work.
+//!
+//! [`place`] is pure (the caller passes `now`): given the queue (in the
+//! scheduler's priority order), every node and the one asking, it returns
+//! the queue positions that node takes. The rules, in order:
+//!
+//! - **fit**: the attempt's cpu within the node's free slots; its memory
+//!   (`memory_mb`, 0 = unstated) within the node's memory less what its
+//!   leases reserve, when the node stated its memory;
+//! - **labels**: every label the task names, carried by the node;
+//! - **locality**: an attempt whose input another ready node with room for
+//!   it holds, and this one does not, is left for that node, for at most
+//!   [`LOCALITY_WAIT`] after it was queued;
+//! - **spread**: a node that already runs more of a job's attempts than
+//!   another ready node with room for the next one leaves it to that node,
+//!   for at most [`SPREAD_WAIT`].
+//!
+//! Both waits are bounded, so nothing waits forever for a preference.
+//! [`unplaceable`] says why no ready node could ever take an attempt.
+
+use super::pool::{NodeState, Worker};
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tessera_exec::StartRequest;
+use tessera_types::JobId;
+
+/// The longest an attempt is kept for the node that holds its input.
+pub(crate) const LOCALITY_WAIT: Duration = Duration::from_secs(2);
+/// The longest an attempt is kept for a node that runs fewer of its job's.
+pub(crate) const SPREAD_WAIT: Duration = Duration::from_secs(2);
+
+/// An attempt waiting for a node.
+pub(crate) struct Queued {
+    pub req: StartRequest,
+    /// When it was queued (the bounds of the waits count from here).
+    pub since: Instant,
+    /// The file it reads, for locality (see [`Pool::on_input`](super::Pool::on_input)).
+    pub input: Option<PathBuf>,
+    /// Why no ready node could ever take it, once found (logged once).
+    pub unplaceable: Option<String>,
+}
+
+impl Queued {
+    pub fn new(req: StartRequest, input: Option<PathBuf>, since: Instant) -> Self {
+        Self {
+            req,
+            since,
+            input,
+            unplaceable: None,
+        }
+    }
+}
+
+/// What a node has reserved for one attempt it holds.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct Lease {
+    pub cpu: u32,
+    pub memory_mb: u64,
+    /// When it was handed over.
+    pub since: Instant,
+}
+
+fn cpu(req: &StartRequest) -> u32 {
+    req.cpu.max(1)
+}
+
+fn labelled(node: &Worker, req: &StartRequest) -> bool {
+    req.labels
+        .iter()
+        .all(|(k, v)| node.info.labels.get(k) == Some(v))
+}
+
+/// Whether the node could run it when idle.
+fn could(node: &Worker, req: &StartRequest) -> bool {
+    labelled(node, req)
+        && cpu(req) <= node.info.slots
+        && (node.info.memory_mb == 0 || req.memory_mb <= node.info.memory_mb)
+}
+
+/// What a node has free now.
+#[derive(Clone, Debug)]
+struct Free {
+    cpu: u32,
+    /// `None`: the node did not state its memory (not checked).
+    memory_mb: Option<u64>,
+}
+
+impl Free {
+    fn of(node: &Worker) -> Self {
+        let reserved: u64 = node.leases.values().map(|l| l.memory_mb).sum();
+        Self {
+            cpu: node.info.slots.saturating_sub(node.used()),
+            memory_mb: (node.info.memory_mb > 0)
+                .then(|| node.info.memory_mb.saturating_sub(reserved)),
+        }
+    }
+
+    fn fits(&self, req: &StartRequest) -> bool {
+        cpu(req) <= self.cpu && self.memory_mb.is_none_or(|m| req.memory_mb <= m)
+    }
+
+    fn take(&mut self, req: &StartRequest) {
+        self.cpu -= cpu(req);
+        if let Some(m) = &mut self.memory_mb {
+            *m -= req.memory_mb;
+        }
+    }
+}
+
+/// Attempts of each job a node holds.
+fn per_job(node: &Worker) -> HashMap<JobId, u32> {
+    let mut jobs = HashMap::new();
+    for (task, _) in node.leases.keys() {
+        *jobs.entry(task.job).or_default() += 1;
+    }
+    jobs
+}
+
+/// The queue positions (ascending) node `who` takes now.
+pub(crate) fn place(
+    queue: &VecDeque<Queued>,
+    nodes: &[Worker],
+    who: usize,
+    now: Instant,
+) -> Vec<usize> {
+    let Some(me) = nodes.get(who).filter(|n| n.state == NodeState::Ready) else {
+        return Vec::new();
+    };
+    let mut free = Free::of(me);
+    let mut mine = per_job(me);
+    let others: Vec<(&Worker, Free, HashMap<JobId, u32>)> = nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, n)| *i != who && n.state == NodeState::Ready)
+        .map(|(_, n)| (n, Free::of(n), per_job(n)))
+        .collect();
+    let mut picked = Vec::new();
+    for (i, q) in queue.iter().enumerate() {
+        if free.cpu == 0 {
+            break;
+        }
+        let req = &q.req;
+        if !could(me, req) || !free.fits(req) {
+            continue;
+        }
+        let waited = now.saturating_duration_since(q.since);
+        let local_input = q
+            .input
+            .as_ref()
+            .filter(|_| waited < LOCALITY_WAIT)
+            .map(|input| (input, me.holds.contains(input)));
+        // Other nodes that could take it now (and that locality allows).
+        let takers = || {
+            others.iter().filter(|(n, f, _)| {
+                labelled(n, req)
+                    && f.fits(req)
+                    && match local_input {
+                        Some((input, true)) => n.holds.contains(input),
+                        _ => true,
+                    }
+            })
+        };
+        if let Some((input, false)) = local_input {
+            if takers().any(|(n, _, _)| n.holds.contains(input)) {
+                continue;
+            }
+        }
+        let job = req.task.job;
+        let ours = mine.get(&job).copied().unwrap_or(0);
+        if waited < SPREAD_WAIT
+            && ours > 0
+            && takers().any(|(_, _, jobs)| jobs.get(&job).copied().unwrap_or(0) < ours)
+        {
+            continue;
+        }
+        free.take(req);
+        *mine.entry(job).or_default() += 1;
+        picked.push(i);
+    }
+    picked
+}
+
+/// Why no ready node could ever take `req` (`None` if one could).
+pub(crate) fn unplaceable(req: &StartRequest, nodes: &[Worker]) -> Option<String> {
+    let ready: Vec<&Worker> = nodes
+        .iter()
+        .filter(|n| n.state == NodeState::Ready)
+        .collect();
+    if ready.is_empty() {
+        return Some("no node is ready (no worker registered, or all are draining or lost)".into());
+    }
+    if ready.iter().any(|n| could(n, req)) {
+        return None;
+    }
+    let labelled: Vec<&Worker> = ready.iter().copied().filter(|n| labelled(n, req)).collect();
+    if labelled.is_empty() {
+        let wanted: Vec<String> = req.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        return Some(format!(
+            "it needs the labels {}, which no ready node carries; start a worker with \
+             --labels {}",
+            wanted.join(","),
+            wanted.join(",")
+        ));
+    }
+    let big: Vec<&Worker> = labelled
+        .iter()
+        .copied()
+        .filter(|n| cpu(req) <= n.info.slots)
+        .collect();
+    if big.is_empty() {
+        let most = labelled.iter().map(|n| n.info.slots).max().unwrap_or(0);
+        return Some(format!(
+            "it needs {} cpu slots; the largest ready node it may run on has {most}",
+            cpu(req)
+        ));
+    }
+    let most = big.iter().map(|n| n.info.memory_mb).max().unwrap_or(0);
+    Some(format!(
+        "it needs {} MiB of memory; the largest ready node it may run on has {most} MiB",
+        req.memory_mb
+    ))
+}
+
+#[cfg(test)]
+mod tests;
