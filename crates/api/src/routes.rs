@@ -74,7 +74,11 @@ pub const ROUTES: &[(Method, &str, &str, Auth)] = &[
     (Method::POST, "/api/v1/workers", "Register a worker {name, slots, cpus, memory_mb, disk_free_mb, labels, executors}; returns {id, lease_ms}", Auth::Worker),
     (Method::POST, "/api/v1/workers/{worker}/lease", "Wait (up to {wait_ms}, at most 30000) for attempts that fit the worker's free slots and for orders: {attempts, orders}; 409 fenced if the worker was lost", Auth::Worker),
     (Method::POST, "/api/v1/workers/{worker}/heartbeat", "Renew all the worker's leases {draining?: true takes nothing new}: {orders}; 409 fenced if the worker was lost", Auth::Worker),
-    (Method::POST, "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/events", "Report an attempt's events {events: [started {pid} | progress {done, total} | exited {error?, usage}]}; 409 fenced if the worker no longer holds it", Auth::Worker),
+    (Method::POST, "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/events", "Report an attempt's events {events: [started {pid} | progress {done, total} | exited {error?, usage} | lost {reason}]}; 409 fenced if the worker no longer holds it", Auth::Worker),
+    (Method::GET, "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/files", "An input of the attempt (?path=ABS, one in its file plan; http-data workers): streamed, with Range, and X-Tessera-Sha256; 409 fenced, 403 outside the plan", Auth::Worker),
+    (Method::PUT, "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/files", "Send (a piece of) an output of the attempt (?path=ABS&offset=N, headers X-Tessera-Size and X-Tessera-Sha256 of the whole file): appended to a partial file, checked and renamed into place when complete (422 on a checksum mismatch); 409 fenced, 403 outside the plan", Auth::Worker),
+    (Method::DELETE, "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/files", "Remove an output the attempt removed (?path=ABS); 409 fenced, 403 outside the plan", Auth::Worker),
+    (Method::GET, "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/files/status", "How many bytes of an output's upload arrived (?path=ABS): {received}; resume from there", Auth::Worker),
     (Method::POST, "/api/v1/workers/{worker}/release", "Hand every lease back (the attempts are retried elsewhere at once) and leave", Auth::Worker),
 ];
 
@@ -131,6 +135,18 @@ fn endpoint(method: &Method, path: &str) -> MethodRouter<AppState> {
         ("POST", "/api/v1/workers/{worker}/heartbeat") => post(crate::workers::heartbeat),
         ("POST", "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/events") => {
             post(crate::workers::attempt_events)
+        }
+        ("GET", "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/files") => {
+            get(crate::workers::download)
+        }
+        ("PUT", "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/files") => {
+            put(crate::workers::upload).layer(DefaultBodyLimit::disable())
+        }
+        ("DELETE", "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/files") => {
+            delete(crate::workers::remove)
+        }
+        ("GET", "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/files/status") => {
+            get(crate::workers::upload_status)
         }
         ("POST", "/api/v1/workers/{worker}/release") => post(crate::workers::release),
         (m, p) => panic!("ROUTES lists {m} {p} but no handler serves it"),

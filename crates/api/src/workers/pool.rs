@@ -8,7 +8,8 @@
 //! retry) and anything it says later about those attempts is refused
 //! (*fenced*) by attempt number.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use tessera_exec::{EventSink, ExecEvent, Executor, StartRequest};
@@ -48,6 +49,14 @@ pub struct NodeInfo {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub executors: Vec<String>,
+    /// How it gets the files of its attempts: `shared` (it sees the
+    /// server's data directory) or `http` (it fetches and sends them).
+    #[serde(default = "shared")]
+    pub data: String,
+}
+
+fn shared() -> String {
+    "shared".into()
 }
 
 /// Something a worker must do to an attempt it runs.
@@ -70,6 +79,10 @@ pub(crate) struct Worker {
     /// Attempts it holds: the cpu each takes and when it was handed over.
     pub leases: HashMap<(TaskRef, AttemptNo), (u32, Instant)>,
     pub orders: Vec<(TaskRef, AttemptNo, Order)>,
+    /// Server paths of the inputs it has a verified copy of (http workers).
+    pub holds: HashSet<PathBuf>,
+    /// Its disk is below its `--min-free-mb`: it takes nothing new.
+    pub disk_low: bool,
 }
 
 impl Worker {
@@ -104,6 +117,8 @@ pub struct Pool {
     pub(crate) wake: tokio::sync::Notify,
     /// How long a lease lasts without a heartbeat.
     pub lease: Duration,
+    /// File plans of attempts on http workers (see [`super::files`]).
+    pub(crate) files: super::files::DataPlane,
 }
 
 impl Pool {
@@ -114,6 +129,7 @@ impl Pool {
             capacity: Mutex::new(None),
             wake: tokio::sync::Notify::new(),
             lease,
+            files: Default::default(),
         })
     }
 
@@ -175,6 +191,8 @@ impl Pool {
             last_seen_ms: now_ms,
             leases: HashMap::new(),
             orders: Vec::new(),
+            holds: HashSet::new(),
+            disk_low: false,
         });
         self.capacity_changed(&inner);
         id
