@@ -585,3 +585,21 @@ fn http_workers_in_containers_without_the_data_directory_encode_frame_exact() {
         "no partial upload left: {chunk_files:?}"
     );
 }
+
+#[test]
+fn an_http_worker_refuses_a_path_map() {
+    let out = tessera_run(argv![
+        "worker",
+        "--server",
+        "http://127.0.0.1:9",
+        "--token",
+        "twk_x",
+        "--data",
+        "http",
+        "--map",
+        "/srv/a=/mnt/a"
+    ]);
+    assert_ne!(out.code, Some(0));
+    assert!(out.stderr.contains("--map"), "{}", out.stderr);
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+}
