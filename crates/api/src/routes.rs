@@ -71,10 +71,14 @@ pub const ROUTES: &[(Method, &str, &str, Auth)] = &[
     (Method::DELETE, "/api/v1/jobs/{id}/output", "Delete an ended encode job's output and work files", Auth::Job(Role::Member)),
     (Method::GET, "/api/v1/nodes", "{nodes, unplaceable}: each worker (and the server's own slots with --workers, local: true): state (ready, draining, lost), slots used and total, labels, last heartbeat, running attempts; queued attempts no ready node could ever take, with the reason", Auth::Admin),
     (Method::POST, "/api/v1/nodes/{node}/drain", "Drain a worker (by name): it takes nothing new and finishes what it holds (409 if no live worker has that name)", Auth::Admin),
-    (Method::POST, "/api/v1/workers", "Register a worker {name, slots, cpus, memory_mb, disk_free_mb, labels, executors}; returns {id, lease_ms}", Auth::Worker),
+    (Method::POST, "/api/v1/workers", "Register a worker {name, slots, cpus, memory_mb, disk_free_mb, labels, executors, data?: shared|http}; returns {id, lease_ms, data_dir}", Auth::Worker),
     (Method::POST, "/api/v1/workers/{worker}/lease", "Wait (up to {wait_ms}, at most 30000) for attempts placement gives the worker (fit, labels, locality by {holds?: [paths]}, spread) and for orders: {attempts, orders}; 409 fenced if the worker was lost", Auth::Worker),
-    (Method::POST, "/api/v1/workers/{worker}/heartbeat", "Renew all the worker's leases {draining?: true takes nothing new, holds?: [paths]}: {orders}; 409 fenced if the worker was lost", Auth::Worker),
-    (Method::POST, "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/events", "Report an attempt's events {events: [started {pid} | progress {done, total} | exited {error?, usage}]}; 409 fenced if the worker no longer holds it", Auth::Worker),
+    (Method::POST, "/api/v1/workers/{worker}/heartbeat", "Renew all the worker's leases {draining?: true takes nothing new, holds?: [paths], disk_low?: bool}: {orders}; 409 fenced if the worker was lost", Auth::Worker),
+    (Method::POST, "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/events", "Report an attempt's events {events: [started {pid} | progress {done, total} | exited {error?, usage} | lost {reason}]}; 409 fenced if the worker no longer holds it", Auth::Worker),
+    (Method::GET, "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/files", "An input of the attempt (?path=ABS, one in its file plan; http-data workers): streamed, with Range, and X-Tessera-Sha256; 409 fenced, 403 outside the plan", Auth::Worker),
+    (Method::PUT, "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/files", "Send (a piece of) an output of the attempt (?path=ABS&offset=N, headers X-Tessera-Size and X-Tessera-Sha256 of the whole file): appended to a partial file, checked and renamed into place when complete (422 on a checksum mismatch); 409 fenced, 403 outside the plan", Auth::Worker),
+    (Method::DELETE, "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/files", "Remove an output the attempt removed (?path=ABS); 409 fenced, 403 outside the plan", Auth::Worker),
+    (Method::GET, "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/files/status", "How many bytes of an output's upload arrived (?path=ABS): {received}; resume from there", Auth::Worker),
     (Method::POST, "/api/v1/workers/{worker}/release", "Hand every lease back (the attempts are retried elsewhere at once) and leave", Auth::Worker),
 ];
 
@@ -131,6 +135,18 @@ fn endpoint(method: &Method, path: &str) -> MethodRouter<AppState> {
         ("POST", "/api/v1/workers/{worker}/heartbeat") => post(crate::workers::heartbeat),
         ("POST", "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/events") => {
             post(crate::workers::attempt_events)
+        }
+        ("GET", "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/files") => {
+            get(crate::workers::download)
+        }
+        ("PUT", "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/files") => {
+            put(crate::workers::upload).layer(DefaultBodyLimit::disable())
+        }
+        ("DELETE", "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/files") => {
+            delete(crate::workers::remove)
+        }
+        ("GET", "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/files/status") => {
+            get(crate::workers::upload_status)
         }
         ("POST", "/api/v1/workers/{worker}/release") => post(crate::workers::release),
         (m, p) => panic!("ROUTES lists {m} {p} but no handler serves it"),

@@ -66,7 +66,7 @@ pub(crate) enum Incoming<'a> {
 }
 
 impl Incoming<'_> {
-    async fn next_chunk(&mut self) -> Result<Option<Bytes>, ApiError> {
+    pub(crate) async fn next_chunk(&mut self) -> Result<Option<Bytes>, ApiError> {
         match self {
             Self::Body(body) => loop {
                 let frame = std::future::poll_fn(|cx| {

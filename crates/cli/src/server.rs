@@ -363,6 +363,7 @@ pub fn run(
         disk_free_mb: crate::worker::host::disk_free_mb(&config.data_dir),
         labels: config.labels.clone(),
         executors: vec!["local".into()],
+        data: "shared".into(),
     };
     let mut driver = tessera_driver::Driver::new(
         driver_store,

@@ -65,3 +65,5 @@ mod ui_encode;
 mod uploads;
 #[path = "cli/workers.rs"]
 mod workers;
+#[path = "cli/workers_http.rs"]
+mod workers_http;

@@ -34,6 +34,7 @@
 
 pub mod args;
 mod error;
+mod files;
 mod ops;
 mod plan;
 mod probe;
@@ -45,6 +46,7 @@ mod verify;
 mod workdir;
 
 pub use error::{MediaError, Result};
+pub use files::{is_plain_absolute, op_files, OpFiles};
 pub use ops::{
     check_streams, concat, count_video_packets, encode_audio, encode_chunk, plan_op, probe_op,
     verify_op,

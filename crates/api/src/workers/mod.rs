@@ -7,18 +7,25 @@
 //! reports each attempt's events. A worker that stops heartbeating for
 //! [`Pool::lease`] is lost (see [`pool`]); what it reports later is refused
 //! with 409 `fenced`. `release` hands every lease back at once (graceful
-//! shutdown). Data is shared through the filesystem: workers see the
-//! server's data directory at the same path.
+//! shutdown).
+//!
+//! Data moves one of two ways, chosen by each worker at register
+//! (`data`): `shared`, the worker sees the server's data directory at the
+//! same path (NFS...); or `http`, the worker keeps its own copies at the
+//! same absolute paths, fetching each attempt's inputs and sending back
+//! its outputs through the fenced file routes of [`files`].
 //!
 //! Which attempts a node takes is decided by [`place`] (fit, labels,
 //! locality, spread); with `--workers` beside local slots the server's own
 //! slots are a node too, run by [`Placed`].
 
+mod files;
 mod place;
 mod placed;
 mod pool;
 mod tokens;
 
+pub(crate) use files::{download, remove, upload, upload_status};
 pub use placed::Placed;
 pub use pool::{NodeInfo, NodeState, Pool};
 pub use tokens::{create_worker_token, revoke_worker_token, token_file};
@@ -125,12 +132,20 @@ pub(crate) async fn register(
             "a worker needs a name and at least one slot".into(),
         ));
     }
+    if info.data != "shared" && info.data != "http" {
+        return Err(ApiError::Invalid(format!(
+            "data {:?}: a worker's data mode is shared or http",
+            info.data
+        )));
+    }
     let id = pool
         .register(info, token.0, now_ms())
         .map_err(ApiError::Conflict)?;
-    Ok(Json(
-        json!({ "id": id, "lease_ms": pool.lease.as_millis() as u64 }),
-    ))
+    Ok(Json(json!({
+        "id": id,
+        "lease_ms": pool.lease.as_millis() as u64,
+        "data_dir": s.data_dir,
+    })))
 }
 
 /// An attempt handed to a worker.
@@ -146,6 +161,9 @@ struct Assignment {
     log_dir: PathBuf,
     cpu: u32,
     memory_mb: u64,
+    /// What it reads and may send back, for workers with `data: http`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    files: Option<files::AttemptFiles>,
 }
 
 #[derive(Serialize)]
@@ -161,10 +179,18 @@ struct OrderView {
 pub(crate) struct LeaseBody {
     #[serde(default)]
     wait_ms: u64,
-    /// Inputs the worker holds a copy of (no shared filesystem); replaces
-    /// what it said before. Placement prefers it for attempts reading them.
+    /// Server paths of inputs the worker holds a verified copy of.
     #[serde(default)]
     holds: Option<Vec<PathBuf>>,
+}
+
+/// The most `holds` paths kept per worker.
+const MAX_HOLDS: usize = 1_000;
+
+fn set_holds(w: &mut pool::Worker, holds: Option<Vec<PathBuf>>) {
+    if let Some(h) = holds {
+        w.holds = h.into_iter().take(MAX_HOLDS).collect();
+    }
 }
 
 fn orders(w: &mut pool::Worker) -> Vec<OrderView> {
@@ -188,15 +214,14 @@ pub(crate) async fn lease(
     State(s): State<AppState>,
     token: WorkerToken,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody<LeaseBody>,
+    JsonBody(mut body): JsonBody<LeaseBody>,
 ) -> Result<Json<Value>, ApiError> {
     let pool = pool(&s)?;
     let until = tokio::time::Instant::now() + Duration::from_millis(body.wait_ms.min(MAX_WAIT_MS));
     let mut first = true;
-    let mut holds = body.holds;
     loop {
         let woken = pool.wake.notified();
-        {
+        let answer = {
             let mut inner = pool.lock();
             let w = owned(&mut inner, &id, &token)?;
             if w.state == NodeState::Lost {
@@ -207,32 +232,58 @@ pub(crate) async fn lease(
                 // on does not (a stopped worker's request stays open).
                 w.last_seen = std::time::Instant::now();
                 w.last_seen_ms = now_ms();
+                set_holds(w, body.holds.take());
                 first = false;
             }
-            if let Some(holds) = holds.take() {
-                w.holds = holds.into_iter().collect();
-            }
+            let http = w.info.data == "http";
             let orders = orders(w);
             let who = inner.index(&id).expect("found above");
             let taken = inner.assign(who, std::time::Instant::now());
             if !taken.is_empty() || !orders.is_empty() || tokio::time::Instant::now() >= until {
-                let attempts: Vec<Assignment> = taken
-                    .into_iter()
-                    .map(|r| Assignment {
-                        job: r.task.job,
-                        index: r.task.index,
-                        attempt: r.attempt,
-                        name: r.name,
-                        action: r.action,
-                        env: r.env,
-                        workdir: r.workdir,
-                        log_dir: r.log_dir,
-                        cpu: r.cpu,
-                        memory_mb: r.memory_mb,
-                    })
-                    .collect();
-                return Ok(Json(json!({ "attempts": attempts, "orders": orders })));
+                if http {
+                    let held: std::collections::HashSet<_> = inner
+                        .workers
+                        .iter()
+                        .flat_map(|w| w.leases.keys().copied())
+                        .collect();
+                    pool.files.retain(|k| held.contains(k));
+                }
+                Some((taken, orders, http))
+            } else {
+                None
             }
+        };
+        if let Some((taken, orders, http)) = answer {
+            // The plans hash inputs (cached): off the async threads.
+            let plans: Vec<_> = if http && !taken.is_empty() {
+                let (p, t) = (pool.clone(), taken.clone());
+                tokio::task::spawn_blocking(move || {
+                    t.iter()
+                        .map(|r| Some((*p.files.prepare(r)).clone()))
+                        .collect()
+                })
+                .await?
+            } else {
+                vec![None; taken.len()]
+            };
+            let attempts: Vec<Assignment> = taken
+                .into_iter()
+                .zip(plans)
+                .map(|(r, files)| Assignment {
+                    job: r.task.job,
+                    index: r.task.index,
+                    attempt: r.attempt,
+                    name: r.name,
+                    action: r.action,
+                    env: r.env,
+                    workdir: r.workdir,
+                    log_dir: r.log_dir,
+                    cpu: r.cpu,
+                    memory_mb: r.memory_mb,
+                    files,
+                })
+                .collect();
+            return Ok(Json(json!({ "attempts": attempts, "orders": orders })));
         }
         // Waits for work, an order, the server closing or the deadline
         // (then one last look and the empty answer).
@@ -259,9 +310,12 @@ pub(crate) struct HeartbeatBody {
     /// lease is ordered killed.
     #[serde(default)]
     running: Option<Vec<(i64, u32, AttemptNo)>>,
-    /// Inputs the worker holds a copy of, as in [`LeaseBody`].
+    /// Server paths of inputs the worker holds a verified copy of.
     #[serde(default)]
     holds: Option<Vec<PathBuf>>,
+    /// Its disk is below its `--min-free-mb`: it takes nothing new.
+    #[serde(default)]
+    disk_low: Option<bool>,
 }
 
 /// Renews every lease the worker holds; answers with its orders.
@@ -280,11 +334,14 @@ pub(crate) async fn heartbeat(
     w.last_seen = std::time::Instant::now();
     w.last_seen_ms = now_ms();
     let was = w.state;
+    set_holds(w, body.holds);
+    let low_before = w.disk_low;
+    if let Some(low) = body.disk_low {
+        w.disk_low = low;
+    }
+    let low_changed = low_before != w.disk_low;
     if body.draining {
         w.state = NodeState::Draining;
-    }
-    if let Some(holds) = body.holds {
-        w.holds = holds.into_iter().collect();
     }
     let mut orders = orders(w);
     if let Some(running) = body.running {
@@ -319,11 +376,12 @@ pub(crate) async fn heartbeat(
             }
         }
     }
-    if was != NodeState::Draining && body.draining {
+    if (was != NodeState::Draining && body.draining) || low_changed {
         pool.capacity_changed(&inner);
     }
     drop(inner);
-    // Freed slots or new holdings may change where queued attempts go.
+    // Freed slots, new holdings or a disk with room again may change where
+    // queued attempts go.
     pool.kick();
     Ok(Json(json!({ "orders": orders })))
 }
@@ -345,6 +403,37 @@ pub(crate) enum WireEvent {
         #[serde(default)]
         usage: AttemptUsage,
     },
+    /// The worker could not move the attempt's files (the server or the
+    /// network failed, or its disk is full): retried without using a retry.
+    Lost {
+        reason: String,
+    },
+}
+
+/// Whether `token`'s worker `id` still holds the attempt; else 409 `fenced`.
+pub(crate) fn holds_attempt(
+    inner: &mut pool::Inner,
+    id: &str,
+    token: &WorkerToken,
+    (task, attempt): (TaskRef, AttemptNo),
+) -> Result<(), ApiError> {
+    if inner.worker(id).is_some() {
+        owned(inner, id, token)?;
+    }
+    let held = inner
+        .worker(id)
+        .is_some_and(|w| w.state != NodeState::Lost && w.leases.contains_key(&(task, attempt)));
+    if held {
+        return Ok(());
+    }
+    let why = match inner.given_up.get(&(task, attempt)) {
+        Some((at, reason)) => format!(" at {at} ms ({reason})"),
+        None => String::new(),
+    };
+    Err(ApiError::Conflict(format!(
+        "fenced: attempt {attempt} of task {} of job {} was given up{why}; kill it",
+        task.index, task.job.0
+    )))
 }
 
 #[derive(Deserialize)]
@@ -363,21 +452,7 @@ pub(crate) async fn attempt_events(
     let pool = pool(&s)?;
     let task = TaskRef::new(JobId(job), index);
     let mut inner = pool.lock();
-    if inner.worker(&id).is_some() {
-        owned(&mut inner, &id, &token)?;
-    }
-    let held = inner
-        .worker(&id)
-        .is_some_and(|w| w.state != NodeState::Lost && w.leases.contains_key(&(task, attempt)));
-    if !held {
-        let why = match inner.given_up.get(&(task, attempt)) {
-            Some((at, reason)) => format!(" at {at} ms ({reason})"),
-            None => String::new(),
-        };
-        return Err(ApiError::Conflict(format!(
-            "fenced: attempt {attempt} of task {index} of job {job} was given up{why}; kill it"
-        )));
-    }
+    holds_attempt(&mut inner, &id, &token, (task, attempt))?;
     for event in body.events {
         let event = match event {
             WireEvent::Started { pid } => ExecEvent::Started {
@@ -401,6 +476,13 @@ pub(crate) async fn attempt_events(
                     result: error.map_or(Ok(()), Err),
                     usage,
                 }
+            }
+            WireEvent::Lost { reason } => {
+                if let Some(w) = inner.worker(&id) {
+                    w.leases.remove(&(task, attempt));
+                }
+                pool.lose_attempt(&mut inner, (task, attempt), reason, now_ms());
+                continue;
             }
         };
         pool.emit(event);
@@ -503,6 +585,9 @@ pub(crate) fn node_views(pool: Option<&Pool>) -> Vec<Value> {
                 "disk_free_mb": w.info.disk_free_mb,
                 "labels": w.info.labels,
                 "executors": w.info.executors,
+                "data": w.info.data,
+                "disk_low": w.disk_low,
+                "holds": w.holds.len(),
                 "last_heartbeat_ms": if w.local { now } else { w.last_seen_ms },
                 "running": running.iter().map(|(j, i, a)| json!({"job": j, "index": i, "attempt": a})).collect::<Vec<_>>(),
             })

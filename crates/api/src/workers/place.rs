@@ -124,7 +124,7 @@ pub(crate) fn place(
     who: usize,
     now: Instant,
 ) -> Vec<usize> {
-    let Some(me) = nodes.get(who).filter(|n| n.state == NodeState::Ready) else {
+    let Some(me) = nodes.get(who).filter(|n| n.takes_work()) else {
         return Vec::new();
     };
     let mut free = Free::of(me);
@@ -132,7 +132,7 @@ pub(crate) fn place(
     let others: Vec<(&Worker, Free, HashMap<JobId, u32>)> = nodes
         .iter()
         .enumerate()
-        .filter(|(i, n)| *i != who && n.state == NodeState::Ready)
+        .filter(|(i, n)| *i != who && n.takes_work())
         .map(|(_, n)| (n, Free::of(n), per_job(n)))
         .collect();
     let mut picked = Vec::new();

@@ -58,6 +58,14 @@ pub struct NodeInfo {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub executors: Vec<String>,
+    /// How it gets the files of its attempts: `shared` (it sees the
+    /// server's data directory) or `http` (it fetches and sends them).
+    #[serde(default = "shared")]
+    pub data: String,
+}
+
+fn shared() -> String {
+    "shared".into()
 }
 
 /// Something a worker must do to an attempt it runs.
@@ -87,6 +95,8 @@ pub(crate) struct Worker {
     pub holds: HashSet<PathBuf>,
     /// The server's own slots (never expires; its attempts run in-process).
     pub local: bool,
+    /// Its disk is below its `--min-free-mb`: it takes nothing new.
+    pub disk_low: bool,
 }
 
 impl Worker {
@@ -102,7 +112,13 @@ impl Worker {
             orders: Vec::new(),
             holds: HashSet::new(),
             local: false,
+            disk_low: false,
         }
+    }
+
+    /// Ready, and with room on its disk: placement may give it work.
+    pub fn takes_work(&self) -> bool {
+        self.state == NodeState::Ready && !self.disk_low
     }
 
     pub fn used(&self) -> u32 {
@@ -145,6 +161,8 @@ pub struct Pool {
     closed: AtomicBool,
     /// How long a lease lasts without a heartbeat.
     pub lease: Duration,
+    /// File plans of attempts on http workers (see [`super::files`]).
+    pub(crate) files: super::files::DataPlane,
 }
 
 impl Pool {
@@ -158,6 +176,7 @@ impl Pool {
             local_wake: (Mutex::new(false), Condvar::new()),
             closed: AtomicBool::new(false),
             lease,
+            files: Default::default(),
         })
     }
 
@@ -372,7 +391,7 @@ impl Inner {
     pub fn capacity(&self) -> u32 {
         self.workers
             .iter()
-            .filter(|w| w.state == NodeState::Ready)
+            .filter(|w| w.takes_work())
             .map(|w| w.info.slots)
             .sum()
     }

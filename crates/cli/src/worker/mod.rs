@@ -10,12 +10,16 @@
 //! A report the server refuses as *fenced* (409: the lease lapsed, the
 //! attempt was given to another worker) makes the worker kill its copy;
 //! a fenced heartbeat makes it kill everything and register again.
+//! With `--data http` the worker shares no filesystem with the server:
+//! see [`data`] for how it fetches inputs and sends outputs back.
+//!
 //! SIGTERM or SIGINT drains: nothing new is taken, running attempts get
 //! `--grace` to finish, then what is left is handed back (`release`), so
 //! the server retries it elsewhere at once, and killed.
 //!
 //! [`LocalExecutor`]: tessera_exec::LocalExecutor
 
+mod data;
 pub(crate) mod host;
 mod map;
 mod threads;
@@ -25,7 +29,7 @@ use clap::Args;
 use host::{disk_free_mb, hostname, memory_mb};
 use map::PathMap;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
@@ -66,6 +70,15 @@ pub struct WorkerArgs {
     /// SERVER_PREFIX is rewritten [default: the same paths as the server].
     #[arg(long, value_name = "SERVER_PREFIX=LOCAL_PREFIX")]
     map: Option<String>,
+    /// How attempts' files get here: `shared` (this machine sees the
+    /// server's data directory) or `http` (fetched from the server and sent
+    /// back; copies live at the server's paths on this machine's disk).
+    #[arg(long, default_value = "shared", value_parser = ["shared", "http"])]
+    data: String,
+    /// With `--data http`: below this much free disk (MiB) take no new
+    /// attempts, and evict cached inputs no running attempt needs.
+    #[arg(long, default_value_t = 1024)]
+    min_free_mb: u64,
 }
 
 /// What the main loop hears.
@@ -76,12 +89,33 @@ enum Msg {
     /// The server no longer knows this worker (registered under the given
     /// id): kill everything, register again.
     Fenced(String, String),
+    /// An attempt's inputs are here (http data): start it.
+    Fetched(Box<StartRequest>, Box<Fetched>),
+    /// An attempt's transfers ended: report this event (`None`: fenced).
+    Sent(Key, Option<Wire>),
+}
+
+type Key = (TaskRef, AttemptNo);
+
+/// What the main loop keeps of an http attempt between fetch and send.
+struct Fetched {
+    plan: data::Plan,
+    before: data::Snapshot,
+    down: data::Moved,
+}
+
+/// An event to report, as the wire has it.
+enum Wire {
+    Event(ExecEvent),
+    Lost(String),
 }
 
 struct Conn {
     server: String,
     token: String,
     agent: ureq::Agent,
+    /// For file transfers: no overall deadline, only per read and write.
+    files: ureq::Agent,
 }
 
 impl Conn {
@@ -118,6 +152,13 @@ pub fn run(
 ) -> Result<()> {
     let spawner = spawner.map_err(Failure::env)?;
     let map = PathMap::parse(args.map.as_deref())?;
+    let http = args.data == "http";
+    if http && args.map.is_some() {
+        return Err(Failure::input(
+            "--map rewrites paths of a shared filesystem; with --data http files live at the \
+             server's paths on this machine: drop one of them",
+        ));
+    }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
     let slots = args.slots.unwrap_or(cpus);
     if slots == 0 {
@@ -143,6 +184,7 @@ pub fn run(
         "disk_free_mb": disk_free_mb(&data_dir),
         "labels": labels,
         "executors": ["local"],
+        "data": args.data,
     });
     let conn = Arc::new(Conn {
         server: args.server.trim_end_matches('/').to_string(),
@@ -150,7 +192,13 @@ pub fn run(
         agent: ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(40))
             .build(),
+        files: ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(10))
+            .timeout_read(Duration::from_secs(60))
+            .timeout_write(Duration::from_secs(60))
+            .build(),
     });
+    let server_dir = std::sync::OnceLock::new();
     let register = || -> Result<(String, Duration)> {
         let v = conn.post("/workers", &info).map_err(|e| {
             Failure::env(format!(
@@ -161,10 +209,35 @@ pub fn run(
         })?;
         let id = v["id"].as_str().unwrap_or_default().to_string();
         let lease = Duration::from_millis(v["lease_ms"].as_u64().unwrap_or(10_000));
+        if let Some(dir) = v["data_dir"].as_str() {
+            let _ = server_dir.set(PathBuf::from(dir));
+        }
         eprintln!("tessera worker: {name} registered as {id} ({slots} slots, leases of {lease:?})");
         Ok((id, lease))
     };
     let (id, lease) = register()?;
+    let cache = match (http, server_dir.get()) {
+        (false, _) => None,
+        (true, None) => {
+            return Err(Failure::env(format!(
+                "{} did not say where its data directory is (an older server?); run this \
+                 worker with --data shared",
+                conn.server
+            )))
+        }
+        (true, Some(dir)) => {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Failure::env(format!(
+                    "--data http keeps files at the server's paths, but {} cannot be created \
+                     here ({e}); create it and let this user write in it",
+                    dir.display()
+                ))
+            })?;
+            let cache = data::Cache::new(dir.clone(), name.clone(), args.min_free_mb);
+            cache.check_disk();
+            Some(Arc::new(cache))
+        }
+    };
     let id = Arc::new(Mutex::new(id));
     let draining = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel();
@@ -189,6 +262,7 @@ pub fn run(
         id.clone(),
         draining.clone(),
         held.clone(),
+        cache.clone(),
         tx.clone(),
     );
     spawn_heartbeat(
@@ -196,8 +270,9 @@ pub fn run(
         id.clone(),
         draining.clone(),
         held.clone(),
+        cache.clone(),
         lease,
-        tx,
+        tx.clone(),
     );
     let mut w = Running {
         conn: conn.clone(),
@@ -206,6 +281,10 @@ pub fn run(
         map,
         exec,
         held,
+        cache,
+        tx,
+        http_attempts: HashMap::new(),
+        fetching: HashSet::new(),
     };
     w.serve(
         rx,
@@ -223,6 +302,13 @@ struct Running {
     map: PathMap,
     exec: LocalExecutor,
     held: Held,
+    /// With `--data http`: this worker's copies of the server's files.
+    cache: Option<Arc<data::Cache>>,
+    tx: mpsc::Sender<Msg>,
+    /// Running http attempts: their plans and what was fetched.
+    http_attempts: HashMap<Key, Fetched>,
+    /// http attempts whose inputs are being fetched.
+    fetching: HashSet<Key>,
 }
 
 impl Running {
@@ -268,7 +354,13 @@ impl Running {
                     }
                 }
                 Msg::Orders(orders) => self.obey(orders),
-                Msg::Exec(event) => self.report(event),
+                Msg::Exec(event) => self.exec_event(event),
+                Msg::Fetched(req, fetched) => self.fetched(*req, *fetched),
+                Msg::Sent(_, Some(Wire::Event(event))) => self.report(event),
+                Msg::Sent(key, Some(Wire::Lost(reason))) => self.report_lost(key, reason),
+                Msg::Sent(key, None) => {
+                    self.held.remove(key);
+                }
                 Msg::Fenced(id, _) if id != self.id() => {} // already registered again
                 Msg::Fenced(_, why) => {
                     eprintln!(
@@ -314,10 +406,26 @@ impl Running {
                 labels: Default::default(),
             })
         })();
+        let plan = match (&self.cache, a.get("files")) {
+            (Some(_), Some(files)) => match serde_json::from_value::<data::Plan>(files.clone()) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    eprintln!("tessera worker: the server sent a file plan this worker cannot read ({e}): {a}");
+                    if let Some(key) = key_of(&a) {
+                        self.held.remove(key);
+                    }
+                    return;
+                }
+            },
+            _ => None,
+        };
         match parsed {
             Some(req) => {
                 self.held.insert((req.task, req.attempt));
-                self.exec.start(req);
+                match (plan, &self.cache) {
+                    (Some(plan), Some(cache)) => self.fetch(req, plan, cache.clone()),
+                    _ => self.exec.start(req),
+                }
             }
             None => {
                 // Not reported as running: the server gives it up after a lease.
@@ -340,10 +448,129 @@ impl Running {
             };
             let (task, attempt) = (TaskRef::new(JobId(job), index as u32), attempt as AttemptNo);
             match o["order"].as_str() {
+                Some("kill") if self.fetching.contains(&(task, attempt)) => {
+                    // Not started yet: it never will be.
+                    self.fetching.remove(&(task, attempt));
+                    self.report(ExecEvent::Exited {
+                        task,
+                        attempt,
+                        result: Err("killed before it started".into()),
+                        usage: Default::default(),
+                    });
+                }
                 Some("kill") => self.exec.kill(task, attempt),
                 Some("suspend") => self.exec.suspend(task, attempt),
                 Some("resume") => self.exec.resume(task, attempt),
                 _ => {}
+            }
+        }
+    }
+
+    /// Fetches the inputs of an http attempt on a thread of its own; the
+    /// main loop hears `Fetched` (then starts it) or `Sent` (lost, fenced).
+    fn fetch(&mut self, req: StartRequest, plan: data::Plan, cache: Arc<data::Cache>) {
+        let key = (req.task, req.attempt);
+        self.fetching.insert(key);
+        let (conn, tx, id) = (self.conn.clone(), self.tx.clone(), self.id());
+        std::thread::spawn(move || {
+            let t = data::Transfer {
+                conn: &conn,
+                cache: &cache,
+                id,
+                key,
+            };
+            let msg = match t.fetch(&plan) {
+                Ok(down) => {
+                    let before = data::snapshot(&plan);
+                    Msg::Fetched(Box::new(req), Box::new(Fetched { plan, before, down }))
+                }
+                Err(stop) => {
+                    cache.release(&plan);
+                    Msg::Sent(key, stop_wire(stop))
+                }
+            };
+            let _ = tx.send(msg);
+        });
+    }
+
+    fn fetched(&mut self, req: StartRequest, fetched: Fetched) {
+        let key = (req.task, req.attempt);
+        if !self.fetching.remove(&key) || !self.held.contains(key) {
+            if let Some(cache) = &self.cache {
+                cache.release(&fetched.plan);
+            }
+            return; // killed or given up meanwhile
+        }
+        self.http_attempts.insert(key, fetched);
+        self.exec.start(req);
+    }
+
+    /// An event from the executor: an http attempt's end waits for its
+    /// outputs to be sent back.
+    fn exec_event(&mut self, event: ExecEvent) {
+        let key = event.attempt();
+        let ExecEvent::Exited { result, usage, .. } = &event else {
+            return self.report(event);
+        };
+        let (Some(fetched), Some(cache)) = (self.http_attempts.remove(&key), self.cache.clone())
+        else {
+            return self.report(event);
+        };
+        if !self.held.contains(key) {
+            cache.release(&fetched.plan);
+            return;
+        }
+        let (conn, tx, id) = (self.conn.clone(), self.tx.clone(), self.id());
+        let (result, mut usage) = (result.clone(), *usage);
+        std::thread::spawn(move || {
+            let t = data::Transfer {
+                conn: &conn,
+                cache: &cache,
+                id,
+                key,
+            };
+            let sent = t.send_back(&fetched.plan, &fetched.before, result.is_err());
+            cache.release(&fetched.plan);
+            let wire = match sent {
+                Ok(up) => {
+                    usage.transfer_ms = fetched.down.ms + up.ms;
+                    usage.transfer_bytes = fetched.down.bytes + up.bytes;
+                    let (d, task) = (fetched.down, key.0);
+                    eprintln!(
+                        "tessera worker: attempt {} of task {task}: ran {} ms; fetched {} bytes \
+                         in {} ms, sent {} bytes in {} ms",
+                        key.1, usage.wall_ms, d.bytes, d.ms, up.bytes, up.ms
+                    );
+                    Some(Wire::Event(ExecEvent::Exited {
+                        task: key.0,
+                        attempt: key.1,
+                        result,
+                        usage,
+                    }))
+                }
+                Err(stop) => stop_wire(stop),
+            };
+            let _ = tx.send(Msg::Sent(key, wire));
+        });
+    }
+
+    /// Reports an attempt lost by its transfers (it uses up no retry).
+    fn report_lost(&mut self, (task, attempt): Key, reason: String) {
+        if !self.held.remove((task, attempt)) {
+            return;
+        }
+        eprintln!("tessera worker: attempt {attempt} of task {task} lost: {reason}");
+        let path = format!(
+            "/workers/{}/attempts/{}/{}/{attempt}/events",
+            self.id(),
+            task.job.0,
+            task.index
+        );
+        let body = json!({ "events": [{"kind": "lost", "reason": reason}] });
+        for _ in 0..5 {
+            match self.conn.post(&path, &body) {
+                Ok(_) | Err(Some(_)) => return,
+                Err(None) => std::thread::sleep(Duration::from_millis(200)),
             }
         }
     }
@@ -400,6 +627,16 @@ impl Running {
         while Instant::now() < until && rx.recv_timeout(Duration::from_millis(200)).is_ok() {}
         eprintln!("tessera worker: stopped; handed back {left} attempts");
         Ok(())
+    }
+}
+
+fn stop_wire(stop: data::Stop) -> Option<Wire> {
+    match stop {
+        data::Stop::Fenced(why) => {
+            eprintln!("tessera worker: refused (409): {why}");
+            None
+        }
+        data::Stop::Lost(why) => Some(Wire::Lost(why)),
     }
 }
 

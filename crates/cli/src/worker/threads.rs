@@ -1,6 +1,7 @@
 //! The worker's two helper threads (the lease long-poll and the
 //! heartbeat) and the set of attempts they and the main loop share.
 
+use super::data::Cache;
 use super::{Conn, Msg};
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -56,14 +57,24 @@ pub(super) fn spawn_poller(
     id: Arc<Mutex<String>>,
     draining: Arc<AtomicBool>,
     held: Held,
+    cache: Option<Arc<Cache>>,
     tx: Sender<Msg>,
 ) {
     std::thread::spawn(move || loop {
         if draining.load(Ordering::SeqCst) {
             return;
         }
+        if cache.as_ref().is_some_and(|c| c.check_disk()) {
+            // Too little disk: take nothing until there is more.
+            std::thread::sleep(Duration::from_secs(1));
+            continue;
+        }
         let me = id.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        match conn.post(&format!("/workers/{me}/lease"), &json!({"wait_ms": 20_000})) {
+        let mut body = json!({"wait_ms": 20_000});
+        if let Some(c) = &cache {
+            body["holds"] = c.holds();
+        }
+        match conn.post(&format!("/workers/{me}/lease"), &body) {
             Ok(v) => {
                 let list = |k: &str| v[k].as_array().cloned().unwrap_or_default();
                 let (work, orders) = (list("attempts"), list("orders"));
@@ -93,16 +104,21 @@ pub(super) fn spawn_heartbeat(
     id: Arc<Mutex<String>>,
     draining: Arc<AtomicBool>,
     held: Held,
+    cache: Option<Arc<Cache>>,
     lease: Duration,
     tx: Sender<Msg>,
 ) {
     std::thread::spawn(move || loop {
         std::thread::sleep(lease / 3);
         let me = id.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let body = json!({
+        let mut body = json!({
             "draining": draining.load(Ordering::SeqCst),
             "running": held.as_json(),
         });
+        if let Some(c) = &cache {
+            body["holds"] = c.holds();
+            body["disk_low"] = json!(c.disk_low());
+        }
         match conn.post(&format!("/workers/{me}/heartbeat"), &body) {
             Ok(v) => {
                 let orders = v["orders"].as_array().cloned().unwrap_or_default();

@@ -1,5 +1,6 @@
 //! Integration tests of tessera-media against real ffmpeg on generated clips.
 
 mod bad_inputs;
+mod files;
 mod pipeline;
 mod support;

@@ -1,0 +1,493 @@
+//! The no-shared-filesystem data plane: for each attempt handed to a
+//! worker that runs with `--data http`, the server decides which files it
+//! reads (`inputs`: path, size, mtime, sha256) and which it may send back
+//! (`outputs`), and serves exactly those, fenced by attempt number like
+//! every other attempt route.
+//!
+//! Uploads arrive in pieces at an offset, into a partial file beside the
+//! target (`.NAME.part-<job>-<index>-<attempt>`); once the partial holds
+//! the announced size its sha256 is checked and it is renamed into place,
+//! under the pool's lock so an attempt given up meanwhile cannot land
+//! anything. A half file is never at the target path.
+
+use super::{pool, Pool, WorkerToken};
+use crate::body::QueryArgs;
+use crate::{ApiError, AppState};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::Response;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use tessera_exec::StartRequest;
+use tessera_types::{Action, AttemptNo, JobId, TaskRef};
+use tokio::io::AsyncWriteExt;
+
+/// One file an attempt reads.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct InputFile {
+    pub path: PathBuf,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub sha256: String,
+}
+
+/// What an attempt may send back.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(tag = "kind", content = "path", rename_all = "snake_case")]
+pub(crate) enum Output {
+    /// Exactly this file.
+    File(PathBuf),
+    /// Any file under this directory.
+    Tree(PathBuf),
+    /// Any file directly in this directory.
+    Children(PathBuf),
+}
+
+impl Output {
+    fn covers(&self, p: &FsPath) -> bool {
+        match self {
+            Output::File(f) => f == p,
+            Output::Tree(d) => p != d && p.starts_with(d),
+            Output::Children(d) => p.parent() == Some(d.as_path()),
+        }
+    }
+}
+
+/// An attempt's files, as the lease answer carries them (`files`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub(crate) struct AttemptFiles {
+    pub inputs: Vec<InputFile>,
+    pub outputs: Vec<Output>,
+    /// Directories that must exist before it runs.
+    pub dirs: Vec<PathBuf>,
+}
+
+type Key = (TaskRef, AttemptNo);
+
+/// The plans of attempts on http workers and the sha256 of files served.
+#[derive(Default)]
+pub(crate) struct DataPlane {
+    plans: Mutex<HashMap<Key, Arc<AttemptFiles>>>,
+    /// sha256 by path, valid while size and mtime match.
+    sums: Mutex<HashMap<PathBuf, (u64, i64, String)>>,
+}
+
+impl DataPlane {
+    fn plan(&self, key: Key) -> Option<Arc<AttemptFiles>> {
+        lock(&self.plans).get(&key).cloned()
+    }
+
+    /// Keeps the plans of the attempts for which `held` is true.
+    pub(crate) fn retain(&self, held: impl Fn(&Key) -> bool) {
+        lock(&self.plans).retain(|k, _| held(k));
+    }
+
+    /// The sha256 of `path` (cached by size and mtime); `(size, mtime, sum)`.
+    pub(crate) fn sum(&self, path: &FsPath) -> std::io::Result<(u64, i64, String)> {
+        let (size, mtime) = stat(path)?;
+        if let Some((s, m, sum)) = lock(&self.sums).get(path) {
+            if (*s, *m) == (size, mtime) {
+                return Ok((size, mtime, sum.clone()));
+            }
+        }
+        let sum = sha256_file(path)?;
+        let (size2, mtime2) = stat(path)?;
+        if (size2, mtime2) == (size, mtime) {
+            lock(&self.sums).insert(path.to_path_buf(), (size, mtime, sum.clone()));
+        }
+        Ok((size, mtime, sum))
+    }
+
+    /// Works out (hashing inputs; blocking) and keeps an attempt's files.
+    pub(crate) fn prepare(&self, req: &StartRequest) -> Arc<AttemptFiles> {
+        let files = Arc::new(self.files_of(req));
+        lock(&self.plans).insert((req.task, req.attempt), files.clone());
+        files
+    }
+
+    fn files_of(&self, req: &StartRequest) -> AttemptFiles {
+        let mut inputs: Vec<PathBuf> = Vec::new();
+        let mut outputs = Vec::new();
+        let mut dirs = vec![req.log_dir.clone()];
+        match &req.action {
+            Action::Noop => {}
+            Action::Op { op, args } => match tessera_media::op_files(op, args) {
+                Ok(f) => {
+                    inputs = f.inputs;
+                    outputs = f.outputs.into_iter().map(Output::File).collect();
+                    dirs.extend(f.dirs);
+                }
+                // The op fails on the worker with the same cause, said there.
+                Err(e) => eprintln!(
+                    "tessera-api: the files of {} attempt {}: {e}",
+                    req.task, req.attempt
+                ),
+            },
+            Action::Command { .. } | Action::Script { .. } => {
+                // The job directory: <data>/jobs/<job>/, logs in its logs/.
+                if let Some(job_dir) = req.log_dir.parent() {
+                    walk(job_dir, &req.log_dir, &mut inputs);
+                    outputs.push(Output::Children(job_dir.to_path_buf()));
+                    dirs.push(job_dir.to_path_buf());
+                }
+                outputs.push(Output::Tree(req.workdir.clone()));
+                dirs.push(req.workdir.clone());
+            }
+        }
+        // An expanding task's follow-on tasks (read by the driver).
+        if let Some(expand) = req.env.get("TESSERA_EXPAND").map(PathBuf::from) {
+            if let Some(dir) = expand.parent() {
+                dirs.push(dir.to_path_buf());
+            }
+            outputs.push(Output::File(expand));
+        }
+        for stream in ["stdout", "stderr"] {
+            let log = tessera_exec::log_file(&req.log_dir, &req.name, req.attempt, stream);
+            outputs.push(Output::File(log));
+        }
+        let inputs = inputs
+            .into_iter()
+            .filter_map(|path| match self.sum(&path) {
+                Ok((size, mtime_ns, sha256)) => Some(InputFile {
+                    path,
+                    size,
+                    mtime_ns,
+                    sha256,
+                }),
+                Err(e) => {
+                    // A missing input: the attempt fails on the worker saying so.
+                    eprintln!("tessera-api: input {} of {}: {e}", path.display(), req.task);
+                    None
+                }
+            })
+            .collect();
+        AttemptFiles {
+            inputs,
+            outputs,
+            dirs,
+        }
+    }
+}
+
+/// Every regular file under `dir`, except under `skip`.
+fn walk(dir: &FsPath, skip: &FsPath, into: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        match e.file_type() {
+            Ok(t) if t.is_dir() && p != skip => walk(&p, skip, into),
+            Ok(t) if t.is_file() && !is_partial(&p) => into.push(p),
+            _ => {}
+        }
+    }
+}
+
+fn is_partial(p: &FsPath) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.') && n.contains(".part-"))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn stat(path: &FsPath) -> std::io::Result<(u64, i64)> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    use std::os::unix::fs::MetadataExt;
+    Ok((
+        meta.len(),
+        meta.mtime().saturating_mul(1_000_000_000) + meta.mtime_nsec(),
+    ))
+}
+
+/// The sha256 of a file, as lowercase hex, read in 1 MiB pieces.
+pub(crate) fn sha256_file(path: &FsPath) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileQuery {
+    path: PathBuf,
+    #[serde(default)]
+    offset: Option<u64>,
+}
+
+type AttemptPath = Path<(String, i64, u32, AttemptNo)>;
+
+/// The attempt's plan, if `token`'s worker `id` still holds the attempt
+/// (else 409 fenced), and `path` is plain and absolute (else 400).
+fn checked(
+    pool: &Pool,
+    id: &str,
+    token: &WorkerToken,
+    key: Key,
+    path: &FsPath,
+) -> Result<Arc<AttemptFiles>, ApiError> {
+    if !tessera_media::is_plain_absolute(path) {
+        return Err(ApiError::BadRequest(format!(
+            "{}: give an absolute path without . or .. components",
+            path.display()
+        )));
+    }
+    let mut inner = pool.lock();
+    super::holds_attempt(&mut inner, id, token, key)?;
+    drop(inner);
+    pool.files.plan(key).ok_or_else(|| {
+        ApiError::Forbidden(format!(
+            "attempt {} of {} has no file plan (its worker shares the server's filesystem)",
+            key.1, key.0
+        ))
+    })
+}
+
+fn not_planned(path: &FsPath, what: &str) -> ApiError {
+    ApiError::Forbidden(format!(
+        "{} is not {what} of this attempt; only the files in its plan are served",
+        path.display()
+    ))
+}
+
+fn key(job: i64, index: u32, attempt: AttemptNo) -> Key {
+    (TaskRef::new(JobId(job), index), attempt)
+}
+
+/// `GET .../files?path=ABS`: an input of the attempt, with `Range` and
+/// `X-Tessera-Sha256`.
+pub(crate) async fn download(
+    State(s): State<AppState>,
+    token: WorkerToken,
+    Path((id, job, index, attempt)): AttemptPath,
+    QueryArgs(q): QueryArgs<FileQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let pool = pool(&s)?;
+    let plan = checked(&pool, &id, &token, key(job, index, attempt), &q.path)?;
+    if !plan.inputs.iter().any(|f| f.path == q.path) {
+        return Err(not_planned(&q.path, "an input"));
+    }
+    let (p, pl) = (q.path.clone(), pool.clone());
+    let sum = tokio::task::spawn_blocking(move || pl.files.sum(&p))
+        .await?
+        .map_err(|e| ApiError::NotFound(format!("{}: {e}; the input is gone", q.path.display())))?;
+    let mut r =
+        crate::range::serve_file(&q.path, "application/octet-stream", "input", &headers).await?;
+    let v = HeaderValue::from_str(&sum.2).map_err(ApiError::internal)?;
+    r.headers_mut().insert("x-tessera-sha256", v);
+    Ok(r)
+}
+
+fn partial_of(path: &FsPath, k: Key) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.part-{}-{}-{}", k.0.job.0, k.0.index, k.1))
+}
+
+fn output_checked(plan: &AttemptFiles, path: &FsPath) -> Result<(), ApiError> {
+    if plan.outputs.iter().any(|o| o.covers(path)) && !is_partial(path) {
+        Ok(())
+    } else {
+        Err(not_planned(path, "an output"))
+    }
+}
+
+/// `GET .../files/status?path=ABS`: how many bytes of an upload arrived.
+pub(crate) async fn upload_status(
+    State(s): State<AppState>,
+    token: WorkerToken,
+    Path((id, job, index, attempt)): AttemptPath,
+    QueryArgs(q): QueryArgs<FileQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let pool = pool(&s)?;
+    let k = key(job, index, attempt);
+    let plan = checked(&pool, &id, &token, k, &q.path)?;
+    output_checked(&plan, &q.path)?;
+    let received = tokio::fs::metadata(partial_of(&q.path, k))
+        .await
+        .map_or(0, |m| m.len());
+    Ok(Json(json!({ "received": received })))
+}
+
+fn header_of<'a>(h: &'a HeaderMap, name: &str) -> Result<&'a str, ApiError> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| ApiError::BadRequest(format!("send the {name} header")))
+}
+
+/// `PUT .../files?path=ABS&offset=N`: a piece of an output.
+pub(crate) async fn upload(
+    State(s): State<AppState>,
+    token: WorkerToken,
+    Path((id, job, index, attempt)): AttemptPath,
+    QueryArgs(q): QueryArgs<FileQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let pool = pool(&s)?;
+    let k = key(job, index, attempt);
+    let plan = checked(&pool, &id, &token, k, &q.path)?;
+    output_checked(&plan, &q.path)?;
+    let sha = header_of(&headers, "x-tessera-sha256")?.to_ascii_lowercase();
+    let size: u64 = header_of(&headers, "x-tessera-size")?
+        .parse()
+        .map_err(|_| ApiError::BadRequest("X-Tessera-Size is not a number".into()))?;
+    if size > s.max_upload_bytes {
+        return Err(ApiError::PayloadTooLarge {
+            limit: usize::try_from(s.max_upload_bytes).unwrap_or(usize::MAX),
+        });
+    }
+    let offset = q.offset.unwrap_or(0);
+    let part = partial_of(&q.path, k);
+    if let Some(dir) = q.path.parent() {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| ApiError::internal(format!("creating {}: {e}", dir.display())))?;
+    }
+    let have = tokio::fs::metadata(&part).await.map_or(0, |m| m.len());
+    if offset != have && offset != 0 {
+        return Err(ApiError::BadRequest(format!(
+            "offset {offset} does not follow the {have} bytes received; resume from {have}"
+        )));
+    }
+    let mut file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(offset == 0)
+        .append(offset != 0)
+        .open(&part)
+        .await
+        .map_err(|e| ApiError::internal(format!("opening {}: {e}", part.display())))?;
+    let mut got = offset;
+    let mut incoming = crate::uploads::Incoming::Body(body);
+    let written: Result<(), ApiError> = async {
+        while let Some(chunk) = incoming.next_chunk().await? {
+            got += chunk.len() as u64;
+            if got > size {
+                return Err(ApiError::BadRequest(format!(
+                    "the body goes past the announced size of {size} bytes"
+                )));
+            }
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| ApiError::internal(format!("writing {}: {e}", part.display())))?;
+        }
+        file.flush()
+            .await
+            .map_err(|e| ApiError::internal(format!("writing {}: {e}", part.display())))
+    }
+    .await;
+    drop(file);
+    if let Err(e) = written {
+        if matches!(e, ApiError::BadRequest(ref m) if m.contains("announced size")) {
+            let _ = tokio::fs::remove_file(&part).await;
+        }
+        return Err(e);
+    }
+    if got < size {
+        return Ok(Json(json!({ "received": got, "complete": false })));
+    }
+    let p = part.clone();
+    let actual = tokio::task::spawn_blocking(move || sha256_file(&p))
+        .await?
+        .map_err(|e| ApiError::internal(format!("reading {}: {e}", part.display())))?;
+    if actual != sha {
+        let _ = tokio::fs::remove_file(&part).await;
+        return Err(ApiError::Invalid(format!(
+            "checksum mismatch for {}: the {size} bytes received have sha256 {actual}, the \
+             worker said {sha}; the partial upload was deleted, send it again",
+            q.path.display()
+        )));
+    }
+    // Lands only while the attempt is still held.
+    let mut inner = pool.lock();
+    if let Err(e) = super::holds_attempt(&mut inner, &id, &token, k) {
+        drop(inner);
+        let _ = std::fs::remove_file(&part);
+        return Err(e);
+    }
+    std::fs::rename(&part, &q.path)
+        .map_err(|e| ApiError::internal(format!("renaming into {}: {e}", q.path.display())))?;
+    drop(inner);
+    if let Ok((sz, mtime)) = stat(&q.path) {
+        lock(&pool.files.sums).insert(q.path.clone(), (sz, mtime, actual));
+    }
+    Ok(Json(json!({ "received": got, "complete": true })))
+}
+
+/// `DELETE .../files?path=ABS`: an output the attempt removed.
+pub(crate) async fn remove(
+    State(s): State<AppState>,
+    token: WorkerToken,
+    Path((id, job, index, attempt)): AttemptPath,
+    QueryArgs(q): QueryArgs<FileQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let pool = pool(&s)?;
+    let k = key(job, index, attempt);
+    let plan = checked(&pool, &id, &token, k, &q.path)?;
+    output_checked(&plan, &q.path)?;
+    let inner = pool.lock();
+    let removed = match std::fs::remove_file(&q.path) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => {
+            return Err(ApiError::internal(format!(
+                "removing {}: {e}",
+                q.path.display()
+            )))
+        }
+    };
+    drop(inner);
+    Ok(Json(json!({ "removed": removed })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_cover_their_files_only() {
+        let f = Output::File("/d/jobs/1/a".into());
+        assert!(f.covers(FsPath::new("/d/jobs/1/a")));
+        assert!(!f.covers(FsPath::new("/d/jobs/1/b")));
+        let t = Output::Tree("/d/jobs/1/tasks/x".into());
+        assert!(t.covers(FsPath::new("/d/jobs/1/tasks/x/deep/f")));
+        assert!(!t.covers(FsPath::new("/d/jobs/1/tasks/x")));
+        assert!(!t.covers(FsPath::new("/d/jobs/1/tasks/xy/f")));
+        let c = Output::Children("/d/jobs/1".into());
+        assert!(c.covers(FsPath::new("/d/jobs/1/f")));
+        assert!(!c.covers(FsPath::new("/d/jobs/1/logs/f")));
+    }
+
+    #[test]
+    fn partial_names_sit_beside_the_target() {
+        let k = key(7, 2, 3);
+        let p = partial_of(FsPath::new("/d/chunks/c.nut"), k);
+        assert_eq!(p, FsPath::new("/d/chunks/.c.nut.part-7-2-3"));
+        assert!(is_partial(&p));
+    }
+}

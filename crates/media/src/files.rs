@@ -1,0 +1,151 @@
+//! Which files each op reads and writes, by absolute path: what a worker
+//! without the server's filesystem must fetch before an op and send back
+//! after it. Read from the (server-side) workdir's `request.json` and
+//! `plan.json`, so the answer is exact: a chunk's attempt sends back its
+//! chunk file and nothing else.
+
+use crate::error::{MediaError, Result};
+use crate::workdir::{
+    audio_file, read_json, read_request, Plan, CHUNK_DIR, PLAN_FILE, PROBE_FILE, REQUEST_FILE,
+};
+use std::path::{Path, PathBuf};
+
+/// The files one op reads and writes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OpFiles {
+    /// Files the op reads (each must exist before it runs).
+    pub inputs: Vec<PathBuf>,
+    /// Files the op may write (or, like verify's temporary output, remove).
+    pub outputs: Vec<PathBuf>,
+    /// Directories the op writes into: they must exist before it runs.
+    pub dirs: Vec<PathBuf>,
+}
+
+/// The files of `op` run with `args` (as in [`Action::Op`](tessera_types::Action)).
+pub fn op_files(op: &str, args: &[String]) -> Result<OpFiles> {
+    let mut workdir = None;
+    let mut chunk = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--workdir" => workdir = it.next().map(PathBuf::from),
+            "--chunk" => chunk = it.next().and_then(|n| n.parse::<u32>().ok()),
+            _ => {}
+        }
+    }
+    let workdir = workdir.ok_or_else(|| {
+        MediaError::BadRequest(format!("op {op}: no --workdir among its arguments"))
+    })?;
+    let req = read_request(&workdir)?;
+    let request = workdir.join(REQUEST_FILE);
+    let probe = workdir.join(PROBE_FILE);
+    let plan_file = workdir.join(PLAN_FILE);
+    // probe and plan check that the output's directory exists.
+    let mut files = OpFiles {
+        dirs: req
+            .output
+            .parent()
+            .map(Path::to_path_buf)
+            .into_iter()
+            .collect(),
+        ..OpFiles::default()
+    };
+    if op == "probe" {
+        files.inputs = vec![request, req.input];
+        files.outputs = vec![probe];
+        return Ok(files);
+    }
+    if op == "plan" {
+        files.inputs = vec![request, probe, req.input];
+        files.outputs = vec![plan_file];
+        return Ok(files);
+    }
+    let plan: Plan = read_json(&plan_file)?;
+    let audio = workdir.join(audio_file(plan.output.container));
+    let encoded_audio = plan.audio.as_ref().is_some_and(|a| a.needs_encode());
+    files.inputs = vec![request, probe, plan_file];
+    match op {
+        "encode-chunk" => {
+            let n = chunk.ok_or_else(|| {
+                MediaError::BadRequest("op encode-chunk: no --chunk N among its arguments".into())
+            })?;
+            let c = plan.chunks.get(n as usize).ok_or_else(|| {
+                MediaError::BadRequest(format!(
+                    "chunk {n} does not exist; the plan has {} chunks",
+                    plan.chunks.len()
+                ))
+            })?;
+            files.inputs.push(req.input);
+            files.outputs.push(plan.chunk_path(&workdir, c));
+            files.dirs.push(workdir.join(CHUNK_DIR));
+        }
+        "encode-audio" => {
+            files.inputs.push(req.input);
+            if encoded_audio {
+                files.outputs.push(audio);
+            }
+        }
+        "concat" => {
+            for c in &plan.chunks {
+                files.inputs.push(plan.chunk_path(&workdir, c));
+            }
+            if encoded_audio {
+                files.inputs.push(audio);
+            }
+            files.inputs.push(req.input);
+            files.outputs.push(plan.output.temp.clone());
+        }
+        "verify" => {
+            files.inputs.push(plan.output.temp.clone());
+            files.inputs.push(req.input);
+            files.outputs.push(plan.output.path.clone());
+            files.outputs.push(plan.output.temp.clone());
+        }
+        other => {
+            return Err(MediaError::BadRequest(format!(
+                "unknown op {other:?}; the ops are probe, plan, encode-chunk, encode-audio, concat, verify"
+            )))
+        }
+    }
+    for out in &files.outputs {
+        if let Some(parent) = out.parent() {
+            if !files.dirs.iter().any(|d| d == parent) {
+                files.dirs.push(parent.to_path_buf());
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// Whether `path` is absolute and plain: no `.` or `..` components.
+pub fn is_plain_absolute(path: &Path) -> bool {
+    use std::path::Component;
+    path.is_absolute()
+        && path
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_absolute_paths_only() {
+        assert!(is_plain_absolute(Path::new("/data/encodes/1/plan.json")));
+        assert!(!is_plain_absolute(Path::new("data/x")));
+        assert!(!is_plain_absolute(Path::new("/data/../etc/passwd")));
+        assert!(!is_plain_absolute(Path::new("/data/./x")));
+    }
+
+    #[test]
+    fn an_op_without_a_workdir_or_an_unknown_op_is_refused() {
+        assert!(op_files("probe", &[]).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let w = dir.path().to_string_lossy().into_owned();
+        assert!(
+            op_files("probe", &["--workdir".into(), w]).is_err(),
+            "no request.json"
+        );
+    }
+}
