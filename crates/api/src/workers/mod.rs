@@ -11,6 +11,7 @@
 //! server's data directory at the same path.
 
 mod pool;
+mod throughput;
 mod tokens;
 
 pub use pool::{NodeInfo, NodeState, Pool, RemoteExecutor};
@@ -422,14 +423,22 @@ pub(crate) async fn drain(
     Ok(Json(json!({ "ok": true })))
 }
 
-/// The workers: state, slots, labels, last heartbeat, running attempts.
+/// The workers: state, slots, labels, last heartbeat, running attempts,
+/// what each ended in the last 10 minutes.
 pub(crate) async fn nodes(State(s): State<AppState>, _: Admin) -> Result<Json<Value>, ApiError> {
-    Ok(Json(Value::Array(node_views(s.workers.as_deref()))))
+    let recent = throughput::recent(&s).await?;
+    Ok(Json(Value::Array(node_views(
+        s.workers.as_deref(),
+        &recent,
+    ))))
 }
 
+pub(crate) use throughput::recent as recent_node_usage;
+
 /// Every worker the pool knows, as `GET /api/v1/nodes` and the nodes page
-/// show it (none without a pool).
-pub(crate) fn node_views(pool: Option<&Pool>) -> Vec<Value> {
+/// show it (none without a pool), with its `recent` usage (see
+/// [`throughput`]).
+pub(crate) fn node_views(pool: Option<&Pool>, recent: &[tessera_store::NodeUsage]) -> Vec<Value> {
     let Some(pool) = pool else {
         return Vec::new();
     };
@@ -453,6 +462,7 @@ pub(crate) fn node_views(pool: Option<&Pool>) -> Vec<Value> {
                 "executors": w.info.executors,
                 "last_heartbeat_ms": w.last_seen_ms,
                 "running": running.iter().map(|(j, i, a)| json!({"job": j, "index": i, "attempt": a})).collect::<Vec<_>>(),
+                "recent": throughput::view(&w.info.name, recent),
             })
         })
         .collect()
