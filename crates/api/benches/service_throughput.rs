@@ -1,7 +1,9 @@
 //! The service end to end, measured: no-op tasks submitted through the real
 //! HTTP API, scheduled by the real driver, committed to the real store, run by
 //! the in-process no-op executor (named as such: it stands in for process
-//! spawning, which is not what this measures).
+//! spawning, which is not what this measures). Each attempt reports a start
+//! (with this process's pid) before it exits, as a process executor's do, so
+//! the driver records starts as it does for real attempts.
 //!
 //! `cargo bench -p tessera-api --bench service_throughput`
 //! (PostgreSQL too: `TESSERA_BENCH_POSTGRES=postgres://user:pass@host/db`;
@@ -14,10 +16,11 @@
 //!   (attempt times are recorded in milliseconds, so this is ms-resolution).
 
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera_api::{new_api_key, AppState};
 use tessera_driver::{Driver, DriverConfig, SystemClock};
-use tessera_exec::InProcessExecutor;
+use tessera_exec::{EventSink, ExecEvent, InProcessExecutor};
 use tessera_store::{SqliteStore, Store};
 
 struct Service {
@@ -44,6 +47,22 @@ impl Drop for Service {
         );
         rt.shutdown_timeout(Duration::from_secs(2));
     }
+}
+
+/// The in-process executor, with a `Started` report before each attempt's
+/// end, as process executors send.
+fn reporting_noops(sink: EventSink) -> InProcessExecutor {
+    InProcessExecutor::new(Arc::new(move |e| {
+        if let ExecEvent::Exited { task, attempt, .. } = &e {
+            sink(ExecEvent::Started {
+                task: *task,
+                attempt: *attempt,
+                pid: std::process::id(),
+                node: None,
+            });
+        }
+        sink(e)
+    }))
 }
 
 fn start(postgres: Option<&str>) -> Service {
@@ -88,7 +107,7 @@ fn start(postgres: Option<&str>) -> Service {
 
     let mut driver = Driver::new(
         driver_store,
-        InProcessExecutor::new,
+        reporting_noops,
         DriverConfig::new(64, dir.path().join("data")),
     );
     driver.recover(None).unwrap();

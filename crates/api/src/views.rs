@@ -184,13 +184,17 @@ impl From<&TaskRecord> for TaskView {
 pub(crate) struct AttemptView {
     pub task: u32,
     pub attempt: u32,
-    pub node: u32,
+    /// The worker that ran it; `null` for the server's own machine (or
+    /// before its start was reported).
+    pub node: Option<String>,
     pub started_at: Millis,
     pub ended_at: Option<Millis>,
     /// `succeeded`, `failed`, `timed_out`, `cancelled`, `lost`; `null` while running.
     pub outcome: Option<&'static str>,
     /// The outcome for people (`failed: exit status 1: ...`).
     pub message: Option<String>,
+    /// `transfer_ms` and `transfer_bytes` appear only when non-zero (a
+    /// worker without the shared filesystem moved the attempt's files).
     pub usage: Option<AttemptUsage>,
 }
 
@@ -199,7 +203,7 @@ impl From<&AttemptRecord> for AttemptView {
         Self {
             task: a.task.index,
             attempt: a.number,
-            node: a.node.0,
+            node: a.node.clone(),
             started_at: a.started_at,
             ended_at: a.ended_at,
             outcome: a.outcome.as_ref().map(|o| o.kind()),

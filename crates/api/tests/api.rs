@@ -14,6 +14,8 @@ mod harness;
 mod live;
 #[path = "api/meta.rs"]
 mod meta;
+#[path = "api/nodes.rs"]
+mod nodes;
 #[path = "api/pages.rs"]
 mod pages;
 #[path = "api/quota.rs"]

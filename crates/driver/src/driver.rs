@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tessera_core::{Command, ControlError, Event, Policy, Scheduler, SpecError, Step};
 use tessera_exec::{EventSink, ExecEvent, Executor, RunAs, StartRequest};
-use tessera_store::{Store, StoreError};
+use tessera_store::{StartedAttempt, Store, StoreError};
 use tessera_types::{
     AttemptNo, Change, JobId, JobSpec, JobState, Millis, Progress, ProjectId, Quota, TaskRef,
     TaskSpec, TaskState,
@@ -112,6 +112,9 @@ pub struct Driver<S, E> {
     /// Whether past attempts' usage has been charged (once per scheduler).
     usage_restored: bool,
     feed: Feed,
+    /// The turn's `Started` reports, written in one call before the turn's
+    /// changes (see [`Driver::record_starts`]).
+    started: Vec<StartedAttempt>,
 }
 
 /// Events handled per turn at most, so one turn's transaction stays bounded.
@@ -143,6 +146,7 @@ impl<S: Store, E: Executor> Driver<S, E> {
             interrupted: false,
             usage_restored: false,
             feed: Feed::default(),
+            started: Vec::new(),
         }
     }
 
@@ -178,7 +182,9 @@ impl<S: Store, E: Executor> Driver<S, E> {
             if !wanted(a.task.job) {
                 continue;
             }
-            if let Some(pid) = a.pid {
+            // A worker's attempt ran on its machine, under a pid of that
+            // machine: only this machine's are killed here.
+            if let (Some(pid), None) = (a.pid, &a.node) {
                 let _ = tessera_exec::kill_orphan_group(pid, a.task, a.number);
             }
         }
@@ -329,9 +335,34 @@ impl<S: Store, E: Executor> Driver<S, E> {
             for input in inputs {
                 step.append(self.input(input, now, observer)?);
             }
+            self.record_starts(now)?;
             step.append(self.sched.tick(now));
             self.commit_and_act(step, now, observer)?;
         }
+    }
+
+    /// Writes the turn's started attempts (pid and node) in one store call,
+    /// then tells the feed they run. Each attempt's row was committed before
+    /// it was launched, so it exists.
+    fn record_starts(&mut self, now: Millis) -> Result<(), DriverError> {
+        if self.started.is_empty() {
+            return Ok(());
+        }
+        let started = std::mem::take(&mut self.started);
+        self.store.set_attempts_started(&started)?;
+        if self.feed.listened() {
+            for s in &started {
+                self.feed.publish(FeedItem::Running {
+                    task: s.task,
+                    attempt: s.attempt,
+                    at: now,
+                });
+            }
+        }
+        // Keep the buffer for the next turn.
+        self.started = started;
+        self.started.clear();
+        Ok(())
     }
 
     fn input(
@@ -342,17 +373,17 @@ impl<S: Store, E: Executor> Driver<S, E> {
     ) -> Result<Step, DriverError> {
         Ok(match input {
             Input::Exec(ExecEvent::Started {
-                task, attempt, pid, ..
+                task,
+                attempt,
+                pid,
+                node,
             }) => {
-                // The attempt's start was committed before it was launched.
-                self.store.set_attempt_pid(task, attempt, pid)?;
-                if self.feed.listened() {
-                    self.feed.publish(FeedItem::Running {
-                        task,
-                        attempt,
-                        at: now,
-                    });
-                }
+                self.started.push(StartedAttempt {
+                    task,
+                    attempt,
+                    pid,
+                    node,
+                });
                 Step::default()
             }
             Input::Exec(ExecEvent::Progress {

@@ -8,9 +8,13 @@
 //! - `quota`: a project held back by its quota, and usage restored after a restart.
 //! - `control`: a job that failed before a restart, retried by the next driver.
 //! - `users`: tasks running as another user share their job's directory.
+//! - `nodes`: the node an attempt ran on is recorded; recovery leaves
+//!   workers' pids alone.
 
 #[path = "driver/control.rs"]
 mod control;
+#[path = "driver/nodes.rs"]
+mod nodes;
 #[path = "driver/quota.rs"]
 mod quota;
 #[path = "driver/restart.rs"]

@@ -1,10 +1,10 @@
 //! A boxed store is a store, so a caller can choose the backend at run time
 //! (`Driver<Box<dyn Store + Send>>`).
 
-use crate::{AttemptRecord, JobRecord, Store, StoreError, TaskRecord, UsageRow};
-use tessera_types::{
-    AttemptNo, Change, JobId, JobSnapshot, JobSpec, JobState, Millis, ProjectId, TaskRef, TaskState,
+use crate::{
+    AttemptRecord, JobRecord, NodeUsage, StartedAttempt, Store, StoreError, TaskRecord, UsageRow,
 };
+use tessera_types::{Change, JobId, JobSnapshot, JobSpec, JobState, Millis, ProjectId, TaskState};
 
 impl<S: Store + ?Sized> Store for Box<S> {
     fn create_job(
@@ -75,15 +75,13 @@ impl<S: Store + ?Sized> Store for Box<S> {
     fn open_attempts(&self) -> Result<Vec<AttemptRecord>, StoreError> {
         (**self).open_attempts()
     }
-    fn set_attempt_pid(
-        &mut self,
-        task: TaskRef,
-        attempt: AttemptNo,
-        pid: u32,
-    ) -> Result<(), StoreError> {
-        (**self).set_attempt_pid(task, attempt, pid)
+    fn set_attempts_started(&mut self, started: &[StartedAttempt]) -> Result<(), StoreError> {
+        (**self).set_attempts_started(started)
     }
     fn usage_since(&self, since: Millis) -> Result<Vec<UsageRow>, StoreError> {
         (**self).usage_since(since)
+    }
+    fn node_usage_since(&self, since: Millis) -> Result<Vec<NodeUsage>, StoreError> {
+        (**self).node_usage_since(since)
     }
 }

@@ -41,6 +41,6 @@ mod store;
 pub use self::postgres::PostgresStore;
 pub use accounts::{Accounts, KeyRecord, ProjectRecord, UserRecord};
 pub use error::StoreError;
-pub use record::{AttemptRecord, JobRecord, TaskRecord};
+pub use record::{AttemptRecord, JobRecord, NodeUsage, StartedAttempt, TaskRecord};
 pub use sqlite::{SqliteStore, SCHEMA_VERSION};
 pub use store::{Store, UsageRow};

@@ -1,8 +1,8 @@
 //! What the store hands back to readers (the CLI, the API): plain rows.
 
 use tessera_types::{
-    AttemptNo, AttemptOutcome, AttemptUsage, JobId, JobState, Millis, NodeId, ProjectId, TaskRef,
-    TaskSpec, TaskState,
+    AttemptNo, AttemptOutcome, AttemptUsage, JobId, JobState, Millis, ProjectId, TaskRef, TaskSpec,
+    TaskState,
 };
 
 /// A job's row.
@@ -53,13 +53,17 @@ pub struct TaskRecord {
 pub struct AttemptRecord {
     pub task: TaskRef,
     pub number: AttemptNo,
-    pub node: NodeId,
+    /// The worker that ran it (its registered name); `None` for this
+    /// machine, or while no start was reported.
+    pub node: Option<String>,
     pub started_at: Millis,
     /// `None` while the attempt has not ended (or its end was never recorded).
     pub ended_at: Option<Millis>,
     /// `None` while the attempt has not ended.
     pub outcome: Option<AttemptOutcome>,
-    /// `None` while the attempt has not ended.
+    /// `None` while the attempt has not ended. Its `transfer_ms` and
+    /// `transfer_bytes` are what a worker without the shared filesystem
+    /// spent moving the attempt's files (0 elsewhere).
     pub usage: Option<AttemptUsage>,
     /// The OS process id, when the executor reported one.
     pub pid: Option<u32>,
@@ -70,4 +74,30 @@ impl AttemptRecord {
     pub fn is_open(&self) -> bool {
         self.outcome.is_none()
     }
+}
+
+/// An attempt's process start, as its executor reported it: for
+/// [`Store::set_attempts_started`](crate::Store::set_attempts_started).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StartedAttempt {
+    pub task: TaskRef,
+    pub attempt: AttemptNo,
+    /// The OS process id (on `node`).
+    pub pid: u32,
+    /// The worker that runs it; `None` for this machine.
+    pub node: Option<String>,
+}
+
+/// What one node's attempts that ended since some time cost, for
+/// [`Store::node_usage_since`](crate::Store::node_usage_since).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeUsage {
+    /// The worker's name; `None` for this machine.
+    pub node: Option<String>,
+    /// How many attempts ended.
+    pub attempts: u64,
+    /// Their measured cpu time.
+    pub cpu_ms: u64,
+    pub transfer_ms: u64,
+    pub transfer_bytes: u64,
 }

@@ -1,7 +1,5 @@
-use crate::{AttemptRecord, JobRecord, StoreError, TaskRecord};
-use tessera_types::{
-    AttemptNo, Change, JobId, JobSnapshot, JobSpec, JobState, Millis, ProjectId, TaskRef, TaskState,
-};
+use crate::{AttemptRecord, JobRecord, NodeUsage, StartedAttempt, StoreError, TaskRecord};
+use tessera_types::{Change, JobId, JobSnapshot, JobSpec, JobState, Millis, ProjectId, TaskState};
 
 /// One ended attempt's charge, for [`Store::usage_since`]: its job's project,
 /// the cpu-milliseconds it is charged, and when it ended.
@@ -98,14 +96,13 @@ pub trait Store: Send {
     /// ones whose processes may still be running (see `pid`).
     fn open_attempts(&self) -> Result<Vec<AttemptRecord>, StoreError>;
 
-    /// Records the OS process id of a running attempt, so a restarted
-    /// scheduler can kill orphans.
-    fn set_attempt_pid(
-        &mut self,
-        task: TaskRef,
-        attempt: AttemptNo,
-        pid: u32,
-    ) -> Result<(), StoreError>;
+    /// Records where started attempts run: each one's OS process id (so a
+    /// restarted scheduler can kill orphans on this machine) and its node.
+    /// One transaction for them all (one statement on PostgreSQL); an
+    /// attempt that was never stored fails the whole call
+    /// ([`StoreError::UnknownAttempt`]) and nothing is written. An attempt
+    /// named twice keeps its last entry.
+    fn set_attempts_started(&mut self, started: &[StartedAttempt]) -> Result<(), StoreError>;
 
     /// Attempts that ended at or after `since`, oldest end first (ties in
     /// task and attempt order), each with its job's project and what it is
@@ -115,4 +112,11 @@ pub trait Store: Send {
     /// feeds these to `Scheduler::record_usage`, so fair share and cpu-time
     /// quotas remember what ran before.
     fn usage_since(&self, since: Millis) -> Result<Vec<UsageRow>, StoreError>;
+
+    /// Per node, what the attempts that ended at or after `since` cost:
+    /// how many, their measured cpu time and their transfers (one `GROUP
+    /// BY`). This machine's attempts are the row whose node is `None`;
+    /// nodes with no such attempt are left out; ordered by node, `None`
+    /// first.
+    fn node_usage_since(&self, since: Millis) -> Result<Vec<NodeUsage>, StoreError>;
 }

@@ -1,7 +1,8 @@
 //! Scheduling metrics from the driver's feed (see [`tessera_driver::Feed`]):
 //! how long ready tasks wait for a slot, how long a committed start takes to
-//! become a running process, attempts by outcome, their cpu time, and the
-//! progress units tasks report (frames, for encode chunks).
+//! become a running process, attempts by outcome, their cpu time, what
+//! workers spent moving their files (seconds and bytes), and the progress
+//! units tasks report (frames, for encode chunks).
 //!
 //! The times are the driver's own commit times (milliseconds), not when
 //! this thread happens to read them. Only what happens while the server
@@ -30,6 +31,8 @@ struct Inner {
     dispatch: Histogram,
     attempts: BTreeMap<&'static str, u64>,
     cpu_ms: u64,
+    transfer_ms: u64,
+    transfer_bytes: u64,
     progress_units: u64,
     lagged: u64,
 }
@@ -44,6 +47,8 @@ impl Default for Inner {
             dispatch: Histogram::new(LATENCY_BUCKETS),
             attempts: BTreeMap::new(),
             cpu_ms: 0,
+            transfer_ms: 0,
+            transfer_bytes: 0,
             progress_units: 0,
             lagged: 0,
         }
@@ -142,6 +147,28 @@ impl Flow {
         );
         super::family(
             out,
+            "tessera_attempt_transfer_seconds_total",
+            "counter",
+            "Seconds workers without the shared filesystem spent moving attempts' files, for attempts ended since the server started.",
+        );
+        let _ = writeln!(
+            out,
+            "tessera_attempt_transfer_seconds_total {}",
+            m.transfer_ms as f64 / 1000.0
+        );
+        super::family(
+            out,
+            "tessera_attempt_transfer_bytes_total",
+            "counter",
+            "Bytes workers without the shared filesystem moved for attempts ended since the server started.",
+        );
+        let _ = writeln!(
+            out,
+            "tessera_attempt_transfer_bytes_total {}",
+            m.transfer_bytes
+        );
+        super::family(
+            out,
             "tessera_progress_units_total",
             "counter",
             "Units of work running tasks reported done (frames for encode chunks; its rate is the encode fps).",
@@ -186,6 +213,8 @@ impl Inner {
                 self.progress.remove(&(*task, *attempt));
                 *self.attempts.entry(outcome.kind()).or_insert(0) += 1;
                 self.cpu_ms += usage.cpu_ms;
+                self.transfer_ms += usage.transfer_ms;
+                self.transfer_bytes += usage.transfer_bytes;
             }
             _ => {}
         }
@@ -249,7 +278,8 @@ mod tests {
                     wall_ms: 990,
                     cpu_ms: 1500,
                     max_rss_kb: 1,
-                    ..Default::default()
+                    transfer_ms: 250,
+                    transfer_bytes: 4_000_000,
                 },
                 at: 2000,
             }],
@@ -279,6 +309,14 @@ mod tests {
         );
         assert!(
             out.contains("tessera_attempt_cpu_seconds_total 1.5\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("tessera_attempt_transfer_seconds_total 0.25\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("tessera_attempt_transfer_bytes_total 4000000\n"),
             "{out}"
         );
         assert!(out.contains("tessera_progress_units_total 25\n"), "{out}");

@@ -402,7 +402,7 @@ mod tests {
     }
 
     /// The order families are written in (render_counts, then memory).
-    const FAMILIES_IN_ORDER: [&str; 20] = [
+    const FAMILIES_IN_ORDER: [&str; 22] = [
         "tessera_jobs",
         "tessera_tasks",
         "tessera_project_jobs",
@@ -421,6 +421,8 @@ mod tests {
         "tessera_task_dispatch_seconds",
         "tessera_attempts_total",
         "tessera_attempt_cpu_seconds_total",
+        "tessera_attempt_transfer_seconds_total",
+        "tessera_attempt_transfer_bytes_total",
         "tessera_progress_units_total",
         "tessera_feed_lagged_total",
     ];

@@ -60,12 +60,15 @@ pub(crate) fn render(tasks: &[TaskRecord], attempts: &[AttemptRecord], now: Mill
             let took = a.ended_at.unwrap_or(now).saturating_sub(a.started_at);
             let _ = writeln!(
                 svg,
-                r#"<rect class="bar o-{outcome}" x="{x1}" y="{}" width="{}" height="{}" rx="3"><title>{} attempt {}: {outcome}, {}</title></rect>"#,
+                r#"<rect class="bar o-{outcome}" x="{x1}" y="{}" width="{}" height="{}" rx="3"><title>{} attempt {} on {}: {outcome}, {}</title></rect>"#,
                 y + 4,
                 (x2 - x1).max(2),
                 ROW_H - 8,
                 escape(&t.name),
                 a.number,
+                a.node
+                    .as_deref()
+                    .map_or_else(|| "this machine".to_string(), escape),
                 duration(took)
             );
         }

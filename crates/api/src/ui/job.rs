@@ -108,6 +108,12 @@ fn task_table(job: i64, tasks: &[TaskRecord], attempts: &[AttemptRecord]) -> Str
             let cpu: u64 = usage.clone().map(|u| u.cpu_ms).sum();
             let peak = usage.map(|u| u.max_rss_kb).max();
             let i = t.task.index;
+            // Where each attempt ran: a worker's name, or this machine.
+            let mut nodes = String::new();
+            for a in &mine {
+                let at = a.node.as_deref().map_or_else(|| "local".to_string(), escape);
+                let _ = write!(nodes, r#"<span class="node">#{} {at}</span><br>"#, a.number);
+            }
             let mut logs = String::new();
             for n in 1..=t.attempt {
                 let _ = write!(
@@ -123,13 +129,14 @@ fn task_table(job: i64, tasks: &[TaskRecord], attempts: &[AttemptRecord]) -> Str
                 t.reason.as_deref().map(escape).unwrap_or_default(),
                 if mine.iter().any(|a| a.usage.is_some()) { cpu.to_string() } else { String::new() },
                 peak.map(|p| p.to_string()).unwrap_or_default(),
+                nodes,
                 logs,
             ]
         })
         .collect();
     table(
         &[
-            "#", "task", "state", "attempts", "reason", "cpu ms", "peak KiB", "logs",
+            "#", "task", "state", "attempts", "reason", "cpu ms", "peak KiB", "node", "logs",
         ],
         &rows,
     )

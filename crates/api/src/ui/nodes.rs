@@ -17,7 +17,8 @@ pub(crate) async fn show(
     if !caller.is_admin() {
         return Err(crate::ApiError::Forbidden("the nodes page is for admins".into()).into());
     }
-    let nodes = crate::workers::node_views(s.workers.as_deref());
+    let recent = crate::workers::recent_node_usage(&s).await?;
+    let nodes = crate::workers::node_views(s.workers.as_deref(), &recent);
     let body = render(&nodes, s.workers.is_some(), s.driver.slots(), now_ms());
     Ok(page("Nodes", Some(&caller.user.name), &body))
 }
@@ -65,6 +66,20 @@ pub(crate) fn render(nodes: &[Value], workers: bool, local_slots: u32, now: u64)
             } else {
                 ""
             };
+            let recent = &n["recent"];
+            let recent_num = |k: &str| recent[k].as_u64().unwrap_or(0);
+            let mut done = format!(
+                r#"<span class="recent">{} attempts · {:.1} cpu-s</span>"#,
+                recent_num("attempts"),
+                recent_num("cpu_ms") as f64 / 1000.0
+            );
+            if recent_num("transfer_bytes") > 0 || recent_num("transfer_ms") > 0 {
+                done.push_str(&format!(
+                    r#"<br><span class="muted">moved {:.1} MB in {:.1} s</span>"#,
+                    recent_num("transfer_bytes") as f64 / 1e6,
+                    recent_num("transfer_ms") as f64 / 1000.0
+                ));
+            }
             vec![
                 format!("{}{local}", s("name")),
                 badge(n["state"].as_str().unwrap_or(""), None),
@@ -82,6 +97,7 @@ pub(crate) fn render(nodes: &[Value], workers: bool, local_slots: u32, now: u64)
                 labels.join(", "),
                 format!("{ago:.1} s ago"),
                 running.join("<br>"),
+                done,
             ]
         })
         .collect();
@@ -95,7 +111,8 @@ pub(crate) fn render(nodes: &[Value], workers: bool, local_slots: u32, now: u64)
                 "offers",
                 "labels",
                 "last heartbeat",
-                "running"
+                "running",
+                "last 10 minutes"
             ],
             &rows
         )
@@ -115,6 +132,8 @@ mod tests {
             "labels": {"zone": "eu"}, "executors": ["process"],
             "last_heartbeat_ms": 9_000,
             "running": [{"job": 7, "index": 3, "attempt": 2}],
+            "recent": {"window_ms": 600_000, "attempts": 12, "cpu_ms": 34_500,
+                       "transfer_ms": 2_500, "transfer_bytes": 7_000_000},
         })];
         let html = render(&nodes, true, 0, 10_500);
         assert!(html.contains("rack&lt;1&gt;"), "{html}");
@@ -122,6 +141,8 @@ mod tests {
         assert!(html.contains(r#"value="1"></meter> 1 / 4"#), "{html}");
         assert!(html.contains("zone=eu"), "{html}");
         assert!(html.contains("1.5 s ago"), "{html}");
+        assert!(html.contains("12 attempts · 34.5 cpu-s"), "{html}");
+        assert!(html.contains("moved 7.0 MB in 2.5 s"), "{html}");
         assert!(
             html.contains(r#"<a href="/ui/jobs/7">#7</a> task 3 (attempt 2)"#),
             "{html}"

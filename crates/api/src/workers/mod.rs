@@ -23,6 +23,7 @@ mod files;
 mod place;
 mod placed;
 mod pool;
+mod throughput;
 mod tokens;
 
 pub(crate) use files::{download, remove, upload, upload_status};
@@ -528,10 +529,12 @@ pub(crate) async fn drain(
 
 /// The nodes (workers, and the server's own slots when it has a local
 /// node): state, slots, labels, last heartbeat, running attempts; and the
-/// queued attempts no ready node could ever take, with the reason.
+/// queued attempts no ready node could ever take, with the reason; what
+/// each node ended in the last 10 minutes.
 pub(crate) async fn nodes(State(s): State<AppState>, _: Admin) -> Result<Json<Value>, ApiError> {
+    let recent = throughput::recent(&s).await?;
     Ok(Json(json!({
-        "nodes": node_views(s.workers.as_deref()),
+        "nodes": node_views(s.workers.as_deref(), &recent),
         "unplaceable": unplaceable_views(s.workers.as_deref()),
     })))
 }
@@ -559,9 +562,12 @@ pub(crate) fn unplaceable_views(pool: Option<&Pool>) -> Vec<Value> {
         .collect()
 }
 
+pub(crate) use throughput::recent as recent_node_usage;
+
 /// Every worker the pool knows, as `GET /api/v1/nodes` and the nodes page
-/// show it (none without a pool).
-pub(crate) fn node_views(pool: Option<&Pool>) -> Vec<Value> {
+/// show it (none without a pool), with its `recent` usage (see
+/// [`throughput`]).
+pub(crate) fn node_views(pool: Option<&Pool>, recent: &[tessera_store::NodeUsage]) -> Vec<Value> {
     let Some(pool) = pool else {
         return Vec::new();
     };
@@ -590,6 +596,7 @@ pub(crate) fn node_views(pool: Option<&Pool>) -> Vec<Value> {
                 "holds": w.holds.len(),
                 "last_heartbeat_ms": if w.local { now } else { w.last_seen_ms },
                 "running": running.iter().map(|(j, i, a)| json!({"job": j, "index": i, "attempt": a})).collect::<Vec<_>>(),
+                "recent": throughput::view(&w.info.name, recent),
             })
         })
         .collect()

@@ -129,7 +129,33 @@ fn show(client: &Client, id: i64) -> Result<()> {
             t["attempt"].to_string(),
             t["name"].as_str().unwrap_or(""),
         );
-    })
+    })?;
+    // Each attempt, with where it ran: a worker's name, or `local` for the
+    // server's own machine.
+    let _ = writeln!(
+        out,
+        "\n{:>5}  {:>7}  {:<20}  OUTCOME",
+        "TASK", "ATTEMPT", "NODE"
+    );
+    let mut offset = 0;
+    loop {
+        let page = client.get(&format!("/jobs/{id}/attempts?offset={offset}&limit={PAGE}"))?;
+        let attempts = page.as_array().cloned().unwrap_or_default();
+        for a in &attempts {
+            let _ = writeln!(
+                out,
+                "{:>5}  {:>7}  {:<20}  {}",
+                a["task"].to_string(),
+                a["attempt"].to_string(),
+                a["node"].as_str().unwrap_or("local"),
+                a["outcome"].as_str().unwrap_or("running"),
+            );
+        }
+        if attempts.len() < PAGE {
+            return Ok(());
+        }
+        offset += PAGE;
+    }
 }
 
 /// Calls `f` on every task of a job, in index order, a page at a time.

@@ -181,6 +181,17 @@ fn two_workers_share_a_ten_task_dag_and_show_as_nodes() {
     let attempts = c.attempts(job);
     assert_eq!(attempts.len(), 10);
     assert!(attempts.iter().all(|a| a["outcome"] == "succeeded"));
+    // Each attempt row names the worker that ran it (the one its task saw
+    // as TESSERA_NODE).
+    for (i, a) in attempts.iter().enumerate().take(9) {
+        let ran = std::fs::read_to_string(c.out.join(format!("t{i}"))).unwrap();
+        assert_eq!(a["node"].as_str(), Some(ran.trim()), "t{i}: {a}");
+    }
+    assert!(
+        matches!(attempts[9]["node"].as_str(), Some("a" | "b")),
+        "{}",
+        attempts[9]
+    );
     // Resource use comes back from the workers (the sleep alone is 400 ms).
     assert!(
         attempts[0]["usage"]["wall_ms"].as_u64().unwrap() >= 400,
@@ -215,6 +226,14 @@ fn two_workers_share_a_ten_task_dag_and_show_as_nodes() {
             ("b".into(), "ready".into(), 2)
         ]
     );
+    // What each ended lately: the ten attempts between them.
+    let recent: u64 = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["recent"]["attempts"].as_u64().unwrap())
+        .sum();
+    assert_eq!(recent, 10, "{nodes}");
     // A user's key is no worker token.
     let r = ureq::post(&format!("{}/api/v1/workers", c.server.url))
         .set("Authorization", &format!("Bearer {}", c.key))
@@ -286,6 +305,8 @@ fn a_killed_workers_attempt_is_lost_and_retried_elsewhere_without_using_a_retry(
     let attempts = c.attempts(job);
     assert_eq!(attempts.len(), 2, "{attempts:?}");
     assert_eq!(attempts[0]["outcome"], "lost");
+    // (The lost one names `a` only if its start report arrived before the kill.)
+    assert_eq!(attempts[1]["node"], "b", "{attempts:?}");
     let why = attempts[0]["message"].as_str().unwrap();
     assert!(why.contains("worker a stopped renewing its lease"), "{why}");
     assert_eq!(attempts[1]["outcome"], "succeeded");
@@ -365,6 +386,8 @@ fn a_sigtermed_worker_hands_its_lease_back_at_once() {
     assert!(asked.elapsed() < Duration::from_secs(10));
     let attempts = c.attempts(job);
     assert_eq!(attempts[0]["outcome"], "lost");
+    // (The lost one names `a` only if its start report arrived before the kill.)
+    assert_eq!(attempts[1]["node"], "b", "{attempts:?}");
     let why = attempts[0]["message"].as_str().unwrap();
     assert!(why.contains("handed back by worker a"), "{why}");
     let done = a.finish(Duration::from_secs(10));
@@ -490,6 +513,8 @@ fn a_lease_the_worker_never_got_is_given_up_by_its_heartbeats() {
     assert_eq!(c.wait_job(job, Duration::from_secs(20)), "succeeded");
     let attempts = c.attempts(job);
     assert_eq!(attempts[0]["outcome"], "lost");
+    // (The lost one names `a` only if its start report arrived before the kill.)
+    assert_eq!(attempts[1]["node"], "b", "{attempts:?}");
     let why = attempts[0]["message"].as_str().unwrap();
     assert!(why.contains("worker ghost does not run it"), "{why}");
     assert_eq!(std::fs::read_to_string(c.out.join("ran")).unwrap(), "b\n");

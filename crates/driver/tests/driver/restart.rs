@@ -6,7 +6,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::time::Duration;
 use tessera_driver::{Exit, SystemClock};
 use tessera_exec::{attempt_marker, ATTEMPT_ENV};
-use tessera_store::{SqliteStore, Store};
+use tessera_store::{SqliteStore, StartedAttempt, Store};
 use tessera_types::{
     AttemptOutcome, Change, JobId, JobSpec, JobState, NodeId, TaskRef, TaskSpec, TaskState,
 };
@@ -113,7 +113,7 @@ fn interrupted_job_resumes_on_a_new_driver_without_rerunning_finished_tasks() {
 
 /// A `sleep 30` in its own process group carrying the marker a local
 /// attempt's processes carry, as a crashed driver would leave it.
-fn orphan(task: TaskRef, attempt: u32) -> std::process::Child {
+pub(crate) fn orphan(task: TaskRef, attempt: u32) -> std::process::Child {
     std::process::Command::new("sleep")
         .arg("30")
         .process_group(0)
@@ -123,8 +123,18 @@ fn orphan(task: TaskRef, attempt: u32) -> std::process::Child {
 }
 
 /// Writes the rows a driver leaves when it crashes while `task`'s first
-/// attempt runs as `pid`.
+/// attempt runs as `pid` (on this machine).
 fn crashed_while_running(store: &mut SqliteStore, task: TaskRef, pid: u32) {
+    crashed_while_running_on(store, task, pid, None)
+}
+
+/// The same, for an attempt that runs on `node` (`None`: this machine).
+pub(crate) fn crashed_while_running_on(
+    store: &mut SqliteStore,
+    task: TaskRef,
+    pid: u32,
+    node: Option<&str>,
+) {
     let now = SystemClock::now();
     let changes = [
         Change::JobState {
@@ -147,7 +157,14 @@ fn crashed_while_running(store: &mut SqliteStore, task: TaskRef, pid: u32) {
         },
     ];
     store.apply(&changes, now).unwrap();
-    store.set_attempt_pid(task, 1, pid).unwrap();
+    store
+        .set_attempts_started(&[StartedAttempt {
+            task,
+            attempt: 1,
+            pid,
+            node: node.map(str::to_string),
+        }])
+        .unwrap();
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! What survives: reopening, keys, attempts.
 
-use super::{sample_spec, task_change, Backend};
+use super::{sample_spec, started, task_change, Backend};
 use crate::StoreError;
 use tessera_types::{
     Action, AttemptOutcome, AttemptUsage, Change, JobState, NodeId, Role, TaskRef, TaskSpec,
@@ -41,7 +41,8 @@ pub fn state_survives_reopen(b: &mut dyn Backend) {
         20,
     )
     .expect("apply");
-    s.set_attempt_pid(t0, 1, 4242).expect("pid");
+    s.set_attempts_started(&[started(t0, 1, 4242, Some("w1"))])
+        .expect("pid");
     let snaps = s.load_unfinished().expect("load");
     let tasks = s.tasks(job).expect("tasks");
     let attempts = s.attempts(job).expect("attempts");
@@ -150,8 +151,11 @@ pub fn attempts_record_outcome_and_usage(b: &mut dyn Backend) {
         10,
     )
     .expect("start");
-    s.set_attempt_pid(t0, 1, 1234).expect("pid");
-    let err = s.set_attempt_pid(t0, 2, 1).expect_err("no such attempt");
+    s.set_attempts_started(&[started(t0, 1, 1234, None)])
+        .expect("pid");
+    let err = s
+        .set_attempts_started(&[started(t0, 2, 1, None)])
+        .expect_err("no such attempt");
     assert!(
         matches!(err, StoreError::UnknownAttempt { attempt: 2, .. }),
         "{err}"
@@ -205,12 +209,12 @@ pub fn attempts_record_outcome_and_usage(b: &mut dyn Backend) {
     );
     let a = &all[0];
     assert_eq!(
-        (a.node, a.started_at, a.ended_at, a.usage, a.pid),
-        (NodeId::LOCAL, 10, Some(30), Some(usage), Some(1234))
+        (a.node.clone(), a.started_at, a.ended_at, a.usage, a.pid),
+        (None, 10, Some(30), Some(usage), Some(1234))
     );
     assert_eq!(
-        (all[2].node, all[3].usage, all[3].ended_at),
-        (NodeId(5), None, None)
+        (all[2].node.clone(), all[3].usage, all[3].ended_at),
+        (None, None, None)
     );
     let open: Vec<_> = s
         .open_attempts()

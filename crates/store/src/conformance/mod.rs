@@ -14,6 +14,7 @@ mod accounts;
 mod counts;
 mod durable;
 mod jobs;
+mod nodes;
 mod usage;
 
 pub use accounts::{
@@ -31,9 +32,13 @@ pub use jobs::{
     load_unfinished_excludes_terminal_jobs, suspension_and_priority_persist,
     task_changes_are_recorded,
 };
+pub use nodes::{
+    attempts_record_their_node_and_transfers, node_usage_groups_ended_attempts_by_node,
+    starts_are_written_all_or_nothing,
+};
 pub use usage::{quotas_are_kept_per_project, usage_since_charges_ended_attempts};
 
-use crate::{Accounts, Store};
+use crate::{Accounts, StartedAttempt, Store};
 use tessera_types::{
     Action, Change, Condition, JobSpec, TaskRef, TaskSnapshot, TaskSpec, TaskState,
 };
@@ -109,6 +114,18 @@ pub const TESTS: &[(&str, Test)] = &[
         "usage_since_charges_ended_attempts",
         usage_since_charges_ended_attempts,
     ),
+    (
+        "attempts_record_their_node_and_transfers",
+        attempts_record_their_node_and_transfers,
+    ),
+    (
+        "starts_are_written_all_or_nothing",
+        starts_are_written_all_or_nothing,
+    ),
+    (
+        "node_usage_groups_ended_attempts_by_node",
+        node_usage_groups_ended_attempts_by_node,
+    ),
 ];
 
 /// A job with a bit of everything a spec can hold.
@@ -136,6 +153,15 @@ pub(crate) fn waiting() -> TaskSnapshot {
         attempt: 0,
         failures: 0,
         not_before: 0,
+    }
+}
+
+pub(crate) fn started(task: TaskRef, attempt: u32, pid: u32, node: Option<&str>) -> StartedAttempt {
+    StartedAttempt {
+        task,
+        attempt,
+        pid,
+        node: node.map(str::to_string),
     }
 }
 

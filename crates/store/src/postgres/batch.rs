@@ -58,21 +58,27 @@ const WRITE: &str = "WITH \
         FROM unnest($7::bigint[], $8::bigint[], $9::text[], $10::bigint[], $11::bigint[], \
         $12::bigint[], $13::text[]) AS u(job_id, idx, state, attempt, failures, not_before, reason) \
         WHERE t.job_id = u.job_id AND t.idx = u.idx RETURNING 1), \
-    started AS (INSERT INTO attempts (job_id, idx, number, node, started_at, \
-        outcome, message, ended_at, wall_ms, cpu_ms, max_rss_kb) \
-        SELECT * FROM unnest($14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[], \
+    started AS (INSERT INTO attempts (job_id, idx, number, node_id, started_at, \
+        outcome, message, ended_at, wall_ms, cpu_ms, max_rss_kb, transfer_ms, transfer_bytes) \
+        SELECT job_id, idx, number, node_id, started_at, outcome, message, ended_at, wall_ms, \
+        cpu_ms, max_rss_kb, COALESCE(transfer_ms, 0), COALESCE(transfer_bytes, 0) \
+        FROM unnest($14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[], \
         $18::bigint[], $19::text[], $20::text[], $21::bigint[], $22::bigint[], $23::bigint[], \
-        $24::bigint[]) RETURNING 1), \
+        $24::bigint[], $25::bigint[], $26::bigint[]) AS u(job_id, idx, number, node_id, \
+        started_at, outcome, message, ended_at, wall_ms, cpu_ms, max_rss_kb, transfer_ms, \
+        transfer_bytes) RETURNING 1), \
     ended AS (UPDATE attempts a SET outcome = u.outcome, message = u.message, \
-        ended_at = u.ended_at, wall_ms = u.wall_ms, cpu_ms = u.cpu_ms, max_rss_kb = u.max_rss_kb \
-        FROM unnest($25::bigint[], $26::bigint[], $27::bigint[], $28::text[], $29::text[], \
-        $30::bigint[], $31::bigint[], $32::bigint[], $33::bigint[]) \
-        AS u(job_id, idx, number, outcome, message, ended_at, wall_ms, cpu_ms, max_rss_kb) \
+        ended_at = u.ended_at, wall_ms = u.wall_ms, cpu_ms = u.cpu_ms, max_rss_kb = u.max_rss_kb, \
+        transfer_ms = u.transfer_ms, transfer_bytes = u.transfer_bytes \
+        FROM unnest($27::bigint[], $28::bigint[], $29::bigint[], $30::text[], $31::text[], \
+        $32::bigint[], $33::bigint[], $34::bigint[], $35::bigint[], $36::bigint[], $37::bigint[]) \
+        AS u(job_id, idx, number, outcome, message, ended_at, wall_ms, cpu_ms, max_rss_kb, \
+        transfer_ms, transfer_bytes) \
         WHERE a.job_id = u.job_id AND a.idx = u.idx AND a.number = u.number RETURNING 1) \
     SELECT 1 / ((SELECT count(*) FROM jobs_set) = cardinality($2::bigint[]) \
         AND (SELECT count(*) FROM tasks_set) = cardinality($7::bigint[]) \
         AND (SELECT count(*) FROM started) = cardinality($14::bigint[]) \
-        AND (SELECT count(*) FROM ended) = cardinality($25::bigint[]))::int";
+        AND (SELECT count(*) FROM ended) = cardinality($27::bigint[]))::int";
 
 /// The most rows one `INSERT INTO tasks` carries, so that a huge job is a
 /// few messages of a few megabytes rather than one enormous one.
@@ -219,6 +225,8 @@ struct EndRow<'c> {
     wall_ms: i64,
     cpu_ms: i64,
     max_rss_kb: i64,
+    transfer_ms: i64,
+    transfer_bytes: i64,
 }
 
 struct StartRow<'c> {
@@ -358,6 +366,8 @@ impl<'c> Plan<'c> {
                         wall_ms: ms(usage.wall_ms),
                         cpu_ms: ms(usage.cpu_ms),
                         max_rss_kb: ms(usage.max_rss_kb),
+                        transfer_ms: ms(usage.transfer_ms),
+                        transfer_bytes: ms(usage.transfer_bytes),
                     };
                     let key = attempt_key(*task, *attempt);
                     match plan.started.get_mut(&key) {
@@ -425,7 +435,7 @@ impl Plan<'_> {
             |f: fn(&EndRow) -> i64| -> Vec<i64> { ended.iter().map(|(_, e)| f(e)).collect() };
 
         let now = ms(now);
-        let params: [&(dyn ToSql + Sync); 33] = [
+        let params: [&(dyn ToSql + Sync); 37] = [
             &now,
             &job_ids,
             &job_states,
@@ -450,6 +460,8 @@ impl Plan<'_> {
             &s_end(|e| e.wall_ms),
             &s_end(|e| e.cpu_ms),
             &s_end(|e| e.max_rss_kb),
+            &s_end(|e| e.transfer_ms),
+            &s_end(|e| e.transfer_bytes),
             &e_jobs,
             &e_idx,
             &e_numbers,
@@ -459,6 +471,8 @@ impl Plan<'_> {
             &e_col(|e| e.wall_ms),
             &e_col(|e| e.cpu_ms),
             &e_col(|e| e.max_rss_kb),
+            &e_col(|e| e.transfer_ms),
+            &e_col(|e| e.transfer_bytes),
         ];
         let stmt = prepared(statements, client, WRITE)?;
         client.query_one(&stmt, &params)?;

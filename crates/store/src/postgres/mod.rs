@@ -22,15 +22,15 @@ mod read;
 mod schema;
 mod write;
 
-use crate::{AttemptRecord, JobRecord, Store, StoreError, TaskRecord, UsageRow};
+use crate::{
+    AttemptRecord, JobRecord, NodeUsage, StartedAttempt, Store, StoreError, TaskRecord, UsageRow,
+};
 use postgres::config::Host;
 use postgres::{Client, Config, GenericClient, NoTls, Statement};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use tessera_types::{
-    AttemptNo, Change, JobId, JobSnapshot, JobSpec, JobState, Millis, ProjectId, TaskRef, TaskState,
-};
+use tessera_types::{Change, JobId, JobSnapshot, JobSpec, JobState, Millis, ProjectId, TaskState};
 
 /// The first key of the scheduler's advisory lock ("tessera" on a phone pad,
 /// truncated); the second is a hash of the schema's name.
@@ -313,17 +313,16 @@ impl Store for PostgresStore {
         read::open_attempts(&mut self.conn.borrow_mut())
     }
 
-    fn set_attempt_pid(
-        &mut self,
-        task: TaskRef,
-        attempt: AttemptNo,
-        pid: u32,
-    ) -> Result<(), StoreError> {
-        write::set_attempt_pid(self.conn.get_mut(), task, attempt, pid)
+    fn set_attempts_started(&mut self, started: &[StartedAttempt]) -> Result<(), StoreError> {
+        write::set_attempts_started(self.conn.get_mut(), started)
     }
 
     fn usage_since(&self, since: Millis) -> Result<Vec<UsageRow>, StoreError> {
         read::usage_since(&mut self.conn.borrow_mut(), since)
+    }
+
+    fn node_usage_since(&self, since: Millis) -> Result<Vec<NodeUsage>, StoreError> {
+        read::node_usage_since(&mut self.conn.borrow_mut(), since)
     }
 }
 

@@ -2,12 +2,12 @@
 
 use super::{backend, prepared, Conn};
 use crate::codec::{charged_cpu_ms, json, outcome_from, parse};
-use crate::{AttemptRecord, JobRecord, StoreError, TaskRecord, UsageRow};
+use crate::{AttemptRecord, JobRecord, NodeUsage, StoreError, TaskRecord, UsageRow};
 use postgres::types::{FromSql, ToSql};
 use postgres::Row;
 use tessera_types::{
-    AttemptUsage, JobId, JobSnapshot, JobSpec, JobState, Millis, NodeId, ProjectId, TaskRef,
-    TaskSnapshot, TaskSpec, TaskState,
+    AttemptUsage, JobId, JobSnapshot, JobSpec, JobState, Millis, ProjectId, TaskRef, TaskSnapshot,
+    TaskSpec, TaskState,
 };
 
 const JOB: &str = "SELECT id, name, key, state, created_at, updated_at, finished_at, project_id, \
@@ -21,18 +21,18 @@ const JOBS_OF_PROJECT: &str = "SELECT id, name, key, state, created_at, updated_
 const TASKS: &str = "SELECT job_id, idx, name, spec_json, state, attempt, failures, not_before, \
     reason, created_at, updated_at FROM tasks WHERE job_id = $1 ORDER BY idx";
 const ATTEMPTS: &str = "SELECT job_id, idx, number, node, outcome, message, started_at, \
-    ended_at, wall_ms, cpu_ms, max_rss_kb, pid FROM attempts WHERE job_id = $1 \
+    ended_at, wall_ms, cpu_ms, max_rss_kb, pid, transfer_ms, transfer_bytes FROM attempts WHERE job_id = $1 \
     ORDER BY idx, number";
 const TASKS_PAGE: &str = "SELECT job_id, idx, name, spec_json, state, attempt, failures, \
     not_before, reason, created_at, updated_at FROM tasks WHERE job_id = $1 ORDER BY idx \
     LIMIT $2 OFFSET $3";
 const ATTEMPTS_PAGE: &str = "SELECT job_id, idx, number, node, outcome, message, started_at, \
-    ended_at, wall_ms, cpu_ms, max_rss_kb, pid FROM attempts WHERE job_id = $1 \
+    ended_at, wall_ms, cpu_ms, max_rss_kb, pid, transfer_ms, transfer_bytes FROM attempts WHERE job_id = $1 \
     ORDER BY idx, number LIMIT $2 OFFSET $3";
 const TASK_COUNTS: &str =
     "SELECT state, COUNT(*) FROM tasks WHERE job_id = $1 GROUP BY state ORDER BY state";
 const OPEN_ATTEMPTS: &str = "SELECT job_id, idx, number, node, outcome, message, started_at, \
-    ended_at, wall_ms, cpu_ms, max_rss_kb, pid FROM attempts WHERE outcome IS NULL \
+    ended_at, wall_ms, cpu_ms, max_rss_kb, pid, transfer_ms, transfer_bytes FROM attempts WHERE outcome IS NULL \
     ORDER BY job_id, idx, number";
 const UNFINISHED: &str = "SELECT id, spec_json, state, project_id, suspended, priority FROM jobs \
     WHERE state NOT IN ($1, $2, $3) ORDER BY id";
@@ -51,6 +51,11 @@ const USAGE_SINCE: &str = "SELECT j.project_id, a.cpu_ms, a.wall_ms, \
     JOIN jobs j ON j.id = a.job_id \
     WHERE a.ended_at IS NOT NULL AND a.ended_at >= $1 \
     ORDER BY a.ended_at, a.job_id, a.idx, a.number";
+/// Per node (NULL first), the attempts that ended at or after `$1`.
+const NODE_USAGE: &str = "SELECT node, COUNT(*), COALESCE(SUM(cpu_ms), 0)::bigint, \
+    COALESCE(SUM(transfer_ms), 0)::bigint, COALESCE(SUM(transfer_bytes), 0)::bigint \
+    FROM attempts WHERE ended_at IS NOT NULL AND ended_at >= $1 \
+    GROUP BY node ORDER BY node IS NOT NULL, node";
 const BATCH_STARTS: &str = "SELECT DISTINCT batch FROM tasks WHERE job_id = $1 ORDER BY batch";
 
 /// Runs a cached statement and maps its rows.
@@ -143,14 +148,15 @@ fn attempt_row(r: &Row) -> Result<AttemptRecord, StoreError> {
             wall_ms,
             cpu_ms,
             max_rss_kb,
-            ..Default::default()
+            transfer_ms: unsigned(r, 12)?,
+            transfer_bytes: unsigned(r, 13)?,
         }),
         _ => None,
     };
     Ok(AttemptRecord {
         task,
         number,
-        node: NodeId(unsigned(r, 3)?),
+        node: get(r, 3)?,
         started_at: unsigned(r, 6)?,
         ended_at: unsigned_opt(r, 7)?,
         outcome,
@@ -256,6 +262,22 @@ pub(super) fn usage_since(conn: &mut Conn, since: Millis) -> Result<Vec<UsageRow
         Ok((project, charged, unsigned(r, 4)?))
     })?;
     Ok(rows.into_iter().filter(|&(_, c, _)| c > 0).collect())
+}
+
+pub(super) fn node_usage_since(
+    conn: &mut Conn,
+    since: Millis,
+) -> Result<Vec<NodeUsage>, StoreError> {
+    let since = i64::try_from(since).unwrap_or(i64::MAX);
+    query(conn, NODE_USAGE, &[&since], |r| {
+        Ok(NodeUsage {
+            node: get(r, 0)?,
+            attempts: unsigned(r, 1)?,
+            cpu_ms: unsigned(r, 2)?,
+            transfer_ms: unsigned(r, 3)?,
+            transfer_bytes: unsigned(r, 4)?,
+        })
+    })
 }
 
 /// A job row's snapshot columns, parsed: id, spec, state, project,

@@ -109,6 +109,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX attempts_open ON attempts (job_id, idx, number) WHERE outcome IS NULL;
     CREATE INDEX attempts_by_end ON attempts (ended_at) WHERE ended_at IS NOT NULL;
     ",
+    // 1 -> 2: attempts remember the worker that ran them (`node`, NULL for
+    // this machine; the core's numeric node id moves to `node_id`) and what
+    // a worker spent moving their files.
+    "
+    ALTER TABLE attempts RENAME COLUMN node TO node_id;
+    ALTER TABLE attempts ADD COLUMN node TEXT;
+    ALTER TABLE attempts ADD COLUMN transfer_ms BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE attempts ADD COLUMN transfer_bytes BIGINT NOT NULL DEFAULT 0;
+    ",
 ];
 
 // The two backends' migrations move in step.
@@ -183,4 +192,75 @@ fn check(database: &str, found: i64) -> Result<usize, StoreError> {
     }
     usize::try_from(found)
         .map_err(|_| StoreError::corrupt(format!("schema version {found} in {database}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MIGRATIONS;
+    use crate::{PostgresStore, Store, SCHEMA_VERSION};
+    use postgres::{Client, NoTls};
+    use tessera_types::JobId;
+
+    /// A schema at version 1 with one ended attempt opens, migrates, and
+    /// reads back with no node and no transfers (`TESSERA_TEST_POSTGRES`;
+    /// skipped without it, except under CI).
+    #[test]
+    fn a_version_1_schema_gains_attempt_nodes_and_transfers() {
+        let server = match std::env::var("TESSERA_TEST_POSTGRES") {
+            Ok(url) if !url.is_empty() => url,
+            _ if std::env::var_os("CI").is_some() => {
+                panic!("TESSERA_TEST_POSTGRES is not set: CI must run the PostgreSQL tests")
+            }
+            _ => return,
+        };
+        let name = format!("tessera_migrate_{}", std::process::id());
+        let mut admin = Client::connect(&server, NoTls).expect("connect");
+        admin
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}; SET search_path = {name}"
+            ))
+            .expect("create schema");
+        admin.batch_execute(MIGRATIONS[0]).expect("version 1");
+        admin
+            .batch_execute(
+                "CREATE TABLE schema_version (version BIGINT NOT NULL);
+                 INSERT INTO schema_version (version) VALUES (1);
+                 INSERT INTO jobs (id, name, spec_json, state, created_at, updated_at)
+                     VALUES (1, 'old', '{}', 'running', 1, 1);
+                 INSERT INTO tasks (job_id, idx, name, spec_json, state, attempt, failures,
+                     not_before, batch, created_at, updated_at)
+                     VALUES (1, 0, 't', '{\"name\":\"t\",\"action\":\"noop\"}', 'running', 1, 0, 0, 0, 1, 1);
+                 INSERT INTO attempts (job_id, idx, number, node, outcome, started_at, ended_at,
+                     wall_ms, cpu_ms, max_rss_kb, pid)
+                     VALUES (1, 0, 1, 0, 'succeeded', 5, 9, 4, 3, 100, 77);",
+            )
+            .expect("old rows");
+        let sep = if server.contains('?') { '&' } else { '?' };
+        let url = format!("{server}{sep}options=-c%20search_path%3D{name}");
+        let result = std::panic::catch_unwind(|| {
+            let store = PostgresStore::connect(&url).expect("connect migrates");
+            let attempts = store.attempts(JobId(1)).expect("read");
+            let a = &attempts[0];
+            assert_eq!((a.node.as_deref(), a.pid), (None, Some(77)));
+            let usage = a.usage.expect("ended");
+            assert_eq!(
+                (usage.cpu_ms, usage.transfer_ms, usage.transfer_bytes),
+                (3, 0, 0)
+            );
+            drop(store);
+            let mut check = Client::connect(&url, NoTls).expect("connect");
+            let row = check
+                .query_one("SELECT version FROM schema_version", &[])
+                .expect("version");
+            assert_eq!(row.get::<_, i64>(0), SCHEMA_VERSION);
+            let row = check
+                .query_one("SELECT node_id FROM attempts", &[])
+                .expect("node_id");
+            assert_eq!(row.get::<_, i64>(0), 0);
+        });
+        let _ = admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"));
+        if let Err(e) = result {
+            std::panic::resume_unwind(e);
+        }
+    }
 }

@@ -8,11 +8,11 @@
 use super::batch::{self, TASKS_PER_INSERT};
 use super::{backend, foreign_key_violation, ms, prepared, unique_violation, Conn, Statements};
 use crate::codec::{outcome_columns, to_json};
-use crate::StoreError;
+use crate::{StartedAttempt, StoreError};
 use postgres::Transaction;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use tessera_types::{
-    AttemptNo, Change, JobId, JobSpec, JobState, Millis, ProjectId, TaskRef, TaskSpec, TaskState,
+    Change, JobId, JobSpec, JobState, Millis, ProjectId, TaskRef, TaskSpec, TaskState,
 };
 
 const INSERT_JOB: &str = "INSERT INTO jobs \
@@ -31,10 +31,23 @@ const SET_PRIORITY: &str = "UPDATE jobs SET priority = $2, updated_at = $3 WHERE
 const SET_TASK: &str = "UPDATE tasks SET state = $3, attempt = $4, failures = $5, \
     not_before = $6, reason = $7, updated_at = $8 WHERE job_id = $1 AND idx = $2";
 const START_ATTEMPT: &str =
-    "INSERT INTO attempts (job_id, idx, number, node, started_at) VALUES ($1, $2, $3, $4, $5)";
+    "INSERT INTO attempts (job_id, idx, number, node_id, started_at) VALUES ($1, $2, $3, $4, $5)";
 const END_ATTEMPT: &str = "UPDATE attempts SET outcome = $4, message = $5, ended_at = $6, \
-    wall_ms = $7, cpu_ms = $8, max_rss_kb = $9 WHERE job_id = $1 AND idx = $2 AND number = $3";
-const SET_PID: &str = "UPDATE attempts SET pid = $4 WHERE job_id = $1 AND idx = $2 AND number = $3";
+    wall_ms = $7, cpu_ms = $8, max_rss_kb = $9, transfer_ms = $10, transfer_bytes = $11 \
+    WHERE job_id = $1 AND idx = $2 AND number = $3";
+/// Started attempts' pids and nodes, one statement (one transaction): the
+/// last line divides by zero, failing it, when an attempt has no row (the
+/// keys are distinct, so each must touch one).
+const SET_STARTED: &str = "WITH set AS (UPDATE attempts a SET pid = u.pid, node = u.node \
+    FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[]) \
+    AS u(job_id, idx, number, pid, node) \
+    WHERE a.job_id = u.job_id AND a.idx = u.idx AND a.number = u.number RETURNING 1) \
+    SELECT 1 / ((SELECT count(*) FROM set) = cardinality($1::bigint[]))::int";
+/// Which of the given attempts have no row (after [`SET_STARTED`] failed).
+const MISSING_ATTEMPTS: &str = "SELECT u.job_id, u.idx, u.number \
+    FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) WITH ORDINALITY AS u(job_id, idx, number, o) \
+    WHERE NOT EXISTS (SELECT 1 FROM attempts a \
+    WHERE a.job_id = u.job_id AND a.idx = u.idx AND a.number = u.number) ORDER BY u.o LIMIT 1";
 
 pub(super) fn create_job(
     conn: &mut Conn,
@@ -102,29 +115,58 @@ pub(super) fn apply(conn: &mut Conn, changes: &[Change], now: Millis) -> Result<
     tx.commit().map_err(backend)
 }
 
-pub(super) fn set_attempt_pid(
+pub(super) fn set_attempts_started(
     conn: &mut Conn,
-    task: TaskRef,
-    attempt: AttemptNo,
-    pid: u32,
+    started: &[StartedAttempt],
 ) -> Result<(), StoreError> {
-    let stmt = prepared(&mut conn.statements, &mut conn.client, SET_PID)?;
-    let n = conn
-        .client
-        .execute(
-            &stmt,
-            &[
-                &task.job.0,
-                &i64::from(task.index),
-                &i64::from(attempt),
-                &i64::from(pid),
-            ],
-        )
-        .map_err(backend)?;
-    if n == 0 {
-        return Err(StoreError::UnknownAttempt { task, attempt });
+    if started.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    // An attempt named twice keeps its last entry (an UPDATE ... FROM would
+    // pick one of the two).
+    let mut last = HashMap::with_capacity(started.len());
+    for (i, s) in started.iter().enumerate() {
+        last.insert((s.task, s.attempt), i);
+    }
+    let rows: Vec<&StartedAttempt> = started
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| last[&(s.task, s.attempt)] == *i)
+        .map(|(_, s)| s)
+        .collect();
+    let jobs: Vec<i64> = rows.iter().map(|s| s.task.job.0).collect();
+    let idx: Vec<i64> = rows.iter().map(|s| i64::from(s.task.index)).collect();
+    let numbers: Vec<i64> = rows.iter().map(|s| i64::from(s.attempt)).collect();
+    let pids: Vec<i64> = rows.iter().map(|s| i64::from(s.pid)).collect();
+    let nodes: Vec<Option<&str>> = rows.iter().map(|s| s.node.as_deref()).collect();
+    let stmt = prepared(&mut conn.statements, &mut conn.client, SET_STARTED)?;
+    let done = conn
+        .client
+        .query_one(&stmt, &[&jobs, &idx, &numbers, &pids, &nodes]);
+    let Err(e) = done else {
+        return Ok(());
+    };
+    // Nothing was written; name the attempt that has no row, if that is why.
+    let stmt = prepared(&mut conn.statements, &mut conn.client, MISSING_ATTEMPTS)?;
+    let missing = conn
+        .client
+        .query_opt(&stmt, &[&jobs, &idx, &numbers])
+        .map_err(backend)?;
+    match missing {
+        Some(row) => {
+            let job: i64 = row.try_get(0).map_err(backend)?;
+            let index: i64 = row.try_get(1).map_err(backend)?;
+            let number: i64 = row.try_get(2).map_err(backend)?;
+            let (Ok(index), Ok(attempt)) = (u32::try_from(index), u32::try_from(number)) else {
+                return Err(backend(e));
+            };
+            Err(StoreError::UnknownAttempt {
+                task: TaskRef::new(JobId(job), index),
+                attempt,
+            })
+        }
+        None => Err(backend(e)),
+    }
 }
 
 fn apply_one(
@@ -247,6 +289,8 @@ fn apply_one(
                         &ms(usage.wall_ms),
                         &ms(usage.cpu_ms),
                         &ms(usage.max_rss_kb),
+                        &ms(usage.transfer_ms),
+                        &ms(usage.transfer_bytes),
                     ],
                 )
                 .map_err(backend)?;

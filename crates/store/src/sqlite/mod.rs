@@ -13,14 +13,14 @@ mod write;
 
 pub use schema::SCHEMA_VERSION;
 
-use crate::{AttemptRecord, JobRecord, Store, StoreError, TaskRecord, UsageRow};
+use crate::{
+    AttemptRecord, JobRecord, NodeUsage, StartedAttempt, Store, StoreError, TaskRecord, UsageRow,
+};
 use lock::LockFile;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tessera_types::{
-    AttemptNo, Change, JobId, JobSnapshot, JobSpec, JobState, Millis, ProjectId, TaskRef, TaskState,
-};
+use tessera_types::{Change, JobId, JobSnapshot, JobSpec, JobState, Millis, ProjectId, TaskState};
 
 /// How long a statement waits for another connection's write to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -250,16 +250,15 @@ impl Store for SqliteStore {
         read::open_attempts(&self.conn, &self.path)
     }
 
-    fn set_attempt_pid(
-        &mut self,
-        task: TaskRef,
-        attempt: AttemptNo,
-        pid: u32,
-    ) -> Result<(), StoreError> {
-        write::set_attempt_pid(&self.conn, &self.path, task, attempt, pid)
+    fn set_attempts_started(&mut self, started: &[StartedAttempt]) -> Result<(), StoreError> {
+        write::set_attempts_started(&mut self.conn, &self.path, started)
     }
 
     fn usage_since(&self, since: Millis) -> Result<Vec<UsageRow>, StoreError> {
         read::usage_since(&self.conn, &self.path, since)
+    }
+
+    fn node_usage_since(&self, since: Millis) -> Result<Vec<NodeUsage>, StoreError> {
+        read::node_usage_since(&self.conn, &self.path, since)
     }
 }

@@ -2,12 +2,12 @@
 
 use super::map_err;
 use crate::codec::{charged_cpu_ms, json, outcome_from, parse};
-use crate::{AttemptRecord, JobRecord, StoreError, TaskRecord, UsageRow};
+use crate::{AttemptRecord, JobRecord, NodeUsage, StoreError, TaskRecord, UsageRow};
 use rusqlite::{Connection, Params, Row};
 use std::path::Path;
 use tessera_types::{
-    AttemptUsage, JobId, JobSnapshot, JobSpec, JobState, Millis, NodeId, ProjectId, TaskRef,
-    TaskSnapshot, TaskSpec, TaskState,
+    AttemptUsage, JobId, JobSnapshot, JobSpec, JobState, Millis, ProjectId, TaskRef, TaskSnapshot,
+    TaskSpec, TaskState,
 };
 
 const JOB_COLUMNS: &str =
@@ -15,7 +15,7 @@ const JOB_COLUMNS: &str =
 const TASK_COLUMNS: &str =
     "job_id, idx, name, spec_json, state, attempt, failures, not_before, reason, created_at, updated_at";
 const ATTEMPT_COLUMNS: &str = "job_id, idx, number, node, outcome, message, started_at, ended_at, \
-     wall_ms, cpu_ms, max_rss_kb, pid";
+     wall_ms, cpu_ms, max_rss_kb, pid, transfer_ms, transfer_bytes";
 
 /// A row mapper whose own parse errors (bad state strings, bad JSON) travel
 /// beside SQLite's.
@@ -106,14 +106,15 @@ fn attempt_row(r: &Row<'_>) -> Mapped<AttemptRecord> {
             wall_ms,
             cpu_ms,
             max_rss_kb,
-            ..Default::default()
+            transfer_ms: r.get(12)?,
+            transfer_bytes: r.get(13)?,
         }),
         _ => None,
     };
     Ok(Ok(AttemptRecord {
         task,
         number,
-        node: NodeId(r.get(3)?),
+        node: r.get(3)?,
         started_at: r.get(6)?,
         ended_at: r.get(7)?,
         outcome,
@@ -303,6 +304,27 @@ pub(super) fn usage_since(
     })?;
     Ok(rows.into_iter().filter(|&(_, c, _)| c > 0).collect())
 }
+
+pub(super) fn node_usage_since(
+    conn: &Connection,
+    path: &Path,
+    since: Millis,
+) -> Result<Vec<NodeUsage>, StoreError> {
+    query(conn, path, NODE_USAGE, [since], |r| {
+        Ok(Ok(NodeUsage {
+            node: r.get(0)?,
+            attempts: r.get(1)?,
+            cpu_ms: r.get(2)?,
+            transfer_ms: r.get(3)?,
+            transfer_bytes: r.get(4)?,
+        }))
+    })
+}
+
+/// Per node (NULL first), the attempts that ended at or after `?1`.
+const NODE_USAGE: &str = "SELECT node, COUNT(*), COALESCE(SUM(cpu_ms), 0), \
+    COALESCE(SUM(transfer_ms), 0), COALESCE(SUM(transfer_bytes), 0) FROM attempts \
+    WHERE ended_at IS NOT NULL AND ended_at >= ?1 GROUP BY node ORDER BY node IS NOT NULL, node";
 
 /// A job row's snapshot columns: id, spec, state, project, suspended, priority.
 type SnapshotRow = (JobId, String, String, Option<ProjectId>, bool, i32);

@@ -105,6 +105,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX attempts_open ON attempts (outcome) WHERE outcome IS NULL;
     CREATE INDEX attempts_by_end ON attempts (ended_at) WHERE ended_at IS NOT NULL;
     ",
+    // 1 -> 2: attempts remember the worker that ran them (`node`, NULL for
+    // this machine; the core's numeric node id moves to `node_id`) and what
+    // a worker spent moving their files.
+    "
+    ALTER TABLE attempts RENAME COLUMN node TO node_id;
+    ALTER TABLE attempts ADD COLUMN node TEXT;
+    ALTER TABLE attempts ADD COLUMN transfer_ms BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE attempts ADD COLUMN transfer_bytes BIGINT NOT NULL DEFAULT 0;
+    ",
 ];
 
 /// The schema version this build writes.
@@ -169,4 +178,46 @@ pub(super) fn version(conn: &Connection, path: &Path) -> Result<i64, StoreError>
         .optional()
         .map_err(err)?;
     Ok(found.unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_database_gains_attempt_nodes_and_transfers() {
+        let path = Path::new(":memory:");
+        let mut conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch(MIGRATIONS[0]).expect("version 1");
+        conn.execute_batch(
+            "CREATE TABLE schema_version (version BIGINT NOT NULL);
+             INSERT INTO schema_version (version) VALUES (1);
+             INSERT INTO jobs (id, name, spec_json, state, created_at, updated_at)
+                 VALUES (1, 'old', '{}', 'running', 1, 1);
+             INSERT INTO tasks (job_id, idx, name, spec_json, state, attempt, failures,
+                 not_before, batch, created_at, updated_at)
+                 VALUES (1, 0, 't', '{\"name\":\"t\",\"action\":\"noop\"}', 'running', 1, 0, 0, 0, 1, 1);
+             INSERT INTO attempts (job_id, idx, number, node, outcome, started_at, ended_at,
+                 wall_ms, cpu_ms, max_rss_kb, pid)
+                 VALUES (1, 0, 1, 0, 'succeeded', 5, 9, 4, 3, 100, 77);",
+        )
+        .expect("old rows");
+        migrate(&mut conn, path).expect("migrate");
+        assert_eq!(version(&conn, path).expect("version"), SCHEMA_VERSION);
+        let attempts =
+            super::super::read::attempts(&conn, path, tessera_types::JobId(1)).expect("read");
+        assert_eq!(attempts.len(), 1);
+        let a = &attempts[0];
+        assert_eq!((a.node.as_deref(), a.pid), (None, Some(77)));
+        let usage = a.usage.expect("ended");
+        assert_eq!(
+            (usage.cpu_ms, usage.transfer_ms, usage.transfer_bytes),
+            (3, 0, 0)
+        );
+        // The numeric node id kept its value under its new name.
+        let node_id: i64 = conn
+            .query_row("SELECT node_id FROM attempts", [], |r| r.get(0))
+            .expect("node_id");
+        assert_eq!(node_id, 0);
+    }
 }

@@ -3,12 +3,10 @@
 
 use super::map_err;
 use crate::codec::{outcome_columns, to_json};
-use crate::StoreError;
+use crate::{StartedAttempt, StoreError};
 use rusqlite::{ffi, params, Connection, ErrorCode, Transaction, TransactionBehavior};
 use std::path::Path;
-use tessera_types::{
-    AttemptNo, Change, JobId, JobSpec, JobState, Millis, ProjectId, TaskRef, TaskSpec, TaskState,
-};
+use tessera_types::{Change, JobId, JobSpec, JobState, Millis, ProjectId, TaskSpec, TaskState};
 
 const INSERT_TASK: &str = "INSERT INTO tasks \
     (job_id, idx, name, spec_json, state, attempt, failures, not_before, reason, batch, created_at, updated_at) \
@@ -78,23 +76,42 @@ pub(super) fn apply(
     tx.commit().map_err(|e| map_err(path, e))
 }
 
-pub(super) fn set_attempt_pid(
-    conn: &Connection,
+pub(super) fn set_attempts_started(
+    conn: &mut Connection,
     path: &Path,
-    task: TaskRef,
-    attempt: AttemptNo,
-    pid: u32,
+    started: &[StartedAttempt],
 ) -> Result<(), StoreError> {
-    let n = conn
-        .prepare_cached(
-            "UPDATE attempts SET pid = ?4 WHERE job_id = ?1 AND idx = ?2 AND number = ?3",
-        )
-        .and_then(|mut s| s.execute(params![task.job.0, task.index, attempt, pid]))
-        .map_err(|e| map_err(path, e))?;
-    if n == 0 {
-        return Err(StoreError::UnknownAttempt { task, attempt });
+    if started.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let err = |e| map_err(path, e);
+    let tx = begin(conn, path)?;
+    {
+        let mut stmt = tx
+            .prepare_cached(
+                "UPDATE attempts SET pid = ?4, node = ?5 WHERE job_id = ?1 AND idx = ?2 AND number = ?3",
+            )
+            .map_err(err)?;
+        for s in started {
+            let n = stmt
+                .execute(params![
+                    s.task.job.0,
+                    s.task.index,
+                    s.attempt,
+                    s.pid,
+                    s.node
+                ])
+                .map_err(err)?;
+            if n == 0 {
+                // Dropping `tx` rolls back the ones before.
+                return Err(StoreError::UnknownAttempt {
+                    task: s.task,
+                    attempt: s.attempt,
+                });
+            }
+        }
+    }
+    tx.commit().map_err(err)
 }
 
 fn apply_one(
@@ -181,7 +198,7 @@ fn apply_one(
             at,
         } => {
             tx.prepare_cached(
-                "INSERT INTO attempts (job_id, idx, number, node, started_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO attempts (job_id, idx, number, node_id, started_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             )
             .and_then(|mut s| s.execute(params![task.job.0, task.index, attempt, node.0, at]))
             .map_err(|e| match constraint(&e) {
@@ -203,7 +220,8 @@ fn apply_one(
             let n = tx
                 .prepare_cached(
                     "UPDATE attempts SET outcome = ?4, message = ?5, ended_at = ?6, wall_ms = ?7, \
-                     cpu_ms = ?8, max_rss_kb = ?9 WHERE job_id = ?1 AND idx = ?2 AND number = ?3",
+                     cpu_ms = ?8, max_rss_kb = ?9, transfer_ms = ?10, transfer_bytes = ?11 \
+                     WHERE job_id = ?1 AND idx = ?2 AND number = ?3",
                 )
                 .and_then(|mut s| {
                     s.execute(params![
@@ -215,7 +233,9 @@ fn apply_one(
                         at,
                         usage.wall_ms,
                         usage.cpu_ms,
-                        usage.max_rss_kb
+                        usage.max_rss_kb,
+                        usage.transfer_ms,
+                        usage.transfer_bytes
                     ])
                 })
                 .map_err(err)?;

@@ -30,6 +30,9 @@ macro_rules! conformance_tests {
             pages_follow_index_order,
             quotas_are_kept_per_project,
             usage_since_charges_ended_attempts,
+            attempts_record_their_node_and_transfers,
+            starts_are_written_all_or_nothing,
+            node_usage_groups_ended_attempts_by_node,
         );
     };
     (@ $make:ident; $($name:ident),* $(,)?) => {
