@@ -26,7 +26,8 @@
 #   BENCH_CODEC=x264 BENCH_CRF=23 BENCH_PRESET=medium BENCH_CHUNK_SECONDS=2
 #   BENCH_TIMEOUT=1800      per-run limit in seconds
 #   BENCH_OUT=bench/out     work/cache directory (gitignored)
-#   BENCH_KEEP=0            1: keep the run directory (data dir, logs)
+#   BENCH_KEEP=0            1: keep the run directory (data dir, logs); a failed
+#                           run always keeps it
 #   TESSERA=<path>          use this binary instead of building target/release/tessera
 #   TESSERA_IMAGE=tessera-local:bench the tag deploy/image/build-rootfs.sh builds here
 set -euo pipefail
@@ -100,7 +101,7 @@ prefix="tessera-scaling-$$"
 net="$prefix-net"
 label="tessera.bench=$prefix"
 cleanup() {
-    local ids
+    local status=$? ids
     ids="$(docker ps -aq --filter "label=$label" 2>/dev/null || true)"
     if [[ -n "$ids" ]]; then
         # Logs first, for a failed run.
@@ -111,8 +112,8 @@ cleanup() {
         docker rm -f $ids >/dev/null 2>&1 || true
     fi
     docker network rm "$net" >/dev/null 2>&1 || true
-    if [[ "$keep" == 1 ]]; then
-        echo "scaling: kept $run" >&2
+    if [[ "$keep" == 1 || "$status" != 0 ]]; then
+        echo "scaling: kept $run (data dir, container logs)" >&2
     else
         rm -rf "$run"
     fi
