@@ -182,7 +182,7 @@ container_cpu() {
 }
 
 ready_count() {
-    api GET /nodes | jq '[.[] | select(.state == "ready")] | length'
+    api GET /nodes | jq '[.nodes[] | select(.state == "ready")] | length'
 }
 
 # One run with N workers: sets run_wall, run_cpu and run_server_cpu (s).

@@ -3,7 +3,7 @@
 //! `cargo bench -p tessera-api --bench agents`
 //!
 //! A real HTTP server in-process, as `tessera server --slots 0` runs it: the
-//! driver's executor is a [`RemoteExecutor`], attempts wait in a [`Pool`],
+//! driver's executor is [`Placed::remote`], attempts wait in a [`Pool`],
 //! and the scheduler's capacity is the ready workers' slots. 50 agents, each
 //! a thread with its own worker token (from `create_worker_token`, checked
 //! by the server like any other), speak the real HTTP protocol: register,
@@ -35,7 +35,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tessera_api::{create_worker_token, new_api_key, AppState, Pool, RemoteExecutor};
+use tessera_api::{create_worker_token, new_api_key, AppState, Placed, Pool};
 use tessera_driver::{Driver, DriverConfig, SystemClock};
 use tessera_store::{Accounts, SqliteStore, Store};
 
@@ -96,7 +96,7 @@ fn start_server() -> Server {
     let remote = pool.clone();
     let mut driver = Driver::new(
         Box::new(driver_store) as Box<dyn Store + Send>,
-        move |sink| RemoteExecutor::new(remote, sink),
+        move |sink| Placed::remote(remote, sink),
         DriverConfig::new(0, &data),
     );
     driver.recover(None).unwrap();
@@ -154,7 +154,7 @@ impl Server {
 
     fn ready_workers(&self) -> usize {
         let nodes = self.get("/nodes");
-        nodes
+        nodes["nodes"]
             .as_array()
             .map_or(0, |n| n.iter().filter(|n| n["state"] == "ready").count())
     }
