@@ -19,7 +19,9 @@ pub(crate) async fn show(
     }
     let recent = crate::workers::recent_node_usage(&s).await?;
     let nodes = crate::workers::node_views(s.workers.as_deref(), &recent);
+    let waiting = crate::workers::unplaceable_views(s.workers.as_deref());
     let body = render(&nodes, s.workers.is_some(), s.driver.slots(), now_ms());
+    let body = format!("{body}{}", render_unplaceable(&waiting));
     Ok(page("Nodes", Some(&caller.user.name), &body))
 }
 
@@ -89,10 +91,27 @@ pub(crate) fn render(nodes: &[Value], workers: bool, local_slots: u32, now: u64)
                     num("used")
                 ),
                 format!(
-                    "{} cpus · {} MiB · {} MiB free disk",
+                    "{} cpus · {} MiB · {} MiB free disk{}<br><span class=\"muted\">{} · data {}</span>",
                     num("cpus"),
                     num("memory_mb"),
-                    num("disk_free_mb")
+                    num("disk_free_mb"),
+                    if n["disk_low"] == true {
+                        r#" <strong class="disk-low">disk low: takes nothing new</strong>"#
+                    } else {
+                        ""
+                    },
+                    escape(
+                        &n["executors"]
+                            .as_array()
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|e| e.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            })
+                            .unwrap_or_default()
+                    ),
+                    escape(n["data"].as_str().unwrap_or("shared")),
                 ),
                 labels.join(", "),
                 format!("{ago:.1} s ago"),
@@ -116,6 +135,33 @@ pub(crate) fn render(nodes: &[Value], workers: bool, local_slots: u32, now: u64)
             ],
             &rows
         )
+    )
+}
+
+/// Queued attempts no ready node could ever take, with the reason (empty
+/// when there are none).
+pub(crate) fn render_unplaceable(waiting: &[Value]) -> String {
+    if waiting.is_empty() {
+        return String::new();
+    }
+    let rows: Vec<Vec<String>> = waiting
+        .iter()
+        .map(|w| {
+            vec![
+                format!(r#"<a href="/ui/jobs/{0}">#{0}</a>"#, w["job"]),
+                format!(
+                    "{} (task {}, attempt {})",
+                    escape(w["name"].as_str().unwrap_or("")),
+                    w["index"],
+                    w["attempt"]
+                ),
+                escape(w["reason"].as_str().unwrap_or("")),
+            ]
+        })
+        .collect();
+    format!(
+        r#"<h2>Waiting for a node that fits</h2><p class="muted">No ready node can take these; they start as soon as one that fits registers.</p><div id="unplaceable">{}</div>"#,
+        table(&["job", "task", "why"], &rows)
     )
 }
 
@@ -147,6 +193,22 @@ mod tests {
             html.contains(r#"<a href="/ui/jobs/7">#7</a> task 3 (attempt 2)"#),
             "{html}"
         );
+        assert!(html.contains("data shared"), "{html}");
+        assert!(!html.contains("disk low"), "{html}");
+        let low = vec![json!({"name": "board", "state": "ready", "disk_low": true,
+                              "data": "http", "executors": ["local"]})];
+        let html = render(&low, true, 0, 0);
+        assert!(html.contains("disk low: takes nothing new"), "{html}");
+        assert!(html.contains("local · data http"), "{html}");
+        let waiting = vec![json!({"job": 4, "index": 1, "attempt": 1, "name": "gpu<x>",
+                                  "reason": "no ready node carries label gpu=a100"})];
+        let html = render_unplaceable(&waiting);
+        assert!(html.contains("gpu&lt;x&gt; (task 1, attempt 1)"), "{html}");
+        assert!(
+            html.contains("no ready node carries label gpu=a100"),
+            "{html}"
+        );
+        assert!(render_unplaceable(&[]).is_empty());
         assert!(render(&[], true, 0, 0).contains("No worker has registered yet"));
         assert!(render(&[], false, 2, 0).contains("its own 2 slots"));
     }
