@@ -300,8 +300,8 @@ pub fn nodes() -> Result<()> {
     let view = client.get("/nodes")?;
     let nodes = &view["nodes"];
     println!(
-        "{:<16}  {:<9}  {:>5}  {:>9}  LABELS",
-        "NAME", "STATE", "SLOTS", "HEARTBEAT"
+        "{:<16}  {:<9}  {:>5}  {:>9}  {:<6}  {:>9}  LABELS",
+        "NAME", "STATE", "SLOTS", "HEARTBEAT", "DATA", "10-MIN"
     );
     let now = tessera_driver::SystemClock::now();
     for n in nodes.as_array().into_iter().flatten() {
@@ -312,13 +312,19 @@ pub fn nodes() -> Result<()> {
             .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
             .collect();
         let ago = now.saturating_sub(n["last_heartbeat_ms"].as_u64().unwrap_or(0));
+        let state = match (n["state"].as_str().unwrap_or(""), n["disk_low"] == true) {
+            ("ready", true) => "disk-low",
+            (s, _) => s,
+        };
         println!(
-            "{:<16}  {:<9}  {:>2}/{:<2}  {:>7.1}s  {}",
+            "{:<16}  {:<9}  {:>2}/{:<2}  {:>7.1}s  {:<6}  {:>9}  {}",
             n["name"].as_str().unwrap_or(""),
-            n["state"].as_str().unwrap_or(""),
+            state,
             n["used"],
             n["slots"],
             ago as f64 / 1000.0,
+            n["data"].as_str().unwrap_or("shared"),
+            format!("{} done", n["recent"]["attempts"].as_u64().unwrap_or(0)),
             labels.join(",")
         );
     }

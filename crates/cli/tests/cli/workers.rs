@@ -6,7 +6,7 @@
 //! handing its lease back at once.
 
 use crate::server::Server;
-use crate::support::{bootstrap, run, tessera, Running};
+use crate::support::{bootstrap, client_of, run, tessera, Running};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -234,6 +234,16 @@ fn two_workers_share_a_ten_task_dag_and_show_as_nodes() {
         .map(|n| n["recent"]["attempts"].as_u64().unwrap())
         .sum();
     assert_eq!(recent, 10, "{nodes}");
+    // `tessera nodes` prints the same: a line per worker.
+    let out = run(&mut client_of(&c.server.url, &c.key, &["nodes"]))
+        .expect_code(0)
+        .stdout
+        .clone();
+    let line = |n: &str| out.lines().find(|l| l.starts_with(&format!("{n} ")));
+    for n in ["a", "b"] {
+        let l = line(n).unwrap_or_else(|| panic!("no line for {n}: {out}"));
+        assert!(l.contains("ready") && l.contains("shared"), "{out}");
+    }
     // A user's key is no worker token.
     let r = ureq::post(&format!("{}/api/v1/workers", c.server.url))
         .set("Authorization", &format!("Bearer {}", c.key))
