@@ -535,37 +535,31 @@ fn http_workers_in_containers_without_the_data_directory_encode_frame_exact() {
         .map(|t| t["index"].as_u64().unwrap())
         .collect();
     assert!(chunks.len() >= 3, "{tasks}");
-    // Each worker logs what every attempt moved (the store keeps only
-    // wall, cpu and memory of an attempt; see the report).
+    // Every attempt's row says which worker ran it and what moving its
+    // files cost, beside its run time.
+    let attempts = get(&format!("/jobs/{job}/attempts"));
     let mut moved: BTreeMap<u64, (String, u64, u64, u64)> = BTreeMap::new();
-    for n in ["b1", "b2"] {
-        let out = Command::new("docker")
-            .args(["logs", &format!("{prefix}-{n}")])
-            .output()
-            .unwrap();
-        for line in String::from_utf8_lossy(&out.stderr).lines() {
-            // tessera worker: attempt A of task J.I: ran W ms; fetched X bytes in Y ms, sent Z bytes in Q ms
-            let w: Vec<&str> = line.split_whitespace().collect();
-            if w.len() < 22 || w[2] != "attempt" || w[7] != "ran" {
-                continue;
-            }
-            let index: u64 = w[6]
-                .trim_end_matches(':')
-                .rsplit('.')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap();
-            let num = |i: usize| w[i].trim_end_matches([';', ',']).parse::<u64>().unwrap();
-            let (wall, bytes, ms) = (num(8), num(11) + num(17), num(14) + num(20));
-            moved.insert(index, (n.to_string(), wall, ms, bytes));
+    for a in attempts.as_array().unwrap() {
+        if a["outcome"] != "succeeded" {
+            continue;
         }
+        let u = &a["usage"];
+        let num = |k: &str| u[k].as_u64().unwrap_or(0);
+        moved.insert(
+            a["task"].as_u64().unwrap(),
+            (
+                a["node"].as_str().unwrap_or("").to_string(),
+                num("wall_ms"),
+                num("transfer_ms"),
+                num("transfer_bytes"),
+            ),
+        );
     }
     eprintln!("chunk  node  encode_wall_ms  transfer_ms  transfer_bytes");
     for index in &chunks {
         let (node, wall, ms, bytes) = moved
             .get(index)
-            .unwrap_or_else(|| panic!("no transfer line for task {index}: {moved:?}"));
+            .unwrap_or_else(|| panic!("no succeeded attempt of task {index}: {attempts}"));
         assert!(*bytes > 0, "chunk {index} moved nothing");
         eprintln!("{index:>5}  {node:>4}  {wall:>14}  {ms:>11}  {bytes:>14}");
     }
