@@ -142,7 +142,7 @@ fn a_worker_asked_for_docker_without_an_engine_stops_with_one_line() {
         format!("unix://{}/no.sock", dir.path().display()),
     );
     let out = run(&mut cmd);
-    assert_ne!(out.code, Some(0), "{out:?}");
+    assert_eq!(out.code, Some(4), "an environment failure: {out:?}");
     assert_eq!(out.stderr_lines().len(), 1, "{out:?}");
     let line = out.stderr_lines()[0];
     assert!(line.starts_with("tessera: --docker: "), "{line}");
