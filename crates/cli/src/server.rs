@@ -333,7 +333,10 @@ pub fn run(
     let tasks_as = run_as
         .as_ref()
         .map(|u| format!("tasks run as {} (uid {})", u.name, u.uid));
-    driver_config.images = config.docker;
+    // Workers may offer docker: with them an image task is accepted and
+    // waits (listed `unplaceable`, with the reason) until one that does
+    // registers.
+    driver_config.images = config.docker || config.workers;
     let docker_user = run_as.as_ref().map(|u| format!("{}:{}", u.uid, u.gid));
     let mut docker_failed = None;
     // Containers left by an earlier run of this server (same data
@@ -365,46 +368,50 @@ pub fn run(
         executors: vec!["local".into()],
         data: "shared".into(),
     };
+    // Image attempts: on the server's own engine first (`--docker`, through
+    // `Split`); else, with workers, placement gives them to workers that
+    // offer docker; else they fail at once, saying so (the core refuses
+    // them at submission, but a job from a run with --docker may remain).
     let mut driver = tessera_driver::Driver::new(
         driver_store,
-        |sink| {
-            tessera_exec::Split::new(
-                sink,
-                |sink| -> Box<dyn tessera_exec::Executor> {
-                    let local = move |sink| -> Box<dyn tessera_exec::Executor> {
-                        let config = tessera_exec::LocalConfig {
-                            op_program,
-                            sink,
-                            run_as,
-                        };
-                        Box::new(tessera_exec::LocalExecutor::with_spawner(
-                            config,
-                            Ok(spawner),
-                        ))
+        |sink| -> Box<dyn tessera_exec::Executor> {
+            let host = |sink| -> Box<dyn tessera_exec::Executor> {
+                let local = move |sink| -> Box<dyn tessera_exec::Executor> {
+                    let config = tessera_exec::LocalConfig {
+                        op_program,
+                        sink,
+                        run_as,
                     };
-                    match remote {
-                        None => local(sink),
-                        Some(pool) if local_node.slots == 0 => {
-                            Box::new(tessera_api::Placed::remote(pool, sink))
-                        }
-                        Some(pool) => Box::new(tessera_api::Placed::with_local(
-                            pool, sink, local_node, local,
-                        )),
+                    Box::new(tessera_exec::LocalExecutor::with_spawner(
+                        config,
+                        Ok(spawner),
+                    ))
+                };
+                match remote {
+                    None => local(sink),
+                    Some(pool) if local_node.slots == 0 => {
+                        Box::new(tessera_api::Placed::remote(pool, sink))
                     }
-                },
-                |sink| {
-                    if !config.docker {
-                        return None;
-                    }
-                    let mut docker = tessera_docker::DockerConfig::new(instance, sink);
-                    if let Some(user) = docker_user {
-                        docker.user = user;
-                    }
-                    let connected = tessera_docker::DockerExecutor::connect(docker)
-                        .and_then(|mut d| d.recover(&leftovers).map(|_| d));
-                    connected.map_err(|e| docker_failed = Some(e)).ok()
-                },
-            )
+                    Some(pool) => Box::new(tessera_api::Placed::with_local(
+                        pool, sink, local_node, local,
+                    )),
+                }
+            };
+            if config.workers && !config.docker {
+                return host(sink);
+            }
+            Box::new(tessera_exec::Split::new(sink, host, |sink| {
+                if !config.docker {
+                    return None;
+                }
+                let mut docker = tessera_docker::DockerConfig::new(instance, sink);
+                if let Some(user) = docker_user {
+                    docker.user = user;
+                }
+                let connected = tessera_docker::DockerExecutor::connect(docker)
+                    .and_then(|mut d| d.recover(&leftovers).map(|_| d));
+                connected.map_err(|e| docker_failed = Some(e)).ok()
+            }))
         },
         driver_config,
     );
@@ -480,6 +487,8 @@ pub fn run(
         }
         if config.docker {
             status("container tasks (`image:`) run on the local Docker engine");
+        } else if config.workers {
+            status("container tasks (`image:`) run on workers that offer docker (tessera worker --docker)");
         }
         if resumed > 0 {
             status(&format!("resumed {resumed} unfinished jobs"));

@@ -12,6 +12,10 @@
 //! - `docker`: `tessera server --docker` runs a task that names an image in
 //!   a container that shares the job's folder with host tasks; without the
 //!   flag the spec is refused.
+//! - `docker_workers`: `tessera worker --docker` runs a task that names an
+//!   image in a container (server --slots 0, no engine of its own); the
+//!   task is listed unplaceable while only a worker without docker is
+//!   there; `--docker` with no engine stops the worker with one line.
 //! - `encode`: lossless proof through the whole scheduler (framemd5), the
 //!   default x264 path on NTSC, variable frame rate kept where plain ffmpeg
 //!   loses it, and `tessera verify` catching a mismatch.
@@ -47,6 +51,8 @@ mod bad_input;
 mod chaos;
 #[path = "cli/docker.rs"]
 mod docker;
+#[path = "cli/docker_workers.rs"]
+mod docker_workers;
 #[path = "cli/encode.rs"]
 mod encode;
 #[path = "cli/interrupt.rs"]

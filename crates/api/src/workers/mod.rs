@@ -16,7 +16,8 @@
 //! its outputs through the fenced file routes of [`files`].
 //!
 //! Which attempts a node takes is decided by [`place`] (fit, labels,
-//! locality, spread); with `--workers` beside local slots the server's own
+//! executor: an attempt that names an image only on a node that offers
+//! `docker`; locality, spread); with `--workers` beside local slots the server's own
 //! slots are a node too, run by [`Placed`].
 
 mod files;
@@ -162,6 +163,10 @@ struct Assignment {
     log_dir: PathBuf,
     cpu: u32,
     memory_mb: u64,
+    /// The container image it runs in (only nodes that offer `docker` get
+    /// one); absent: a host process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<String>,
     /// What it reads and may send back, for workers with `data: http`.
     #[serde(skip_serializing_if = "Option::is_none")]
     files: Option<files::AttemptFiles>,
@@ -281,6 +286,7 @@ pub(crate) async fn lease(
                     log_dir: r.log_dir,
                     cpu: r.cpu,
                     memory_mb: r.memory_mb,
+                    image: r.image,
                     files,
                 })
                 .collect();

@@ -8,6 +8,8 @@
 //!   (`memory_mb`, 0 = unstated) within the node's memory less what its
 //!   leases reserve, when the node stated its memory;
 //! - **labels**: every label the task names, carried by the node;
+//! - **executor**: an attempt that names a container image only on a node
+//!   whose executors include `docker`;
 //! - **locality**: an attempt whose input another ready node with room for
 //!   it holds, and this one does not, is left for that node, for at most
 //!   [`LOCALITY_WAIT`] after it was queued;
@@ -24,6 +26,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tessera_exec::StartRequest;
 use tessera_types::JobId;
+
+/// The executor a node offers when it runs attempts that name an image.
+pub(crate) const DOCKER: &str = "docker";
 
 /// The longest an attempt is kept for the node that holds its input.
 pub(crate) const LOCALITY_WAIT: Duration = Duration::from_secs(2);
@@ -65,10 +70,19 @@ fn cpu(req: &StartRequest) -> u32 {
     req.cpu.max(1)
 }
 
+/// Whether the node offers the executor an attempt that names an image needs.
+fn runs_images(node: &Worker) -> bool {
+    node.info.executors.iter().any(|e| e == DOCKER)
+}
+
+/// Whether the node carries every label the attempt names and offers
+/// what it runs on (`docker` for an image).
 fn labelled(node: &Worker, req: &StartRequest) -> bool {
-    req.labels
-        .iter()
-        .all(|(k, v)| node.info.labels.get(k) == Some(v))
+    (req.image.is_none() || runs_images(node))
+        && req
+            .labels
+            .iter()
+            .all(|(k, v)| node.info.labels.get(k) == Some(v))
 }
 
 /// Whether the node could run it when idle.
@@ -193,11 +207,24 @@ pub(crate) fn unplaceable(req: &StartRequest, nodes: &[Worker]) -> Option<String
     if ready.iter().any(|n| could(n, req)) {
         return None;
     }
+    if let Some(image) = &req.image {
+        if !ready.iter().any(|n| runs_images(n)) {
+            return Some(format!(
+                "it runs in the container image {image}, and no ready node offers docker; \
+                 start a worker with --docker"
+            ));
+        }
+    }
     let labelled: Vec<&Worker> = ready.iter().copied().filter(|n| labelled(n, req)).collect();
     if labelled.is_empty() {
+        let docker = if req.image.is_some() {
+            " that offers docker"
+        } else {
+            ""
+        };
         let wanted: Vec<String> = req.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         return Some(format!(
-            "it needs the labels {}, which no ready node carries; start a worker with \
+            "it needs the labels {}, which no ready node{docker} carries; start a worker with \
              --labels {}",
             wanted.join(","),
             wanted.join(",")

@@ -12,6 +12,8 @@
 //! a fenced heartbeat makes it kill everything and register again.
 //! With `--data http` the worker shares no filesystem with the server:
 //! see [`data`] for how it fetches inputs and sends outputs back.
+//! With `--docker` it offers the `docker` executor too, and attempts that
+//! name an image run in containers on its Docker engine (see [`docker`]).
 //!
 //! SIGTERM or SIGINT drains: nothing new is taken, running attempts get
 //! `--grace` to finish, then what is left is handed back (`release`), so
@@ -20,6 +22,7 @@
 //! [`LocalExecutor`]: tessera_exec::LocalExecutor
 
 mod data;
+mod docker;
 pub(crate) mod host;
 mod map;
 mod threads;
@@ -79,7 +82,16 @@ pub struct WorkerArgs {
     /// attempts, and evict cached inputs no running attempt needs.
     #[arg(long, default_value_t = 1024)]
     min_free_mb: u64,
+    /// Offer the `docker` executor: attempts that name a container image
+    /// run on this machine's Docker engine (DOCKER_HOST or
+    /// /var/run/docker.sock); the worker refuses to start if it does not
+    /// answer [default: off; such attempts go to other workers].
+    #[arg(long, env = "TESSERA_DOCKER", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    docker: Option<bool>,
 }
+
+/// The worker's executor: host processes, and containers with `--docker`.
+type Exec = tessera_exec::Split<LocalExecutor, tessera_docker::DockerExecutor>;
 
 /// What the main loop hears.
 enum Msg {
@@ -176,6 +188,12 @@ pub fn run(
         None => hostname(),
     };
     let data_dir = args.data_dir.clone().unwrap_or_else(|| ".".into());
+    let with_docker = args.docker.unwrap_or(false);
+    let executors = if with_docker {
+        vec!["local", "docker"]
+    } else {
+        vec!["local"]
+    };
     let info = json!({
         "name": name,
         "slots": slots,
@@ -183,7 +201,7 @@ pub fn run(
         "memory_mb": memory_mb(),
         "disk_free_mb": disk_free_mb(&data_dir),
         "labels": labels,
-        "executors": ["local"],
+        "executors": executors,
         "data": args.data,
     });
     let conn = Arc::new(Conn {
@@ -198,6 +216,50 @@ pub fn run(
             .timeout_write(Duration::from_secs(60))
             .build(),
     });
+    let (tx, rx) = mpsc::channel();
+    let sink_tx = Mutex::new(tx.clone());
+    let sink: EventSink = Arc::new(move |e| {
+        let _ = sink_tx.lock().map(|tx| tx.send(Msg::Exec(e)));
+    });
+    let op_program = std::env::current_exe()
+        .map_err(|e| Failure::env(format!("cannot find the tessera executable: {e}")))?;
+    // The engine is connected (and this worker's leftovers removed) before
+    // it registers: a worker that cannot run containers never offers them.
+    let mut docker_failed = None;
+    let exec = tessera_exec::Split::new(
+        sink,
+        |sink| {
+            let config = LocalConfig {
+                op_program,
+                sink,
+                run_as: None,
+            };
+            LocalExecutor::with_spawner(config, Ok(spawner))
+        },
+        |sink| {
+            if !with_docker {
+                return None;
+            }
+            match docker::connect(&name, sink) {
+                Ok((docker, 0)) => Some(docker),
+                Ok((docker, removed)) => {
+                    eprintln!(
+                        "tessera worker: removed {removed} containers an earlier run of {name} left"
+                    );
+                    Some(docker)
+                }
+                Err(e) => {
+                    docker_failed = Some(e);
+                    None
+                }
+            }
+        },
+    );
+    if let Some(e) = docker_failed {
+        return Err(Failure::env(format!(
+            "--docker: {e}; start the Docker engine, or run this worker without --docker"
+        )));
+    }
     let server_dir = std::sync::OnceLock::new();
     let register = || -> Result<(String, Duration)> {
         let v = conn.post("/workers", &info).map_err(|e| {
@@ -240,21 +302,6 @@ pub fn run(
     };
     let id = Arc::new(Mutex::new(id));
     let draining = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = mpsc::channel();
-    let sink_tx = Mutex::new(tx.clone());
-    let sink: EventSink = Arc::new(move |e| {
-        let _ = sink_tx.lock().map(|tx| tx.send(Msg::Exec(e)));
-    });
-    let op_program = std::env::current_exe()
-        .map_err(|e| Failure::env(format!("cannot find the tessera executable: {e}")))?;
-    let exec = LocalExecutor::with_spawner(
-        LocalConfig {
-            op_program,
-            sink,
-            run_as: None,
-        },
-        Ok(spawner),
-    );
     let stop = signal_flag()?;
     let held = Held::default();
     spawn_poller(
@@ -300,7 +347,7 @@ struct Running {
     id: Arc<Mutex<String>>,
     name: String,
     map: PathMap,
-    exec: LocalExecutor,
+    exec: Exec,
     held: Held,
     /// With `--data http`: this worker's copies of the server's files.
     cache: Option<Arc<data::Cache>>,
@@ -400,7 +447,7 @@ impl Running {
                 env,
                 workdir: a["workdir"].as_str()?.into(),
                 log_dir: a["log_dir"].as_str()?.into(),
-                image: None,
+                image: a["image"].as_str().map(String::from),
                 cpu: a["cpu"].as_u64()? as u32,
                 memory_mb: a["memory_mb"].as_u64()?,
                 labels: Default::default(),

@@ -251,3 +251,53 @@ fn attempts_no_ready_node_can_take_are_reported_with_the_reason() {
         .as_deref()
         .is_some_and(|w| w.starts_with("no node is ready")));
 }
+
+#[test]
+fn an_image_attempt_goes_only_to_a_node_that_offers_docker() {
+    let t0 = Instant::now();
+    let boxed = |index| StartRequest {
+        image: Some("tessera-local:dev".into()),
+        ..req(1, index, 1, 0, &[])
+    };
+    let mut docker = node("d", 2, 0, &[]);
+    docker.info.executors = vec!["local".into(), DOCKER.into()];
+    let mut plain = node("p", 2, 0, &[]);
+    plain.info.executors = vec!["local".into()];
+    let mut s = inner(
+        vec![plain, docker],
+        vec![(boxed(0), None), (req(1, 1, 1, 0, &[]), None)],
+        t0,
+    );
+    let reason = |s: &Inner, i: usize| unplaceable(&s.queue[i].req, &s.workers);
+    assert_eq!(reason(&s, 0), None, "d could take it");
+    assert_eq!(give(&mut s, 0, t0), [1], "p never gets the image attempt");
+    assert_eq!(give(&mut s, 1, t0), [0]);
+
+    // Only nodes without docker: unplaceable, saying how to fix it.
+    let mut s = inner(vec![node("p", 2, 0, &[])], vec![(boxed(0), None)], t0);
+    assert_eq!(give(&mut s, 0, t0), Vec::<u32>::new());
+    let why = reason(&s, 0).unwrap();
+    assert!(
+        why.contains(
+            "tessera-local:dev, and no ready node offers docker; start a worker with --docker"
+        ),
+        "{why}"
+    );
+    // Docker somewhere, but not with the labels it needs.
+    let labelled_image = StartRequest {
+        image: Some("x".into()),
+        ..req(1, 0, 1, 0, &[("gpu", "a100")])
+    };
+    let mut d = node("d", 2, 0, &[]);
+    d.info.executors = vec![DOCKER.into()];
+    let s = inner(
+        vec![d, node("g", 2, 0, &[("gpu", "a100")])],
+        vec![(labelled_image, None)],
+        t0,
+    );
+    let why = reason(&s, 0).unwrap();
+    assert!(
+        why.contains("gpu=a100, which no ready node that offers docker carries"),
+        "{why}"
+    );
+}
