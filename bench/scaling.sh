@@ -30,6 +30,10 @@
 #                           run always keeps it
 #   TESSERA=<path>          use this binary instead of building target/release/tessera
 #   TESSERA_IMAGE=tessera-local:bench the tag deploy/image/build-rootfs.sh builds here
+#   BENCH_DATA=shared       http: the workers get no bind mount and run with
+#                           `--data http` (they fetch inputs and send outputs
+#                           over HTTP); every run then also prints, over its
+#                           chunks, encode time beside transfer time and bytes
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -45,6 +49,8 @@ chunk="${BENCH_CHUNK_SECONDS:-2}"
 timeout="${BENCH_TIMEOUT:-1800}"
 out="${BENCH_OUT:-$here/out}"
 keep="${BENCH_KEEP:-0}"
+data_mode="${BENCH_DATA:-shared}"
+[[ "$data_mode" == shared || "$data_mode" == http ]] || { echo "scaling: BENCH_DATA is shared or http" >&2; exit 2; }
 # Its own tag, so a run never swaps the image the tests use under them.
 image="${TESSERA_IMAGE:-tessera-local:bench}"
 
@@ -185,12 +191,36 @@ ready_count() {
     api GET /nodes | jq '[.nodes[] | select(.state == "ready")] | length'
 }
 
+# Over a job's succeeded chunk attempts: encode (process) time beside the
+# time and bytes spent moving their files (0 with a shared filesystem).
+chunk_report() { # JOB TAG
+    local tasks attempts
+    tasks="$(api GET "/jobs/$1/tasks?limit=10000")"
+    attempts="$(api GET "/jobs/$1/attempts?limit=10000")"
+    jq -nr --arg tag "$2" --argjson t "$tasks" --argjson a "$attempts" '
+        ($t | map({key: (.index | tostring), value: .name}) | from_entries) as $names
+        | [$a[] | select(.outcome == "succeeded")
+            | select($names[.task | tostring] | startswith("encode-chunk-"))
+            | {w: .usage.wall_ms, x: (.usage.transfer_ms // 0), b: (.usage.transfer_bytes // 0)}]
+        | (map(.w) | add) as $w | (map(.x) | add) as $x | (map(.b) | add) as $b
+        | "\($tag): \(length) chunks, encode \($w) ms, transfer \($x) ms (\(if $w > 0 then ($x * 1000 / $w | floor) / 10 else 0 end)% of encode), \($b) bytes moved"'
+}
+
 # One run with N workers: sets run_wall, run_cpu and run_server_cpu (s).
 one_run() {
     local n="$1" tag="$2" i up job t0 state v
     for ((i = 0; i < n; i++)); do
-        container "w$i" --cpuset-cpus "$i" -e "TESSERA_WORKER_TOKEN=${tokens[$i]}" -- \
-            worker --server "http://$prefix-server:6543" --name "w$i" --slots 1 --grace 0 --data-dir "$data"
+        if [[ "$data_mode" == http ]]; then
+            # Nothing mounted: the worker keeps its own copies at the
+            # server's paths (as root, so it can create them).
+            docker run -d --name "$prefix-w$i" --label "$label" --network "$net" \
+                --cpuset-cpus "$i" -e "TESSERA_WORKER_TOKEN=${tokens[$i]}" "$image" tessera \
+                worker --server "http://$prefix-server:6543" --name "w$i" --slots 1 --grace 0 \
+                --data http --min-free-mb 64 >/dev/null
+        else
+            container "w$i" --cpuset-cpus "$i" -e "TESSERA_WORKER_TOKEN=${tokens[$i]}" -- \
+                worker --server "http://$prefix-server:6543" --name "w$i" --slots 1 --grace 0 --data-dir "$data"
+        fi
     done
     t0=$SECONDS
     until [[ "$(ready_count)" == "$n" ]]; do
@@ -227,6 +257,7 @@ one_run() {
         docker stop -t 10 "$prefix-w$i" >/dev/null
         docker rm -f "$prefix-w$i" >/dev/null
     done
+    chunk_report "$job" "$tag" >>"$run/chunks.txt"
     local result="$run/out-$tag.mp4"
     api GET "/jobs/$job/output" -o "$result"
     "$tessera" verify "$src" "$result" >"$run/verify-$tag.txt" 2>&1 ||
@@ -263,5 +294,7 @@ c2="$(median "${cpus2[@]}")"
 echo
 echo "median wall: 1 worker $m1 s, 2 workers $m2 s"
 echo "median cpu:  1 worker $c1 s ($(awk -v c="$c1" -v w="$m1" 'BEGIN { printf "%.0f", 100 * c / w }')% of a core), 2 workers $c2 s ($(awk -v c="$c2" -v w="$m2" 'BEGIN { printf "%.0f", 100 * c / w }')%)"
+echo "per-chunk data ($data_mode filesystem):"
+sed 's/^/  /' "$run/chunks.txt"
 echo "speedup (median 1-worker wall / median 2-worker wall): $(awk -v a="$m1" -v b="$m2" 'BEGIN { printf "%.2f", a / b }')x  (target >= 1.8)"
 echo "median of per-round ratios: $(median "${ratios[@]}")x  (rounds: ${ratios[*]})"
