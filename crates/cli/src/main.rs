@@ -93,7 +93,11 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("tessera: {}", f.message);
+            // Not eprintln!: a standard error that cannot be written (a
+            // log file on a full disk) must not turn the exit code into a
+            // panic's.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "tessera: {}", f.message);
             ExitCode::from(f.code as u8)
         }
     }

@@ -41,11 +41,19 @@ pub struct OpArgs {
     file: Option<PathBuf>,
 }
 
+/// `println!` that ignores a standard output it cannot write (an attempt's
+/// log on a full disk): the op's own result decides its exit code.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub fn run(args: OpArgs) -> Result<()> {
     if let (OpName::Probe, Some(file)) = (args.op, &args.file) {
         let info = media::probe(file)?;
         let json = serde_json::to_string_pretty(&info).map_err(Failure::internal)?;
-        println!("{json}");
+        say!("{json}");
         return Ok(());
     }
     let workdir = args.workdir.ok_or_else(|| {
@@ -58,7 +66,7 @@ pub fn run(args: OpArgs) -> Result<()> {
         OpName::Plan => {
             let tasks = media::plan_op(&workdir)?;
             write_expansion(&tasks)?;
-            println!("planned {} follow-on tasks", tasks.len());
+            say!("planned {} follow-on tasks", tasks.len());
         }
         OpName::EncodeChunk => {
             let n = args
@@ -70,22 +78,22 @@ pub fn run(args: OpArgs) -> Result<()> {
                 let _ = out.flush();
             };
             let path = media::encode_chunk(&workdir, n, &mut report)?;
-            println!("chunk {n} written to {}", path.display());
+            say!("chunk {n} written to {}", path.display());
         }
         OpName::EncodeAudio => match media::encode_audio(&workdir)? {
-            Some(p) => println!("audio written to {}", p.display()),
-            None => println!("the source has no audio"),
+            Some(p) => say!("audio written to {}", p.display()),
+            None => say!("the source has no audio"),
         },
         OpName::Concat => {
             let p = media::concat(&workdir)?;
-            println!("joined into {}", p.display());
+            say!("joined into {}", p.display());
         }
         OpName::Verify => {
             let result = media::verify_op(&workdir, VerifyOptions { decode: false });
             match result {
                 Ok(report) => {
                     let _ = std::fs::write(workdir.join(VERIFY_REPORT), report.to_string());
-                    println!("{report}");
+                    say!("{report}");
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -99,7 +107,7 @@ fn write_expansion(tasks: &[tessera_types::TaskSpec]) -> Result<()> {
     let Some(path) = std::env::var_os("TESSERA_EXPAND") else {
         // Run by hand: print them instead.
         let json = serde_json::to_string_pretty(tasks).map_err(Failure::internal)?;
-        println!("{json}");
+        say!("{json}");
         return Ok(());
     };
     let path = PathBuf::from(path);
@@ -129,7 +137,7 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
             decode: !args.no_decode,
         },
     )?;
-    println!("{report}");
+    say!("{report}");
     if report.passed() {
         Ok(())
     } else {

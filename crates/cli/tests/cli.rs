@@ -9,6 +9,10 @@
 //!   one cut off the network past its lease (fenced, then back), the server
 //!   SIGKILLed and restarted, random kills: always frame-exact, each chunk
 //!   succeeding once.
+//! - `chaos_disk`: the same with `--data http` workers, one on a tmpfs
+//!   filled mid-chunk: its attempt is lost to the full disk, it shows
+//!   `disk_low`, the encode stays exact, and it takes work again once
+//!   there is room.
 //! - `docker`: `tessera server --docker` runs a task that names an image in
 //!   a container that shares the job's folder with host tasks; without the
 //!   flag the spec is refused.
@@ -49,6 +53,8 @@
 mod bad_input;
 #[path = "cli/chaos.rs"]
 mod chaos;
+#[path = "cli/chaos_disk.rs"]
+mod chaos_disk;
 #[path = "cli/docker.rs"]
 mod docker;
 #[path = "cli/docker_workers.rs"]

@@ -376,11 +376,9 @@ pub(crate) async fn heartbeat(
         for key in &orphans {
             w.leases.remove(key);
         }
-        if !orphans.is_empty() {
-            for key in orphans {
-                let why = format!("worker {name} does not run it (it never got the attempt)");
-                pool.lose_attempt(&mut inner, key, why, now_ms());
-            }
+        for key in orphans {
+            let why = format!("worker {name} does not run it (it never got the attempt)");
+            pool.lose_attempt(&mut inner, key, &name, why, now_ms());
         }
     }
     if (was != NodeState::Draining && body.draining) || low_changed {
@@ -474,8 +472,14 @@ pub(crate) async fn attempt_events(
                 progress: Progress { done, total },
             },
             WireEvent::Exited { error, usage } => {
-                if let Some(w) = inner.worker(&id) {
+                let name = inner.worker(&id).map(|w| {
                     w.leases.remove(&(task, attempt));
+                    w.info.name.clone()
+                });
+                match (&error, name) {
+                    (None, _) => inner.ended_well(task),
+                    (Some(_), Some(name)) => inner.ended_badly(task, &name),
+                    (Some(_), None) => {}
                 }
                 ExecEvent::Exited {
                     task,
@@ -485,10 +489,11 @@ pub(crate) async fn attempt_events(
                 }
             }
             WireEvent::Lost { reason } => {
-                if let Some(w) = inner.worker(&id) {
+                let name = inner.worker(&id).map_or(String::new(), |w| {
                     w.leases.remove(&(task, attempt));
-                }
-                pool.lose_attempt(&mut inner, (task, attempt), reason, now_ms());
+                    w.info.name.clone()
+                });
+                pool.lose_attempt(&mut inner, (task, attempt), &name, reason, now_ms());
                 continue;
             }
         };

@@ -15,9 +15,13 @@
 //!   [`LOCALITY_WAIT`] after it was queued;
 //! - **spread**: a node that already runs more of a job's attempts than
 //!   another ready node with room for the next one leaves it to that node,
-//!   for at most [`SPREAD_WAIT`].
+//!   for at most [`SPREAD_WAIT`];
+//! - **retry elsewhere**: a retry whose task's earlier attempt was lost or
+//!   failed on this node (`Queued::avoid`) is left for any other ready node
+//!   that could run it (even one busy now), for at most [`RETRY_WAIT`]; a
+//!   node with nowhere else to send it takes it at once.
 //!
-//! Both waits are bounded, so nothing waits forever for a preference.
+//! Every wait is bounded, so nothing waits forever for a preference.
 //! [`unplaceable`] says why no ready node could ever take an attempt.
 
 use super::pool::{NodeState, Worker};
@@ -34,6 +38,9 @@ pub(crate) const DOCKER: &str = "docker";
 pub(crate) const LOCALITY_WAIT: Duration = Duration::from_secs(2);
 /// The longest an attempt is kept for a node that runs fewer of its job's.
 pub(crate) const SPREAD_WAIT: Duration = Duration::from_secs(2);
+/// The longest a retry is kept from the nodes its task's earlier attempts
+/// ended badly on (long enough for a busy other node to finish a chunk).
+pub(crate) const RETRY_WAIT: Duration = Duration::from_secs(5);
 
 /// An attempt waiting for a node.
 pub(crate) struct Queued {
@@ -44,6 +51,9 @@ pub(crate) struct Queued {
     pub input: Option<PathBuf>,
     /// Why no ready node could ever take it, once found (logged once).
     pub unplaceable: Option<String>,
+    /// Names of the nodes earlier attempts of its task were lost or failed
+    /// on: others are preferred (see [`RETRY_WAIT`]).
+    pub avoid: Vec<String>,
 }
 
 impl Queued {
@@ -53,7 +63,14 @@ impl Queued {
             since,
             input,
             unplaceable: None,
+            avoid: Vec::new(),
         }
+    }
+
+    /// The same, kept from the nodes named in `avoid` for a while.
+    pub fn avoiding(mut self, avoid: Vec<String>) -> Self {
+        self.avoid = avoid;
+        self
     }
 }
 
@@ -159,6 +176,14 @@ pub(crate) fn place(
             continue;
         }
         let waited = now.saturating_duration_since(q.since);
+        if waited < RETRY_WAIT
+            && q.avoid.contains(&me.info.name)
+            && others
+                .iter()
+                .any(|(n, _, _)| could(n, req) && !q.avoid.contains(&n.info.name))
+        {
+            continue;
+        }
         let local_input = q
             .input
             .as_ref()

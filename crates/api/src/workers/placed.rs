@@ -48,6 +48,7 @@ impl Placed {
         let name = info.name.clone();
         pool.add_local(info, crate::state::now_ms());
         let weak = Arc::downgrade(&pool);
+        let name_in_sink = name.clone();
         let local_sink: EventSink = Arc::new(move |event: ExecEvent| {
             if let ExecEvent::Exited { task, attempt, .. } | ExecEvent::Lost { task, attempt, .. } =
                 &event
@@ -56,6 +57,10 @@ impl Placed {
                     let mut inner = pool.lock();
                     if let Some(node) = inner.workers.iter_mut().find(|w| w.local) {
                         node.leases.remove(&(*task, *attempt));
+                    }
+                    match &event {
+                        ExecEvent::Exited { result: Ok(()), .. } => inner.ended_well(*task),
+                        _ => inner.ended_badly(*task, &name_in_sink),
                     }
                     drop(inner);
                     pool.kick();
@@ -146,9 +151,9 @@ impl Executor for Placed {
         }
         let input = self.pool.input_of(&req);
         let mut inner = self.pool.lock();
-        inner
-            .queue
-            .push_back(super::place::Queued::new(req, input, Instant::now()));
+        let avoid = inner.avoid(req.task);
+        let queued = super::place::Queued::new(req, input, Instant::now()).avoiding(avoid);
+        inner.queue.push_back(queued);
         inner.review();
         drop(inner);
         self.pool.kick();

@@ -132,12 +132,20 @@ const GIVEN_UP_KEPT: usize = 100_000;
 /// Attempts given up, by attempt: when and why (for the fencing message).
 type GivenUp = HashMap<(TaskRef, AttemptNo), (u64, String)>;
 
+/// Tasks remembered with the nodes their attempts ended badly on, at most.
+const BAD_NODES_KEPT: usize = 100_000;
+/// Nodes remembered per task, at most (the latest ones).
+const BAD_NODES_PER_TASK: usize = 8;
+
 #[derive(Default)]
 pub(crate) struct Inner {
     /// Attempts no node took yet, in the scheduler's order.
     pub queue: VecDeque<Queued>,
     pub workers: Vec<Worker>,
     pub given_up: GivenUp,
+    /// Per task, the names of the nodes its attempts were lost or failed
+    /// on, until one succeeds: its retries prefer other nodes.
+    pub bad_nodes: HashMap<TaskRef, Vec<String>>,
     next_id: u64,
 }
 
@@ -327,8 +335,10 @@ impl Pool {
         };
         w.state = NodeState::Lost;
         w.orders.clear();
+        let name = w.info.name.clone();
         let held: Vec<_> = w.leases.drain().map(|(k, _)| k).collect();
         for (task, attempt) in held {
+            inner.ended_badly(task, &name);
             inner
                 .given_up
                 .insert((task, attempt), (now_ms, why.to_string()));
@@ -341,15 +351,18 @@ impl Pool {
         self.capacity_changed(inner);
     }
 
-    /// Ends one attempt a worker held as lost (it says it does not run it).
+    /// Ends one attempt the worker named `node` held as lost (it says it
+    /// does not run it, or could not move its files).
     pub(crate) fn lose_attempt(
         &self,
         inner: &mut Inner,
         key: (TaskRef, AttemptNo),
+        node: &str,
         why: String,
         now_ms: u64,
     ) {
         let (task, attempt) = key;
+        inner.ended_badly(task, node);
         inner.given_up.insert(key, (now_ms, why.clone()));
         self.emit(ExecEvent::Lost {
             task,
@@ -394,6 +407,31 @@ impl Inner {
             .filter(|w| w.takes_work())
             .map(|w| w.info.slots)
             .sum()
+    }
+
+    /// Notes that an attempt of `task` was lost or failed on the node
+    /// named `node`: its next attempts prefer other nodes.
+    pub fn ended_badly(&mut self, task: TaskRef, node: &str) {
+        if self.bad_nodes.len() >= BAD_NODES_KEPT && !self.bad_nodes.contains_key(&task) {
+            // Only the preference is forgotten for the oldest failures.
+            self.bad_nodes.clear();
+        }
+        let names = self.bad_nodes.entry(task).or_default();
+        names.retain(|n| n != node);
+        names.push(node.to_string());
+        if names.len() > BAD_NODES_PER_TASK {
+            names.remove(0);
+        }
+    }
+
+    /// An attempt of `task` succeeded: it no longer avoids any node.
+    pub fn ended_well(&mut self, task: TaskRef) {
+        self.bad_nodes.remove(&task);
+    }
+
+    /// The nodes a new attempt of `task` should prefer not to run on.
+    pub fn avoid(&self, task: TaskRef) -> Vec<String> {
+        self.bad_nodes.get(&task).cloned().unwrap_or_default()
     }
 
     pub fn worker(&mut self, id: &str) -> Option<&mut Worker> {

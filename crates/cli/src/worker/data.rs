@@ -184,6 +184,23 @@ impl Cache {
         low
     }
 
+    /// Why an attempt that failed with `error` counts as lost to a full
+    /// disk rather than as a task failure: its error names ENOSPC, or the
+    /// data directory has less than 1 MiB free (the encoder may not even
+    /// have been able to write its log). `None` otherwise.
+    pub(super) fn full_disk_failure(&self, error: &str) -> Option<String> {
+        let free = super::host::disk_free_mb(&self.data_dir);
+        let enospc = error.contains("No space left on device");
+        (enospc || free == 0).then(|| {
+            format!(
+                "worker {} ran out of disk: its disk is full ({free} MiB free in {}); the \
+                 attempt failed with: {error}",
+                self.name,
+                self.data_dir.display()
+            )
+        })
+    }
+
     /// Marks the inputs of a plan no longer in use by one attempt.
     pub(super) fn release(&self, plan: &Plan) {
         let mut index = self.index();

@@ -577,8 +577,14 @@ impl Running {
                 key,
             };
             let sent = t.send_back(&fetched.plan, &fetched.before, result.is_err());
+            // Judged before the inputs are released (and may be evicted).
+            let full = result
+                .as_ref()
+                .err()
+                .and_then(|e| cache.full_disk_failure(e));
             cache.release(&fetched.plan);
             let wire = match sent {
+                Ok(_) if full.is_some() => full.map(Wire::Lost),
                 Ok(up) => {
                     usage.transfer_ms = fetched.down.ms + up.ms;
                     usage.transfer_bytes = fetched.down.bytes + up.bytes;
@@ -603,10 +609,13 @@ impl Running {
 
     /// Reports an attempt lost by its transfers (it uses up no retry).
     fn report_lost(&mut self, (task, attempt): Key, reason: String) {
-        if !self.held.remove((task, attempt)) {
+        if !self.held.contains((task, attempt)) {
             return;
         }
         eprintln!("tessera worker: attempt {attempt} of task {task} lost: {reason}");
+        // Still listed as running in this beat: the lost report follows.
+        self.say_if_disk_low();
+        self.held.remove((task, attempt));
         let path = format!(
             "/workers/{}/attempts/{}/{}/{attempt}/events",
             self.id(),
@@ -619,6 +628,28 @@ impl Running {
                 Ok(_) | Err(Some(_)) => return,
                 Err(None) => std::thread::sleep(Duration::from_millis(200)),
             }
+        }
+    }
+
+    /// With `--data http`, when the disk is below `--min-free-mb`: tells
+    /// the server at once (a heartbeat) rather than at the next beat, so
+    /// the slot a lost attempt frees is not filled here again meanwhile.
+    fn say_if_disk_low(&mut self) {
+        let Some(cache) = &self.cache else { return };
+        if !cache.check_disk() {
+            return;
+        }
+        let body = json!({
+            "running": self.held.as_json(),
+            "holds": cache.holds(),
+            "disk_low": true,
+        });
+        if let Ok(v) = self
+            .conn
+            .post(&format!("/workers/{}/heartbeat", self.id()), &body)
+        {
+            let orders = v["orders"].as_array().cloned().unwrap_or_default();
+            self.obey(orders);
         }
     }
 

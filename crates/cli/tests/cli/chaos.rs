@@ -5,6 +5,10 @@
 //! cut off the network for longer than its lease, and the server SIGKILLed
 //! and started again: each time the job succeeds, the download matches the
 //! source frame for frame, and every chunk succeeded exactly once.
+//!
+//! The full-disk scenario is in `chaos_disk.rs`: the same cluster with
+//! `--data http` workers (nothing of the host mounted), one of them on a
+//! small tmpfs that is filled mid-chunk.
 
 use crate::support::{
     argv, bootstrap, docker_engine_present, local_image, run, tessera, tessera_run,
@@ -21,7 +25,7 @@ use std::time::{Duration, Instant};
 const LEASE_MS: u32 = 2000;
 
 /// `docker ARGS`: its stdout, or a panic carrying its stderr.
-fn docker(args: &[&str]) -> String {
+pub(crate) fn docker(args: &[&str]) -> String {
     let out = Command::new("docker").args(args).output().unwrap();
     assert!(
         out.status.success(),
@@ -34,17 +38,35 @@ fn docker(args: &[&str]) -> String {
 
 /// The server and three workers (`w1`..`w3`, one slot each) in containers;
 /// dropping it removes the containers and the network.
-struct Cluster {
-    dir: tempfile::TempDir,
+pub(crate) struct Cluster {
+    pub dir: tempfile::TempDir,
     prefix: String,
     net: String,
-    data: PathBuf,
+    pub data: PathBuf,
     url: String,
     key: String,
 }
 
+/// How a worker of a [`Cluster`] gets its files.
+pub(crate) enum Data {
+    /// The host folder with the data directory, bind-mounted.
+    Shared,
+    /// `--data http` with these extra `docker run` options and worker
+    /// arguments; nothing of the host is mounted.
+    Http {
+        opts: Vec<String>,
+        args: Vec<String>,
+    },
+}
+
 impl Cluster {
     fn start() -> Self {
+        Self::start_with(&|_, _| Data::Shared)
+    }
+
+    /// A cluster whose worker `wN` gets its files as `how(wN, the data
+    /// directory)` says.
+    pub fn start_with(how: &dyn Fn(&str, &Path) -> Data) -> Self {
         static RUN: AtomicU32 = AtomicU32::new(0);
         let prefix = format!(
             "tessera-chaos-{}-{}",
@@ -77,6 +99,7 @@ impl Cluster {
         let lease = LEASE_MS.to_string();
         c.run_container(
             "server",
+            true,
             &["-p", "127.0.0.1::6543"],
             &["server", "--listen", "0.0.0.0:6543", "--data-dir", &d],
             &["--slots", "0", "--lease-ms", &lease],
@@ -85,40 +108,41 @@ impl Cluster {
         let server = format!("http://{}-server:6543", c.prefix);
         for n in 1..=3 {
             let name = format!("w{n}");
-            c.run_container(
-                &name,
-                &[],
-                &["worker", "--server", &server, "--token", &token],
-                &[
-                    "--name",
-                    &name,
-                    "--slots",
-                    "1",
-                    "--grace",
-                    "0",
-                    "--data-dir",
-                    &d,
-                ],
-            );
+            let mut more = vec!["--name", &name, "--slots", "1", "--grace", "0"];
+            more.extend(["--data-dir", &d]);
+            let spec = how(&name, &c.data);
+            let opts: Vec<&str> = match &spec {
+                Data::Shared => Vec::new(),
+                Data::Http { opts, args } => {
+                    more.extend(["--data", "http"]);
+                    more.extend(args.iter().map(String::as_str));
+                    opts.iter().map(String::as_str).collect()
+                }
+            };
+            let shared = matches!(spec, Data::Shared);
+            let run = ["worker", "--server", &server, "--token", &token];
+            c.run_container(&name, shared, &opts, &run, &more);
         }
         c.wait_ready(&["w1", "w2", "w3"]);
         c
     }
 
-    fn container(&self, name: &str) -> String {
+    pub fn container(&self, name: &str) -> String {
         format!("{}-{name}", self.prefix)
     }
 
-    /// `docker run -d` of `tessera ARGS MORE` as this user, on the network,
-    /// with the temporary folder at the same path.
-    fn run_container(&self, name: &str, opts: &[&str], args: &[&str], more: &[&str]) {
+    /// `docker run -d` of `tessera ARGS MORE` on the network; when
+    /// `shared`, as this user with the temporary folder at the same path.
+    fn run_container(&self, name: &str, shared: bool, opts: &[&str], args: &[&str], more: &[&str]) {
         // SAFETY: getuid and getgid have no preconditions.
         let user = unsafe { format!("{}:{}", libc::getuid(), libc::getgid()) };
         let root = self.dir.path().to_str().unwrap();
         let mount = format!("{root}:{root}");
         let container = self.container(name);
         let mut all = vec!["run", "-d", "--name", &container, "--network", &self.net];
-        all.extend(["--user", &user, "-v", &mount]);
+        if shared {
+            all.extend(["--user", &user, "-v", &mount]);
+        }
         all.extend(opts);
         all.extend([local_image(), "tessera"]);
         all.extend(args);
@@ -148,13 +172,13 @@ impl Cluster {
     }
 
     /// Fails with every container's log once `limit` seconds passed since `start`.
-    fn check(&self, start: Instant, limit: u64, what: &str) {
+    pub fn check(&self, start: Instant, limit: u64, what: &str) {
         if start.elapsed() > Duration::from_secs(limit) {
             self.fail(&format!("{what} within {limit} s"));
         }
     }
 
-    fn fail(&self, what: &str) -> ! {
+    pub fn fail(&self, what: &str) -> ! {
         let mut logs = String::new();
         for name in ["server", "w1", "w2", "w3"] {
             let out = Command::new("docker")
@@ -170,7 +194,7 @@ impl Cluster {
         panic!("{what}\n{logs}");
     }
 
-    fn get(&self, path: &str) -> Value {
+    pub fn get(&self, path: &str) -> Value {
         let r = ureq::get(&format!("{}/api/v1{path}", self.url))
             .set("Authorization", &format!("Bearer {}", self.key))
             .timeout(Duration::from_secs(10))
@@ -181,7 +205,7 @@ impl Cluster {
         }
     }
 
-    fn nodes(&self) -> Vec<Value> {
+    pub fn nodes(&self) -> Vec<Value> {
         self.get("/nodes")["nodes"]
             .as_array()
             .cloned()
@@ -189,7 +213,7 @@ impl Cluster {
     }
 
     /// Waits (bounded) until a ready worker has each of `names`; their ids.
-    fn wait_ready(&self, names: &[&str]) -> BTreeMap<String, String> {
+    pub fn wait_ready(&self, names: &[&str]) -> BTreeMap<String, String> {
         let start = Instant::now();
         loop {
             let ready: BTreeMap<String, String> = self
@@ -207,7 +231,7 @@ impl Cluster {
     }
 
     /// Uploads the clip and starts its lossless encode in 2 s chunks; the job.
-    fn encode(&self, clip: &Path) -> i64 {
+    pub fn encode(&self, clip: &Path) -> i64 {
         let up: Value = ureq::post(&format!("{}/api/v1/projects/video/uploads", self.url))
             .set("Authorization", &format!("Bearer {}", self.key))
             .query("name", "clip.mp4")
@@ -256,7 +280,7 @@ impl Cluster {
     }
 
     /// The indexes of the job's `encode-chunk-*` tasks (none before the plan).
-    fn chunk_indexes(&self, job: i64) -> Vec<u64> {
+    pub fn chunk_indexes(&self, job: i64) -> Vec<u64> {
         let tasks = self.get(&format!("/jobs/{job}/tasks"));
         tasks
             .as_array()
@@ -268,7 +292,7 @@ impl Cluster {
     }
 
     /// Waits (bounded) for the job to succeed.
-    fn wait_succeeded(&self, job: i64) {
+    pub fn wait_succeeded(&self, job: i64) {
         let start = Instant::now();
         loop {
             let v = self.get(&format!("/jobs/{job}"));
@@ -282,13 +306,13 @@ impl Cluster {
         }
     }
 
-    fn attempts(&self, job: i64) -> Vec<Value> {
+    pub fn attempts(&self, job: i64) -> Vec<Value> {
         let v = self.get(&format!("/jobs/{job}/attempts"));
         v.as_array().cloned().unwrap_or_default()
     }
 
     /// The job's attempt `(index, attempt)`.
-    fn attempt(&self, job: i64, at: (u64, u64)) -> Value {
+    pub fn attempt(&self, job: i64, at: (u64, u64)) -> Value {
         self.attempts(job)
             .into_iter()
             .find(|a| a["task"] == at.0 && a["attempt"] == at.1)
@@ -297,7 +321,7 @@ impl Cluster {
 
     /// The job's output matches `clip` frame for frame, and every chunk
     /// task has exactly one succeeded attempt.
-    fn check_result(&self, job: i64, clip: &Path) {
+    pub fn check_result(&self, job: i64, clip: &Path) {
         let resp = ureq::get(&format!("{}/api/v1/jobs/{job}/output", self.url))
             .set("Authorization", &format!("Bearer {}", self.key))
             .call()
@@ -334,12 +358,12 @@ impl Drop for Cluster {
     }
 }
 
-fn s(v: &Value) -> String {
+pub(crate) fn s(v: &Value) -> String {
     v.as_str().unwrap_or("").to_string()
 }
 
 /// 6 s of noisy 720p (three 2 s chunks of about 2 s of ffv1 work each).
-fn clip(dir: &Path) -> PathBuf {
+pub(crate) fn clip(dir: &Path) -> PathBuf {
     let clip = dir.join("clip.mp4");
     tessera_media::testclips::sample_720p(&clip, 6).unwrap();
     clip

@@ -434,17 +434,20 @@ pub fn docker_engine_present() -> bool {
     present
 }
 
-/// The no-registry image (`tessera-local:dev`), built by
-/// deploy/image/build-rootfs.sh from this build's binary once per test
-/// process (quick when it is up to date).
+/// The no-registry image (`tessera-local:dev`, or the tag in
+/// `TESSERA_IMAGE`: builds of several checkouts on one engine should not
+/// share a tag), built by deploy/image/build-rootfs.sh from this build's
+/// binary once per test process (quick when it is up to date).
 pub fn local_image() -> &'static str {
-    static BUILT: std::sync::Once = std::sync::Once::new();
-    BUILT.call_once(|| {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        let tag = std::env::var("TESSERA_IMAGE").unwrap_or_else(|_| "tessera-local:dev".into());
         let script =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/image/build-rootfs.sh");
         let out = Command::new("bash")
             .arg(script)
             .arg(env!("CARGO_BIN_EXE_tessera"))
+            .env("TESSERA_IMAGE", &tag)
             .output()
             .unwrap();
         assert!(
@@ -452,6 +455,6 @@ pub fn local_image() -> &'static str {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-    });
-    "tessera-local:dev"
+        tag
+    })
 }

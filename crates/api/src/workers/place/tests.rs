@@ -301,3 +301,84 @@ fn an_image_attempt_goes_only_to_a_node_that_offers_docker() {
         "{why}"
     );
 }
+
+#[test]
+fn a_retry_prefers_any_other_node_than_the_ones_its_task_ended_badly_on_for_a_bounded_time() {
+    let t0 = Instant::now();
+    let soon = t0 + Duration::from_millis(500);
+    let retry = |avoid: &[&str]| {
+        let mut r = req(1, 3, 1, 0, &[]);
+        r.attempt = 2;
+        Queued::new(r, None, t0).avoiding(avoid.iter().map(|n| n.to_string()).collect())
+    };
+    let mut s = inner(
+        vec![node("full", 1, 0, &[]), node("b", 1, 0, &[])],
+        vec![],
+        t0,
+    );
+    s.queue.push_back(retry(&["full"]));
+    // The node it was lost on leaves it, even while b is busy (b could run it).
+    s.workers[1].leases.insert(
+        (TaskRef::new(JobId(9), 0), 1),
+        Lease {
+            cpu: 1,
+            memory_mb: 0,
+            since: t0,
+        },
+    );
+    assert_eq!(give(&mut s, 0, soon), Vec::<u32>::new());
+    // Other work still goes to it.
+    s.queue
+        .push_back(Queued::new(req(1, 4, 1, 0, &[]), None, t0));
+    assert_eq!(give(&mut s, 0, soon), [4]);
+    s.workers[0].leases.clear();
+    s.workers[1].leases.clear();
+    assert_eq!(give(&mut s, 1, soon), [3], "any other node takes it");
+
+    // Past RETRY_WAIT the node it failed on takes it after all.
+    let mut s = inner(
+        vec![node("full", 1, 0, &[]), node("b", 1, 0, &[])],
+        vec![],
+        t0,
+    );
+    s.queue.push_back(retry(&["full"]));
+    assert_eq!(give(&mut s, 0, t0 + RETRY_WAIT), [3]);
+
+    // Nowhere else to go: a one-node cluster retries at once, and so does
+    // a node whose peers cannot run it, are not ready, or failed it too.
+    let mut s = inner(vec![node("full", 1, 0, &[])], vec![], t0);
+    s.queue.push_back(retry(&["full"]));
+    assert_eq!(give(&mut s, 0, soon), [3]);
+    let mut s = inner(
+        vec![
+            node("full", 1, 0, &[]),
+            node("tiny", 0, 0, &[]),
+            node("gone", 1, 0, &[]),
+            node("low", 1, 0, &[]),
+            node("failed-too", 1, 0, &[]),
+        ],
+        vec![],
+        t0,
+    );
+    s.workers[2].state = NodeState::Lost;
+    s.workers[3].disk_low = true;
+    s.queue.push_back(retry(&["failed-too", "full"]));
+    assert_eq!(give(&mut s, 0, soon), [3]);
+}
+
+#[test]
+fn the_pool_remembers_where_a_task_ended_badly_until_it_succeeds() {
+    let mut s = Inner::default();
+    let task = TaskRef::new(JobId(1), 2);
+    assert!(s.avoid(task).is_empty());
+    s.ended_badly(task, "w1");
+    s.ended_badly(task, "w2");
+    s.ended_badly(task, "w1");
+    assert_eq!(s.avoid(task), ["w2", "w1"], "once each, latest last");
+    for i in 0..20 {
+        s.ended_badly(task, &format!("n{i}"));
+    }
+    assert_eq!(s.avoid(task).len(), 8, "bounded per task");
+    s.ended_well(task);
+    assert!(s.avoid(task).is_empty());
+}
