@@ -117,13 +117,15 @@ pub fn op_files(op: &str, args: &[String]) -> Result<OpFiles> {
     Ok(files)
 }
 
-/// Whether `path` is absolute and plain: no `.` or `..` components.
+/// Whether `path` is absolute and plain: no `.` or `..` segments (looked
+/// for in the text: `Path::components` drops inner `.`s silently).
 pub fn is_plain_absolute(path: &Path) -> bool {
-    use std::path::Component;
     path.is_absolute()
         && path
-            .components()
-            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+            .as_os_str()
+            .as_encoded_bytes()
+            .split(|b| *b == b'/')
+            .all(|seg| seg != b"." && seg != b"..")
 }
 
 #[cfg(test)]
