@@ -15,6 +15,9 @@
 //! - parent-finished -> child-started latency (p50/p99/max) over the chains
 //!   (attempt times are recorded in milliseconds, so this is ms-resolution).
 
+#[path = "shared/jobs.rs"]
+mod jobs;
+use jobs::median;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -182,36 +185,17 @@ impl Service {
     }
 }
 
-fn noop(name: String, deps: Vec<String>) -> Value {
-    let deps: Vec<Value> = deps.into_iter().map(|d| json!({ "selector": d })).collect();
-    json!({ "name": name, "action": { "kind": "noop" }, "deps": deps })
+/// What every task of these benches' jobs does.
+fn action() -> Value {
+    json!({ "kind": "noop" })
 }
 
 fn fan(n: usize) -> Value {
-    let mut tasks = vec![noop("split".into(), vec![])];
-    tasks.extend((0..n).map(|i| noop(format!("enc-{i}"), vec!["split".into()])));
-    tasks.push(noop("merge".into(), vec!["enc-*".into()]));
-    json!({ "name": format!("fan-{n}"), "tasks": tasks })
+    jobs::fan(n, &action())
 }
 
 fn chains(c: usize, len: usize) -> Value {
-    let mut tasks = Vec::new();
-    for k in 0..c {
-        for i in 0..len {
-            let deps = if i == 0 {
-                vec![]
-            } else {
-                vec![format!("c{k}-{}", i - 1)]
-            };
-            tasks.push(noop(format!("c{k}-{i}"), deps));
-        }
-    }
-    json!({ "name": format!("chains-{c}x{len}"), "tasks": tasks })
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+    jobs::chains(c, len, &action())
 }
 
 /// Child start minus parent end, in ms, over the chain edges of job `id`.

@@ -30,6 +30,7 @@
 //! (2000). Other load on the machine shows in every figure: the agents run
 //! on the same cores as the server.
 
+use jobs::median;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,6 +42,8 @@ use tessera_store::{Accounts, SqliteStore, Store};
 
 mod agent;
 mod cpu;
+#[path = "../shared/jobs.rs"]
+mod jobs;
 mod real;
 
 use agent::{spawn_agent, Stats};
@@ -201,36 +204,17 @@ impl Server {
     }
 }
 
-fn task(name: String, deps: Vec<String>) -> Value {
-    let deps: Vec<Value> = deps.into_iter().map(|d| json!({ "selector": d })).collect();
-    json!({ "name": name, "action": { "kind": "command", "argv": ["true"] }, "deps": deps })
+/// What every task of these benches' jobs does.
+fn action() -> Value {
+    json!({ "kind": "command", "argv": ["true"] })
 }
 
 fn fan(n: usize) -> Value {
-    let mut tasks = vec![task("split".into(), vec![])];
-    tasks.extend((0..n).map(|i| task(format!("enc-{i}"), vec!["split".into()])));
-    tasks.push(task("merge".into(), vec!["enc-*".into()]));
-    json!({ "name": format!("fan-{n}"), "tasks": tasks })
+    jobs::fan(n, &action())
 }
 
 fn chains(c: usize, len: usize) -> Value {
-    let mut tasks = Vec::new();
-    for k in 0..c {
-        for i in 0..len {
-            let deps = if i == 0 {
-                vec![]
-            } else {
-                vec![format!("c{k}-{}", i - 1)]
-            };
-            tasks.push(task(format!("c{k}-{i}"), deps));
-        }
-    }
-    json!({ "name": format!("chains-{c}x{len}"), "tasks": tasks })
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+    jobs::chains(c, len, &action())
 }
 
 /// The `q` quantile of `v`, in ms.

@@ -308,9 +308,19 @@ fn partial_of(path: &FsPath, k: Key) -> PathBuf {
     path.with_file_name(format!(".{name}.part-{}-{}-{}", k.0.job.0, k.0.index, k.1))
 }
 
-fn output_checked(plan: &AttemptFiles, path: &FsPath) -> Result<(), ApiError> {
+/// The pool and the attempt's key, once `token`'s worker `id` holds the
+/// attempt and `path` is one of its outputs.
+fn output_checked(
+    s: &AppState,
+    token: &WorkerToken,
+    (id, job, index, attempt): &(String, i64, u32, AttemptNo),
+    path: &FsPath,
+) -> Result<(Arc<Pool>, Key), ApiError> {
+    let pool = pool(s)?;
+    let k = key(*job, *index, *attempt);
+    let plan = checked(&pool, id, token, k, path)?;
     if plan.outputs.iter().any(|o| o.covers(path)) && !is_partial(path) {
-        Ok(())
+        Ok((pool, k))
     } else {
         Err(not_planned(path, "an output"))
     }
@@ -320,13 +330,10 @@ fn output_checked(plan: &AttemptFiles, path: &FsPath) -> Result<(), ApiError> {
 pub(crate) async fn upload_status(
     State(s): State<AppState>,
     token: WorkerToken,
-    Path((id, job, index, attempt)): AttemptPath,
+    Path(at): AttemptPath,
     QueryArgs(q): QueryArgs<FileQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let pool = pool(&s)?;
-    let k = key(job, index, attempt);
-    let plan = checked(&pool, &id, &token, k, &q.path)?;
-    output_checked(&plan, &q.path)?;
+    let (_, k) = output_checked(&s, &token, &at, &q.path)?;
     let received = tokio::fs::metadata(partial_of(&q.path, k))
         .await
         .map_or(0, |m| m.len());
@@ -343,15 +350,12 @@ fn header_of<'a>(h: &'a HeaderMap, name: &str) -> Result<&'a str, ApiError> {
 pub(crate) async fn upload(
     State(s): State<AppState>,
     token: WorkerToken,
-    Path((id, job, index, attempt)): AttemptPath,
+    Path(at): AttemptPath,
     QueryArgs(q): QueryArgs<FileQuery>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let pool = pool(&s)?;
-    let k = key(job, index, attempt);
-    let plan = checked(&pool, &id, &token, k, &q.path)?;
-    output_checked(&plan, &q.path)?;
+    let (pool, k) = output_checked(&s, &token, &at, &q.path)?;
     let sha = header_of(&headers, "x-tessera-sha256")?.to_ascii_lowercase();
     let size: u64 = header_of(&headers, "x-tessera-size")?
         .parse()
@@ -425,7 +429,7 @@ pub(crate) async fn upload(
     }
     // Lands only while the attempt is still held.
     let mut inner = pool.lock();
-    if let Err(e) = super::holds_attempt(&mut inner, &id, &token, k) {
+    if let Err(e) = super::holds_attempt(&mut inner, &at.0, &token, k) {
         drop(inner);
         let _ = std::fs::remove_file(&part);
         return Err(e);
@@ -443,13 +447,10 @@ pub(crate) async fn upload(
 pub(crate) async fn remove(
     State(s): State<AppState>,
     token: WorkerToken,
-    Path((id, job, index, attempt)): AttemptPath,
+    Path(at): AttemptPath,
     QueryArgs(q): QueryArgs<FileQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let pool = pool(&s)?;
-    let k = key(job, index, attempt);
-    let plan = checked(&pool, &id, &token, k, &q.path)?;
-    output_checked(&plan, &q.path)?;
+    let (pool, _) = output_checked(&s, &token, &at, &q.path)?;
     let inner = pool.lock();
     let removed = match std::fs::remove_file(&q.path) {
         Ok(()) => true,

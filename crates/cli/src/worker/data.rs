@@ -267,7 +267,16 @@ pub(super) struct Transfer<'a> {
     pub key: Key,
 }
 
-impl Transfer<'_> {
+impl<'a> Transfer<'a> {
+    pub(super) fn new(conn: &'a Conn, cache: &'a Cache, id: String, key: Key) -> Self {
+        Transfer {
+            conn,
+            cache,
+            id,
+            key,
+        }
+    }
+
     fn url(&self, tail: &str) -> String {
         let ((task, attempt), id) = (self.key, &self.id);
         format!(
@@ -312,6 +321,17 @@ impl Transfer<'_> {
             }
             e => (self.lost(what, path, e), true),
         }
+    }
+
+    /// A failed request: `Err` to stop at once, or `Ok` (after a pause)
+    /// to keep as the last failure and try again.
+    fn try_again(&self, e: ureq::Error, what: &str, path: &Path) -> Result<Stop, Stop> {
+        let (stop, again) = self.refused(e, what, path);
+        if !again {
+            return Err(stop);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(stop)
     }
 
     /// Creates the plan's directories and fetches every input not here.
@@ -369,12 +389,7 @@ impl Transfer<'_> {
             let r = match req.call() {
                 Ok(r) => r,
                 Err(e) => {
-                    let (stop, again) = self.refused(e, "fetch", &f.path);
-                    if !again {
-                        return Err(stop);
-                    }
-                    last = Some(stop);
-                    std::thread::sleep(Duration::from_millis(300));
+                    last = Some(self.try_again(e, "fetch", &f.path)?);
                     continue;
                 }
             };
@@ -497,12 +512,7 @@ impl Transfer<'_> {
                     .filter(|&n| n < size)
                     .unwrap_or(0),
                 Err(e) => {
-                    let (stop, again) = self.refused(e, "send", path);
-                    if !again {
-                        return Err(stop);
-                    }
-                    last = Some(stop);
-                    std::thread::sleep(Duration::from_millis(300));
+                    last = Some(self.try_again(e, "send", path)?);
                     continue;
                 }
             };
@@ -525,14 +535,7 @@ impl Transfer<'_> {
                     }
                     last = Some(self.lost("send", path, "the server got only part of it"));
                 }
-                Err(e) => {
-                    let (stop, again) = self.refused(e, "send", path);
-                    if !again {
-                        return Err(stop);
-                    }
-                    last = Some(stop);
-                    std::thread::sleep(Duration::from_millis(300));
-                }
+                Err(e) => last = Some(self.try_again(e, "send", path)?),
             }
         }
         Err(last.unwrap_or_else(|| self.lost("send", path, "no answer")))
@@ -546,14 +549,7 @@ impl Transfer<'_> {
                     self.cache.index().remove(path);
                     return Ok(());
                 }
-                Err(e) => {
-                    let (stop, again) = self.refused(e, "remove", path);
-                    if !again {
-                        return Err(stop);
-                    }
-                    last = Some(stop);
-                    std::thread::sleep(Duration::from_millis(300));
-                }
+                Err(e) => last = Some(self.try_again(e, "remove", path)?),
             }
         }
         Err(last.unwrap_or_else(|| self.lost("remove", path, "no answer")))

@@ -24,12 +24,15 @@
 mod data;
 mod docker;
 pub(crate) mod host;
+mod http;
 mod map;
+mod report;
 mod threads;
 
 use crate::fail::{Failure, Result};
 use clap::Args;
 use host::{disk_free_mb, hostname, memory_mb};
+use http::Fetched;
 use map::PathMap;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -108,13 +111,6 @@ enum Msg {
 }
 
 type Key = (TaskRef, AttemptNo);
-
-/// What the main loop keeps of an http attempt between fetch and send.
-struct Fetched {
-    plan: data::Plan,
-    before: data::Snapshot,
-    down: data::Moved,
-}
 
 /// An event to report, as the wire has it.
 enum Wire {
@@ -513,185 +509,6 @@ impl Running {
         }
     }
 
-    /// Fetches the inputs of an http attempt on a thread of its own; the
-    /// main loop hears `Fetched` (then starts it) or `Sent` (lost, fenced).
-    fn fetch(&mut self, req: StartRequest, plan: data::Plan, cache: Arc<data::Cache>) {
-        let key = (req.task, req.attempt);
-        self.fetching.insert(key);
-        let (conn, tx, id) = (self.conn.clone(), self.tx.clone(), self.id());
-        std::thread::spawn(move || {
-            let t = data::Transfer {
-                conn: &conn,
-                cache: &cache,
-                id,
-                key,
-            };
-            let msg = match t.fetch(&plan) {
-                Ok(down) => {
-                    let before = data::snapshot(&plan);
-                    Msg::Fetched(Box::new(req), Box::new(Fetched { plan, before, down }))
-                }
-                Err(stop) => {
-                    cache.release(&plan);
-                    Msg::Sent(key, stop_wire(stop))
-                }
-            };
-            let _ = tx.send(msg);
-        });
-    }
-
-    fn fetched(&mut self, req: StartRequest, fetched: Fetched) {
-        let key = (req.task, req.attempt);
-        if !self.fetching.remove(&key) || !self.held.contains(key) {
-            if let Some(cache) = &self.cache {
-                cache.release(&fetched.plan);
-            }
-            return; // killed or given up meanwhile
-        }
-        self.http_attempts.insert(key, fetched);
-        self.exec.start(req);
-    }
-
-    /// An event from the executor: an http attempt's end waits for its
-    /// outputs to be sent back.
-    fn exec_event(&mut self, event: ExecEvent) {
-        let key = event.attempt();
-        let ExecEvent::Exited { result, usage, .. } = &event else {
-            return self.report(event);
-        };
-        let (Some(fetched), Some(cache)) = (self.http_attempts.remove(&key), self.cache.clone())
-        else {
-            return self.report(event);
-        };
-        if !self.held.contains(key) {
-            cache.release(&fetched.plan);
-            return;
-        }
-        let (conn, tx, id) = (self.conn.clone(), self.tx.clone(), self.id());
-        let (result, mut usage) = (result.clone(), *usage);
-        std::thread::spawn(move || {
-            let t = data::Transfer {
-                conn: &conn,
-                cache: &cache,
-                id,
-                key,
-            };
-            let sent = t.send_back(&fetched.plan, &fetched.before, result.is_err());
-            // Judged before the inputs are released (and may be evicted).
-            let full = result
-                .as_ref()
-                .err()
-                .and_then(|e| cache.full_disk_failure(e));
-            cache.release(&fetched.plan);
-            let wire = match sent {
-                Ok(_) if full.is_some() => full.map(Wire::Lost),
-                Ok(up) => {
-                    usage.transfer_ms = fetched.down.ms + up.ms;
-                    usage.transfer_bytes = fetched.down.bytes + up.bytes;
-                    let (d, task) = (fetched.down, key.0);
-                    eprintln!(
-                        "tessera worker: attempt {} of task {task}: ran {} ms; fetched {} bytes \
-                         in {} ms, sent {} bytes in {} ms",
-                        key.1, usage.wall_ms, d.bytes, d.ms, up.bytes, up.ms
-                    );
-                    Some(Wire::Event(ExecEvent::Exited {
-                        task: key.0,
-                        attempt: key.1,
-                        result,
-                        usage,
-                    }))
-                }
-                Err(stop) => stop_wire(stop),
-            };
-            let _ = tx.send(Msg::Sent(key, wire));
-        });
-    }
-
-    /// Reports an attempt lost by its transfers (it uses up no retry).
-    fn report_lost(&mut self, (task, attempt): Key, reason: String) {
-        if !self.held.contains((task, attempt)) {
-            return;
-        }
-        eprintln!("tessera worker: attempt {attempt} of task {task} lost: {reason}");
-        // Still listed as running in this beat: the lost report follows.
-        self.say_if_disk_low();
-        self.held.remove((task, attempt));
-        let path = format!(
-            "/workers/{}/attempts/{}/{}/{attempt}/events",
-            self.id(),
-            task.job.0,
-            task.index
-        );
-        let body = json!({ "events": [{"kind": "lost", "reason": reason}] });
-        for _ in 0..5 {
-            match self.conn.post(&path, &body) {
-                Ok(_) | Err(Some(_)) => return,
-                Err(None) => std::thread::sleep(Duration::from_millis(200)),
-            }
-        }
-    }
-
-    /// With `--data http`, when the disk is below `--min-free-mb`: tells
-    /// the server at once (a heartbeat) rather than at the next beat, so
-    /// the slot a lost attempt frees is not filled here again meanwhile.
-    fn say_if_disk_low(&mut self) {
-        let Some(cache) = &self.cache else { return };
-        if !cache.check_disk() {
-            return;
-        }
-        let body = json!({
-            "running": self.held.as_json(),
-            "holds": cache.holds(),
-            "disk_low": true,
-        });
-        if let Ok(v) = self
-            .conn
-            .post(&format!("/workers/{}/heartbeat", self.id()), &body)
-        {
-            let orders = v["orders"].as_array().cloned().unwrap_or_default();
-            self.obey(orders);
-        }
-    }
-
-    /// Sends one event of an attempt this worker holds; a fenced answer
-    /// kills the attempt here.
-    fn report(&mut self, event: ExecEvent) {
-        let (task, attempt) = event.attempt();
-        if !self.held.contains((task, attempt)) {
-            return; // given up already
-        }
-        let body = match &event {
-            ExecEvent::Started { pid, .. } => json!({"kind": "started", "pid": pid}),
-            ExecEvent::Progress { progress, .. } => {
-                json!({"kind": "progress", "done": progress.done, "total": progress.total})
-            }
-            ExecEvent::Exited { result, usage, .. } => {
-                self.held.remove((task, attempt));
-                json!({"kind": "exited", "error": result.as_ref().err(), "usage": usage})
-            }
-            ExecEvent::Lost { .. } => return,
-        };
-        let path = format!(
-            "/workers/{}/attempts/{}/{}/{attempt}/events",
-            self.id(),
-            task.job.0,
-            task.index
-        );
-        // Lost reports are retried a few times: the server may be restarting.
-        for _ in 0..5 {
-            match self.conn.post(&path, &json!({ "events": [body] })) {
-                Ok(_) => return,
-                Err(Some(why)) => {
-                    eprintln!("tessera worker: refused (409): {why}; killing attempt {attempt} of task {} of job {}", task.index, task.job.0);
-                    self.held.remove((task, attempt));
-                    self.exec.kill(task, attempt);
-                    return;
-                }
-                Err(None) => std::thread::sleep(Duration::from_millis(200)),
-            }
-        }
-    }
-
     /// Hands every lease back, kills what still runs, waits for it to end.
     fn hand_back(&mut self, rx: &Receiver<Msg>) -> Result<()> {
         let left = self.held.len();
@@ -705,16 +522,6 @@ impl Running {
         while Instant::now() < until && rx.recv_timeout(Duration::from_millis(200)).is_ok() {}
         eprintln!("tessera worker: stopped; handed back {left} attempts");
         Ok(())
-    }
-}
-
-fn stop_wire(stop: data::Stop) -> Option<Wire> {
-    match stop {
-        data::Stop::Fenced(why) => {
-            eprintln!("tessera worker: refused (409): {why}");
-            None
-        }
-        data::Stop::Lost(why) => Some(Wire::Lost(why)),
     }
 }
 

@@ -11,30 +11,18 @@
 //! small tmpfs that is filled mid-chunk.
 
 use crate::support::{
-    argv, bootstrap, docker_engine_present, local_image, run, tessera, tessera_run,
+    argv, bootstrap, docker, docker_engine_present, docker_logs, docker_remove, docker_user,
+    local_image, published_url, run, tessera, tessera_run,
 };
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// Every cluster's lease; a lost worker is noticed within about this.
 const LEASE_MS: u32 = 2000;
-
-/// `docker ARGS`: its stdout, or a panic carrying its stderr.
-pub(crate) fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "docker {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// The server and three workers (`w1`..`w3`, one slot each) in containers;
 /// dropping it removes the containers and the network.
@@ -131,11 +119,17 @@ impl Cluster {
         format!("{}-{name}", self.prefix)
     }
 
+    /// The server's and the workers' container names.
+    fn containers(&self) -> Vec<String> {
+        ["server", "w1", "w2", "w3"]
+            .map(|n| self.container(n))
+            .into()
+    }
+
     /// `docker run -d` of `tessera ARGS MORE` on the network; when
     /// `shared`, as this user with the temporary folder at the same path.
     fn run_container(&self, name: &str, shared: bool, opts: &[&str], args: &[&str], more: &[&str]) {
-        // SAFETY: getuid and getgid have no preconditions.
-        let user = unsafe { format!("{}:{}", libc::getuid(), libc::getgid()) };
+        let user = docker_user();
         let root = self.dir.path().to_str().unwrap();
         let mount = format!("{root}:{root}");
         let container = self.container(name);
@@ -154,9 +148,8 @@ impl Cluster {
     fn find_url(&mut self) {
         let start = Instant::now();
         loop {
-            let port = docker(&["port", &self.container("server"), "6543/tcp"]);
-            if let Some(addr) = port.lines().find(|l| l.starts_with("127.0.0.1:")) {
-                self.url = format!("http://{addr}");
+            if let Some(url) = published_url(&self.container("server")) {
+                self.url = url;
                 if ureq::get(&format!("{}/api/v1/nodes", self.url))
                     .set("Authorization", &format!("Bearer {}", self.key))
                     .timeout(Duration::from_secs(2))
@@ -179,18 +172,7 @@ impl Cluster {
     }
 
     pub fn fail(&self, what: &str) -> ! {
-        let mut logs = String::new();
-        for name in ["server", "w1", "w2", "w3"] {
-            let out = Command::new("docker")
-                .args(["logs", "--tail", "40", &self.container(name)])
-                .output()
-                .unwrap();
-            logs += &format!(
-                "--- docker logs {name}:\n{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        let logs = docker_logs(self.containers().iter().map(String::as_str), "40");
         panic!("{what}\n{logs}");
     }
 
@@ -347,14 +329,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for name in ["server", "w1", "w2", "w3"] {
-            let _ = Command::new("docker")
-                .args(["rm", "-f", &self.container(name)])
-                .output();
-        }
-        let _ = Command::new("docker")
-            .args(["network", "rm", &self.net])
-            .output();
+        docker_remove(self.containers().iter().map(String::as_str), &self.net);
     }
 }
 

@@ -13,8 +13,8 @@
 //! one succeeded attempt; once the fill file is removed `w1` is no longer
 //! low and runs a chunk of the next job. Every wait is bounded.
 
-use crate::chaos::{clip, docker, s, Cluster, Data};
-use crate::support::docker_engine_present;
+use crate::chaos::{clip, s, Cluster, Data};
+use crate::support::{docker, docker_engine_present};
 use std::process::Command;
 use std::time::{Duration, Instant};
 

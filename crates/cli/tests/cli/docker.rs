@@ -4,19 +4,14 @@
 //! same spec is refused at submission.
 
 use crate::server::Server;
-use crate::support::{bootstrap, client_of, docker_engine_present, local_image, run};
+use crate::support::{bootstrap, client_of, docker_engine_present, image_flow, run};
 use std::time::{Duration, Instant};
 
-const FLOW: &str = r#"
-name: boxed
-tasks:
-  - name: inside
-    image: tessera-local:dev
-    action: { kind: script, script: "echo made-in-a-container > \"$TESSERA_JOB_DIR/handoff\"; id -u" }
-  - name: outside
-    action: { kind: command, argv: ["cat", "../../handoff"] }
-    deps: [{ selector: inside }]
-"#;
+/// `inside` writes a file into the job's folder and prints its uid;
+/// `outside`, a host process, reads the file back.
+fn boxed() -> String {
+    image_flow(r#"echo made-in-a-container > \"$TESSERA_JOB_DIR/handoff\"; id -u"#)
+}
 
 fn client(server: &Server, key: &str, args: &[&str]) -> crate::support::Outcome {
     run(&mut client_of(&server.url, key, args))
@@ -27,14 +22,13 @@ fn an_image_task_runs_in_a_container_and_hands_files_to_host_tasks() {
     if !docker_engine_present() {
         return;
     }
-    local_image();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let key = bootstrap(&data);
     // `outside` runs in $TESSERA_JOB_DIR/tasks/outside: ../../handoff is
     // the file `inside` left in the job's folder.
     let flow = dir.path().join("flow.yaml");
-    std::fs::write(&flow, FLOW).unwrap();
+    std::fs::write(&flow, boxed()).unwrap();
 
     // Without --docker: refused at submission, saying how to enable it.
     let server = Server::start_with(&data, &[]);

@@ -6,22 +6,15 @@
 //! through the job's folder. A worker asked for `--docker` with no engine
 //! stops with one line.
 
-use crate::support::{client_of, docker_engine_present, local_image, run, tessera};
+use crate::support::{client_of, docker_engine_present, image_flow, local_image, run, tessera};
 use crate::workers::Cluster;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `inside` writes its node and the hostname it sees (a container's is its
 /// id) into the job's folder; `outside`, a host process, reads it back.
-const FLOW: &str = r#"
-name: boxed
-tasks:
-  - name: inside
-    image: tessera-local:dev
-    action: { kind: script, script: "echo \"$TESSERA_NODE $(cat /etc/hostname)\" > \"$TESSERA_JOB_DIR/handoff\"" }
-  - name: outside
-    action: { kind: command, argv: ["cat", "../../handoff"] }
-    deps: [{ selector: inside }]
-"#;
+fn boxed() -> String {
+    image_flow(r#"echo \"$TESSERA_NODE $(cat /etc/hostname)\" > \"$TESSERA_JOB_DIR/handoff\""#)
+}
 
 /// This machine's host name, as a host process sees it.
 fn host_name() -> String {
@@ -39,33 +32,23 @@ fn an_image_task_waits_unplaceable_then_runs_in_a_container_on_a_docker_worker_o
     local_image();
     let c = Cluster::start_with(2000, &["--slots", "0"]);
     let _plain = c.worker("plain", 2);
-    let job = c.submit(FLOW);
+    let job = c.submit(&boxed());
 
     // Only a worker without docker: the attempt waits, and says why.
-    let start = Instant::now();
-    let reason = loop {
-        let (status, v) = c.api("GET", "/nodes", None);
-        assert_eq!(status, 200, "{v}");
-        let plain = &v["nodes"].as_array().unwrap()[0];
-        assert_eq!(plain["executors"], serde_json::json!(["local"]), "{v}");
-        if let Some(u) = v["unplaceable"].as_array().and_then(|a| a.first()) {
-            assert_eq!(
-                (u["job"].as_i64(), u["index"].as_u64()),
-                (Some(job), Some(0)),
-                "{v}"
-            );
-            break u["reason"].as_str().unwrap().to_string();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "not reported: {v}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let (u, v) = c.wait_unplaceable();
+    let plain = &v["nodes"].as_array().unwrap()[0];
+    assert_eq!(plain["executors"], serde_json::json!(["local"]), "{v}");
+    assert_eq!(
+        (u["job"].as_i64(), u["index"].as_u64()),
+        (Some(job), Some(0)),
+        "{v}"
+    );
+    let reason = u["reason"].as_str().unwrap();
     assert!(
-        reason.contains(
-            "tessera-local:dev, and no ready node offers docker; start a worker with --docker"
-        ),
+        reason.contains(&format!(
+            "{}, and no ready node offers docker; start a worker with --docker",
+            local_image()
+        )),
         "{reason}"
     );
     // It stays waiting (plain has free slots all along and never gets it).

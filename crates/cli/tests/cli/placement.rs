@@ -1,7 +1,7 @@
 //! Placement among real workers on loopback: labels, spread, and the
 //! server's own slots as a node beside workers (`--slots N --workers`).
 
-use crate::workers::{alive, wait_file, Cluster};
+use crate::workers::{alive, wait_file, wait_gone, Cluster};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -48,20 +48,9 @@ fn a_labelled_task_runs_only_on_the_worker_with_the_label_and_an_impossible_one_
     // No node carries gpu=h100: the attempt waits, and says why.
     let impossible = "    resources: { labels: { gpu: h100 } }\n";
     let stuck = c.submit(&job("imp", 1, "0", impossible, &c.out));
-    let start = Instant::now();
-    let reason = loop {
-        let (status, v) = c.api("GET", "/nodes", None);
-        assert_eq!(status, 200, "{v}");
-        if let Some(u) = v["unplaceable"].as_array().and_then(|a| a.first()) {
-            assert_eq!(u["job"], stuck, "{v}");
-            break u["reason"].as_str().unwrap().to_string();
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "not reported: {v}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let (u, v) = c.wait_unplaceable();
+    assert_eq!(u["job"], stuck, "{v}");
+    let reason = u["reason"].as_str().unwrap();
     assert!(
         reason.contains("gpu=h100, which no ready node carries"),
         "{reason}"
@@ -157,14 +146,7 @@ tasks:
     let (status, v) = c.api("POST", &format!("/jobs/{id}/cancel"), None);
     assert!(status < 300, "{status} {v}");
     assert_eq!(c.wait_job(id, Duration::from_secs(10)), "cancelled");
-    let start = Instant::now();
-    while alive(pid) {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the local attempt was not killed"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_gone(pid, "the local attempt was not killed");
     let (_, v) = c.api("GET", "/nodes", None);
     assert_eq!(v["nodes"][0]["used"], 0, "its slot is free again: {v}");
 

@@ -458,3 +458,76 @@ pub fn local_image() -> &'static str {
         tag
     })
 }
+
+/// A job `boxed` of two tasks: `inside` runs `script` (YAML double-quoted)
+/// in the [`local_image`]; `outside`, a host process after it, prints the
+/// file `handoff` that `inside` left in the job's folder (it runs in
+/// `$TESSERA_JOB_DIR/tasks/outside`).
+pub fn image_flow(script: &str) -> String {
+    format!(
+        r#"
+name: boxed
+tasks:
+  - name: inside
+    image: {}
+    action: {{ kind: script, script: "{script}" }}
+  - name: outside
+    action: {{ kind: command, argv: ["cat", "../../handoff"] }}
+    deps: [{{ selector: inside }}]
+"#,
+        local_image()
+    )
+}
+
+/// `docker ARGS`: its stdout, or a panic carrying its stderr.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "docker {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `--user` for a container that writes files as this test's user.
+pub fn docker_user() -> String {
+    // SAFETY: getuid and getgid have no preconditions.
+    unsafe { format!("{}:{}", libc::getuid(), libc::getgid()) }
+}
+
+/// `http://127.0.0.1:PORT` where `container`'s port 6543 is published on
+/// loopback, once it is.
+pub fn published_url(container: &str) -> Option<String> {
+    let port = docker(&["port", container, "6543/tcp"]);
+    let addr = port.lines().find(|l| l.starts_with("127.0.0.1:"))?;
+    Some(format!("http://{addr}"))
+}
+
+/// The last `tail` lines each of `containers` logged, one block each.
+pub fn docker_logs<'a>(containers: impl IntoIterator<Item = &'a str>, tail: &str) -> String {
+    let mut logs = String::new();
+    for name in containers {
+        let out = Command::new("docker")
+            .args(["logs", "--tail", tail, name])
+            .output()
+            .unwrap();
+        logs += &format!(
+            "--- docker logs {name}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    logs
+}
+
+/// Removes `containers` and then `network`, ignoring what is already gone.
+pub fn docker_remove<'a>(containers: impl IntoIterator<Item = &'a str>, network: &str) {
+    for name in containers {
+        let _ = Command::new("docker").args(["rm", "-f", name]).output();
+    }
+    let _ = Command::new("docker")
+        .args(["network", "rm", network])
+        .output();
+}

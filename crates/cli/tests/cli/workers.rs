@@ -113,6 +113,24 @@ impl Cluster {
         let (_, v) = self.api("GET", &format!("/jobs/{job}/attempts"), None);
         v.as_array().cloned().unwrap_or_default()
     }
+
+    /// Waits (10 s at most) until `GET /nodes` lists an unplaceable
+    /// attempt: the first such entry, and the whole answer.
+    pub(crate) fn wait_unplaceable(&self) -> (Value, Value) {
+        let start = Instant::now();
+        loop {
+            let (status, v) = self.api("GET", "/nodes", None);
+            assert_eq!(status, 200, "{v}");
+            if let Some(u) = v["unplaceable"].as_array().and_then(|a| a.first()) {
+                return (u.clone(), v);
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "not reported: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 /// Waits (bounded) until `path` exists; its contents.
@@ -138,6 +156,15 @@ pub(crate) fn alive(pid: i32) -> bool {
     // A reaped process has no /proc entry; a zombie does but is dead.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .is_ok_and(|s| !s.split(") ").nth(1).unwrap_or("").starts_with('Z'))
+}
+
+/// Waits (10 s at most) until process `pid` is gone; else fails saying `what`.
+pub(crate) fn wait_gone(pid: i32, what: &str) {
+    let start = Instant::now();
+    while alive(pid) {
+        assert!(start.elapsed() < Duration::from_secs(10), "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// One task that records which worker ran it and its shell's pid, then
@@ -291,14 +318,7 @@ fn cancelling_a_job_kills_its_attempt_on_the_worker() {
     let (status, v) = c.api("POST", &format!("/jobs/{job}/cancel"), None);
     assert!(status < 300, "{status} {v}");
     assert_eq!(c.wait_job(job, Duration::from_secs(10)), "cancelled");
-    let start = Instant::now();
-    while alive(pid) {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the worker did not kill it"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_gone(pid, "the worker did not kill it");
 }
 
 #[test]
@@ -344,14 +364,7 @@ fn a_worker_that_wakes_after_its_lease_lapsed_is_fenced_and_kills_its_copy() {
     signal(&a.child, libc::SIGCONT);
     let line = a.wait_for_line("tessera worker: ", Duration::from_secs(10));
     assert!(line.contains("fenced"), "{line}");
-    let start = Instant::now();
-    while alive(pid) {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "a did not kill its copy"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_gone(pid, "a did not kill its copy");
     // Its late word changed nothing.
     assert_eq!(c.wait_job(job, Duration::from_secs(1)), "succeeded");
     let outcomes: Vec<Value> = c

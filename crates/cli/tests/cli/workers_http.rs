@@ -13,7 +13,8 @@
 
 use crate::server::Server;
 use crate::support::{
-    argv, bootstrap, docker_engine_present, local_image, long_clip, run, tessera, tessera_run,
+    argv, bootstrap, docker, docker_engine_present, docker_logs, docker_remove, docker_user,
+    local_image, long_clip, published_url, run, tessera, tessera_run,
 };
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -298,18 +299,6 @@ fn file_routes_resume_check_sums_fence_and_keep_to_the_plan() {
     );
 }
 
-/// `docker ARGS`: its stdout, or a panic carrying its stderr.
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "docker {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// Containers and a network, removed on drop.
 struct Boxes {
     prefix: String,
@@ -318,30 +307,14 @@ struct Boxes {
 
 impl Boxes {
     fn logs(&self) -> String {
-        let mut logs = String::new();
-        for n in &self.names {
-            let out = Command::new("docker")
-                .args(["logs", "--tail", "30", n])
-                .output()
-                .unwrap();
-            logs += &format!(
-                "--- {n}:\n{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        logs
+        docker_logs(self.names.iter().map(String::as_str), "30")
     }
 }
 
 impl Drop for Boxes {
     fn drop(&mut self) {
-        for n in &self.names {
-            let _ = Command::new("docker").args(["rm", "-f", n]).output();
-        }
-        let _ = Command::new("docker")
-            .args(["network", "rm", &format!("{}-net", self.prefix)])
-            .output();
+        let net = format!("{}-net", self.prefix);
+        docker_remove(self.names.iter().map(String::as_str), &net);
     }
 }
 
@@ -370,8 +343,7 @@ fn http_workers_in_containers_without_the_data_directory_encode_frame_exact() {
         prefix: prefix.clone(),
         names: Vec::new(),
     };
-    // SAFETY: getuid and getgid have no preconditions.
-    let user = unsafe { format!("{}:{}", libc::getuid(), libc::getgid()) };
+    let user = docker_user();
     let d = data.to_str().unwrap();
     let mount = format!("{d}:{d}");
     let server = format!("{prefix}-server");
@@ -401,12 +373,7 @@ fn http_workers_in_containers_without_the_data_directory_encode_frame_exact() {
         "--lease-ms",
         "3000",
     ]);
-    let port = docker(&["port", &server, "6543/tcp"]);
-    let addr = port
-        .lines()
-        .find(|l| l.starts_with("127.0.0.1:"))
-        .unwrap_or_else(|| panic!("{port}"));
-    let url = format!("http://{addr}");
+    let url = published_url(&server).unwrap_or_else(|| panic!("{server}: no port on loopback"));
     let inside = format!("http://{server}:6543");
     for n in ["b1", "b2"] {
         let name = format!("{prefix}-{n}");
