@@ -366,6 +366,7 @@ pub fn run(
         disk_free_mb: crate::worker::host::disk_free_mb(&config.data_dir),
         labels: config.labels.clone(),
         executors: vec!["local".into()],
+        gpus: crate::worker::host::gpus(),
         data: "shared".into(),
     };
     // Image attempts: on the server's own engine first (`--docker`, through

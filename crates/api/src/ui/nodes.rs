@@ -91,8 +91,12 @@ pub(crate) fn render(nodes: &[Value], workers: bool, local_slots: u32, now: u64)
                     num("used")
                 ),
                 format!(
-                    "{} cpus · {} MiB · {} MiB free disk{}<br><span class=\"muted\">{} · data {}</span>",
+                    "{} cpus{} · {} MiB · {} MiB free disk{}<br><span class=\"muted\">{} · data {}</span>",
                     num("cpus"),
+                    match num("gpus") {
+                        0 => String::new(),
+                        g => format!(" · {g} GPUs"),
+                    },
                     num("memory_mb"),
                     num("disk_free_mb"),
                     if n["disk_low"] == true {
@@ -194,11 +198,15 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("data shared"), "{html}");
+        assert!(!html.contains("GPUs"), "{html}");
         assert!(!html.contains("disk low"), "{html}");
-        let low = vec![json!({"name": "board", "state": "ready", "disk_low": true,
-                              "data": "http", "executors": ["local"]})];
+        let low = vec![
+            json!({"name": "board", "state": "ready", "disk_low": true, "cpus": 4, "gpus": 2,
+                              "data": "http", "executors": ["local"]}),
+        ];
         let html = render(&low, true, 0, 0);
         assert!(html.contains("disk low: takes nothing new"), "{html}");
+        assert!(html.contains("4 cpus · 2 GPUs"), "{html}");
         assert!(html.contains("local · data http"), "{html}");
         let waiting = vec![json!({"job": 4, "index": 1, "attempt": 1, "name": "gpu<x>",
                                   "reason": "no ready node carries label gpu=a100"})];

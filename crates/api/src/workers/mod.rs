@@ -599,6 +599,7 @@ pub(crate) fn node_views(pool: Option<&Pool>, recent: &[tessera_store::NodeUsage
                 "used": w.used(),
                 "cpus": w.info.cpus,
                 "memory_mb": w.info.memory_mb,
+                "gpus": w.info.gpus,
                 "disk_free_mb": w.info.disk_free_mb,
                 "labels": w.info.labels,
                 "executors": w.info.executors,

@@ -58,6 +58,10 @@ pub struct NodeInfo {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub executors: Vec<String>,
+    /// GPUs it has (told, not yet placed on: the core refuses tasks that
+    /// ask for GPUs).
+    #[serde(default)]
+    pub gpus: u32,
     /// How it gets the files of its attempts: `shared` (it sees the
     /// server's data directory) or `http` (it fetches and sends them).
     #[serde(default = "shared")]

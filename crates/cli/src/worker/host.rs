@@ -36,3 +36,39 @@ pub(crate) fn disk_free_mb(dir: &std::path::Path) -> u64 {
     };
     st.f_bavail.saturating_mul(st.f_frsize) / (1024 * 1024)
 }
+
+/// GPUs this machine has, as NVIDIA's driver exposes them
+/// (`/dev/nvidia0`, `/dev/nvidia1`, ...); 0 without one.
+pub(crate) fn gpus() -> u32 {
+    gpus_in(std::path::Path::new("/dev"))
+}
+
+fn gpus_in(dev: &std::path::Path) -> u32 {
+    let Ok(entries) = std::fs::read_dir(dev) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix("nvidia"))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .count() as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpus_are_counted_from_the_driver_device_nodes_only() {
+        let dev = tempfile::tempdir().unwrap();
+        for n in ["nvidia0", "nvidia1", "nvidiactl", "nvidia-uvm", "sda"] {
+            std::fs::write(dev.path().join(n), b"").unwrap();
+        }
+        assert_eq!(gpus_in(dev.path()), 2);
+        assert_eq!(gpus_in(&dev.path().join("missing")), 0);
+    }
+}

@@ -195,6 +195,7 @@ pub fn run(
         "slots": slots,
         "cpus": cpus,
         "memory_mb": memory_mb(),
+        "gpus": host::gpus(),
         "disk_free_mb": disk_free_mb(&data_dir),
         "labels": labels,
         "executors": executors,

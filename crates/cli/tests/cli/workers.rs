@@ -253,6 +253,26 @@ fn two_workers_share_a_ten_task_dag_and_show_as_nodes() {
             ("b".into(), "ready".into(), 2)
         ]
     );
+    // Each says what its machine has (GPUs: as many as /dev/nvidiaN here).
+    let gpus = std::fs::read_dir("/dev")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    e.file_name().to_str().is_some_and(|n| {
+                        n.strip_prefix("nvidia")
+                            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+                    })
+                })
+                .count() as u64
+        })
+        .unwrap_or(0);
+    for n in nodes.as_array().unwrap() {
+        assert_eq!(n["gpus"].as_u64(), Some(gpus), "{n}");
+        assert!(
+            n["cpus"].as_u64().unwrap() >= 1 && n["memory_mb"].as_u64().unwrap() > 0,
+            "{n}"
+        );
+    }
     // What each ended lately: the ten attempts between them.
     let recent: u64 = nodes
         .as_array()
