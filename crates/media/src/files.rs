@@ -117,6 +117,37 @@ pub fn op_files(op: &str, args: &[String]) -> Result<OpFiles> {
     Ok(files)
 }
 
+/// A regular file's size and modification time in nanoseconds: what the
+/// server and its workers compare before trusting a checksum they hold.
+pub fn file_stamp(path: &Path) -> std::io::Result<(u64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok((
+        meta.len(),
+        meta.mtime().saturating_mul(1_000_000_000) + meta.mtime_nsec(),
+    ))
+}
+
+/// The sha256 of a file, as lowercase hex, read in 1 MiB pieces.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// Whether `path` is absolute and plain: no `.` or `..` segments (looked
 /// for in the text: `Path::components` drops inner `.`s silently).
 pub fn is_plain_absolute(path: &Path) -> bool {
@@ -131,6 +162,20 @@ pub fn is_plain_absolute(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_are_summed_and_stamped_and_directories_are_not_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("abc");
+        std::fs::write(&f, b"abc").unwrap();
+        assert_eq!(
+            sha256_file(&f).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(file_stamp(&f).unwrap().0, 3);
+        assert!(file_stamp(dir.path()).is_err(), "a directory has no stamp");
+        assert!(sha256_file(&dir.path().join("missing")).is_err());
+    }
 
     #[test]
     fn plain_absolute_paths_only() {

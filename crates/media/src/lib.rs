@@ -46,7 +46,7 @@ mod verify;
 mod workdir;
 
 pub use error::{MediaError, Result};
-pub use files::{is_plain_absolute, op_files, OpFiles};
+pub use files::{file_stamp, is_plain_absolute, op_files, sha256_file, OpFiles};
 pub use ops::{
     check_streams, concat, count_video_packets, encode_audio, encode_chunk, plan_op, probe_op,
     verify_op,

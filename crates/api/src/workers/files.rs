@@ -20,12 +20,11 @@ use axum::response::Response;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use tessera_exec::StartRequest;
+use tessera_media::{file_stamp, sha256_file};
 use tessera_types::{Action, AttemptNo, JobId, TaskRef};
 use tokio::io::AsyncWriteExt;
 
@@ -91,14 +90,14 @@ impl DataPlane {
 
     /// The sha256 of `path` (cached by size and mtime); `(size, mtime, sum)`.
     pub(crate) fn sum(&self, path: &FsPath) -> std::io::Result<(u64, i64, String)> {
-        let (size, mtime) = stat(path)?;
+        let (size, mtime) = file_stamp(path)?;
         if let Some((s, m, sum)) = lock(&self.sums).get(path) {
             if (*s, *m) == (size, mtime) {
                 return Ok((size, mtime, sum.clone()));
             }
         }
         let sum = sha256_file(path)?;
-        let (size2, mtime2) = stat(path)?;
+        let (size2, mtime2) = file_stamp(path)?;
         if (size2, mtime2) == (size, mtime) {
             lock(&self.sums).insert(path.to_path_buf(), (size, mtime, sum.clone()));
         }
@@ -199,33 +198,6 @@ fn is_partial(p: &FsPath) -> bool {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn stat(path: &FsPath) -> std::io::Result<(u64, i64)> {
-    let meta = std::fs::metadata(path)?;
-    if !meta.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    use std::os::unix::fs::MetadataExt;
-    Ok((
-        meta.len(),
-        meta.mtime().saturating_mul(1_000_000_000) + meta.mtime_nsec(),
-    ))
-}
-
-/// The sha256 of a file, as lowercase hex, read in 1 MiB pieces.
-pub(crate) fn sha256_file(path: &FsPath) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 #[derive(Deserialize)]
@@ -437,7 +409,7 @@ pub(crate) async fn upload(
     std::fs::rename(&part, &q.path)
         .map_err(|e| ApiError::internal(format!("renaming into {}: {e}", q.path.display())))?;
     drop(inner);
-    if let Ok((sz, mtime)) = stat(&q.path) {
+    if let Ok((sz, mtime)) = file_stamp(&q.path) {
         lock(&pool.files.sums).insert(q.path.clone(), (sz, mtime, actual));
     }
     Ok(Json(json!({ "received": got, "complete": true })))

@@ -15,11 +15,11 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
+use tessera_media::{file_stamp, sha256_file};
 use tessera_types::{AttemptNo, TaskRef};
 
 /// Tries per file before the attempt is given up as lost.
@@ -92,25 +92,9 @@ pub(super) struct Cache {
     low: AtomicBool,
 }
 
+/// A regular file's size and mtime (ns), if it is one.
 fn stat(path: &Path) -> Option<(u64, i64)> {
-    let m = std::fs::metadata(path).ok().filter(|m| m.is_file())?;
-    Some((
-        m.len(),
-        m.mtime().saturating_mul(1_000_000_000) + m.mtime_nsec(),
-    ))
-}
-
-fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(hex(&h.finalize()));
-        }
-        h.update(&buf[..n]);
-    }
+    file_stamp(path).ok()
 }
 
 fn hex(bytes: &[u8]) -> String {
