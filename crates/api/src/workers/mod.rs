@@ -384,10 +384,13 @@ pub(crate) async fn heartbeat(
     if (was != NodeState::Draining && body.draining) || low_changed {
         pool.capacity_changed(&inner);
     }
-    drop(inner);
     // Freed slots, new holdings or a disk with room again may change where
-    // queued attempts go.
-    pool.kick();
+    // queued attempts go (nothing to place: nobody needs waking).
+    let replace = !inner.queue.is_empty();
+    drop(inner);
+    if replace {
+        pool.kick();
+    }
     Ok(Json(json!({ "orders": orders })))
 }
 
@@ -458,6 +461,8 @@ pub(crate) async fn attempt_events(
     let task = TaskRef::new(JobId(job), index);
     let mut inner = pool.lock();
     holds_attempt(&mut inner, &id, &token, (task, attempt))?;
+    // Only an attempt's end frees a slot (and may change where a retry goes).
+    let mut ended = false;
     for event in body.events {
         let event = match event {
             WireEvent::Started { pid } => ExecEvent::Started {
@@ -472,6 +477,7 @@ pub(crate) async fn attempt_events(
                 progress: Progress { done, total },
             },
             WireEvent::Exited { error, usage } => {
+                ended = true;
                 let name = inner.worker(&id).map(|w| {
                     w.leases.remove(&(task, attempt));
                     w.info.name.clone()
@@ -489,6 +495,7 @@ pub(crate) async fn attempt_events(
                 }
             }
             WireEvent::Lost { reason } => {
+                ended = true;
                 let name = inner.worker(&id).map_or(String::new(), |w| {
                     w.leases.remove(&(task, attempt));
                     w.info.name.clone()
@@ -499,8 +506,13 @@ pub(crate) async fn attempt_events(
         };
         pool.emit(event);
     }
+    // Progress reports come often: waking every waiting node for them
+    // would only make each look at the queue again for nothing.
+    let replace = ended && !inner.queue.is_empty();
     drop(inner);
-    pool.kick();
+    if replace {
+        pool.kick();
+    }
     Ok(Json(json!({ "ok": true })))
 }
 
