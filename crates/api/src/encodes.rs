@@ -115,10 +115,10 @@ pub(crate) async fn encode(
         chunk_seconds: options.chunk_seconds.unwrap_or(10.0),
         slots: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
     };
+    let user = state.project_user(project.id)?;
     let prepared = {
         let (workdir, out_dir, req) = (workdir.clone(), out_dir.clone(), req.clone());
-        let run_as = state.run_as.clone();
-        tokio::task::spawn_blocking(move || prepare(&workdir, &out_dir, &req, run_as.as_deref()))
+        tokio::task::spawn_blocking(move || prepare(&workdir, &out_dir, &req, user.as_ref()))
             .await?
     };
     let checked = match prepared {
@@ -134,7 +134,9 @@ pub(crate) async fn encode(
         remove_dir(&out_dir).await;
         return Err(e);
     }
-    let spec = JobSpec::new(format!("encode {name}"), media::initial_tasks(&workdir));
+    let mut spec = JobSpec::new(format!("encode {name}"), media::initial_tasks(&workdir));
+    spec.grants = media::encode_grants(&workdir, &req);
+    spec.grants.extend(state.project_grants(project.id));
     let started = Instant::now();
     let driver = state.driver.clone();
     let key = format!("{JOB_KEY_PREFIX}{id}");
@@ -160,25 +162,25 @@ pub(crate) async fn encode(
 }
 
 /// Checks the request against the source and writes it into `workdir`.
-/// With `run_as`, both directories are given to that user, whose tasks
-/// write in them.
+/// With a `user` (the project's), both directories and what is in them
+/// are given to it: its tasks write there, no other project's can enter.
 fn prepare(
     workdir: &Path,
     out_dir: &Path,
     req: &EncodeRequest,
-    run_as: Option<&tessera_exec::RunAs>,
+    user: Option<&tessera_exec::RunAs>,
 ) -> Result<MediaInfo, MediaError> {
     let mkdir = |d: &Path| {
         std::fs::create_dir_all(d)
-            .and_then(|()| run_as.map_or(Ok(()), |u| u.give(d)))
+            .and_then(|()| crate::tenancy::give_tree(d, user))
             .map_err(|e| MediaError::Internal(format!("creating {}: {e}", d.display())))
     };
     mkdir(out_dir)?;
     req.validate()?;
     let info = media::probe(&req.input)?;
     media::check_streams(req, &info)?;
-    mkdir(workdir)?;
     media::write_request(workdir, req)?;
+    mkdir(workdir)?;
     Ok(info)
 }
 

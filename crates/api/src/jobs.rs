@@ -63,8 +63,16 @@ pub(crate) async fn list(
 pub(crate) async fn submit(
     state: &AppState,
     project: ProjectRecord,
-    spec: JobSpec,
+    mut spec: JobSpec,
 ) -> Result<JobView, ApiError> {
+    if !spec.grants.is_empty() {
+        return Err(ApiError::Invalid(
+            "`grants` are given by the server (an encode grants its files), never by a job \
+             spec; remove them: a job's tasks may use its own folder and its project's uploads"
+                .into(),
+        ));
+    }
+    spec.grants = state.project_grants(project.id);
     let started = Instant::now();
     let driver = state.driver.clone();
     let submitted =

@@ -41,6 +41,7 @@ mod range;
 mod routes;
 mod serve;
 mod state;
+mod tenancy;
 mod ui;
 mod uploads;
 mod views;

@@ -89,9 +89,21 @@ pub(crate) async fn serve_file(
     download_name: &str,
     request: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut file = tokio::fs::File::open(path)
+    let file = tokio::fs::File::open(path)
         .await
         .map_err(|e| ApiError::internal(format!("opening {}: {e}", path.display())))?;
+    serve_opened(file, path, content_type, download_name, request).await
+}
+
+/// [`serve_file`] for a file its caller opened (confined, say); `path`
+/// names it in errors only.
+pub(crate) async fn serve_opened(
+    mut file: tokio::fs::File,
+    path: &Path,
+    content_type: &str,
+    download_name: &str,
+    request: &HeaderMap,
+) -> Result<Response, ApiError> {
     let len = file
         .metadata()
         .await

@@ -36,9 +36,9 @@ pub struct AppState {
     /// responses (event streams, followed logs) end instead of holding the
     /// drain up.
     pub(crate) closing: Arc<tokio::sync::watch::Sender<bool>>,
-    /// The user tasks run as, when not this process's: encode directories
-    /// the API prepares are given to it.
-    pub(crate) run_as: Option<Arc<tessera_exec::RunAs>>,
+    /// The uids projects' tasks run as (the server runs as root): the
+    /// folders the API prepares for a project are that project's user's.
+    pub(crate) task_uids: Option<tessera_exec::TaskUids>,
     /// Workers and their leases, when tasks run on workers.
     pub(crate) workers: Option<Arc<crate::workers::Pool>>,
     pub(crate) worker_tokens: Arc<crate::workers::Verified>,
@@ -64,7 +64,7 @@ impl AppState {
             max_upload_bytes: crate::encodes::DEFAULT_MAX_UPLOAD,
             volumes: Arc::new(Volumes::default()),
             closing: Arc::new(tokio::sync::watch::Sender::new(false)),
-            run_as: None,
+            task_uids: None,
             workers: None,
             worker_tokens: Arc::default(),
         }
@@ -76,10 +76,10 @@ impl AppState {
         self
     }
 
-    /// Sets the user tasks run as (the driver's `run_as`), so the
-    /// directories an encode's tasks write in are given to it.
-    pub fn with_run_as(mut self, user: Option<tessera_exec::RunAs>) -> Self {
-        self.run_as = user.map(Arc::new);
+    /// Sets the uids projects' tasks run as (the driver's `task_uids`),
+    /// so the folders a project's tasks use are given to its user.
+    pub fn with_task_uids(mut self, uids: Option<tessera_exec::TaskUids>) -> Self {
+        self.task_uids = uids;
         self
     }
 

@@ -197,9 +197,22 @@ pub(crate) async fn receive(
             return Err(with_limit(state, e));
         }
     };
+    let user = state.project_user(project.id)?;
+    let root = state.data_dir.join("uploads");
     let accepted = {
         let (dir, tmp, name) = (dir.clone(), tmp.clone(), name.clone());
-        tokio::task::spawn_blocking(move || settle(&dir, &tmp, &name, bytes)).await?
+        tokio::task::spawn_blocking(move || {
+            let settled = settle(&dir, &tmp, &name, bytes)?;
+            // Its project's tasks read it; no other project's can.
+            crate::tenancy::share_read(&dir.join(&name), &root, user.as_ref()).map_err(|e| {
+                ApiError::internal(format!(
+                    "upload: sharing {} with its project: {e}",
+                    dir.display()
+                ))
+            })?;
+            Ok(settled)
+        })
+        .await?
     };
     match accepted {
         Ok((item, info)) => Ok(UploadView {

@@ -73,13 +73,7 @@ pub fn run(args: EncodeArgs) -> Result<()> {
     let config = DriverConfig::new(req.slots, &state_dir);
     let mut driver = Driver::new(
         store,
-        |sink| {
-            LocalExecutor::new(LocalConfig {
-                op_program,
-                sink,
-                run_as: None,
-            })
-        },
+        |sink| LocalExecutor::new(LocalConfig { op_program, sink }),
         config,
     );
 
@@ -91,7 +85,8 @@ pub fn run(args: EncodeArgs) -> Result<()> {
         }
         _ => {
             let name = format!("encode {}", file_name(&req.input));
-            let spec = JobSpec::new(name, media::initial_tasks(&workdir));
+            let mut spec = JobSpec::new(name, media::initial_tasks(&workdir));
+            spec.grants = media::encode_grants(&workdir, &req);
             (driver.submit(&spec, Some(&key))?, false)
         }
     };

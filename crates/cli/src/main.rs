@@ -16,6 +16,7 @@ mod op;
 mod progress;
 mod report;
 mod server;
+mod tenancy;
 mod worker;
 
 use clap::{Parser, Subcommand};

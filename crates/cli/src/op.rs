@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tessera_media::{self as media, VerifyOptions};
-use tessera_types::{progress_line, Progress};
+use tessera_types::{progress_line, Progress, Reach, REACH_ENV};
 
 /// The report the verify op leaves in the workdir for the encode summary.
 pub const VERIFY_REPORT: &str = "verify-report.txt";
@@ -49,8 +49,61 @@ macro_rules! say {
     }};
 }
 
+/// The reach the attempt's process was given ([`REACH_ENV`]), if any: a
+/// scheduler always sets it; by hand the op is not confined.
+fn reach() -> Result<Option<Reach>> {
+    match std::env::var(REACH_ENV) {
+        Ok(v) => Reach::from_env(&v).map(Some).map_err(Failure::input),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Refuses an op whose files (from its workdir's state files) leave the
+/// reach, by their names and by where their links really lead: a member
+/// may have written request.json or plan.json, or left a link in the
+/// job's folder.
+fn check_files(reach: &Reach, op: &str, args: &[String]) -> Result<()> {
+    let files = media::op_files(op, args, Some(reach))
+        .map_err(|e| Failure::input(format!("op {op}: {e}")))?;
+    // The same check on real paths: each grant and each file resolved.
+    let real = |p: &Path| -> PathBuf {
+        match std::fs::canonicalize(p) {
+            Ok(c) => c,
+            // Not there yet (an output): where its folder really is.
+            Err(_) => match (p.parent().map(std::fs::canonicalize), p.file_name()) {
+                (Some(Ok(dir)), Some(name)) => dir.join(name),
+                _ => p.to_path_buf(),
+            },
+        }
+    };
+    let grants = reach
+        .grants
+        .iter()
+        .map(|g| tessera_types::Grant {
+            path: real(&g.path),
+            ..g.clone()
+        })
+        .collect();
+    let resolved = media::OpFiles {
+        inputs: files.inputs.iter().map(|p| real(p)).collect(),
+        outputs: files.outputs.iter().map(|p| real(p)).collect(),
+        dirs: files.dirs.iter().map(|p| real(p)).collect(),
+    };
+    media::check_reach(&Reach::new(grants), &resolved)
+        .map_err(|e| Failure::input(format!("op {op}: {e}; a symbolic link leads there")))
+}
+
 pub fn run(args: OpArgs) -> Result<()> {
+    let reach = reach()?;
     if let (OpName::Probe, Some(file)) = (args.op, &args.file) {
+        if let Some(reach) = &reach {
+            let real = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
+            for p in [file, &real] {
+                reach
+                    .check(p, false)
+                    .map_err(|e| Failure::input(format!("op probe: {e}")))?;
+            }
+        }
         let info = media::probe(file)?;
         let json = serde_json::to_string_pretty(&info).map_err(Failure::internal)?;
         say!("{json}");
@@ -59,6 +112,14 @@ pub fn run(args: OpArgs) -> Result<()> {
     let workdir = args.workdir.ok_or_else(|| {
         Failure::input("this op needs --workdir DIR (a directory holding request.json)")
     })?;
+    if let Some(reach) = &reach {
+        let mut a = vec!["--workdir".to_string(), workdir.display().to_string()];
+        if let Some(n) = args.chunk {
+            a.extend(["--chunk".to_string(), n.to_string()]);
+        }
+        let name = args.op.to_possible_value().expect("ops have names");
+        check_files(reach, name.get_name(), &a)?;
+    }
     match args.op {
         OpName::Probe => {
             media::probe_op(&workdir)?;

@@ -5,7 +5,7 @@
 //! TOML file (`--config`, or `TESSERA_CONFIG`), environment variables
 //! (`TESSERA_LISTEN`, `TESSERA_DATA_DIR`, `TESSERA_DATABASE`,
 //! `TESSERA_SLOTS`, `TESSERA_WORKERS`, `TESSERA_LABELS`,
-//! `TESSERA_MAX_UPLOAD_BYTES`, `TESSERA_VOLUMES`, `TESSERA_RUN_AS`), and
+//! `TESSERA_MAX_UPLOAD_BYTES`, `TESSERA_VOLUMES`, `TESSERA_TASK_UIDS`), and
 //! flags.
 //! `tessera.sample.toml` documents every field.
 
@@ -70,10 +70,12 @@ pub struct ServerArgs {
         value_delimiter = ','
     )]
     pub volumes: Vec<String>,
-    /// Run tasks as this unprivileged user (a name or uid); the server must
-    /// run as root to switch [default: tasks run as the server's user].
-    #[arg(long, value_name = "USER", env = "TESSERA_RUN_AS")]
-    pub run_as: Option<String>,
+    /// The uids projects' tasks run as, FIRST-LAST: project N's tasks run
+    /// as uid FIRST+N (group the same), so no project reads another's
+    /// files. Needs a server running as root, which uses them always
+    /// [default: 200000-299999].
+    #[arg(long, value_name = "FIRST-LAST", env = "TESSERA_TASK_UIDS")]
+    pub task_uids: Option<String>,
     /// Run tasks that name a container image on this machine's Docker
     /// engine (DOCKER_HOST or /var/run/docker.sock); the server refuses to
     /// start if the engine does not answer [default: off; such tasks are
@@ -100,6 +102,8 @@ struct FileConfig {
     max_upload_bytes: Option<u64>,
     #[serde(default)]
     volumes: BTreeMap<String, PathBuf>,
+    task_uids: Option<String>,
+    /// Replaced by `task_uids`; refused with a message saying so.
     run_as: Option<String>,
     docker: Option<bool>,
 }
@@ -122,10 +126,10 @@ pub struct ServerConfig {
     /// Volumes by name; relative directories are taken from the working
     /// directory.
     pub volumes: BTreeMap<String, PathBuf>,
-    /// The user tasks run as (a name or uid), looked up by
-    /// [`run_as_user`](Self::run_as_user) when the server starts (not
-    /// here: `tessera admin` reads the same configuration).
-    pub run_as: Option<String>,
+    /// The uids projects' tasks run as, as given (checked by
+    /// [`task_users`](Self::task_users) when the server starts, not here:
+    /// `tessera admin` reads the same configuration).
+    pub task_uids: Option<String>,
     /// Whether container tasks run on the local Docker engine.
     pub docker: bool,
 }
@@ -190,7 +194,13 @@ impl ServerConfig {
             let (name, dir) = parse_volume(spec)?;
             volumes.insert(name, dir);
         }
-        let run_as = args.run_as.clone().or(file.run_as);
+        if file.run_as.is_some() {
+            return Err(Failure::input(
+                "run_as is gone: as root, each project's tasks now run as a uid of its own \
+                 (task_uids, default 200000-299999); remove run_as from the config file",
+            ));
+        }
+        let task_uids = args.task_uids.clone().or(file.task_uids);
         let docker = args.docker.or(file.docker).unwrap_or(false);
         Ok(Self {
             listen,
@@ -202,7 +212,7 @@ impl ServerConfig {
             lease: std::time::Duration::from_millis(lease_ms),
             max_upload_bytes,
             volumes,
-            run_as,
+            task_uids,
             docker,
         })
     }
@@ -221,14 +231,29 @@ fn parse_volume(spec: &str) -> Result<(String, PathBuf)> {
 }
 
 impl ServerConfig {
-    /// The user tasks run as, from the user database; refused (one line)
-    /// if there is no such user or this process cannot switch to it.
-    pub fn run_as_user(&self) -> Result<Option<tessera_exec::RunAs>> {
-        self.run_as
-            .as_deref()
-            .map(tessera_exec::RunAs::resolve)
-            .transpose()
-            .map_err(Failure::input)
+    /// The uids projects' tasks run as: as root, the configured range (or
+    /// the default), checked; otherwise none (tasks run as this process's
+    /// user), and a range given anyway is refused, since it cannot be used.
+    pub fn task_users(&self) -> Result<Option<tessera_exec::TaskUids>> {
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        match (&self.task_uids, root) {
+            (Some(range), true) => tessera_exec::TaskUids::parse(range)
+                .map(Some)
+                .map_err(Failure::input),
+            (None, true) => {
+                let uids = tessera_exec::TaskUids::DEFAULT;
+                uids.check().map_err(|e| {
+                    Failure::input(format!("{e}; set another range with --task-uids"))
+                })?;
+                Ok(Some(uids))
+            }
+            (Some(range), false) => Err(Failure::input(format!(
+                "--task-uids {range}: switching tasks to other uids needs a server running \
+                 as root; start it as root, or leave task uids out"
+            ))),
+            (None, false) => Ok(None),
+        }
     }
 }
 
@@ -311,33 +336,32 @@ pub fn run(
     spawner: std::result::Result<tessera_exec::Spawner, tessera_exec::ExecError>,
 ) -> Result<()> {
     let spawner = spawner.map_err(Failure::env)?;
-    let config = ServerConfig::resolve(&args)?;
-    let run_as = config.run_as_user()?;
+    let mut config = ServerConfig::resolve(&args)?;
+    let task_uids = config.task_users()?;
     let volumes = tessera_api::Volumes::new(config.volumes.clone()).map_err(Failure::input)?;
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        Failure::env(format!(
-            "cannot use data directory {}: {e}",
-            config.data_dir.display()
-        ))
-    })?;
-    if let Some(user) = &run_as {
-        // Task workspaces live under the data directory.
-        user.check_reach(&config.data_dir).map_err(Failure::env)?;
+    config.data_dir = crate::tenancy::prepare_data_dir(&config.data_dir, task_uids.is_some())?;
+    if let Some(uids) = task_uids {
+        // Task workspaces live under the data directory: every project's
+        // user must be able to pass the folders above it.
+        let sample = uids.user_of(None).map_err(Failure::internal)?;
+        sample.check_reach(&config.data_dir).map_err(|e| {
+            Failure::env(format!(
+                "the projects' task users (uids {}-{}): {e}",
+                uids.first, uids.last
+            ))
+        })?;
     }
     let (driver_store, api_store) = open_stores(&config.database)?;
+    crate::tenancy::close_secrets(&config)?;
     let op_program = std::env::current_exe()
         .map_err(|e| Failure::env(format!("cannot find the tessera executable: {e}")))?;
     let mut driver_config = tessera_driver::DriverConfig::new(config.slots, &config.data_dir);
-    driver_config.run_as = run_as.clone();
-    let api_run_as = run_as.clone();
-    let tasks_as = run_as
-        .as_ref()
-        .map(|u| format!("tasks run as {} (uid {})", u.name, u.uid));
+    driver_config.task_uids = task_uids;
+    let tasks_as = crate::tenancy::isolation_line(task_uids);
     // Workers may offer docker: with them an image task is accepted and
     // waits (listed `unplaceable`, with the reason) until one that does
     // registers.
     driver_config.images = config.docker || config.workers;
-    let docker_user = run_as.as_ref().map(|u| format!("{}:{}", u.uid, u.gid));
     let mut docker_failed = None;
     // Containers left by an earlier run of this server (same data
     // directory) belong to attempts that are lost now: removed at start.
@@ -378,11 +402,7 @@ pub fn run(
         |sink| -> Box<dyn tessera_exec::Executor> {
             let host = |sink| -> Box<dyn tessera_exec::Executor> {
                 let local = move |sink| -> Box<dyn tessera_exec::Executor> {
-                    let config = tessera_exec::LocalConfig {
-                        op_program,
-                        sink,
-                        run_as,
-                    };
+                    let config = tessera_exec::LocalConfig { op_program, sink };
                     Box::new(tessera_exec::LocalExecutor::with_spawner(
                         config,
                         Ok(spawner),
@@ -405,10 +425,7 @@ pub fn run(
                 if !config.docker {
                     return None;
                 }
-                let mut docker = tessera_docker::DockerConfig::new(instance, sink);
-                if let Some(user) = docker_user {
-                    docker.user = user;
-                }
+                let docker = tessera_docker::DockerConfig::new(instance, sink);
                 let connected = tessera_docker::DockerExecutor::connect(docker)
                     .and_then(|mut d| d.recover(&leftovers).map(|_| d));
                 connected.map_err(|e| docker_failed = Some(e)).ok()
@@ -447,7 +464,7 @@ pub fn run(
     let state = tessera_api::AppState::new(api_store, handle.clone(), config.data_dir.clone())
         .with_max_upload_bytes(config.max_upload_bytes)
         .with_volumes(volumes)
-        .with_run_as(api_run_as);
+        .with_task_uids(task_uids);
     let state = match workers {
         Some(pool) => state.with_workers(pool),
         None => state,
@@ -483,9 +500,7 @@ pub fn run(
             "tessera server listening on http://{addr}  (data {}, database {db}, {slots})",
             config.data_dir.display(),
         ));
-        if let Some(line) = &tasks_as {
-            status(line);
-        }
+        status(&tasks_as);
         if config.docker {
             status("container tasks (`image:`) run on the local Docker engine");
         } else if config.workers {
@@ -517,8 +532,11 @@ fn op_input(req: &tessera_exec::StartRequest) -> Option<PathBuf> {
         return None;
     };
     let at = args.iter().position(|a| a == "--workdir")?;
-    let workdir = Path::new(args.get(at + 1)?);
-    tessera_media::read_request(workdir).ok().map(|r| r.input)
+    let request = Path::new(args.get(at + 1)?).join(tessera_media::REQUEST_FILE);
+    // A member may have written it: read inside the attempt's reach only.
+    let bytes = tessera_confine::read(&req.reach, &request).ok()?;
+    let req: tessera_media::EncodeRequest = serde_json::from_slice(&bytes).ok()?;
+    Some(req.input)
 }
 
 /// Names this server's containers on a shared engine: a hash of its data
@@ -627,41 +645,45 @@ mod tests {
     }
 
     #[test]
-    fn run_as_names_an_existing_user_or_is_refused_in_one_line() {
+    fn task_uids_are_used_as_root_refused_otherwise_and_run_as_is_gone() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("t.toml");
-        std::fs::write(&file, "run_as = \"no-such-user-tessera\"\n").unwrap();
+        std::fs::write(&file, "run_as = \"nobody\"\n").unwrap();
         let args = ServerArgs {
-            config: Some(file),
+            config: Some(file.clone()),
             data_dir: Some(dir.path().into()),
             ..Default::default()
         };
+        let err = ServerConfig::resolve(&args).unwrap_err();
+        assert!(err.message.starts_with("run_as is gone"), "{}", err.message);
+        std::fs::write(&file, "task_uids = \"300000-300099\"\n").unwrap();
         let config = ServerConfig::resolve(&args).unwrap();
-        let err = config.run_as_user().unwrap_err();
-        assert_eq!(
-            err.message,
-            "cannot run tasks as \"no-such-user-tessera\": no such user on this machine; \
-             name an existing user (or uid) in run_as"
-        );
-        // The flag beats the file; root may run tasks as anyone.
-        let args = ServerArgs {
-            run_as: Some("nobody".into()),
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        match config.task_users() {
+            Ok(Some(u)) => assert!(root && (u.first, u.last) == (300_000, 300_099)),
+            Err(e) => assert!(!root && e.message.contains("needs a server running as root")),
+            Ok(None) => panic!("a range given was ignored"),
+        }
+        // The flag beats the file; a bad range is one line.
+        let bad = ServerArgs {
+            task_uids: Some("10-5".into()),
             ..args
         };
-        match ServerConfig::resolve(&args).unwrap().run_as_user() {
-            Ok(user) => {
-                let user = user.expect("run_as");
-                assert_eq!(user.name, "nobody");
-                assert_ne!(user.uid, 0);
-            }
-            // SAFETY: geteuid has no preconditions.
-            Err(e) if unsafe { libc::geteuid() } != 0 => {
-                assert!(e.message.contains("not root"), "{}", e.message)
-            }
-            Err(e) => panic!("{}", e.message),
-        }
-        let none = ServerConfig::resolve(&ServerArgs::default()).unwrap();
-        assert!(none.run_as_user().unwrap().is_none());
+        let err = ServerConfig::resolve(&bad)
+            .unwrap()
+            .task_users()
+            .unwrap_err();
+        assert!(
+            err.message.starts_with("task uids") || !root,
+            "{}",
+            err.message
+        );
+        let default = ServerConfig::resolve(&ServerArgs::default()).unwrap();
+        assert_eq!(
+            default.task_users().unwrap(),
+            root.then_some(tessera_exec::TaskUids::DEFAULT)
+        );
     }
 
     #[test]

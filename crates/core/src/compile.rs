@@ -94,6 +94,7 @@ pub(crate) fn compile_for(spec: &JobSpec, offer: crate::dag::Offer) -> Result<Jo
         name: spec.name.clone(),
         params: spec.params.clone(),
         tasks,
+        grants: spec.grants.clone(),
     })
 }
 

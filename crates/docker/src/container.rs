@@ -185,6 +185,8 @@ mod tests {
             cpu: 2,
             memory_mb: 512,
             labels: Default::default(),
+            reach: Default::default(),
+            user: None,
         }
     }
 

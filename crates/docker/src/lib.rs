@@ -43,6 +43,8 @@
 //!     cpu: 1,
 //!     memory_mb: 256,
 //!     labels: Default::default(),
+//!     reach: Default::default(),
+//!     user: None,
 //! });
 //! let events: Vec<ExecEvent> = rx.iter().take(3).collect();
 //! assert!(matches!(events[2], ExecEvent::Exited { result: Ok(()), .. }));

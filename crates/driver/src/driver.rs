@@ -6,11 +6,11 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tessera_core::{Command, ControlError, Event, Policy, Scheduler, SpecError, Step};
-use tessera_exec::{EventSink, ExecEvent, Executor, RunAs, StartRequest};
+use tessera_exec::{EventSink, ExecEvent, Executor, RunAs, StartRequest, TaskUids};
 use tessera_store::{StartedAttempt, Store, StoreError};
 use tessera_types::{
-    AttemptNo, Change, JobId, JobSpec, JobState, Millis, Progress, ProjectId, Quota, TaskRef,
-    TaskSpec, TaskState,
+    AttemptNo, Change, Grant, JobId, JobSpec, JobState, Millis, Progress, ProjectId, Quota, Reach,
+    TaskRef, TaskSpec, TaskState,
 };
 
 /// What the driver needs to know about its machine.
@@ -22,11 +22,13 @@ pub struct DriverConfig {
     pub workspace: PathBuf,
     /// How long an interrupt waits for killed attempts to report.
     pub shutdown_grace: Duration,
-    /// The user tasks run as, when the executor switches users: each job's
-    /// directory is then shared with it ([`RunAs::share`]: tasks may add
-    /// files there for each other, the driver's `logs` and `tasks` stay
-    /// its own). Give the executor the same user.
-    pub run_as: Option<RunAs>,
+    /// The uids projects' tasks run as (this process must be root): each
+    /// attempt runs as its project's own user ([`TaskUids::user_of`]), its
+    /// job's directory is shared with that user only ([`RunAs::share`]:
+    /// the job's tasks may add files there for each other, the driver's
+    /// `logs` and `tasks` stay its own). `None`: tasks run as this
+    /// process's user.
+    pub task_uids: Option<TaskUids>,
     /// Whether the executor can run tasks that name a container image (a
     /// Docker engine is there); such tasks are refused at submission
     /// otherwise.
@@ -39,7 +41,7 @@ impl DriverConfig {
             slots,
             workspace: workspace.into(),
             shutdown_grace: Duration::from_secs(10),
-            run_as: None,
+            task_uids: None,
             images: false,
         }
     }
@@ -100,6 +102,13 @@ struct Running {
     expand: Option<PathBuf>,
 }
 
+/// Who a job's attempts run as and what they may touch beyond its folder:
+/// its project and the grants of its spec.
+struct Access {
+    project: Option<ProjectId>,
+    grants: Vec<Grant>,
+}
+
 pub struct Driver<S, E> {
     sched: Scheduler,
     store: S,
@@ -115,6 +124,9 @@ pub struct Driver<S, E> {
     /// The turn's `Started` reports, written in one call before the turn's
     /// changes (see [`Driver::record_starts`]).
     started: Vec<StartedAttempt>,
+    /// The access of every job the scheduler holds (see [`Access`]);
+    /// dropped when the job ends.
+    access: HashMap<JobId, Arc<Access>>,
 }
 
 /// Events handled per turn at most, so one turn's transaction stays bounded.
@@ -147,7 +159,16 @@ impl<S: Store, E: Executor> Driver<S, E> {
             usage_restored: false,
             feed: Feed::default(),
             started: Vec::new(),
+            access: HashMap::new(),
         }
+    }
+
+    fn hold_access(&mut self, job: JobId, project: Option<ProjectId>, spec: &JobSpec) {
+        let access = Access {
+            project,
+            grants: spec.grants.clone(),
+        };
+        self.access.insert(job, Arc::new(access));
     }
 
     pub fn handle(&self) -> DriverHandle {
@@ -195,6 +216,7 @@ impl<S: Store, E: Executor> Driver<S, E> {
         let mut step = Step::default();
         for snap in &jobs {
             step.append(self.sched.restore(snap, &snap.batch_starts, now)?);
+            self.hold_access(snap.id, snap.project, &snap.spec);
         }
         self.commit_and_act(step, now, &mut ())?;
         Ok(jobs.len())
@@ -255,6 +277,7 @@ impl<S: Store, E: Executor> Driver<S, E> {
         let now = SystemClock::now();
         let id = self.store.create_job(project, spec, key, now)?;
         let step = self.sched.submit_in(id, project, spec, now)?;
+        self.hold_access(id, project, spec);
         self.commit_and_act(step, now, &mut ())?;
         Ok(id)
     }
@@ -530,6 +553,13 @@ impl<S: Store, E: Executor> Driver<S, E> {
         if !changes.is_empty() {
             self.store.apply(&changes, now)?;
             observer.changes(&changes);
+            for c in &changes {
+                if let Change::JobState { job, state } = c {
+                    if state.is_terminal() {
+                        self.access.remove(job);
+                    }
+                }
+            }
             if self.feed.listened() {
                 // The changes are not needed here any more: moved, not copied.
                 self.feed.publish(FeedItem::Changes { at: now, changes });
@@ -544,14 +574,21 @@ impl<S: Store, E: Executor> Driver<S, E> {
                     ..
                 } => {
                     let req = self.start_request(task, attempt, &spec);
-                    let expand = req.env.get("TESSERA_EXPAND").map(PathBuf::from);
+                    let expand = req
+                        .as_ref()
+                        .ok()
+                        .and_then(|r| r.env.get("TESSERA_EXPAND").map(PathBuf::from));
                     if let Some(p) = &expand {
                         let _ = std::fs::remove_file(p); // never read a previous attempt's file
                     }
                     self.running
                         .insert((task, attempt), Running { spec, expand });
-                    match self.share_job_dir(task.job) {
-                        Ok(()) => self.exec.start(req),
+                    let prepared = req.and_then(|req| {
+                        self.share_job_dir(task.job, req.user.as_ref())?;
+                        Ok(req)
+                    });
+                    match prepared {
+                        Ok(req) => self.exec.start(req),
                         // Reported like a start the executor refused.
                         Err(reason) => drop(self.tx.send(Input::Exec(ExecEvent::Exited {
                             task,
@@ -616,26 +653,46 @@ impl<S: Store, E: Executor> Driver<S, E> {
             return Err(DriverError::NotHeld(job));
         }
         let step = self.sched.adopt(&snap, now)?;
+        self.hold_access(job, snap.project, &snap.spec);
         self.commit_and_act(step, now, observer)
     }
 
-    /// Shares a job's directory with the user tasks run as, if any.
-    fn share_job_dir(&self, job: JobId) -> Result<(), String> {
-        let Some(user) = &self.config.run_as else {
+    /// Shares a job's directory with the user its tasks run as, if they
+    /// switch users, and makes its `logs` (this process's alone) and
+    /// `tasks` folders before any task can put something in their place.
+    fn share_job_dir(&self, job: JobId, user: Option<&RunAs>) -> Result<(), String> {
+        let Some(user) = user else {
             return Ok(());
         };
         let dir = self.job_dir(job);
-        user.share(&dir).map_err(|e| {
-            format!(
-                "could not share the job directory {} with user {}: {e}",
-                dir.display(),
-                user.name
-            )
-        })
+        user.share(&dir)
+            .and_then(|()| tessera_exec::private_dir(&dir.join("logs")))
+            .map_err(|e| {
+                format!(
+                    "could not share the job directory {} with user {}: {e}",
+                    dir.display(),
+                    user.name
+                )
+            })
     }
 
-    fn start_request(&self, task: TaskRef, attempt: AttemptNo, spec: &TaskSpec) -> StartRequest {
+    /// What an attempt runs as and may touch, or why it cannot run (its
+    /// project has no uid in the range).
+    fn start_request(
+        &self,
+        task: TaskRef,
+        attempt: AttemptNo,
+        spec: &TaskSpec,
+    ) -> Result<StartRequest, String> {
         let job_dir = self.job_dir(task.job);
+        let access = self.access.get(&task.job);
+        let project = access.and_then(|a| a.project);
+        let user = match self.config.task_uids {
+            Some(uids) => Some(uids.user_of(project.map(|p| p.0))?),
+            None => None,
+        };
+        let mut grants = vec![Grant::write(&job_dir).folder()];
+        grants.extend(access.into_iter().flat_map(|a| a.grants.iter().cloned()));
         let workdir = job_dir.join("tasks").join(path_safe(&spec.name));
         let mut env = spec.env.clone();
         let mut set = |k: &str, v: String| {
@@ -653,7 +710,7 @@ impl<S: Store, E: Executor> Driver<S, E> {
                 workdir.join("expand.json").display().to_string(),
             );
         }
-        StartRequest {
+        Ok(StartRequest {
             task,
             attempt,
             name: path_safe(&spec.name),
@@ -665,7 +722,9 @@ impl<S: Store, E: Executor> Driver<S, E> {
             cpu: spec.resources.cpu,
             memory_mb: spec.resources.memory_mb,
             labels: spec.resources.labels.clone(),
-        }
+            reach: Reach::new(grants),
+            user,
+        })
     }
 }
 

@@ -27,7 +27,7 @@ mod users;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tessera_driver::{Driver, DriverConfig, DriverHandle};
-use tessera_exec::{InProcessExecutor, LocalConfig, LocalExecutor, RunAs};
+use tessera_exec::{InProcessExecutor, LocalConfig, LocalExecutor, TaskUids};
 use tessera_store::{AttemptRecord, SqliteStore, Store, StoreError};
 use tessera_types::{Action, JobId, TaskState};
 
@@ -86,20 +86,19 @@ impl Rig {
         self.local_as(slots, None)
     }
 
-    /// A driver whose tasks run as `run_as`.
+    /// A driver whose tasks run as their project's user from `uids`.
     pub(crate) fn local_as(
         &self,
         slots: u32,
-        run_as: Option<RunAs>,
+        uids: Option<TaskUids>,
     ) -> Driver<SqliteStore, LocalExecutor> {
         let store = self.store();
         let mut config = self.config(slots);
-        config.run_as = run_as.clone();
+        config.task_uids = uids;
         let make = |sink| {
             LocalExecutor::new(LocalConfig {
                 op_program: "/bin/sh".into(),
                 sink,
-                run_as,
             })
         };
         Driver::new(store, make, config)

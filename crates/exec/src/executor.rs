@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tessera_types::{Action, AttemptNo, AttemptUsage, Progress, TaskRef};
+use tessera_types::{Action, AttemptNo, AttemptUsage, Progress, Reach, TaskRef};
 
 /// Runs attempts and reports what happens to them as [`ExecEvent`]s.
 ///
@@ -52,6 +52,13 @@ pub struct StartRequest {
     /// Labels the node that runs it must carry (the task's
     /// `resources.labels`); placement among workers honours them.
     pub labels: BTreeMap<String, String>,
+    /// What it may touch on the file system; its process gets it as
+    /// [`REACH_ENV`](tessera_types::REACH_ENV) (built-in ops check their
+    /// paths against it), and whoever moves files for it stays inside it.
+    pub reach: Reach,
+    /// The user it runs as (its project's own uid), when this process may
+    /// switch users; `None`: as this process's user.
+    pub user: Option<crate::RunAs>,
 }
 
 /// What happened to an attempt.

@@ -22,7 +22,7 @@
 //!
 //! let (tx, rx) = mpsc::channel();
 //! let sink: EventSink = Arc::new(move |e| drop(tx.send(e)));
-//! let mut exec = LocalExecutor::new(LocalConfig { op_program: "tessera".into(), sink, run_as: None });
+//! let mut exec = LocalExecutor::new(LocalConfig { op_program: "tessera".into(), sink });
 //! let dir = std::env::temp_dir().join(format!("tessera-exec-doc-{}", std::process::id()));
 //! exec.start(StartRequest {
 //!     task: TaskRef::new(JobId(1), 0),
@@ -36,6 +36,8 @@
 //!     cpu: 1,
 //!     memory_mb: 0,
 //!     labels: Default::default(),
+//!     reach: Default::default(),
+//!     user: None,
 //! });
 //! let events: Vec<ExecEvent> = rx.iter().take(3).collect();
 //! assert!(matches!(events[2], ExecEvent::Exited { result: Ok(()), .. }));
@@ -58,4 +60,4 @@ pub use local::{attempt_marker, last_line, log_file, LocalConfig, LocalExecutor,
 pub use orphan::kill_orphan_group;
 pub use spawn::Spawner;
 pub use split::Split;
-pub use user::RunAs;
+pub use user::{private_dir, RunAs, TaskUids};

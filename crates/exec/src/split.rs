@@ -152,6 +152,8 @@ mod tests {
             cpu: 1,
             memory_mb: 0,
             labels: Default::default(),
+            reach: Default::default(),
+            user: None,
         }
     }
 

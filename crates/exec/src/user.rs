@@ -23,6 +23,17 @@ pub struct RunAs {
 }
 
 impl RunAs {
+    /// A user by its numbers alone (a project's task user, which has no
+    /// entry in the user database): group `gid`, no other groups.
+    pub fn numeric(uid: u32, gid: u32) -> RunAs {
+        RunAs {
+            name: format!("uid {uid}"),
+            uid,
+            gid,
+            groups: vec![gid],
+        }
+    }
+
     /// Looks up `user` (a name, or a numeric uid) in the user database and
     /// checks that this process can become it: it runs as root, or already
     /// as that user (then attempts need no switch). Either failure is one
@@ -110,6 +121,116 @@ impl RunAs {
     }
 }
 
+/// The uids projects' tasks run as when the server runs as root: project
+/// `N` runs as uid `first + N` with group id `first + N` (no supplementary
+/// groups), the jobs of no project as `first`. Each project is then its
+/// own user: its folders are closed to every other project's tasks, and
+/// none of them is root or the server's own user. The numbers need no
+/// entry in the user database; a range that overlaps one is refused, so no
+/// project ever shares an identity with a real account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskUids {
+    pub first: u32,
+    pub last: u32,
+}
+
+impl TaskUids {
+    /// The default range: far above the ids distributions hand out
+    /// (1000-60000, nobody at 65534) and below those of user namespaces'
+    /// usual subordinate ranges (from 100000 in steps of 65536, so a
+    /// conflict is possible there: check `/etc/subuid`).
+    pub const DEFAULT: TaskUids = TaskUids {
+        first: 200_000,
+        last: 299_999,
+    };
+    /// The lowest uid a range may start at: below are system accounts.
+    pub const LOWEST: u32 = 10_000;
+
+    /// Reads `FIRST-LAST` and checks the range (see [`Self::check`]).
+    pub fn parse(text: &str) -> Result<TaskUids, String> {
+        let bad = || format!("task uids {text:?}: write them as FIRST-LAST, e.g. 200000-299999");
+        let (a, b) = text.trim().split_once('-').ok_or_else(bad)?;
+        let strict = |s: &str| {
+            let s = s.trim();
+            (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
+                .then(|| s.parse::<u32>().ok())
+                .flatten()
+        };
+        let uids = TaskUids {
+            first: strict(a).ok_or_else(bad)?,
+            last: strict(b).ok_or_else(bad)?,
+        };
+        uids.check()?;
+        Ok(uids)
+    }
+
+    /// A range must start at [`Self::LOWEST`] or above, end after it
+    /// starts, stay below 2^31 (some tools treat uids as signed), and not
+    /// contain the uid of any account in the user database.
+    pub fn check(&self) -> Result<(), String> {
+        let range = format!("{}-{}", self.first, self.last);
+        if self.first < Self::LOWEST {
+            return Err(format!(
+                "task uids {range}: start at {} or above; lower uids belong to system accounts",
+                Self::LOWEST
+            ));
+        }
+        if self.last < self.first || self.last >= 1 << 31 {
+            return Err(format!(
+                "task uids {range}: the range must end after it starts and below 2147483648"
+            ));
+        }
+        if let Some((name, uid)) = accounts()
+            .into_iter()
+            .find(|(_, uid)| (self.first..=self.last).contains(uid))
+        {
+            return Err(format!(
+                "task uids {range}: uid {uid} is the account {name}; choose a range no account uses"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The user a project's tasks run as, or why it has none (the range is
+    /// too small for its id).
+    pub fn user_of(&self, project: Option<i64>) -> Result<RunAs, String> {
+        let offset = project.unwrap_or(0);
+        let uid = u32::try_from(offset)
+            .ok()
+            .and_then(|o| self.first.checked_add(o))
+            .filter(|uid| *uid <= self.last)
+            .ok_or_else(|| {
+                format!(
+                    "project {offset} has no uid in the task uid range {}-{}; \
+                     widen it (--task-uids) so it covers every project id",
+                    self.first, self.last
+                )
+            })?;
+        Ok(RunAs::numeric(uid, uid))
+    }
+}
+
+/// Every account of the user database: name and uid.
+fn accounts() -> Vec<(String, u32)> {
+    let mut out = Vec::new();
+    // SAFETY: setpwent/getpwent/endpwent walk the user database; each entry
+    // is read (name copied) before the next call replaces it. Only called
+    // at start-up, before threads that could walk it concurrently.
+    unsafe {
+        libc::setpwent();
+        loop {
+            let pw = libc::getpwent();
+            if pw.is_null() {
+                break;
+            }
+            let name = CStr::from_ptr((*pw).pw_name).to_string_lossy().into_owned();
+            out.push((name, (*pw).pw_uid));
+        }
+        libc::endpwent();
+    }
+    out
+}
+
 impl RunAs {
     /// Makes `dir` (and what is missing above it) a directory the user may
     /// add files to but this process keeps: owned by this process, in the
@@ -123,6 +244,28 @@ impl RunAs {
         std::os::unix::fs::lchown(dir, None, Some(self.gid))?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1770))
     }
+}
+
+/// Makes `dir` this process's alone (mode `0700`), creating it if it is
+/// missing; something else in its place (a symbolic link a task left
+/// there, a file) is refused rather than followed. For a job's `logs`.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(std::io::Error::other(format!(
+                "{} is not a directory (a link or a file is in its place)",
+                dir.display()
+            )))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(dir)?,
+        Err(e) => return Err(e),
+    }
+    // SAFETY: geteuid/getegid have no preconditions.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    std::os::unix::fs::lchown(dir, Some(uid), Some(gid))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
 /// Creates `dir` and the directories above it that are missing, each
@@ -255,6 +398,40 @@ mod tests {
             "cannot run tasks as \"4000000000\": no user has uid 4000000000 on this machine"
         );
         assert!(RunAs::resolve("a\0b").is_err());
+    }
+
+    #[test]
+    fn task_uids_give_each_project_its_own_user_and_refuse_bad_ranges() {
+        let uids = TaskUids::parse("200000-200010").unwrap();
+        let p3 = uids.user_of(Some(3)).unwrap();
+        assert_eq!(
+            (p3.uid, p3.gid, p3.groups.as_slice()),
+            (200_003, 200_003, &[200_003][..])
+        );
+        assert_eq!(uids.user_of(None).unwrap().uid, 200_000);
+        let err = uids.user_of(Some(11)).unwrap_err();
+        assert!(err.contains("project 11 has no uid"), "{err}");
+        assert!(uids.user_of(Some(-1)).is_err());
+        for bad in [
+            "",
+            "200000",
+            "+200000-200010",
+            "200010-200000",
+            "0-100",
+            "999-2000",
+            "200000-4294967295",
+        ] {
+            assert!(TaskUids::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+        // root (0) is an account, so is nobody (65534): a range over them is refused.
+        let err = TaskUids {
+            first: 60_000,
+            last: 70_000,
+        }
+        .check()
+        .unwrap_err();
+        assert!(err.contains("nobody") || err.contains("65534"), "{err}");
+        TaskUids::DEFAULT.check().unwrap();
     }
 
     #[test]

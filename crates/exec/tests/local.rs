@@ -25,6 +25,8 @@ struct Rig {
     exec: LocalExecutor,
     events: mpsc::Receiver<ExecEvent>,
     dir: tempfile::TempDir,
+    /// The user its requests run as.
+    user: Option<RunAs>,
 }
 
 impl Rig {
@@ -32,24 +34,33 @@ impl Rig {
         Self::with(None)
     }
 
-    /// A rig whose attempts run as `run_as`.
-    fn with(run_as: Option<RunAs>) -> Self {
-        Self::with_spawner(run_as, Spawner::start())
+    /// A rig whose attempts run as `user`.
+    fn with(user: Option<RunAs>) -> Self {
+        Self::with_spawner(user, Spawner::start())
     }
 
-    fn with_spawner(run_as: Option<RunAs>, spawner: Result<Spawner, ExecError>) -> Self {
+    fn with_spawner(user: Option<RunAs>, spawner: Result<Spawner, ExecError>) -> Self {
+        Self::with_program(user, spawner, "/bin/echo")
+    }
+
+    /// `op_program` runs built-in ops (`<program> op <name> <args>`).
+    fn with_program(
+        user: Option<RunAs>,
+        spawner: Result<Spawner, ExecError>,
+        op_program: &str,
+    ) -> Self {
         let (tx, events) = mpsc::channel();
         let sink: EventSink = Arc::new(move |e| drop(tx.send(e)));
         let config = LocalConfig {
-            op_program: "/bin/echo".into(),
+            op_program: op_program.into(),
             sink,
-            run_as,
         };
         let exec = LocalExecutor::with_spawner(config, spawner);
         Self {
             exec,
             events,
             dir: tempfile::tempdir().unwrap(),
+            user,
         }
     }
 
@@ -66,6 +77,8 @@ impl Rig {
             cpu: 1,
             memory_mb: 0,
             labels: Default::default(),
+            reach: Default::default(),
+            user: self.user.clone(),
         }
     }
 

@@ -3,7 +3,7 @@
 use crate::plan::ChunkPlan;
 use crate::probe::StreamInfo;
 use crate::request::{Codec, Container, EncodeSettings};
-use crate::runner::argv;
+use crate::runner::{argv, input_args, media_input};
 use std::ffi::OsString;
 use std::path::Path;
 
@@ -181,8 +181,8 @@ pub fn chunk_encode_args(
             )),
         ]));
     }
-    a.extend(argv(["-noautorotate", "-i"]));
-    a.push(src.input.into());
+    a.push("-noautorotate".into());
+    a.extend(media_input(src.input));
     let select = format!(
         "select='gte(pts,{})*lt(pts,{})'",
         chunk.start_pts, chunk.end_pts
@@ -231,8 +231,8 @@ pub fn audio_copyable(container: Container, stream: &StreamInfo) -> bool {
 /// source at the final mux instead). `copy` says, per source audio stream,
 /// which is which. Stream metadata and dispositions follow by default.
 pub fn audio_args(input: &Path, copy: &[bool], container: Container, out: &Path) -> Vec<OsString> {
-    let mut a = argv(["-nostdin", "-y", "-v", "error", "-i"]);
-    a.push(input.into());
+    let mut a = argv(["-nostdin", "-y", "-v", "error"]);
+    a.extend(media_input(input));
     for (i, _) in copy.iter().enumerate().filter(|(_, c)| !**c) {
         a.extend(argv(["-map".to_string(), format!("0:a:{i}")]));
     }
@@ -325,18 +325,18 @@ pub fn mux_args(m: &MuxPlan) -> Vec<OsString> {
         "0",
         "-itsoffset",
         &secs(m.video_offset),
-        "-i",
     ]));
-    a.push(m.concat_list.into());
+    // The list is ours; the files it names are chunks (NUT), nothing else.
+    a.extend(input_args(m.concat_list, &["concat", "nut"]));
     let source_input = if let Some(audio) = m.audio {
-        a.push("-i".into());
-        a.push(audio.into());
+        // The encoded audio intermediate (see `audio_args`).
+        a.extend(input_args(audio, &["nut", "matroska"]));
         2
     } else {
         1
     };
-    a.extend(argv(["-itsoffset", &secs(-m.format_start), "-i"]));
-    a.push(m.source.into());
+    a.extend(argv(["-itsoffset", &secs(-m.format_start)]));
+    a.extend(media_input(m.source));
     a.extend(argv(["-map", "0:v:0"]));
     let mut encoded = 0;
     for (i, copy) in m.audio_copy.iter().enumerate() {

@@ -13,6 +13,16 @@ pub enum MediaError {
     InputEmpty { path: PathBuf },
     #[error("{}: not a media file ffmpeg can read ({detail})", .path.display())]
     NotMedia { path: PathBuf, detail: String },
+    /// A file in a format Tessera never opens: a playlist or list that
+    /// names other files, a still image, or a format outside
+    /// [`MEDIA_DEMUXERS`](crate::runner::MEDIA_DEMUXERS).
+    #[error("{}: Tessera does not open this file: it is {what} (ffmpeg format {format}); {why}", .path.display())]
+    Refused {
+        path: PathBuf,
+        format: String,
+        what: String,
+        why: String,
+    },
     #[error("{}: not a video file (ffprobe found no video stream)", .path.display())]
     NoVideo { path: PathBuf },
     #[error("{}: the video stream has no frames", .path.display())]
@@ -27,6 +37,10 @@ pub enum MediaError {
     OutputDir { path: PathBuf, detail: String },
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A file an op was asked to read or write lies outside its attempt's
+    /// reach (see `tessera_types::Reach`).
+    #[error(transparent)]
+    OutOfReach(#[from] tessera_types::OutOfReach),
     #[error("{program} is not installed or not on PATH (install ffmpeg, or set TESSERA_FFMPEG / TESSERA_FFPROBE)")]
     NotInstalled { program: String },
     #[error("{program} failed ({status}): {stderr_tail}")]
@@ -58,6 +72,7 @@ impl MediaError {
             MediaError::InputMissing { .. }
                 | MediaError::InputEmpty { .. }
                 | MediaError::NotMedia { .. }
+                | MediaError::Refused { .. }
                 | MediaError::NoVideo { .. }
                 | MediaError::NoFrames { .. }
                 | MediaError::NoTimestamps { .. }
@@ -65,6 +80,7 @@ impl MediaError {
                 | MediaError::Unsupported(_)
                 | MediaError::OutputDir { .. }
                 | MediaError::BadRequest(_)
+                | MediaError::OutOfReach(_)
         )
     }
 

@@ -46,7 +46,7 @@ mod verify;
 mod workdir;
 
 pub use error::{MediaError, Result};
-pub use files::{file_stamp, is_plain_absolute, op_files, sha256_file, OpFiles};
+pub use files::{check_reach, file_stamp, op_files, sha256_file, sha256_of, OpFiles};
 pub use ops::{
     check_streams, concat, count_video_packets, encode_audio, encode_chunk, plan_op, probe_op,
     verify_op,
@@ -54,7 +54,8 @@ pub use ops::{
 pub use plan::{frames_for_seconds, plan_chunks, ChunkPlan};
 pub use probe::{frame_index, probe, probe_and_index, Chapter, FrameIndex, MediaInfo, StreamInfo};
 pub use request::{Codec, Container, EncodeRequest, EncodeSettings};
-pub use tasks::{chunk_task_name, follow_on_tasks, initial_tasks};
+pub use tasks::{chunk_task_name, encode_grants, follow_on_tasks, initial_tasks};
+pub use tessera_types::is_plain_absolute;
 pub use verify::{
     first_pts_mismatch, relative_seconds, verify, verify_against, Check, VerifyOptions,
     VerifyReport,

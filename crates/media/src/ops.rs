@@ -105,7 +105,7 @@ pub fn count_video_packets(path: &Path) -> Result<u64> {
         "-of",
         "csv=p=0",
     ]));
-    a.push(path.into());
+    a.extend(runner::media_input(path));
     let out = runner::run(Tool::Ffprobe, &a)?;
     out.stdout
         .trim()

@@ -9,6 +9,7 @@
 use crate::error::{MediaError, Result};
 use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// How many bytes of stderr an error keeps.
@@ -70,7 +71,102 @@ fn run_inner(
     args: &[OsString],
     on_frame: Option<&mut dyn FnMut(u64)>,
 ) -> Result<RunOutput> {
+    check_inputs(tool, args)?;
     run_program(tool.program(), tool.name(), args, on_frame)
+}
+
+/// Demuxers that user media may be opened with: containers of audio and
+/// video streams that read their one file and never open another file or
+/// URL. Left out on purpose: playlists and manifests (`hls`, `dash`), lists
+/// (`concat`), image sequences and patterns (`image2`), still images (the
+/// `*_pipe` demuxers), filter graphs (`lavfi`: `movie=` reads any file),
+/// `tee` and `subfile`-style indirections, raw elementary streams (no
+/// timestamps to keep) and anything textual. mov's external data
+/// references (`enable_drefs`) stay off, ffmpeg's default.
+pub const MEDIA_DEMUXERS: &[&str] = &[
+    "mov",
+    "matroska",
+    "avi",
+    "flv",
+    "mpegts",
+    "mpeg",
+    "nut",
+    "ogg",
+    "asf",
+    "mxf",
+    "ivf",
+    "yuv4mpegpipe",
+    "dv",
+];
+
+/// Opens `path` as exactly one media file: the `file` protocol only (no
+/// network, no `concat:`/`subfile:` protocol tricks, nested opens included),
+/// and only the demuxers in `formats` (ffmpeg refuses any other format,
+/// whatever the file's name or content says). The path is given as a
+/// `file:` URL, so a name like `rtmp:x` is never read as a protocol.
+pub fn input_args(path: &Path, formats: &[&str]) -> Vec<OsString> {
+    let mut url = OsString::from("file:");
+    url.push(path.as_os_str());
+    let mut a = argv([
+        "-protocol_whitelist",
+        "file",
+        "-format_whitelist",
+        &formats.join(","),
+        "-i",
+    ]);
+    a.push(url);
+    a
+}
+
+/// [`input_args`] with [`MEDIA_DEMUXERS`]: how every user-supplied video
+/// is opened, by ffprobe and by ffmpeg.
+pub fn media_input(path: &Path) -> Vec<OsString> {
+    input_args(path, MEDIA_DEMUXERS)
+}
+
+/// A lavfi filter graph as an input (`testsrc2=...`, `sine=...`): for
+/// Tessera's own generated clips, never for anything a user wrote (a
+/// graph's `movie=` filter reads any file).
+pub fn lavfi_input(graph: &str) -> Vec<OsString> {
+    argv([
+        "-protocol_whitelist",
+        "file",
+        "-format_whitelist",
+        "lavfi",
+        "-f",
+        "lavfi",
+        "-i",
+        graph,
+    ])
+}
+
+/// Refuses an argv that opens an input without both whitelists: every
+/// `-i` must follow its own `-protocol_whitelist` and `-format_whitelist`
+/// (ffmpeg input options apply to the next input only), so no builder can
+/// forget them. `-i` is the only way inputs are named (ffprobe takes it too).
+fn check_inputs(tool: Tool, args: &[OsString]) -> Result<()> {
+    let (mut protocols, mut formats) = (false, false);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.to_str() {
+            Some("-protocol_whitelist") => protocols = it.next().is_some(),
+            Some("-format_whitelist") => formats = it.next().is_some(),
+            Some("-i") => {
+                let input = it.next().map(|i| i.to_string_lossy().into_owned());
+                if !(protocols && formats) {
+                    return Err(MediaError::Internal(format!(
+                        "{} would open {} without a protocol and format whitelist; \
+                         build its inputs with runner::input_args",
+                        tool.name(),
+                        input.as_deref().unwrap_or("an input")
+                    )));
+                }
+                (protocols, formats) = (false, false);
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn run_program(
@@ -198,14 +294,40 @@ mod tests {
 
     #[test]
     fn a_failing_run_carries_its_stderr_tail() {
-        let err = run(
-            Tool::Ffmpeg,
-            &argv(["-v", "error", "-i", "/nonexistent/in.mkv"]),
-        )
-        .unwrap_err();
+        let mut a = argv(["-v", "error"]);
+        a.extend(media_input(Path::new("/nonexistent/in.mkv")));
+        let err = run(Tool::Ffmpeg, &a).unwrap_err();
         assert!(
             matches!(&err, MediaError::ToolFailed { stderr_tail, .. } if stderr_tail.contains("No such file")),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn every_input_needs_its_own_whitelists() {
+        let bare = argv(["-v", "error", "-i", "/tmp/x.mkv"]);
+        let err = run(Tool::Ffprobe, &bare).unwrap_err();
+        assert!(
+            matches!(&err, MediaError::Internal(m) if m.contains("without a protocol and format whitelist")),
+            "{err}"
+        );
+        // The first input's whitelists do not cover the second.
+        let mut two = media_input(Path::new("/tmp/a.mkv"));
+        two.extend(argv(["-i", "/tmp/b.mkv"]));
+        assert!(check_inputs(Tool::Ffmpeg, &two).is_err());
+        let mut ok = media_input(Path::new("/tmp/a.mkv"));
+        ok.extend(input_args(Path::new("/tmp/list"), &["concat", "nut"]));
+        check_inputs(Tool::Ffmpeg, &ok).unwrap();
+        assert_eq!(
+            media_input(Path::new("/v/a:b.mp4")),
+            argv([
+                "-protocol_whitelist",
+                "file",
+                "-format_whitelist",
+                &MEDIA_DEMUXERS.join(","),
+                "-i",
+                "file:/v/a:b.mp4"
+            ])
         );
     }
 

@@ -3,7 +3,7 @@
 use crate::request::EncodeRequest;
 use crate::workdir::Plan;
 use std::path::Path;
-use tessera_types::{Action, TaskSpec};
+use tessera_types::{Action, Grant, TaskSpec};
 
 fn op(name: &str, workdir: &Path, extra: &[String]) -> Action {
     let mut args = vec![
@@ -22,6 +22,19 @@ pub fn initial_tasks(workdir: &Path) -> Vec<TaskSpec> {
             .after("probe")
             .expanding()
             .with_priority(100),
+    ]
+}
+
+/// What an encode job's tasks may touch besides their job's folder (see
+/// [`Reach`](tessera_types::Reach)): its workdir, its source (read), its
+/// output and the temporary output beside it. The job's spec carries them
+/// as grants.
+pub fn encode_grants(workdir: &Path, req: &EncodeRequest) -> Vec<Grant> {
+    vec![
+        Grant::write(workdir).folder(),
+        Grant::read(&req.input),
+        Grant::write(&req.output),
+        Grant::write(crate::workdir::temp_output(&req.output)),
     ]
 }
 

@@ -8,26 +8,22 @@ use std::path::{Path, PathBuf};
 
 const SIZE: &str = "320x240";
 
+fn strings(a: Vec<std::ffi::OsString>) -> Vec<String> {
+    a.into_iter()
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect()
+}
+
 fn lavfi_video(rate: &str) -> Vec<String> {
-    [
-        "-f",
-        "lavfi",
-        "-i",
-        &format!("testsrc2=size={SIZE}:rate={rate}"),
-    ]
-    .map(String::from)
-    .to_vec()
+    strings(runner::lavfi_input(&format!(
+        "testsrc2=size={SIZE}:rate={rate}"
+    )))
 }
 
 fn sine(freq: u32) -> Vec<String> {
-    [
-        "-f",
-        "lavfi",
-        "-i",
-        &format!("sine=frequency={freq}:sample_rate=48000"),
-    ]
-    .map(String::from)
-    .to_vec()
+    strings(runner::lavfi_input(&format!(
+        "sine=frequency={freq}:sample_rate=48000"
+    )))
 }
 
 fn ffmpeg(dir: &Path, name: &str, args: Vec<String>) -> Result<PathBuf> {
@@ -154,12 +150,8 @@ pub fn multi_track(dir: &Path) -> Result<PathBuf> {
     let mut a = lavfi_video("25");
     a.extend(sine(440));
     a.extend(sine(880));
-    a.extend(cat(&[&[
-        "-i",
-        &srt.to_string_lossy(),
-        "-i",
-        &meta.to_string_lossy(),
-    ]]));
+    a.extend(strings(runner::input_args(&srt, &["srt"])));
+    a.extend(strings(runner::input_args(&meta, &["ffmetadata"])));
     a.extend(cat(&[&[
         "-t",
         "4",
@@ -221,15 +213,11 @@ pub fn sample_720p(out: &Path, seconds: u32) -> Result<()> {
     let tmp = out.with_extension("tessera-tmp.mp4");
     let t = seconds.max(1).to_string();
     let mut a = argv(["-nostdin", "-y", "-v", "error"]);
-    a.extend(argv([
-        "-f",
-        "lavfi",
-        "-i",
+    a.extend(runner::lavfi_input(
         "testsrc2=size=1280x720:rate=30,noise=alls=12:allf=t",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000",
+    ));
+    a.extend(runner::lavfi_input("sine=frequency=440:sample_rate=48000"));
+    a.extend(argv([
         "-t",
         &t,
         "-c:v",

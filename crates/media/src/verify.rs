@@ -143,8 +143,8 @@ fn compare(
         format!("source {}, output {}", sx.len(), cx.len()),
     );
     if let Some(path) = decode {
-        let mut a = argv(["-nostdin", "-v", "error", "-xerror", "-i"]);
-        a.push(path.into());
+        let mut a = argv(["-nostdin", "-v", "error", "-xerror"]);
+        a.extend(runner::media_input(path));
         a.extend(argv([
             "-map",
             "0:v:0",

@@ -18,6 +18,7 @@ mod change;
 mod ids;
 mod progress;
 mod quota;
+mod reach;
 mod spec;
 mod state;
 
@@ -25,6 +26,7 @@ pub use change::{Change, JobSnapshot, TaskSnapshot};
 pub use ids::{AttemptNo, JobId, KeyId, Millis, NodeId, ProjectId, TaskRef, UserId};
 pub use progress::{parse_progress_line, progress_line, Progress, PROGRESS_PREFIX};
 pub use quota::Quota;
+pub use reach::{is_plain_absolute, Grant, OutOfReach, Reach, REACH_ENV};
 pub use spec::{
     Action, ArraySpec, Condition, Dependency, JobSpec, Resources, RetryPolicy, Selector,
     SelectorError, TaskSpec, DEFAULT_SHELL,

@@ -20,6 +20,12 @@ pub struct JobSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, String>,
     pub tasks: Vec<TaskSpec>,
+    /// Paths beyond its own folder that the job's tasks may use (see
+    /// [`Reach`](crate::Reach)): given by the service that builds the job
+    /// (an encode grants its source, workdir and output), never by a
+    /// client; the API refuses specs that carry any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<crate::Grant>,
 }
 
 impl JobSpec {
@@ -28,6 +34,7 @@ impl JobSpec {
             name: name.into(),
             params: BTreeMap::new(),
             tasks,
+            grants: Vec::new(),
         }
     }
 

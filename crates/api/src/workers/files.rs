@@ -9,6 +9,13 @@
 //! the announced size its sha256 is checked and it is renamed into place,
 //! under the pool's lock so an attempt given up meanwhile cannot land
 //! anything. A half file is never at the target path.
+//!
+//! Every file the server opens, creates, renames or removes here is the
+//! attempt's and lies inside its reach (its job folder, its project's
+//! uploads, what its job was granted), reached through no symbolic link
+//! (`tessera_confine`): a member's task can change what its folders hold,
+//! and the server does this work as root. A plan that would name a file
+//! outside the reach is refused whole, and the attempt fails saying why.
 
 use super::{pool, Pool, WorkerToken};
 use crate::body::QueryArgs;
@@ -23,10 +30,9 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use tessera_confine::{self as confine, ConfineError};
 use tessera_exec::StartRequest;
-use tessera_media::{file_stamp, sha256_file};
-use tessera_types::{Action, AttemptNo, JobId, TaskRef};
-use tokio::io::AsyncWriteExt;
+use tessera_types::{Action, AttemptNo, JobId, Reach, TaskRef};
 
 /// One file an attempt reads.
 #[derive(Clone, Debug, Serialize)]
@@ -66,6 +72,18 @@ pub(crate) struct AttemptFiles {
     pub outputs: Vec<Output>,
     /// Directories that must exist before it runs.
     pub dirs: Vec<PathBuf>,
+    /// Why the attempt may not run (its op names a file outside its
+    /// reach): the worker fails it with this reason, running nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+    /// What every file above lies in (see the module doc); kept for the
+    /// file routes.
+    #[serde(skip)]
+    pub reach: Reach,
+    /// The uid and gid that files landed for the attempt are given to (its
+    /// project's task user), when it has one.
+    #[serde(skip)]
+    pub owner: Option<(u32, u32)>,
 }
 
 type Key = (TaskRef, AttemptNo);
@@ -88,16 +106,25 @@ impl DataPlane {
         lock(&self.plans).retain(|k, _| held(k));
     }
 
-    /// The sha256 of `path` (cached by size and mtime); `(size, mtime, sum)`.
-    pub(crate) fn sum(&self, path: &FsPath) -> std::io::Result<(u64, i64, String)> {
-        let (size, mtime) = file_stamp(path)?;
+    /// The sha256 of `path` inside `reach` (cached by size and mtime);
+    /// `(size, mtime, sum)`.
+    pub(crate) fn sum(
+        &self,
+        reach: &Reach,
+        path: &FsPath,
+    ) -> Result<(u64, i64, String), ConfineError> {
+        let (size, mtime) = confine::stamp(reach, path)?;
         if let Some((s, m, sum)) = lock(&self.sums).get(path) {
             if (*s, *m) == (size, mtime) {
                 return Ok((size, mtime, sum.clone()));
             }
         }
-        let sum = sha256_file(path)?;
-        let (size2, mtime2) = file_stamp(path)?;
+        let mut file = confine::open(reach, path)?;
+        let sum = tessera_media::sha256_of(&mut file).map_err(|e| ConfineError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let (size2, mtime2) = confine::stamp(reach, path)?;
         if (size2, mtime2) == (size, mtime) {
             lock(&self.sums).insert(path.to_path_buf(), (size, mtime, sum.clone()));
         }
@@ -106,7 +133,10 @@ impl DataPlane {
 
     /// Works out (hashing inputs; blocking) and keeps an attempt's files.
     pub(crate) fn prepare(&self, req: &StartRequest) -> Arc<AttemptFiles> {
-        let files = Arc::new(self.files_of(req));
+        let mut files = self.files_of(req);
+        files.reach = req.reach.clone();
+        files.owner = req.user.as_ref().map(|u| (u.uid, u.gid));
+        let files = Arc::new(files);
         lock(&self.plans).insert((req.task, req.attempt), files.clone());
         files
     }
@@ -117,11 +147,18 @@ impl DataPlane {
         let mut dirs = vec![req.log_dir.clone()];
         match &req.action {
             Action::Noop => {}
-            Action::Op { op, args } => match tessera_media::op_files(op, args) {
+            Action::Op { op, args } => match tessera_media::op_files(op, args, Some(&req.reach)) {
                 Ok(f) => {
                     inputs = f.inputs;
                     outputs = f.outputs.into_iter().map(Output::File).collect();
                     dirs.extend(f.dirs);
+                }
+                // Outside its reach: refused here, nothing is named.
+                Err(e) if e.is_user_error() => {
+                    return AttemptFiles {
+                        refused: Some(format!("op {op}: {e}")),
+                        ..AttemptFiles::default()
+                    }
                 }
                 // The op fails on the worker with the same cause, said there.
                 Err(e) => eprintln!(
@@ -153,7 +190,7 @@ impl DataPlane {
         }
         let inputs = inputs
             .into_iter()
-            .filter_map(|path| match self.sum(&path) {
+            .filter_map(|path| match self.sum(&req.reach, &path) {
                 Ok((size, mtime_ns, sha256)) => Some(InputFile {
                     path,
                     size,
@@ -171,11 +208,13 @@ impl DataPlane {
             inputs,
             outputs,
             dirs,
+            ..AttemptFiles::default()
         }
     }
 }
 
-/// Every regular file under `dir`, except under `skip`.
+/// Every regular file under `dir`, except under `skip` (symbolic links are
+/// left out; each file is opened confined later anyway).
 fn walk(dir: &FsPath, skip: &FsPath, into: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -262,14 +301,42 @@ pub(crate) async fn download(
         return Err(not_planned(&q.path, "an input"));
     }
     let (p, pl) = (q.path.clone(), pool.clone());
-    let sum = tokio::task::spawn_blocking(move || pl.files.sum(&p))
-        .await?
-        .map_err(|e| ApiError::NotFound(format!("{}: {e}; the input is gone", q.path.display())))?;
+    let (sum, file) = tokio::task::spawn_blocking(move || {
+        let sum = pl.files.sum(&plan.reach, &p)?;
+        Ok::<_, ConfineError>((sum, confine::open(&plan.reach, &p)?))
+    })
+    .await?
+    .map_err(|e| confine_error(e, "the input is gone"))?;
+    let file = tokio::fs::File::from_std(file);
     let mut r =
-        crate::range::serve_file(&q.path, "application/octet-stream", "input", &headers).await?;
+        crate::range::serve_opened(file, &q.path, "application/octet-stream", "input", &headers)
+            .await?;
     let v = HeaderValue::from_str(&sum.2).map_err(ApiError::internal)?;
     r.headers_mut().insert("x-tessera-sha256", v);
     Ok(r)
+}
+
+/// A confined file operation's failure as the worker sees it: a path the
+/// attempt may not use is a 403, a missing file a 404 (`gone` says what it
+/// means), the rest internal.
+fn confine_error(e: ConfineError, gone: &str) -> ApiError {
+    match e {
+        ConfineError::OutOfReach(_) | ConfineError::Refused { .. } => {
+            ApiError::Forbidden(e.to_string())
+        }
+        e if e.is_not_found() => ApiError::NotFound(format!("{e}; {gone}")),
+        e => ApiError::internal(e),
+    }
+}
+
+/// Runs a confined file operation off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ConfineError> + Send + 'static,
+    gone: &'static str,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await?
+        .map_err(|e| confine_error(e, gone))
 }
 
 fn partial_of(path: &FsPath, k: Key) -> PathBuf {
@@ -280,19 +347,19 @@ fn partial_of(path: &FsPath, k: Key) -> PathBuf {
     path.with_file_name(format!(".{name}.part-{}-{}-{}", k.0.job.0, k.0.index, k.1))
 }
 
-/// The pool and the attempt's key, once `token`'s worker `id` holds the
-/// attempt and `path` is one of its outputs.
+/// The pool, the attempt's key and its plan, once `token`'s worker `id`
+/// holds the attempt and `path` is one of its outputs.
 fn output_checked(
     s: &AppState,
     token: &WorkerToken,
     (id, job, index, attempt): &(String, i64, u32, AttemptNo),
     path: &FsPath,
-) -> Result<(Arc<Pool>, Key), ApiError> {
+) -> Result<(Arc<Pool>, Key, Arc<AttemptFiles>), ApiError> {
     let pool = pool(s)?;
     let k = key(*job, *index, *attempt);
     let plan = checked(&pool, id, token, k, path)?;
     if plan.outputs.iter().any(|o| o.covers(path)) && !is_partial(path) {
-        Ok((pool, k))
+        Ok((pool, k, plan))
     } else {
         Err(not_planned(path, "an output"))
     }
@@ -305,10 +372,16 @@ pub(crate) async fn upload_status(
     Path(at): AttemptPath,
     QueryArgs(q): QueryArgs<FileQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let (_, k) = output_checked(&s, &token, &at, &q.path)?;
-    let received = tokio::fs::metadata(partial_of(&q.path, k))
-        .await
-        .map_or(0, |m| m.len());
+    let (_, k, plan) = output_checked(&s, &token, &at, &q.path)?;
+    let part = partial_of(&q.path, k);
+    let received: u64 = blocking(
+        move || match confine::stamp(&plan.reach, &part) {
+            Err(e) if e.is_not_found() => Ok(0),
+            other => other.map(|(len, _)| len),
+        },
+        "",
+    )
+    .await?;
     Ok(Json(json!({ "received": received })))
 }
 
@@ -316,6 +389,38 @@ fn header_of<'a>(h: &'a HeaderMap, name: &str) -> Result<&'a str, ApiError> {
     h.get(name)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| ApiError::BadRequest(format!("send the {name} header")))
+}
+
+/// Opens the partial file of an upload for writing at `offset` (created,
+/// and given to the attempt's user, if new); the bytes it holds.
+fn open_partial(
+    plan: &AttemptFiles,
+    part: &FsPath,
+    offset: u64,
+) -> Result<(std::fs::File, u64), ApiError> {
+    let have = match confine::stamp(&plan.reach, part) {
+        Ok((len, _)) => len,
+        Err(e) if e.is_not_found() => 0,
+        Err(e) => return Err(confine_error(e, "")),
+    };
+    if offset != have && offset != 0 {
+        return Err(ApiError::BadRequest(format!(
+            "offset {offset} does not follow the {have} bytes received; resume from {have}"
+        )));
+    }
+    let how = if offset == 0 {
+        confine::Write::Truncate
+    } else {
+        confine::Write::Append
+    };
+    // Given to the attempt's user: its project's later tasks read it (and
+    // write beside it, in the folders made on its way).
+    let make = confine::Make {
+        owner: plan.owner,
+        ..confine::Make::output(how)
+    };
+    let file = confine::create(&plan.reach, part, make).map_err(|e| confine_error(e, ""))?;
+    Ok((file, offset))
 }
 
 /// `PUT .../files?path=ABS&offset=N`: a piece of an output.
@@ -327,7 +432,7 @@ pub(crate) async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let (pool, k) = output_checked(&s, &token, &at, &q.path)?;
+    let (pool, k, plan) = output_checked(&s, &token, &at, &q.path)?;
     let sha = header_of(&headers, "x-tessera-sha256")?.to_ascii_lowercase();
     let size: u64 = header_of(&headers, "x-tessera-size")?
         .parse()
@@ -339,28 +444,15 @@ pub(crate) async fn upload(
     }
     let offset = q.offset.unwrap_or(0);
     let part = partial_of(&q.path, k);
-    if let Some(dir) = q.path.parent() {
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(|e| ApiError::internal(format!("creating {}: {e}", dir.display())))?;
-    }
-    let have = tokio::fs::metadata(&part).await.map_or(0, |m| m.len());
-    if offset != have && offset != 0 {
-        return Err(ApiError::BadRequest(format!(
-            "offset {offset} does not follow the {have} bytes received; resume from {have}"
-        )));
-    }
-    let mut file = tokio::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(offset == 0)
-        .append(offset != 0)
-        .open(&part)
-        .await
-        .map_err(|e| ApiError::internal(format!("opening {}: {e}", part.display())))?;
+    let (file, _) = {
+        let (plan, part) = (plan.clone(), part.clone());
+        tokio::task::spawn_blocking(move || open_partial(&plan, &part, offset)).await??
+    };
+    let mut file = tokio::fs::File::from_std(file);
     let mut got = offset;
     let mut incoming = crate::uploads::Incoming::Body(body);
     let written: Result<(), ApiError> = async {
+        use tokio::io::AsyncWriteExt;
         while let Some(chunk) = incoming.next_chunk().await? {
             got += chunk.len() as u64;
             if got > size {
@@ -377,22 +469,32 @@ pub(crate) async fn upload(
             .map_err(|e| ApiError::internal(format!("writing {}: {e}", part.display())))
     }
     .await;
-    drop(file);
+    let file = file.into_std().await;
+    let remove_part = {
+        let (plan, part) = (plan.clone(), part.clone());
+        move || drop(confine::remove(&plan.reach, &part))
+    };
     if let Err(e) = written {
         if matches!(e, ApiError::BadRequest(ref m) if m.contains("announced size")) {
-            let _ = tokio::fs::remove_file(&part).await;
+            tokio::task::spawn_blocking(remove_part).await?;
         }
         return Err(e);
     }
     if got < size {
         return Ok(Json(json!({ "received": got, "complete": false })));
     }
-    let p = part.clone();
-    let actual = tokio::task::spawn_blocking(move || sha256_file(&p))
-        .await?
-        .map_err(|e| ApiError::internal(format!("reading {}: {e}", part.display())))?;
+    // The whole partial, read back through the descriptor it was written
+    // with (no second open by path).
+    let actual = tokio::task::spawn_blocking(move || {
+        use std::io::Seek;
+        let mut f = file;
+        f.rewind()?;
+        tessera_media::sha256_of(&mut f)
+    })
+    .await?
+    .map_err(|e| ApiError::internal(format!("reading {}: {e}", part.display())))?;
     if actual != sha {
-        let _ = tokio::fs::remove_file(&part).await;
+        tokio::task::spawn_blocking(remove_part).await?;
         return Err(ApiError::Invalid(format!(
             "checksum mismatch for {}: the {size} bytes received have sha256 {actual}, the \
              worker said {sha}; the partial upload was deleted, send it again",
@@ -403,13 +505,12 @@ pub(crate) async fn upload(
     let mut inner = pool.lock();
     if let Err(e) = super::holds_attempt(&mut inner, &at.0, &token, k) {
         drop(inner);
-        let _ = std::fs::remove_file(&part);
+        remove_part();
         return Err(e);
     }
-    std::fs::rename(&part, &q.path)
-        .map_err(|e| ApiError::internal(format!("renaming into {}: {e}", q.path.display())))?;
+    confine::rename_in_place(&plan.reach, &part, &q.path).map_err(|e| confine_error(e, ""))?;
     drop(inner);
-    if let Ok((sz, mtime)) = file_stamp(&q.path) {
+    if let Ok((sz, mtime)) = confine::stamp(&plan.reach, &q.path) {
         lock(&pool.files.sums).insert(q.path.clone(), (sz, mtime, actual));
     }
     Ok(Json(json!({ "received": got, "complete": true })))
@@ -422,19 +523,11 @@ pub(crate) async fn remove(
     Path(at): AttemptPath,
     QueryArgs(q): QueryArgs<FileQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let (pool, _) = output_checked(&s, &token, &at, &q.path)?;
+    let (pool, _, plan) = output_checked(&s, &token, &at, &q.path)?;
     let inner = pool.lock();
-    let removed = match std::fs::remove_file(&q.path) {
-        Ok(()) => true,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-        Err(e) => {
-            return Err(ApiError::internal(format!(
-                "removing {}: {e}",
-                q.path.display()
-            )))
-        }
-    };
+    let removed = confine::remove(&plan.reach, &q.path).map_err(|e| confine_error(e, ""));
     drop(inner);
+    let removed = removed?;
     Ok(Json(json!({ "removed": removed })))
 }
 

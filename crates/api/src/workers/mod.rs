@@ -170,6 +170,16 @@ struct Assignment {
     /// What it reads and may send back, for workers with `data: http`.
     #[serde(skip_serializing_if = "Option::is_none")]
     files: Option<files::AttemptFiles>,
+    /// What it may touch (its job folder, its project's uploads, its
+    /// job's grants): the worker refuses a plan that strays outside it and
+    /// gives it to the attempt's process.
+    reach: tessera_types::Reach,
+    /// The uid and gid it runs as (its project's task user), for a worker
+    /// running as root; absent: the worker's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gid: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -288,6 +298,9 @@ pub(crate) async fn lease(
                     memory_mb: r.memory_mb,
                     image: r.image,
                     files,
+                    reach: r.reach,
+                    uid: r.user.as_ref().map(|u| u.uid),
+                    gid: r.user.as_ref().map(|u| u.gid),
                 })
                 .collect();
             return Ok(Json(json!({ "attempts": attempts, "orders": orders })));

@@ -262,6 +262,8 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            reach: Default::default(),
+            user: None,
         }
     }
 

@@ -85,7 +85,6 @@ impl Server {
                 LocalExecutor::new(LocalConfig {
                     op_program: op_program.clone(),
                     sink,
-                    run_as: None,
                 })
             };
             let mut driver = Driver::new(store, make, DriverConfig::new(2, data2));

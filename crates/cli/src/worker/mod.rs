@@ -27,6 +27,7 @@ pub(crate) mod host;
 mod http;
 mod map;
 mod report;
+mod tenancy;
 mod threads;
 
 use crate::fail::{Failure, Result};
@@ -226,11 +227,7 @@ pub fn run(
     let exec = tessera_exec::Split::new(
         sink,
         |sink| {
-            let config = LocalConfig {
-                op_program,
-                sink,
-                run_as: None,
-            };
+            let config = LocalConfig { op_program, sink };
             LocalExecutor::with_spawner(config, Ok(spawner))
         },
         |sink| {
@@ -272,6 +269,9 @@ pub fn run(
             let _ = server_dir.set(PathBuf::from(dir));
         }
         eprintln!("tessera worker: {name} registered as {id} ({slots} slots, leases of {lease:?})");
+        if let Some(line) = tenancy::isolation_line() {
+            eprintln!("{line}");
+        }
         Ok((id, lease))
     };
     let (id, lease) = register()?;
@@ -448,6 +448,8 @@ impl Running {
                 cpu: a["cpu"].as_u64()? as u32,
                 memory_mb: a["memory_mb"].as_u64()?,
                 labels: Default::default(),
+                reach: serde_json::from_value(a["reach"].clone()).ok()?,
+                user: self.user_of(&a),
             })
         })();
         let plan = match (&self.cache, a.get("files")) {
@@ -467,7 +469,19 @@ impl Running {
             Some(req) => {
                 self.held.insert((req.task, req.attempt));
                 match (plan, &self.cache) {
-                    (Some(plan), Some(cache)) => self.fetch(req, plan, cache.clone()),
+                    (Some(mut plan), Some(cache)) => {
+                        plan.reach = req.reach.clone();
+                        plan.owner = req.user.as_ref().map(|u| (u.uid, u.gid));
+                        match tenancy::admit(&req, &plan) {
+                            Ok(()) => self.fetch(req, plan, cache.clone()),
+                            Err(why) => self.report(ExecEvent::Exited {
+                                task: req.task,
+                                attempt: req.attempt,
+                                result: Err(why),
+                                usage: Default::default(),
+                            }),
+                        }
+                    }
                     _ => self.exec.start(req),
                 }
             }

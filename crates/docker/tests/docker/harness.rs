@@ -136,6 +136,8 @@ impl Harness {
             cpu: 1,
             memory_mb: 0,
             labels: Default::default(),
+            reach: Default::default(),
+            user: None,
         }
     }
 

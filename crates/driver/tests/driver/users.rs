@@ -1,22 +1,28 @@
-//! Tasks running as another user (`run_as`): the tasks of a job share
-//! files through its directory, and cannot touch the driver's own files.
+//! Tasks running as their project's own user (`task_uids`): the tasks of a
+//! job share files through its directory, and cannot touch the driver's
+//! own files.
 
 use crate::{quote, sh, task_states, Rig};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use tessera_driver::Exit;
-use tessera_exec::RunAs;
+use tessera_exec::TaskUids;
 use tessera_types::{JobSpec, JobState, TaskSpec, TaskState};
 
 #[test]
 fn tasks_running_as_another_user_share_the_job_directory_but_not_the_logs() {
-    let nobody = match RunAs::resolve("nobody") {
-        Err(e) if e.to_string().contains("not root") => {
-            assert!(std::env::var_os("CI").is_none(), "CI runs as root: {e}");
-            eprintln!("skipping: running tasks as another user needs root");
-            return;
-        }
-        other => other.unwrap(),
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+        eprintln!("skipping: running tasks as another user needs root");
+        return;
+    }
+    let uids = TaskUids {
+        first: 250_000,
+        last: 250_010,
     };
+    uids.check().unwrap();
+    // A job of no project runs as the range's first uid.
+    let nobody = uids.user_of(None).unwrap();
     let rig = Rig::new();
     let top = rig.db();
     let top = top.parent().unwrap();
@@ -41,7 +47,7 @@ fn tasks_running_as_another_user_share_the_job_directory_but_not_the_logs() {
             TaskSpec::new("read", sh(&read)).after("write"),
         ],
     );
-    let mut driver = rig.local_as(2, Some(nobody.clone()));
+    let mut driver = rig.local_as(2, Some(uids));
     let job = driver.submit(&spec, None).unwrap();
     assert_eq!(
         driver.run_job(job, &mut ()).unwrap(),
@@ -58,7 +64,7 @@ fn tasks_running_as_another_user_share_the_job_directory_but_not_the_logs() {
     assert_eq!(
         std::fs::read_to_string(&ids).unwrap(),
         format!("{uid}\n{uid}\npart\n"),
-        "both ran as nobody; the logs stayed; the database was not touched"
+        "both ran as the job's task user; the logs stayed; the database was not touched"
     );
     let job_dir = driver.job_dir(job);
     let meta = std::fs::metadata(&job_dir).unwrap();

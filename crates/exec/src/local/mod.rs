@@ -7,7 +7,7 @@ pub use output::last_line;
 
 use crate::error::os_reason;
 use crate::spawn::SpawnRequest;
-use crate::{EventSink, ExecError, ExecEvent, Executor, RunAs, Spawner, StartRequest};
+use crate::{EventSink, ExecError, ExecEvent, Executor, Spawner, StartRequest};
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::fs::File;
@@ -15,7 +15,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
-use tessera_types::{Action, AttemptNo, AttemptUsage, TaskRef, DEFAULT_SHELL};
+use tessera_confine as confine;
+use tessera_types::{Action, AttemptNo, AttemptUsage, TaskRef, DEFAULT_SHELL, REACH_ENV};
 
 /// The environment variable every local attempt's processes carry:
 /// `<job>.<task index>.<attempt>`. [`kill_orphan_group`](crate::kill_orphan_group)
@@ -33,12 +34,6 @@ pub struct LocalConfig {
     /// (normally the `tessera` binary itself).
     pub op_program: PathBuf,
     pub sink: EventSink,
-    /// Run every attempt as this user (`None`: as this process's user).
-    /// That includes built-in ops: a job spec may name any op with any
-    /// arguments, so an op is no more trusted than a command. Each
-    /// attempt's working directory is made the user's; its log files stay
-    /// this process's (opened here, inherited as descriptors).
-    pub run_as: Option<RunAs>,
 }
 
 /// Running attempts' process group ids. An entry lives from just after the
@@ -50,9 +45,13 @@ type Running = Arc<Mutex<HashMap<(TaskRef, AttemptNo), u32>>>;
 ///
 /// Each attempt gets its own process group (so a kill takes its
 /// descendants too), standard input from `/dev/null`, the executor's
-/// environment plus the request's `env` plus [`ATTEMPT_ENV`], and
-/// `workdir` as its current directory (as the [`RunAs`] user if one is
-/// configured). Lines of standard output that follow
+/// environment plus the request's `env` plus [`ATTEMPT_ENV`] and its reach
+/// ([`REACH_ENV`](tessera_types::REACH_ENV)), and `workdir` as its current
+/// directory, as the request's user (its project's [`RunAs`]) when it names
+/// one: built-in ops included, since a job spec may name any op with any
+/// arguments, so an op is no more trusted than a command. The working
+/// directory is made that user's; the log files stay this process's
+/// (opened here, not following links, inherited as descriptors). Lines of standard output that follow
 /// the progress protocol ([`tessera_types::parse_progress_line`]) become
 /// `Progress` events; the rest go to `<log_dir>/<name>.<attempt>.stdout.log`.
 /// Standard error goes to `<log_dir>/<name>.<attempt>.stderr.log`, and its
@@ -78,7 +77,6 @@ pub struct LocalExecutor {
     op_program: PathBuf,
     sink: EventSink,
     running: Running,
-    run_as: Option<Arc<RunAs>>,
     /// The spawner, or why there is none (every start then fails with it).
     spawner: Result<Spawner, ExecError>,
 }
@@ -99,7 +97,6 @@ impl LocalExecutor {
             op_program: config.op_program,
             sink: config.sink,
             running: Running::default(),
-            run_as: config.run_as.map(Arc::new),
             spawner,
         }
     }
@@ -125,19 +122,56 @@ impl LocalExecutor {
                 [shell, "-c", script].map(OsString::from).into()
             }
         };
-        create_dir(&req.log_dir, "log directory", self.run_as.is_some())?;
-        create_dir(&req.workdir, "working directory", self.run_as.is_some())?;
-        if let Some(user) = &self.run_as {
-            user.give(&req.workdir).map_err(|e| ExecError::Prepare {
-                what: "working directory",
-                path: req.workdir.clone(),
-                reason: format!("giving it to {}: {}", user.name, os_reason(&e)),
-            })?;
-        }
-        let stdout_path = log_file(&req.log_dir, &req.name, req.attempt, "stdout");
-        let stdout_log = create_file(&stdout_path)?;
-        let stderr_path = log_file(&req.log_dir, &req.name, req.attempt, "stderr");
-        let stderr_log = create_file(&stderr_path)?;
+        let user = req.user.as_ref().filter(|u| u.switches());
+        let (stdout_path, stderr_path) = (
+            log_file(&req.log_dir, &req.name, req.attempt, "stdout"),
+            log_file(&req.log_dir, &req.name, req.attempt, "stderr"),
+        );
+        let (stdout_log, stderr_log) = if req.reach.grants.is_empty() {
+            // No reach (tests, embedders): plain paths, trusted.
+            create_dir(&req.log_dir, "log directory", user.is_some())?;
+            create_dir(&req.workdir, "working directory", user.is_some())?;
+            if let Some(user) = user {
+                user.give(&req.workdir).map_err(|e| ExecError::Prepare {
+                    what: "working directory",
+                    path: req.workdir.clone(),
+                    reason: format!("giving it to {}: {}", user.name, os_reason(&e)),
+                })?;
+            }
+            (create_file(&stdout_path)?, create_file(&stderr_path)?)
+        } else {
+            // Inside the job's folder, which its tasks can change: nothing
+            // is made or opened through a link they left.
+            confined(
+                "log directory",
+                &req.log_dir,
+                confine::create_dir_all(&req.reach, &req.log_dir, None),
+            )?;
+            let owner = user.map(|u| (u.uid, u.gid));
+            let workdir = confined(
+                "working directory",
+                &req.workdir,
+                confine::create_dir_all(&req.reach, &req.workdir, owner),
+            )?;
+            if let Some(user) = user {
+                std::os::unix::fs::fchown(&workdir, Some(user.uid), Some(user.gid)).map_err(
+                    |e| ExecError::Prepare {
+                        what: "working directory",
+                        path: req.workdir.clone(),
+                        reason: format!("giving it to {}: {}", user.name, os_reason(&e)),
+                    },
+                )?;
+            }
+            let log = |p: &Path| {
+                let made = confine::create(
+                    &req.reach,
+                    p,
+                    confine::Make::output(confine::Write::Truncate),
+                );
+                confined("log file", p, made)
+            };
+            (log(&stdout_path)?, log(&stderr_path)?)
+        };
         let (stdout, stdout_tx) = pipe().map_err(|e| ExecError::Prepare {
             what: "pipe for",
             path: stdout_path,
@@ -150,12 +184,13 @@ impl LocalExecutor {
             ATTEMPT_ENV.into(),
             attempt_marker(req.task, req.attempt).into(),
         );
+        env.insert(REACH_ENV.into(), req.reach.to_env().into());
         let started = Instant::now();
         let child = spawner.spawn(&SpawnRequest {
             argv,
             env: env.into_iter().collect(),
             cwd: &req.workdir,
-            user: self.run_as.as_deref().filter(|u| u.switches()),
+            user,
             stdout: stdout_tx.as_raw_fd(),
             stderr: stderr_log.as_raw_fd(),
         })?;
@@ -287,12 +322,34 @@ fn create_dir(path: &Path, what: &'static str, for_others: bool) -> Result<(), E
     })
 }
 
-fn create_file(path: &Path) -> Result<File, ExecError> {
-    File::create(path).map_err(|e| ExecError::Prepare {
-        what: "log file",
+/// Creates (or truncates) a log file, never through a symbolic link: the
+/// log directory is this process's, but a link there must not make it
+/// write elsewhere.
+fn confined<T>(
+    what: &'static str,
+    path: &Path,
+    r: Result<T, confine::ConfineError>,
+) -> Result<T, ExecError> {
+    r.map_err(|e| ExecError::Prepare {
+        what,
         path: path.to_path_buf(),
-        reason: os_reason(&e),
+        reason: e.to_string(),
     })
+}
+
+fn create_file(path: &Path) -> Result<File, ExecError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| ExecError::Prepare {
+            what: "log file",
+            path: path.to_path_buf(),
+            reason: os_reason(&e),
+        })
 }
 
 /// A task name as a file name: no path separators, no leading dot.

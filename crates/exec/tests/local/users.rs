@@ -1,10 +1,9 @@
-//! Attempts running as another user (`run_as`): who they are, what they
-//! may write, and what the server keeps.
+//! Attempts running as another user (a project's task user): who they
+//! are, what they may write, and what the server keeps.
 
 use crate::{sh, Rig};
 use std::path::Path;
-use std::sync::{mpsc, Arc};
-use tessera_exec::{ExecEvent, Executor, LocalConfig, LocalExecutor, RunAs};
+use tessera_exec::{ExecEvent, Executor, RunAs, Spawner};
 use tessera_types::Action;
 
 /// `nobody`, when this process may run tasks as it (as root). Otherwise
@@ -73,15 +72,8 @@ fn ops_run_as_the_configured_user_too() {
     let Some(user) = nobody("ops_run_as_the_configured_user_too") else {
         return;
     };
-    let (tx, events) = mpsc::channel();
-    let mut rig = Rig::with(None);
-    rig.exec = LocalExecutor::new(LocalConfig {
-        // `sh op <name>` runs the script `op` in the working directory.
-        op_program: "/bin/sh".into(),
-        sink: Arc::new(move |e| drop(tx.send(e))),
-        run_as: Some(user.clone()),
-    });
-    rig.events = events;
+    // `sh op <name>` runs the script `op` in the working directory.
+    let mut rig = Rig::with_program(Some(user.clone()), Spawner::start(), "/bin/sh");
     let dir = rig.dir.path().to_path_buf();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let req = rig.request("probe", Action::op("probe", ["x"]));

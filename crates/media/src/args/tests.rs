@@ -37,6 +37,10 @@ fn codec_args_table() {
     }
 }
 
+/// How every user-supplied file is opened (see `runner::media_input`).
+const MEDIA: &str =
+    "-protocol_whitelist file -format_whitelist mov,matroska,avi,flv,mpegts,mpeg,nut,ogg,asf,mxf,ivf,yuv4mpegpipe,dv";
+
 #[test]
 fn chunk_args_select_exact_pts_and_seek_past_the_keyframe() {
     let src = ChunkSource {
@@ -62,7 +66,9 @@ fn chunk_args_select_exact_pts_and_seek_past_the_keyframe() {
         Path::new("/w/c.mkv"),
     ));
     assert!(
-        got.contains("-copyts -ss 1.229500 -noautorotate -i /in.mkv -map 0:0"),
+        got.contains(&format!(
+            "-copyts -ss 1.229500 -noautorotate {MEDIA} -i file:/in.mkv -map 0:0"
+        )),
         "{got}"
     );
     assert!(got.contains("select='gte(pts,1610)*lt(pts,3211)'"), "{got}");
@@ -132,14 +138,16 @@ fn mux_args_offsets_inputs_and_maps_streams() {
     let got = s(&mux_args(&m));
     assert!(
         got.contains(
-            "-copyts -f concat -safe 0 -itsoffset 0.021000 -i /w/concat.txt -i /w/audio.mka"
+            "-copyts -f concat -safe 0 -itsoffset 0.021000 \
+             -protocol_whitelist file -format_whitelist concat,nut -i file:/w/concat.txt \
+             -protocol_whitelist file -format_whitelist nut,matroska -i file:/w/audio.mka"
         ),
         "{got}"
     );
     assert!(
-        got.contains(
-            "-itsoffset -0.000000 -i /in.mkv -map 0:v:0 -map 2:a:0 -map 1:a:0 -map 2:s:0 -c copy -c:s:0 mov_text"
-        ),
+        got.contains(&format!(
+            "-itsoffset -0.000000 {MEDIA} -i file:/in.mkv -map 0:v:0 -map 2:a:0 -map 1:a:0 -map 2:s:0 -c copy -c:s:0 mov_text"
+        )),
         "{got}"
     );
     assert!(

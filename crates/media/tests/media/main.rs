@@ -3,4 +3,5 @@
 mod bad_inputs;
 mod files;
 mod pipeline;
+mod playlists;
 mod support;

@@ -8,8 +8,8 @@ use tessera_media::*;
 /// Bytes of the first audio stream decoded to 16-bit PCM.
 fn decoded_audio_bytes(path: &std::path::Path, dir: &std::path::Path) -> u64 {
     let raw = dir.join("audio.raw");
-    let mut a = argv(["-nostdin", "-y", "-v", "error", "-i"]);
-    a.push(path.into());
+    let mut a = argv(["-nostdin", "-y", "-v", "error"]);
+    a.extend(runner::media_input(path));
     a.extend(argv(["-map", "0:a:0", "-f", "s16le"]));
     a.push(raw.clone().into());
     runner::run(Tool::Ffmpeg, &a).unwrap();
@@ -98,8 +98,8 @@ fn jittery_vfr_is_exact_with_ffv1_and_naive_ffmpeg_is_not() {
 
     // Plain ffmpeg with default settings quantises the jitter away.
     let naive = dir.path().join("naive.mkv");
-    let mut args = argv(["-nostdin", "-y", "-v", "error", "-i"]);
-    args.push(src.clone().into());
+    let mut args = argv(["-nostdin", "-y", "-v", "error"]);
+    args.extend(runner::media_input(&src));
     args.extend(argv(["-c:v", "libx264", "-preset", "ultrafast", "-an"]));
     args.push(naive.clone().into());
     runner::run(Tool::Ffmpeg, &args).unwrap();
@@ -234,8 +234,7 @@ fn naive_segment_encode_concat_breaks_at_the_joins_and_tessera_does_not() {
         runner::run(Tool::Ffmpeg, &a).unwrap();
     };
     let seg = dir.path().join("seg%03d.mp4");
-    let mut a = argv(["-i"]);
-    a.push(src.clone().into());
+    let mut a = runner::media_input(&src);
     a.extend(argv([
         "-map",
         "0:v",
@@ -257,8 +256,7 @@ fn naive_segment_encode_concat_breaks_at_the_joins_and_tessera_does_not() {
             break;
         }
         let enc = dir.path().join(format!("enc{i:03}.mp4"));
-        let mut a = argv(["-i"]);
-        a.push(part.into());
+        let mut a = runner::media_input(&part);
         a.extend(argv(["-c:v", "libx264", "-preset", "ultrafast"]));
         a.push(enc.clone().into());
         ffmpeg(a);
@@ -267,8 +265,8 @@ fn naive_segment_encode_concat_breaks_at_the_joins_and_tessera_does_not() {
     let list_path = dir.path().join("list.txt");
     std::fs::write(&list_path, list).unwrap();
     let naive = dir.path().join("naive.mp4");
-    let mut a = argv(["-f", "concat", "-safe", "0", "-i"]);
-    a.push(list_path.into());
+    let mut a = argv(["-f", "concat", "-safe", "0"]);
+    a.extend(runner::input_args(&list_path, &["concat", "mov"]));
     a.extend(argv(["-c", "copy"]));
     a.push(naive.clone().into());
     ffmpeg(a);

@@ -60,8 +60,8 @@ pub fn run_pipeline(workdir: &Path, req: &EncodeRequest) -> Result<Run> {
 
 /// Per-frame MD5 of the decoded first video stream (hashes only, no timing).
 pub fn framemd5(path: &Path) -> Vec<String> {
-    let mut a = argv(["-nostdin", "-v", "error", "-i"]);
-    a.push(path.into());
+    let mut a = argv(["-nostdin", "-v", "error"]);
+    a.extend(runner::media_input(path));
     a.extend(argv([
         "-map",
         "0:v:0",

@@ -64,6 +64,7 @@ pub(super) fn create_job(
         name: spec.name.clone(),
         params: spec.params.clone(),
         tasks: Vec::new(),
+        grants: spec.grants.clone(),
     };
     let insert = prepared(statements, &mut tx, INSERT_JOB)?;
     let id: i64 = tx

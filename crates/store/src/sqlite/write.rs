@@ -33,6 +33,7 @@ pub(super) fn create_job(
         name: spec.name.clone(),
         params: spec.params.clone(),
         tasks: Vec::new(),
+        grants: spec.grants.clone(),
     };
     let id: i64 = tx
         .prepare_cached(

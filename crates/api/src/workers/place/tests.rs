@@ -21,6 +21,8 @@ fn req(job: i64, index: u32, cpu: u32, memory_mb: u64, labels: &[(&str, &str)]) 
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        reach: Default::default(),
+        user: None,
     }
 }
 
