@@ -26,6 +26,12 @@
 //! - `interrupt`: SIGKILL then resume (finished chunks reused, not re-run),
 //!   Ctrl-C (exit 130, nothing running, nothing half-written), no process
 //!   outliving the run.
+//! - `isolation`: issue 9's attacks on a real server: playlist and list
+//!   uploads refused (and `tessera encode` of one, exit 3); as root, each
+//!   project's tasks run as its own uid and cannot read another project's
+//!   upload, logs or output, the database, its WAL or the worker tokens; an
+//!   op a member points at another project's upload is refused on the
+//!   server's slot and by the file plan an http worker gets.
 //! - `live`: `job logs --follow` and `job watch` against a running job;
 //!   SIGTERM stops the server at once (open streams included) and a restart
 //!   resumes the work it stopped.
@@ -63,6 +69,8 @@ mod docker_workers;
 mod encode;
 #[path = "cli/interrupt.rs"]
 mod interrupt;
+#[path = "cli/isolation.rs"]
+mod isolation;
 #[path = "cli/live.rs"]
 mod live;
 #[path = "cli/placement.rs"]

@@ -7,7 +7,7 @@ use bollard::models::{ContainerCreateBody, HostConfig};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tessera_exec::{attempt_marker, ExecError, StartRequest, ATTEMPT_ENV};
-use tessera_types::{Action, AttemptNo, JobId, TaskRef, DEFAULT_SHELL};
+use tessera_types::{Action, AttemptNo, JobId, TaskRef, DEFAULT_SHELL, REACH_ENV};
 
 /// The label naming the scheduler instance that owns a container.
 pub const LABEL_INSTANCE: &str = "tessera.instance";
@@ -120,6 +120,7 @@ pub(crate) fn create_body(
         "{ATTEMPT_ENV}={}",
         attempt_marker(req.task, req.attempt)
     ));
+    env.push(format!("{REACH_ENV}={}", req.reach.to_env()));
     let labels = HashMap::from([
         (LABEL_INSTANCE.to_string(), config.instance.clone()),
         (LABEL_NODE.to_string(), config.node.clone()),
@@ -138,7 +139,11 @@ pub(crate) fn create_body(
         cmd: args,
         env: Some(env),
         working_dir: Some(workdir.display().to_string()),
-        user: Some(config.user.clone()),
+        user: Some(
+            req.user
+                .as_ref()
+                .map_or_else(|| config.user.clone(), |u| format!("{}:{}", u.uid, u.gid)),
+        ),
         labels: Some(labels),
         attach_stdin: Some(false),
         attach_stdout: Some(false),

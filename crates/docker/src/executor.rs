@@ -9,11 +9,10 @@ use bollard::models::ContainerSummaryStateEnum;
 use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
 use bollard::Docker;
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use tessera_exec::{log_file, EventSink, ExecError, ExecEvent, Executor, StartRequest};
+use tessera_exec::{EventSink, ExecError, ExecEvent, Executor, StartRequest};
 use tessera_types::{AttemptNo, AttemptUsage, NodeId, TaskRef};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
@@ -291,18 +290,18 @@ impl DockerExecutor {
         let Some(argv) = argv(&req.action, &self.config.op_program)? else {
             return Ok(None);
         };
-        create_dir(&absolute(&req.workdir), "working directory")?;
-        create_dir(&req.log_dir, "log directory")?;
-        let stdout_log = create_file(&log_file(&req.log_dir, &req.name, req.attempt, "stdout"))?;
-        let stderr_path = log_file(&req.log_dir, &req.name, req.attempt, "stderr");
-        let stderr_log = create_file(&stderr_path)?;
+        let mut req = req.clone();
+        req.workdir = absolute(&req.workdir);
+        // The container runs as the attempt's user: its workdir is theirs.
+        let files = tessera_exec::prepare_attempt(&req, req.user.as_ref())?;
+        let (stdout_log, stderr_log, stderr_path) = (files.stdout, files.stderr, files.stderr_path);
         let image = req.image.as_deref().unwrap_or(&self.config.image);
         Ok(Some(Attempt {
             engine: self.engine.clone(),
             task: req.task,
             attempt: req.attempt,
             container: container_name(&self.config.instance, req.task, req.attempt),
-            body: create_body(&self.config, req, argv, image),
+            body: create_body(&self.config, &req, argv, image),
             stdout_log,
             stderr_log,
             stderr_path,
@@ -383,31 +382,4 @@ fn on<T: Send + 'static>(runtime: &Runtime, fut: impl Future<Output = T> + Send 
     let (tx, rx) = std::sync::mpsc::channel();
     runtime.spawn(async move { drop(tx.send(fut.await)) });
     rx.recv().expect("the runtime runs the future to its end")
-}
-
-fn create_dir(path: &Path, what: &'static str) -> Result<(), ExecError> {
-    std::fs::create_dir_all(path).map_err(|e| ExecError::Prepare {
-        what,
-        path: path.to_path_buf(),
-        reason: os_reason(&e),
-    })
-}
-
-fn create_file(path: &Path) -> Result<File, ExecError> {
-    File::create(path).map_err(|e| ExecError::Prepare {
-        what: "log file",
-        path: path.to_path_buf(),
-        reason: os_reason(&e),
-    })
-}
-
-/// An OS error's text without Rust's " (os error N)" suffix.
-fn os_reason(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match e.raw_os_error() {
-        Some(code) => text
-            .trim_end_matches(&format!(" (os error {code})"))
-            .to_string(),
-        None => text,
-    }
 }

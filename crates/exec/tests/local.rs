@@ -4,6 +4,8 @@
 //!   its end with the executor.
 //! - `users`: attempts running as another user.
 
+#[path = "local/confined.rs"]
+mod confined;
 #[path = "local/spawner.rs"]
 mod spawner;
 #[path = "local/users.rs"]

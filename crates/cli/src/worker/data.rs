@@ -331,3 +331,43 @@ impl Cache {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server that sends a plan beyond the attempt's reach (a bug, or a
+    /// server a member got to name anything) makes the worker refuse the
+    /// attempt before fetching or writing anything.
+    #[test]
+    fn a_plan_outside_the_attempts_reach_is_refused_by_the_worker() {
+        let plan = |v: Value| {
+            let mut p: Plan = serde_json::from_value(v).unwrap();
+            p.reach = Reach::new(vec![
+                Grant::write("/d/jobs/5").folder(),
+                Grant::read("/d/uploads/2").folder(),
+            ]);
+            p
+        };
+        let input = |path: &str| json!({"path": path, "size": 1, "mtime_ns": 0, "sha256": "x"});
+        let ok = plan(json!({
+            "inputs": [input("/d/uploads/2/u/clip.mp4"), input("/d/jobs/5/request.json")],
+            "outputs": [{"kind": "file", "path": "/d/jobs/5/tasks/p/probe.json"}],
+            "dirs": ["/d/jobs/5/logs", "/d"],
+        }));
+        ok.admit().unwrap();
+        for bad in [
+            json!({"inputs": [input("/etc/shadow")], "outputs": [], "dirs": []}),
+            json!({"inputs": [input("/d/uploads/1/u/clip.mp4")], "outputs": [], "dirs": []}),
+            json!({"inputs": [], "outputs": [{"kind": "tree", "path": "/etc/cron.d"}], "dirs": []}),
+            json!({"inputs": [], "outputs": [{"kind": "file", "path": "/d/uploads/2/x"}], "dirs": []}),
+            json!({"inputs": [], "outputs": [], "dirs": ["/etc/cron.d"]}),
+        ] {
+            let err = plan(bad.clone()).admit().unwrap_err();
+            assert!(err.contains("outside the attempt's reach"), "{bad}: {err}");
+        }
+        let refused =
+            plan(json!({"inputs": [], "outputs": [], "dirs": [], "refused": "op probe: no"}));
+        assert_eq!(refused.admit().unwrap_err(), "op probe: no");
+    }
+}

@@ -64,13 +64,18 @@ fn an_image_task_runs_in_a_container_and_hands_files_to_host_tasks() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // As root, the container runs as the project's own task user (the
+    // first project, id 1: uid 200001); otherwise as the server's user.
     // SAFETY: geteuid has no preconditions.
-    let uid = unsafe { libc::geteuid() };
+    let uid = match unsafe { libc::geteuid() } {
+        0 => 200_001,
+        me => me,
+    };
     let inside = client(&server, &key, &["job", "logs", "1", "inside"]);
     assert_eq!(
         inside.stdout.trim(),
         uid.to_string(),
-        "runs as the server's user"
+        "runs as the project's task user (root) or the server's user"
     );
     let outside = client(&server, &key, &["job", "logs", "1", "outside"]);
     assert_eq!(outside.stdout, "made-in-a-container\n");

@@ -33,6 +33,11 @@ impl Cluster {
         let data = dir.path().join("data");
         let out = dir.path().join("out");
         std::fs::create_dir_all(&out).unwrap();
+        // Tasks run as their project's own user when the test runs as
+        // root: they pass through the test's folder and write in `out`.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o1777)).unwrap();
         let key = bootstrap(&data);
         let mut cmd = tessera();
         cmd.args(["admin", "create-worker-token", "rack1", "--data-dir"])

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn sha(bytes: &[u8]) -> String {
+pub(crate) fn sha(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -32,17 +32,20 @@ fn sha(bytes: &[u8]) -> String {
 }
 
 /// A server with `--slots 0` and a worker token, on loopback.
-struct Api {
+pub(crate) struct Api {
     _dir: tempfile::TempDir,
-    data: PathBuf,
-    server: Server,
-    key: String,
-    token: String,
+    pub(crate) data: PathBuf,
+    pub(crate) server: Server,
+    pub(crate) key: String,
+    pub(crate) token: String,
 }
 
 impl Api {
-    fn start(lease_ms: u32) -> Self {
+    pub(crate) fn start(lease_ms: u32) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        // Task users (as root) pass through the test's folder.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let data = dir.path().join("data");
         let key = bootstrap(&data);
         let mut cmd = tessera();
@@ -60,11 +63,11 @@ impl Api {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}/api/v1{path}", self.server.url)
     }
 
-    fn worker_post(&self, path: &str, body: Value) -> Value {
+    pub(crate) fn worker_post(&self, path: &str, body: Value) -> Value {
         ureq::post(&self.url(path))
             .set("Authorization", &format!("Bearer {}", self.token))
             .timeout(Duration::from_secs(20))
@@ -74,7 +77,7 @@ impl Api {
             .unwrap()
     }
 
-    fn submit(&self, yaml: &str) -> i64 {
+    pub(crate) fn submit(&self, yaml: &str) -> i64 {
         let v: Value = ureq::post(&self.url("/projects/video/jobs"))
             .set("Authorization", &format!("Bearer {}", self.key))
             .set("Content-Type", "application/yaml")
@@ -86,7 +89,7 @@ impl Api {
     }
 
     /// Leases (bounded) until one attempt comes.
-    fn lease_one(&self, id: &str) -> Value {
+    pub(crate) fn lease_one(&self, id: &str) -> Value {
         let start = Instant::now();
         loop {
             let got = self.worker_post(
@@ -102,13 +105,13 @@ impl Api {
 }
 
 /// One attempt's file routes, spoken by hand.
-struct Files<'a> {
+pub(crate) struct Files<'a> {
     api: &'a Api,
     base: String,
 }
 
 impl<'a> Files<'a> {
-    fn of(api: &'a Api, id: &str, a: &Value) -> Self {
+    pub(crate) fn of(api: &'a Api, id: &str, a: &Value) -> Self {
         let base = format!(
             "/workers/{id}/attempts/{}/{}/{}/files",
             a["job"], a["index"], a["attempt"]
@@ -116,7 +119,7 @@ impl<'a> Files<'a> {
         Self { api, base }
     }
 
-    fn req(&self, method: &str, tail: &str, path: &str) -> ureq::Request {
+    pub(crate) fn req(&self, method: &str, tail: &str, path: &str) -> ureq::Request {
         ureq::request(method, &self.api.url(&format!("{}{tail}", self.base)))
             .set("Authorization", &format!("Bearer {}", self.api.token))
             .query("path", path)
@@ -124,7 +127,13 @@ impl<'a> Files<'a> {
     }
 
     /// PUT of `piece` at `offset` of a file of `whole`: (status, body).
-    fn put(&self, path: &str, offset: usize, piece: &[u8], whole: &[u8]) -> (u16, Value) {
+    pub(crate) fn put(
+        &self,
+        path: &str,
+        offset: usize,
+        piece: &[u8],
+        whole: &[u8],
+    ) -> (u16, Value) {
         let r = self
             .req("PUT", "", path)
             .query("offset", &offset.to_string())
@@ -141,7 +150,7 @@ impl<'a> Files<'a> {
     }
 }
 
-fn status_of(r: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
+pub(crate) fn status_of(r: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
     match r {
         Ok(r) => (r.status(), r.into_json().unwrap_or(Value::Null)),
         Err(ureq::Error::Status(s, r)) => (s, r.into_json().unwrap_or(Value::Null)),

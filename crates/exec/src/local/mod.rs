@@ -15,7 +15,6 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
-use tessera_confine as confine;
 use tessera_types::{Action, AttemptNo, AttemptUsage, TaskRef, DEFAULT_SHELL, REACH_ENV};
 
 /// The environment variable every local attempt's processes carry:
@@ -123,55 +122,12 @@ impl LocalExecutor {
             }
         };
         let user = req.user.as_ref().filter(|u| u.switches());
-        let (stdout_path, stderr_path) = (
-            log_file(&req.log_dir, &req.name, req.attempt, "stdout"),
-            log_file(&req.log_dir, &req.name, req.attempt, "stderr"),
-        );
-        let (stdout_log, stderr_log) = if req.reach.grants.is_empty() {
-            // No reach (tests, embedders): plain paths, trusted.
-            create_dir(&req.log_dir, "log directory", user.is_some())?;
-            create_dir(&req.workdir, "working directory", user.is_some())?;
-            if let Some(user) = user {
-                user.give(&req.workdir).map_err(|e| ExecError::Prepare {
-                    what: "working directory",
-                    path: req.workdir.clone(),
-                    reason: format!("giving it to {}: {}", user.name, os_reason(&e)),
-                })?;
-            }
-            (create_file(&stdout_path)?, create_file(&stderr_path)?)
-        } else {
-            // Inside the job's folder, which its tasks can change: nothing
-            // is made or opened through a link they left.
-            confined(
-                "log directory",
-                &req.log_dir,
-                confine::create_dir_all(&req.reach, &req.log_dir, None),
-            )?;
-            let owner = user.map(|u| (u.uid, u.gid));
-            let workdir = confined(
-                "working directory",
-                &req.workdir,
-                confine::create_dir_all(&req.reach, &req.workdir, owner),
-            )?;
-            if let Some(user) = user {
-                std::os::unix::fs::fchown(&workdir, Some(user.uid), Some(user.gid)).map_err(
-                    |e| ExecError::Prepare {
-                        what: "working directory",
-                        path: req.workdir.clone(),
-                        reason: format!("giving it to {}: {}", user.name, os_reason(&e)),
-                    },
-                )?;
-            }
-            let log = |p: &Path| {
-                let made = confine::create(
-                    &req.reach,
-                    p,
-                    confine::Make::output(confine::Write::Truncate),
-                );
-                confined("log file", p, made)
-            };
-            (log(&stdout_path)?, log(&stderr_path)?)
-        };
+        let crate::AttemptFiles {
+            stdout: stdout_log,
+            stdout_path,
+            stderr: stderr_log,
+            stderr_path,
+        } = crate::prepare_attempt(req, user)?;
         let (stdout, stdout_tx) = pipe().map_err(|e| ExecError::Prepare {
             what: "pipe for",
             path: stdout_path,
@@ -305,51 +261,6 @@ fn signal_group(pgid: u32, signal: libc::c_int) {
 
 fn lock(running: &Running) -> std::sync::MutexGuard<'_, HashMap<(TaskRef, AttemptNo), u32>> {
     running.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Creates a directory the attempt needs; `for_others` makes what it
-/// creates searchable by everyone (for an attempt running as another user).
-fn create_dir(path: &Path, what: &'static str, for_others: bool) -> Result<(), ExecError> {
-    let made = if for_others {
-        crate::user::make_dirs(path)
-    } else {
-        std::fs::create_dir_all(path)
-    };
-    made.map_err(|e| ExecError::Prepare {
-        what,
-        path: path.to_path_buf(),
-        reason: os_reason(&e),
-    })
-}
-
-/// Creates (or truncates) a log file, never through a symbolic link: the
-/// log directory is this process's, but a link there must not make it
-/// write elsewhere.
-fn confined<T>(
-    what: &'static str,
-    path: &Path,
-    r: Result<T, confine::ConfineError>,
-) -> Result<T, ExecError> {
-    r.map_err(|e| ExecError::Prepare {
-        what,
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })
-}
-
-fn create_file(path: &Path) -> Result<File, ExecError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| ExecError::Prepare {
-            what: "log file",
-            path: path.to_path_buf(),
-            reason: os_reason(&e),
-        })
 }
 
 /// A task name as a file name: no path separators, no leading dot.
