@@ -444,7 +444,7 @@ fn random_worker_kills_at_random_moments_never_change_the_result() {
     }
     let rounds: u32 = match std::env::var("TESSERA_CHAOS_ROUNDS") {
         Ok(n) => n.parse().expect("TESSERA_CHAOS_ROUNDS: a number"),
-        Err(_) if std::env::var("CI").as_deref() == Ok("true") => 3,
+        Err(_) if tessera_testkit::env::strict() => 3,
         Err(_) => 1,
     };
     let c = Cluster::start();

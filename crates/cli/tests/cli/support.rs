@@ -425,11 +425,10 @@ pub fn client_of(url: &str, key: &str, args: &[&str]) -> Command {
 pub fn docker_engine_present() -> bool {
     let present = Path::new("/var/run/docker.sock").exists();
     if !present {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "no Docker engine (/var/run/docker.sock) under CI: install and start docker"
+        tessera_testkit::env::skip(
+            "no Docker engine (/var/run/docker.sock is absent)",
+            "install and start docker (.ci/run does)",
         );
-        eprintln!("skipped: no Docker engine here");
     }
     present
 }
