@@ -38,7 +38,11 @@ async fn pid_in(path: &std::path::Path) -> u32 {
                 return pid;
             }
         }
-        assert!(Instant::now() < deadline, "{} never written", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} never written",
+            path.display()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -87,7 +91,10 @@ async fn a_suspended_job_starts_nothing_until_resumed_then_finishes() {
     assert!(r.message().contains("already suspended"), "{}", r.text());
 
     // The attempts' processes stop (SIGSTOP: state T in /proc).
-    let pids = [pid_in(&dir.path().join("a.pid")).await, pid_in(&dir.path().join("b.pid")).await];
+    let pids = [
+        pid_in(&dir.path().join("a.pid")).await,
+        pid_in(&dir.path().join("b.pid")).await,
+    ];
     let deadline = Instant::now() + Duration::from_secs(30);
     while pids.iter().any(|p| proc_state(*p) != Some('T')) {
         let states: Vec<_> = pids.iter().map(|p| proc_state(*p)).collect();
@@ -106,7 +113,11 @@ async fn a_suspended_job_starts_nothing_until_resumed_then_finishes() {
     assert_eq!(r.json()["suspended"], true);
     assert_eq!(r.json()["state"], "running");
     for pid in pids {
-        assert_eq!(proc_state(pid), Some('T'), "{pid} runs again while suspended");
+        assert_eq!(
+            proc_state(pid),
+            Some('T'),
+            "{pid} runs again while suspended"
+        );
     }
 
     let r = post(&s, format!("/api/v1/jobs/{job}/resume"), &key).await;

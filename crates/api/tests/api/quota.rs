@@ -52,7 +52,11 @@ async fn a_project_at_its_cpu_quota_runs_one_task_and_says_why_the_other_waits()
     let dir = tempfile::tempdir().unwrap();
     let go = dir.path().join("go");
     let r = s
-        .post_yaml(&format!("/api/v1/projects/{p}/jobs"), &admin, &two_until(&go))
+        .post_yaml(
+            &format!("/api/v1/projects/{p}/jobs"),
+            &admin,
+            &two_until(&go),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let job = r.json()["id"].as_i64().unwrap();

@@ -303,7 +303,10 @@ async fn ui_in_headless_chromium_logs_in_and_watches_a_job_finish() {
     // page opens, whatever the machine's load.
     let gate = tempfile::tempdir().unwrap();
     let go = gate.path().join("go");
-    let wait_go = format!("while [ ! -e {} ]; do sleep 0.05; done; echo chunk 0", go.display());
+    let wait_go = format!(
+        "while [ ! -e {} ]; do sleep 0.05; done; echo chunk 0",
+        go.display()
+    );
     let spec = json!({
         "name": "encode-trailer",
         "tasks": [
@@ -341,11 +344,11 @@ async fn ui_in_headless_chromium_logs_in_and_watches_a_job_finish() {
         .spawn()
         .expect("start chromedriver");
     let _driver = Driver(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
             Instant::now() < deadline,
-            "chromedriver did not listen within 10 s"
+            "chromedriver did not listen within 30 s"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -385,7 +388,7 @@ async fn ui_in_headless_chromium_logs_in_and_watches_a_job_finish() {
 
     // The dashboard lists the project and the job; click through to it.
     c.wait()
-        .at_most(Duration::from_secs(10))
+        .at_most(Duration::from_secs(30))
         .for_element(Locator::Css("section.project"))
         .await
         .unwrap();
@@ -451,7 +454,10 @@ async fn ui_in_headless_chromium_logs_in_and_watches_a_job_finish() {
         if bars == 4 {
             break;
         }
-        assert!(Instant::now() < deadline, "{bars} succeeded bars after 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "{bars} succeeded bars after 30 s"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let nodes = c.find_all(Locator::Css("#dag g.node")).await.unwrap();

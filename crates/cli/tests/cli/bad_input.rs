@@ -59,10 +59,6 @@ fn encode_cmd(s: &Scratch, input: &Path, output: &Path, extra: &[&str]) -> Comma
     cmd
 }
 
-fn encode(s: &Scratch, input: &Path, output: &Path, extra: &[&str]) -> Outcome {
-    run(&mut encode_cmd(s, input, output, extra))
-}
-
 /// The same encode with only the programs in `bin` on PATH.
 fn encode_with_path(s: &Scratch, input: &Path, output: &Path, bin: &Path) -> Outcome {
     let mut cmd = encode_cmd(s, input, output, &["--plain"]);
@@ -276,7 +272,10 @@ fn an_unwritable_output_directory_exits_3_and_leaves_nothing_behind() {
             .gid(gid)
             .status()
             .unwrap();
-        assert!(touch.success(), "nobody cannot read the input or can write {locked:?}");
+        assert!(
+            touch.success(),
+            "nobody cannot read the input or can write {locked:?}"
+        );
     } else if std::fs::write(locked.join("probe"), b"").is_ok() {
         tessera_testkit::env::skip(
             "this user writes through mode 555 (CAP_DAC_OVERRIDE without being root)",

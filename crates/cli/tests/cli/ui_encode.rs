@@ -47,11 +47,11 @@ async fn browser() -> (Chromedriver, Client) {
         .spawn()
         .expect("start chromedriver");
     let driver = Chromedriver(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
             Instant::now() < deadline,
-            "chromedriver did not listen within 10 s"
+            "chromedriver did not listen within 30 s"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -140,7 +140,7 @@ async fn the_ui_uploads_a_clip_and_downloads_a_frame_exact_encode() {
         .click()
         .await
         .unwrap();
-    let wait = Duration::from_secs(10);
+    let wait = Duration::from_secs(30);
     c.wait()
         .at_most(wait)
         .for_element(Locator::Css("section.project"))
