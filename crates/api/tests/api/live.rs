@@ -55,13 +55,13 @@ async fn read_all(body: Body) -> Vec<Vec<u8>> {
     read_releasing(body, None).await.1
 }
 
+/// A file to create once the text read so far satisfies the test.
+type Release<'a> = (&'a Path, &'a dyn Fn(&str) -> bool);
+
 /// Reads a body to its end (60 s at most); once the text read so far
 /// satisfies `release.1`, creates the file `release.0`. The text read when
 /// it did (empty if it never did), and every chunk.
-async fn read_releasing(
-    body: Body,
-    mut release: Option<(&Path, &dyn Fn(&str) -> bool)>,
-) -> (String, Vec<Vec<u8>>) {
+async fn read_releasing(body: Body, mut release: Option<Release<'_>>) -> (String, Vec<Vec<u8>>) {
     let mut stream = body.into_data_stream();
     let mut chunks = Vec::new();
     let mut at_release = String::new();
