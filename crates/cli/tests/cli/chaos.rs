@@ -165,7 +165,7 @@ impl Cluster {
                     return;
                 }
             }
-            self.check(start, 20, "the server did not answer");
+            self.check(start, 30, "the server did not answer");
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -213,7 +213,7 @@ impl Cluster {
             if names.iter().all(|n| ready.contains_key(*n)) {
                 return ready;
             }
-            self.check(start, 20, &format!("{names:?} not all ready: {ready:?}"));
+            self.check(start, 30, &format!("{names:?} not all ready: {ready:?}"));
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -289,7 +289,7 @@ impl Cluster {
                 "failed" | "cancelled" => self.fail(&format!("the encode ended badly: {v}")),
                 _ => {}
             }
-            self.check(start, 60, &format!("job {job} did not succeed: {v}"));
+            self.check(start, 120, &format!("job {job} did not succeed: {v}"));
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -385,7 +385,7 @@ fn a_worker_cut_off_past_its_lease_is_fenced_and_comes_back() {
     while c.attempt(job, at)["outcome"] != "lost" {
         c.check(
             start,
-            10,
+            30,
             &format!("{victim}'s attempt {at:?} was not lost"),
         );
         std::thread::sleep(Duration::from_millis(100));
@@ -401,7 +401,7 @@ fn a_worker_cut_off_past_its_lease_is_fenced_and_comes_back() {
         if again[&victim] != before[&victim] {
             break;
         }
-        c.check(start, 20, &format!("{victim} did not register again"));
+        c.check(start, 30, &format!("{victim} did not register again"));
         std::thread::sleep(Duration::from_millis(100));
     }
     // Its late word changed nothing (it registered again only after the
