@@ -2,6 +2,8 @@
 //! driver thread running `serve()` with the local executor, and the router
 //! driven in-process (and once over a real listener).
 
+#[path = "api/access.rs"]
+mod access;
 #[path = "api/arrays.rs"]
 mod arrays;
 #[path = "api/control.rs"]
@@ -30,3 +32,7 @@ mod uploads;
 mod validation;
 #[path = "api/walk.rs"]
 mod walk;
+#[path = "api/walk_table.rs"]
+mod walk_table;
+#[path = "api/walk_world.rs"]
+mod walk_world;

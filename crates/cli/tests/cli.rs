@@ -3,11 +3,14 @@
 //! every run.
 //!
 //! - `bad_input`: every way the input or the output can be wrong gets its
-//!   exit code, one `tessera: ` line on stderr, and leaves nothing behind.
+//!   exit code, one `tessera: ` line on stderr, and leaves nothing behind
+//!   (an unwritable output folder too: run as root, the encode runs as
+//!   `nobody`, for whom the folder is read-only).
 //! - `chaos`: the server and three workers as Docker containers on a
 //!   private network encoding a real clip: a worker SIGKILLed mid-chunk,
 //!   one cut off the network past its lease (fenced, then back), the server
-//!   SIGKILLed and restarted, random kills: always frame-exact, each chunk
+//!   SIGKILLed and restarted, random kills (a printed seed;
+//!   `TESSERA_CHAOS_SEED=N` replays it): always frame-exact, each chunk
 //!   succeeding once.
 //! - `chaos_disk`: the same with `--data http` workers, one on a tmpfs
 //!   filled mid-chunk: its attempt is lost to the full disk, it shows

@@ -70,7 +70,7 @@ impl Rig {
     /// that another test's thread forked while the lock file was open holds
     /// a copy of its descriptor until it execs.
     pub(crate) fn store(&self) -> SqliteStore {
-        let end = Instant::now() + Duration::from_secs(5);
+        let end = Instant::now() + Duration::from_secs(30);
         loop {
             match SqliteStore::open(self.db()) {
                 Err(StoreError::Locked { .. }) if Instant::now() < end => {

@@ -140,6 +140,25 @@ fn alive(pid: u32) -> bool {
     }
 }
 
+/// The states (`R`, `S`, `T`, `Z`...) of the processes in group `pgid`.
+fn group_states(pgid: u32) -> Vec<char> {
+    let mut states = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        // After the command: state, ppid, pgrp.
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        if fields.get(2) == Some(&pgid.to_string().as_str()) {
+            states.push(fields[0].chars().next().unwrap());
+        }
+    }
+    states
+}
+
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
@@ -451,17 +470,31 @@ fn suspend_stops_the_whole_group_until_resume_and_a_stopped_attempt_can_be_kille
     let (task, attempt) = (req.task, req.attempt);
     rig.exec.start(req);
     let started = rig.events.recv_timeout(TIMEOUT).unwrap();
-    assert!(matches!(started, ExecEvent::Started { .. }), "{started:?}");
+    let ExecEvent::Started { pid: group, .. } = started else {
+        panic!("{started:?}")
+    };
     let len = || std::fs::metadata(&ticks).map_or(0, |m| m.len());
     wait_for("the ticker to tick", || len() > 0);
     rig.exec.suspend(task, attempt);
-    std::thread::sleep(Duration::from_millis(150)); // a write in flight lands
+    // Every live process of the group stops (state T); a stopped process
+    // is not inside a write, so the file's length is then final.
+    wait_for("the whole group to stop", || {
+        let group = group_states(group);
+        group.len() >= 2 && group.iter().all(|s| matches!(s, 'T' | 'Z'))
+    });
     let stopped_at = len();
-    std::thread::sleep(Duration::from_millis(400));
+    // A window for a write that should not happen (not a synchronisation:
+    // the check above made the outcome certain).
+    std::thread::sleep(Duration::from_millis(200));
     assert_eq!(
         len(),
         stopped_at,
         "the file grew while the attempt was stopped"
+    );
+    assert!(
+        group_states(group).iter().all(|s| matches!(s, 'T' | 'Z')),
+        "{:?}",
+        group_states(group)
     );
     assert!(
         rig.events.try_recv().is_err(),

@@ -6,8 +6,46 @@ use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-/// Two `sleep`s fill the driver's two slots; the third has to wait for them.
-const THREE_SLEEPS: &str = "name: sleeps\ntasks:\n  - {name: a, action: {kind: command, argv: [sleep, '0.6']}}\n  - {name: b, action: {kind: command, argv: [sleep, '0.6']}}\n  - {name: c, action: {kind: command, argv: [sleep, '0.1']}}\n";
+/// Two tasks that write their shell's pid to `dir/NAME.pid` and run until
+/// `dir/go` exists fill the driver's two slots; the third waits for them.
+fn two_until_go_then_one(dir: &std::path::Path) -> String {
+    let d = dir.display();
+    let wait = |name: &str| {
+        format!(
+            "  - {{name: {name}, action: {{kind: command, argv: [sh, -c, 'echo $$ > {d}/{name}.pid; while [ ! -e {d}/go ]; do sleep 0.05; done']}}}}\n"
+        )
+    };
+    format!(
+        "name: held\ntasks:\n{}{}  - {{name: c, action: {{kind: command, argv: ['true']}}}}\n",
+        wait("a"),
+        wait("b")
+    )
+}
+
+/// The state letter of process `pid` in /proc (`T`: stopped), if it exists.
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+}
+
+/// The pid in `path`, once the task has written it (30 s at most).
+async fn pid_in(path: &std::path::Path) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if let Ok(pid) = text.trim().parse() {
+            if text.ends_with('\n') {
+                return pid;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never written",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 async fn submit(s: &Server, key: &str, yaml: &str) -> i64 {
     let p = s.project("ops", key).await;
@@ -32,8 +70,9 @@ async fn post(s: &Server, path: String, key: &str) -> crate::harness::Resp {
 async fn a_suspended_job_starts_nothing_until_resumed_then_finishes() {
     let s = Server::start();
     let key = s.admin_key.clone();
-    let job = submit(&s, &key, THREE_SLEEPS).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let dir = tempfile::tempdir().unwrap();
+    let job = submit(&s, &key, &two_until_go_then_one(dir.path())).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
     while tasks(&s, job, &key)
         .await
         .iter()
@@ -51,9 +90,20 @@ async fn a_suspended_job_starts_nothing_until_resumed_then_finishes() {
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
     assert!(r.message().contains("already suspended"), "{}", r.text());
 
-    // Well past the sleeps' 0.6 s: stopped, they have not ended, and c has
-    // not started.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The attempts' processes stop (SIGSTOP: state T in /proc).
+    let pids = [
+        pid_in(&dir.path().join("a.pid")).await,
+        pid_in(&dir.path().join("b.pid")).await,
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pids.iter().any(|p| proc_state(*p) != Some('T')) {
+        let states: Vec<_> = pids.iter().map(|p| proc_state(*p)).collect();
+        assert!(Instant::now() < deadline, "not stopped: {states:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // What would end them is there, but stopped they cannot see it: they
+    // stay running, and c has not started.
+    std::fs::write(dir.path().join("go"), "").unwrap();
     let ts = tasks(&s, job, &key).await;
     let states: Vec<&str> = ts.iter().map(|t| t["state"].as_str().unwrap()).collect();
     assert_eq!(states, ["running", "running", "ready"], "{ts:?}");
@@ -62,6 +112,13 @@ async fn a_suspended_job_starts_nothing_until_resumed_then_finishes() {
     let r = s.get(&format!("/api/v1/jobs/{job}"), &key).await;
     assert_eq!(r.json()["suspended"], true);
     assert_eq!(r.json()["state"], "running");
+    for pid in pids {
+        assert_eq!(
+            proc_state(pid),
+            Some('T'),
+            "{pid} runs again while suspended"
+        );
+    }
 
     let r = post(&s, format!("/api/v1/jobs/{job}/resume"), &key).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
@@ -111,7 +168,8 @@ async fn a_failed_job_retried_after_its_cause_is_fixed_succeeds_and_keeps_what_s
 async fn retry_of_a_running_job_is_a_conflict() {
     let s = Server::start();
     let key = s.admin_key.clone();
-    let job = submit(&s, &key, THREE_SLEEPS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let job = submit(&s, &key, &two_until_go_then_one(dir.path())).await;
     let r = post(&s, format!("/api/v1/jobs/{job}/retry"), &key).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
     assert!(r.message().contains("wait until it ends"), "{}", r.text());
@@ -123,7 +181,8 @@ async fn retry_of_a_running_job_is_a_conflict() {
 async fn a_priority_change_shows_in_the_view_and_out_of_range_is_refused() {
     let s = Server::start();
     let key = s.admin_key.clone();
-    let job = submit(&s, &key, THREE_SLEEPS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let job = submit(&s, &key, &two_until_go_then_one(dir.path())).await;
     let url = format!("/api/v1/jobs/{job}/priority");
     let r = s
         .send_json(Method::PUT, &url, &key, json!({"priority": 42}))
@@ -136,6 +195,7 @@ async fn a_priority_change_shows_in_the_view_and_out_of_range_is_refused() {
         .send_json(Method::PUT, &url, &key, json!({"priority": 101}))
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    std::fs::write(dir.path().join("go"), "").unwrap();
     let done = s.wait_job(job, &key).await;
     assert_eq!(done["priority"], 42);
     let r = s

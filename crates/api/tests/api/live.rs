@@ -6,23 +6,30 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use futures_util::StreamExt;
 use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 use tower::ServiceExt;
 
-/// `a` reports progress and writes twice with a pause between; `b` needs
-/// `a`; `c` runs only if `a` fails, so it is skipped.
-const FLOW: &str = r#"name: live
+/// `a` reports progress and writes "one", waits until `go` exists, then
+/// writes "two" and reports again; `b` needs `a`; `c` runs only if `a`
+/// fails, so it is skipped.
+fn flow(go: &Path) -> String {
+    format!(
+        r#"name: live
 tasks:
   - name: a
-    action: {kind: script, script: "echo one; echo '#tessera-progress 1 2'; sleep 0.8; echo two; echo '#tessera-progress 2 2'"}
-  - {name: b, deps: [{selector: a}], action: {kind: command, argv: ['true']}}
-  - {name: c, deps: [{selector: a, condition: failure}], action: {kind: command, argv: ['true']}}
-"#;
+    action: {{kind: script, script: "echo one; echo '#tessera-progress 1 2'; while [ ! -e {go} ]; do sleep 0.05; done; echo two; echo '#tessera-progress 2 2'"}}
+  - {{name: b, deps: [{{selector: a}}], action: {{kind: command, argv: ['true']}}}}
+  - {{name: c, deps: [{{selector: a, condition: failure}}], action: {{kind: command, argv: ['true']}}}}
+"#,
+        go = go.display()
+    )
+}
 
-async fn submit(s: &Server, key: &str) -> i64 {
+async fn submit(s: &Server, key: &str, go: &Path) -> i64 {
     let p = s.project("live", key).await;
     let r = s
-        .post_yaml(&format!("/api/v1/projects/{p}/jobs"), key, FLOW)
+        .post_yaml(&format!("/api/v1/projects/{p}/jobs"), key, &flow(go))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     r.json()["id"].as_i64().unwrap()
@@ -43,19 +50,38 @@ async fn open(s: &Server, path: &str, key: &str) -> (StatusCode, String, Body) {
     (resp.status(), ct, resp.into_body())
 }
 
-/// Reads a body to its end (at most 20 s), with the time each chunk came.
-async fn read_timed(body: Body) -> Vec<(Instant, Vec<u8>)> {
+/// Reads a body to its end (60 s at most: a bound on a hang); its chunks.
+async fn read_all(body: Body) -> Vec<Vec<u8>> {
+    read_releasing(body, None).await.1
+}
+
+/// A file to create once the text read so far satisfies the test.
+type Release<'a> = (&'a Path, &'a dyn Fn(&str) -> bool);
+
+/// Reads a body to its end (60 s at most); once the text read so far
+/// satisfies `release.1`, creates the file `release.0`. The text read when
+/// it did (empty if it never did), and every chunk.
+async fn read_releasing(body: Body, mut release: Option<Release<'_>>) -> (String, Vec<Vec<u8>>) {
     let mut stream = body.into_data_stream();
     let mut chunks = Vec::new();
+    let mut at_release = String::new();
     let read = async {
         while let Some(chunk) = stream.next().await {
-            chunks.push((Instant::now(), chunk.unwrap().to_vec()));
+            chunks.push(chunk.unwrap().to_vec());
+            let text = String::from_utf8_lossy(&chunks.concat()).into_owned();
+            if let Some((go, ready)) = release {
+                if ready(&text) {
+                    std::fs::write(go, "").unwrap();
+                    at_release = text;
+                    release = None;
+                }
+            }
         }
     };
-    tokio::time::timeout(Duration::from_secs(20), read)
+    tokio::time::timeout(Duration::from_secs(60), read)
         .await
-        .expect("the stream did not end within 20 s");
-    chunks
+        .expect("the stream did not end within 60 s");
+    (at_release, chunks)
 }
 
 /// Parses `event:`/`data:` blocks of a text/event-stream.
@@ -80,15 +106,17 @@ fn sse_events(text: &str) -> Vec<(String, Value)> {
 async fn job_events_stream_every_step_and_end_when_the_job_ends() {
     let s = Server::start();
     let key = s.admin_key.clone();
-    let job = submit(&s, &key).await;
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
+    let job = submit(&s, &key, &go).await;
     let (status, ct, body) = open(&s, &format!("/api/v1/jobs/{job}/events"), &key).await;
     assert_eq!(status, StatusCode::OK);
     assert!(ct.starts_with("text/event-stream"), "{ct}");
-    let text: Vec<u8> = read_timed(body)
-        .await
-        .into_iter()
-        .flat_map(|(_, c)| c)
-        .collect();
+    // `a` ends only once the stream has begun: its end, b's run and c's
+    // skip are all events of the stream.
+    let subscribed = |text: &str| text.contains("event: snapshot");
+    let (_, chunks) = read_releasing(body, Some((&go, &subscribed))).await;
+    let text = chunks.concat();
     let events = sse_events(&String::from_utf8(text).unwrap());
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names.first(), Some(&"snapshot"), "{names:?}");
@@ -132,11 +160,7 @@ async fn job_events_stream_every_step_and_end_when_the_job_ends() {
 
     // An ended job: its snapshot, then the end at once.
     let (_, _, body) = open(&s, &format!("/api/v1/jobs/{job}/events"), &key).await;
-    let text: Vec<u8> = read_timed(body)
-        .await
-        .into_iter()
-        .flat_map(|(_, c)| c)
-        .collect();
+    let text = read_all(body).await.concat();
     let names: Vec<String> = sse_events(&String::from_utf8(text).unwrap())
         .into_iter()
         .map(|(n, _)| n)
@@ -148,7 +172,9 @@ async fn job_events_stream_every_step_and_end_when_the_job_ends() {
 async fn a_followed_log_arrives_while_the_task_runs_and_ends_with_it() {
     let s = Server::start();
     let key = s.admin_key.clone();
-    let job = submit(&s, &key).await;
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
+    let job = submit(&s, &key, &go).await;
     // Asked at once: the task may not have started; the follow waits for it.
     let (status, ct, body) = open(
         &s,
@@ -158,22 +184,13 @@ async fn a_followed_log_arrives_while_the_task_runs_and_ends_with_it() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert!(ct.starts_with("text/plain"), "{ct}");
-    let chunks = read_timed(body).await;
-    let text: String = chunks
-        .iter()
-        .map(|(_, c)| String::from_utf8_lossy(c).into_owned())
-        .collect();
-    assert!(text.starts_with("one\n"), "{text:?}");
-    assert!(text.contains("two\n"), "{text:?}");
-    // "one" came while the task still slept before writing "two": the log
-    // was streamed, not read once at the end.
-    let first = chunks.iter().find(|(_, c)| !c.is_empty()).unwrap().0;
-    let last = chunks.last().unwrap().0;
-    assert!(
-        last.duration_since(first) >= Duration::from_millis(400),
-        "the whole log came at once ({:?} apart)",
-        last.duration_since(first)
-    );
+    // "two" is written only once "one" has come: the log is streamed while
+    // the task runs, not read once at the end.
+    let said_one = |text: &str| text.contains("one\n");
+    let (before, chunks) = read_releasing(body, Some((&go, &said_one))).await;
+    assert_eq!(before, "one\n", "the task was released early");
+    let text = String::from_utf8(chunks.concat()).unwrap();
+    assert_eq!(text, "one\ntwo\n");
 
     // A task that is skipped never runs: following it ends, empty.
     let (status, _, body) = open(
@@ -183,7 +200,7 @@ async fn a_followed_log_arrives_while_the_task_runs_and_ends_with_it() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    let rest: usize = read_timed(body).await.iter().map(|(_, c)| c.len()).sum();
+    let rest: usize = read_all(body).await.iter().map(Vec::len).sum();
     assert_eq!(rest, 0);
 
     // An attempt that does not exist is a 404, follow or not.

@@ -8,7 +8,16 @@ use std::time::{Duration, Instant};
 use tessera_store::Accounts;
 use tessera_types::{ProjectId, Quota};
 
-const TWO_SLEEPS: &str = "name: two\ntasks:\n  - {name: a, action: {kind: command, argv: [sleep, '1']}}\n  - {name: b, action: {kind: command, argv: [sleep, '1']}}\n";
+/// Two tasks that run until the file `go` exists.
+fn two_until(go: &std::path::Path) -> String {
+    let task = |name: &str| {
+        format!(
+            "  - {{name: {name}, action: {{kind: command, argv: [sh, -c, 'while [ ! -e {} ]; do sleep 0.05; done']}}}}\n",
+            go.display()
+        )
+    };
+    format!("name: two\ntasks:\n{}{}", task("a"), task("b"))
+}
 
 #[tokio::test]
 async fn a_project_at_its_cpu_quota_runs_one_task_and_says_why_the_other_waits() {
@@ -40,14 +49,21 @@ async fn a_project_at_its_cpu_quota_runs_one_task_and_says_why_the_other_waits()
     let r = s.get("/api/v1/projects/film/quota", &admin).await;
     assert_eq!(r.json()["max_cpu"], 1, "{}", r.text());
 
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
     let r = s
-        .post_yaml(&format!("/api/v1/projects/{p}/jobs"), &admin, TWO_SLEEPS)
+        .post_yaml(
+            &format!("/api/v1/projects/{p}/jobs"),
+            &admin,
+            &two_until(&go),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let job = r.json()["id"].as_i64().unwrap();
 
-    // The driver has two slots, the quota allows one: one runs, one waits.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // The driver has two slots, the quota allows one: one runs, one waits
+    // (until `go`).
+    let deadline = Instant::now() + Duration::from_secs(30);
     let (running, waiting) = loop {
         let r = s.get(&format!("/api/v1/jobs/{job}/tasks"), &admin).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
@@ -86,6 +102,7 @@ async fn a_project_at_its_cpu_quota_runs_one_task_and_says_why_the_other_waits()
     assert_eq!(usage["running_cpu"], 1, "{usage}");
     assert_eq!(usage["quota"]["max_cpu"], 1, "{usage}");
 
+    std::fs::write(&go, "").unwrap();
     let done = s.wait_job(job, &admin).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     let r = s.get(&format!("/api/v1/jobs/{job}/tasks"), &admin).await;

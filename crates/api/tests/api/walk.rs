@@ -1,280 +1,293 @@
-//! THE ROUTE WALK: every authenticated route of ROUTES refuses a missing,
-//! wrong or revoked key (401), and every project or job route answers 403
-//! to a user of another project and 404 for a project or job that does not
-//! exist.
+//! THE ROUTE WALK: every route of the API and of the web UI, called by
+//! every kind of caller (none, malformed, unknown, wrong, revoked, a worker
+//! token, another project's user, a viewer, a member, an owner, an admin),
+//! against the hand-written answers of `walk_table.rs`.
+//!
+//! The table is independent of the code it checks: the walk fails when the
+//! router has a route the table lacks (a new route needs its expectations),
+//! when the server answers a cell differently, and when the authorization a
+//! row implies (the least caller it lets through) is not the one `ROUTES`
+//! declares, which is what the OpenAPI document tells clients.
 
-use crate::harness::Server;
-use axum::http::{Method, StatusCode};
-use serde_json::json;
+use crate::harness::Resp;
+use crate::walk_table::{Row, API, UI};
+use crate::walk_world::{form_encode, send, Cred, World};
+use axum::http::{header, Method, StatusCode};
+use std::collections::{BTreeMap, BTreeSet};
 use tessera_api::{Auth, ROUTES};
-use tessera_store::Accounts;
-use tessera_types::KeyId;
+use tessera_types::Role;
 
-/// The route's path with its parameters filled in.
-fn fill(path: &str, project: i64, job: i64, user: i64, key: i64) -> String {
-    path.replace("{project}", &project.to_string())
-        .replace(
-            "{id}",
-            &if path.contains("/jobs/") { job } else { key }.to_string(),
-        )
-        .replace("{user}", &user.to_string())
-        .replace("{index}", "0")
-        .replace("{worker}", "1-1")
-        .replace("{node}", "a")
-        .replace("{job}", &job.to_string())
-        .replace("{attempt}", "1")
+/// The table's columns, in order.
+const COLUMNS: [&str; 12] = [
+    "none", "bad", "unk", "wrng", "rvkd", "wtok", "othr", "miss", "view", "memb", "ownr", "admn",
+];
+/// The user columns from the least privileged up.
+const RANKS: [&str; 5] = ["othr", "view", "memb", "ownr", "admn"];
+/// The columns that carry no valid user credential.
+const STRANGERS: [&str; 5] = ["none", "bad", "unk", "wrng", "rvkd"];
+
+#[derive(Clone, Debug, PartialEq)]
+enum Want {
+    Status(u16),
+    /// 303 to the login page, no cookie set.
+    ToLogin,
+    /// 303 to the dashboard.
+    ToUi,
+    /// 303 to the login page, clearing the session cookie.
+    LoggedOut,
+    NotApplicable,
 }
 
-fn body_for(method: &Method) -> Option<(&'static str, Vec<u8>)> {
-    (*method == Method::POST || *method == Method::PUT)
-        .then(|| ("application/json", b"{}".to_vec()))
-}
-
-#[tokio::test]
-async fn every_authenticated_route_refuses_missing_wrong_revoked_and_foreign_keys() {
-    let s = Server::start();
-    let admin = s.admin_key.clone();
-    let alpha = s.project("alpha", &admin).await;
-    let (member, _) = s.user("member", false).await;
-    let r = s
-        .send_json(
-            Method::PUT,
-            &format!("/api/v1/projects/{alpha}/members/{member}"),
-            &admin,
-            json!({"role": "member"}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let spec = "name: n\ntasks:\n  - name: a\n    action: {kind: noop}\n";
-    let r = s
-        .post_yaml(&format!("/api/v1/projects/{alpha}/jobs"), &admin, spec)
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let job = r.json()["id"].as_i64().unwrap();
-
-    let (_, outsider) = s.user("outsider", false).await;
-    s.project("beta", &outsider).await;
-
-    // A key that was used (so it sits in the verification cache), then revoked.
-    let r = s
-        .send_json(Method::POST, "/api/v1/keys", &admin, json!({"name": "old"}))
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let revoked = r.json()["secret"].as_str().unwrap().to_string();
-    let revoked_id = r.json()["key"]["id"].as_i64().unwrap();
-    assert_eq!(s.get("/api/v1/me", &revoked).await.status, StatusCode::OK);
-    let r = s
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/keys/{revoked_id}"),
-            Some(&admin),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
-
-    // The admin's key with its last character changed: right prefix, wrong secret.
-    let mut wrong = admin.clone();
-    let last = if wrong.ends_with('x') { "y" } else { "x" };
-    wrong.replace_range(wrong.len() - 1.., last);
-
-    // A well-formed key whose prefix no key has.
-    let unknown = format!("tsk_{}_{}", "Q".repeat(12), "Q".repeat(32));
-
-    let mut walked = 0;
-    for (method, path, _, auth) in ROUTES {
-        if *auth == Auth::None {
-            continue;
-        }
-        if *auth == Auth::Worker {
-            // Worker routes: a user's key, even an admin's, is refused
-            // before any argon2 runs; a made-up worker token is a 401.
-            let url = fill(path, alpha, job, member, revoked_id);
-            let fake = format!("twk_{}_{}", "Q".repeat(12), "Q".repeat(32));
-            for (key, status) in [
-                (None, StatusCode::UNAUTHORIZED),
-                (Some(admin.as_str()), StatusCode::FORBIDDEN),
-                (Some(fake.as_str()), StatusCode::UNAUTHORIZED),
-            ] {
-                let r = s.call(method.clone(), &url, key, body_for(method)).await;
-                assert_eq!(r.status, status, "{key:?}: {method} {url}: {}", r.text());
-            }
-            continue;
-        }
-        walked += 1;
-        let url = fill(path, alpha, job, member, revoked_id);
-        for (label, key) in [
-            ("no", None),
-            ("wrong", Some(wrong.as_str())),
-            ("unknown", Some(unknown.as_str())),
-            ("revoked", Some(revoked.as_str())),
-        ] {
-            let r = s.call(method.clone(), &url, key, body_for(method)).await;
-            // The wrong secret's prefix is throttled after 5 failures (a
-            // 429 that runs no argon2); every other refusal stays a 401.
-            if label == "wrong" && walked > 5 {
-                assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{method} {url}");
-                continue;
-            }
-            assert_eq!(
-                r.status,
-                StatusCode::UNAUTHORIZED,
-                "{label} key: {method} {url}: {}",
-                r.text()
-            );
-            assert_eq!(r.code(), "unauthorized", "{method} {url}");
-        }
-        if matches!(auth, Auth::Admin) {
-            let r = s
-                .call(method.clone(), &url, Some(&outsider), body_for(method))
-                .await;
-            assert_eq!(
-                r.status,
-                StatusCode::FORBIDDEN,
-                "non-admin: {method} {url}: {}",
-                r.text()
-            );
-            assert_eq!(r.code(), "forbidden");
-            if path.contains("{project}") {
-                let missing = fill(path, 999_999, job, member, revoked_id);
-                let r = s
-                    .call(method.clone(), &missing, Some(&admin), body_for(method))
-                    .await;
-                assert_eq!(
-                    r.status,
-                    StatusCode::NOT_FOUND,
-                    "missing: {method} {missing}: {}",
-                    r.text()
-                );
-                assert!(
-                    r.message().contains("999999 does not exist"),
-                    "{}",
-                    r.message()
-                );
-            }
-        }
-        if matches!(auth, Auth::Project(_) | Auth::Job(_)) {
-            let r = s
-                .call(method.clone(), &url, Some(&outsider), body_for(method))
-                .await;
-            assert_eq!(
-                r.status,
-                StatusCode::FORBIDDEN,
-                "outsider: {method} {url}: {}",
-                r.text()
-            );
-            assert_eq!(r.code(), "forbidden");
-            let missing = fill(path, 999_999, 999_999, member, revoked_id);
-            let r = s
-                .call(method.clone(), &missing, Some(&outsider), body_for(method))
-                .await;
-            assert_eq!(
-                r.status,
-                StatusCode::NOT_FOUND,
-                "missing: {method} {missing}: {}",
-                r.text()
-            );
-            assert_eq!(r.code(), "not_found");
-            assert!(
-                r.message().contains("999999 does not exist"),
-                "{}",
-                r.message()
-            );
+impl Want {
+    fn parse(cell: &str) -> Want {
+        match cell {
+            "-" => Want::NotApplicable,
+            ">login" => Want::ToLogin,
+            ">ui" => Want::ToUi,
+            "out" => Want::LoggedOut,
+            n => Want::Status(n.parse().unwrap_or_else(|_| panic!("bad cell {n:?}"))),
         }
     }
-    assert!(walked >= 22, "walked only {walked} routes");
+
+    /// Whether the caller was kept out (as opposed to let through to the
+    /// route's own answer, a success or a refusal of the request itself).
+    fn refused(&self) -> bool {
+        matches!(self, Want::Status(401 | 403 | 429) | Want::ToLogin)
+    }
 }
 
-#[tokio::test]
-async fn a_key_revoked_behind_the_apis_back_is_refused_at_once() {
-    let s = Server::start();
-    let (_, key) = s.user("ana", false).await;
-    assert_eq!(s.get("/api/v1/me", &key).await.status, StatusCode::OK);
-    // Revoked by another process (the CLI): the cached verification must not help.
-    let mut store = s.store();
-    let user = store.user_by_name("ana").unwrap().unwrap();
-    let id: KeyId = store.keys_of(user.id).unwrap()[0].id;
-    assert!(store.revoke_key(id, 1).unwrap());
-    let r = s.get("/api/v1/me", &key).await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
-    assert!(r.message().contains("revoked"), "{}", r.message());
-}
-
-#[tokio::test]
-async fn roles_gate_what_members_may_do() {
-    let s = Server::start();
-    let admin = s.admin_key.clone();
-    let p = s.project("gamma", &admin).await;
-    let (vic, vic_key) = s.user("vic", false).await;
-    let put = |user: i64, role: &'static str| {
-        let url = format!("/api/v1/projects/{p}/members/{user}");
-        let admin = admin.clone();
-        let s = &s;
-        async move {
-            s.send_json(Method::PUT, &url, &admin, json!({ "role": role }))
-                .await
-        }
-    };
-    assert_eq!(put(vic, "viewer").await.status, StatusCode::OK);
-    let spec = "name: n\ntasks:\n  - name: a\n    action: {kind: noop}\n";
-    let url = format!("/api/v1/projects/{p}/jobs");
-    let r = s.post_yaml(&url, &vic_key, spec).await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
-    assert!(
-        r.message()
-            .contains("you are a viewer of project \"gamma\"; this needs member"),
-        "{}",
-        r.message()
-    );
+fn cells(row: &Row) -> BTreeMap<&'static str, Want> {
+    let cells: Vec<Want> = row.3.split_whitespace().map(Want::parse).collect();
     assert_eq!(
-        s.get(&url, &vic_key).await.status,
-        StatusCode::OK,
-        "viewers read"
+        cells.len(),
+        COLUMNS.len(),
+        "{} {}: {:?}",
+        row.0,
+        row.1,
+        row.3
     );
-    assert_eq!(put(vic, "member").await.status, StatusCode::OK);
-    let r = s.post_yaml(&url, &vic_key, spec).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    // Members may not manage members; the last owner cannot leave.
-    let r = s
-        .send_json(
-            Method::PUT,
-            &format!("/api/v1/projects/{p}/members/{vic}"),
-            &vic_key,
-            json!({"role": "owner"}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
-    let r = s
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/projects/{p}/members/root"),
-            Some(&admin),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
-    assert!(r.message().contains("last owner"), "{}", r.message());
-    // A project is found by name too.
-    let r = s.get("/api/v1/projects/gamma", &vic_key).await;
-    assert_eq!(r.json()["role"], "member", "{}", r.text());
+    COLUMNS.into_iter().zip(cells).collect()
+}
+
+/// What the answer `r` was, in the table's terms, and whether it is `want`.
+fn check(r: &Resp, want: &Want) -> Result<(), String> {
+    let location = r
+        .headers
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok());
+    let cookie = r
+        .headers
+        .get(header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok());
+    let redirect = |to: &str| r.status == StatusCode::SEE_OTHER && location == Some(to);
+    let ok = match want {
+        Want::Status(n) => r.status.as_u16() == *n,
+        Want::ToLogin => redirect("/ui/login") && cookie.is_none(),
+        Want::ToUi => redirect("/ui"),
+        Want::LoggedOut => redirect("/ui/login") && cookie.is_some_and(|c| c.contains("Max-Age=0")),
+        Want::NotApplicable => true,
+    };
+    if ok {
+        return Ok(());
+    }
+    let text = r.text();
+    // An HTML page's error paragraph, or the start of the body.
+    let mut text = match text.split_once(r#"<p class="error""#) {
+        Some((_, rest)) => rest.split("</p>").next().unwrap_or("").to_string(),
+        None => text,
+    };
+    text.truncate(160);
+    Err(format!(
+        "got {} (location {location:?}, set-cookie {:?}): {text}",
+        r.status.as_u16(),
+        cookie.is_some()
+    ))
+}
+
+/// The authorization a row's cells imply: the least caller let through.
+fn implied(method: &str, path: &str, c: &BTreeMap<&str, Want>) -> Auth {
+    let through = |col: &str| !c[col].refused();
+    if through("none") {
+        for col in COLUMNS.iter().filter(|c| **c != "miss") {
+            assert!(
+                through(col),
+                "{method} {path}: public, but {col} is kept out"
+            );
+        }
+        return Auth::None;
+    }
+    for col in STRANGERS {
+        assert!(!through(col), "{method} {path}: {col} gets through");
+    }
+    if through("wtok") {
+        for col in RANKS {
+            assert!(
+                !through(col),
+                "{method} {path}: a worker route lets {col} in"
+            );
+        }
+        return Auth::Worker;
+    }
+    let least = RANKS
+        .iter()
+        .position(|col| through(col))
+        .unwrap_or_else(|| panic!("{method} {path}: nobody gets through"));
+    for higher in &RANKS[least..] {
+        assert!(
+            through(higher),
+            "{method} {path}: {higher} is kept out, {} is not",
+            RANKS[least]
+        );
+    }
+    let role = [
+        None,
+        Some(Role::Viewer),
+        Some(Role::Member),
+        Some(Role::Owner),
+        None,
+    ][least];
+    match (least, role) {
+        (0, _) => Auth::User,
+        (4, _) => Auth::Admin,
+        (_, Some(role)) if path.contains("{project}") => Auth::Project(role),
+        (_, Some(role)) if path.contains("/jobs/{id}") => Auth::Job(role),
+        _ => panic!("{method} {path}: a role, but no project or job in the path"),
+    }
+}
+
+/// The OpenAPI document's words for `auth`.
+fn described(auth: Auth) -> String {
+    match auth {
+        Auth::None => "none".into(),
+        Auth::User => "any user".into(),
+        Auth::Admin => "admin".into(),
+        Auth::Worker => "worker token (twk_...)".into(),
+        Auth::Project(role) | Auth::Job(role) => format!("{role} or higher in the project"),
+    }
+}
+
+fn route_of(row: &Row) -> (String, String) {
+    let path = row.1.split('?').next().unwrap();
+    (row.0.to_string(), path.to_string())
+}
+
+/// The paths the UI's router names (read from its source, so a route added
+/// there is seen here).
+fn ui_paths() -> BTreeSet<String> {
+    let paths = routes_in(include_str!("../../src/ui/mod.rs"));
+    assert!(paths.len() >= 10, "found only {paths:?} in ui/mod.rs");
+    paths
+}
+
+/// Every `.route("PATH"` of `source`.
+fn routes_in(source: &str) -> BTreeSet<String> {
+    source
+        .split(".route(")
+        .skip(1)
+        .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next())
+        .map(str::to_string)
+        .collect()
 }
 
 #[tokio::test]
-async fn wrong_secrets_for_one_prefix_are_throttled_without_locking_out_a_cached_key() {
-    let s = Server::start();
-    let key = s.admin_key.clone();
-    // Used once, so its verification is cached.
-    assert_eq!(s.get("/api/v1/me", &key).await.status, StatusCode::OK);
-    let (head, secret) = key.rsplit_once('_').unwrap();
-    let wrong = format!("{head}_{}", "x".repeat(secret.len()));
-    for _ in 0..5 {
-        let r = s.get("/api/v1/me", &wrong).await;
-        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
+async fn every_route_answers_every_caller_as_the_hand_written_table_says() {
+    let mut w = World::build().await;
+
+    // Every route has a row, once.
+    let table: Vec<(String, String)> = API.iter().map(route_of).collect();
+    let listed: BTreeSet<_> = table.iter().cloned().collect();
+    assert_eq!(listed.len(), table.len(), "a route has two rows");
+    let routes: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p, _, _)| (m.to_string(), p.to_string()))
+        .collect();
+    let missing: Vec<_> = routes.difference(&listed).collect();
+    assert!(
+        missing.is_empty(),
+        "routes without expectations in walk_table.rs: {missing:?}"
+    );
+    let extra: Vec<_> = listed.difference(&routes).collect();
+    assert!(extra.is_empty(), "rows for routes ROUTES lacks: {extra:?}");
+    // The UI: its router's paths, and the methods each answers (any other
+    // method is a 405 before the session gate).
+    let ui_rows: BTreeSet<(String, String)> = UI.iter().map(route_of).collect();
+    assert_eq!(ui_rows.len(), UI.len(), "a UI route has two rows");
+    let mut served = BTreeSet::new();
+    for path in ui_paths() {
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            let r = send(&w.s, method, &w.url(&path, "none"), &Cred::Nothing, "").await;
+            if r.status != StatusCode::METHOD_NOT_ALLOWED {
+                served.insert((method.to_string(), path.clone()));
+            }
+        }
     }
-    let r = s.get("/api/v1/me", &wrong).await;
-    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
-    assert_eq!(r.code(), "too_many_requests");
-    let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!((1..=60).contains(&wait), "Retry-After {wait}");
-    assert_eq!(s.get("/api/v1/me", &key).await.status, StatusCode::OK);
+    assert_eq!(served, ui_rows, "the UI's routes and walk_table::UI differ");
+
+    // Every cell.
+    let doc =
+        w.s.call(Method::GET, "/api/v1/openapi.json", None, None)
+            .await
+            .json();
+    let mut wrong = Vec::new();
+    let mut calls = 0;
+    for (rows, is_api) in [(API, true), (UI, false)] {
+        for row in rows {
+            let (method, path, body, _) = *row;
+            let cells = cells(row);
+            // Every row, UI ones too, must rank its callers consistently.
+            let auth = implied(method, path, &cells);
+            if is_api {
+                let (_, bare) = route_of(row);
+                let declared = ROUTES
+                    .iter()
+                    .find(|r| r.0.as_str() == method && r.1 == bare)
+                    .unwrap()
+                    .3;
+                if declared != auth {
+                    wrong.push(format!(
+                        "{method} {bare}: ROUTES says {declared:?}, the answers say {auth:?}"
+                    ));
+                }
+                let op = &doc["paths"][&bare][method.to_lowercase()];
+                if op["x-tessera-auth"] != described(auth) {
+                    wrong.push(format!(
+                        "{method} {bare}: the OpenAPI document says {}",
+                        op["x-tessera-auth"]
+                    ));
+                }
+            }
+            for col in COLUMNS {
+                let want = &cells[col];
+                if *want == Want::NotApplicable {
+                    continue;
+                }
+                let url = w.url(path, col);
+                let (key, cred) = w.credential(col, path);
+                let body = body
+                    .replace("{caller}", col)
+                    .replace("{key}", &form_encode(&key));
+                let r = send(&w.s, method, &url, &cred, &body).await;
+                calls += 1;
+                if let Err(e) = check(&r, want) {
+                    wrong.push(format!("{method} {url} as {col}: want {want:?}, {e}"));
+                } else if is_api && matches!(want, Want::Status(401 | 403)) {
+                    let code = if *want == Want::Status(401) {
+                        "unauthorized"
+                    } else {
+                        "forbidden"
+                    };
+                    if r.code() != code {
+                        wrong.push(format!("{method} {url} as {col}: error code {}", r.code()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {calls} answers are not the table's:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    assert!(calls > 600, "only {calls} calls");
 }

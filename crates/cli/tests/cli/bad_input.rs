@@ -59,10 +59,6 @@ fn encode_cmd(s: &Scratch, input: &Path, output: &Path, extra: &[&str]) -> Comma
     cmd
 }
 
-fn encode(s: &Scratch, input: &Path, output: &Path, extra: &[&str]) -> Outcome {
-    run(&mut encode_cmd(s, input, output, extra))
-}
-
 /// The same encode with only the programs in `bin` on PATH.
 fn encode_with_path(s: &Scratch, input: &Path, output: &Path, bin: &Path) -> Outcome {
     let mut cmd = encode_cmd(s, input, output, &["--plain"]);
@@ -82,10 +78,15 @@ fn refused(
     code: i32,
     names: &[&str],
 ) -> String {
+    refused_by(encode_cmd(s, input, output, extra), output, code, names)
+}
+
+/// [`refused`] for the encode `cmd` writing `output`.
+fn refused_by(mut cmd: Command, output: &Path, code: i32, names: &[&str]) -> String {
     let dir = output.parent().unwrap();
     let before = listing(dir);
     let existed = exists(output);
-    let out = encode(s, input, output, extra);
+    let out = run(&mut cmd);
     out.expect_code(code);
     let lines = out.stderr_lines();
     assert_eq!(
@@ -109,13 +110,11 @@ fn refused(
     if !existed {
         assert!(!exists(output), "{} was written", output.display());
     }
-    if !dir.starts_with("/proc") {
-        assert_eq!(
-            listing(dir),
-            before,
-            "the output directory changed (a temporary file left behind?)"
-        );
-    }
+    assert_eq!(
+        listing(dir),
+        before,
+        "the output directory changed (a temporary file left behind?)"
+    );
     line
 }
 
@@ -230,34 +229,69 @@ fn a_missing_output_directory_is_not_created_and_exits_3() {
     );
 }
 
+/// `nobody`'s uid and gid.
+fn nobody() -> (u32, u32) {
+    let name = std::ffi::CString::new("nobody").unwrap();
+    // SAFETY: getpwnam with a valid C string; the record is read at once.
+    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+    assert!(!pw.is_null(), "no user nobody on this machine");
+    // SAFETY: non-null, just returned by getpwnam.
+    unsafe { ((*pw).pw_uid, (*pw).pw_gid) }
+}
+
 #[test]
-fn an_unwritable_output_directory_exits_3() {
+fn an_unwritable_output_directory_exits_3_and_leaves_nothing_behind() {
     use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
     let s = Scratch::new();
     let input = s.clip();
     let locked = s.path("locked");
     std::fs::create_dir(&locked).unwrap();
+    std::fs::write(locked.join("kept.txt"), b"was here before").unwrap();
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
-    // Root (or CAP_DAC_OVERRIDE) writes through mode 555; procfs refuses
-    // new files to everyone.
-    let privileged = std::fs::write(locked.join("probe"), b"").is_ok();
-    let dir = if privileged {
-        eprintln!("running privileged: chmod 555 does not stop writes, using /proc instead");
-        PathBuf::from("/proc")
-    } else {
-        locked.clone()
-    };
-    let output = dir.join("tessera-cli-test-output.mp4");
-    let line = refused(
-        &s,
-        &input,
+    let output = locked.join("o.mp4");
+    let mut cmd = encode_cmd(&s, &input, &output, &[]);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        // Root writes through mode 555, so the encode runs as `nobody`, to
+        // whom the folder is what it is to any user who may not write it.
+        let (uid, gid) = nobody();
+        let open = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(s.dir.path(), open).unwrap();
+        std::fs::create_dir(s.state()).unwrap();
+        std::os::unix::fs::chown(s.state(), Some(uid), Some(gid)).unwrap();
+        cmd.uid(uid).gid(gid).env("HOME", s.state());
+        // The premise: nobody may read the input but not write the folder.
+        let touch = Command::new("sh")
+            .arg("-c")
+            .arg("test -r \"$1\" && ! touch \"$2/probe\" 2>/dev/null")
+            .arg("sh")
+            .arg(&input)
+            .arg(&locked)
+            .uid(uid)
+            .gid(gid)
+            .status()
+            .unwrap();
+        assert!(
+            touch.success(),
+            "nobody cannot read the input or can write {locked:?}"
+        );
+    } else if std::fs::write(locked.join("probe"), b"").is_ok() {
+        tessera_testkit::env::skip(
+            "this user writes through mode 555 (CAP_DAC_OVERRIDE without being root)",
+            "run the tests as root (the encode then runs as nobody) or as a plain user",
+        );
+        return;
+    }
+    let line = refused_by(
+        cmd,
         &output,
-        &[],
         INPUT,
-        &["output directory is not usable"],
+        &["output directory is not usable", "permission denied"],
     );
-    assert!(line.contains(&dir.display().to_string()), "{line}");
+    assert!(line.contains(&locked.display().to_string()), "{line}");
     assert!(!exists(&tessera_media::temp_output(&output)));
+    assert_eq!(listing(&locked), ["kept.txt"], "a file was left behind");
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 

@@ -48,7 +48,7 @@ fn wait_disk_low(c: &Cluster, node: &str, low: bool) {
         .iter()
         .any(|n| n["name"] == node && n["state"] == "ready" && n["disk_low"] == low)
     {
-        c.check(start, 15, &format!("{node} did not show disk_low {low}"));
+        c.check(start, 30, &format!("{node} did not show disk_low {low}"));
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -51,7 +51,8 @@ fn an_image_task_waits_unplaceable_then_runs_in_a_container_on_a_docker_worker_o
         )),
         "{reason}"
     );
-    // It stays waiting (plain has free slots all along and never gets it).
+    // It stays waiting (plain has free slots all along and never gets it):
+    // a window for what must not happen, which a slow machine only shortens.
     std::thread::sleep(Duration::from_millis(1500));
     let (_, v) = c.api("GET", &format!("/jobs/{job}"), None);
     assert_eq!(v["state"], "running", "{v}");

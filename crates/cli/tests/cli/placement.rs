@@ -4,7 +4,7 @@
 use crate::workers::{alive, wait_file, wait_gone, Cluster};
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A job of `n` tasks that each write the node they ran on to `out/tI`
 /// after `sleep` seconds; `extra` is added to each task's YAML.
@@ -140,12 +140,12 @@ tasks:
         .parse()
         .unwrap();
     assert_eq!(
-        wait_file(&c.out.join("node"), Duration::from_secs(5)).trim(),
+        wait_file(&c.out.join("node"), Duration::from_secs(30)).trim(),
         here
     );
     let (status, v) = c.api("POST", &format!("/jobs/{id}/cancel"), None);
     assert!(status < 300, "{status} {v}");
-    assert_eq!(c.wait_job(id, Duration::from_secs(10)), "cancelled");
+    assert_eq!(c.wait_job(id, Duration::from_secs(30)), "cancelled");
     wait_gone(pid, "the local attempt was not killed");
     let (_, v) = c.api("GET", "/nodes", None);
     assert_eq!(v["nodes"][0]["used"], 0, "its slot is free again: {v}");
@@ -157,7 +157,7 @@ tasks:
 name: again
 tasks:
   - name: long
-    action: {{ kind: command, argv: ["sh", "-c", "echo $$ > {o}/pid2; sleep 60"] }}
+    action: {{ kind: command, argv: ["sh", "-c", "echo $$ > {o}/pid2; sleep 3600"] }}
 "#
     ));
     assert!(again > id);
@@ -165,12 +165,8 @@ tasks:
         .trim()
         .parse()
         .unwrap();
-    let stopping = Instant::now();
-    assert_eq!(c.server.terminate(Duration::from_secs(15)), Some(0));
-    assert!(
-        stopping.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        stopping.elapsed()
-    );
+    // An hour-long attempt: an exit within the bound (on a hang) means it
+    // was killed, not waited for.
+    assert_eq!(c.server.terminate(Duration::from_secs(60)), Some(0));
     assert!(!alive(pid), "the local attempt outlived the server");
 }

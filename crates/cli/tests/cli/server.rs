@@ -6,12 +6,15 @@ use crate::support::{run, tessera, Outcome};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// A running `tessera server` on a free loopback port.
 pub(crate) struct Server {
     child: Child,
     pub(crate) url: String,
+    /// What it printed on stderr so far.
+    stderr: Arc<Mutex<String>>,
 }
 
 impl Server {
@@ -26,9 +29,20 @@ impl Server {
             .arg(data)
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start the server");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (mut from, into) = (child.stderr.take().unwrap(), stderr.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = std::io::Read::read(&mut from, &mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]);
+                into.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push_str(&text);
+            }
+        });
         let mut reader = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         reader.read_line(&mut line).expect("first line");
@@ -39,7 +53,15 @@ impl Server {
             .find(|w| w.starts_with("http://"))
             .unwrap_or_else(|| panic!("no URL in {line:?}"))
             .to_string();
-        Server { child, url }
+        Server { child, url, stderr }
+    }
+
+    /// What the server printed on stderr so far.
+    pub(crate) fn stderr(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// SIGTERM, then waits (at most `limit`) for the exit; its exit code.
@@ -112,18 +134,24 @@ fn row(show: &str, name: &str) -> Option<(String, u32)> {
     })
 }
 
-const FLOW: &str = r#"
+/// `slow` runs until the file `go` exists.
+fn flow(go: &Path) -> String {
+    format!(
+        r#"
 name: survive
 tasks:
   - name: quick
-    action: { kind: command, argv: ["sh", "-c", "echo quick"] }
+    action: {{ kind: command, argv: ["sh", "-c", "echo quick"] }}
   - name: slow
-    action: { kind: command, argv: ["sh", "-c", "sleep 2; echo slow done"] }
-    deps: [{ selector: quick }]
+    action: {{ kind: command, argv: ["sh", "-c", "while [ ! -e {go} ]; do sleep 0.05; done; echo slow done"] }}
+    deps: [{{ selector: quick }}]
   - name: merge
-    action: { kind: command, argv: ["sh", "-c", "echo merged job $TESSERA_JOB_ID"] }
-    deps: [{ selector: "re:^(quick|slow)$" }]
-"#;
+    action: {{ kind: command, argv: ["sh", "-c", "echo merged job $TESSERA_JOB_ID"] }}
+    deps: [{{ selector: "re:^(quick|slow)$" }}]
+"#,
+        go = go.display()
+    )
+}
 
 #[test]
 fn a_yaml_flow_survives_a_sigkill_of_the_server() {
@@ -148,7 +176,8 @@ fn a_yaml_flow_survives_a_sigkill_of_the_server() {
 
     let server = Server::start(&data);
     let flow = dir.path().join("flow.yaml");
-    std::fs::write(&flow, FLOW).unwrap();
+    let go = dir.path().join("go");
+    std::fs::write(&flow, self::flow(&go)).unwrap();
     let submitted = client(&server, &key, &config, &["submit", flow.to_str().unwrap()]);
     submitted.expect_code(0);
     assert!(
@@ -157,11 +186,12 @@ fn a_yaml_flow_survives_a_sigkill_of_the_server() {
         submitted.stdout
     );
 
-    // Kill the server while `slow` runs.
+    // Kill the server while `slow` runs (it cannot end before `go`).
     wait_until(&server, &key, &config, "1", "slow to run", |s| {
         row(s, "slow").is_some_and(|r| r.0 == "running")
     });
     server.sigkill();
+    std::fs::write(&go, "").unwrap();
 
     let server = Server::start(&data);
     let shown = wait_until(&server, &key, &config, "1", "the job to finish", |s| {

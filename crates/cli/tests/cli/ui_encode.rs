@@ -47,11 +47,11 @@ async fn browser() -> (Chromedriver, Client) {
         .spawn()
         .expect("start chromedriver");
     let driver = Chromedriver(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
             Instant::now() < deadline,
-            "chromedriver did not listen within 10 s"
+            "chromedriver did not listen within 30 s"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -112,12 +112,10 @@ fn verify_frames(src: &Path, out: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ui_uploads_a_clip_and_downloads_a_frame_exact_encode() {
     if !(on_path("chromium") && on_path("chromedriver")) {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chromium and chromedriver are needed for the UI test under CI; \
-             install them (apt-get install chromium chromium-driver; .ci/run does)"
+        tessera_testkit::env::skip(
+            "chromium or chromedriver is not on PATH",
+            "apt-get install chromium chromium-driver (.ci/run does)",
         );
-        eprintln!("skipping: chromium not installed");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -142,7 +140,7 @@ async fn the_ui_uploads_a_clip_and_downloads_a_frame_exact_encode() {
         .click()
         .await
         .unwrap();
-    let wait = Duration::from_secs(10);
+    let wait = Duration::from_secs(30);
     c.wait()
         .at_most(wait)
         .for_element(Locator::Css("section.project"))

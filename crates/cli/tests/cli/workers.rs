@@ -119,7 +119,7 @@ impl Cluster {
         v.as_array().cloned().unwrap_or_default()
     }
 
-    /// Waits (10 s at most) until `GET /nodes` lists an unplaceable
+    /// Waits (30 s at most) until `GET /nodes` lists an unplaceable
     /// attempt: the first such entry, and the whole answer.
     pub(crate) fn wait_unplaceable(&self) -> (Value, Value) {
         let start = Instant::now();
@@ -130,7 +130,7 @@ impl Cluster {
                 return (u.clone(), v);
             }
             assert!(
-                start.elapsed() < Duration::from_secs(10),
+                start.elapsed() < Duration::from_secs(30),
                 "not reported: {v}"
             );
             std::thread::sleep(Duration::from_millis(50));
@@ -163,17 +163,17 @@ pub(crate) fn alive(pid: i32) -> bool {
         .is_ok_and(|s| !s.split(") ").nth(1).unwrap_or("").starts_with('Z'))
 }
 
-/// Waits (10 s at most) until process `pid` is gone; else fails saying `what`.
+/// Waits (30 s at most) until process `pid` is gone; else fails saying `what`.
 pub(crate) fn wait_gone(pid: i32, what: &str) {
     let start = Instant::now();
     while alive(pid) {
-        assert!(start.elapsed() < Duration::from_secs(10), "{what}");
+        assert!(start.elapsed() < Duration::from_secs(30), "{what}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 /// One task that records which worker ran it and its shell's pid, then
-/// runs 60 s on worker `a` and ends at once anywhere else.
+/// runs an hour on worker `a` (until killed) and ends at once anywhere else.
 fn sticky_job(out: &Path) -> String {
     let o = out.display();
     format!(
@@ -181,7 +181,7 @@ fn sticky_job(out: &Path) -> String {
 name: sticky
 tasks:
   - name: long
-    action: {{ kind: command, argv: ["sh", "-c", "echo $$ > {o}/pid.$TESSERA_NODE; echo $TESSERA_NODE >> {o}/ran; if [ $TESSERA_NODE = a ]; then sleep 60; fi"] }}
+    action: {{ kind: command, argv: ["sh", "-c", "echo $$ > {o}/pid.$TESSERA_NODE; echo $TESSERA_NODE >> {o}/ran; if [ $TESSERA_NODE = a ]; then sleep 3600; fi"] }}
 "#
     )
 }
@@ -342,7 +342,7 @@ fn cancelling_a_job_kills_its_attempt_on_the_worker() {
         .unwrap();
     let (status, v) = c.api("POST", &format!("/jobs/{job}/cancel"), None);
     assert!(status < 300, "{status} {v}");
-    assert_eq!(c.wait_job(job, Duration::from_secs(10)), "cancelled");
+    assert_eq!(c.wait_job(job, Duration::from_secs(30)), "cancelled");
     wait_gone(pid, "the worker did not kill it");
 }
 
@@ -356,7 +356,7 @@ fn a_killed_workers_attempt_is_lost_and_retried_elsewhere_without_using_a_retry(
     a.child.kill().unwrap(); // SIGKILL: no goodbye
     a.child.wait().unwrap();
     // The task has retries: 0, so only a lost attempt may be run again.
-    assert_eq!(c.wait_job(job, Duration::from_secs(8)), "succeeded");
+    assert_eq!(c.wait_job(job, Duration::from_secs(30)), "succeeded");
     let attempts = c.attempts(job);
     assert_eq!(attempts.len(), 2, "{attempts:?}");
     assert_eq!(attempts[0]["outcome"], "lost");
@@ -384,10 +384,10 @@ fn a_worker_that_wakes_after_its_lease_lapsed_is_fenced_and_kills_its_copy() {
     signal(&a.child, libc::SIGSTOP);
     // Its lease lapses (1.5 s; an open long-poll of a stopped worker must
     // not keep it alive); b runs the task to success meanwhile.
-    assert_eq!(c.wait_job(job, Duration::from_secs(8)), "succeeded");
+    assert_eq!(c.wait_job(job, Duration::from_secs(30)), "succeeded");
     assert!(alive(pid), "a's copy still runs while a is stopped");
     signal(&a.child, libc::SIGCONT);
-    let line = a.wait_for_line("tessera worker: ", Duration::from_secs(10));
+    let line = a.wait_for_line("tessera worker: ", Duration::from_secs(30));
     assert!(line.contains("fenced"), "{line}");
     wait_gone(pid, "a did not kill its copy");
     // Its late word changed nothing.
@@ -419,8 +419,9 @@ fn a_worker_that_wakes_after_its_lease_lapsed_is_fenced_and_kills_its_copy() {
 
 #[test]
 fn a_sigtermed_worker_hands_its_lease_back_at_once() {
-    // Leases of 20 s: a retry within seconds can only come from the hand-back.
-    let c = Cluster::start(20_000);
+    // Leases of 60 s: the retry comes from the hand-back (its message says
+    // so), not from a lapsed lease.
+    let c = Cluster::start(60_000);
     let a = c.worker("a", 1);
     let job = c.submit(&sticky_job(&c.out));
     let pid: i32 = wait_file(&c.out.join("pid.a"), Duration::from_secs(20))
@@ -428,17 +429,15 @@ fn a_sigtermed_worker_hands_its_lease_back_at_once() {
         .parse()
         .unwrap();
     let _b = c.worker("b", 1);
-    let asked = Instant::now();
     signal(&a.child, libc::SIGTERM);
-    assert_eq!(c.wait_job(job, Duration::from_secs(10)), "succeeded");
-    assert!(asked.elapsed() < Duration::from_secs(10));
+    assert_eq!(c.wait_job(job, Duration::from_secs(30)), "succeeded");
     let attempts = c.attempts(job);
     assert_eq!(attempts[0]["outcome"], "lost");
     // (The lost one names `a` only if its start report arrived before the kill.)
     assert_eq!(attempts[1]["node"], "b", "{attempts:?}");
     let why = attempts[0]["message"].as_str().unwrap();
     assert!(why.contains("handed back by worker a"), "{why}");
-    let done = a.finish(Duration::from_secs(10));
+    let done = a.finish(Duration::from_secs(30));
     assert_eq!(done.code, Some(0), "{}", done.stderr);
     assert!(!alive(pid), "a killed its copy before it left");
 }
@@ -453,18 +452,19 @@ fn a_draining_worker_finishes_what_it_holds_and_takes_nothing_new() {
 name: held
 tasks:
   - name: finish-me
-    action: {{ kind: command, argv: ["sh", "-c", "echo $TESSERA_NODE > {o}/held.started; sleep 1.5; echo $TESSERA_NODE > {o}/held.done"] }}
+    action: {{ kind: command, argv: ["sh", "-c", "echo $TESSERA_NODE > {o}/held.started; while [ ! -e {o}/go ]; do sleep 0.05; done; echo $TESSERA_NODE > {o}/held.done"] }}
 "#
     ));
     wait_file(&c.out.join("held.started"), Duration::from_secs(20));
     signal(&a.child, libc::SIGTERM);
+    // It holds the task (until `go`) and says it drains.
     let start = Instant::now();
     loop {
         let (_, nodes) = c.api("GET", "/nodes", None);
         if nodes["nodes"][0]["state"] == "draining" {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(5), "{nodes}");
+        assert!(start.elapsed() < Duration::from_secs(30), "{nodes}");
         std::thread::sleep(Duration::from_millis(20));
     }
     // Work submitted now waits: a has a free slot but takes nothing new.
@@ -476,9 +476,12 @@ tasks:
     action: {{ kind: command, argv: ["sh", "-c", "echo $TESSERA_NODE > {o}/later"] }}
 "#
     ));
-    let done = a.finish(Duration::from_secs(20));
+    // Let the held task end: a finishes it, and leaves (anything it had
+    // taken since it drains would have run before it left).
+    std::fs::write(c.out.join("go"), "").unwrap();
+    let done = a.finish(Duration::from_secs(30));
     assert_eq!(done.code, Some(0), "{}", done.stderr);
-    assert_eq!(c.wait_job(job, Duration::from_secs(5)), "succeeded");
+    assert_eq!(c.wait_job(job, Duration::from_secs(30)), "succeeded");
     let outcomes: Vec<Value> = c
         .attempts(job)
         .iter()
@@ -554,7 +557,7 @@ fn a_lease_the_worker_never_got_is_given_up_by_its_heartbeats() {
             serde_json::json!({"running": [[999, 0, 1]]}),
         );
         told_to_kill |= beat["orders"][0]["order"] == "kill" && beat["orders"][0]["job"] == 999;
-        assert!(start.elapsed() < Duration::from_secs(10), "never given up");
+        assert!(start.elapsed() < Duration::from_secs(30), "never given up");
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(told_to_kill);
@@ -579,9 +582,11 @@ fn an_admin_drains_a_worker_and_new_work_goes_elsewhere() {
     let (_, nodes) = c.api("GET", "/nodes", None);
     assert_eq!(nodes["nodes"][0]["state"], "draining");
     let job = c.submit(&sticky_job(&c.out));
+    // A window for what must not happen (a slow machine only shortens it;
+    // it cannot fail the test wrongly).
     std::thread::sleep(Duration::from_millis(500));
     assert!(!c.out.join("ran").exists(), "a drained worker took work");
     let _b = c.worker("b", 1);
-    assert_eq!(c.wait_job(job, Duration::from_secs(10)), "succeeded");
+    assert_eq!(c.wait_job(job, Duration::from_secs(30)), "succeeded");
     assert_eq!(std::fs::read_to_string(c.out.join("ran")).unwrap(), "b\n");
 }

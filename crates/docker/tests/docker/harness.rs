@@ -56,11 +56,10 @@ pub fn engine_present() -> bool {
     let present =
         std::env::var_os("DOCKER_HOST").is_some() || Path::new("/var/run/docker.sock").exists();
     if !present {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "no Docker engine (/var/run/docker.sock) under CI: install and start docker"
+        tessera_testkit::env::skip(
+            "no Docker engine (/var/run/docker.sock is absent, DOCKER_HOST unset)",
+            "install and start docker (.ci/run does)",
         );
-        eprintln!("skipped: no Docker engine here (/var/run/docker.sock is absent)");
     }
     present
 }

@@ -63,7 +63,7 @@ fn a_job_that_failed_before_a_restart_is_retried_by_the_next_driver() {
             handle.retry(job),
         );
         let reader = SqliteStore::open_reader(rig.db()).unwrap();
-        let succeeded = eventually(Duration::from_secs(20), || {
+        let succeeded = eventually(Duration::from_secs(60), || {
             reader.job(job).unwrap().unwrap().state == JobState::Succeeded
         });
         let again = handle.retry(job);

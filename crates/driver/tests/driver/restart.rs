@@ -193,7 +193,7 @@ fn recovery_kills_the_orphan_of_a_crashed_driver_and_reruns_its_task() {
     let mut driver = rig.local(2);
     assert_eq!(driver.recover(Some(job)).unwrap(), 1);
     let mut status = None;
-    let killed = crate::eventually(Duration::from_secs(5), || {
+    let killed = crate::eventually(Duration::from_secs(30), || {
         status = ours.try_wait().unwrap();
         status.is_some()
     });

@@ -160,17 +160,15 @@ fn time_limit_kills_a_long_command() {
     let rig = Rig::new();
     let mut driver = rig.local(2);
     let pidfile = rig.file("pid");
-    let script = format!("echo $$ > {}; exec sleep 30", quote(&pidfile));
+    // Far longer than any test run: only the time limit ends it.
+    let script = format!("echo $$ > {}; exec sleep 3600", quote(&pidfile));
     let spec = JobSpec::new(
         "slow",
         vec![TaskSpec::new("sleeper", sh(&script)).with_time_limit_ms(300)],
     );
-    let t0 = Instant::now();
     let job = driver.submit(&spec, None).unwrap();
     let exit = driver.run_job(job, &mut ()).unwrap();
-    let took = t0.elapsed();
     assert_eq!(exit, Exit::Finished(JobState::Failed));
-    assert!(took < Duration::from_secs(10), "took {took:?}");
 
     let store = driver.store();
     let task = &store.tasks(job).unwrap()[0];
@@ -181,8 +179,10 @@ fn time_limit_kills_a_long_command() {
     assert_eq!(attempts[0].outcome, Some(AttemptOutcome::TimedOut));
     let wall = attempts[0].usage.unwrap().wall_ms;
     // The deadline counts from the turn that started the attempt (in whole
-    // milliseconds), the wall time from the spawn: a little under the limit.
-    assert!((250..10_000).contains(&wall), "wall_ms {wall}");
+    // milliseconds), the wall time from the spawn: a little under the limit
+    // at least (the kill never comes early); at most, far from the sleep's
+    // own end (a bound on a hang, not a speed requirement).
+    assert!((250..600_000).contains(&wall), "wall_ms {wall}");
     let pid: u32 = std::fs::read_to_string(&pidfile)
         .unwrap()
         .trim()
@@ -199,7 +199,8 @@ fn cancel_from_another_thread_kills_the_running_command() {
     let rig = Rig::new();
     let mut driver = rig.local(2);
     let pidfile = rig.file("pid");
-    let script = format!("echo $$ > {}; exec sleep 30", quote(&pidfile));
+    // Far longer than any test run: only the cancel ends it.
+    let script = format!("echo $$ > {}; exec sleep 3600", quote(&pidfile));
     let spec = JobSpec::new(
         "cancel",
         vec![
@@ -212,7 +213,7 @@ fn cancel_from_another_thread_kills_the_running_command() {
     let watched = pidfile.clone();
     let canceller = std::thread::spawn(move || {
         let mut pid = None;
-        eventually(Duration::from_secs(20), || {
+        eventually(Duration::from_secs(60), || {
             pid = std::fs::read_to_string(&watched)
                 .ok()
                 .and_then(|s| s.trim().parse::<u32>().ok());
@@ -225,8 +226,9 @@ fn cancel_from_another_thread_kills_the_running_command() {
     let (pid, cancelled_at) = canceller.join().unwrap();
     let pid = pid.expect("the command started");
     assert_eq!(exit, Exit::Finished(JobState::Cancelled));
+    // A bound on a hang, far from the sleep's own end.
     let took = cancelled_at.elapsed();
-    assert!(took < Duration::from_secs(5), "cancel took {took:?}");
+    assert!(took < Duration::from_secs(600), "cancel took {took:?}");
     assert!(
         !process_exists(pid),
         "the sleep {pid} was killed and reaped"

@@ -7,16 +7,15 @@ use tessera_exec::{ExecEvent, Executor, RunAs, Spawner};
 use tessera_types::Action;
 
 /// `nobody`, when this process may run tasks as it (as root). Otherwise
-/// `None` after saying why the test is skipped, or a failure under CI,
-/// which runs as root.
-fn nobody(test: &str) -> Option<RunAs> {
+/// `None` after saying why the test is skipped, or a failure under CI
+/// (`tessera_testkit::env`), which runs as root.
+fn nobody() -> Option<RunAs> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{test} needs root, and CI runs as root"
+        tessera_testkit::env::skip(
+            "running tasks as another user needs root",
+            "run the tests as root (CI does)",
         );
-        eprintln!("skipping {test}: running tasks as another user needs root");
         return None;
     }
     Some(RunAs::resolve("nobody").expect("the nobody user"))
@@ -25,7 +24,7 @@ fn nobody(test: &str) -> Option<RunAs> {
 #[test]
 fn attempts_run_as_the_configured_user_in_a_workdir_of_their_own() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let Some(user) = nobody("attempts_run_as_the_configured_user") else {
+    let Some(user) = nobody() else {
         return;
     };
     assert_ne!(user.uid, 0);
@@ -69,7 +68,7 @@ fn attempts_run_as_the_configured_user_in_a_workdir_of_their_own() {
 #[test]
 fn ops_run_as_the_configured_user_too() {
     use std::os::unix::fs::PermissionsExt;
-    let Some(user) = nobody("ops_run_as_the_configured_user_too") else {
+    let Some(user) = nobody() else {
         return;
     };
     // `sh op <name>` runs the script `op` in the working directory.
@@ -96,7 +95,7 @@ fn ops_run_as_the_configured_user_too() {
 
 #[test]
 fn a_workdir_the_user_cannot_reach_fails_the_start_in_one_line() {
-    let Some(user) = nobody("a_workdir_the_user_cannot_reach") else {
+    let Some(user) = nobody() else {
         return;
     };
     let mut rig = Rig::with(Some(user));
@@ -129,7 +128,7 @@ fn user_check(rig: &Rig) -> String {
 #[test]
 fn a_shared_directory_takes_the_users_files_but_keeps_the_servers() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let Some(user) = nobody("a_shared_directory_takes_the_users_files") else {
+    let Some(user) = nobody() else {
         return;
     };
     let mut rig = Rig::with(Some(user.clone()));

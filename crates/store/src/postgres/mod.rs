@@ -326,6 +326,24 @@ impl Store for PostgresStore {
     }
 }
 
+/// The PostgreSQL server of this crate's unit tests (`TESSERA_TEST_POSTGRES`),
+/// or `None` after saying why they skip (a failure under CI:
+/// `tessera_testkit::env`).
+#[cfg(test)]
+pub(crate) fn test_server() -> Option<String> {
+    match std::env::var("TESSERA_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            tessera_testkit::env::skip(
+                "TESSERA_TEST_POSTGRES is not set",
+                "set it to the URL of a PostgreSQL database the tests may create schemas in \
+                 (.ci/run does)",
+            );
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

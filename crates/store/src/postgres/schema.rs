@@ -206,12 +206,8 @@ mod tests {
     /// skipped without it, except under CI).
     #[test]
     fn a_version_1_schema_gains_attempt_nodes_and_transfers() {
-        let server = match std::env::var("TESSERA_TEST_POSTGRES") {
-            Ok(url) if !url.is_empty() => url,
-            _ if std::env::var_os("CI").is_some() => {
-                panic!("TESSERA_TEST_POSTGRES is not set: CI must run the PostgreSQL tests")
-            }
-            _ => return,
+        let Some(server) = crate::postgres::test_server() else {
+            return;
         };
         let name = format!("tessera_migrate_{}", std::process::id());
         let mut admin = Client::connect(&server, NoTls).expect("connect");

@@ -21,13 +21,7 @@ struct Schema {
 
 impl Schema {
     fn new() -> Option<Self> {
-        let server = match std::env::var("TESSERA_TEST_POSTGRES") {
-            Ok(url) if !url.is_empty() => url,
-            _ if std::env::var_os("CI").is_some() => {
-                panic!("TESSERA_TEST_POSTGRES is not set: CI must run the PostgreSQL tests")
-            }
-            _ => return None,
-        };
+        let server = crate::postgres::test_server()?;
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("tessera_batch_{}_{n}", std::process::id());
