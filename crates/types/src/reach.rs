@@ -123,6 +123,15 @@ impl Reach {
             .max_by_key(|g| g.path.components().count())
     }
 
+    /// This reach and one more grant: for a temporary file beside a
+    /// granted one (a partial upload, a download in progress), which the
+    /// grant of a single file does not cover.
+    pub fn and(&self, grant: Grant) -> Reach {
+        let mut grants = self.grants.clone();
+        grants.push(grant);
+        Reach { grants }
+    }
+
     /// The reach as the value of [`REACH_ENV`].
     pub fn to_env(&self) -> String {
         serde_json::to_string(self).expect("a reach serialises")

@@ -339,6 +339,12 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| confine_error(e, gone))
 }
 
+/// The attempt's reach with the partial file of one of its outputs (beside
+/// it: outside the grant when the output is a granted file itself).
+fn partial_reach(plan: &AttemptFiles, part: &FsPath) -> Reach {
+    plan.reach.and(tessera_types::Grant::write(part))
+}
+
 fn partial_of(path: &FsPath, k: Key) -> PathBuf {
     let name = path
         .file_name()
@@ -375,7 +381,7 @@ pub(crate) async fn upload_status(
     let (_, k, plan) = output_checked(&s, &token, &at, &q.path)?;
     let part = partial_of(&q.path, k);
     let received: u64 = blocking(
-        move || match confine::stamp(&plan.reach, &part) {
+        move || match confine::stamp(&partial_reach(&plan, &part), &part) {
             Err(e) if e.is_not_found() => Ok(0),
             other => other.map(|(len, _)| len),
         },
@@ -398,7 +404,8 @@ fn open_partial(
     part: &FsPath,
     offset: u64,
 ) -> Result<(std::fs::File, u64), ApiError> {
-    let have = match confine::stamp(&plan.reach, part) {
+    let reach = partial_reach(plan, part);
+    let have = match confine::stamp(&reach, part) {
         Ok((len, _)) => len,
         Err(e) if e.is_not_found() => 0,
         Err(e) => return Err(confine_error(e, "")),
@@ -419,7 +426,7 @@ fn open_partial(
         owner: plan.owner,
         ..confine::Make::output(how)
     };
-    let file = confine::create(&plan.reach, part, make).map_err(|e| confine_error(e, ""))?;
+    let file = confine::create(&reach, part, make).map_err(|e| confine_error(e, ""))?;
     Ok((file, offset))
 }
 
@@ -472,7 +479,7 @@ pub(crate) async fn upload(
     let file = file.into_std().await;
     let remove_part = {
         let (plan, part) = (plan.clone(), part.clone());
-        move || drop(confine::remove(&plan.reach, &part))
+        move || drop(confine::remove(&partial_reach(&plan, &part), &part))
     };
     if let Err(e) = written {
         if matches!(e, ApiError::BadRequest(ref m) if m.contains("announced size")) {
@@ -508,7 +515,8 @@ pub(crate) async fn upload(
         remove_part();
         return Err(e);
     }
-    confine::rename_in_place(&plan.reach, &part, &q.path).map_err(|e| confine_error(e, ""))?;
+    confine::rename_in_place(&partial_reach(&plan, &part), &part, &q.path)
+        .map_err(|e| confine_error(e, ""))?;
     drop(inner);
     if let Ok((sz, mtime)) = confine::stamp(&plan.reach, &q.path) {
         lock(&pool.files.sums).insert(q.path.clone(), (sz, mtime, actual));

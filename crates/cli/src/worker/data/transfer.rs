@@ -128,6 +128,8 @@ impl<'a> Transfer<'a> {
             ".{name}.dl-{}-{}-{attempt}",
             task.job.0, task.index
         ));
+        // Beside the input: outside the grant when the input is a granted file.
+        let copies = &copies.and(Grant::write(&tmp));
         let mut moved = 0;
         let mut last = None;
         for _ in 0..TRIES {
