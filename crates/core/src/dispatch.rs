@@ -158,7 +158,11 @@ impl Scheduler {
                 t.deadline = now.saturating_add(limit);
                 self.deadlines.insert((t.deadline, task, attempt));
             }
-            self.set(task, TaskState::Running, None, step);
+            if !self.set(task, TaskState::Running, None, step) {
+                // Refused (a fault stops its job): it never started.
+                self.release(task, attempt);
+                continue;
+            }
             step.changes.push(Change::AttemptStarted {
                 task,
                 attempt,
