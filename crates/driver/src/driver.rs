@@ -237,6 +237,20 @@ impl<S: Store, E: Executor> Driver<S, E> {
             .collect()
     }
 
+    /// For tests of the scheduler's fault path only: asks the core for the
+    /// move `task` -> `state` ([`Scheduler::force_move_for_tests`]) and
+    /// commits and carries out what follows, as a turn of the loop would.
+    #[doc(hidden)]
+    pub fn force_move_for_tests(
+        &mut self,
+        task: TaskRef,
+        state: tessera_types::TaskState,
+    ) -> Result<(), DriverError> {
+        let now = SystemClock::now();
+        let step = self.sched.force_move_for_tests(task, state, now);
+        self.commit_and_act(step, now, &mut ())
+    }
+
     /// Validates, commits, and queues a job (of no project: the CLI's own jobs).
     pub fn submit(&mut self, spec: &JobSpec, key: Option<&str>) -> Result<JobId, DriverError> {
         self.submit_in(None, spec, key)
