@@ -209,6 +209,17 @@ fn numbers_that_make_no_sense_are_refused_with_what_to_do() {
         refused(t("a").with_cpu(0)),
         "task \"a\" asks for 0 cpu slots; ask for at least 1"
     );
+    // An array at the very end of u64 expands and fans in exactly.
+    let spec = JobSpec::new(
+        "j",
+        vec![
+            t("z").with_array(ArraySpec::range(u64::MAX - 1, u64::MAX)),
+            t("after").after("z"),
+        ],
+    );
+    let job = compile(&spec).unwrap();
+    assert_eq!(names(&job)[1], format!("z-{}", u64::MAX));
+    assert_eq!(job.tasks[2].deps, t("x").after("z-*").deps);
     // At the limits: accepted.
     let mut edge = t(&"x".repeat(200))
         .with_time_limit_ms(1)
