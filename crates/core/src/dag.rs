@@ -25,8 +25,9 @@ use tessera_types::{Action, Condition, Selector, TaskSpec};
 /// A fan-in as resolved, with job-wide task indices.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct FanInSpec {
-    /// The selector as written (for `why_waiting`).
-    pub selector: Arc<str>,
+    /// Where its selector is written (for `why_waiting`): the task that
+    /// first named it and the index of the dependency in its spec.
+    pub named_by: (u32, u32),
     pub condition: Condition,
     /// The tasks it waits for, ascending.
     pub members: Arc<[u32]>,
@@ -83,113 +84,150 @@ pub(crate) fn resolve(
         .chain(new.iter().map(|t| t.name.as_str()))
         .collect();
 
-    // Each distinct selector is matched once, when a task first names it.
-    let mut selectors: HashMap<&Selector, usize> = HashMap::new();
+    // Each distinct glob or regex is matched once, when a task first names
+    // it; a name is looked up. A fan-in is keyed by (task named, condition)
+    // or (pattern, condition), in arrays: no hashing beyond the lookups.
+    let mut patterns: HashMap<&Selector, usize> = HashMap::new();
     for d in new.iter().flat_map(|t| &t.deps) {
-        let next = selectors.len();
-        selectors.entry(&d.selector).or_insert(next);
+        if !matches!(d.selector, Selector::Name(_)) {
+            let next = patterns.len();
+            patterns.entry(&d.selector).or_insert(next);
+        }
     }
     if budget.is_some() {
-        let patterns = selectors
-            .keys()
-            .filter(|s| !matches!(s, Selector::Name(_)))
-            .count();
-        let matches = patterns.saturating_mul(all.len());
+        let matches = patterns.len().saturating_mul(all.len());
         if matches > MAX_PATTERN_MATCHES {
             return Err(SpecError::TooManyPatternMatches {
-                patterns,
+                patterns: patterns.len(),
                 tasks: all.len(),
                 matches,
                 max: MAX_PATTERN_MATCHES,
             });
         }
     }
-    let limit = budget.unwrap_or(usize::MAX);
-    let mut matched: Vec<Option<Arc<[u32]>>> = vec![None; selectors.len()];
-    // (selector, condition, the waiter it leaves out) -> fan-in.
-    let mut keys: HashMap<(usize, Condition, Option<u32>), u32> = HashMap::new();
-    // The one task per selector that the selector matches too.
-    let mut own: HashMap<usize, u32> = HashMap::new();
-    let mut out = Resolved::default();
+    let mut fans = Fans {
+        out: Resolved::default(),
+        limit: budget.unwrap_or(usize::MAX),
+    };
+    let names_named = new
+        .iter()
+        .flat_map(|t| &t.deps)
+        .any(|d| matches!(d.selector, Selector::Name(_)));
+    let mut by_name: Vec<[u32; 3]> = if names_named {
+        vec![[NONE; 3]; all.len()]
+    } else {
+        Vec::new()
+    };
+    let mut by_pattern: Vec<[u32; 3]> = vec![[NONE; 3]; patterns.len()];
+    let mut matched: Vec<Option<Arc<[u32]>>> = vec![None; patterns.len()];
+    // The one task per pattern that the pattern matches too, and its
+    // fan-ins without itself, by condition.
+    let mut own: HashMap<usize, (u32, [u32; 3])> = HashMap::new();
     for (i, t) in new.iter().enumerate() {
         let me = (base + i) as u32;
         let mut mine: Vec<u32> = Vec::with_capacity(t.deps.len());
-        for dep in &t.deps {
-            let s = selectors[&dep.selector];
-            let members = match &matched[s] {
-                Some(m) => m.clone(),
-                None => {
-                    let m: Arc<[u32]> = matches(&dep.selector, &all, &index, &t.name)?.into();
-                    if m.is_empty() {
-                        return Err(SpecError::NoMatch {
-                            task: t.name.clone(),
-                            selector: dep.selector.to_string(),
-                        });
-                    }
-                    matched[s] = Some(m.clone());
-                    m
-                }
+        for (d, dep) in t.deps.iter().enumerate() {
+            let named_by = (me, d as u32);
+            let c = dep.condition as usize;
+            let no_match = || SpecError::NoMatch {
+                task: t.name.clone(),
+                selector: dep.selector.to_string(),
             };
-            let itself = members.binary_search(&me).is_ok();
-            if itself {
-                if matches!(dep.selector, Selector::Name(_)) {
+            let f = if let Selector::Name(n) = &dep.selector {
+                let &p = index.get(n.as_str()).ok_or_else(no_match)?;
+                if p == me {
                     return Err(SpecError::SelfDependency(t.name.clone()));
                 }
-                if *own.entry(s).or_insert(me) != me {
-                    // Another task this selector matches names it too: each
-                    // would wait for the other.
-                    return Err(SpecError::Cycle(t.name.clone()));
+                let slot = &mut by_name[p as usize][c];
+                if *slot == NONE {
+                    *slot = fans.add(Arc::from(&[p][..]), named_by, dep.condition)?;
                 }
-            }
-            let key = (s, dep.condition, itself.then_some(me));
-            let f = match keys.get(&key) {
-                Some(&f) => f,
-                None => {
-                    let members: Arc<[u32]> = if itself {
-                        members.iter().copied().filter(|&m| m != me).collect()
-                    } else {
-                        members
-                    };
-                    if members.is_empty() {
-                        // The glob matched only the task that names it.
-                        continue;
+                *slot
+            } else {
+                let s = patterns[&dep.selector];
+                let members = match &matched[s] {
+                    Some(m) => m.clone(),
+                    None => {
+                        let m = matches(&dep.selector, &all, &t.name)?;
+                        if m.is_empty() {
+                            return Err(no_match());
+                        }
+                        matched[s] = Some(m.clone());
+                        m
                     }
-                    out.links += members.len();
-                    if out.links > limit {
-                        return Err(too_many(out.links));
+                };
+                if members.binary_search(&me).is_err() {
+                    let slot = &mut by_pattern[s][c];
+                    if *slot == NONE {
+                        *slot = fans.add(members, named_by, dep.condition)?;
                     }
-                    out.fan_ins.push(FanInSpec {
-                        selector: dep.selector.to_string().into(),
-                        condition: dep.condition,
-                        members,
-                        waiters: Vec::new(),
-                    });
-                    let f = (out.fan_ins.len() - 1) as u32;
-                    keys.insert(key, f);
-                    f
+                    *slot
+                } else {
+                    let (owner, slots) = own.entry(s).or_insert((me, [NONE; 3]));
+                    if *owner != me {
+                        // Another task this pattern matches names it too:
+                        // each would wait for the other.
+                        return Err(SpecError::Cycle(t.name.clone()));
+                    }
+                    let others: Arc<[u32]> = members.iter().copied().filter(|&m| m != me).collect();
+                    if others.is_empty() {
+                        continue; // it matched only the task that names it
+                    }
+                    if slots[c] == NONE {
+                        slots[c] = fans.add(others, named_by, dep.condition)?;
+                    }
+                    slots[c]
                 }
             };
             mine.push(f);
         }
         mine.sort_unstable();
         mine.dedup();
-        out.links += mine.len();
-        if out.links > limit {
-            return Err(too_many(out.links));
-        }
+        fans.count(mine.len())?;
         for &f in &mine {
-            out.fan_ins[f as usize].waiters.push(me);
+            fans.out.fan_ins[f as usize].waiters.push(me);
         }
-        out.waits_on.push(mine);
+        fans.out.waits_on.push(mine);
     }
-    check_acyclic(base, new, &out)?;
-    Ok(out)
+    check_acyclic(base, new, &fans.out)?;
+    Ok(fans.out)
 }
 
-fn too_many(links: usize) -> SpecError {
-    SpecError::TooManyLinks {
-        links,
-        max: MAX_LINKS,
+/// No fan-in yet.
+const NONE: u32 = u32::MAX;
+
+/// The fan-ins being made, and the links they may hold.
+struct Fans {
+    out: Resolved,
+    limit: usize,
+}
+
+impl Fans {
+    fn count(&mut self, links: usize) -> Result<(), SpecError> {
+        self.out.links += links;
+        if self.out.links > self.limit {
+            return Err(SpecError::TooManyLinks {
+                links: self.out.links,
+                max: MAX_LINKS,
+            });
+        }
+        Ok(())
+    }
+
+    fn add(
+        &mut self,
+        members: Arc<[u32]>,
+        named_by: (u32, u32),
+        condition: Condition,
+    ) -> Result<u32, SpecError> {
+        self.count(members.len())?;
+        self.out.fan_ins.push(FanInSpec {
+            named_by,
+            condition,
+            members,
+            waiters: Vec::new(),
+        });
+        Ok((self.out.fan_ins.len() - 1) as u32)
     }
 }
 
@@ -237,15 +275,10 @@ fn check_task(t: &TaskSpec, offer: Offer) -> Result<(), SpecError> {
     Ok(())
 }
 
-/// The indices of the tasks `sel` matches, ascending.
-fn matches(
-    sel: &Selector,
-    all: &[&str],
-    index: &HashMap<&str, u32>,
-    task: &str,
-) -> Result<Vec<u32>, SpecError> {
+/// The indices of the tasks a glob or regex matches, ascending.
+fn matches(sel: &Selector, all: &[&str], task: &str) -> Result<Arc<[u32]>, SpecError> {
     Ok(match sel {
-        Selector::Name(n) => index.get(n.as_str()).map(|&i| vec![i]).unwrap_or_default(),
+        Selector::Name(_) => unreachable!("names are looked up"),
         Selector::Glob(g) => {
             let pat: Vec<char> = g.chars().collect();
             let mut out = Vec::new();
@@ -254,7 +287,7 @@ fn matches(
                     out.push(i as u32);
                 }
             }
-            out
+            out.into()
         }
         Selector::Regex(r) => {
             let re = Regex::new(r).map_err(|e| SpecError::BadRegex {
@@ -272,7 +305,8 @@ fn matches(
                 .enumerate()
                 .filter(|(_, n)| re.is_match(n))
                 .map(|(i, _)| i as u32)
-                .collect()
+                .collect::<Vec<u32>>()
+                .into()
         }
     })
 }

@@ -15,12 +15,21 @@ fn strict(existing: &[&str], tasks: &[TaskSpec]) -> Result<Resolved, SpecError> 
 
 /// (selector, condition, members) of each fan-in `task` (a new-batch
 /// index) waits on.
-fn deps_of(r: &Resolved, task: usize) -> Vec<(String, Condition, Vec<u32>)> {
+fn deps_of(
+    r: &Resolved,
+    tasks: &[TaskSpec],
+    base: usize,
+    task: usize,
+) -> Vec<(String, Condition, Vec<u32>)> {
     r.waits_on[task]
         .iter()
         .map(|&f| {
             let f = &r.fan_ins[f as usize];
-            (f.selector.to_string(), f.condition, f.members.to_vec())
+            let (by, dep) = f.named_by;
+            let selector = tasks[by as usize - base].deps[dep as usize]
+                .selector
+                .to_string();
+            (selector, f.condition, f.members.to_vec())
         })
         .collect()
 }
@@ -68,7 +77,7 @@ fn fan_in_over_a_glob_and_regex_resolves_every_match_once() {
     ];
     let r = strict(&[], &tasks).unwrap();
     assert_eq!(
-        deps_of(&r, 3),
+        deps_of(&r, &tasks, 0, 3),
         vec![
             ("enc-*".into(), Condition::Success, vec![0, 1]),
             ("re:^(enc-1|audio)$".into(), Condition::Success, vec![0, 2]),
@@ -80,7 +89,7 @@ fn fan_in_over_a_glob_and_regex_resolves_every_match_once() {
     let more = vec![t("verify").after("merge")];
     let r2 = strict(&["enc-1", "enc-2", "audio", "merge"], &more).unwrap();
     assert_eq!(
-        deps_of(&r2, 0),
+        deps_of(&r2, &more, 4, 0),
         vec![("merge".into(), Condition::Success, vec![3])]
     );
     assert_eq!(r2.fan_ins[0].waiters, vec![4]);
@@ -95,7 +104,7 @@ fn a_glob_that_matches_its_own_task_leaves_it_out() {
     ];
     let r = strict(&[], &tasks).unwrap();
     assert_eq!(
-        deps_of(&r, 2),
+        deps_of(&r, &tasks, 0, 2),
         vec![("encode-*".into(), Condition::Success, vec![0, 1])]
     );
     // Only itself: nothing to wait for.

@@ -13,7 +13,8 @@ use tessera_types::{Condition, JobId, TaskRef, TaskSnapshot, TaskSpec, TaskState
 /// wait for all of them to end as `condition` accepts (waiters).
 #[derive(Debug)]
 pub(crate) struct FanIn {
-    pub(crate) selector: Arc<str>,
+    /// The task whose spec names its selector, and which dependency it is.
+    pub(crate) named_by: (u32, u32),
     pub(crate) condition: Condition,
     pub(crate) members: Arc<[u32]>,
     pub(crate) waiters: Vec<u32>,
@@ -27,7 +28,7 @@ pub(crate) struct FanIn {
 impl From<FanInSpec> for FanIn {
     fn from(f: FanInSpec) -> Self {
         Self {
-            selector: f.selector,
+            named_by: f.named_by,
             condition: f.condition,
             members: f.members,
             waiters: f.waiters,
@@ -46,6 +47,14 @@ pub(crate) fn accepts(cond: Condition, parent: TaskState) -> bool {
 }
 
 impl Job {
+    /// The selector of fan-in `f` as written.
+    pub(crate) fn selector(&self, f: &FanIn) -> String {
+        let (task, dep) = f.named_by;
+        self.tasks[task as usize].spec.deps[dep as usize]
+            .selector
+            .to_string()
+    }
+
     /// Counts again, from the tasks' states, the open members and the
     /// rejecting member of the fan-ins from `first_fan_in` on, and the open
     /// fan-ins of the tasks from `first_task` on.

@@ -224,7 +224,7 @@ impl Scheduler {
                 continue;
             }
             let w = seen.entry(f).or_insert_with(|| FanInWait {
-                selector: fan.selector.to_string(),
+                selector: job.selector(fan),
                 open: fan.open as usize,
                 of: fan.members.len(),
                 first: fan
