@@ -64,17 +64,22 @@ fn array_on_array_fan_in_stays_linear_and_runs_every_task_once() {
     }
 }
 
-/// `a/b` and `a_b` (and `a b`) were one folder and one log (`a_b`).
+/// `a/b` and `a_b` (and `a b`) were one folder and one log (`a_b`); here
+/// `a/b` comes from an expansion, after `a_b` and `a b` were submitted.
 #[test]
 fn task_names_that_sanitise_alike_get_their_own_folder_and_log() {
     let rig = Rig::new();
     let mut driver = rig.local(3);
-    let names = ["a/b", "a_b", "a b"];
     let script = "echo \"$TESSERA_TASK_NAME\" > mine && echo \"out of $TESSERA_TASK_NAME\"";
-    let tasks = names
-        .iter()
-        .map(|n| TaskSpec::new(*n, sh(script)))
-        .collect();
+    let added = vec![TaskSpec::new("a/b", sh(script))];
+    let expansion = rig.file("expansion.json");
+    std::fs::write(&expansion, serde_json::to_vec(&added).unwrap()).unwrap();
+    let plan = format!("cp {} \"$TESSERA_EXPAND\"", quote(&expansion));
+    let tasks = vec![
+        TaskSpec::new("a_b", sh(script)),
+        TaskSpec::new("a b", sh(script)),
+        TaskSpec::new("plan", sh(&plan)).expanding(),
+    ];
     let job = driver.submit(&JobSpec::new("names", tasks), None).unwrap();
     assert_eq!(
         driver.run_job(job, &mut ()).unwrap(),
@@ -90,8 +95,8 @@ fn task_names_that_sanitise_alike_get_their_own_folder_and_log() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     folders.sort();
-    assert_eq!(folders, ["a%20b", "a%2Fb", "a_b"]);
-    for name in names {
+    assert_eq!(folders, ["a%20b", "a%2Fb", "a_b", "plan"]);
+    for name in ["a/b", "a_b", "a b"] {
         let folder = tasks_dir.join(tessera_types::folder_name(name));
         let mine = std::fs::read_to_string(folder.join("mine")).unwrap();
         assert_eq!(mine.trim(), name, "{}", quote(&folder));
