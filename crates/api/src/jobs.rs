@@ -268,7 +268,7 @@ mod tests {
         );
         assert_eq!(
             p,
-            std::path::Path::new("/data/jobs/4/logs/_.._.._etc_passwd.2.stdout.log")
+            std::path::Path::new("/data/jobs/4/logs/%2E.%2F..%2Fetc%2Fpasswd.2.stdout.log")
         );
         let p = tessera_driver::attempt_log_path(root, tessera_types::JobId(4), "..", 1, "stderr");
         assert_eq!(p.parent(), Some(std::path::Path::new("/data/jobs/4/logs")));

@@ -10,6 +10,8 @@ mod arrays;
 mod control;
 #[path = "api/encode_ui.rs"]
 mod encode_ui;
+#[path = "api/fanin.rs"]
+mod fanin;
 #[path = "api/harness.rs"]
 mod harness;
 #[path = "api/live.rs"]

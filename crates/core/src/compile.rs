@@ -2,8 +2,12 @@
 //!
 //! [`compile`] expands array tasks into one task per index, substitutes
 //! `${params.NAME}` and `${array.index}`/`${array.count}` templates, rewrites
-//! a dependency on an array's name into a fan-in on all its elements, and
-//! validates the result. It is pure, and it runs once, at submission: the
+//! a dependency on an array's name into one selector that matches exactly
+//! its elements (`enc-*` when nothing else matches that, else an exact
+//! regex), and validates the result against the limits. One selector, not
+//! one dependency per element: N tasks waiting on an array of M then cost
+//! the scheduler one shared fan-in (N + M links), and the stored spec stays
+//! the size it was written. It is pure, and it runs once, at submission: the
 //! store holds the compiled spec, so a restored job is never expanded twice.
 //!
 //! Templates are substituted in command argv, op arguments, scripts and
@@ -12,11 +16,10 @@
 //! literal `${params.x}`.
 
 use crate::dag::{resolve, SpecError};
+use crate::glob::glob_match;
+use crate::limits::{check_limits, MAX_ARRAY, MAX_LINKS};
 use std::collections::{HashMap, HashSet};
 use tessera_types::{Action, ArraySpec, Dependency, JobSpec, Selector, TaskSpec};
-
-/// The most tasks one array may expand to.
-pub const MAX_ARRAY: u64 = 100_000;
 
 /// Env var holding an array element's index.
 pub const ARRAY_INDEX_ENV: &str = "TESSERA_ARRAY_INDEX";
@@ -39,7 +42,7 @@ pub const ARRAY_COUNT_ENV: &str = "TESSERA_ARRAY_COUNT";
 /// let names: Vec<_> = job.tasks.iter().map(|t| t.name.as_str()).collect();
 /// assert_eq!(names, ["enc-0", "enc-1", "enc-2", "merge"]);
 /// assert_eq!(job.tasks[2].action, Action::command(["enc", "fast", "2"]));
-/// assert_eq!(job.tasks[3].deps.len(), 3); // fan-in on the whole array
+/// assert_eq!(job.tasks[3].deps[0].selector.to_string(), "enc-*"); // the whole array
 /// ```
 pub fn compile(spec: &JobSpec) -> Result<JobSpec, SpecError> {
     let offer = crate::dag::Offer {
@@ -61,41 +64,159 @@ pub(crate) fn compile_for(spec: &JobSpec, offer: crate::dag::Offer) -> Result<Jo
             return Err(SpecError::DuplicateName(t.name.clone()));
         }
     }
-    let mut arrays: HashMap<&str, Vec<String>> = HashMap::new();
+    let mut arrays: HashMap<&str, Elements> = HashMap::new();
     let mut tasks = Vec::with_capacity(spec.tasks.len());
     for t in &spec.tasks {
         let Some(array) = &t.array else {
             tasks.push(render_task(t.clone(), &spec.params, None)?);
             continue;
         };
+        if t.deps
+            .iter()
+            .any(|d| d.selector == Selector::Name(t.name.clone()))
+        {
+            return Err(SpecError::SelfDependency(t.name.clone()));
+        }
         let (start, end) = bounds(t, array)?;
         let count = end - start + 1;
         let width = end.to_string().len();
-        let mut names = Vec::with_capacity(count as usize);
         for index in start..=end {
             let mut e = t.clone();
             e.array = None;
             e.name = format!("{}-{index:0width$}", t.name);
             e.env.insert(ARRAY_INDEX_ENV.to_string(), index.to_string());
             e.env.insert(ARRAY_COUNT_ENV.to_string(), count.to_string());
-            let e = render_task(e, &spec.params, Some(Element { index, count }))?;
-            names.push(e.name.clone());
-            tasks.push(e);
+            tasks.push(render_task(
+                e,
+                &spec.params,
+                Some(Element { index, count }),
+            )?);
         }
-        arrays.insert(t.name.as_str(), names);
+        arrays.insert(t.name.as_str(), Elements { start, end, width });
+    }
+    for t in &tasks {
+        check_limits(t)?;
     }
     if !arrays.is_empty() {
+        let names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
+        let selectors: HashMap<&str, Selector> = arrays
+            .iter()
+            .map(|(&name, e)| (name, e.selector(name, &names)))
+            .collect();
         for t in &mut tasks {
-            fan_in(&mut t.deps, &arrays);
+            on_arrays(&mut t.deps, &selectors);
         }
     }
-    resolve(&[], &tasks, offer)?;
+    resolve(&[], &tasks, offer, Some(MAX_LINKS))?;
     Ok(JobSpec {
         name: spec.name.clone(),
         params: spec.params.clone(),
         tasks,
         grants: spec.grants.clone(),
     })
+}
+
+/// The indices of an array: `start..=end`, written `width` digits wide.
+struct Elements {
+    start: u64,
+    end: u64,
+    width: usize,
+}
+
+impl Elements {
+    /// A selector that matches exactly the elements of array `name` among
+    /// `names`: the glob `name-*` when nothing else matches it, otherwise a
+    /// regex for `name-` and exactly the array's indices.
+    fn selector(&self, name: &str, names: &[&str]) -> Selector {
+        // A name with glob characters, or one a selector string would read
+        // as a regex, goes straight to the regex.
+        if !name.contains(['*', '?', '[', ']']) && !name.starts_with("re:") {
+            let glob = format!("{name}-*");
+            let pat: Vec<char> = glob.chars().collect();
+            let hits = names.iter().filter(|n| glob_match(&pat, n)).count() as u64;
+            if hits == self.end - self.start + 1 {
+                return Selector::Glob(glob);
+            }
+        }
+        let digits = digits_between(self.start, self.end, self.width);
+        Selector::Regex(format!("^{}-(?:{digits})$", regex::escape(name)))
+    }
+}
+
+/// Rewrites each dependency on an array's exact name into the selector of
+/// its elements.
+fn on_arrays(deps: &mut [Dependency], selectors: &HashMap<&str, Selector>) {
+    for d in deps {
+        if let Selector::Name(n) = &d.selector {
+            if let Some(s) = selectors.get(n.as_str()) {
+                d.selector = s.clone();
+            }
+        }
+    }
+}
+
+/// A regex (without anchors) that matches exactly the numbers `lo..=hi`
+/// written with `width` digits, zero-padded: `digits_between(5, 12, 2)` is
+/// `0[5-9]|1[0-2]`.
+pub(crate) fn digits_between(lo: u64, hi: u64, width: usize) -> String {
+    let (lo, hi) = (format!("{lo:0width$}"), format!("{hi:0width$}"));
+    let mut alternatives = Vec::new();
+    spans(
+        lo.as_bytes(),
+        hi.as_bytes(),
+        String::new(),
+        &mut alternatives,
+    );
+    alternatives.join("|")
+}
+
+/// Appends to `out` the patterns for `prefix` followed by the digit strings
+/// from `lo` to `hi` (of equal length, `lo <= hi`).
+fn spans(lo: &[u8], hi: &[u8], prefix: String, out: &mut Vec<String>) {
+    let Some((&l, lo_rest)) = lo.split_first() else {
+        out.push(prefix);
+        return;
+    };
+    let (&h, hi_rest) = hi.split_first().expect("same length");
+    if l == h {
+        return spans(lo_rest, hi_rest, format!("{prefix}{}", l as char), out);
+    }
+    let n = lo_rest.len();
+    let (mut first, mut last) = (l, h);
+    if lo_rest.iter().any(|&d| d != b'0') {
+        spans(
+            lo_rest,
+            &vec![b'9'; n],
+            format!("{prefix}{}", l as char),
+            out,
+        );
+        first += 1;
+    }
+    let high_tail = hi_rest.iter().any(|&d| d != b'9');
+    if high_tail {
+        last -= 1;
+    }
+    if first <= last {
+        let class = if first == last {
+            (first as char).to_string()
+        } else {
+            format!("[{}-{}]", first as char, last as char)
+        };
+        let any = if n == 0 {
+            String::new()
+        } else {
+            format!("[0-9]{{{n}}}")
+        };
+        out.push(format!("{prefix}{class}{any}"));
+    }
+    if high_tail {
+        spans(
+            &vec![b'0'; n],
+            hi_rest,
+            format!("{prefix}{}", h as char),
+            out,
+        );
+    }
 }
 
 /// The first and last index of an array, checked.
@@ -128,26 +249,6 @@ fn bounds(t: &TaskSpec, array: &ArraySpec) -> Result<(u64, u64), SpecError> {
         });
     }
     Ok((start, end))
-}
-
-/// Rewrites each dependency on an array's exact name into one per element.
-fn fan_in(deps: &mut Vec<Dependency>, arrays: &HashMap<&str, Vec<String>>) {
-    let on_array = |d: &Dependency| matches!(&d.selector, Selector::Name(n) if arrays.contains_key(n.as_str()));
-    if !deps.iter().any(on_array) {
-        return;
-    }
-    let old = std::mem::take(deps);
-    for d in old {
-        match &d.selector {
-            Selector::Name(n) if arrays.contains_key(n.as_str()) => {
-                deps.extend(arrays[n.as_str()].iter().map(|e| Dependency {
-                    selector: Selector::Name(e.clone()),
-                    condition: d.condition,
-                }))
-            }
-            _ => deps.push(d),
-        }
-    }
 }
 
 #[derive(Clone, Copy)]

@@ -69,23 +69,164 @@ fn a_dependency_on_an_array_name_fans_in_on_every_element() {
     assert!(job.tasks[1..4]
         .iter()
         .all(|e| e.deps == t("x").after("prep").deps));
-    let merge = &job.tasks[4];
-    let deps: Vec<(String, Condition)> = merge
-        .deps
-        .iter()
-        .map(|d| (d.selector.to_string(), d.condition))
-        .collect();
+    // One selector for the whole array, not one dependency per element.
     assert_eq!(
-        deps,
+        deps(&job.tasks[4]),
         [
-            ("enc-0".to_string(), Condition::Any),
-            ("enc-1".to_string(), Condition::Any),
-            ("enc-2".to_string(), Condition::Any),
+            ("enc-*".to_string(), Condition::Any),
             ("prep".to_string(), Condition::Success),
         ]
     );
     assert_eq!(job.tasks[5].deps, t("x").after("enc-1").deps);
     assert_eq!(job.tasks[6].deps, t("x").after("enc-*").deps);
+}
+
+fn deps(t: &TaskSpec) -> Vec<(String, Condition)> {
+    t.deps
+        .iter()
+        .map(|d| (d.selector.to_string(), d.condition))
+        .collect()
+}
+
+#[test]
+fn an_array_dependency_matches_its_elements_only_when_other_names_look_alike() {
+    // "enc-all" and "enc-10" match enc-*: the array's selector is then a
+    // regex for exactly its indices (8 to 12, two digits).
+    let spec = JobSpec::new(
+        "j",
+        vec![
+            t("enc").with_array(ArraySpec::range(8, 12)),
+            t("enc-all").after("enc"),
+            t("enc-0").after("enc"),
+        ],
+    );
+    let job = compile(&spec).unwrap();
+    let sel = "re:^enc-(?:0[8-9]|1[0-2])$".to_string();
+    assert_eq!(deps(&job.tasks[5]), [(sel.clone(), Condition::Success)]);
+    let mut s = crate::Scheduler::new(1);
+    s.submit(tessera_types::JobId(1), &job, 0).unwrap();
+    let why = s.why_waiting(tessera_types::TaskRef::new(tessera_types::JobId(1), 5), 0);
+    assert_eq!(
+        why.unwrap().to_string(),
+        format!("waiting for 5 of 5 tasks matching {sel}: enc-08, enc-09, enc-10, enc-11, enc-12")
+    );
+    // An array may not wait for itself.
+    let looped = JobSpec::new("j", vec![t("a").with_array(ArraySpec::count(1)).after("a")]);
+    assert_eq!(
+        compile(&looped).unwrap_err().to_string(),
+        "task \"a\" depends on itself"
+    );
+}
+
+#[test]
+fn digit_ranges_match_exactly_their_numbers() {
+    for (lo, hi) in [
+        (0, 0),
+        (0, 9),
+        (3, 7),
+        (0, 10),
+        (5, 12),
+        (0, 99),
+        (1, 100),
+        (7, 1000),
+        (0, 2999),
+        (123, 456),
+        (99, 101),
+        (10, 19),
+        (950, 1049),
+    ] {
+        let width = hi.to_string().len();
+        let re = regex::Regex::new(&format!("^(?:{})$", digits_between(lo, hi, width))).unwrap();
+        for n in 0..10u64.pow(width as u32) {
+            let text = format!("{n:0width$}");
+            assert_eq!(
+                re.is_match(&text),
+                (lo..=hi).contains(&n),
+                "{lo}..={hi}: {text}"
+            );
+        }
+        assert!(
+            !re.is_match(&format!("{hi}0")),
+            "{lo}..={hi}: one digit more"
+        );
+    }
+    assert_eq!(digits_between(5, 12, 2), "0[5-9]|1[0-2]");
+    assert_eq!(digits_between(0, 2999, 4), "[0-2][0-9]{3}");
+}
+
+#[test]
+fn array_on_array_compiles_to_one_selector_per_task() {
+    // The attack: two arrays of 3,000, the second waiting for the first.
+    // Compiled, each element of `b` names one selector (not 3,000).
+    for dep in ["a", "a-*"] {
+        let spec = JobSpec::new(
+            "j",
+            vec![
+                t("a").with_array(ArraySpec::count(3000)),
+                t("b").with_array(ArraySpec::count(3000)).after(dep),
+            ],
+        );
+        let job = compile(&spec).unwrap();
+        assert_eq!(job.tasks.len(), 6000);
+        let deps: usize = job.tasks.iter().map(|t| t.deps.len()).sum();
+        assert_eq!(deps, 3000, "{dep}");
+        assert_eq!(job.tasks[5999].deps[0].selector.to_string(), "a-*");
+    }
+}
+
+#[test]
+fn numbers_that_make_no_sense_are_refused_with_what_to_do() {
+    let refused = |task: TaskSpec| {
+        compile(&JobSpec::new("j", vec![task]))
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(
+        refused(t("a").with_time_limit_ms(0)),
+        "task \"a\": time_limit_ms must be at least 1 (omit it for no limit)"
+    );
+    assert_eq!(
+        refused(t("a").with_retries(101, 10)),
+        "task \"a\" asks for 101 retries; at most 100 are allowed"
+    );
+    let mut huge = t("a");
+    huge.retry.backoff_ms = u64::MAX;
+    assert_eq!(
+        refused(huge),
+        format!(
+            "task \"a\": retry.backoff_ms is {} ms; at most 86400000 ms (a day) is allowed",
+            u64::MAX
+        )
+    );
+    let mut huge = t("a");
+    huge.retry.backoff_max_ms = 86_400_001;
+    assert!(refused(huge).contains("retry.backoff_max_ms is 86400001 ms"));
+    let mut big = t("a");
+    big.resources.memory_mb = u64::MAX;
+    assert!(refused(big).contains("MiB of memory; at most 16777216 MiB (16 TiB)"));
+    assert!(refused(t(&"/".repeat(67))).contains("as a folder name it takes 201 bytes"));
+    assert_eq!(
+        refused(t("a").with_cpu(0)),
+        "task \"a\" asks for 0 cpu slots; ask for at least 1"
+    );
+    // An array at the very end of u64 expands and fans in exactly.
+    let spec = JobSpec::new(
+        "j",
+        vec![
+            t("z").with_array(ArraySpec::range(u64::MAX - 1, u64::MAX)),
+            t("after").after("z"),
+        ],
+    );
+    let job = compile(&spec).unwrap();
+    assert_eq!(names(&job)[1], format!("z-{}", u64::MAX));
+    assert_eq!(job.tasks[2].deps, t("x").after("z-*").deps);
+    // At the limits: accepted.
+    let mut edge = t(&"x".repeat(200))
+        .with_time_limit_ms(1)
+        .with_retries(100, 86_400_000);
+    edge.retry.backoff_max_ms = 86_400_000;
+    edge.resources.memory_mb = 16 * 1024 * 1024;
+    compile(&JobSpec::new("j", vec![edge])).unwrap();
 }
 
 #[test]
@@ -302,7 +443,7 @@ tasks:
     let spec: JobSpec = serde_yaml::from_str(yaml).unwrap();
     let job = compile(&spec).unwrap();
     assert_eq!(job.tasks.len(), 9);
-    assert_eq!(job.tasks[8].deps.len(), 3);
+    assert_eq!(job.tasks[8].deps, t("x").after("enc-*").deps);
     assert_eq!(job.tasks[3].action, Action::command(["echo", "5"]));
 }
 
@@ -320,5 +461,10 @@ fn the_readme_job_spec_compiles() {
     let job = compile(&spec).unwrap();
     assert_eq!(job.tasks.len(), 12);
     assert_eq!(job.tasks[0].action, Action::command(["echo", "hello"]));
-    assert_eq!(job.tasks[11].deps.len(), 10);
+    let fan_in: Vec<String> = job.tasks[11]
+        .deps
+        .iter()
+        .map(|d| d.selector.to_string())
+        .collect();
+    assert_eq!(fan_in.len(), 1, "{fan_in:?}: one selector for the array");
 }

@@ -212,6 +212,7 @@ impl Scheduler {
         }
         let j = self.jobs.get_mut(&job).expect("checked");
         j.cancelled = false;
+        j.fault = None;
         j.failed = 0;
         j.state = JobState::Running;
         self.active += 1;
@@ -227,31 +228,19 @@ impl Scheduler {
                 TaskState::Failed | TaskState::Cancelled | TaskState::Skipped
             ) {
                 t.failures = 0;
+                t.lost = 0;
                 t.not_before = 0;
-                self.set(
-                    TaskRef::new(job, i),
-                    TaskState::Waiting,
-                    Some("retried".into()),
-                    step,
-                );
-                self.jobs.get_mut(&job).expect("job").unfinished += 1;
+                let again = Some("retried".into());
+                if self.set(TaskRef::new(job, i), TaskState::Waiting, again, step) {
+                    self.jobs.get_mut(&job).expect("job").unfinished += 1;
+                }
             }
         }
-        // Tasks waiting again reopen their children's dependencies.
+        // Tasks waiting again reopen the fan-ins they belong to.
         let j = self.jobs.get_mut(&job).expect("job");
-        for i in 0..j.tasks.len() {
-            let open = j.tasks[i]
-                .parents
-                .iter()
-                .filter(|&&(p, _)| !j.tasks[p as usize].state.is_terminal())
-                .count() as u32;
-            j.tasks[i].open_parents = open;
-        }
+        j.recount(0, 0);
         let due: Vec<u32> = (0..n)
-            .filter(|&i| {
-                let t = &j.tasks[i as usize];
-                t.state == TaskState::Waiting && t.open_parents == 0
-            })
+            .filter(|&i| j.tasks[i as usize].state == TaskState::Waiting && j.decidable(i as usize))
             .collect();
         for i in due {
             self.decide(TaskRef::new(job, i), step);

@@ -1,85 +1,50 @@
-//! Turning a list of task specs into a validated graph: unique names,
-//! selectors resolved to concrete parents, no cycles, sane resources.
+//! Turning a batch of task specs into a validated graph: unique names,
+//! selectors resolved to fan-ins, no cycles, within the link budget.
+//!
+//! A dependency is not kept as one edge per (dependent, matched task). Each
+//! distinct (selector, condition) of a batch becomes one **fan-in**, a
+//! barrier: the tasks its selector matched (its *members*) and the tasks
+//! that name it (its *waiters*). A waiter is ready once the members of all
+//! its fan-ins have ended as their conditions accept, and is skipped as soon
+//! as one member ends in a way a condition rejects. So 3,000 tasks waiting
+//! on a glob over 3,000 tasks cost 6,000 links, not 9,000,000.
+//!
+//! A glob may match the very task that names it (`encode-*` on
+//! `encode-all`); that task waits for the others only, so it gets a fan-in
+//! of its own. At most one task per selector can need one: two such tasks
+//! would each wait for the other, which is a cycle.
 
+pub use crate::error::SpecError;
+use crate::glob::glob_match;
+use crate::limits::{MAX_LINKS, MAX_PATTERN_MATCHES};
 use regex::Regex;
 use std::collections::HashMap;
+use std::sync::Arc;
 use tessera_types::{Action, Condition, Selector, TaskSpec};
 
-/// Why a job spec (or an expansion) was refused. Each message names the task
-/// and says what to change.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SpecError {
-    #[error("the job has no tasks")]
-    Empty,
-    #[error("task #{0} has an empty name")]
-    EmptyName(usize),
-    #[error("two tasks are named {0:?}; task names must be unique within a job")]
-    DuplicateName(String),
-    #[error("task {task:?}: dependency {selector:?} matches no task")]
-    NoMatch { task: String, selector: String },
-    #[error("task {task:?}: invalid regex in dependency {selector:?}: {error}")]
-    BadRegex {
-        task: String,
-        selector: String,
-        error: String,
-    },
-    #[error("task {0:?} depends on itself")]
-    SelfDependency(String),
-    #[error("the dependencies form a cycle through {0:?}")]
-    Cycle(String),
-    #[error("task {task:?} asks for {cpu} cpu slots but only {capacity} exist")]
-    TooBig {
-        task: String,
-        cpu: u32,
-        capacity: u32,
-    },
-    #[error("task {0:?} asks for 0 cpu slots; ask for at least 1")]
-    ZeroCpu(String),
-    #[error("task {0:?}: a command needs at least a program name")]
-    EmptyCommand(String),
-    #[error("task {0:?}: a script needs some text")]
-    EmptyScript(String),
-    #[error("task {0:?}: the script's shell is empty; omit `shell` to use /bin/sh")]
-    EmptyShell(String),
-    #[error(
-        "task {task:?} names the container image {image:?}; container tasks need a Docker \
-         engine, and this server runs without one (start it with --docker, or remove `image` to run \
-         the command on the host)"
-    )]
-    ImageUnsupported { task: String, image: String },
-    #[error(
-        "task {task:?} asks for gpus: {gpus}, but this machine offers no GPUs; \
-         remove `resources.gpus`"
-    )]
-    NoGpus { task: String, gpus: u32 },
-    #[error("task {task:?}: {reason}")]
-    BadArray { task: String, reason: String },
-    #[error("task {task:?} is an array of {size} tasks; at most {max} are allowed")]
-    ArrayTooBig { task: String, size: u64, max: u64 },
-    #[error(
-        "task {0:?} is an array task, but arrays are expanded only when a job is submitted \
-         (an expansion may not add array tasks)"
-    )]
-    Uncompiled(String),
-    #[error("task {task:?} uses ${{params.{param}}}, but the job has no parameter {param:?}")]
-    UnknownParam { task: String, param: String },
-    #[error("task {task:?} uses ${{array.{field}}}, but it is not an array task")]
-    NotAnArray { task: String, field: String },
-    #[error(
-        "task {task:?} uses ${{array.{field}}}; only ${{array.index}} and ${{array.count}} exist"
-    )]
-    UnknownArrayField { task: String, field: String },
-    #[error("task {task:?}: {text:?} has no closing \"}}\"")]
-    Unterminated { task: String, text: String },
+/// A fan-in as resolved, with job-wide task indices.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct FanInSpec {
+    /// Where its selector is written (for `why_waiting`): the task that
+    /// first named it and the index of the dependency in its spec.
+    pub named_by: (u32, u32),
+    pub condition: Condition,
+    /// The tasks it waits for, ascending.
+    pub members: Arc<[u32]>,
+    /// The tasks that wait on it (all in the new batch), ascending.
+    pub waiters: Vec<u32>,
 }
 
-/// Parents of each new task as unique (index, condition) edges. A parent named
-/// by several selectors with different conditions must satisfy all of them.
-pub(crate) type Parents = Vec<Vec<(u32, Condition)>>;
+/// A batch resolved: its fan-ins and, per new task, the fan-ins it waits on.
+#[derive(Debug, Default)]
+pub(crate) struct Resolved {
+    pub fan_ins: Vec<FanInSpec>,
+    /// Indices into `fan_ins`, ascending, one list per new task.
+    pub waits_on: Vec<Vec<u32>>,
+    /// Members of every fan-in plus every task's fan-ins.
+    pub links: usize,
+}
 
-/// Resolves the dependencies of `new` tasks, which will occupy indices
-/// `existing.len()..`. Selectors see the existing tasks and the new batch.
-/// Existing tasks never gain parents, so only the new batch can hold a cycle.
 /// What tasks may ask of the machine: cpu slots, and whether container
 /// images can run (a Docker executor is there).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -88,11 +53,17 @@ pub(crate) struct Offer {
     pub images: bool,
 }
 
+/// Resolves the dependencies of `new` tasks, which will occupy indices
+/// `existing.len()..`. Selectors see the existing tasks and the new batch.
+/// Existing tasks never gain dependencies, so only the new batch can hold a
+/// cycle. `budget`: the links the batch may add and whether the pattern
+/// budget applies (`None` when restoring a job accepted before).
 pub(crate) fn resolve(
     existing: &[&str],
     new: &[TaskSpec],
     offer: Offer,
-) -> Result<Parents, SpecError> {
+    budget: Option<usize>,
+) -> Result<Resolved, SpecError> {
     let base = existing.len();
     let mut index: HashMap<&str, u32> = HashMap::with_capacity(base + new.len());
     for (i, name) in existing.iter().enumerate() {
@@ -112,38 +83,152 @@ pub(crate) fn resolve(
         .copied()
         .chain(new.iter().map(|t| t.name.as_str()))
         .collect();
-    let mut parents: Parents = Vec::with_capacity(new.len());
+
+    // Each distinct glob or regex is matched once, when a task first names
+    // it; a name is looked up. A fan-in is keyed by (task named, condition)
+    // or (pattern, condition), in arrays: no hashing beyond the lookups.
+    let mut patterns: HashMap<&Selector, usize> = HashMap::new();
+    for d in new.iter().flat_map(|t| &t.deps) {
+        if !matches!(d.selector, Selector::Name(_)) {
+            let next = patterns.len();
+            patterns.entry(&d.selector).or_insert(next);
+        }
+    }
+    if budget.is_some() {
+        let matches = patterns.len().saturating_mul(all.len());
+        if matches > MAX_PATTERN_MATCHES {
+            return Err(SpecError::TooManyPatternMatches {
+                patterns: patterns.len(),
+                tasks: all.len(),
+                matches,
+                max: MAX_PATTERN_MATCHES,
+            });
+        }
+    }
+    let mut fans = Fans {
+        out: Resolved::default(),
+        limit: budget.unwrap_or(usize::MAX),
+    };
+    let names_named = new
+        .iter()
+        .flat_map(|t| &t.deps)
+        .any(|d| matches!(d.selector, Selector::Name(_)));
+    let mut by_name: Vec<[u32; 3]> = if names_named {
+        vec![[NONE; 3]; all.len()]
+    } else {
+        Vec::new()
+    };
+    let mut by_pattern: Vec<[u32; 3]> = vec![[NONE; 3]; patterns.len()];
+    let mut matched: Vec<Option<Arc<[u32]>>> = vec![None; patterns.len()];
+    // The one task per pattern that the pattern matches too, and its
+    // fan-ins without itself, by condition.
+    let mut own: HashMap<usize, (u32, [u32; 3])> = HashMap::new();
     for (i, t) in new.iter().enumerate() {
         let me = (base + i) as u32;
-        let mut mine: Vec<(u32, Condition)> = Vec::with_capacity(t.deps.len());
-        let mut seen: std::collections::HashSet<(u32, Condition)> =
-            std::collections::HashSet::new();
-        for dep in &t.deps {
-            let matched = matches(&dep.selector, &all, &index, &t.name)?;
-            if matched.is_empty() {
-                return Err(SpecError::NoMatch {
-                    task: t.name.clone(),
-                    selector: dep.selector.to_string(),
-                });
-            }
-            for p in matched {
+        let mut mine: Vec<u32> = Vec::with_capacity(t.deps.len());
+        for (d, dep) in t.deps.iter().enumerate() {
+            let named_by = (me, d as u32);
+            let c = dep.condition as usize;
+            let no_match = || SpecError::NoMatch {
+                task: t.name.clone(),
+                selector: dep.selector.to_string(),
+            };
+            let f = if let Selector::Name(n) = &dep.selector {
+                let &p = index.get(n.as_str()).ok_or_else(no_match)?;
                 if p == me {
-                    // A glob may well match its own task ("encode-*" on
-                    // "encode-all"); only an exact self-reference is an error.
-                    if matches!(dep.selector, Selector::Name(_)) {
-                        return Err(SpecError::SelfDependency(t.name.clone()));
+                    return Err(SpecError::SelfDependency(t.name.clone()));
+                }
+                let slot = &mut by_name[p as usize][c];
+                if *slot == NONE {
+                    *slot = fans.add(Arc::from(&[p][..]), named_by, dep.condition)?;
+                }
+                *slot
+            } else {
+                let s = patterns[&dep.selector];
+                let members = match &matched[s] {
+                    Some(m) => m.clone(),
+                    None => {
+                        let m = matches(&dep.selector, &all, &t.name)?;
+                        if m.is_empty() {
+                            return Err(no_match());
+                        }
+                        matched[s] = Some(m.clone());
+                        m
                     }
-                    continue;
+                };
+                if members.binary_search(&me).is_err() {
+                    let slot = &mut by_pattern[s][c];
+                    if *slot == NONE {
+                        *slot = fans.add(members, named_by, dep.condition)?;
+                    }
+                    *slot
+                } else {
+                    let (owner, slots) = own.entry(s).or_insert((me, [NONE; 3]));
+                    if *owner != me {
+                        // Another task this pattern matches names it too:
+                        // each would wait for the other.
+                        return Err(SpecError::Cycle(t.name.clone()));
+                    }
+                    let others: Arc<[u32]> = members.iter().copied().filter(|&m| m != me).collect();
+                    if others.is_empty() {
+                        continue; // it matched only the task that names it
+                    }
+                    if slots[c] == NONE {
+                        slots[c] = fans.add(others, named_by, dep.condition)?;
+                    }
+                    slots[c]
                 }
-                if seen.insert((p, dep.condition)) {
-                    mine.push((p, dep.condition));
-                }
-            }
+            };
+            mine.push(f);
         }
-        parents.push(mine);
+        mine.sort_unstable();
+        mine.dedup();
+        fans.count(mine.len())?;
+        for &f in &mine {
+            fans.out.fan_ins[f as usize].waiters.push(me);
+        }
+        fans.out.waits_on.push(mine);
     }
-    check_acyclic(base, new, &parents)?;
-    Ok(parents)
+    check_acyclic(base, new, &fans.out)?;
+    Ok(fans.out)
+}
+
+/// No fan-in yet.
+const NONE: u32 = u32::MAX;
+
+/// The fan-ins being made, and the links they may hold.
+struct Fans {
+    out: Resolved,
+    limit: usize,
+}
+
+impl Fans {
+    fn count(&mut self, links: usize) -> Result<(), SpecError> {
+        self.out.links += links;
+        if self.out.links > self.limit {
+            return Err(SpecError::TooManyLinks {
+                links: self.out.links,
+                max: MAX_LINKS,
+            });
+        }
+        Ok(())
+    }
+
+    fn add(
+        &mut self,
+        members: Arc<[u32]>,
+        named_by: (u32, u32),
+        condition: Condition,
+    ) -> Result<u32, SpecError> {
+        self.count(members.len())?;
+        self.out.fan_ins.push(FanInSpec {
+            named_by,
+            condition,
+            members,
+            waiters: Vec::new(),
+        });
+        Ok((self.out.fan_ins.len() - 1) as u32)
+    }
 }
 
 fn check_task(t: &TaskSpec, offer: Offer) -> Result<(), SpecError> {
@@ -190,14 +275,10 @@ fn check_task(t: &TaskSpec, offer: Offer) -> Result<(), SpecError> {
     Ok(())
 }
 
-fn matches(
-    sel: &Selector,
-    all: &[&str],
-    index: &HashMap<&str, u32>,
-    task: &str,
-) -> Result<Vec<u32>, SpecError> {
+/// The indices of the tasks a glob or regex matches, ascending.
+fn matches(sel: &Selector, all: &[&str], task: &str) -> Result<Arc<[u32]>, SpecError> {
     Ok(match sel {
-        Selector::Name(n) => index.get(n.as_str()).map(|&i| vec![i]).unwrap_or_default(),
+        Selector::Name(_) => unreachable!("names are looked up"),
         Selector::Glob(g) => {
             let pat: Vec<char> = g.chars().collect();
             let mut out = Vec::new();
@@ -206,7 +287,7 @@ fn matches(
                     out.push(i as u32);
                 }
             }
-            out
+            out.into()
         }
         Selector::Regex(r) => {
             let re = Regex::new(r).map_err(|e| SpecError::BadRegex {
@@ -224,110 +305,46 @@ fn matches(
                 .enumerate()
                 .filter(|(_, n)| re.is_match(n))
                 .map(|(i, _)| i as u32)
-                .collect()
+                .collect::<Vec<u32>>()
+                .into()
         }
     })
 }
 
-/// Shell-style glob over the whole name: `*` any run, `?` one char,
-/// `[abc]`/`[a-z]`/`[!x]` a class.
-pub fn glob_match(pat: &[char], name: &str) -> bool {
-    let text: Vec<char> = name.chars().collect();
-    let (mut p, mut t) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if p < pat.len() {
-            match pat[p] {
-                '*' => {
-                    star = Some((p, t));
-                    p += 1;
-                    continue;
-                }
-                '?' => {
-                    p += 1;
-                    t += 1;
-                    continue;
-                }
-                '[' => {
-                    if let Some((ok, next)) = class_match(pat, p, text[t]) {
-                        if ok {
-                            p = next;
-                            t += 1;
-                            continue;
-                        }
-                    } else if text[t] == '[' {
-                        p += 1;
-                        t += 1;
-                        continue;
-                    }
-                }
-                c if c == text[t] => {
-                    p += 1;
-                    t += 1;
-                    continue;
-                }
-                _ => {}
-            }
-        }
-        match star {
-            Some((sp, st)) => {
-                p = sp + 1;
-                t = st + 1;
-                star = Some((sp, st + 1));
-            }
-            None => return false,
-        }
-    }
-    pat[p..].iter().all(|&c| c == '*')
-}
-
-/// Matches `c` against the class starting at `pat[start] == '['`; returns
-/// (matched, index after the class), or None when the class is unterminated.
-fn class_match(pat: &[char], start: usize, c: char) -> Option<(bool, usize)> {
-    let mut i = start + 1;
-    let negate = matches!(pat.get(i), Some('!') | Some('^'));
-    if negate {
-        i += 1;
-    }
-    let mut hit = false;
-    let mut first = true;
-    while i < pat.len() {
-        if pat[i] == ']' && !first {
-            return Some((hit != negate, i + 1));
-        }
-        first = false;
-        if i + 2 < pat.len() && pat[i + 1] == '-' && pat[i + 2] != ']' {
-            hit |= pat[i] <= c && c <= pat[i + 2];
-            i += 3;
-        } else {
-            hit |= pat[i] == c;
-            i += 1;
-        }
-    }
-    None
-}
-
-/// Kahn's algorithm over the new batch (edges to existing tasks cannot close a cycle).
-fn check_acyclic(base: usize, new: &[TaskSpec], parents: &Parents) -> Result<(), SpecError> {
+/// Kahn's algorithm over the new batch, through its fan-ins (links to
+/// existing tasks cannot close a cycle). A fan-in is passed once its members
+/// in the batch are; a task once the fan-ins it waits on are.
+fn check_acyclic(base: usize, new: &[TaskSpec], r: &Resolved) -> Result<(), SpecError> {
     let n = new.len();
-    let mut indegree = vec![0u32; n];
-    let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for (i, ps) in parents.iter().enumerate() {
-        for &(p, _) in ps {
-            if (p as usize) >= base {
-                indegree[i] += 1;
-                children[p as usize - base].push(i);
-            }
+    let mut member_of: Vec<Vec<u32>> = vec![Vec::new(); n];
+    let mut fan_open: Vec<u32> = vec![0; r.fan_ins.len()];
+    for (f, fan) in r.fan_ins.iter().enumerate() {
+        for &m in fan.members.iter().filter(|&&m| m as usize >= base) {
+            member_of[m as usize - base].push(f as u32);
+            fan_open[f] += 1;
         }
     }
+    let mut indegree: Vec<u32> = r
+        .waits_on
+        .iter()
+        .map(|fs| fs.iter().filter(|&&f| fan_open[f as usize] > 0).count() as u32)
+        .collect();
     let mut queue: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
     let mut seen = 0;
     while let Some(i) = queue.pop() {
         seen += 1;
-        for &c in &children[i] {
-            indegree[c] -= 1;
-            if indegree[c] == 0 {
-                queue.push(c);
+        for &f in &member_of[i] {
+            let f = f as usize;
+            fan_open[f] -= 1;
+            if fan_open[f] > 0 {
+                continue;
+            }
+            for &w in &r.fan_ins[f].waiters {
+                let w = w as usize - base;
+                indegree[w] -= 1;
+                if indegree[w] == 0 {
+                    queue.push(w);
+                }
             }
         }
     }
@@ -340,84 +357,5 @@ fn check_acyclic(base: usize, new: &[TaskSpec], parents: &Parents) -> Result<(),
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cpus(cpu: u32) -> Offer {
-        Offer { cpu, images: false }
-    }
-
-    fn g(p: &str, n: &str) -> bool {
-        glob_match(&p.chars().collect::<Vec<_>>(), n)
-    }
-
-    #[test]
-    fn globs_match_like_a_shell() {
-        assert!(g("encode-*", "encode-0001"));
-        assert!(g("encode-*", "encode-"));
-        assert!(!g("encode-*", "encoder"));
-        assert!(g("*-audio", "encode-audio"));
-        assert!(g("a?c", "abc"));
-        assert!(!g("a?c", "ac"));
-        assert!(g("chunk-[0-3]", "chunk-2"));
-        assert!(!g("chunk-[0-3]", "chunk-7"));
-        assert!(g("chunk-[!0-3]", "chunk-7"));
-        assert!(g("*a*b*", "xxaxxbxx"));
-        assert!(!g("*a*b", "xxaxxbxx"));
-        assert!(g("[", "["));
-    }
-
-    fn t(name: &str) -> TaskSpec {
-        TaskSpec::new(name, Action::Noop)
-    }
-
-    #[test]
-    fn resolution_reports_precise_errors() {
-        let err = |tasks: Vec<TaskSpec>| resolve(&[], &tasks, cpus(4)).unwrap_err().to_string();
-        assert_eq!(
-            err(vec![t("a"), t("a")]),
-            "two tasks are named \"a\"; task names must be unique within a job"
-        );
-        assert_eq!(
-            err(vec![t("a").after("b*")]),
-            "task \"a\": dependency \"b*\" matches no task"
-        );
-        assert_eq!(
-            err(vec![t("a").after("b"), t("b").after("a")]),
-            "the dependencies form a cycle through \"a\""
-        );
-        assert_eq!(err(vec![t("a").after("a")]), "task \"a\" depends on itself");
-        assert!(err(vec![t("a").after("re:(")]).starts_with("task \"a\": invalid regex"));
-        assert_eq!(
-            err(vec![t("a").with_cpu(8)]),
-            "task \"a\" asks for 8 cpu slots but only 4 exist"
-        );
-    }
-
-    #[test]
-    fn fan_in_over_a_glob_and_regex_resolves_every_match_once() {
-        let tasks = vec![
-            t("enc-1"),
-            t("enc-2"),
-            t("audio"),
-            t("merge")
-                .after("enc-*")
-                .after("re:^(enc-1|audio)$")
-                .after_if("audio", Condition::Any),
-        ];
-        let parents = resolve(&[], &tasks, cpus(1)).unwrap();
-        assert_eq!(
-            parents[3],
-            vec![
-                (0, Condition::Success),
-                (1, Condition::Success),
-                (2, Condition::Success),
-                (2, Condition::Any)
-            ]
-        );
-        // An expansion sees the existing tasks.
-        let more = vec![t("verify").after("merge")];
-        let p2 = resolve(&["enc-1", "enc-2", "audio", "merge"], &more, cpus(1)).unwrap();
-        assert_eq!(p2[0], vec![(3, Condition::Success)]);
-    }
-}
+#[path = "dag_tests.rs"]
+mod tests;

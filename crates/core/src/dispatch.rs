@@ -57,7 +57,7 @@ impl Scheduler {
         let t = &mut job.tasks[task.index as usize];
         t.started = now;
         let (cpu, memory_mb) = (t.spec.resources.cpu, t.spec.resources.memory_mb);
-        self.used += cpu;
+        self.used = self.used.saturating_add(cpu);
         self.projects[job.project].occupy(cpu, memory_mb, now);
     }
 
@@ -136,7 +136,7 @@ impl Scheduler {
         // Slots go to the fairest project; when its head does not fit the
         // free slots, nothing else starts either (no starving wide tasks).
         while let Some((p, task, cpu)) = self.pick(now) {
-            if self.used + cpu > self.capacity {
+            if self.used.saturating_add(cpu) > self.capacity {
                 break;
             }
             self.projects[p].queue.pop();
@@ -158,7 +158,11 @@ impl Scheduler {
                 t.deadline = now.saturating_add(limit);
                 self.deadlines.insert((t.deadline, task, attempt));
             }
-            self.set(task, TaskState::Running, None, step);
+            if !self.set(task, TaskState::Running, None, step) {
+                // Refused (a fault stops its job): it never started.
+                self.release(task, attempt);
+                continue;
+            }
             step.changes.push(Change::AttemptStarted {
                 task,
                 attempt,

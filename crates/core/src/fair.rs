@@ -135,8 +135,10 @@ impl Project {
     }
 
     pub(crate) fn occupy(&mut self, cpu: u32, memory_mb: u64, since: Millis) {
-        self.running_cpu += cpu;
-        self.running_memory_mb += memory_mb;
+        // Saturating: specs are checked (MAX_MEMORY_MB), but a job restored
+        // from before the check may ask for anything.
+        self.running_cpu = self.running_cpu.saturating_add(cpu);
+        self.running_memory_mb = self.running_memory_mb.saturating_add(memory_mb);
         self.running_since += u128::from(cpu) * u128::from(since);
     }
 
@@ -169,7 +171,8 @@ impl Project {
         // what the window already holds.
         self.window
             .push_back((now.max(self.window.back().map_or(0, |b| b.0)), cpu_ms));
-        self.window_sum += cpu_ms;
+        // A worker reports the usage: no sum may wrap.
+        self.window_sum = self.window_sum.saturating_add(cpu_ms);
     }
 
     pub(crate) fn decayed(&self, now: Millis, policy: &Policy) -> f64 {
@@ -187,9 +190,8 @@ impl Project {
             .window
             .iter()
             .take_while(|(at, _)| at.saturating_add(policy.quota_window_ms) <= now)
-            .map(|(_, ms)| ms)
-            .sum();
-        self.window_sum - expired
+            .fold(0u64, |sum, (_, ms)| sum.saturating_add(*ms));
+        self.window_sum.saturating_sub(expired)
     }
 
     /// Forgets charges that have left the window.
@@ -199,7 +201,7 @@ impl Project {
                 break;
             }
             self.window.pop_front();
-            self.window_sum -= ms;
+            self.window_sum = self.window_sum.saturating_sub(ms);
         }
     }
 
@@ -225,12 +227,12 @@ impl Project {
     ) -> Option<(QuotaKind, u64, u64)> {
         let q = &self.quota;
         if let Some(max) = q.max_cpu {
-            if self.running_cpu + cpu > max {
+            if self.running_cpu.saturating_add(cpu) > max {
                 return Some((QuotaKind::Cpu, self.running_cpu.into(), max.into()));
             }
         }
         if let Some(max) = q.max_memory_mb {
-            if self.running_memory_mb + memory_mb > max {
+            if self.running_memory_mb.saturating_add(memory_mb) > max {
                 return Some((QuotaKind::Memory, self.running_memory_mb, max));
             }
         }

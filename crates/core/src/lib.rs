@@ -9,10 +9,14 @@
 //!
 //! What it decides:
 //! - **Dependencies**: selectors (name, glob, regex) resolve to concrete
-//!   parents when tasks are added; a task becomes ready when every parent has
-//!   ended in a way its condition accepts (`success`, `any`, `failure`) and is
-//!   skipped as soon as one parent ends in a way it rejects. Work per finished
-//!   task is proportional to its out-degree; there is no scheduling tick.
+//!   tasks when tasks are added; a task becomes ready when every task its
+//!   selectors matched has ended in a way its condition accepts (`success`,
+//!   `any`, `failure`) and is skipped as soon as one ends in a way it
+//!   rejects. Each distinct selector of a batch is one shared *fan-in* (a
+//!   barrier with a count), so N tasks waiting on a glob over M tasks cost
+//!   N + M links, not N·M; a job's links are bounded ([`MAX_LINKS`]). Work
+//!   per finished task is proportional to the fan-ins it belongs to (and the
+//!   waiters of those it closes); there is no scheduling tick.
 //! - **Retries** with exponential backoff; lost attempts do not count.
 //! - **Time limits**: an attempt past its limit is killed and counts as a failure.
 //! - **Cancellation** cascades: queued tasks end at once, running ones are killed.
@@ -38,6 +42,9 @@
 //!   the array's name waits for all of them), `${params.NAME}` templates are
 //!   substituted, and the job is validated. It runs once, at submission.
 //! - **Fencing**: a report for an attempt that is not the task's current one is ignored.
+//! - **Faults**: a move the task state machine refuses is never made; it
+//!   stops that job, which ends failed with the reason on its tasks, and
+//!   the step carries a [`Command::Fault`] for the driver to log.
 //!
 //! ```
 //! use tessera_core::{Scheduler, Event, Command};
@@ -75,16 +82,26 @@ mod compile;
 mod control;
 mod dag;
 mod dispatch;
+mod error;
 mod fair;
+mod fault;
+mod glob;
+mod graph;
 mod lifecycle;
+mod limits;
 mod sched;
 mod step;
 mod why;
 
-pub use compile::{compile, ARRAY_COUNT_ENV, ARRAY_INDEX_ENV, MAX_ARRAY};
+pub use compile::{compile, ARRAY_COUNT_ENV, ARRAY_INDEX_ENV};
 pub use control::ControlError;
-pub use dag::{glob_match, SpecError};
+pub use error::SpecError;
 pub use fair::{Policy, ProjectUsage, Quota, QuotaKind};
+pub use glob::glob_match;
+pub use limits::{
+    MAX_ARRAY, MAX_BACKOFF_MS, MAX_FOLDER_NAME, MAX_LINKS, MAX_MEMORY_MB, MAX_PATTERN_MATCHES,
+    MAX_RETRIES,
+};
 pub use sched::{Scheduler, MAX_LOST};
 pub use step::{Command, Event, Step};
-pub use why::{WaitReason, MAX_NAMED};
+pub use why::{FanInWait, WaitReason, MAX_NAMED};

@@ -2,6 +2,7 @@
 //! cancellation, expansion, and how an ending wakes the task's dependents.
 
 use crate::dag::{resolve, SpecError};
+use crate::limits::{check_limits, MAX_LINKS};
 use crate::sched::{KillReason, Scheduler, MAX_LOST};
 use crate::step::{Command, Step};
 use tessera_types::{
@@ -10,29 +11,26 @@ use tessera_types::{
 };
 
 impl Scheduler {
-    /// A waiting task whose parents have all ended: ready, or skipped.
+    /// A waiting task whose fan-ins have all closed (ready), or one of
+    /// whose fan-ins rejects (skipped); otherwise it keeps waiting.
     pub(crate) fn decide(&mut self, task: TaskRef, step: &mut Step) {
         let job = self.jobs.get(&task.job).expect("job exists");
         let t = &job.tasks[task.index as usize];
         if t.state != TaskState::Waiting {
             return;
         }
-        // Only a parent that has ended can reject (one still retrying may yet succeed).
-        let rejected = t.parents.iter().find(|&&(p, cond)| {
-            let ps = job.tasks[p as usize].state;
-            ps.is_terminal() && !accepts(cond, ps)
-        });
         if job.cancelled {
-            self.finish(
-                task,
-                TaskState::Cancelled,
-                Some("job cancelled".into()),
-                step,
-            );
+            let reason = job.stop_reason();
+            self.finish(task, TaskState::Cancelled, Some(reason), step);
             return;
         }
+        // Only a member that has ended can reject (one still retrying may yet succeed).
+        let rejected = t.waits_on.iter().find_map(|&f| {
+            let f = &job.fan_ins[f as usize];
+            f.rejected_by.map(|p| (p, f.condition))
+        });
         match rejected {
-            Some(&(p, cond)) => {
+            Some((p, cond)) => {
                 let parent = &job.tasks[p as usize];
                 let reason = format!(
                     "dependency {:?} ended {} and the condition is {}",
@@ -42,10 +40,11 @@ impl Scheduler {
                 );
                 self.finish(task, TaskState::Skipped, Some(reason), step);
             }
-            None if t.open_parents > 0 => {} // still waiting for the rest
+            None if t.open_fan_ins > 0 => {} // still waiting for the rest
             None => {
-                self.set(task, TaskState::Ready, None, step);
-                self.requeue(task);
+                if self.set(task, TaskState::Ready, None, step) {
+                    self.requeue(task);
+                }
             }
         }
     }
@@ -127,14 +126,15 @@ impl Scheduler {
             usage: AttemptUsage::default(),
             at: now,
         });
-        let t = self.task(task).expect("exists");
+        let t = self.task_mut(task).expect("exists");
+        t.lost = t.lost.saturating_add(1);
+        let lost = t.lost;
         if killing == Some(KillReason::Cancel) || self.jobs[&task.job].cancelled {
             self.finish(task, TaskState::Cancelled, Some("cancelled".into()), step);
-        } else if t.attempt - t.failures.min(t.attempt) >= MAX_LOST {
+        } else if lost >= MAX_LOST {
             let reason = format!("{describe} ({MAX_LOST} attempts lost; giving up)");
             self.finish(task, TaskState::Failed, Some(reason), step);
-        } else {
-            self.set(task, TaskState::Ready, Some(describe), step);
+        } else if self.set(task, TaskState::Ready, Some(describe), step) {
             self.enqueue(task);
         }
     }
@@ -157,10 +157,15 @@ impl Scheduler {
         let t = self.task_mut(task).expect("exists");
         t.failures += 1;
         if t.failures <= t.spec.retry.retries {
-            t.not_before = now + t.spec.retry.backoff_before(t.attempt + 1);
+            // Saturating: a backoff near u64::MAX means "not before the end
+            // of time", never a time in the past.
+            let backoff = t.spec.retry.backoff_before(t.attempt.saturating_add(1));
+            t.not_before = now.saturating_add(backoff);
             let at = t.not_before;
             let reason = format!("attempt {} {reason}; retrying", t.attempt);
-            self.set(task, TaskState::Ready, Some(reason), step);
+            if !self.set(task, TaskState::Ready, Some(reason), step) {
+                return;
+            }
             if at > now {
                 self.delayed.insert((at, task));
             } else {
@@ -179,18 +184,24 @@ impl Scheduler {
         step: &mut Step,
     ) -> Result<(), SpecError> {
         let j = self.jobs.get(&job).expect("job");
+        for t in &new {
+            check_limits(t)?;
+        }
         let existing: Vec<&str> = j.tasks.iter().map(|t| t.spec.name.as_str()).collect();
-        let parents = resolve(&existing, &new, self.offer())?;
+        let budget = MAX_LINKS.saturating_sub(j.links);
+        let resolved = resolve(&existing, &new, self.offer(), Some(budget))?;
         let first_index = existing.len() as u32;
         step.changes.push(Change::TasksAdded {
             job,
             first_index,
             tasks: new.clone(),
         });
-        self.add_tasks(job, new.into_iter(), parents, None, step);
+        self.add_tasks(job, new.into_iter(), resolved, step);
         Ok(())
     }
 
+    /// Ends what has not started and kills what runs. A fault (see
+    /// `fault.rs`) stops a job this way too, with its own reason.
     pub(crate) fn cancel_job(&mut self, job: JobId, step: &mut Step) {
         let Some(j) = self.jobs.get_mut(&job) else {
             return;
@@ -199,17 +210,15 @@ impl Scheduler {
             return;
         }
         j.cancelled = true;
+        let reason = j.stop_reason();
         let n = j.tasks.len() as u32;
         for i in 0..n {
             let task = TaskRef::new(job, i);
             let t = &mut self.jobs.get_mut(&job).expect("job").tasks[i as usize];
             match t.state {
-                TaskState::Waiting | TaskState::Ready => self.finish(
-                    task,
-                    TaskState::Cancelled,
-                    Some("job cancelled".into()),
-                    step,
-                ),
+                TaskState::Waiting | TaskState::Ready => {
+                    self.finish(task, TaskState::Cancelled, Some(reason.clone()), step)
+                }
                 TaskState::Running if t.killing.is_none() => {
                     t.killing = Some(KillReason::Cancel);
                     let attempt = t.attempt;
@@ -221,19 +230,20 @@ impl Scheduler {
         self.settle(job, step);
     }
 
-    /// Records a state change.
+    /// Records a state change. An illegal one is refused and recorded as a
+    /// fault, which stops the task's job (see `fault.rs`): false.
     pub(crate) fn set(
         &mut self,
         task: TaskRef,
         state: TaskState,
         reason: Option<String>,
         step: &mut Step,
-    ) {
+    ) -> bool {
         let t = self.task_mut(task).expect("exists");
         if let Err(e) = t.state.transition(state) {
-            // A bug in this module, never a user error: refuse loudly in tests.
-            debug_assert!(false, "task {task}: {e}");
-            return;
+            let message = format!("task {:?} ({task}): {e}", t.spec.name);
+            self.faults.push((task, message));
+            return false;
         }
         t.state = state;
         step.changes.push(Change::Task {
@@ -244,10 +254,12 @@ impl Scheduler {
             not_before: t.not_before,
             reason,
         });
+        true
     }
 
-    /// Moves a task to a terminal state and wakes its dependents
-    /// (work proportional to its out-degree).
+    /// Moves a task to a terminal state and wakes what waits on it (work
+    /// proportional to the fan-ins it belongs to and the waiters of those
+    /// that close or now reject).
     pub(crate) fn finish(
         &mut self,
         task: TaskRef,
@@ -255,26 +267,15 @@ impl Scheduler {
         reason: Option<String>,
         step: &mut Step,
     ) {
-        self.set(task, state, reason, step);
+        if !self.set(task, state, reason, step) {
+            return;
+        }
         let job = self.jobs.get_mut(&task.job).expect("job");
         job.unfinished -= 1;
         if state == TaskState::Failed {
             job.failed += 1;
         }
-        let children = std::mem::take(&mut job.tasks[task.index as usize].children);
-        let mut due = Vec::new();
-        for &(c, cond) in &children {
-            let child = &mut job.tasks[c as usize];
-            child.open_parents -= 1;
-            if child.state != TaskState::Waiting {
-                continue;
-            }
-            if !accepts(cond, state) || child.open_parents == 0 {
-                due.push(c);
-            }
-        }
-        job.tasks[task.index as usize].children = children;
-        for c in due {
+        for c in job.ended(task.index, state) {
             self.decide(TaskRef::new(task.job, c), step);
         }
         self.settle(task.job, step);
@@ -287,7 +288,9 @@ impl Scheduler {
             return;
         }
         self.active -= 1;
-        j.state = if j.cancelled {
+        j.state = if j.fault.is_some() {
+            JobState::Failed
+        } else if j.cancelled {
             JobState::Cancelled
         } else if j.failed > 0 {
             JobState::Failed
@@ -305,14 +308,6 @@ impl Scheduler {
                 suspended: false,
             });
         }
-    }
-}
-
-fn accepts(cond: Condition, parent: TaskState) -> bool {
-    match cond {
-        Condition::Success => parent == TaskState::Succeeded,
-        Condition::Failure => parent == TaskState::Failed,
-        Condition::Any => parent.is_terminal(),
     }
 }
 

@@ -3,12 +3,14 @@
 use crate::compile::compile_for;
 use crate::dag::{resolve, SpecError};
 use crate::fair::{Policy, Project, ProjectUsage, Quota};
+use crate::graph::FanIn;
+use crate::limits::MAX_LINKS;
 use crate::step::{Command, Event, Step};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use tessera_types::{
-    AttemptNo, Condition, JobId, JobSnapshot, JobSpec, JobState, Millis, ProjectId, TaskRef,
-    TaskSpec, TaskState,
+    AttemptNo, JobId, JobSnapshot, JobSpec, JobState, Millis, ProjectId, TaskRef, TaskSpec,
+    TaskState,
 };
 
 /// A lost attempt does not count against retries, but a task lost this many
@@ -27,12 +29,15 @@ pub(crate) struct Task {
     pub(crate) state: TaskState,
     pub(crate) attempt: AttemptNo,
     pub(crate) failures: u32,
+    /// Attempts lost (not counted in `failures`); at [`MAX_LOST`] it fails.
+    pub(crate) lost: u32,
     pub(crate) not_before: Millis,
-    pub(crate) parents: Vec<(u32, Condition)>,
-    /// Edges to dependents, with the edge's condition (one entry per edge).
-    pub(crate) children: Vec<(u32, Condition)>,
-    /// Parents not yet ended.
-    pub(crate) open_parents: u32,
+    /// The fan-ins it waits on (indices into `Job::fan_ins`, ascending).
+    pub(crate) waits_on: Vec<u32>,
+    /// The fan-ins it is a member of: they learn when it ends.
+    pub(crate) member_of: Vec<u32>,
+    /// Fan-ins it waits on whose members have not all ended.
+    pub(crate) open_fan_ins: u32,
     pub(crate) killing: Option<KillReason>,
     /// When the running attempt hits its time limit (0: no limit).
     pub(crate) deadline: Millis,
@@ -45,6 +50,10 @@ pub(crate) struct Task {
 #[derive(Debug)]
 pub(crate) struct Job {
     pub(crate) tasks: Vec<Task>,
+    /// The barriers its dependencies resolved to (see `dag.rs`).
+    pub(crate) fan_ins: Vec<FanIn>,
+    /// Links its fan-ins hold (see [`Scheduler::dependency_links`]).
+    pub(crate) links: usize,
     /// Index into `Scheduler::projects`.
     pub(crate) project: usize,
     pub(crate) state: JobState,
@@ -57,6 +66,27 @@ pub(crate) struct Job {
     pub(crate) suspended_at: Millis,
     /// Added to each task's priority in the ready queue.
     pub(crate) priority: i32,
+    /// An internal error stopped it (see `fault.rs`): it ends failed.
+    pub(crate) fault: Option<String>,
+}
+
+impl Job {
+    pub(crate) fn new(project: usize, state: JobState, suspended: bool, priority: i32) -> Self {
+        Self {
+            tasks: Vec::new(),
+            fan_ins: Vec::new(),
+            links: 0,
+            project,
+            state,
+            unfinished: 0,
+            failed: 0,
+            cancelled: false,
+            suspended,
+            suspended_at: 0,
+            priority,
+            fault: None,
+        }
+    }
 }
 
 /// The pure scheduler. One node with `capacity` cpu slots today; nodes and
@@ -83,6 +113,8 @@ pub struct Scheduler {
     pub(crate) active: usize,
     /// Start nothing new (draining, or interrupted).
     pub(crate) paused: bool,
+    /// Illegal moves seen during the current call (see `fault.rs`).
+    pub(crate) faults: Vec<(TaskRef, String)>,
 }
 
 impl Scheduler {
@@ -101,6 +133,7 @@ impl Scheduler {
             seq: 0,
             active: 0,
             paused: false,
+            faults: Vec::new(),
         }
     }
 
@@ -237,26 +270,15 @@ impl Scheduler {
         if spec.tasks.is_empty() {
             return Err(SpecError::Empty);
         }
-        let parents = resolve(&[], &spec.tasks, self.offer())?;
+        let resolved = resolve(&[], &spec.tasks, self.offer(), Some(MAX_LINKS))?;
         let project = self.project(project);
-        self.jobs.insert(
-            id,
-            Job {
-                project,
-                tasks: Vec::new(),
-                state: JobState::Pending,
-                unfinished: 0,
-                failed: 0,
-                cancelled: false,
-                suspended: false,
-                suspended_at: 0,
-                priority: 0,
-            },
-        );
+        self.jobs
+            .insert(id, Job::new(project, JobState::Pending, false, 0));
         self.active += 1;
         let mut step = Step::default();
-        self.add_tasks(id, spec.tasks.iter().cloned(), parents, None, &mut step);
+        self.add_tasks(id, spec.tasks.iter().cloned(), resolved, &mut step);
         self.settle(id, &mut step);
+        self.flush_faults(&mut step);
         self.dispatch(now, &mut step);
         Ok(step)
     }
@@ -283,7 +305,7 @@ impl Scheduler {
             bounds.insert(0, 0);
         }
         bounds.push(n);
-        let mut parents = Vec::with_capacity(n);
+        let mut resolved = Vec::with_capacity(bounds.len());
         for w in bounds.windows(2) {
             let existing: Vec<&str> = snap.spec.tasks[..w[0]]
                 .iter()
@@ -295,34 +317,29 @@ impl Scheduler {
                 images: true,
                 ..self.offer()
             };
-            parents.extend(resolve(&existing, &snap.spec.tasks[w[0]..w[1]], offer)?);
+            // Accepted once: not held to today's budgets.
+            let batch = &snap.spec.tasks[w[0]..w[1]];
+            resolved.push((w[0], w[1], resolve(&existing, batch, offer, None)?));
         }
         let project = self.project(snap.project);
-        self.jobs.insert(
-            snap.id,
-            Job {
-                project,
-                tasks: Vec::new(),
-                state: snap.state,
-                unfinished: 0,
-                failed: 0,
-                cancelled: false,
-                suspended: snap.suspended,
-                suspended_at: now,
-                priority: snap.priority,
-            },
-        );
+        let mut job = Job::new(project, snap.state, snap.suspended, snap.priority);
+        job.suspended_at = now;
+        self.jobs.insert(snap.id, job);
         if !snap.state.is_terminal() {
             self.active += 1;
         }
         let mut step = Step::default();
-        self.add_tasks(
-            snap.id,
-            snap.spec.tasks.iter().cloned(),
-            parents,
-            Some(&snap.tasks),
-            &mut step,
-        );
+        // Every batch is in place before anything is decided.
+        for (from, to, r) in resolved {
+            let states = snap.tasks.get(from..to.min(snap.tasks.len()));
+            self.attach(
+                snap.id,
+                snap.spec.tasks[from..to].iter().cloned(),
+                r,
+                states,
+            );
+        }
+        self.wake(snap.id, 0, &mut step);
         let job = self.jobs.get_mut(&snap.id).expect("just inserted");
         let running: Vec<(u32, AttemptNo)> = job
             .tasks
@@ -344,6 +361,7 @@ impl Scheduler {
             );
         }
         self.settle(snap.id, &mut step);
+        self.flush_faults(&mut step);
         self.dispatch(now, &mut step);
         Ok(step)
     }
@@ -369,6 +387,7 @@ impl Scheduler {
             Event::RetryJob { job } => self.retry_job(job, &mut step),
             Event::SetPriority { job, priority } => self.set_priority(job, priority, &mut step),
         }
+        self.flush_faults(&mut step);
         self.dispatch(now, &mut step);
         step
     }
@@ -398,6 +417,7 @@ impl Scheduler {
         for p in &mut self.projects {
             p.prune(now, &self.policy);
         }
+        self.flush_faults(&mut step);
         self.dispatch(now, &mut step);
         step
     }
@@ -447,72 +467,5 @@ impl Scheduler {
 
     pub(crate) fn task_mut(&mut self, t: TaskRef) -> Option<&mut Task> {
         self.jobs.get_mut(&t.job)?.tasks.get_mut(t.index as usize)
-    }
-
-    pub(crate) fn add_tasks(
-        &mut self,
-        id: JobId,
-        specs: impl Iterator<Item = TaskSpec>,
-        parents: Vec<Vec<(u32, Condition)>>,
-        restored: Option<&[tessera_types::TaskSnapshot]>,
-        step: &mut Step,
-    ) {
-        let job = self.jobs.get_mut(&id).expect("job exists");
-        let base = job.tasks.len();
-        for (i, (spec, parents)) in specs.zip(parents).enumerate() {
-            let snap = restored.and_then(|r| r.get(i));
-            let state = snap.map_or(TaskState::Waiting, |s| s.state);
-            job.tasks.push(Task {
-                spec: Arc::new(spec),
-                state,
-                attempt: snap.map_or(0, |s| s.attempt),
-                failures: snap.map_or(0, |s| s.failures),
-                not_before: snap.map_or(0, |s| s.not_before),
-                open_parents: 0,
-                parents,
-                children: Vec::new(),
-                killing: None,
-                deadline: 0,
-                started: 0,
-                queued: 0,
-            });
-            if !state.is_terminal() {
-                job.unfinished += 1;
-            }
-            if state == TaskState::Failed {
-                job.failed += 1;
-            }
-        }
-        for i in base..job.tasks.len() {
-            let ps = job.tasks[i].parents.clone();
-            let mut open = 0;
-            for (p, cond) in ps {
-                job.tasks[p as usize].children.push((i as u32, cond));
-                if !job.tasks[p as usize].state.is_terminal() {
-                    open += 1;
-                }
-            }
-            job.tasks[i].open_parents = open;
-        }
-        // Ready tasks (restored) go back in the queue; waiting tasks whose
-        // parents have all ended are decided now.
-        let mut decide = Vec::new();
-        for i in base..job.tasks.len() {
-            match job.tasks[i].state {
-                TaskState::Ready => decide.push((i as u32, true)),
-                TaskState::Waiting if job.tasks[i].open_parents == 0 => {
-                    decide.push((i as u32, false))
-                }
-                _ => {}
-            }
-        }
-        for (i, ready) in decide {
-            let task = TaskRef::new(id, i);
-            if ready {
-                self.requeue(task);
-            } else {
-                self.decide(task, step);
-            }
-        }
     }
 }

@@ -61,6 +61,12 @@ pub enum Command {
         task: TaskRef,
         attempt: AttemptNo,
     },
+    /// The scheduler caught itself in a bug and stopped `job` (its tasks
+    /// carry the reason, the job ends failed): log `message`.
+    Fault {
+        job: JobId,
+        message: String,
+    },
 }
 
 /// The output of one call: durable changes first, then commands.

@@ -1,18 +1,35 @@
 //! Why a task has not started: a pure query over the scheduler's state.
 
 use crate::fair::QuotaKind;
-use crate::sched::Scheduler;
+use crate::sched::{Job, Scheduler, Task};
+use std::collections::HashMap;
 use std::fmt;
-use tessera_types::{Millis, ProjectId, TaskRef, TaskState};
+use tessera_types::{JobId, Millis, ProjectId, TaskRef, TaskState};
 
 /// At most this many open dependencies are named in a [`WaitReason`].
 pub const MAX_NAMED: usize = 5;
 
+/// A fan-in a task waits on: `open` of the `of` tasks `selector` matched
+/// have not ended; the first few of those by name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FanInWait {
+    pub selector: String,
+    pub open: usize,
+    pub of: usize,
+    pub first: Vec<String>,
+}
+
 /// What a waiting or ready task is waiting for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WaitReason {
-    /// Dependencies that have not ended: how many, and the first few names.
-    Dependencies { count: usize, open: Vec<String> },
+    /// Dependencies that have not ended. `count` tasks named alone (a
+    /// selector that matches one task), the first few by name in `open`;
+    /// then each fan-in over a selector that matches several tasks.
+    Dependencies {
+        count: usize,
+        open: Vec<String>,
+        fan_ins: Vec<FanInWait>,
+    },
     /// A retry is backing off until then.
     BackingOff { until: Millis },
     /// The scheduler starts nothing new (draining or interrupted).
@@ -37,11 +54,29 @@ pub enum WaitReason {
 impl fmt::Display for WaitReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Dependencies { count, open } => {
-                let s = if *count == 1 { "y" } else { "ies" };
-                write!(f, "waiting for {count} dependenc{s}: {}", open.join(", "))?;
-                if *count > open.len() {
-                    f.write_str(", …")?;
+            Self::Dependencies {
+                count,
+                open,
+                fan_ins,
+            } => {
+                f.write_str("waiting for ")?;
+                let mut sep = "";
+                if *count > 0 {
+                    let s = if *count == 1 { "y" } else { "ies" };
+                    write!(f, "{count} dependenc{s}: ")?;
+                    names(f, open, *count)?;
+                    sep = "; ";
+                }
+                for w in fan_ins {
+                    write!(
+                        f,
+                        "{sep}{} of {} tasks matching {}: ",
+                        thousands(w.open),
+                        thousands(w.of),
+                        w.selector
+                    )?;
+                    names(f, &w.first, w.open)?;
+                    sep = "; ";
                 }
                 Ok(())
             }
@@ -79,32 +114,54 @@ impl fmt::Display for WaitReason {
     }
 }
 
+/// `names`, then "…" when there are more than it holds.
+fn names(f: &mut fmt::Formatter<'_>, names: &[String], of: usize) -> fmt::Result {
+    f.write_str(&names.join(", "))?;
+    if of > names.len() {
+        f.write_str(", …")?;
+    }
+    Ok(())
+}
+
+/// 2998 as "2,998".
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 impl Scheduler {
     /// Why `task` has not started, as of `now`; `None` when it is not
     /// waiting or ready (running, ended, or unknown). Changes nothing.
     pub fn why_waiting(&self, task: TaskRef, now: Millis) -> Option<WaitReason> {
+        self.why(task, now, &mut HashMap::new())
+    }
+
+    /// [`why_waiting`](Self::why_waiting) for every waiting or ready task
+    /// of `job`, in index order (empty for a job it does not hold). Each
+    /// fan-in's open members are looked up once, however many tasks wait
+    /// on it.
+    pub fn why_waiting_job(&self, job: JobId, now: Millis) -> Vec<(u32, WaitReason)> {
+        let Some(j) = self.jobs.get(&job) else {
+            return Vec::new();
+        };
+        let mut seen = HashMap::new();
+        (0..j.tasks.len() as u32)
+            .filter_map(|i| Some((i, self.why(TaskRef::new(job, i), now, &mut seen)?)))
+            .collect()
+    }
+
+    fn why(&self, task: TaskRef, now: Millis, seen: &mut Seen) -> Option<WaitReason> {
         let job = self.jobs.get(&task.job)?;
         let t = job.tasks.get(task.index as usize)?;
         match t.state {
-            TaskState::Waiting => {
-                let mut open: Vec<u32> = t
-                    .parents
-                    .iter()
-                    .map(|&(p, _)| p)
-                    .filter(|&p| !job.tasks[p as usize].state.is_terminal())
-                    .collect();
-                open.sort_unstable();
-                open.dedup();
-                let names = open
-                    .iter()
-                    .take(MAX_NAMED)
-                    .map(|&p| job.tasks[p as usize].spec.name.clone())
-                    .collect();
-                return Some(WaitReason::Dependencies {
-                    count: open.len(),
-                    open: names,
-                });
-            }
+            TaskState::Waiting => return Some(self.dependencies(job, t, seen)),
             TaskState::Ready => {}
             _ => return None,
         }
@@ -152,4 +209,48 @@ impl Scheduler {
         }
         Some(WaitReason::Queued)
     }
+
+    /// What a waiting task's open fan-ins are waiting for.
+    fn dependencies(&self, job: &Job, t: &Task, seen: &mut Seen) -> WaitReason {
+        let mut single: Vec<u32> = Vec::new();
+        let mut fan_ins = Vec::new();
+        for &f in &t.waits_on {
+            let fan = &job.fan_ins[f as usize];
+            if fan.open == 0 {
+                continue;
+            }
+            if let [only] = *fan.members {
+                single.push(only);
+                continue;
+            }
+            let w = seen.entry(f).or_insert_with(|| FanInWait {
+                selector: job.selector(fan),
+                open: fan.open as usize,
+                of: fan.members.len(),
+                first: fan
+                    .members
+                    .iter()
+                    .map(|&m| &job.tasks[m as usize])
+                    .filter(|m| !m.state.is_terminal())
+                    .take(MAX_NAMED)
+                    .map(|m| m.spec.name.clone())
+                    .collect(),
+            });
+            fan_ins.push(w.clone());
+        }
+        single.sort_unstable();
+        single.dedup();
+        WaitReason::Dependencies {
+            count: single.len(),
+            open: single
+                .iter()
+                .take(MAX_NAMED)
+                .map(|&p| job.tasks[p as usize].spec.name.clone())
+                .collect(),
+            fan_ins,
+        }
+    }
 }
+
+/// Fan-ins already described during one call, by index.
+type Seen = HashMap<u32, FanInWait>;

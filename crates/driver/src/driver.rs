@@ -9,8 +9,8 @@ use tessera_core::{Command, ControlError, Event, Policy, Scheduler, SpecError, S
 use tessera_exec::{EventSink, ExecEvent, Executor, RunAs, StartRequest, TaskUids};
 use tessera_store::{StartedAttempt, Store, StoreError};
 use tessera_types::{
-    AttemptNo, Change, Grant, JobId, JobSpec, JobState, Millis, Progress, ProjectId, Quota, Reach,
-    TaskRef, TaskSpec, TaskState,
+    folder_name, AttemptNo, Change, Grant, JobId, JobSpec, JobState, Millis, Progress, ProjectId,
+    Quota, Reach, TaskRef, TaskSpec,
 };
 
 /// What the driver needs to know about its machine.
@@ -18,7 +18,8 @@ use tessera_types::{
 pub struct DriverConfig {
     /// CPU slots on this machine (parallel attempts of 1 cpu each).
     pub slots: u32,
-    /// Root of job workspaces: `<workspace>/jobs/<id>/{tasks/<name>,logs}`.
+    /// Root of job workspaces: `<workspace>/jobs/<id>/{tasks/<name>,logs}`,
+    /// each task's name written as [`folder_name`] gives it (injective).
     pub workspace: PathBuf,
     /// How long an interrupt waits for killed attempts to report.
     pub shutdown_grace: Duration,
@@ -251,12 +252,25 @@ impl<S: Store, E: Executor> Driver<S, E> {
     /// Why each waiting or ready task of `job` has not started, in index
     /// order (empty for a job the scheduler does not hold).
     pub fn why_waiting(&self, job: JobId, now: Millis) -> Vec<(u32, String)> {
-        (0u32..)
-            .map(|i| (i, TaskRef::new(job, i)))
-            .map_while(|(i, t)| self.sched.task_state(t).map(|s| (i, t, s)))
-            .filter(|(_, _, s)| matches!(s, TaskState::Waiting | TaskState::Ready))
-            .filter_map(|(i, t, _)| Some((i, self.sched.why_waiting(t, now)?.to_string())))
+        self.sched
+            .why_waiting_job(job, now)
+            .into_iter()
+            .map(|(i, why)| (i, why.to_string()))
             .collect()
+    }
+
+    /// For tests of the scheduler's fault path only: asks the core for the
+    /// move `task` -> `state` ([`Scheduler::force_move_for_tests`]) and
+    /// commits and carries out what follows, as a turn of the loop would.
+    #[doc(hidden)]
+    pub fn force_move_for_tests(
+        &mut self,
+        task: TaskRef,
+        state: tessera_types::TaskState,
+    ) -> Result<(), DriverError> {
+        let now = SystemClock::now();
+        let step = self.sched.force_move_for_tests(task, state, now);
+        self.commit_and_act(step, now, &mut ())
     }
 
     /// Validates, commits, and queues a job (of no project: the CLI's own jobs).
@@ -601,6 +615,10 @@ impl<S: Store, E: Executor> Driver<S, E> {
                 Command::Kill { task, attempt } => self.exec.kill(task, attempt),
                 Command::Suspend { task, attempt } => self.exec.suspend(task, attempt),
                 Command::Resume { task, attempt } => self.exec.resume(task, attempt),
+                // The job's tasks carry the reason in the store; this is the log.
+                Command::Fault { job, message } => {
+                    eprintln!("tessera-driver: job {job}: {message}")
+                }
             }
         }
         Ok(())
@@ -693,7 +711,7 @@ impl<S: Store, E: Executor> Driver<S, E> {
         };
         let mut grants = vec![Grant::write(&job_dir).folder()];
         grants.extend(access.into_iter().flat_map(|a| a.grants.iter().cloned()));
-        let workdir = job_dir.join("tasks").join(path_safe(&spec.name));
+        let workdir = job_dir.join("tasks").join(folder_name(&spec.name));
         let mut env = spec.env.clone();
         let mut set = |k: &str, v: String| {
             env.insert(k.to_string(), v);
@@ -713,7 +731,7 @@ impl<S: Store, E: Executor> Driver<S, E> {
         Ok(StartRequest {
             task,
             attempt,
-            name: path_safe(&spec.name),
+            name: folder_name(&spec.name),
             action: spec.action.clone(),
             env,
             workdir,
@@ -748,26 +766,7 @@ pub fn attempt_log_path(
     stream: &str,
 ) -> PathBuf {
     let log_dir = workspace.join("jobs").join(job.to_string()).join("logs");
-    tessera_exec::log_file(&log_dir, &path_safe(task_name), attempt, stream)
-}
-
-/// Task names become directory and file names: keep them tame.
-fn path_safe(name: &str) -> String {
-    let s: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if s.starts_with('.') {
-        format!("_{s}")
-    } else {
-        s
-    }
+    tessera_exec::log_file(&log_dir, &folder_name(task_name), attempt, stream)
 }
 
 fn read_expansion(path: Option<&Path>) -> Result<Option<Vec<TaskSpec>>, String> {
@@ -784,17 +783,5 @@ fn read_expansion(path: Option<&Path>) -> Result<Option<Vec<TaskSpec>>, String> 
             "could not read its expansion file {}: {e}",
             path.display()
         )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::path_safe;
-
-    #[test]
-    fn task_names_become_tame_file_names() {
-        assert_eq!(path_safe("encode-chunk-0001"), "encode-chunk-0001");
-        assert_eq!(path_safe("../etc/passwd"), "_.._etc_passwd");
-        assert_eq!(path_safe("a b/c"), "a_b_c");
     }
 }

@@ -10,9 +10,14 @@
 //! - `users`: tasks running as another user share their job's directory.
 //! - `nodes`: the node an attempt ran on is recorded; recovery leaves
 //!   workers' pids alone.
+//! - `hostile`: specs and events written to hurt (array-on-array fan-in,
+//!   names alike once sanitised, endless losses, an illegal state move, a
+//!   zero time limit).
 
 #[path = "driver/control.rs"]
 mod control;
+#[path = "driver/hostile.rs"]
+mod hostile;
 #[path = "driver/nodes.rs"]
 mod nodes;
 #[path = "driver/quota.rs"]
@@ -59,7 +64,7 @@ impl Rig {
         self.dir.path().join("files").join(name)
     }
 
-    fn config(&self, slots: u32) -> DriverConfig {
+    pub(crate) fn config(&self, slots: u32) -> DriverConfig {
         let mut config = DriverConfig::new(slots, self.workspace());
         config.shutdown_grace = Duration::from_secs(5);
         config

@@ -65,6 +65,9 @@ pub struct Sim {
     charges: HashMap<Option<ProjectId>, Vec<(Millis, u64)>>,
     quotas: BTreeMap<ProjectId, Quota>,
     policy: Policy,
+    /// Internal errors the scheduler reported ([`Command::Fault`]): each is
+    /// a core bug, and [`Sim::assert_log_matches_scheduler`] fails on any.
+    pub faults: Vec<String>,
 }
 
 struct Finish {
@@ -98,6 +101,7 @@ impl Sim {
             charges: HashMap::new(),
             quotas: BTreeMap::new(),
             policy: Policy::default(),
+            faults: Vec::new(),
         }
     }
 
@@ -273,7 +277,7 @@ impl Sim {
                     self.check_cpu_time_quota(project);
                     let out = (self.behaviour.0)(&spec, attempt);
                     self.seq += 1;
-                    let key = (self.now + out.duration, self.seq);
+                    let key = (self.now.saturating_add(out.duration), self.seq);
                     self.running.insert(
                         key,
                         Finish {
@@ -300,11 +304,12 @@ impl Sim {
                 Command::Resume { task, attempt } => {
                     if let Some((left, f)) = self.stopped.remove(&(task, attempt)) {
                         self.seq += 1;
-                        let key = (self.now + left, self.seq);
+                        let key = (self.now.saturating_add(left), self.seq);
                         self.index.insert((task, attempt), key);
                         self.running.insert(key, f);
                     }
                 }
+                Command::Fault { message, .. } => self.faults.push(message),
                 Command::Kill { task, attempt } => {
                     // A stopped process dies too (SIGKILL needs no SIGCONT).
                     if let Some((_, f)) = self.stopped.remove(&(task, attempt)) {
@@ -415,8 +420,14 @@ impl Sim {
         }
     }
 
-    /// Checks that the change log agrees with the scheduler's own view.
+    /// Checks that the change log agrees with the scheduler's own view, and
+    /// that the scheduler reported no internal error.
     pub fn assert_log_matches_scheduler(&self) {
+        assert!(
+            self.faults.is_empty(),
+            "scheduler faults: {:?}",
+            self.faults
+        );
         for (id, job) in &self.shadow.jobs {
             if let Some(state) = self.sched.job_state(*id) {
                 assert_eq!(state, job.state, "job {id}");

@@ -4,6 +4,10 @@
 mod control;
 #[path = "scheduler/fair.rs"]
 mod fair;
+#[path = "scheduler/fanin.rs"]
+mod fanin;
+#[path = "scheduler/faults.rs"]
+mod faults;
 #[path = "scheduler/makespan.rs"]
 mod makespan;
 

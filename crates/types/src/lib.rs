@@ -15,6 +15,7 @@
 //! ```
 
 mod change;
+mod folder;
 mod ids;
 mod progress;
 mod quota;
@@ -23,6 +24,7 @@ mod spec;
 mod state;
 
 pub use change::{Change, JobSnapshot, TaskSnapshot};
+pub use folder::folder_name;
 pub use ids::{AttemptNo, JobId, KeyId, Millis, NodeId, ProjectId, TaskRef, UserId};
 pub use progress::{parse_progress_line, progress_line, Progress, PROGRESS_PREFIX};
 pub use quota::Quota;

@@ -252,8 +252,8 @@ fn why_waiting_names_dependencies_slots_backoff_and_pause() {
     let deps = s.why_waiting(task(10), 0).unwrap();
     assert_eq!(
         deps.to_string(),
-        "waiting for 10 dependencies: encode-0000, encode-0001, encode-0002, \
-         encode-0003, encode-0004, …"
+        "waiting for 10 of 10 tasks matching encode-*: encode-0000, encode-0001, \
+         encode-0002, encode-0003, encode-0004, …"
     );
     let slot = s.why_waiting(task(5), 0).unwrap();
     assert_eq!(slot, WaitReason::NoSlot { free: 0, needed: 1 });

@@ -1,0 +1,117 @@
+//! Why a job spec (or an expansion) is refused.
+
+/// Why a job spec (or an expansion) was refused. Each message names the task
+/// and says what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("the job has no tasks")]
+    Empty,
+    #[error("task #{0} has an empty name")]
+    EmptyName(usize),
+    #[error("two tasks are named {0:?}; task names must be unique within a job")]
+    DuplicateName(String),
+    #[error("task {task:?}: dependency {selector:?} matches no task")]
+    NoMatch { task: String, selector: String },
+    #[error("task {task:?}: invalid regex in dependency {selector:?}: {error}")]
+    BadRegex {
+        task: String,
+        selector: String,
+        error: String,
+    },
+    #[error("task {0:?} depends on itself")]
+    SelfDependency(String),
+    #[error("the dependencies form a cycle through {0:?}")]
+    Cycle(String),
+    #[error("task {task:?} asks for {cpu} cpu slots but only {capacity} exist")]
+    TooBig {
+        task: String,
+        cpu: u32,
+        capacity: u32,
+    },
+    #[error("task {0:?} asks for 0 cpu slots; ask for at least 1")]
+    ZeroCpu(String),
+    #[error("task {0:?}: a command needs at least a program name")]
+    EmptyCommand(String),
+    #[error("task {0:?}: a script needs some text")]
+    EmptyScript(String),
+    #[error("task {0:?}: the script's shell is empty; omit `shell` to use /bin/sh")]
+    EmptyShell(String),
+    #[error(
+        "task {task:?} names the container image {image:?}; container tasks need a Docker \
+         engine, and this server runs without one (start it with --docker, or remove `image` to run \
+         the command on the host)"
+    )]
+    ImageUnsupported { task: String, image: String },
+    #[error(
+        "task {task:?} asks for gpus: {gpus}, but this machine offers no GPUs; \
+         remove `resources.gpus`"
+    )]
+    NoGpus { task: String, gpus: u32 },
+    #[error("task {task:?}: {reason}")]
+    BadArray { task: String, reason: String },
+    #[error("task {task:?} is an array of {size} tasks; at most {max} are allowed")]
+    ArrayTooBig { task: String, size: u64, max: u64 },
+    #[error(
+        "task {0:?} is an array task, but arrays are expanded only when a job is submitted \
+         (an expansion may not add array tasks)"
+    )]
+    Uncompiled(String),
+    #[error("task {task:?} uses ${{params.{param}}}, but the job has no parameter {param:?}")]
+    UnknownParam { task: String, param: String },
+    #[error("task {task:?} uses ${{array.{field}}}, but it is not an array task")]
+    NotAnArray { task: String, field: String },
+    #[error(
+        "task {task:?} uses ${{array.{field}}}; only ${{array.index}} and ${{array.count}} exist"
+    )]
+    UnknownArrayField { task: String, field: String },
+    #[error("task {task:?}: {text:?} has no closing \"}}\"")]
+    Unterminated { task: String, text: String },
+    #[error("task {0:?}: time_limit_ms must be at least 1 (omit it for no limit)")]
+    ZeroTimeLimit(String),
+    #[error("task {task:?} asks for {retries} retries; at most {max} are allowed")]
+    TooManyRetries {
+        task: String,
+        retries: u32,
+        max: u32,
+    },
+    #[error("task {task:?}: retry.{field} is {ms} ms; at most {max} ms (a day) is allowed")]
+    BackoffTooLong {
+        task: String,
+        field: &'static str,
+        ms: u64,
+        max: u64,
+    },
+    #[error(
+        "task {task:?} asks for {memory_mb} MiB of memory; at most {max} MiB (16 TiB) may be asked for"
+    )]
+    TooMuchMemory {
+        task: String,
+        memory_mb: u64,
+        max: u64,
+    },
+    #[error(
+        "task {task:?}…: its name is too long: as a folder name it takes {bytes} bytes, at most \
+         {max} are allowed (bytes other than letters, digits, '-', '_' and '.' take 3)"
+    )]
+    NameTooLong {
+        task: String,
+        bytes: usize,
+        max: usize,
+    },
+    #[error(
+        "the job's dependencies need more than {max} links (at least {links}): each distinct \
+         selector costs one link per task it matches, and each task one per selector it names; \
+         depend on an array by its name or share one glob instead of many distinct selectors"
+    )]
+    TooManyLinks { links: usize, max: usize },
+    #[error(
+        "the job's glob and regex dependencies need {patterns} distinct patterns x {tasks} \
+         task names = {matches} matches, more than the {max} allowed; use fewer distinct patterns"
+    )]
+    TooManyPatternMatches {
+        patterns: usize,
+        tasks: usize,
+        matches: usize,
+        max: usize,
+    },
+}
