@@ -5,7 +5,8 @@
 //! everything. The order of checks is fixed: 401 (no or bad key), then 404
 //! (no such project or job), then 403 (it exists but not for you).
 
-use crate::keys::{parse_key, verify_key};
+use crate::keys::parse_key;
+use crate::metrics::Secret;
 use crate::state::now_ms;
 use crate::{ApiError, AppState};
 use axum::extract::{FromRequestParts, RawPathParams};
@@ -109,25 +110,25 @@ async fn authenticate(state: &AppState, key: String) -> Result<Caller, ApiError>
         })
         .await?;
     if !state.keys.hit(&key, record.id) {
-        if let Err(wait) = state.keys.may_check(&record.prefix) {
+        let throttle = &state.keys.throttle;
+        if let Err(wait) = throttle.begin(&record.prefix) {
+            state.metrics.doors.throttled(Secret::UserKey);
             return Err(ApiError::TooManyRequests {
+                message: "too many wrong API keys with this key's prefix".into(),
                 retry_after: wait.as_secs().max(1),
             });
         }
-        let hash = record.hash.clone();
-        let _slot = state
-            .verify_slots
-            .acquire()
-            .await
-            .map_err(ApiError::internal)?;
-        let (key, ok) = tokio::task::spawn_blocking(move || {
-            let ok = verify_key(&key, &hash);
-            (key, ok)
-        })
-        .await?;
-        if !ok {
-            state.keys.failed(&record.prefix);
-            return Err(unauthorized(BAD_KEY));
+        let checked = state
+            .verifier
+            .verify(Secret::UserKey, key.clone(), record.hash.clone())
+            .await;
+        match checked {
+            Ok(true) => throttle.refund(&record.prefix),
+            Ok(false) => return Err(unauthorized(BAD_KEY)),
+            Err(e) => {
+                throttle.refund(&record.prefix);
+                return Err(e);
+            }
         }
         if record.revoked_at.is_none() {
             state.keys.insert(&key, record.id);
@@ -202,14 +203,14 @@ fn check_role(
     }))
 }
 
-/// Finds a project by numeric id or by name.
+/// Finds a project by id (canonical decimal) or by name.
 pub(crate) fn find_project(
     db: &dyn crate::ApiStore,
     segment: &str,
 ) -> Result<ProjectRecord, ApiError> {
-    let found = match segment.parse::<i64>() {
-        Ok(id) => db.project(ProjectId(id))?,
-        Err(_) => db.project_by_name(segment)?,
+    let found = match crate::accounts::parse_id(segment) {
+        Some(id) => db.project(ProjectId(id))?,
+        None => db.project_by_name(segment)?,
     };
     found.ok_or_else(|| ApiError::NotFound(format!("project {segment} does not exist")))
 }
@@ -243,10 +244,9 @@ impl<R: Need> FromRequestParts<AppState> for JobAccess<R> {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let caller = Caller::from_request_parts(parts, state).await?;
         let segment = path_param(parts, state, "id").await?;
-        let id = segment
-            .parse::<i64>()
+        let id = crate::accounts::parse_id(&segment)
             .map(JobId)
-            .map_err(|_| ApiError::NotFound(format!("job {segment} does not exist")))?;
+            .ok_or_else(|| ApiError::NotFound(format!("job {segment} does not exist")))?;
         let user = caller.user.id;
         let (job, access) = state
             .db(move |db| {

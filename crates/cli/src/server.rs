@@ -5,8 +5,8 @@
 //! TOML file (`--config`, or `TESSERA_CONFIG`), environment variables
 //! (`TESSERA_LISTEN`, `TESSERA_DATA_DIR`, `TESSERA_DATABASE`,
 //! `TESSERA_SLOTS`, `TESSERA_WORKERS`, `TESSERA_LABELS`,
-//! `TESSERA_MAX_UPLOAD_BYTES`, `TESSERA_VOLUMES`, `TESSERA_RUN_AS`), and
-//! flags.
+//! `TESSERA_MAX_UPLOAD_BYTES`, `TESSERA_VOLUMES`, `TESSERA_RUN_AS`,
+//! `TESSERA_HTTP_*`), and flags.
 //! `tessera.sample.toml` documents every field.
 
 use crate::fail::{Failure, Result};
@@ -83,6 +83,8 @@ pub struct ServerArgs {
     /// A TOML configuration file (see tessera.sample.toml).
     #[arg(long, env = "TESSERA_CONFIG")]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub http: crate::http_limits::HttpArgs,
 }
 
 /// The same fields, as the configuration file spells them.
@@ -102,6 +104,8 @@ struct FileConfig {
     volumes: BTreeMap<String, PathBuf>,
     run_as: Option<String>,
     docker: Option<bool>,
+    #[serde(default)]
+    http: crate::http_limits::HttpFile,
 }
 
 /// The settled configuration.
@@ -128,6 +132,8 @@ pub struct ServerConfig {
     pub run_as: Option<String>,
     /// Whether container tasks run on the local Docker engine.
     pub docker: bool,
+    /// Connection and request limits (`[http]`).
+    pub http: tessera_api::HttpLimits,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,6 +198,7 @@ impl ServerConfig {
         }
         let run_as = args.run_as.clone().or(file.run_as);
         let docker = args.docker.or(file.docker).unwrap_or(false);
+        let http = crate::http_limits::resolve(&args.http, &file.http)?;
         Ok(Self {
             listen,
             data_dir,
@@ -204,6 +211,7 @@ impl ServerConfig {
             volumes,
             run_as,
             docker,
+            http,
         })
     }
 }
@@ -444,7 +452,12 @@ pub fn run(
         .enable_all()
         .build()
         .map_err(|e| Failure::internal(format!("cannot start the async runtime: {e}")))?;
+    let mut http = config.http.clone();
+    if let Some(line) = crate::http_limits::fit_to_descriptors(&mut http) {
+        eprintln!("tessera server: {line}");
+    }
     let state = tessera_api::AppState::new(api_store, handle.clone(), config.data_dir.clone())
+        .with_http_limits(http)
         .with_max_upload_bytes(config.max_upload_bytes)
         .with_volumes(volumes)
         .with_run_as(api_run_as);

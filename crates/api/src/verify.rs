@@ -1,0 +1,187 @@
+//! What stands in front of argon2: a per-prefix [`Throttle`] and the
+//! [`Verifier`], a few dedicated threads that run every verification.
+//!
+//! An argon2 check of a secret (a user's API key, a worker's token) costs
+//! about 19 MiB of memory and tens of milliseconds of a core. Unbounded,
+//! 30 concurrent wrong secrets took a server from 11 MB to 580 MB: each
+//! ran on its own blocking thread, and each thread's allocator kept its
+//! 19 MiB afterwards. Now:
+//!
+//! - a wrong secret is counted *before* argon2 runs, under one lock, so at
+//!   most [`FAILURE_LIMIT`] wrong secrets per prefix per [`FAILURE_WINDOW`]
+//!   ever reach argon2, however many arrive at once (then 429 with
+//!   `Retry-After` until the window ends; a right secret gives its count
+//!   back);
+//! - verifications run on [`VERIFY_THREADS`] threads, each with one
+//!   argon2 memory block it keeps and reuses, so argon2 never holds more
+//!   than `VERIFY_THREADS` x 19 MiB; at most [`VERIFY_QUEUE`] checks wait
+//!   for them, and one more is refused at once (503, `Retry-After`)
+//!   instead of piling up.
+
+use crate::keys::verify_key_with;
+use crate::metrics::{Metrics, Secret};
+use crate::ApiError;
+use std::collections::HashMap;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// Wrong secrets per prefix per [`FAILURE_WINDOW`] before checks wait.
+pub(crate) const FAILURE_LIMIT: u32 = 5;
+pub(crate) const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Prefixes with recent failures remembered at most (then the expired go,
+/// then all: a flood of made-up prefixes cannot grow the map).
+const FAILURES_KEPT: usize = 10_000;
+/// Threads that run argon2: the most cores and argon2 memory blocks that
+/// secret checks ever take.
+pub(crate) const VERIFY_THREADS: usize = 2;
+/// Checks that may wait for a verifier thread; one more is a 503.
+pub(crate) const VERIFY_QUEUE: usize = 16;
+
+/// Counts wrong secrets per prefix, attempts included while they run.
+#[derive(Default)]
+pub(crate) struct Throttle {
+    /// Prefix -> (start of its window, attempts counted in it).
+    counts: Mutex<HashMap<String, (Instant, u32)>>,
+}
+
+impl Throttle {
+    /// Counts an attempt for `prefix` before its secret is checked;
+    /// `Err(wait)` when the prefix has used up its window.
+    pub(crate) fn begin(&self, prefix: &str) -> Result<(), Duration> {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if counts.len() >= FAILURES_KEPT && !counts.contains_key(prefix) {
+            counts.retain(|_, (since, _)| since.elapsed() < FAILURE_WINDOW);
+            if counts.len() >= FAILURES_KEPT {
+                counts.clear();
+            }
+        }
+        let entry = counts
+            .entry(prefix.to_string())
+            .or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= FAILURE_WINDOW {
+            *entry = (Instant::now(), 0);
+        }
+        if entry.1 >= FAILURE_LIMIT {
+            return Err(FAILURE_WINDOW.saturating_sub(entry.0.elapsed()));
+        }
+        entry.1 += 1;
+        Ok(())
+    }
+
+    /// Gives back an attempt that was not a wrong secret (it was right, or
+    /// it never ran).
+    pub(crate) fn refund(&self, prefix: &str) {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = counts.get_mut(prefix) {
+            entry.1 = entry.1.saturating_sub(1);
+        }
+    }
+}
+
+struct Job {
+    secret: String,
+    hash: String,
+    kind: Secret,
+    reply: tokio::sync::oneshot::Sender<bool>,
+}
+
+/// The argon2 threads and their bounded queue.
+pub(crate) struct Verifier {
+    queue: SyncSender<Job>,
+    metrics: Arc<Metrics>,
+}
+
+impl Verifier {
+    /// Starts [`VERIFY_THREADS`] threads; they end when the verifier is
+    /// dropped.
+    pub(crate) fn start(metrics: Arc<Metrics>) -> Self {
+        let (queue, jobs) = sync_channel::<Job>(VERIFY_QUEUE);
+        let jobs = Arc::new(Mutex::new(jobs));
+        for i in 0..VERIFY_THREADS {
+            let (jobs, metrics) = (jobs.clone(), metrics.clone());
+            let started = std::thread::Builder::new()
+                .name(format!("tessera-argon2-{i}"))
+                .spawn(move || run(&jobs, &metrics));
+            if let Err(e) = started {
+                eprintln!("tessera-api: cannot start an argon2 thread: {e}");
+            }
+        }
+        Self { queue, metrics }
+    }
+
+    /// Whether `secret` matches the PHC `hash`, checked on a verifier
+    /// thread; a 503 when too many checks wait already.
+    pub(crate) async fn verify(
+        &self,
+        kind: Secret,
+        secret: String,
+        hash: String,
+    ) -> Result<bool, ApiError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = Job {
+            secret,
+            hash,
+            kind,
+            reply,
+        };
+        match self.queue.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.metrics.doors.verifier_busy(kind);
+                return Err(ApiError::Busy {
+                    message: format!(
+                        "too many credential checks are waiting (at most {VERIFY_QUEUE}); \
+                         try again in a moment"
+                    ),
+                    retry_after: 1,
+                });
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(ApiError::internal("the argon2 threads are gone"))
+            }
+        }
+        answer
+            .await
+            .map_err(|_| ApiError::internal("an argon2 thread dropped a check"))
+    }
+}
+
+/// One verifier thread: its memory block is allocated once and reused.
+fn run(jobs: &Mutex<Receiver<Job>>, metrics: &Metrics) {
+    let mut blocks = Vec::new();
+    loop {
+        let job = {
+            let jobs = jobs.lock().unwrap_or_else(PoisonError::into_inner);
+            match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        };
+        metrics.doors.argon2_run(job.kind);
+        let ok = verify_key_with(&job.secret, &job.hash, &mut blocks);
+        let _ = job.reply.send(ok);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempts_are_counted_before_they_run_and_right_ones_given_back() {
+        let t = Throttle::default();
+        for _ in 0..FAILURE_LIMIT {
+            assert_eq!(t.begin("aaaa"), Ok(()));
+        }
+        let wait = t.begin("aaaa").unwrap_err();
+        assert!(
+            wait > Duration::from_secs(50) && wait <= FAILURE_WINDOW,
+            "{wait:?}"
+        );
+        assert_eq!(t.begin("bbbb"), Ok(()), "other prefixes are not held up");
+        t.refund("aaaa");
+        assert_eq!(t.begin("aaaa"), Ok(()), "a right secret gives its place back");
+        assert!(t.begin("aaaa").is_err());
+    }
+}
