@@ -2,11 +2,13 @@
 //! encode page's form), held to limits besides their one file:
 //!
 //! - at most [`FORM_PARTS`] parts, the file's included;
-//! - at most [`FORM_BYTES`] bytes of everything but the file's data
-//!   (boundaries, part headers, the other fields' values), counted as the
-//!   body arrives, so a part header that never ends or a field of
-//!   gigabytes is refused (413) after that many bytes, never buffered;
-//! - a text field at most [`FIELD_BYTES`] (see [`text`]).
+//! - a field other than the file at most [`FIELD_BYTES`] (see [`text`],
+//!   [`skip`]);
+//! - at most [`FORM_OVERHEAD`] bytes of the body that are not the file's
+//!   data (boundaries, part headers, fields, and what the parser reads
+//!   ahead), counted as the body arrives: the parser keeps whatever it has
+//!   not matched yet, so a part header that never ends would otherwise be
+//!   held in memory whole.
 //!
 //! The file's data is limited by `max_upload_bytes` where it is written
 //! ([`crate::uploads`]).
@@ -18,27 +20,32 @@ use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::{header, HeaderMap, StatusCode};
 use http_body::Frame;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 /// Parts of a form at most, its file included. The encode page sends 8.
 pub(crate) const FORM_PARTS: usize = 16;
-/// Bytes of a form besides its file's data at most: 16 parts of a
-/// 4 KiB value with their headers and boundaries.
-pub(crate) const FORM_BYTES: usize = 96 << 10;
+/// Bytes of a form's body that are not its file's data at most: 16 parts
+/// of 4 KiB with their headers and boundaries are 70 KiB, and the parser
+/// reads up to three [`FRAME`]s ahead per part.
+pub(crate) const FORM_OVERHEAD: usize = 1 << 20;
 /// Bytes of one text field at most.
 pub(crate) const FIELD_BYTES: usize = 4 << 10;
 
-/// What the form's body may still carry outside its file.
+/// The most the multipart parser is handed per poll: it reads whatever
+/// its stream has ready into its buffer, so frames are cut to this size and
+/// the stream yields after each one.
+const FRAME: usize = 16 << 10;
+
+/// What a form's body carried in all, and as its file's data.
 #[derive(Default)]
 struct Budget {
-    /// True while the file's data is being read: it does not count.
-    in_file: AtomicBool,
-    used: AtomicUsize,
+    received: AtomicUsize,
+    file: AtomicUsize,
 }
 
-/// The error a form's body ends with past [`FORM_BYTES`].
+/// The error a form's body ends with past [`FORM_OVERHEAD`].
 #[derive(Debug)]
 struct OverBudget;
 
@@ -46,17 +53,22 @@ impl std::fmt::Display for OverBudget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "a form may hold at most {FORM_BYTES} bytes besides its file (fields, part headers); \
-             send less"
+            "a form may hold at most {FORM_OVERHEAD} bytes besides its file's data (fields, part \
+             headers); send less"
         )
     }
 }
 
 impl std::error::Error for OverBudget {}
 
-/// A request body that counts what passes outside the file.
+/// A request body handed out in frames of at most [`FRAME`], one per
+/// poll, which fails once more than [`FORM_OVERHEAD`] of it was not read
+/// out as the file's data.
 struct Counted {
     inner: Body,
+    rest: Bytes,
+    /// A frame went out on the last poll: this one yields.
+    gave: bool,
     budget: Arc<Budget>,
 }
 
@@ -68,25 +80,35 @@ impl http_body::Body for Counted {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::BoxError>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            let len = frame.data_ref().map_or(0, Bytes::len);
-            if !self.budget.in_file.load(Ordering::Relaxed) {
-                let used = self.budget.used.fetch_add(len, Ordering::Relaxed) + len;
-                if used > FORM_BYTES {
-                    return Poll::Ready(Some(Err(Box::new(OverBudget))));
-                }
+        let this = &mut *self;
+        if this.gave {
+            this.gave = false;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        if this.rest.is_empty() {
+            match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+                None => return Poll::Ready(None),
+                Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => this.rest = data,
+                    Err(other) => return Poll::Ready(Some(Ok(other))),
+                },
             }
         }
-        polled.map(|f| f.map(|f| f.map_err(Into::into)))
+        let chunk = this.rest.split_to(this.rest.len().min(FRAME));
+        let received = this.budget.received.fetch_add(chunk.len(), Ordering::Relaxed);
+        let outside = (received + chunk.len())
+            .saturating_sub(this.budget.file.load(Ordering::Relaxed));
+        if outside > FORM_OVERHEAD {
+            return Poll::Ready(Some(Err(Box::new(OverBudget))));
+        }
+        this.gave = true;
+        Poll::Ready(Some(Ok(Frame::data(chunk))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
+        self.rest.is_empty() && self.inner.is_end_stream()
     }
 }
 
@@ -97,24 +119,14 @@ pub(crate) struct Form {
     parts: usize,
 }
 
-/// Marks where a form's file data is read (see [`FileData::begin`]).
+/// Counts the bytes read out of a form's file part (which do not count
+/// toward [`FORM_OVERHEAD`]).
+#[derive(Clone)]
 pub(crate) struct FileData(Arc<Budget>);
 
 impl FileData {
-    /// The form's bytes are the file's, and do not count, until the
-    /// returned mark is dropped.
-    pub(crate) fn begin(&self) -> InFile {
-        self.0.in_file.store(true, Ordering::Relaxed);
-        InFile(self.0.clone())
-    }
-}
-
-/// While alive, the form's bytes are the file's and do not count.
-pub(crate) struct InFile(Arc<Budget>);
-
-impl Drop for InFile {
-    fn drop(&mut self) {
-        self.0.in_file.store(false, Ordering::Relaxed);
+    pub(crate) fn read(&self, bytes: usize) {
+        self.0.file.fetch_add(bytes, Ordering::Relaxed);
     }
 }
 
@@ -125,6 +137,8 @@ impl Form {
         let req = req.map(|inner| {
             Body::new(Counted {
                 inner,
+                rest: Bytes::new(),
+                gave: false,
                 budget: counting,
             })
         });
@@ -158,13 +172,25 @@ impl Form {
     }
 }
 
+/// Reads a field other than the file and drops it; at most [`FIELD_BYTES`].
+pub(crate) async fn skip(field: &mut Field<'_>) -> Result<(), ApiError> {
+    text_or_skip(field, false).await.map(drop)
+}
+
 /// A text field's value, at most [`FIELD_BYTES`].
 pub(crate) async fn text(field: &mut Field<'_>) -> Result<String, ApiError> {
+    text_or_skip(field, true).await
+}
+
+async fn text_or_skip(field: &mut Field<'_>, keep: bool) -> Result<String, ApiError> {
     let name = field.name().unwrap_or("").to_string();
-    let mut bytes = Vec::new();
+    let (mut bytes, mut len) = (Vec::new(), 0);
     while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
-        bytes.extend_from_slice(&chunk);
-        if bytes.len() > FIELD_BYTES {
+        len += chunk.len();
+        if keep {
+            bytes.extend_from_slice(&chunk);
+        }
+        if len > FIELD_BYTES {
             return Err(ApiError::TooLarge(format!(
                 "form field {name:?} is longer than {FIELD_BYTES} bytes"
             )));
@@ -205,13 +231,13 @@ pub(crate) fn is_multipart(headers: &HeaderMap) -> bool {
 }
 
 /// The declared body length is checked before anything is read: over the
-/// upload limit (plus [`FORM_BYTES`] for a form) is a 413 at once.
+/// upload limit (plus [`FORM_OVERHEAD`] for a form) is a 413 at once.
 pub(crate) fn check_declared(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let declared: Option<u64> = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse().ok());
     let slack = if is_multipart(headers) {
-        FORM_BYTES as u64
+        FORM_OVERHEAD as u64
     } else {
         0
     };

@@ -59,7 +59,8 @@ pub(crate) struct UploadItem {
 /// Where an upload's bytes come from.
 pub(crate) enum Incoming<'a> {
     Body(Body),
-    Part(Box<Field<'a>>),
+    /// A form's file part (its bytes counted as the file's).
+    Part(Box<Field<'a>>, form::FileData),
 }
 
 impl Incoming<'_> {
@@ -81,7 +82,11 @@ impl Incoming<'_> {
                     return Ok(Some(data));
                 }
             },
-            Self::Part(field) => field.chunk().await.map_err(form::multipart_error),
+            Self::Part(field, file) => {
+                let chunk = field.chunk().await.map_err(form::multipart_error)?;
+                file.read(chunk.as_ref().map_or(0, Bytes::len));
+                Ok(chunk)
+            }
         }
     }
 }
@@ -119,17 +124,11 @@ pub(crate) async fn accept(
     while let Some(mut field) = form.next().await.map_err(|e| with_limit(state, e))? {
         if field.name() == Some("file") {
             let name = name.or_else(|| field.file_name().map(str::to_owned));
-            let _in_file = file_data.begin();
-            let part = Incoming::Part(Box::new(field));
+            let part = Incoming::Part(Box::new(field), file_data);
             return receive(state, &project, name.as_deref(), part).await;
         }
         // Another field: read and dropped, within the form's limits.
-        while field
-            .chunk()
-            .await
-            .map_err(form::multipart_error)?
-            .is_some()
-        {}
+        form::skip(&mut field).await?;
     }
     Err(ApiError::BadRequest(
         "the multipart body has no part named `file`; send the video in a part named file".into(),

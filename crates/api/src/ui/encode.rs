@@ -200,8 +200,7 @@ async fn run(
                     "the form holds more than one file; send one video per encode".into(),
                 ));
             }
-            let _in_file = file_data.begin();
-            let part = Incoming::Part(Box::new(field));
+            let part = Incoming::Part(Box::new(field), file_data.clone());
             let view = uploads::receive(s, project, Some(&file_name), part).await?;
             *made = Some(view.upload);
             continue;

@@ -87,13 +87,14 @@ async fn every_authenticated_route_refuses_missing_wrong_revoked_and_foreign_key
             continue;
         }
         if *auth == Auth::Worker {
-            // Worker routes: a user's key, even an admin's, is refused
-            // before any argon2 runs; a made-up worker token is a 401.
+            // Worker routes: a user's key, even an admin's, is not a
+            // worker token (401, before any argon2 runs); nor is a made-up
+            // one.
             let url = fill(path, alpha, job, member, revoked_id);
             let fake = format!("twk_{}_{}", "Q".repeat(12), "Q".repeat(32));
             for (key, status) in [
                 (None, StatusCode::UNAUTHORIZED),
-                (Some(admin.as_str()), StatusCode::FORBIDDEN),
+                (Some(admin.as_str()), StatusCode::UNAUTHORIZED),
                 (Some(fake.as_str()), StatusCode::UNAUTHORIZED),
             ] {
                 let r = s.call(method.clone(), &url, key, body_for(method)).await;
