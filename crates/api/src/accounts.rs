@@ -4,7 +4,7 @@
 use crate::auth::Caller;
 use crate::state::now_ms;
 use crate::views::{KeyView, MeView, MemberView, NewKeyView, NewUserView, ProjectView, UserView};
-use crate::{new_api_key, ApiError, ApiStore, AppState};
+use crate::{ApiError, ApiStore, AppState};
 use std::collections::HashMap;
 use tessera_store::{ProjectRecord, UserRecord};
 use tessera_types::{KeyId, Role, UserId};
@@ -34,7 +34,8 @@ pub(crate) async fn create_user(
     admin: bool,
 ) -> Result<NewUserView, ApiError> {
     check_name("user", &name).map_err(ApiError::Invalid)?;
-    let (secret, prefix, hash) = tokio::task::spawn_blocking(new_api_key).await?;
+    let (secret, prefix) = crate::keys::new_key_parts();
+    let hash = state.verifier.hash(secret.clone()).await?;
     state
         .db(move |db| {
             if db.user_by_name(&name)?.is_some() {
@@ -180,7 +181,8 @@ pub(crate) async fn create_key(
     name: String,
 ) -> Result<NewKeyView, ApiError> {
     check_text("key", &name).map_err(ApiError::Invalid)?;
-    let (secret, prefix, hash) = tokio::task::spawn_blocking(new_api_key).await?;
+    let (secret, prefix) = crate::keys::new_key_parts();
+    let hash = state.verifier.hash(secret.clone()).await?;
     let user = caller.user.id;
     let key = state
         .db(move |db| Ok(db.create_key(user, &name, &prefix, &hash, now_ms())?))

@@ -110,25 +110,13 @@ async fn authenticate(state: &AppState, key: String) -> Result<Caller, ApiError>
         })
         .await?;
     if !state.keys.hit(&key, record.id) {
-        let throttle = &state.keys.throttle;
-        if let Err(wait) = throttle.begin(&record.prefix) {
-            state.metrics.doors.throttled(Secret::UserKey);
-            return Err(ApiError::TooManyRequests {
-                message: "too many wrong API keys with this key's prefix".into(),
-                retry_after: wait.as_secs().max(1),
-            });
-        }
-        let checked = state
-            .verifier
-            .verify(Secret::UserKey, key.clone(), record.hash.clone())
-            .await;
-        match checked {
-            Ok(true) => throttle.refund(&record.prefix),
-            Ok(false) => return Err(unauthorized(BAD_KEY)),
-            Err(e) => {
-                throttle.refund(&record.prefix);
-                return Err(e);
-            }
+        let right = state
+            .keys
+            .guard
+            .check(state, Secret::UserKey, &record.prefix, &key, &record.hash)
+            .await?;
+        if !right {
+            return Err(unauthorized(BAD_KEY));
         }
         if record.revoked_at.is_none() {
             state.keys.insert(&key, record.id);

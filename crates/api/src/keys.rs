@@ -13,7 +13,7 @@
 //! wait for up to a minute.
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
-use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -35,11 +35,17 @@ const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 /// A fresh key: `(full key, shown once; its prefix; argon2 PHC hash of the full key)`.
 /// Store the prefix and the hash (`Accounts::create_key`), show the key.
 pub fn new_api_key() -> (String, String, String) {
-    let prefix = random_alphanumeric(PREFIX_LEN);
-    let secret = random_alphanumeric(SECRET_LEN);
-    let key = format!("{KEY_TAG}{prefix}_{secret}");
+    let (key, prefix) = new_key_parts();
     let hash = hash_key(&key);
     (key, prefix, hash)
+}
+
+/// A fresh key and its prefix, not hashed yet (the server hashes on its
+/// verifier threads, [`crate::verify::Verifier::hash`]).
+pub(crate) fn new_key_parts() -> (String, String) {
+    let prefix = random_alphanumeric(PREFIX_LEN);
+    let secret = random_alphanumeric(SECRET_LEN);
+    (format!("{KEY_TAG}{prefix}_{secret}"), prefix)
 }
 
 pub(crate) fn random_alphanumeric(n: usize) -> String {
@@ -59,11 +65,33 @@ pub(crate) fn random_alphanumeric(n: usize) -> String {
 }
 
 pub(crate) fn hash_key(key: &str) -> String {
+    hash_key_with(key, &mut Vec::new())
+}
+
+/// The argon2id PHC hash (default parameters, fresh salt) of `key`, with
+/// argon2's memory in `blocks` (grown as needed, kept by the caller).
+pub(crate) fn hash_key_with(key: &str, blocks: &mut Vec<Block>) -> String {
+    const INFALLIBLE: &str = "argon2 with default parameters and a fresh salt cannot fail";
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(key.as_bytes(), &salt)
-        .expect("argon2 with default parameters and a fresh salt cannot fail")
-        .to_string()
+    let params = Params::default();
+    if blocks.len() < params.block_count() {
+        blocks.resize(params.block_count(), Block::default());
+    }
+    let mut salt_bytes = [0u8; 64];
+    let salt_bytes = salt.as_salt().decode_b64(&mut salt_bytes).expect(INFALLIBLE);
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    let (algorithm, version) = (Algorithm::Argon2id, Version::V0x13);
+    Argon2::new(algorithm, version, params.clone())
+        .hash_password_into_with_memory(key.as_bytes(), salt_bytes, &mut out, &mut blocks[..])
+        .expect(INFALLIBLE);
+    PasswordHash {
+        algorithm: algorithm.ident(),
+        version: Some(version.into()),
+        params: ParamsString::try_from(&params).expect(INFALLIBLE),
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).expect(INFALLIBLE)),
+    }
+    .to_string()
 }
 
 /// The prefix of a well-formed key, `None` for anything else.
@@ -116,7 +144,7 @@ pub(crate) fn verify_key_with(key: &str, hash: &str, blocks: &mut Vec<Block>) ->
         return false;
     }
     // Output's equality is constant-time.
-    argon2::password_hash::Output::new(&out).is_ok_and(|out| out == expected)
+    Output::new(&out).is_ok_and(|out| out == expected)
 }
 
 type Fingerprint = [u8; 32];
@@ -130,8 +158,8 @@ fn fingerprint(key: &str) -> Fingerprint {
 #[derive(Default)]
 pub(crate) struct KeyCache {
     entries: Mutex<HashMap<Fingerprint, (KeyId, Instant)>>,
-    /// Wrong secrets by key prefix.
-    pub(crate) throttle: crate::verify::Throttle,
+    /// Wrong secrets by key prefix, and the checks running now.
+    pub(crate) guard: crate::verify::Guard,
 }
 
 impl KeyCache {
@@ -172,7 +200,16 @@ mod tests {
         let (key, prefix, hash) = new_api_key();
         assert_eq!(key.len(), 4 + 12 + 1 + 32);
         assert_eq!(parse_key(&key), Some(prefix.as_str()));
-        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        // The same as the argon2 crate's own hasher makes, and verifies.
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let theirs = Argon2::default()
+            .hash_password(b"x", &SaltString::generate(&mut OsRng))
+            .unwrap()
+            .to_string();
+        assert_eq!(theirs[..30], hash[..30]);
+        let parsed = PasswordHash::new(&hash).unwrap();
+        assert!(Argon2::default().verify_password(key.as_bytes(), &parsed).is_ok());
         assert!(verify_key(&key, &hash));
         let mut wrong = key.clone();
         wrong.replace_range(key.len() - 1.., if key.ends_with('a') { "b" } else { "a" });

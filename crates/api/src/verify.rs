@@ -12,15 +12,19 @@
 //!   ever reach argon2, however many arrive at once (then 429 with
 //!   `Retry-After` until the window ends; a right secret gives its count
 //!   back);
+//! - requests that carry the same secret at the same time share one check
+//!   (a client's burst with a key not cached yet runs argon2 once, and is
+//!   not taken for a guessing flood);
 //! - verifications run on [`VERIFY_THREADS`] threads, each with one
 //!   argon2 memory block it keeps and reuses, so argon2 never holds more
 //!   than `VERIFY_THREADS` x 19 MiB; at most [`VERIFY_QUEUE`] checks wait
 //!   for them, and one more is refused at once (503, `Retry-After`)
 //!   instead of piling up.
 
-use crate::keys::verify_key_with;
+use crate::keys::{hash_key_with, verify_key_with};
 use crate::metrics::{Metrics, Secret};
 use crate::ApiError;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -79,11 +83,132 @@ impl Throttle {
     }
 }
 
+/// What a verifier thread is asked to do.
+enum Work {
+    /// Check `secret` against the PHC `hash`: true if it matches.
+    Verify { secret: String, hash: String },
+    /// Hash a new key's `secret`.
+    Hash { secret: String },
+}
+
+/// What one check of a secret came to, shared by every request that
+/// carried the same secret while it ran.
+#[derive(Copy, Clone, Debug)]
+enum Checked {
+    Right,
+    Wrong,
+    /// The prefix had used up its window: wait this many seconds.
+    Throttled(u64),
+    /// The verifier's queue was full.
+    Busy,
+    Failed,
+}
+
+/// Stands in front of argon2 for one kind of secret: the throttle by
+/// prefix, and the checks running now by secret.
+#[derive(Default)]
+pub(crate) struct Guard {
+    throttle: Throttle,
+    running: Mutex<HashMap<[u8; 32], Arc<tokio::sync::OnceCell<Checked>>>>,
+}
+
+impl Guard {
+    /// Whether `secret` (whose prefix is `prefix`) matches `hash`: 429
+    /// once the prefix had too many wrong secrets, 503 when the verifier
+    /// is full. Concurrent checks of one secret run argon2 once.
+    pub(crate) async fn check(
+        &self,
+        state: &crate::AppState,
+        kind: Secret,
+        prefix: &str,
+        secret: &str,
+        hash: &str,
+    ) -> Result<bool, ApiError> {
+        let print: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        let flight = {
+            let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+            running.entry(print).or_default().clone()
+        };
+        let checked = *flight
+            .get_or_init(|| self.run(state, kind, prefix, secret, hash))
+            .await;
+        {
+            let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+            if running.get(&print).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
+                running.remove(&print);
+            }
+        }
+        let what = match kind {
+            Secret::WorkerToken => "worker tokens with this token's prefix",
+            _ => "API keys with this key's prefix",
+        };
+        match checked {
+            Checked::Right => Ok(true),
+            Checked::Wrong => Ok(false),
+            Checked::Throttled(wait) => {
+                state.metrics.doors.throttled(kind);
+                Err(ApiError::TooManyRequests {
+                    message: format!("too many wrong {what}"),
+                    retry_after: wait,
+                })
+            }
+            Checked::Busy => {
+                state.metrics.doors.verifier_busy(kind);
+                Err(busy())
+            }
+            Checked::Failed => Err(ApiError::internal("an argon2 thread dropped a check")),
+        }
+    }
+
+    async fn run(
+        &self,
+        state: &crate::AppState,
+        kind: Secret,
+        prefix: &str,
+        secret: &str,
+        hash: &str,
+    ) -> Checked {
+        if let Err(wait) = self.throttle.begin(prefix) {
+            return Checked::Throttled(wait.as_secs().max(1));
+        }
+        let verified = state
+            .verifier
+            .ask(kind, Work::Verify {
+                secret: secret.to_string(),
+                hash: hash.to_string(),
+            })
+            .await;
+        match verified {
+            Ok(Ok(_)) => {
+                self.throttle.refund(prefix);
+                Checked::Right
+            }
+            Ok(Err(())) => Checked::Wrong,
+            Err(busy) => {
+                self.throttle.refund(prefix);
+                match busy {
+                    ApiError::Busy { .. } => Checked::Busy,
+                    _ => Checked::Failed,
+                }
+            }
+        }
+    }
+}
+
+fn busy() -> ApiError {
+    ApiError::Busy {
+        message: format!(
+            "too many credential checks are waiting (at most {VERIFY_QUEUE}); try again in a \
+             moment"
+        ),
+        retry_after: 1,
+    }
+}
+
 struct Job {
-    secret: String,
-    hash: String,
+    work: Work,
     kind: Secret,
-    reply: tokio::sync::oneshot::Sender<bool>,
+    reply: tokio::sync::oneshot::Sender<Result<String, ()>>,
 }
 
 /// The argon2 threads and their bounded queue.
@@ -110,32 +235,23 @@ impl Verifier {
         Self { queue, metrics }
     }
 
-    /// Whether `secret` matches the PHC `hash`, checked on a verifier
-    /// thread; a 503 when too many checks wait already.
-    pub(crate) async fn verify(
-        &self,
-        kind: Secret,
-        secret: String,
-        hash: String,
-    ) -> Result<bool, ApiError> {
+    /// The argon2 PHC hash of a new key's `secret`, made on a verifier
+    /// thread (so creating keys is bounded like checking them).
+    pub(crate) async fn hash(&self, secret: String) -> Result<String, ApiError> {
+        let answer = self.ask(Secret::NewKey, Work::Hash { secret }).await?;
+        answer.map_err(|()| ApiError::internal("argon2 could not hash a new key"))
+    }
+
+    async fn ask(&self, kind: Secret, work: Work) -> Result<Result<String, ()>, ApiError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let job = Job {
-            secret,
-            hash,
-            kind,
-            reply,
-        };
+        let job = Job { work, kind, reply };
         match self.queue.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
-                self.metrics.doors.verifier_busy(kind);
-                return Err(ApiError::Busy {
-                    message: format!(
-                        "too many credential checks are waiting (at most {VERIFY_QUEUE}); \
-                         try again in a moment"
-                    ),
-                    retry_after: 1,
-                });
+                if matches!(kind, Secret::NewKey) {
+                    self.metrics.doors.verifier_busy(kind);
+                }
+                return Err(busy());
             }
             Err(TrySendError::Disconnected(_)) => {
                 return Err(ApiError::internal("the argon2 threads are gone"))
@@ -159,8 +275,13 @@ fn run(jobs: &Mutex<Receiver<Job>>, metrics: &Metrics) {
             }
         };
         metrics.doors.argon2_run(job.kind);
-        let ok = verify_key_with(&job.secret, &job.hash, &mut blocks);
-        let _ = job.reply.send(ok);
+        let answer = match job.work {
+            Work::Verify { secret, hash } => {
+                verify_key_with(&secret, &hash, &mut blocks).then_some(hash).ok_or(())
+            }
+            Work::Hash { secret } => Ok(hash_key_with(&secret, &mut blocks)),
+        };
+        let _ = job.reply.send(answer);
     }
 }
 

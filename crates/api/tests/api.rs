@@ -6,6 +6,8 @@
 mod arrays;
 #[path = "api/control.rs"]
 mod control;
+#[path = "api/doors.rs"]
+mod doors;
 #[path = "api/encode_ui.rs"]
 mod encode_ui;
 #[path = "api/harness.rs"]
@@ -30,3 +32,5 @@ mod uploads;
 mod validation;
 #[path = "api/walk.rs"]
 mod walk;
+#[path = "api/wire.rs"]
+mod wire;

@@ -19,11 +19,15 @@ pub(crate) enum Timeout {
     Write,
 }
 
-/// Whose secret an argon2 verification checked.
+/// Whose secret argon2 ran for.
 #[derive(Copy, Clone, Debug)]
 pub(crate) enum Secret {
+    /// A user's API key being checked.
     UserKey,
+    /// A worker token being checked.
     WorkerToken,
+    /// A new API key being hashed.
+    NewKey,
 }
 
 #[derive(Default)]
@@ -32,10 +36,10 @@ pub(crate) struct Doors {
     refused_address: AtomicU64,
     refused_server: AtomicU64,
     timeouts: [AtomicU64; 4],
-    /// Per [`Secret`]: verifications run, refused for failures, refused busy.
-    argon2: [AtomicU64; 2],
-    throttled: [AtomicU64; 2],
-    busy: [AtomicU64; 2],
+    /// Per [`Secret`]: argon2 runs, checks refused for failures, refused busy.
+    argon2: [AtomicU64; 3],
+    throttled: [AtomicU64; 3],
+    busy: [AtomicU64; 3],
     spec_busy: AtomicU64,
 }
 
@@ -121,11 +125,11 @@ impl Doors {
                 get(n)
             );
         }
-        let secrets = ["user_key", "worker_token"];
+        let secrets = ["user_key", "worker_token", "new_key"];
         for (name, help, counts) in [
             (
                 "tessera_auth_argon2_total",
-                "argon2 verifications run, by the kind of secret checked.",
+                "argon2 runs, by what for: checking a user key or a worker token, hashing a new key.",
                 &self.argon2,
             ),
             (

@@ -8,7 +8,7 @@
 
 use crate::keys::{hash_key, random_alphanumeric};
 use crate::metrics::Secret;
-use crate::verify::Throttle;
+use crate::verify::Guard;
 use crate::{ApiError, AppState};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -97,7 +97,7 @@ pub(crate) struct Verified {
     file: Mutex<Option<(Stamp, Arc<Vec<Line>>)>>,
     /// sha-256 of a verified token -> the hash it matched.
     seen: Mutex<HashMap<[u8; 32], String>>,
-    throttle: Throttle,
+    guard: Guard,
 }
 
 const UNKNOWN: &str = "unknown or revoked worker token; create one with `tessera admin \
@@ -128,29 +128,15 @@ impl Verified {
         if verified.seen().get(&print) == Some(&hash) {
             return Ok(name);
         }
-        if let Err(wait) = verified.throttle.begin(&prefix) {
-            state.metrics.doors.throttled(Secret::WorkerToken);
-            return Err(ApiError::TooManyRequests {
-                message: "too many wrong worker tokens with this token's prefix".into(),
-                retry_after: wait.as_secs().max(1),
-            });
+        let right = verified
+            .guard
+            .check(state, Secret::WorkerToken, &prefix, &token, &hash)
+            .await?;
+        if !right {
+            return Err(unknown());
         }
-        let checked = state
-            .verifier
-            .verify(Secret::WorkerToken, token, hash.clone())
-            .await;
-        match checked {
-            Ok(true) => {
-                verified.throttle.refund(&prefix);
-                verified.seen().insert(print, hash);
-                Ok(name)
-            }
-            Ok(false) => Err(unknown()),
-            Err(e) => {
-                verified.throttle.refund(&prefix);
-                Err(e)
-            }
-        }
+        verified.seen().insert(print, hash);
+        Ok(name)
     }
 
     fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], String>> {
