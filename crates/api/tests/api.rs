@@ -8,6 +8,10 @@ mod arrays;
 mod control;
 #[path = "api/doors.rs"]
 mod doors;
+#[path = "api/doors_auth.rs"]
+mod doors_auth;
+#[path = "api/doors_specs.rs"]
+mod doors_specs;
 #[path = "api/encode_ui.rs"]
 mod encode_ui;
 #[path = "api/harness.rs"]
