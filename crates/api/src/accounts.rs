@@ -270,7 +270,16 @@ mod tests {
         for (segment, id) in [("2", Some(2)), ("0", Some(0)), ("123", Some(123))] {
             assert_eq!(parse_id(segment), id, "{segment}");
         }
-        for segment in ["+2", "02", "-2", " 2", "2 ", "", "1e3", "99999999999999999999"] {
+        for segment in [
+            "+2",
+            "02",
+            "-2",
+            " 2",
+            "2 ",
+            "",
+            "1e3",
+            "99999999999999999999",
+        ] {
             assert_eq!(parse_id(segment), None, "{segment:?}");
         }
         for name in ["2", "+2", "-2", "002", "99999999999999999999"] {
@@ -279,6 +288,9 @@ mod tests {
         for name in ["a2", "2a", "+", "1e3", "v1.2"] {
             assert_eq!(check_name("project", name), Ok(()), "{name:?}");
         }
-        assert!(check_name("project", " 2").is_err(), "spaces are refused anyway");
+        assert!(
+            check_name("project", " 2").is_err(),
+            "spaces are refused anyway"
+        );
     }
 }

@@ -6,6 +6,7 @@
 //! nesting was measured ([`crate::nesting`]); YAML specs are limited to
 //! [`YAML_SPEC_LIMIT`].
 
+use crate::nesting::{json_too_deep, yaml_too_deep, MAX_SPEC_DEPTH};
 use crate::{ApiError, AppState};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
@@ -13,7 +14,6 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use crate::nesting::{json_too_deep, yaml_too_deep, MAX_SPEC_DEPTH};
 use serde::de::DeserializeOwned;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -97,9 +97,12 @@ impl http_body::Body for Counted {
             }
         }
         let chunk = this.rest.split_to(this.rest.len().min(FRAME));
-        let received = this.budget.received.fetch_add(chunk.len(), Ordering::Relaxed);
-        let outside = (received + chunk.len())
-            .saturating_sub(this.budget.file.load(Ordering::Relaxed));
+        let received = this
+            .budget
+            .received
+            .fetch_add(chunk.len(), Ordering::Relaxed);
+        let outside =
+            (received + chunk.len()).saturating_sub(this.budget.file.load(Ordering::Relaxed));
         if outside > FORM_OVERHEAD {
             return Poll::Ready(Some(Err(Box::new(OverBudget))));
         }

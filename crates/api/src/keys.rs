@@ -78,7 +78,10 @@ pub(crate) fn hash_key_with(key: &str, blocks: &mut Vec<Block>) -> String {
         blocks.resize(params.block_count(), Block::default());
     }
     let mut salt_bytes = [0u8; 64];
-    let salt_bytes = salt.as_salt().decode_b64(&mut salt_bytes).expect(INFALLIBLE);
+    let salt_bytes = salt
+        .as_salt()
+        .decode_b64(&mut salt_bytes)
+        .expect(INFALLIBLE);
     let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
     let (algorithm, version) = (Algorithm::Argon2id, Version::V0x13);
     Argon2::new(algorithm, version, params.clone())
@@ -200,7 +203,10 @@ mod tests {
         let (key, prefix, hash) = new_api_key();
         assert_eq!(key.len(), 4 + 12 + 1 + 32);
         assert_eq!(parse_key(&key), Some(prefix.as_str()));
-        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
         // The same as the argon2 crate's own hasher makes, and verifies.
         use argon2::password_hash::{PasswordHasher, PasswordVerifier};
         let theirs = Argon2::default()
@@ -209,7 +215,9 @@ mod tests {
             .to_string();
         assert_eq!(theirs[..30], hash[..30]);
         let parsed = PasswordHash::new(&hash).unwrap();
-        assert!(Argon2::default().verify_password(key.as_bytes(), &parsed).is_ok());
+        assert!(Argon2::default()
+            .verify_password(key.as_bytes(), &parsed)
+            .is_ok());
         assert!(verify_key(&key, &hash));
         let mut wrong = key.clone();
         wrong.replace_range(key.len() - 1.., if key.ends_with('a') { "b" } else { "a" });

@@ -164,16 +164,23 @@ mod tests {
     use super::*;
 
     fn nested(open: &str, close: &str, n: usize) -> String {
-        format!("name: j\nparams: {}{}\ntasks: []\n", open.repeat(n), close.repeat(n))
+        format!(
+            "name: j\nparams: {}{}\ntasks: []\n",
+            open.repeat(n),
+            close.repeat(n)
+        )
     }
 
     #[test]
     fn flow_nesting_is_measured_to_the_limit() {
         assert_eq!(yaml_too_deep(nested("[", "]", 64).as_bytes(), 64), None);
         assert_eq!(yaml_too_deep(nested("[", "]", 65).as_bytes(), 64), Some(2));
-        assert_eq!(yaml_too_deep(nested("{a: ", "}", 40_000).as_bytes(), 64), Some(2));
-        let multi_line = "name: j\ntasks:\n  - {name: a,\n     action: [\n".to_string()
-            + &"[\n".repeat(70);
+        assert_eq!(
+            yaml_too_deep(nested("{a: ", "}", 40_000).as_bytes(), 64),
+            Some(2)
+        );
+        let multi_line =
+            "name: j\ntasks:\n  - {name: a,\n     action: [\n".to_string() + &"[\n".repeat(70);
         assert_eq!(yaml_too_deep(multi_line.as_bytes(), 64), Some(67));
     }
 

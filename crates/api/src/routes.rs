@@ -88,7 +88,10 @@ pub const ROUTES: &[(Method, &str, &str, Auth)] = &[
 /// a byte of the body.
 const STREAMED_BODIES: &[(Method, &str)] = &[
     (Method::POST, "/api/v1/projects/{project}/uploads"),
-    (Method::PUT, "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/files"),
+    (
+        Method::PUT,
+        "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/files",
+    ),
     (Method::POST, "/ui/projects/{project}/encode"),
     (Method::POST, "/ui/projects/{project}/uploads"),
 ];

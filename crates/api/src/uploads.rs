@@ -14,9 +14,9 @@
 //! with its directory. The probe decides what a file is, never its name.
 
 use crate::encodes::{is_id, media_error, remove_dir, JOB_KEY_PREFIX};
+use crate::form::{self, Form};
 use crate::state::now_ms;
 use crate::{ApiError, AppState};
-use crate::form::{self, Form};
 use axum::body::{Body, Bytes};
 use axum::extract::multipart::Field;
 use axum::extract::Request;

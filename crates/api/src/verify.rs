@@ -173,10 +173,13 @@ impl Guard {
         }
         let verified = state
             .verifier
-            .ask(kind, Work::Verify {
-                secret: secret.to_string(),
-                hash: hash.to_string(),
-            })
+            .ask(
+                kind,
+                Work::Verify {
+                    secret: secret.to_string(),
+                    hash: hash.to_string(),
+                },
+            )
             .await;
         match verified {
             Ok(Ok(_)) => {
@@ -276,9 +279,9 @@ fn run(jobs: &Mutex<Receiver<Job>>, metrics: &Metrics) {
         };
         metrics.doors.argon2_run(job.kind);
         let answer = match job.work {
-            Work::Verify { secret, hash } => {
-                verify_key_with(&secret, &hash, &mut blocks).then_some(hash).ok_or(())
-            }
+            Work::Verify { secret, hash } => verify_key_with(&secret, &hash, &mut blocks)
+                .then_some(hash)
+                .ok_or(()),
             Work::Hash { secret } => Ok(hash_key_with(&secret, &mut blocks)),
         };
         let _ = job.reply.send(answer);
@@ -302,7 +305,11 @@ mod tests {
         );
         assert_eq!(t.begin("bbbb"), Ok(()), "other prefixes are not held up");
         t.refund("aaaa");
-        assert_eq!(t.begin("aaaa"), Ok(()), "a right secret gives its place back");
+        assert_eq!(
+            t.begin("aaaa"),
+            Ok(()),
+            "a right secret gives its place back"
+        );
         assert!(t.begin("aaaa").is_err());
     }
 }

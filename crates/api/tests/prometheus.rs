@@ -40,15 +40,18 @@ impl Prometheus {
     /// scraping the same target without a key.
     fn start(binary: &Path, dir: &Path, target: &str, key: &str) -> Prometheus {
         let port = free_port();
-        let example = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../deploy/prometheus/prometheus.yml");
+        let example =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/prometheus/prometheus.yml");
         let example = std::fs::read_to_string(&example).expect("read the example config");
         let key_file = dir.join("tessera.key");
         std::fs::write(&key_file, key).expect("write the key file");
         let mut config = String::new();
         for line in example.lines() {
             let line = line
-                .replace("/etc/prometheus/tessera.key", &key_file.display().to_string())
+                .replace(
+                    "/etc/prometheus/tessera.key",
+                    &key_file.display().to_string(),
+                )
                 .replace("127.0.0.1:6543", target)
                 .replace("scrape_interval: 15s", "scrape_interval: 1s")
                 .replace("scrape_timeout: 10s", "scrape_timeout: 1s");

@@ -64,7 +64,11 @@ pub fn resolve(args: &HttpArgs, file: &HttpFile) -> Result<HttpLimits> {
             file.header_timeout_ms,
             d.header_read_timeout,
         ),
-        body_idle_timeout: ms(args.http_body_idle_ms, file.body_idle_ms, d.body_idle_timeout),
+        body_idle_timeout: ms(
+            args.http_body_idle_ms,
+            file.body_idle_ms,
+            d.body_idle_timeout,
+        ),
         request_timeout: ms(
             args.http_request_timeout_ms,
             file.request_timeout_ms,
@@ -139,7 +143,10 @@ mod tests {
         let limits = resolve(&args, &file).unwrap();
         assert_eq!(limits.header_read_timeout, Duration::from_secs(5));
         assert_eq!(limits.max_connections_per_address, 3);
-        assert_eq!(limits.body_idle_timeout, tessera_api::limits::BODY_IDLE_TIMEOUT);
+        assert_eq!(
+            limits.body_idle_timeout,
+            tessera_api::limits::BODY_IDLE_TIMEOUT
+        );
         let zero = HttpArgs {
             http_body_idle_ms: Some(0),
             ..Default::default()

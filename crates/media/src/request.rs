@@ -372,11 +372,25 @@ mod tests {
             (Codec::Ffv1, None, None),
         ];
         for (codec, crf, preset) in ok {
-            assert_eq!(check(codec, crf, preset), Ok(()), "{codec} {crf:?} {preset:?}");
+            assert_eq!(
+                check(codec, crf, preset),
+                Ok(()),
+                "{codec} {crf:?} {preset:?}"
+            );
         }
         let refused = [
-            (Codec::X264, None, Some("-i /etc/passwd"), "use one of ultrafast, superfast"),
-            (Codec::X264, Some(52), None, "crf 52 is out of range for x264; use 0 to 51"),
+            (
+                Codec::X264,
+                None,
+                Some("-i /etc/passwd"),
+                "use one of ultrafast, superfast",
+            ),
+            (
+                Codec::X264,
+                Some(52),
+                None,
+                "crf 52 is out of range for x264; use 0 to 51",
+            ),
             (Codec::X265, None, Some("Medium"), "not a x265 preset"),
             (Codec::SvtAv1, None, Some("14"), "from 0 (slowest) to 13"),
             (Codec::SvtAv1, None, Some("+5"), "not a svt-av1 preset"),
@@ -384,7 +398,12 @@ mod tests {
             (Codec::SvtAv1, Some(64), None, "use 0 to 63"),
             (Codec::Vp9, None, Some("9"), "from -8 (slowest) to 8"),
             (Codec::Vp9, None, Some("fast"), "not a vp9 preset"),
-            (Codec::Ffv1, Some(10), None, "ffv1 is lossless and takes no crf"),
+            (
+                Codec::Ffv1,
+                Some(10),
+                None,
+                "ffv1 is lossless and takes no crf",
+            ),
             (Codec::Ffv1, None, Some("medium"), "ffv1 takes no preset"),
         ];
         for (codec, crf, preset, want) in refused {

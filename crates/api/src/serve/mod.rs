@@ -22,10 +22,10 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use gate::{Full, Gate};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use limits::{
     HttpLimits, MAX_HEADER_BYTES, TCP_KEEPALIVE, TCP_KEEPALIVE_INTERVAL, TCP_KEEPALIVE_PROBES,
 };
-use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -150,16 +150,21 @@ impl Connection {
         if let Err(e) = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive) {
             eprintln!("tessera-api: cannot set TCP keep-alive on a connection: {e}");
         }
-        let io = stall::Watched::new(stream, self.limits.write_stall_timeout, self.metrics.clone());
+        let io = stall::Watched::new(
+            stream,
+            self.limits.write_stall_timeout,
+            self.metrics.clone(),
+        );
         let (app, idle, metrics) = (
             self.app.clone(),
             self.limits.body_idle_timeout,
             self.metrics.clone(),
         );
-        let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-            let req = req.map(|b| Body::new(stall::IdleBody::new(b, idle, metrics.clone())));
-            app.clone().oneshot(req)
-        });
+        let service =
+            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let req = req.map(|b| Body::new(stall::IdleBody::new(b, idle, metrics.clone())));
+                app.clone().oneshot(req)
+            });
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(self.limits.header_read_timeout)

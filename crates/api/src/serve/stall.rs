@@ -62,7 +62,11 @@ impl<T> Watched<T> {
         }
     }
 
-    fn wait<R>(&mut self, cx: &mut Context<'_>, polled: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+    fn wait<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
         match polled {
             Poll::Ready(r) => {
                 self.stall.moved();

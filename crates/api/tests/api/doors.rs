@@ -48,13 +48,19 @@ async fn silent_half_sent_and_stalled_requests_are_closed_after_their_timeouts()
     // Another address gets its answer while the flood is open.
     let (status, took) = healthz("127.0.0.2", api.addr).await;
     assert_eq!(status, "HTTP/1.1 200 OK");
-    eprintln!("/healthz during a flood of {} stalled connections: {took:?}", flood.len());
+    eprintln!(
+        "/healthz during a flood of {} stalled connections: {took:?}",
+        flood.len()
+    );
 
     for (kind, mut conn, opened) in flood {
-        let answer = String::from_utf8(until_closed(&mut conn, "a stalled connection").await)
-            .unwrap();
+        let answer =
+            String::from_utf8(until_closed(&mut conn, "a stalled connection").await).unwrap();
         let lasted = opened.elapsed();
-        assert!(lasted >= second, "closed after {lasted:?}, before its timeout");
+        assert!(
+            lasted >= second,
+            "closed after {lasted:?}, before its timeout"
+        );
         match kind {
             0 | 1 => assert_eq!(answer, "", "nothing is answered to an incomplete head"),
             _ => {
@@ -66,7 +72,12 @@ async fn silent_half_sent_and_stalled_requests_are_closed_after_their_timeouts()
             }
         }
     }
-    wait_metric(&s, "tessera_http_timeouts_total{kind=\"body\"}", EACH as f64).await;
+    wait_metric(
+        &s,
+        "tessera_http_timeouts_total{kind=\"body\"}",
+        EACH as f64,
+    )
+    .await;
     let header = metric(&s, "tessera_http_timeouts_total{kind=\"header\"}").await;
     assert!(header >= EACH as f64, "{header} header timeouts");
     // Everything was let go: only the connections of this test's own
@@ -229,8 +240,8 @@ async fn shutdown_closes_idle_kept_alive_connections_without_waiting_for_them() 
         "the drain waited for idle connections"
     );
     for mut conn in idle {
-        let answer = String::from_utf8(until_closed(&mut conn, "an idle connection").await)
-            .unwrap();
+        let answer =
+            String::from_utf8(until_closed(&mut conn, "an idle connection").await).unwrap();
         assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
     }
 }

@@ -65,7 +65,9 @@ async fn at_most_five_wrong_secrets_per_prefix_reach_argon2_however_many_arrive_
     let before = metric(&s, USER_RUNS).await;
 
     // 30 wrong secrets for ana's prefix, all at once.
-    let calls = (0..30).map(|i| ("/api/v1/me".to_string(), wrong(&ana, i))).collect();
+    let calls = (0..30)
+        .map(|i| ("/api/v1/me".to_string(), wrong(&ana, i)))
+        .collect();
     let answers = all_at_once(&s, Method::GET, calls).await;
     let by = tally(&answers);
     assert_eq!(by, BTreeMap::from([(401, 5), (429, 25)]), "{by:?}");
@@ -76,7 +78,9 @@ async fn at_most_five_wrong_secrets_per_prefix_reach_argon2_however_many_arrive_
     // 30 requests with one right key nobody used yet: argon2 runs once.
     let (_, bea) = s.user("bea", false).await;
     let before = metric(&s, USER_RUNS).await;
-    let calls = (0..30).map(|_| ("/api/v1/me".to_string(), bea.clone())).collect();
+    let calls = (0..30)
+        .map(|_| ("/api/v1/me".to_string(), bea.clone()))
+        .collect();
     let by = tally(&all_at_once(&s, Method::GET, calls).await);
     assert_eq!(by, BTreeMap::from([(200, 30)]), "{by:?}");
     assert_eq!(metric(&s, USER_RUNS).await - before, 1.0);
@@ -92,7 +96,9 @@ async fn at_most_five_wrong_secrets_per_prefix_reach_argon2_however_many_arrive_
     let by = tally(&answers);
     assert_eq!(by, BTreeMap::from([(401, 5), (429, 25)]), "{by:?}");
     assert!(
-        answers.iter().any(|r| r.message().contains("too many wrong worker tokens")),
+        answers
+            .iter()
+            .any(|r| r.message().contains("too many wrong worker tokens")),
         "{}",
         answers[29].text()
     );
@@ -100,7 +106,9 @@ async fn at_most_five_wrong_secrets_per_prefix_reach_argon2_however_many_arrive_
     // A burst of another, right, token not verified yet: argon2 runs once.
     let fresh = create_worker_token(&s.data, "rack2").unwrap();
     let before = metric(&s, WORKER_RUNS).await;
-    let calls = (0..30).map(|_| ("/api/v1/workers".to_string(), fresh.clone())).collect();
+    let calls = (0..30)
+        .map(|_| ("/api/v1/workers".to_string(), fresh.clone()))
+        .collect();
     let by = tally(&all_at_once(&s, Method::POST, calls).await);
     assert_eq!(by, BTreeMap::from([(200, 30)]), "{by:?}");
     assert_eq!(metric(&s, WORKER_RUNS).await - before, 1.0);
@@ -129,13 +137,21 @@ async fn more_checks_than_the_verifier_queues_are_refused_with_503() {
         .collect();
     let answers = all_at_once(&s, Method::GET, calls).await;
     let by = tally(&answers);
-    let (refused, busy) = (by.get(&401).copied().unwrap_or(0), by.get(&503).copied().unwrap_or(0));
+    let (refused, busy) = (
+        by.get(&401).copied().unwrap_or(0),
+        by.get(&503).copied().unwrap_or(0),
+    );
     assert_eq!(refused + busy, 60, "{by:?}");
     assert!(busy > 0, "no check was refused: {by:?}");
-    for r in answers.iter().filter(|r| r.status == StatusCode::SERVICE_UNAVAILABLE) {
+    for r in answers
+        .iter()
+        .filter(|r| r.status == StatusCode::SERVICE_UNAVAILABLE)
+    {
         assert_eq!(r.code(), "busy");
         assert_eq!(r.headers["retry-after"], "1");
-        assert!(r.message().contains("too many credential checks are waiting"));
+        assert!(r
+            .message()
+            .contains("too many credential checks are waiting"));
     }
     assert_eq!(metric(&s, USER_RUNS).await - before, refused as f64);
     let busy_metric = "tessera_auth_busy_total{kind=\"user_key\"}";
@@ -172,19 +188,54 @@ async fn worker_routes_answer_401_to_anything_but_a_worker_token_and_403_to_anot
         ("api key", s.admin_key.as_str()),
     ] {
         let r = s
-            .call(Method::POST, &heartbeat, Some(key), Some(("application/json", b"{}".to_vec())))
+            .call(
+                Method::POST,
+                &heartbeat,
+                Some(key),
+                Some(("application/json", b"{}".to_vec())),
+            )
             .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{label}: {}", r.text());
         assert_eq!(r.headers["www-authenticate"], "Bearer", "{label}");
-        assert!(r.message().contains("worker token"), "{label}: {}", r.message());
+        assert!(
+            r.message().contains("worker token"),
+            "{label}: {}",
+            r.message()
+        );
     }
     let r = s
-        .call(Method::POST, &heartbeat, Some(&theirs), Some(("application/json", b"{}".to_vec())))
+        .call(
+            Method::POST,
+            &heartbeat,
+            Some(&theirs),
+            Some(("application/json", b"{}".to_vec())),
+        )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
-    assert!(r.message().contains("registered with another worker token"), "{}", r.message());
+    assert!(
+        r.message().contains("registered with another worker token"),
+        "{}",
+        r.message()
+    );
     let r = s
-        .call(Method::POST, &heartbeat, Some(&mine), Some(("application/json", b"{}".to_vec())))
+        .call(
+            Method::POST,
+            &heartbeat,
+            Some(&mine),
+            Some(("application/json", b"{}".to_vec())),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    // The token file is parsed again when it changes: a revocation counts
+    // at the next request, though the token was verified and cached.
+    assert!(tessera_api::revoke_worker_token(&s.data, "mine").unwrap());
+    let r = s
+        .call(
+            Method::POST,
+            &heartbeat,
+            Some(&mine),
+            Some(("application/json", b"{}".to_vec())),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
 }

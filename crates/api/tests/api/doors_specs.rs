@@ -40,9 +40,33 @@ async fn specs_nested_too_deep_or_exploding_are_refused_before_they_cost() {
     s.project("d", &s.admin_key.clone()).await;
     let n = 40_000;
     let deep = [
-        ("application/yaml", format!("name: j\nparams: {}{}\ntasks: []\n", "[".repeat(n), "]".repeat(n)), "line 2"),
-        ("application/yaml", format!("name: j\nparams: {}{}\ntasks: []\n", "{a: ".repeat(n), "}".repeat(n)), "line 2"),
-        ("application/json", format!("{{\"name\":\"j\",\"tasks\":[],\"params\":{}{}}}", "[".repeat(n), "]".repeat(n)), "line 1"),
+        (
+            "application/yaml",
+            format!(
+                "name: j\nparams: {}{}\ntasks: []\n",
+                "[".repeat(n),
+                "]".repeat(n)
+            ),
+            "line 2",
+        ),
+        (
+            "application/yaml",
+            format!(
+                "name: j\nparams: {}{}\ntasks: []\n",
+                "{a: ".repeat(n),
+                "}".repeat(n)
+            ),
+            "line 2",
+        ),
+        (
+            "application/json",
+            format!(
+                "{{\"name\":\"j\",\"tasks\":[],\"params\":{}{}}}",
+                "[".repeat(n),
+                "]".repeat(n)
+            ),
+            "line 1",
+        ),
     ];
     for (content_type, body, at) in deep {
         let started = Instant::now();
@@ -52,7 +76,8 @@ async fn specs_nested_too_deep_or_exploding_are_refused_before_they_cost() {
         assert_eq!(r.code(), "invalid_request");
         let message = r.message();
         assert!(
-            message.starts_with("the job spec nests deeper than 64 levels (") && message.contains(at),
+            message.starts_with("the job spec nests deeper than 64 levels (")
+                && message.contains(at),
             "{message}"
         );
         eprintln!("{content_type} nested {n} deep: refused in {took:?}");
@@ -63,9 +88,16 @@ async fn specs_nested_too_deep_or_exploding_are_refused_before_they_cost() {
     let started = Instant::now();
     let r = submit(&s, "application/yaml", block.into_bytes()).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
-    eprintln!("block YAML nested {n} deep: refused in {:?}", started.elapsed());
+    eprintln!(
+        "block YAML nested {n} deep: refused in {:?}",
+        started.elapsed()
+    );
     // 64 levels are measured and let through to the type check.
-    let ok_depth = format!("name: j\nparams: {}{}\ntasks: []\n", "[".repeat(63), "]".repeat(63));
+    let ok_depth = format!(
+        "name: j\nparams: {}{}\ntasks: []\n",
+        "[".repeat(63),
+        "]".repeat(63)
+    );
     let r = submit(&s, "application/yaml", ok_depth.into_bytes()).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
     assert!(!r.message().contains("nests deeper"), "{}", r.message());
@@ -76,7 +108,11 @@ async fn specs_nested_too_deep_or_exploding_are_refused_before_they_cost() {
     let started = Instant::now();
     let r = submit(&s, "application/yaml", laughs().into_bytes()).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
-    assert!(r.message().starts_with("the job spec does not parse"), "{}", r.message());
+    assert!(
+        r.message().starts_with("the job spec does not parse"),
+        "{}",
+        r.message()
+    );
     eprintln!("a billion laughs: refused in {:?}", started.elapsed());
 
     // YAML is read whole into events: past 2 MiB it is refused, JSON is not.
@@ -84,7 +120,11 @@ async fn specs_nested_too_deep_or_exploding_are_refused_before_they_cost() {
     yaml.resize(tessera_api::YAML_SPEC_LIMIT + 1, b'x');
     let r = submit(&s, "application/yaml", yaml).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text());
-    assert!(r.message().contains("send a larger one as JSON"), "{}", r.message());
+    assert!(
+        r.message().contains("send a larger one as JSON"),
+        "{}",
+        r.message()
+    );
     let mut json = br#"{"name":"big","tasks":[{"name":"a","action":{"kind":"noop"}}]}"#.to_vec();
     json.resize(tessera_api::YAML_SPEC_LIMIT + 1, b' ');
     let r = submit(&s, "application/json", json).await;
@@ -136,9 +176,12 @@ async fn forms_with_too_many_parts_large_fields_or_endless_headers_are_refused()
         }
     };
 
-    let filler: Vec<(String, Vec<u8>)> = (0..16).map(|i| (format!("f{i}"), b"x".to_vec())).collect();
-    let mut parts: Vec<(&str, Option<&str>, &[u8])> =
-        filler.iter().map(|(n, v)| (n.as_str(), None, v.as_slice())).collect();
+    let filler: Vec<(String, Vec<u8>)> =
+        (0..16).map(|i| (format!("f{i}"), b"x".to_vec())).collect();
+    let mut parts: Vec<(&str, Option<&str>, &[u8])> = filler
+        .iter()
+        .map(|(n, v)| (n.as_str(), None, v.as_slice()))
+        .collect();
     parts.push(("file", Some("clip.mp4"), &video));
     let (ct, body) = multipart(&parts);
     let r = post(ct, body).await;
@@ -149,16 +192,28 @@ async fn forms_with_too_many_parts_large_fields_or_endless_headers_are_refused()
     let (ct, body) = multipart(&[("note", None, &big), ("file", Some("clip.mp4"), &video)]);
     let r = post(ct, body).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text());
-    assert!(r.message().contains("longer than 4096 bytes"), "{}", r.message());
+    assert!(
+        r.message().contains("longer than 4096 bytes"),
+        "{}",
+        r.message()
+    );
 
     // A part header that never ends: refused once 1 MiB went by, never held.
     let mut endless = b"--B\r\nContent-Disposition: form-data; name=\"file\"\r\nX-Pad: ".to_vec();
     endless.resize(3 << 20, b'a');
     let r = post("multipart/form-data; boundary=B".into(), endless).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text());
-    assert!(r.message().contains("at most 1048576 bytes besides its file"), "{}", r.message());
+    assert!(
+        r.message()
+            .contains("at most 1048576 bytes besides its file"),
+        "{}",
+        r.message()
+    );
 
-    assert_eq!(files_under(&s.data.join("uploads")), Vec::<std::path::PathBuf>::new());
+    assert_eq!(
+        files_under(&s.data.join("uploads")),
+        Vec::<std::path::PathBuf>::new()
+    );
     // The same form with its 15 small fields is fine.
     parts.remove(0);
     let (ct, body) = multipart(&parts);
@@ -183,11 +238,23 @@ async fn forms_with_too_many_parts_large_fields_or_endless_headers_are_refused()
 
 /// Posting a form to the web UI with a session cookie.
 trait FormPost {
-    async fn oneshot_form(self, path: &str, cookie: &str, ct: &str, body: Vec<u8>) -> (StatusCode, String);
+    async fn oneshot_form(
+        self,
+        path: &str,
+        cookie: &str,
+        ct: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, String);
 }
 
 impl FormPost for axum::Router {
-    async fn oneshot_form(self, path: &str, cookie: &str, ct: &str, body: Vec<u8>) -> (StatusCode, String) {
+    async fn oneshot_form(
+        self,
+        path: &str,
+        cookie: &str,
+        ct: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, String) {
         use tower::ServiceExt;
         let req = axum::http::Request::post(path)
             .header("cookie", cookie)
@@ -197,7 +264,9 @@ impl FormPost for axum::Router {
             .unwrap();
         let r = self.oneshot(req).await.unwrap();
         let status = r.status();
-        let bytes = axum::body::to_bytes(r.into_body(), usize::MAX).await.unwrap();
+        let bytes = axum::body::to_bytes(r.into_body(), usize::MAX)
+            .await
+            .unwrap();
         (status, String::from_utf8_lossy(&bytes).into_owned())
     }
 }
@@ -208,14 +277,34 @@ async fn names_that_read_as_numbers_are_refused_and_paths_take_ids_only_in_canon
     let key = s.admin_key.clone();
     for name in ["2", "+2", "-2", "002", "99999999999999999999"] {
         let r = s
-            .send_json(Method::POST, "/api/v1/projects", &key, json!({ "name": name }))
+            .send_json(
+                Method::POST,
+                "/api/v1/projects",
+                &key,
+                json!({ "name": name }),
+            )
             .await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{name}: {}", r.text());
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{name}: {}",
+            r.text()
+        );
         assert!(r.message().contains("reads as a number"), "{}", r.message());
         let r = s
-            .send_json(Method::POST, "/api/v1/users", &key, json!({ "name": name, "admin": false }))
+            .send_json(
+                Method::POST,
+                "/api/v1/users",
+                &key,
+                json!({ "name": name, "admin": false }),
+            )
             .await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{name}: {}", r.text());
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{name}: {}",
+            r.text()
+        );
     }
     let one = s.project("one", &key).await;
     let two = s.project("two", &key).await;
@@ -230,16 +319,34 @@ async fn names_that_read_as_numbers_are_refused_and_paths_take_ids_only_in_canon
     };
     let r = get("/api/v1/projects/+2".into()).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    assert_eq!((r.json()["id"].as_i64(), r.json()["name"].as_str()), (Some(plus.id.0), Some("+2")));
+    assert_eq!(
+        (r.json()["id"].as_i64(), r.json()["name"].as_str()),
+        (Some(plus.id.0), Some("+2"))
+    );
     assert_eq!(get("/api/v1/projects/2".into()).await.json()["name"], "two");
-    for path in ["/api/v1/projects/02", "/api/v1/projects/%202", "/api/v1/jobs/+1", "/api/v1/jobs/01"] {
+    for path in [
+        "/api/v1/projects/02",
+        "/api/v1/projects/%202",
+        "/api/v1/jobs/+1",
+        "/api/v1/jobs/01",
+    ] {
         let r = get(path.into()).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}: {}", r.text());
     }
     let r = s
-        .send_json(Method::PUT, &format!("/api/v1/projects/{one}/members/+1"), &key, json!({"role": "viewer"}))
+        .send_json(
+            Method::PUT,
+            &format!("/api/v1/projects/{one}/members/+1"),
+            &key,
+            json!({"role": "viewer"}),
+        )
         .await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND, "user +1 is not user 1: {}", r.text());
+    assert_eq!(
+        r.status,
+        StatusCode::NOT_FOUND,
+        "user +1 is not user 1: {}",
+        r.text()
+    );
 }
 
 #[tokio::test]
@@ -260,21 +367,50 @@ async fn encoder_settings_that_are_not_the_encoders_are_refused_before_anything_
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let upload = r.json()["upload"].as_str().unwrap().to_string();
     let cases = [
-        (json!({"preset": "-i /etc/passwd"}), "use one of ultrafast, superfast, veryfast"),
-        (json!({"crf": 99}), "crf 99 is out of range for x264; use 0 to 51"),
-        (json!({"codec": "svt-av1", "preset": "14"}), "from 0 (slowest) to 13"),
-        (json!({"codec": "vp9", "preset": "fast"}), "from -8 (slowest) to 8"),
-        (json!({"codec": "ffv1", "container": "mkv", "crf": 0}), "ffv1 is lossless and takes no crf"),
+        (
+            json!({"preset": "-i /etc/passwd"}),
+            "use one of ultrafast, superfast, veryfast",
+        ),
+        (
+            json!({"crf": 99}),
+            "crf 99 is out of range for x264; use 0 to 51",
+        ),
+        (
+            json!({"codec": "svt-av1", "preset": "14"}),
+            "from 0 (slowest) to 13",
+        ),
+        (
+            json!({"codec": "vp9", "preset": "fast"}),
+            "from -8 (slowest) to 8",
+        ),
+        (
+            json!({"codec": "ffv1", "container": "mkv", "crf": 0}),
+            "ffv1 is lossless and takes no crf",
+        ),
     ];
     for (mut body, want) in cases {
         body["upload"] = json!(upload);
         let r = s
-            .send_json(Method::POST, &format!("/api/v1/projects/{p}/encodes"), &key, body.clone())
+            .send_json(
+                Method::POST,
+                &format!("/api/v1/projects/{p}/encodes"),
+                &key,
+                body.clone(),
+            )
             .await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {}", r.text());
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            r.text()
+        );
         assert!(r.message().contains(want), "{body}: {}", r.message());
     }
     for dir in ["encodes", "outputs", "jobs"] {
-        assert_eq!(files_under(&s.data.join(dir)), Vec::<std::path::PathBuf>::new(), "{dir}");
+        assert_eq!(
+            files_under(&s.data.join(dir)),
+            Vec::<std::path::PathBuf>::new(),
+            "{dir}"
+        );
     }
 }

@@ -105,5 +105,9 @@ async fn bodies_over_their_limits_are_refused_with_413() {
     body.resize((2 << 20) + 1, b'x');
     let r = submit(&s, "application/yaml", body).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text());
-    assert!(r.message().contains("at most 2097152 bytes"), "{}", r.message());
+    assert!(
+        r.message().contains("at most 2097152 bytes"),
+        "{}",
+        r.message()
+    );
 }

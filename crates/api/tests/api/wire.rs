@@ -86,7 +86,10 @@ pub async fn request(from: &str, to: SocketAddr, head: &str) -> (String, Duratio
     let mut conn = connect_from(from, to).await;
     conn.write_all(head.as_bytes()).await.unwrap();
     let answer = until_closed(&mut conn, head).await;
-    (String::from_utf8_lossy(&answer).into_owned(), started.elapsed())
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        started.elapsed(),
+    )
 }
 
 /// `GET /healthz` from `from`: its status line and how long it took.
