@@ -155,4 +155,21 @@ mod tests {
         assert_eq!(err.message, "http body_idle_timeout must be more than 0");
         assert!(toml::from_str::<HttpFile>("header_timeout = 1\n").is_err());
     }
+
+    #[test]
+    fn the_sample_configs_http_section_spells_the_defaults() {
+        let sample = include_str!("../../../tessera.sample.toml");
+        let section: String = sample
+            .lines()
+            .skip_while(|l| *l != "# [http]")
+            .skip(1)
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| l.contains(" = "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(section.lines().count(), 6, "{section}");
+        let file: HttpFile = toml::from_str(&section).unwrap();
+        let limits = resolve(&HttpArgs::default(), &file).unwrap();
+        assert_eq!(limits, HttpLimits::default());
+    }
 }

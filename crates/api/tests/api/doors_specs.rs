@@ -414,3 +414,21 @@ async fn encoder_settings_that_are_not_the_encoders_are_refused_before_anything_
         );
     }
 }
+
+#[tokio::test]
+async fn made_up_methods_share_one_metrics_series() {
+    let s = Server::start();
+    for i in 0..50 {
+        let method = Method::from_bytes(format!("MADEUP{i}").as_bytes()).unwrap();
+        let r = s.call(method, "/healthz", None, None).await;
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{}", r.text());
+    }
+    let text = s.get("/metrics", &s.admin_key).await.text();
+    assert!(!text.contains("MADEUP"), "{text}");
+    assert!(
+        text.contains(
+            "tessera_http_requests_total{method=\"OTHER\",route=\"/healthz\",status=\"405\"} 50\n"
+        ),
+        "{text}"
+    );
+}
