@@ -143,7 +143,7 @@ impl FromRequest<AppState> for SpecBody {
         }
         let parsed = state
             .spec_parses
-            .run(state, move || parse_spec(format, &bytes))
+            .run(&state.metrics, move || parse_spec(format, &bytes))
             .await?;
         parsed.map(SpecBody)
     }
@@ -178,7 +178,7 @@ impl ParseGate {
     /// [`SPEC_QUEUE`] parses wait already.
     async fn run<T: Send + 'static>(
         &self,
-        state: &AppState,
+        metrics: &crate::metrics::Metrics,
         parse: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
         let permit = match self.slots.clone().try_acquire_owned() {
@@ -186,7 +186,7 @@ impl ParseGate {
             Err(_) => {
                 if self.waiting.fetch_add(1, Ordering::Relaxed) >= SPEC_QUEUE {
                     self.waiting.fetch_sub(1, Ordering::Relaxed);
-                    state.metrics.doors.spec_busy();
+                    metrics.doors.spec_busy();
                     return Err(ApiError::Busy {
                         message: format!(
                             "too many job specs are being read (at most {SPEC_PARSES} at once, \
@@ -249,6 +249,47 @@ fn too_deep(at: &str) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn spec_parses_run_two_at_once_sixteen_wait_and_more_are_refused() {
+        let gate = Arc::new(ParseGate::default());
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let held = Arc::new(std::sync::Mutex::new(held));
+        let mut runs = Vec::new();
+        for _ in 0..SPEC_PARSES + SPEC_QUEUE {
+            let (gate, metrics, held) = (gate.clone(), metrics.clone(), held.clone());
+            runs.push(tokio::spawn(async move {
+                gate.run(&metrics, move || {
+                    let _ = held.lock().unwrap().recv();
+                })
+                .await
+            }));
+        }
+        // Observable state, not time: both slots taken, the queue full.
+        while gate.slots.available_permits() > 0
+            || gate.waiting.load(Ordering::Relaxed) < SPEC_QUEUE
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let refused = gate.run(&metrics, || ()).await.unwrap_err();
+        assert!(
+            matches!(refused, ApiError::Busy { retry_after: 1, .. }),
+            "{refused}"
+        );
+        assert!(
+            refused.to_string().contains("2 at once, 16 waiting"),
+            "{refused}"
+        );
+        for _ in 0..SPEC_PARSES + SPEC_QUEUE {
+            release.send(()).unwrap();
+        }
+        for run in runs {
+            run.await.unwrap().expect("every waiting parse ran");
+        }
+        assert_eq!(gate.waiting.load(Ordering::Relaxed), 0);
+    }
 
     #[test]
     fn yaml_and_json_specs_name_unknown_fields() {
