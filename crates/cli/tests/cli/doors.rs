@@ -478,6 +478,25 @@ fn bad_encoder_settings_and_numeric_names_are_refused_by_the_cli() {
         );
         assert!(!out.exists());
     }
+    // A task may write its own request.json: the op checks it too.
+    let workdir = dir.path().join("work");
+    std::fs::create_dir_all(&workdir).unwrap();
+    let request = serde_json::json!({
+        "input": clip, "output": out, "chunk_seconds": 1.0, "slots": 1,
+        "settings": {"codec": "vp9", "preset": "--cpu-used 99"},
+    });
+    std::fs::write(workdir.join("request.json"), request.to_string()).unwrap();
+    for op in ["probe", "plan"] {
+        let mut cmd = tessera();
+        cmd.args(["op", op, "--workdir"]).arg(&workdir);
+        let done = run(&mut cmd);
+        done.expect_code(3);
+        assert!(
+            done.stderr.contains("is not a vp9 preset"),
+            "{op}: {}",
+            done.stderr
+        );
+    }
     let data = dir.path().join("data");
     let mut admin = tessera();
     admin.args([
