@@ -24,8 +24,7 @@
 //!   argon2 runs per prefix, memory bounded), of connections that say
 //!   nothing or stall (64 per address, all closed after their timeouts),
 //!   of specs nested 40,000 deep (refused, `/healthz` quick), with the
-//!   server's memory, descriptors and `/healthz` latency printed; encoder
-//!   settings and numeric project names refused by the CLI.
+//!   server's memory, descriptors and `/healthz` latency printed.
 //! - `encode`: lossless proof through the whole scheduler (framemd5), the
 //!   default x264 path on NTSC, variable frame rate kept where plain ffmpeg
 //!   loses it, and `tessera verify` catching a mismatch.
