@@ -39,8 +39,12 @@ const FAILURES_KEPT: usize = 10_000;
 /// Threads that run argon2: the most cores and argon2 memory blocks that
 /// secret checks ever take.
 pub(crate) const VERIFY_THREADS: usize = 2;
-/// Checks that may wait for a verifier thread; one more is a 503.
-pub(crate) const VERIFY_QUEUE: usize = 16;
+/// Checks that may wait for a verifier thread; one more is a 503. Each
+/// waiting check is a small message (argon2's memory is the threads'),
+/// so the bound is on latency: 64 checks of ~30 ms on 2 threads wait
+/// about a second, room for a fleet of workers starting at once with
+/// their own tokens.
+pub(crate) const VERIFY_QUEUE: usize = 64;
 
 /// Counts wrong secrets per prefix, attempts included while they run.
 #[derive(Default)]
