@@ -247,3 +247,23 @@ async fn shutdown_closes_idle_kept_alive_connections_without_waiting_for_them() 
         assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_heads_past_64_kib_or_100_headers_are_refused_with_431() {
+    let s = Server::start();
+    let api = Listening::start(&s).await;
+    let long_query = format!(
+        "GET /healthz?{} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        "q".repeat(70 << 10)
+    );
+    let many: String = (0..101).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let many = format!("GET /healthz HTTP/1.1\r\nHost: t\r\n{many}Connection: close\r\n\r\n");
+    for (what, head) in [("a 70 KiB query", long_query), ("101 headers", many)] {
+        let (answer, _) = request("127.0.0.1", api.addr, &head).await;
+        assert!(answer.starts_with("HTTP/1.1 431 "), "{what}: {answer}");
+    }
+    let fine: String = (0..90).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let fine = format!("GET /healthz HTTP/1.1\r\nHost: t\r\n{fine}Connection: close\r\n\r\n");
+    let (answer, _) = request("127.0.0.1", api.addr, &fine).await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+}
