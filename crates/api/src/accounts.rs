@@ -4,7 +4,7 @@
 use crate::auth::Caller;
 use crate::state::now_ms;
 use crate::views::{KeyView, MeView, MemberView, NewKeyView, NewUserView, ProjectView, UserView};
-use crate::{new_api_key, ApiError, ApiStore, AppState};
+use crate::{ApiError, ApiStore, AppState};
 use std::collections::HashMap;
 use tessera_store::{ProjectRecord, UserRecord};
 use tessera_types::{KeyId, Role, UserId};
@@ -33,8 +33,9 @@ pub(crate) async fn create_user(
     name: String,
     admin: bool,
 ) -> Result<NewUserView, ApiError> {
-    check_name("user", &name)?;
-    let (secret, prefix, hash) = tokio::task::spawn_blocking(new_api_key).await?;
+    check_name("user", &name).map_err(ApiError::Invalid)?;
+    let (secret, prefix) = crate::keys::new_key_parts();
+    let hash = state.verifier.hash(secret.clone()).await?;
     state
         .db(move |db| {
             if db.user_by_name(&name)?.is_some() {
@@ -86,12 +87,7 @@ pub(crate) async fn create_project(
     caller: Caller,
     name: String,
 ) -> Result<ProjectView, ApiError> {
-    check_name("project", &name)?;
-    if name.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::Invalid(format!(
-            "project name {name:?} is all digits, which reads as a project id; add a letter"
-        )));
-    }
+    check_name("project", &name).map_err(ApiError::Invalid)?;
     let owner = caller.user.id;
     state
         .db(move |db| {
@@ -166,9 +162,9 @@ pub(crate) async fn set_member(
 }
 
 fn find_user(db: &dyn ApiStore, segment: &str) -> Result<UserRecord, ApiError> {
-    let found = match segment.parse::<i64>() {
-        Ok(id) => db.user(UserId(id))?,
-        Err(_) => db.user_by_name(segment)?,
+    let found = match parse_id(segment) {
+        Some(id) => db.user(UserId(id))?,
+        None => db.user_by_name(segment)?,
     };
     found.ok_or_else(|| ApiError::NotFound(format!("user {segment} does not exist")))
 }
@@ -184,8 +180,9 @@ pub(crate) async fn create_key(
     caller: Caller,
     name: String,
 ) -> Result<NewKeyView, ApiError> {
-    check_name("key", &name)?;
-    let (secret, prefix, hash) = tokio::task::spawn_blocking(new_api_key).await?;
+    check_text("key", &name).map_err(ApiError::Invalid)?;
+    let (secret, prefix) = crate::keys::new_key_parts();
+    let hash = state.verifier.hash(secret.clone()).await?;
     let user = caller.user.id;
     let key = state
         .db(move |db| Ok(db.create_key(user, &name, &prefix, &hash, now_ms())?))
@@ -229,13 +226,71 @@ pub(crate) async fn revoke_key(state: &AppState, caller: Caller, id: i64) -> Res
     Ok(())
 }
 
-fn check_name(what: &str, name: &str) -> Result<(), ApiError> {
+fn check_text(what: &str, name: &str) -> Result<(), String> {
     let trimmed = name.trim();
     if trimmed.is_empty() || trimmed != name || name.len() > 100 || name.contains(['/', '\0']) {
-        return Err(ApiError::Invalid(format!(
+        return Err(format!(
             "{what} name {name:?} is not allowed: use 1 to 100 characters, no '/', \
              no leading or trailing spaces"
-        )));
+        ));
     }
     Ok(())
+}
+
+/// Checks the name of a user or a project, which paths name by id or by
+/// name: besides the rules of every name, one that reads as a number in
+/// any way (`2`, `002`, `+2`, `-2`) is refused, so a path segment is never
+/// both a name and an id. (`tessera admin` checks the same.)
+pub fn check_name(what: &str, name: &str) -> Result<(), String> {
+    check_text(what, name)?;
+    let digits = name.strip_prefix(['+', '-']).unwrap_or(name);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "{what} name {name:?} reads as a number, which paths take as a {what} id; add a letter"
+        ));
+    }
+    Ok(())
+}
+
+/// The id a path segment names: canonical decimal only (no sign, no
+/// leading zero, no spaces), so `+2` or `02` is a name, never id 2.
+pub(crate) fn parse_id(segment: &str) -> Option<i64> {
+    let canonical = !segment.is_empty()
+        && segment.bytes().all(|b| b.is_ascii_digit())
+        && (segment == "0" || !segment.starts_with('0'));
+    canonical.then(|| segment.parse().ok()).flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check_name, parse_id};
+
+    #[test]
+    fn ids_are_canonical_decimals_and_names_never_read_as_numbers() {
+        for (segment, id) in [("2", Some(2)), ("0", Some(0)), ("123", Some(123))] {
+            assert_eq!(parse_id(segment), id, "{segment}");
+        }
+        for segment in [
+            "+2",
+            "02",
+            "-2",
+            " 2",
+            "2 ",
+            "",
+            "1e3",
+            "99999999999999999999",
+        ] {
+            assert_eq!(parse_id(segment), None, "{segment:?}");
+        }
+        for name in ["2", "+2", "-2", "002", "99999999999999999999"] {
+            assert!(check_name("project", name).is_err(), "{name:?}");
+        }
+        for name in ["a2", "2a", "+", "1e3", "v1.2"] {
+            assert_eq!(check_name("project", name), Ok(()), "{name:?}");
+        }
+        assert!(
+            check_name("project", " 2").is_err(),
+            "spaces are refused anyway"
+        );
+    }
 }

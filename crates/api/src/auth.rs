@@ -5,7 +5,8 @@
 //! everything. The order of checks is fixed: 401 (no or bad key), then 404
 //! (no such project or job), then 403 (it exists but not for you).
 
-use crate::keys::{parse_key, verify_key};
+use crate::keys::parse_key;
+use crate::metrics::Secret;
 use crate::state::now_ms;
 use crate::{ApiError, AppState};
 use axum::extract::{FromRequestParts, RawPathParams};
@@ -109,24 +110,12 @@ async fn authenticate(state: &AppState, key: String) -> Result<Caller, ApiError>
         })
         .await?;
     if !state.keys.hit(&key, record.id) {
-        if let Err(wait) = state.keys.may_check(&record.prefix) {
-            return Err(ApiError::TooManyRequests {
-                retry_after: wait.as_secs().max(1),
-            });
-        }
-        let hash = record.hash.clone();
-        let _slot = state
-            .verify_slots
-            .acquire()
-            .await
-            .map_err(ApiError::internal)?;
-        let (key, ok) = tokio::task::spawn_blocking(move || {
-            let ok = verify_key(&key, &hash);
-            (key, ok)
-        })
-        .await?;
-        if !ok {
-            state.keys.failed(&record.prefix);
+        let right = state
+            .keys
+            .guard
+            .check(state, Secret::UserKey, &record.prefix, &key, &record.hash)
+            .await?;
+        if !right {
             return Err(unauthorized(BAD_KEY));
         }
         if record.revoked_at.is_none() {
@@ -202,14 +191,14 @@ fn check_role(
     }))
 }
 
-/// Finds a project by numeric id or by name.
+/// Finds a project by id (canonical decimal) or by name.
 pub(crate) fn find_project(
     db: &dyn crate::ApiStore,
     segment: &str,
 ) -> Result<ProjectRecord, ApiError> {
-    let found = match segment.parse::<i64>() {
-        Ok(id) => db.project(ProjectId(id))?,
-        Err(_) => db.project_by_name(segment)?,
+    let found = match crate::accounts::parse_id(segment) {
+        Some(id) => db.project(ProjectId(id))?,
+        None => db.project_by_name(segment)?,
     };
     found.ok_or_else(|| ApiError::NotFound(format!("project {segment} does not exist")))
 }
@@ -243,10 +232,9 @@ impl<R: Need> FromRequestParts<AppState> for JobAccess<R> {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let caller = Caller::from_request_parts(parts, state).await?;
         let segment = path_param(parts, state, "id").await?;
-        let id = segment
-            .parse::<i64>()
+        let id = crate::accounts::parse_id(&segment)
             .map(JobId)
-            .map_err(|_| ApiError::NotFound(format!("job {segment} does not exist")))?;
+            .ok_or_else(|| ApiError::NotFound(format!("job {segment} does not exist")))?;
         let user = caller.user.id;
         let (job, access) = state
             .db(move |db| {

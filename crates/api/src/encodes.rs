@@ -83,7 +83,6 @@ pub(crate) async fn encode(
     project: ProjectRecord,
     options: EncodeOptions,
 ) -> Result<JobView, ApiError> {
-    let (input, name, upload_dir) = source(state, &project, &options).await?;
     let invalid = |e: MediaError| ApiError::Invalid(e.to_string());
     let codec: Codec = options
         .codec
@@ -91,6 +90,11 @@ pub(crate) async fn encode(
         .unwrap_or("x264")
         .parse()
         .map_err(invalid)?;
+    let mut settings = EncodeSettings::new(codec);
+    settings.crf = options.crf;
+    settings.preset = options.preset.clone();
+    settings.validate().map_err(invalid)?;
+    let (input, name, upload_dir) = source(state, &project, &options).await?;
     let ext = match options.container.as_deref().unwrap_or("mp4") {
         c @ ("mp4" | "mkv" | "webm") => c,
         other => {
@@ -105,9 +109,6 @@ pub(crate) async fn encode(
     let stem = input
         .file_stem()
         .map_or("output".into(), |s| s.to_string_lossy().into_owned());
-    let mut settings = EncodeSettings::new(codec);
-    settings.crf = options.crf;
-    settings.preset = options.preset;
     let req = EncodeRequest {
         input: input.clone(),
         output: out_dir.join(format!("{stem}.{ext}")),

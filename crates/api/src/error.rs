@@ -30,6 +30,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("request body is larger than {limit} bytes; send a smaller one")]
     PayloadTooLarge { limit: usize },
+    /// Too large, with its own explanation (a YAML spec, a form's fields).
+    #[error("{0}")]
+    TooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
     /// A `Range` that starts past the end of a file of `len` bytes.
@@ -42,12 +45,20 @@ pub enum ApiError {
     /// A job spec the scheduler refuses (cycle, selector matching nothing...).
     #[error("{0}")]
     InvalidSpec(String),
-    /// Too many wrong keys with one prefix: checks wait `retry_after` seconds.
-    #[error("too many wrong API keys with this key's prefix; wait {retry_after} s and try again")]
-    TooManyRequests { retry_after: u64 },
+    /// Too many wrong secrets with one prefix: checks wait `retry_after` seconds.
+    #[error("{message}; wait {retry_after} s and try again")]
+    TooManyRequests { message: String, retry_after: u64 },
     /// The scheduler or the database cannot answer right now.
     #[error("{0}")]
     Unavailable(String),
+    /// A bounded queue (connections, secret checks, spec parses) is full:
+    /// try again after `retry_after` seconds.
+    #[error("{message}")]
+    Busy { message: String, retry_after: u64 },
+    /// The request took too long: its body stopped sending, or it passed
+    /// the request deadline.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// A bug or an environment failure: logged, never described to the client.
     #[error("internal error: {0}")]
     Internal(String),
@@ -62,12 +73,13 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge { .. } | Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::Invalid(_) | Self::InvalidSpec(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -81,13 +93,15 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::Conflict(_) => "conflict",
-            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::PayloadTooLarge { .. } | Self::TooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Self::Invalid(_) => "invalid_request",
             Self::InvalidSpec(_) => "invalid_spec",
             Self::TooManyRequests { .. } => "too_many_requests",
             Self::Unavailable(_) => "unavailable",
+            Self::Busy { .. } => "busy",
+            Self::RequestTimeout(_) => "request_timeout",
             Self::Internal(_) => "internal",
         }
     }
@@ -97,23 +111,57 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let message = match &self {
+impl ApiError {
+    /// The JSON body every error is sent as.
+    fn body(&self) -> serde_json::Value {
+        let message = match self {
             Self::Internal(detail) => {
                 eprintln!("tessera-api: internal error: {detail}");
                 "internal error; the server's log has the details".to_string()
             }
             other => other.to_string(),
         };
-        let body = json!({ "error": { "code": self.code(), "message": message } });
+        json!({ "error": { "code": self.code(), "message": message } })
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::TooManyRequests { retry_after, .. } | Self::Busy { retry_after, .. } => {
+                Some(*retry_after)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// `e` as a whole HTTP/1.1 response that closes the connection, for a
+/// connection refused before any request was read.
+pub(crate) fn raw_response(e: ApiError) -> Vec<u8> {
+    let body = e.body().to_string();
+    let status = e.status();
+    let retry = e
+        .retry_after()
+        .map_or(String::new(), |s| format!("retry-after: {s}\r\n"));
+    format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         {retry}connection: close\r\n\r\n{body}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        body.len()
+    )
+    .into_bytes()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = self.body();
         let mut response = (self.status(), axum::Json(body)).into_response();
         if matches!(self, Self::Unauthorized(_)) {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if let Self::TooManyRequests { retry_after } = self {
+        if let Some(retry_after) = self.retry_after() {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));

@@ -33,7 +33,9 @@ pub(crate) async fn readyz(State(s): State<AppState>) -> Answer<Value> {
     Ok(Json(json!({ "status": "ready" })))
 }
 
-pub(crate) async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
+/// `/metrics` names every project, so it takes an admin's key (Prometheus:
+/// `authorization: {credentials_file: ...}`).
+pub(crate) async fn metrics(State(s): State<AppState>, _: Admin) -> Result<Response, ApiError> {
     let text = metrics::render(&s).await?;
     let content_type = "text/plain; version=0.0.4; charset=utf-8";
     Ok(([(header::CONTENT_TYPE, content_type)], text).into_response())

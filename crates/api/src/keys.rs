@@ -6,14 +6,15 @@
 //!
 //! Guessing is throttled where it costs: a malformed key or an unknown
 //! prefix is refused without argon2, and a known prefix with a wrong secret
-//! may fail [`FAILURE_LIMIT`] times per [`FAILURE_WINDOW`]; after that its
-//! checks are refused (429, `Retry-After`) until the window ends, without
-//! running argon2. The price: someone who knows a key's prefix can make
-//! that key's uncached checks wait for up to a minute.
+//! may fail [`FAILURE_LIMIT`](crate::verify::FAILURE_LIMIT) times per
+//! window; after that its checks are refused (429, `Retry-After`) until the
+//! window ends, without running argon2 (see [`crate::verify`]). The price:
+//! someone who knows a key's prefix can make that key's uncached checks
+//! wait for up to a minute.
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -25,21 +26,26 @@ const PREFIX_LEN: usize = 12;
 const SECRET_LEN: usize = 32;
 /// How long a successful verification is trusted without argon2.
 pub(crate) const CACHE_TTL: Duration = Duration::from_secs(60);
-/// Wrong secrets per key prefix per [`FAILURE_WINDOW`] before checks wait.
-pub(crate) const FAILURE_LIMIT: u32 = 5;
-pub(crate) const FAILURE_WINDOW: Duration = Duration::from_secs(60);
-/// Prefixes with recent failures remembered at most (the oldest go first).
-const FAILURES_KEPT: usize = 10_000;
+/// The most argon2 memory a stored hash may ask for (KiB): ours use the
+/// default 19 MiB; a hash asking more is treated as not matching rather
+/// than allowed to take the verifier's memory.
+const MAX_M_COST_KIB: u32 = 64 << 10;
 const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 /// A fresh key: `(full key, shown once; its prefix; argon2 PHC hash of the full key)`.
 /// Store the prefix and the hash (`Accounts::create_key`), show the key.
 pub fn new_api_key() -> (String, String, String) {
-    let prefix = random_alphanumeric(PREFIX_LEN);
-    let secret = random_alphanumeric(SECRET_LEN);
-    let key = format!("{KEY_TAG}{prefix}_{secret}");
+    let (key, prefix) = new_key_parts();
     let hash = hash_key(&key);
     (key, prefix, hash)
+}
+
+/// A fresh key and its prefix, not hashed yet (the server hashes on its
+/// verifier threads, [`crate::verify::Verifier::hash`]).
+pub(crate) fn new_key_parts() -> (String, String) {
+    let prefix = random_alphanumeric(PREFIX_LEN);
+    let secret = random_alphanumeric(SECRET_LEN);
+    (format!("{KEY_TAG}{prefix}_{secret}"), prefix)
 }
 
 pub(crate) fn random_alphanumeric(n: usize) -> String {
@@ -59,11 +65,36 @@ pub(crate) fn random_alphanumeric(n: usize) -> String {
 }
 
 pub(crate) fn hash_key(key: &str) -> String {
+    hash_key_with(key, &mut Vec::new())
+}
+
+/// The argon2id PHC hash (default parameters, fresh salt) of `key`, with
+/// argon2's memory in `blocks` (grown as needed, kept by the caller).
+pub(crate) fn hash_key_with(key: &str, blocks: &mut Vec<Block>) -> String {
+    const INFALLIBLE: &str = "argon2 with default parameters and a fresh salt cannot fail";
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(key.as_bytes(), &salt)
-        .expect("argon2 with default parameters and a fresh salt cannot fail")
-        .to_string()
+    let params = Params::default();
+    if blocks.len() < params.block_count() {
+        blocks.resize(params.block_count(), Block::default());
+    }
+    let mut salt_bytes = [0u8; 64];
+    let salt_bytes = salt
+        .as_salt()
+        .decode_b64(&mut salt_bytes)
+        .expect(INFALLIBLE);
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    let (algorithm, version) = (Algorithm::Argon2id, Version::V0x13);
+    Argon2::new(algorithm, version, params.clone())
+        .hash_password_into_with_memory(key.as_bytes(), salt_bytes, &mut out, &mut blocks[..])
+        .expect(INFALLIBLE);
+    PasswordHash {
+        algorithm: algorithm.ident(),
+        version: Some(version.into()),
+        params: ParamsString::try_from(&params).expect(INFALLIBLE),
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).expect(INFALLIBLE)),
+    }
+    .to_string()
 }
 
 /// The prefix of a well-formed key, `None` for anything else.
@@ -75,14 +106,48 @@ pub(crate) fn parse_key(key: &str) -> Option<&str> {
 }
 
 /// Whether `key` matches the PHC `hash` (false for a malformed hash).
+#[cfg(test)]
 pub(crate) fn verify_key(key: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(key.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false)
+    verify_key_with(key, hash, &mut Vec::new())
+}
+
+/// [`verify_key`] with argon2's memory in `blocks`, grown as needed and
+/// kept by the caller for the next check (see [`crate::verify`]).
+pub(crate) fn verify_key_with(key: &str, hash: &str, blocks: &mut Vec<Block>) -> bool {
+    let Ok(phc) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params)) = (Algorithm::try_from(phc.algorithm), Params::try_from(&phc))
+    else {
+        return false;
+    };
+    let version = match phc.version.map(Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let (Some(salt), Some(expected)) = (phc.salt, phc.hash) else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    if params.m_cost() > MAX_M_COST_KIB {
+        return false;
+    }
+    if blocks.len() < params.block_count() {
+        blocks.resize(params.block_count(), Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    let argon2 = Argon2::new(algorithm, version, params);
+    if argon2
+        .hash_password_into_with_memory(key.as_bytes(), salt, &mut out, &mut blocks[..])
+        .is_err()
+    {
+        return false;
+    }
+    // Output's equality is constant-time.
+    Output::new(&out).is_ok_and(|out| out == expected)
 }
 
 type Fingerprint = [u8; 32];
@@ -96,8 +161,8 @@ fn fingerprint(key: &str) -> Fingerprint {
 #[derive(Default)]
 pub(crate) struct KeyCache {
     entries: Mutex<HashMap<Fingerprint, (KeyId, Instant)>>,
-    /// Prefix -> (start of its failure window, failures in it).
-    failures: Mutex<HashMap<String, (Instant, u32)>>,
+    /// Wrong secrets by key prefix, and the checks running now.
+    pub(crate) guard: crate::verify::Guard,
 }
 
 impl KeyCache {
@@ -122,36 +187,6 @@ impl KeyCache {
         entries.insert(fingerprint(key), (id, Instant::now()));
     }
 
-    /// `Err(wait)` while `prefix` has failed [`FAILURE_LIMIT`] times in its
-    /// current window: checking it again must wait that long.
-    pub(crate) fn may_check(&self, prefix: &str) -> Result<(), Duration> {
-        let failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        match failures.get(prefix) {
-            Some(&(since, n)) if n >= FAILURE_LIMIT && since.elapsed() < FAILURE_WINDOW => {
-                Err(FAILURE_WINDOW - since.elapsed())
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Counts a wrong secret for `prefix`.
-    pub(crate) fn failed(&self, prefix: &str) {
-        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        if failures.len() >= FAILURES_KEPT {
-            failures.retain(|_, (since, _)| since.elapsed() < FAILURE_WINDOW);
-            if failures.len() >= FAILURES_KEPT {
-                failures.clear();
-            }
-        }
-        let entry = failures
-            .entry(prefix.to_string())
-            .or_insert((Instant::now(), 0));
-        if entry.0.elapsed() >= FAILURE_WINDOW {
-            *entry = (Instant::now(), 0);
-        }
-        entry.1 += 1;
-    }
-
     /// Forgets every verification of key `id` (it was revoked).
     pub(crate) fn forget(&self, id: KeyId) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
@@ -168,7 +203,21 @@ mod tests {
         let (key, prefix, hash) = new_api_key();
         assert_eq!(key.len(), 4 + 12 + 1 + 32);
         assert_eq!(parse_key(&key), Some(prefix.as_str()));
-        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        // The same as the argon2 crate's own hasher makes, and verifies.
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let theirs = Argon2::default()
+            .hash_password(b"x", &SaltString::generate(&mut OsRng))
+            .unwrap()
+            .to_string();
+        assert_eq!(theirs[..30], hash[..30]);
+        let parsed = PasswordHash::new(&hash).unwrap();
+        assert!(Argon2::default()
+            .verify_password(key.as_bytes(), &parsed)
+            .is_ok());
         assert!(verify_key(&key, &hash));
         let mut wrong = key.clone();
         wrong.replace_range(key.len() - 1.., if key.ends_with('a') { "b" } else { "a" });
@@ -188,21 +237,6 @@ mod tests {
         ] {
             assert_eq!(parse_key(bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn a_prefix_waits_after_too_many_wrong_secrets_and_others_do_not() {
-        let cache = KeyCache::default();
-        for _ in 0..FAILURE_LIMIT {
-            assert_eq!(cache.may_check("aaaa"), Ok(()));
-            cache.failed("aaaa");
-        }
-        let wait = cache.may_check("aaaa").unwrap_err();
-        assert!(
-            wait > Duration::from_secs(50) && wait <= FAILURE_WINDOW,
-            "{wait:?}"
-        );
-        assert_eq!(cache.may_check("bbbb"), Ok(()));
     }
 
     #[test]

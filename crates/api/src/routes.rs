@@ -3,7 +3,7 @@
 
 use crate::body::BODY_LIMIT;
 use crate::{handlers as h, metrics, ApiError, AppState};
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{Method, Uri};
 use axum::routing::{self, MethodRouter};
 use axum::Router;
@@ -24,7 +24,7 @@ pub enum Auth {
     Project(Role),
     /// At least this role in the job's project (or an admin).
     Job(Role),
-    /// A worker token (`twk_...`); users' API keys get 403.
+    /// A worker token (`twk_...`); anything else (users' API keys too) gets 401.
     Worker,
 }
 
@@ -33,7 +33,7 @@ pub enum Auth {
 pub const ROUTES: &[(Method, &str, &str, Auth)] = &[
     (Method::GET, "/healthz", "Liveness: the process answers", Auth::None),
     (Method::GET, "/readyz", "Readiness: the store answers", Auth::None),
-    (Method::GET, "/metrics", "Prometheus metrics (text format)", Auth::None),
+    (Method::GET, "/metrics", "Prometheus metrics (text format); they name every project, so an admin's key is needed", Auth::Admin),
     (Method::GET, "/api/v1/openapi.json", "This API's OpenAPI 3.0 document", Auth::None),
     (Method::GET, "/api/v1/me", "The caller, its admin flag and its projects with roles", Auth::User),
     (Method::GET, "/api/v1/users", "All users", Auth::Admin),
@@ -81,6 +81,30 @@ pub const ROUTES: &[(Method, &str, &str, Auth)] = &[
     (Method::GET, "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/files/status", "How many bytes of an output's upload arrived (?path=ABS): {received}; resume from there", Auth::Worker),
     (Method::POST, "/api/v1/workers/{worker}/release", "Hand every lease back (the attempts are retried elsewhere at once) and leave", Auth::Worker),
 ];
+
+/// The routes whose body is streamed to disk as it arrives (uploads, up to
+/// `max_upload_bytes`): no body-size limit and no request deadline, only
+/// the body-idle timeout. Every one of them authenticates before it reads
+/// a byte of the body.
+const STREAMED_BODIES: &[(Method, &str)] = &[
+    (Method::POST, "/api/v1/projects/{project}/uploads"),
+    (
+        Method::PUT,
+        "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/files",
+    ),
+    (Method::POST, "/ui/projects/{project}/encode"),
+    (Method::POST, "/ui/projects/{project}/uploads"),
+];
+
+/// Whether `req` is for one of the [`STREAMED_BODIES`] routes.
+pub(crate) fn streams_body(req: &Request) -> bool {
+    let Some(path) = req.extensions().get::<MatchedPath>() else {
+        return false;
+    };
+    STREAMED_BODIES
+        .iter()
+        .any(|(m, p)| m == req.method() && *p == path.as_str())
+}
 
 /// The handler of a route of [`ROUTES`].
 fn endpoint(method: &Method, path: &str) -> MethodRouter<AppState> {
@@ -175,6 +199,10 @@ pub fn router(state: AppState) -> Router {
             ))
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::serve::deadline,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

@@ -25,9 +25,12 @@ pub struct AppState {
     pub(crate) data_dir: PathBuf,
     pub(crate) keys: Arc<KeyCache>,
     pub(crate) metrics: Arc<Metrics>,
-    /// Bounds concurrent argon2 verifications, so a flood of wrong keys
-    /// costs at most this many cores.
-    pub(crate) verify_slots: Arc<tokio::sync::Semaphore>,
+    /// Runs every argon2 verification, bounded (see [`crate::verify`]).
+    pub(crate) verifier: Arc<crate::verify::Verifier>,
+    /// Bounds the spec parses that run at once, and those that wait.
+    pub(crate) spec_parses: Arc<crate::body::ParseGate>,
+    /// Connection and request limits (used by [`crate::serve`]).
+    pub(crate) limits: crate::HttpLimits,
     /// The largest upload accepted, in bytes.
     pub(crate) max_upload_bytes: u64,
     /// Directories whose files encodes may read in place, by name.
@@ -44,9 +47,6 @@ pub struct AppState {
     pub(crate) worker_tokens: Arc<crate::workers::Verified>,
 }
 
-/// Concurrent argon2 verifications at most.
-const VERIFY_SLOTS: usize = 2;
-
 impl AppState {
     /// `store` is the API's own connection (reads and account writes); jobs
     /// are submitted and cancelled only through `driver`. `data_dir` is the
@@ -59,8 +59,10 @@ impl AppState {
             driver,
             data_dir,
             keys: Arc::new(KeyCache::default()),
-            metrics,
-            verify_slots: Arc::new(tokio::sync::Semaphore::new(VERIFY_SLOTS)),
+            metrics: metrics.clone(),
+            verifier: Arc::new(crate::verify::Verifier::start(metrics.clone())),
+            spec_parses: Arc::default(),
+            limits: crate::HttpLimits::default(),
             max_upload_bytes: crate::encodes::DEFAULT_MAX_UPLOAD,
             volumes: Arc::new(Volumes::default()),
             closing: Arc::new(tokio::sync::watch::Sender::new(false)),
@@ -73,6 +75,13 @@ impl AppState {
     /// Sets the largest upload accepted (default 8 GiB); a larger one is a 413.
     pub fn with_max_upload_bytes(mut self, bytes: u64) -> Self {
         self.max_upload_bytes = bytes;
+        self
+    }
+
+    /// Sets the connection and request limits [`crate::serve`] holds
+    /// clients to (default: [`crate::HttpLimits::default`]).
+    pub fn with_http_limits(mut self, limits: crate::HttpLimits) -> Self {
+        self.limits = limits;
         self
     }
 

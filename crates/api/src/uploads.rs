@@ -14,21 +14,18 @@
 //! with its directory. The probe decides what a file is, never its name.
 
 use crate::encodes::{is_id, media_error, remove_dir, JOB_KEY_PREFIX};
+use crate::form::{self, Form};
 use crate::state::now_ms;
 use crate::{ApiError, AppState};
 use axum::body::{Body, Bytes};
-use axum::extract::multipart::{Field, MultipartError};
-use axum::extract::{FromRequest, Multipart, Request};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::multipart::Field;
+use axum::extract::Request;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tessera_media::{self as media, MediaInfo, StreamInfo};
 use tessera_store::ProjectRecord;
 use tokio::io::AsyncWriteExt;
 
-/// What a multipart body may hold beyond its file (boundaries, headers,
-/// small fields) when its declared length is checked against the limit.
-const MULTIPART_SLACK: u64 = 1 << 20;
 /// The name an upload has while it arrives.
 const INCOMING: &str = ".incoming";
 /// An accepted upload's facts, beside it.
@@ -62,7 +59,8 @@ pub(crate) struct UploadItem {
 /// Where an upload's bytes come from.
 pub(crate) enum Incoming<'a> {
     Body(Body),
-    Part(Box<Field<'a>>),
+    /// A form's file part (its bytes counted as the file's).
+    Part(Box<Field<'a>>, form::FileData),
 }
 
 impl Incoming<'_> {
@@ -76,32 +74,24 @@ impl Incoming<'_> {
                 let Some(frame) = frame else {
                     return Ok(None);
                 };
-                let frame = frame.map_err(|e| {
-                    ApiError::BadRequest(format!("the upload was interrupted: {e}"))
+                let frame = frame.map_err(|e| match crate::serve::is_body_idle(&e) {
+                    Some(idle) => ApiError::RequestTimeout(crate::serve::body_idle_message(idle)),
+                    None => ApiError::BadRequest(format!("the upload was interrupted: {e}")),
                 })?;
                 if let Ok(data) = frame.into_data() {
                     return Ok(Some(data));
                 }
             },
-            Self::Part(field) => field.chunk().await.map_err(multipart_error),
+            Self::Part(field, file) => {
+                let chunk = field.chunk().await.map_err(form::multipart_error)?;
+                file.read(chunk.as_ref().map_or(0, Bytes::len));
+                Ok(chunk)
+            }
         }
     }
 }
 
-/// A multipart failure as the client sees it (a 413 is given its limit
-/// by [`with_limit`]).
-pub(crate) fn multipart_error(e: MultipartError) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::PayloadTooLarge { limit: 0 }
-    } else {
-        ApiError::BadRequest(format!(
-            "the multipart body is malformed or was interrupted: {}",
-            e.body_text()
-        ))
-    }
-}
-
-fn too_large(state: &AppState) -> ApiError {
+pub(crate) fn too_large(state: &AppState) -> ApiError {
     ApiError::PayloadTooLarge {
         limit: usize::try_from(state.max_upload_bytes).unwrap_or(usize::MAX),
     }
@@ -115,34 +105,6 @@ pub(crate) fn with_limit(state: &AppState, e: ApiError) -> ApiError {
     }
 }
 
-pub(crate) fn is_multipart(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("multipart/form-data")
-        })
-}
-
-/// The declared body length is checked before anything is read: over the
-/// limit (plus [`MULTIPART_SLACK`] for a multipart body) is a 413 at once.
-pub(crate) fn check_declared(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let declared: Option<u64> = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse().ok());
-    let slack = if is_multipart(headers) {
-        MULTIPART_SLACK
-    } else {
-        0
-    };
-    if declared.is_some_and(|n| n > state.max_upload_bytes.saturating_add(slack)) {
-        return Err(too_large(state));
-    }
-    Ok(())
-}
-
 /// An upload from a whole request: the raw body, or the part named `file`
 /// of a `multipart/form-data` body. `name` (the query's) wins over the
 /// part's file name.
@@ -152,21 +114,21 @@ pub(crate) async fn accept(
     name: Option<String>,
     req: Request,
 ) -> Result<UploadView, ApiError> {
-    check_declared(state, req.headers())?;
-    if !is_multipart(req.headers()) {
+    form::check_declared(state, req.headers())?;
+    if !form::is_multipart(req.headers()) {
         let body = Incoming::Body(req.into_body());
         return receive(state, &project, name.as_deref(), body).await;
     }
-    let mut multipart = Multipart::from_request(req, state)
-        .await
-        .map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let next = |e| with_limit(state, multipart_error(e));
-    while let Some(field) = multipart.next_field().await.map_err(next)? {
+    let mut form = Form::from_request(state, req).await?;
+    let file_data = form.file_data();
+    while let Some(mut field) = form.next().await.map_err(|e| with_limit(state, e))? {
         if field.name() == Some("file") {
             let name = name.or_else(|| field.file_name().map(str::to_owned));
-            let part = Incoming::Part(Box::new(field));
+            let part = Incoming::Part(Box::new(field), file_data);
             return receive(state, &project, name.as_deref(), part).await;
         }
+        // Another field: read and dropped, within the form's limits.
+        form::skip(&mut field).await?;
     }
     Err(ApiError::BadRequest(
         "the multipart body has no part named `file`; send the video in a part named file".into(),

@@ -8,6 +8,12 @@ mod access;
 mod arrays;
 #[path = "api/control.rs"]
 mod control;
+#[path = "api/doors.rs"]
+mod doors;
+#[path = "api/doors_auth.rs"]
+mod doors_auth;
+#[path = "api/doors_specs.rs"]
+mod doors_specs;
 #[path = "api/encode_ui.rs"]
 mod encode_ui;
 #[path = "api/fanin.rs"]
@@ -38,3 +44,5 @@ mod walk;
 mod walk_table;
 #[path = "api/walk_world.rs"]
 mod walk_world;
+#[path = "api/wire.rs"]
+mod wire;

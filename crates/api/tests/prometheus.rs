@@ -1,6 +1,8 @@
 //! `/metrics` as Prometheus and Grafana see it: a real `prometheus` process
-//! scrapes the API over loopback, `promtool` lints the exposition, and the
-//! Grafana dashboard in `deploy/grafana/` may only name exported metrics.
+//! runs `deploy/prometheus/prometheus.yml` (an admin's key in its key file)
+//! and scrapes the API over loopback, while a job without the key is
+//! refused; `promtool` lints the exposition, and the Grafana dashboard in
+//! `deploy/grafana/` may only name exported metrics.
 
 #[path = "api/harness.rs"]
 #[allow(dead_code)]
@@ -33,18 +35,36 @@ struct Prometheus {
 }
 
 impl Prometheus {
-    fn start(binary: &Path, dir: &Path, target: &str) -> Prometheus {
+    /// Prometheus running `deploy/prometheus/prometheus.yml` against
+    /// `target` with `key` in the key file it names, plus a second job
+    /// scraping the same target without a key.
+    fn start(binary: &Path, dir: &Path, target: &str, key: &str) -> Prometheus {
         let port = free_port();
-        let config = dir.join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n  - job_name: tessera\n    static_configs:\n      \
-                 - targets: ['{target}']\n"
-            ),
-        )
-        .expect("write prometheus.yml");
+        let example =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/prometheus/prometheus.yml");
+        let example = std::fs::read_to_string(&example).expect("read the example config");
+        let key_file = dir.join("tessera.key");
+        std::fs::write(&key_file, key).expect("write the key file");
+        let mut config = String::new();
+        for line in example.lines() {
+            let line = line
+                .replace(
+                    "/etc/prometheus/tessera.key",
+                    &key_file.display().to_string(),
+                )
+                .replace("127.0.0.1:6543", target)
+                .replace("scrape_interval: 15s", "scrape_interval: 1s")
+                .replace("scrape_timeout: 10s", "scrape_timeout: 1s");
+            config.push_str(&line);
+            config.push('\n');
+        }
+        assert!(config.contains(&key_file.display().to_string()), "{config}");
+        config.push_str(&format!(
+            "  - job_name: anonymous\n    static_configs:\n      - targets: ['{target}']\n"
+        ));
+        let config_path = dir.join("prometheus.yml");
+        std::fs::write(&config_path, config).expect("write prometheus.yml");
+        let config = config_path;
         let log = dir.join("prometheus.log");
         let out = std::fs::File::create(&log).expect("create prometheus.log");
         let err = out.try_clone().expect("clone log file");
@@ -186,7 +206,7 @@ async fn prometheus_scrapes_jobs_from_a_live_api() {
     let dir = tempfile::tempdir().expect("tempdir");
     let dir_path = dir.path().to_path_buf();
     let checked = tokio::task::spawn_blocking(move || {
-        let mut prom = Prometheus::start(&binary, &dir_path, &target);
+        let mut prom = Prometheus::start(&binary, &dir_path, &target, &key);
         let up = prom.wait_for("up == 1", |p| match p.scalar(r#"up{job="tessera"}"#)? {
             v if v == 1.0 => Ok(v),
             v => Err(format!("up is {v}")),
@@ -226,6 +246,22 @@ async fn prometheus_scrapes_jobs_from_a_live_api() {
         assert_eq!(ours.len(), 1, "{targets}");
         assert_eq!(ours[0]["health"], "up", "{}", ours[0]);
         assert_eq!(ours[0]["lastError"], "", "{}", ours[0]);
+        // Without the key, the same target is refused.
+        let refused = prom.wait_for("the anonymous scrape's error", |p| {
+            let targets = p.api("/api/v1/targets")?;
+            let anonymous = targets["activeTargets"]
+                .as_array()
+                .and_then(|a| a.iter().find(|t| t["labels"]["job"] == "anonymous"))
+                .cloned()
+                .ok_or("no anonymous target")?;
+            match anonymous["lastError"].as_str() {
+                Some(e) if !e.is_empty() => Ok(e.to_string()),
+                _ => Err(format!("not scraped yet: {anonymous}")),
+            }
+        });
+        assert!(refused.contains("401"), "{refused}");
+        let anonymous_up = prom.scalar(r#"up{job="anonymous"}"#).expect("up");
+        assert_eq!(anonymous_up, 0.0);
         (up, jobs, project, build, attempts, waited)
     })
     .await
@@ -248,9 +284,7 @@ async fn promtool_accepts_the_exposition() {
     let s = Server::start();
     let key = s.admin_key.clone();
     s.project("we \"quote\" \\ too", &key).await;
-    let text = s
-        .call(axum::http::Method::GET, "/metrics", None, None)
-        .await;
+    let text = s.get("/metrics", &key).await;
     let mut child = Command::new(promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -337,10 +371,7 @@ async fn grafana_dashboard_names_only_exported_metrics() {
 
     // The families /metrics declares, and how each may be suffixed.
     let s = Server::start();
-    let exposition = s
-        .call(axum::http::Method::GET, "/metrics", None, None)
-        .await
-        .text();
+    let exposition = s.get("/metrics", &s.admin_key).await.text();
     let mut exported = BTreeSet::new();
     for line in exposition.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
@@ -457,9 +488,7 @@ async fn scrape_time_with_ten_thousand_jobs() {
     let mut scrapes = Vec::new();
     for _ in 0..21 {
         let t = Instant::now();
-        let r = s
-            .call(axum::http::Method::GET, "/metrics", None, None)
-            .await;
+        let r = s.get("/metrics", &s.admin_key).await;
         scrapes.push(t.elapsed());
         assert_eq!(r.status.as_u16(), 200);
     }

@@ -93,6 +93,10 @@ fn open(db: &Database) -> Result<Box<dyn Accounts>> {
 }
 
 fn create_user(args: CreateUserArgs) -> Result<()> {
+    tessera_api::check_name("user", &args.name).map_err(Failure::input)?;
+    if let Some(project) = &args.project {
+        tessera_api::check_name("project", project).map_err(Failure::input)?;
+    }
     let config = ServerConfig::resolve(&args.server)?;
     let mut store = open(&config.database)?;
     let now = SystemClock::now();

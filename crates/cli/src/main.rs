@@ -12,6 +12,7 @@ mod client;
 mod dirs;
 mod encode;
 mod fail;
+mod http_limits;
 mod op;
 mod progress;
 mod report;

@@ -5,8 +5,8 @@
 //! TOML file (`--config`, or `TESSERA_CONFIG`), environment variables
 //! (`TESSERA_LISTEN`, `TESSERA_DATA_DIR`, `TESSERA_DATABASE`,
 //! `TESSERA_SLOTS`, `TESSERA_WORKERS`, `TESSERA_LABELS`,
-//! `TESSERA_MAX_UPLOAD_BYTES`, `TESSERA_VOLUMES`, `TESSERA_TASK_UIDS`), and
-//! flags.
+//! `TESSERA_MAX_UPLOAD_BYTES`, `TESSERA_VOLUMES`, `TESSERA_TASK_UIDS`,
+//! `TESSERA_HTTP_*`), and flags.
 //! `tessera.sample.toml` documents every field.
 
 use crate::fail::{Failure, Result};
@@ -85,6 +85,8 @@ pub struct ServerArgs {
     /// A TOML configuration file (see tessera.sample.toml).
     #[arg(long, env = "TESSERA_CONFIG")]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub http: crate::http_limits::HttpArgs,
 }
 
 /// The same fields, as the configuration file spells them.
@@ -106,6 +108,8 @@ struct FileConfig {
     /// Replaced by `task_uids`; refused with a message saying so.
     run_as: Option<String>,
     docker: Option<bool>,
+    #[serde(default)]
+    http: crate::http_limits::HttpFile,
 }
 
 /// The settled configuration.
@@ -132,6 +136,8 @@ pub struct ServerConfig {
     pub task_uids: Option<String>,
     /// Whether container tasks run on the local Docker engine.
     pub docker: bool,
+    /// Connection and request limits (`[http]`).
+    pub http: tessera_api::HttpLimits,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,6 +208,7 @@ impl ServerConfig {
         }
         let task_uids = args.task_uids.clone().or(file.task_uids);
         let docker = args.docker.or(file.docker).unwrap_or(false);
+        let http = crate::http_limits::resolve(&args.http, &file.http)?;
         Ok(Self {
             listen,
             data_dir,
@@ -214,6 +221,7 @@ impl ServerConfig {
             volumes,
             task_uids,
             docker,
+            http,
         })
     }
 }
@@ -461,7 +469,12 @@ pub fn run(
         .enable_all()
         .build()
         .map_err(|e| Failure::internal(format!("cannot start the async runtime: {e}")))?;
+    let mut http = config.http.clone();
+    if let Some(line) = crate::http_limits::fit_to_descriptors(&mut http) {
+        eprintln!("tessera server: {line}");
+    }
     let state = tessera_api::AppState::new(api_store, handle.clone(), config.data_dir.clone())
+        .with_http_limits(http)
         .with_max_upload_bytes(config.max_upload_bytes)
         .with_volumes(volumes)
         .with_task_uids(task_uids);

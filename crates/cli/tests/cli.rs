@@ -23,6 +23,11 @@
 //!   image in a container (server --slots 0, no engine of its own); the
 //!   task is listed unplaceable while only a worker without docker is
 //!   there; `--docker` with no engine stops the worker with one line.
+//! - `doors`: a real server under floods of wrong secrets (at most 5
+//!   argon2 runs per prefix, memory bounded), of connections that say
+//!   nothing or stall (64 per address, all closed after their timeouts),
+//!   of specs nested 40,000 deep (refused, `/healthz` quick), with the
+//!   server's memory, descriptors and `/healthz` latency printed.
 //! - `encode`: lossless proof through the whole scheduler (framemd5), the
 //!   default x264 path on NTSC, variable frame rate kept where plain ffmpeg
 //!   loses it, and `tessera verify` catching a mismatch.
@@ -68,6 +73,8 @@ mod chaos_disk;
 mod docker;
 #[path = "cli/docker_workers.rs"]
 mod docker_workers;
+#[path = "cli/doors.rs"]
+mod doors;
 #[path = "cli/encode.rs"]
 mod encode;
 #[path = "cli/interrupt.rs"]

@@ -142,6 +142,51 @@ fn one() -> u32 {
     1
 }
 
+/// The presets x264 and x265 know, fastest first.
+pub const X26X_PRESETS: [&str; 10] = [
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+];
+
+/// What a codec accepts as `preset` (see [`EncodeSettings::validate`]).
+enum Presets {
+    Words(&'static [&'static str]),
+    /// An integer in this range (svt-av1's `-preset`, vp9's `-cpu-used`).
+    Range(i32, i32),
+    None,
+}
+
+impl Codec {
+    /// The CRF values the encoder accepts (`None`: it takes none).
+    pub fn crf_range(self) -> Option<(u32, u32)> {
+        match self {
+            Codec::X264 | Codec::X265 => Some((0, 51)),
+            // ffmpeg's libsvtav1 and libvpx-vp9 wrappers: -crf 0..63.
+            Codec::SvtAv1 | Codec::Vp9 => Some((0, 63)),
+            Codec::Ffv1 => None,
+        }
+    }
+
+    fn presets(self) -> Presets {
+        match self {
+            Codec::X264 | Codec::X265 => Presets::Words(&X26X_PRESETS),
+            // libsvtav1 -preset -1..13 (-1: the library's default), so 0..13.
+            Codec::SvtAv1 => Presets::Range(0, 13),
+            // libvpx-vp9 -cpu-used -8..8.
+            Codec::Vp9 => Presets::Range(-8, 8),
+            Codec::Ffv1 => Presets::None,
+        }
+    }
+}
+
 impl EncodeSettings {
     pub fn new(codec: Codec) -> Self {
         Self {
@@ -149,6 +194,59 @@ impl EncodeSettings {
             crf: None,
             preset: None,
             threads_per_chunk: 1,
+        }
+    }
+
+    /// Checks `crf` and `preset` against what the codec's encoder accepts
+    /// (they reach ffmpeg's argv as they are), naming what is accepted.
+    /// Every path to an encode checks it: `tessera encode`, the HTTP encode
+    /// route, and each op that reads a request.
+    pub fn validate(&self) -> Result<()> {
+        let codec = self.codec;
+        if let Some(crf) = self.crf {
+            match codec.crf_range() {
+                Some((lo, hi)) if (lo..=hi).contains(&crf) => {}
+                Some((lo, hi)) => {
+                    return Err(MediaError::BadRequest(format!(
+                        "crf {crf} is out of range for {codec}; use {lo} to {hi} (lower is better)"
+                    )))
+                }
+                None => {
+                    return Err(MediaError::BadRequest(format!(
+                        "{codec} is lossless and takes no crf; leave crf out"
+                    )))
+                }
+            }
+        }
+        let Some(preset) = self.preset.as_deref() else {
+            return Ok(());
+        };
+        let shown: String = preset.chars().take(40).collect();
+        match codec.presets() {
+            Presets::Words(words) if words.contains(&preset) => Ok(()),
+            Presets::Words(words) => Err(MediaError::BadRequest(format!(
+                "preset {shown:?} is not a {codec} preset; use one of {}",
+                words.join(", ")
+            ))),
+            Presets::Range(lo, hi) => {
+                let canonical = preset == "0"
+                    || preset
+                        .strip_prefix('-')
+                        .unwrap_or(preset)
+                        .bytes()
+                        .enumerate()
+                        .all(|(i, b)| b.is_ascii_digit() && (i > 0 || b != b'0'));
+                match preset.parse::<i32>() {
+                    Ok(n) if canonical && (lo..=hi).contains(&n) => Ok(()),
+                    _ => Err(MediaError::BadRequest(format!(
+                        "preset {shown:?} is not a {codec} preset; use a whole number from {lo} \
+                         (slowest) to {hi} (fastest)"
+                    ))),
+                }
+            }
+            Presets::None => Err(MediaError::BadRequest(format!(
+                "{codec} takes no preset; leave preset out"
+            ))),
         }
     }
 }
@@ -174,6 +272,7 @@ impl EncodeRequest {
     /// Checks what can be checked without ffprobe: paths, container/codec,
     /// numbers. Stream-level checks (bitmap subtitles into mp4) happen at plan time.
     pub fn validate(&self) -> Result<()> {
+        self.settings.validate()?;
         check_input_file(&self.input)?;
         let container = self.container()?;
         if !container.supports(self.settings.codec) {
@@ -252,6 +351,65 @@ mod tests {
             assert_eq!(c.as_str().parse::<Codec>().unwrap(), c);
         }
         assert!("h264".parse::<Codec>().unwrap_err().is_user_error());
+    }
+
+    #[test]
+    fn presets_and_crf_are_what_each_encoder_accepts() {
+        let check = |codec, crf: Option<u32>, preset: Option<&str>| {
+            let mut s = EncodeSettings::new(codec);
+            s.crf = crf;
+            s.preset = preset.map(str::to_string);
+            s.validate().map_err(|e| e.to_string())
+        };
+        let ok = [
+            (Codec::X264, Some(0), Some("ultrafast")),
+            (Codec::X264, Some(51), Some("placebo")),
+            (Codec::X265, Some(28), Some("medium")),
+            (Codec::SvtAv1, Some(63), Some("0")),
+            (Codec::SvtAv1, Some(0), Some("13")),
+            (Codec::Vp9, Some(63), Some("-8")),
+            (Codec::Vp9, None, Some("8")),
+            (Codec::Ffv1, None, None),
+        ];
+        for (codec, crf, preset) in ok {
+            assert_eq!(
+                check(codec, crf, preset),
+                Ok(()),
+                "{codec} {crf:?} {preset:?}"
+            );
+        }
+        let refused = [
+            (
+                Codec::X264,
+                None,
+                Some("-i /etc/passwd"),
+                "use one of ultrafast, superfast",
+            ),
+            (
+                Codec::X264,
+                Some(52),
+                None,
+                "crf 52 is out of range for x264; use 0 to 51",
+            ),
+            (Codec::X265, None, Some("Medium"), "not a x265 preset"),
+            (Codec::SvtAv1, None, Some("14"), "from 0 (slowest) to 13"),
+            (Codec::SvtAv1, None, Some("+5"), "not a svt-av1 preset"),
+            (Codec::SvtAv1, None, Some("05"), "not a svt-av1 preset"),
+            (Codec::SvtAv1, Some(64), None, "use 0 to 63"),
+            (Codec::Vp9, None, Some("9"), "from -8 (slowest) to 8"),
+            (Codec::Vp9, None, Some("fast"), "not a vp9 preset"),
+            (
+                Codec::Ffv1,
+                Some(10),
+                None,
+                "ffv1 is lossless and takes no crf",
+            ),
+            (Codec::Ffv1, None, Some("medium"), "ffv1 takes no preset"),
+        ];
+        for (codec, crf, preset, want) in refused {
+            let err = check(codec, crf, preset).unwrap_err();
+            assert!(err.contains(want), "{codec} {crf:?} {preset:?}: {err}");
+        }
     }
 
     #[test]

@@ -125,8 +125,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(|e| MediaError::io_at(path, "renaming into", e))
 }
 
+/// The request in `workdir`, its encoder settings checked (a task may
+/// write its own request.json).
 pub fn read_request(workdir: &Path) -> Result<EncodeRequest> {
-    read_json(&workdir.join(REQUEST_FILE))
+    let req: EncodeRequest = read_json(&workdir.join(REQUEST_FILE))?;
+    req.settings.validate()?;
+    Ok(req)
 }
 
 /// Creates `workdir` if needed and writes `request.json` into it.

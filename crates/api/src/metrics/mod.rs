@@ -10,9 +10,11 @@
 //! ([`flow`]) queue wait and dispatch latency histograms, attempts by
 //! outcome, their cpu time and reported progress (encode frames).
 
+mod doors;
 mod flow;
 mod histogram;
 
+pub(crate) use doors::{Doors, Secret, Timeout};
 pub(crate) use flow::follow;
 use histogram::Histogram;
 
@@ -53,6 +55,8 @@ pub(crate) struct Metrics {
     inner: Mutex<Inner>,
     /// What the driver's feed tells (see [`follow`]).
     pub(crate) flow: flow::Flow,
+    /// Connections, timeouts and secret checks (see [`Doors`]).
+    pub(crate) doors: Doors,
 }
 
 struct Inner {
@@ -82,6 +86,7 @@ impl Default for Metrics {
             body_out: Arc::default(),
             inner: Mutex::default(),
             flow: flow::Flow::default(),
+            doors: Doors::default(),
         }
     }
 }
@@ -166,6 +171,7 @@ impl Metrics {
             "Time to validate and commit a job submission.",
         );
         drop(inner);
+        self.doors.render(out);
         self.flow.render(out);
     }
 }
@@ -186,7 +192,13 @@ fn escape(label: &str) -> String {
 /// Counts every answered request by its route template (`unmatched` for
 /// paths no route matched), and the bytes of both bodies as they stream.
 pub(crate) async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let method = req.method().as_str().to_string();
+    // hyper accepts any token as a method: one series per method a client
+    // makes up would grow without end.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS") => m,
+        _ => "OTHER",
+    }
+    .to_string();
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -402,7 +414,7 @@ mod tests {
     }
 
     /// The order families are written in (render_counts, then memory).
-    const FAMILIES_IN_ORDER: [&str; 22] = [
+    const FAMILIES_IN_ORDER: [&str; 29] = [
         "tessera_jobs",
         "tessera_tasks",
         "tessera_project_jobs",
@@ -417,6 +429,13 @@ mod tests {
         "tessera_http_request_body_bytes_total",
         "tessera_http_response_body_bytes_total",
         "tessera_submit_seconds",
+        "tessera_http_connections_open",
+        "tessera_http_connections_refused_total",
+        "tessera_http_timeouts_total",
+        "tessera_auth_argon2_total",
+        "tessera_auth_throttled_total",
+        "tessera_auth_busy_total",
+        "tessera_spec_parse_busy_total",
         "tessera_task_queue_wait_seconds",
         "tessera_task_dispatch_seconds",
         "tessera_attempts_total",

@@ -13,10 +13,10 @@ use super::html::{escape, page};
 use super::UiError;
 use crate::auth::{AsMember, AsViewer, JobAccess, ProjectAccess};
 use crate::encodes::{self, EncodeOptions};
+use crate::form::{self, Form};
 use crate::uploads::{self, Incoming};
 use crate::{ApiError, AppState};
-use axum::extract::multipart::Field;
-use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -27,9 +27,6 @@ use tessera_media::Codec;
 use tessera_store::ProjectRecord;
 
 const ENCODE_JS: &str = include_str!("../../assets/encode.js");
-
-/// The most a form field other than the file may hold.
-const FIELD_MAX: usize = 4096;
 
 /// `n` bytes for people: `512 B`, `3.4 KB`, `12.3 MB`, `4.20 GB`.
 pub(crate) fn size(n: u64) -> String {
@@ -182,30 +179,33 @@ async fn run(
     req: Request,
     made: &mut Option<String>,
 ) -> Result<i64, ApiError> {
-    uploads::check_declared(s, req.headers())?;
-    if !uploads::is_multipart(req.headers()) {
+    form::check_declared(s, req.headers())?;
+    if !form::is_multipart(req.headers()) {
         return Err(ApiError::UnsupportedMediaType(
             "the encode form must be sent as multipart/form-data".into(),
         ));
     }
-    let mut multipart = Multipart::from_request(req, s)
-        .await
-        .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let mut form = Form::from_request(s, req).await?;
+    let file_data = form.file_data();
     let mut options = EncodeOptions::default();
-    let next = |e| uploads::with_limit(s, uploads::multipart_error(e));
-    while let Some(mut field) = multipart.next_field().await.map_err(next)? {
+    while let Some(mut field) = form.next().await.map_err(|e| uploads::with_limit(s, e))? {
         let name = field.name().unwrap_or("").to_string();
         if name == "file" {
             let file_name = field.file_name().unwrap_or("").to_string();
             if file_name.is_empty() {
                 continue; // no file chosen: the browser sends an empty part
             }
-            let part = Incoming::Part(Box::new(field));
+            if made.is_some() {
+                return Err(ApiError::Invalid(
+                    "the form holds more than one file; send one video per encode".into(),
+                ));
+            }
+            let part = Incoming::Part(Box::new(field), file_data.clone());
             let view = uploads::receive(s, project, Some(&file_name), part).await?;
             *made = Some(view.upload);
             continue;
         }
-        let value = small_text(&mut field).await?;
+        let value = form::text(&mut field).await?;
         let value = value.trim();
         let value = (!value.is_empty()).then(|| value.to_string());
         let number = |what: &str| ApiError::Invalid(format!("{what} must be a number"));
@@ -238,22 +238,6 @@ async fn run(
     }
     let job = encodes::encode(s, project.clone(), options).await?;
     Ok(job.id)
-}
-
-/// A text field of at most [`FIELD_MAX`] bytes.
-async fn small_text(field: &mut Field<'_>) -> Result<String, ApiError> {
-    let name = field.name().unwrap_or("").to_string();
-    let mut bytes = Vec::new();
-    while let Some(chunk) = field.chunk().await.map_err(uploads::multipart_error)? {
-        bytes.extend_from_slice(&chunk);
-        if bytes.len() > FIELD_MAX {
-            return Err(ApiError::BadRequest(format!(
-                "form field {name:?} is longer than {FIELD_MAX} bytes"
-            )));
-        }
-    }
-    String::from_utf8(bytes)
-        .map_err(|_| ApiError::BadRequest(format!("form field {name:?} is not UTF-8 text")))
 }
 
 /// `GET /ui/jobs/{id}/output`: the output, with range requests.

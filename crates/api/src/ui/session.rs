@@ -15,6 +15,10 @@ use tessera_types::UserId;
 pub(crate) const COOKIE: &str = "tessera_session";
 /// How long a session lasts after login.
 pub(crate) const TTL: Duration = Duration::from_secs(12 * 3600);
+/// Live sessions one user may hold; a login past it ends their oldest.
+/// (Sessions live in memory: without a cap, a user logging in in a loop
+/// would grow the map for 12 hours.)
+pub(crate) const SESSIONS_PER_USER: usize = 16;
 
 /// What a session id stands for.
 #[derive(Clone, Debug)]
@@ -42,6 +46,17 @@ impl Sessions {
         let now = Instant::now();
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         map.retain(|_, s| s.expires > now);
+        let mine: Vec<(&String, Instant)> = map
+            .iter()
+            .filter(|(_, s)| s.user == user)
+            .map(|(id, s)| (id, s.expires))
+            .collect();
+        if mine.len() >= SESSIONS_PER_USER {
+            if let Some((oldest, _)) = mine.iter().min_by_key(|(_, expires)| *expires) {
+                let oldest = (*oldest).clone();
+                map.remove(&oldest);
+            }
+        }
         let session = Session {
             user,
             key_prefix,
@@ -122,6 +137,23 @@ mod tests {
         sessions.remove(&a);
         assert!(sessions.get(&a).is_none());
         assert!(sessions.get("nope").is_none());
+    }
+
+    #[test]
+    fn a_user_holds_at_most_sixteen_sessions_and_the_oldest_goes_first() {
+        let sessions = Sessions::default();
+        let first = sessions.create(UserId(1), "p".into());
+        let other = sessions.create(UserId(2), "q".into());
+        let rest: Vec<String> = (1..SESSIONS_PER_USER)
+            .map(|_| sessions.create(UserId(1), "p".into()))
+            .collect();
+        assert!(sessions.get(&first).is_some(), "16 are allowed");
+        let newest = sessions.create(UserId(1), "p".into());
+        assert!(sessions.get(&first).is_none(), "the 17th ended the oldest");
+        assert!(rest
+            .iter()
+            .chain([&newest, &other])
+            .all(|id| sessions.get(id).is_some()));
     }
 
     #[test]

@@ -75,16 +75,13 @@ impl FromRequestParts<AppState> for WorkerToken {
             })?
             .to_string();
         if !tokens::is_worker_token(&key) {
-            return Err(ApiError::Forbidden(
+            return Err(ApiError::Unauthorized(
                 "worker routes take a worker token (twk_..., from `tessera admin \
                  create-worker-token`), not an API key"
                     .into(),
             ));
         }
-        let (dir, verified) = (state.data_dir.clone(), state.worker_tokens.clone());
-        let name = tokio::task::spawn_blocking(move || verified.check(&dir, &key)).await?;
-        name.map(WorkerToken)
-            .ok_or_else(|| ApiError::Unauthorized("unknown or revoked worker token".into()))
+        Verified::check(state, key).await.map(WorkerToken)
     }
 }
 

@@ -1,14 +1,20 @@
 //! Worker tokens: `twk_<prefix>_<secret>`, separate from users' API keys.
 //! They live in `<data dir>/worker-tokens`, one `NAME PREFIX ARGON2-HASH`
-//! line each; removing a line revokes the token (the file is read on every
-//! check, so a revocation counts at once; argon2 runs once per token and
-//! process).
+//! line each; removing a line revokes the token. The file is parsed again
+//! whenever its identity, size or modification time changed (a `stat` per
+//! check, so a revocation counts at once); argon2 runs once per token and
+//! process, behind the same throttle and verifier as users' keys
+//! ([`crate::verify`]): 5 wrong secrets per prefix per minute, then 429.
 
-use crate::keys::{hash_key, random_alphanumeric, verify_key};
+use crate::keys::{hash_key, random_alphanumeric};
+use crate::metrics::Secret;
+use crate::verify::Guard;
+use crate::{ApiError, AppState};
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, PoisonError};
 
 const TAG: &str = "twk_";
 const PREFIX_LEN: usize = 12;
@@ -89,33 +95,95 @@ pub(crate) fn is_worker_token(key: &str) -> bool {
     key.starts_with(TAG)
 }
 
-/// Tokens verified by this process (sha-256 of the token).
+/// One line of the token file: (name, prefix, argon2 hash).
+type Line = (String, String, String);
+
+/// What identifies one version of the token file: device, inode, size and
+/// modification time (a rewrite renames a new file into place).
+type Stamp = (u64, u64, u64, i64, i64);
+
+/// The token file as last parsed, tokens verified by this process, and
+/// wrong secrets by prefix.
 #[derive(Default)]
-pub(crate) struct Verified(Mutex<HashSet<[u8; 32]>>);
+pub(crate) struct Verified {
+    file: Mutex<Option<(Stamp, Arc<Vec<Line>>)>>,
+    /// sha-256 of a verified token -> the hash it matched.
+    seen: Mutex<HashMap<[u8; 32], String>>,
+    guard: Guard,
+}
+
+const UNKNOWN: &str = "unknown or revoked worker token; create one with `tessera admin \
+                       create-worker-token` and pass it with --token";
 
 impl Verified {
-    /// The name of a valid, unrevoked token; `None` otherwise.
-    pub fn check(&self, data_dir: &Path, token: &str) -> Option<String> {
-        let rest = token.strip_prefix(TAG)?;
-        let (prefix, secret) = rest.split_once('_')?;
+    /// The name of the valid, unrevoked worker token `token`: 401 for a
+    /// malformed, unknown, revoked or wrong one, 429 once its prefix has
+    /// had too many wrong secrets.
+    pub(crate) async fn check(state: &AppState, token: String) -> Result<String, ApiError> {
+        let unknown = || ApiError::Unauthorized(UNKNOWN.into());
+        let rest = token.strip_prefix(TAG).ok_or_else(unknown)?;
+        let (prefix, secret) = rest.split_once('_').ok_or_else(unknown)?;
         if prefix.len() != PREFIX_LEN || secret.len() != SECRET_LEN {
-            return None;
+            return Err(unknown());
         }
-        let text = read(&token_file(data_dir)).ok()?;
-        let (name, hash) = text.lines().find_map(|l| {
-            let mut f = l.split(' ');
-            let (name, p, hash) = (f.next()?, f.next()?, f.next()?);
-            (p == prefix).then(|| (name.to_string(), hash.to_string()))
-        })?;
+        let prefix = prefix.to_string();
+        let this = state.worker_tokens.clone();
+        let path = token_file(&state.data_dir);
+        let lines = tokio::task::spawn_blocking(move || this.lines(&path)).await??;
+        let (name, hash) = lines
+            .iter()
+            .find(|(_, p, _)| *p == prefix)
+            .map(|(name, _, hash)| (name.clone(), hash.clone()))
+            .ok_or_else(unknown)?;
         let print: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let mut seen = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if seen.contains(&print) || verify_key(token, &hash) {
-            seen.insert(print);
-            return Some(name);
+        let verified = &state.worker_tokens;
+        if verified.seen().get(&print) == Some(&hash) {
+            return Ok(name);
         }
-        None
+        let right = verified
+            .guard
+            .check(state, Secret::WorkerToken, &prefix, &token, &hash)
+            .await?;
+        if !right {
+            return Err(unknown());
+        }
+        verified.seen().insert(print, hash);
+        Ok(name)
+    }
+
+    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], String>> {
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The token file's lines, parsed again only if the file changed.
+    fn lines(&self, path: &Path) -> Result<Arc<Vec<Line>>, ApiError> {
+        let stamp = match std::fs::metadata(path) {
+            Ok(m) => (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (0, 0, 0, 0, 0),
+            Err(e) => {
+                return Err(ApiError::internal(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )))
+            }
+        };
+        let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((at, lines)) = file.as_ref() {
+            if *at == stamp {
+                return Ok(lines.clone());
+            }
+        }
+        let text = read(path).map_err(ApiError::internal)?;
+        let lines: Arc<Vec<Line>> = Arc::new(
+            text.lines()
+                .filter_map(|l| {
+                    let mut f = l.split(' ');
+                    let line = (f.next()?, f.next()?, f.next()?);
+                    Some((line.0.into(), line.1.into(), line.2.into()))
+                })
+                .collect(),
+        );
+        *file = Some((stamp, lines.clone()));
+        Ok(lines)
     }
 }

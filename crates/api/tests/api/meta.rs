@@ -1,5 +1,6 @@
-//! The routes that need no key: health, readiness, metrics, OpenAPI; and
-//! serving on a real listener with graceful shutdown.
+//! The routes that need no key: health, readiness, OpenAPI; metrics, which
+//! need an admin's key; and serving on a real listener with graceful
+//! shutdown.
 
 use crate::harness::Server;
 use axum::http::{Method, StatusCode};
@@ -41,7 +42,7 @@ async fn openapi_lists_exactly_the_route_table() {
 }
 
 #[tokio::test]
-async fn health_readiness_and_metrics_answer_without_a_key() {
+async fn health_and_readiness_answer_without_a_key_and_metrics_only_to_admins() {
     let s = Server::start();
     assert_eq!(
         s.call(Method::GET, "/healthz", None, None).await.status,
@@ -73,7 +74,15 @@ async fn health_readiness_and_metrics_answer_without_a_key() {
         )
     );
 
+    // /metrics names every project: no key is a 401, a user's a 403.
     let r = s.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
+    assert!(!r.text().contains("tessera_"), "{}", r.text());
+    let (_, user) = s.user("not-an-admin", false).await;
+    let r = s.get("/metrics", &user).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    assert!(r.message().contains("is not an admin"), "{}", r.message());
+    let r = s.get("/metrics", &s.admin_key).await;
     assert_eq!(r.status, StatusCode::OK);
     let text = r.text();
     assert!(

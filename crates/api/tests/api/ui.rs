@@ -439,7 +439,7 @@ async fn ui_in_headless_chromium_logs_in_and_watches_a_job_finish() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // The page followed the job through its event stream (not by polling).
-    let metrics = s.call(Method::GET, "/metrics", None, None).await.text();
+    let metrics = s.get("/metrics", &s.admin_key).await.text();
     assert!(
         metrics.contains(r#"route="/ui/jobs/{id}/events",status="200""#),
         "the page never opened the event stream:\n{metrics}"

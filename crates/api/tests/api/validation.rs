@@ -84,7 +84,8 @@ async fn bodies_over_their_limits_are_refused_with_413() {
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text());
     assert_eq!(r.code(), "payload_too_large");
     assert!(r.message().contains("1048576 bytes"), "{}", r.message());
-    // A job spec may be large (a 100,000-task DAG is about 8 MiB), up to 64 MiB.
+    // A job spec may be large (a 100,000-task DAG is about 8 MiB of JSON),
+    // up to 64 MiB.
     let mut body = b"name: big\ntasks: []\n#".to_vec();
     body.resize(2 << 20, b'x');
     let r = submit(&s, "application/yaml", body).await;
@@ -94,9 +95,19 @@ async fn bodies_over_their_limits_are_refused_with_413() {
         "2 MiB is fine for a spec: {}",
         r.text()
     );
-    let mut body = b"name: big\ntasks: []\n#".to_vec();
-    body.resize((64 << 20) + 1, b'x');
-    let r = submit(&s, "application/yaml", body).await;
+    let mut body = br#"{"name":"big","tasks":[]}"#.to_vec();
+    body.resize((64 << 20) + 1, b' ');
+    let r = submit(&s, "application/json", body).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text());
     assert!(r.message().contains("67108864 bytes"), "{}", r.message());
+    // YAML, which the parser holds whole as events, up to 2 MiB.
+    let mut body = b"name: big\ntasks: []\n#".to_vec();
+    body.resize((2 << 20) + 1, b'x');
+    let r = submit(&s, "application/yaml", body).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text());
+    assert!(
+        r.message().contains("at most 2097152 bytes"),
+        "{}",
+        r.message()
+    );
 }

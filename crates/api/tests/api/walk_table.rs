@@ -40,8 +40,8 @@ pub const API: &[Row] = &[
     //                                                                                   none bad  unk  wrng rvkd wtok othr miss view memb ownr admn
     ("GET",    "/healthz", "",                                                          "200  200  200  200  200  200  200  -    200  200  200  200"),
     ("GET",    "/readyz", "",                                                           "200  200  200  200  200  200  200  -    200  200  200  200"),
-    // issue 9 doors: becomes admin-only
-    ("GET",    "/metrics", "",                                                          "200  200  200  200  200  200  200  -    200  200  200  200"),
+    // Admins only: it names every project (issue 9).
+    ("GET",    "/metrics", "",                                                          "401  401  401  401  401  401  403  -    403  403  403  200"),
     ("GET",    "/api/v1/openapi.json", "",                                              "200  200  200  200  200  200  200  -    200  200  200  200"),
     ("GET",    "/api/v1/me", "",                                                        "401  401  401  401  401  401  200  -    200  200  200  200"),
     ("GET",    "/api/v1/users", "",                                                     "401  401  401  401  401  401  403  -    403  403  403  200"),
@@ -85,32 +85,23 @@ pub const API: &[Row] = &[
     ("DELETE", "/api/v1/jobs/{id}/output", "",                                          "401  401  401  401  401  401  403  404  403  404  404  404"),
     ("GET",    "/api/v1/nodes", "",                                                     "401  401  401  401  401  401  403  -    403  403  403  200"),
     ("POST",   "/api/v1/nodes/{node}/drain", "",                                        "401  401  401  401  401  401  403  -    403  403  403  409"),
-    // Worker routes: users' keys, even an admin's, are no worker tokens
-    // (the 403s of `bad` and of the user columns in each row below).
-    // issue 9 doors: malformed/unknown token becomes 401
-    ("POST",   "/api/v1/workers", r#"json:{"name": "walk-{caller}", "slots": 1}"#,      "401  403  401  401  401  200  403  -    403  403  403  403"),
-    // issue 9 doors: malformed/unknown token becomes 401
-    ("POST",   "/api/v1/workers/{worker}/lease", r#"json:{"wait_ms": 0}"#,              "401  403  401  401  401  200  403  -    403  403  403  403"),
-    // issue 9 doors: malformed/unknown token becomes 401
-    ("POST",   "/api/v1/workers/{worker}/heartbeat", "json:{}",                         "401  403  401  401  401  200  403  -    403  403  403  403"),
+    // Worker routes: users' keys, even an admin's, are no worker tokens:
+    // 401, like a malformed or unknown token (issue 9).
+    ("POST",   "/api/v1/workers", r#"json:{"name": "walk-{caller}", "slots": 1}"#,      "401  401  401  401  401  200  401  -    401  401  401  401"),
+    ("POST",   "/api/v1/workers/{worker}/lease", r#"json:{"wait_ms": 0}"#,              "401  401  401  401  401  200  401  -    401  401  401  401"),
+    ("POST",   "/api/v1/workers/{worker}/heartbeat", "json:{}",                         "401  401  401  401  401  200  401  -    401  401  401  401"),
     // The worker holds no attempt of the job: fenced (409).
-    // issue 9 doors: malformed/unknown token becomes 401
     ("POST",   "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/events", r#"json:{"events": []}"#,
-                                                                                        "401  403  401  401  401  409  403  -    403  403  403  403"),
-    // issue 9 doors: malformed/unknown token becomes 401
+                                                                                        "401  401  401  401  401  409  401  -    401  401  401  401"),
     ("GET",    "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/files?path=/etc/passwd", "",
-                                                                                        "401  403  401  401  401  409  403  -    403  403  403  403"),
-    // issue 9 doors: malformed/unknown token becomes 401
+                                                                                        "401  401  401  401  401  409  401  -    401  401  401  401"),
     ("PUT",    "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/files?path=/etc/passwd&offset=0", "raw:x",
-                                                                                        "401  403  401  401  401  409  403  -    403  403  403  403"),
-    // issue 9 doors: malformed/unknown token becomes 401
+                                                                                        "401  401  401  401  401  409  401  -    401  401  401  401"),
     ("DELETE", "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/files?path=/etc/passwd", "",
-                                                                                        "401  403  401  401  401  409  403  -    403  403  403  403"),
-    // issue 9 doors: malformed/unknown token becomes 401
+                                                                                        "401  401  401  401  401  409  401  -    401  401  401  401"),
     ("GET",    "/api/v1/workers/{worker}/attempts/{job}/{index}/{attempt}/files/status?path=/etc/passwd", "",
-                                                                                        "401  403  401  401  401  409  403  -    403  403  403  403"),
-    // issue 9 doors: malformed/unknown token becomes 401
-    ("POST",   "/api/v1/workers/{worker}/release", "",                                  "401  403  401  401  401  200  403  -    403  403  403  403"),
+                                                                                        "401  401  401  401  401  409  401  -    401  401  401  401"),
+    ("POST",   "/api/v1/workers/{worker}/release", "",                                  "401  401  401  401  401  200  401  -    401  401  401  401"),
 ];
 
 /// The web UI's routes: a session cookie, never a bearer key.

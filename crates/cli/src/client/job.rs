@@ -172,9 +172,12 @@ fn for_each_task(client: &Client, id: i64, mut f: impl FnMut(&Value)) -> Result<
     }
 }
 
-/// A task's index from its index or its name.
+/// A task's index from its index (canonical decimal: `+2` or `02` is a
+/// name, as the server reads path segments) or its name.
 fn task_index(client: &Client, id: i64, task: &str) -> Result<u32> {
-    if let Ok(i) = task.parse::<u32>() {
+    let canonical =
+        task.bytes().all(|b| b.is_ascii_digit()) && (task == "0" || !task.starts_with('0'));
+    if let Some(i) = canonical.then(|| task.parse::<u32>().ok()).flatten() {
         return Ok(i);
     }
     let mut found = None;

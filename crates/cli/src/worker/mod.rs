@@ -127,15 +127,53 @@ struct Conn {
     files: ureq::Agent,
 }
 
+/// Times a busy server (503) or a throttled token (429) is asked again, at
+/// the pace its `Retry-After` sets, before registering gives up.
+const REGISTER_TRIES: u32 = 10;
+
 impl Conn {
+    fn request(&self, path: &str) -> ureq::Request {
+        self.agent
+            .post(&format!("{}/api/v1{path}", self.server))
+            .set("Authorization", &format!("Bearer {}", self.token))
+    }
+
+    /// [`post`](Self::post) for registering: a 503 or 429 (the server's
+    /// credential checks are busy, e.g. many workers starting at once) is
+    /// retried after its `Retry-After` (at most 30 s), [`REGISTER_TRIES`]
+    /// times.
+    fn register(&self, body: &Value) -> std::result::Result<Value, Option<String>> {
+        let mut tries = 1;
+        loop {
+            match self.request("/workers").send_json(body.clone()) {
+                Err(ureq::Error::Status(status @ (429 | 503), r)) if tries < REGISTER_TRIES => {
+                    tries += 1;
+                    let wait: u64 = r
+                        .header("retry-after")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(1);
+                    let wait = wait.clamp(1, 30);
+                    eprintln!(
+                        "tessera worker: registering: the server answered {status}; trying \
+                         again in {wait} s"
+                    );
+                    std::thread::sleep(Duration::from_secs(wait));
+                }
+                r => return Self::answer("/workers", r),
+            }
+        }
+    }
+
     /// POSTs JSON: `Ok(body)`, `Err(Some(message))` for a 409 (fenced),
     /// `Err(None)` for anything else (logged; the caller retries later).
     fn post(&self, path: &str, body: &Value) -> std::result::Result<Value, Option<String>> {
-        let r = self
-            .agent
-            .post(&format!("{}/api/v1{path}", self.server))
-            .set("Authorization", &format!("Bearer {}", self.token))
-            .send_json(body.clone());
+        Self::answer(path, self.request(path).send_json(body.clone()))
+    }
+
+    fn answer(
+        path: &str,
+        r: std::result::Result<ureq::Response, ureq::Error>,
+    ) -> std::result::Result<Value, Option<String>> {
         match r {
             Ok(r) => r.into_json().map_err(|_| None),
             Err(ureq::Error::Status(status, r)) => {
@@ -256,7 +294,7 @@ pub fn run(
     }
     let server_dir = std::sync::OnceLock::new();
     let register = || -> Result<(String, Duration)> {
-        let v = conn.post("/workers", &info).map_err(|e| {
+        let v = conn.register(&info).map_err(|e| {
             Failure::env(format!(
                 "cannot register with {}: {}",
                 conn.server,

@@ -1,6 +1,8 @@
 //! Input and output problems: exit 3 (the user's input) or 4 (the
 //! environment), exactly one `tessera: ` line naming the problem, no panic,
-//! and nothing written at or beside the output path.
+//! and nothing written at or beside the output path. Encoder settings a
+//! codec does not take (`--preset '-i /etc/passwd'`) are input problems
+//! too, in `tessera encode` and in each op that reads a request.json.
 
 use crate::support::{exists, listing, run, tessera, tessera_run, Outcome};
 use std::path::{Path, PathBuf};
@@ -402,4 +404,80 @@ fn ffmpeg_missing_with_ffprobe_present_exits_4() {
     assert!(!out.stderr.contains("panicked"));
     assert!(!exists(&output));
     assert!(listing(&s.path("out")).is_empty());
+}
+
+#[test]
+fn encoder_settings_the_codec_does_not_take_and_numeric_names_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = tessera_media::testclips::cfr_25(dir.path()).unwrap();
+    let out = dir.path().join("out.mp4");
+    for (extra, want) in [
+        (
+            &["--preset=-i /etc/passwd"][..],
+            "is not a x264 preset; use one of ultrafast",
+        ),
+        (
+            &["--codec", "svt-av1", "--preset", "14"][..],
+            "from 0 (slowest) to 13",
+        ),
+        (
+            &["--crf", "60"][..],
+            "crf 60 is out of range for x264; use 0 to 51",
+        ),
+    ] {
+        let mut cmd = tessera();
+        cmd.arg("encode")
+            .arg(&clip)
+            .arg("-o")
+            .arg(&out)
+            .arg("--state-dir");
+        cmd.arg(dir.path().join("state")).args(extra);
+        let done = run(&mut cmd);
+        done.expect_code(3);
+        let lines = done.stderr_lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].starts_with("tessera: ") && lines[0].contains(want),
+            "{lines:?}"
+        );
+        assert!(!out.exists());
+    }
+    // A task may write its own request.json: the op checks it too.
+    let workdir = dir.path().join("work");
+    std::fs::create_dir_all(&workdir).unwrap();
+    let request = serde_json::json!({
+        "input": clip, "output": out, "chunk_seconds": 1.0, "slots": 1,
+        "settings": {"codec": "vp9", "preset": "--cpu-used 99"},
+    });
+    std::fs::write(workdir.join("request.json"), request.to_string()).unwrap();
+    for op in ["probe", "plan"] {
+        let mut cmd = tessera();
+        cmd.args(["op", op, "--workdir"]).arg(&workdir);
+        let done = run(&mut cmd);
+        done.expect_code(3);
+        assert!(
+            done.stderr.contains("is not a vp9 preset"),
+            "{op}: {}",
+            done.stderr
+        );
+    }
+    let data = dir.path().join("data");
+    let mut admin = tessera();
+    admin.args([
+        "admin",
+        "create-user",
+        "ana",
+        "--project",
+        "+2",
+        "--data-dir",
+    ]);
+    let done = run(admin.arg(&data));
+    done.expect_code(3);
+    assert!(
+        done.stderr
+            .contains("project name \"+2\" reads as a number"),
+        "{}",
+        done.stderr
+    );
+    assert!(!data.join("tessera.db").exists(), "nothing was created");
 }

@@ -64,6 +64,11 @@ impl Server {
             .clone()
     }
 
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGTERM, then waits (at most `limit`) for the exit; its exit code.
     pub(crate) fn terminate(&mut self, limit: Duration) -> Option<i32> {
         // SAFETY: plain kill(2) of our own child.
