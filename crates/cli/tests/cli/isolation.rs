@@ -476,3 +476,90 @@ fn an_http_workers_plan_never_names_nor_serves_another_projects_upload() {
     let (status, v) = status_of(g.req("GET", "", secret.to_str().unwrap()).call());
     assert_eq!(status, 403, "{v}");
 }
+
+/// The uid a non-root process of this test runs as: `nobody` when the test
+/// runs as root, else this user.
+fn unprivileged(cmd: &mut std::process::Command) -> u32 {
+    use std::os::unix::process::CommandExt;
+    if is_root() {
+        cmd.uid(65534).gid(65534);
+        65534
+    } else {
+        // SAFETY: geteuid has no preconditions.
+        unsafe { libc::geteuid() }
+    }
+}
+
+#[test]
+fn a_server_not_running_as_root_says_what_isolation_it_lacks_and_refuses_task_uids() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let data = dir.path().join("data");
+
+    let mut refused = tessera();
+    refused
+        .args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--task-uids",
+            "300000-300010",
+        ])
+        .arg("--data-dir")
+        .arg(&data);
+    unprivileged(&mut refused);
+    let out = run(&mut refused);
+    out.expect_code(3);
+    assert!(
+        out.stderr
+            .contains("switching tasks to other uids needs a server running as root"),
+        "{}",
+        out.stderr
+    );
+
+    let mut cmd = tessera();
+    cmd.args(["server", "--listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(&data);
+    let uid = unprivileged(&mut cmd);
+    let mut server = crate::support::Running::spawn_stdout(cmd);
+    server.wait_for_line("tessera server listening", Duration::from_secs(30));
+    let warning = server.wait_for_line("warning:", Duration::from_secs(30));
+    assert!(
+        warning.contains(&format!("tessera runs as uid {uid}, not root"))
+            && warning.contains("can read each other's uploads"),
+        "{warning}"
+    );
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    // Its secrets are its own alone even so.
+    use std::os::unix::fs::MetadataExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("tessera.db")), 0o600);
+}
+
+#[test]
+fn a_workers_tasks_run_as_their_projects_user() {
+    if !is_root() {
+        tessera_testkit::env::skip(
+            "per-project task users on a worker need a worker running as root",
+            "run the tests as root (CI does)",
+        );
+        return;
+    }
+    let c = crate::workers::Cluster::start(5_000);
+    let mut w = c.worker("w", 1);
+    let o = c.out.display();
+    let job = c.submit(&format!(
+        "name: who\ntasks:\n  - name: who\n    action: {{ kind: script, script: \"id -u > {o}/who; id -g >> {o}/who\" }}\n"
+    ));
+    assert_eq!(c.wait_job(job, Duration::from_secs(60)), "succeeded");
+    // The `video` project of the bootstrap is project 1.
+    assert_eq!(
+        std::fs::read_to_string(c.out.join("who")).unwrap(),
+        "200001\n200001\n"
+    );
+    let _ = w.child.kill();
+}

@@ -23,7 +23,7 @@ pub(crate) struct Cluster {
 }
 
 impl Cluster {
-    fn start(lease_ms: u32) -> Self {
+    pub(crate) fn start(lease_ms: u32) -> Self {
         Self::start_with(lease_ms, &["--slots", "0"])
     }
 
