@@ -137,7 +137,7 @@ fn openat(
 /// leaves them this process's.
 pub type Owner = Option<(u32, u32)>;
 
-fn give(fd: &OwnedFd, path: &Path, owner: Owner) -> Result<()> {
+fn give(fd: &impl std::os::fd::AsFd, path: &Path, owner: Owner) -> Result<()> {
     if let Some((uid, gid)) = owner {
         std::os::unix::fs::fchown(fd, Some(uid), Some(gid))
             .map_err(|e| ConfineError::io(path, e))?;
@@ -194,9 +194,10 @@ fn walk(path: &Path, start: &Path, parts: &[&OsStr], make: bool, owner: Owner) -
     Ok(dir)
 }
 
-/// Makes `dir` and the missing folders above it, each 0755 whatever the
-/// umask (the attempt's user passes through them).
-fn make_plain(dir: &Path) -> std::io::Result<()> {
+/// Makes `dir` and the missing folders above it by their plain paths, each
+/// 0755 whatever the umask (an attempt's user passes through them): for
+/// folders no task can change (a grant's own folder and those above it).
+pub fn make_plain(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
     for d in missing.into_iter().rev() {
@@ -227,6 +228,26 @@ fn parent_of(
     Ok((dir, cstr(path, last)?))
 }
 
+/// `fd` as a file if it is a regular one (opened `O_NONBLOCK`, so a FIFO
+/// did not wait for a peer), with `O_NONBLOCK` cleared for its readers
+/// and writers (other flags, `O_APPEND`, kept).
+fn regular(fd: OwnedFd, path: &Path) -> Result<File> {
+    let file = File::from(fd);
+    let meta = file.metadata().map_err(|e| ConfineError::io(path, e))?;
+    if !meta.is_file() {
+        return Err(ConfineError::Refused {
+            path: path.to_path_buf(),
+            what: "not a regular file".into(),
+        });
+    }
+    // SAFETY: fcntl on a descriptor owned by `file`.
+    unsafe {
+        let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK);
+    }
+    Ok(file)
+}
+
 /// Opens a regular file for reading. A link, a FIFO, a device or a folder
 /// is refused (a FIFO without waiting for a writer).
 pub fn open(reach: &Reach, path: &Path) -> Result<File> {
@@ -238,19 +259,7 @@ pub fn open(reach: &Reach, path: &Path) -> Result<File> {
         0,
     )
     .map_err(|e| ConfineError::io(path, e))?;
-    let file = File::from(fd);
-    let meta = file.metadata().map_err(|e| ConfineError::io(path, e))?;
-    if !meta.is_file() {
-        return Err(ConfineError::Refused {
-            path: path.to_path_buf(),
-            what: "not a regular file".into(),
-        });
-    }
-    // Reads of a regular file never block anyway; clear the flag for
-    // whoever reads it next.
-    // SAFETY: fcntl on a descriptor owned by `file`.
-    unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETFL, 0) };
-    Ok(file)
+    regular(fd, path)
 }
 
 /// Reads a whole regular file (at most `MAX_READ` bytes: for small state
@@ -320,22 +329,10 @@ pub fn create(reach: &Reach, path: &Path, make: Make) -> Result<File> {
         };
     let fd =
         openat(dir.as_raw_fd(), &name, flags, make.mode).map_err(|e| ConfineError::io(path, e))?;
-    give(&fd, path, make.owner)?;
-    let file = File::from(fd);
-    let meta = file.metadata().map_err(|e| ConfineError::io(path, e))?;
-    if !meta.is_file() {
-        return Err(ConfineError::Refused {
-            path: path.to_path_buf(),
-            what: "not a regular file".into(),
-        });
-    }
+    let file = regular(fd, path)?;
+    give(&file, path, make.owner)?;
     if make.how == Write::Truncate {
         file.set_len(0).map_err(|e| ConfineError::io(path, e))?;
-    }
-    // SAFETY: fcntl on a descriptor owned by `file`; keeps O_APPEND.
-    unsafe {
-        let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
-        libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK);
     }
     Ok(file)
 }

@@ -120,7 +120,9 @@ pub(crate) fn create_body(
         "{ATTEMPT_ENV}={}",
         attempt_marker(req.task, req.attempt)
     ));
-    env.push(format!("{REACH_ENV}={}", req.reach.to_env()));
+    if !req.reach.grants.is_empty() {
+        env.push(format!("{REACH_ENV}={}", req.reach.to_env()));
+    }
     let labels = HashMap::from([
         (LABEL_INSTANCE.to_string(), config.instance.clone()),
         (LABEL_NODE.to_string(), config.node.clone()),

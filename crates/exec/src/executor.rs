@@ -55,6 +55,8 @@ pub struct StartRequest {
     /// What it may touch on the file system; its process gets it as
     /// [`REACH_ENV`](tessera_types::REACH_ENV) (built-in ops check their
     /// paths against it), and whoever moves files for it stays inside it.
+    /// Empty: not confined (tests and embedders that build requests by
+    /// hand); the driver always gives one.
     pub reach: Reach,
     /// The user it runs as (its project's own uid), when this process may
     /// switch users; `None`: as this process's user.

@@ -272,15 +272,7 @@ pub fn private_dir(dir: &Path) -> std::io::Result<()> {
 /// searchable by everyone (`0755` whatever the umask), so a task running as
 /// another user can reach its working directory.
 pub(crate) fn make_dirs(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
-    for d in missing.into_iter().rev() {
-        match std::fs::create_dir(d) {
-            Ok(()) => std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))?,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
-        }
-    }
+    tessera_confine::make_plain(dir)?;
     if dir.is_dir() {
         Ok(())
     } else {

@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tessera_api::{create_worker_token, new_api_key, revoke_worker_token, Pool};
 use tessera_store::Accounts;
-use tower::ServiceExt;
 
 /// Wrong secrets sent per key prefix, below the throttle (5 a minute), so
 /// each is a plain 401.
@@ -300,23 +299,7 @@ pub(crate) async fn send(s: &Server, method: &str, path: &str, cred: &Cred, body
         }
         None => panic!("body {body:?} has no kind"),
     };
-    let response = s
-        .app
-        .clone()
-        .oneshot(req.body(body).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap()
-        .to_vec();
-    Resp {
-        status,
-        headers,
-        body,
-    }
+    s.send(req.body(body).unwrap()).await
 }
 
 /// Logs `key` in to the UI; its session id, or `None` if refused.

@@ -140,7 +140,9 @@ impl LocalExecutor {
             ATTEMPT_ENV.into(),
             attempt_marker(req.task, req.attempt).into(),
         );
-        env.insert(REACH_ENV.into(), req.reach.to_env().into());
+        if !req.reach.grants.is_empty() {
+            env.insert(REACH_ENV.into(), req.reach.to_env().into());
+        }
         let started = Instant::now();
         let child = spawner.spawn(&SpawnRequest {
             argv,
