@@ -70,6 +70,16 @@ pub struct ServerArgs {
         value_delimiter = ','
     )]
     pub volumes: Vec<String>,
+    /// A volume tasks may also write in (mounted into their containers
+    /// read-write), as NAME=DIR (repeatable; TESSERA_WRITABLE_VOLUMES takes
+    /// NAME=DIR,NAME=DIR). Adds to the file's [writable_volumes].
+    #[arg(
+        long = "writable-volume",
+        value_name = "NAME=DIR",
+        env = "TESSERA_WRITABLE_VOLUMES",
+        value_delimiter = ','
+    )]
+    pub writable_volumes: Vec<String>,
     /// The uids projects' tasks run as, FIRST-LAST: project N's tasks run
     /// as uid FIRST+N (group the same), so no project reads another's
     /// files. Needs a server running as root, which uses them always
@@ -104,6 +114,8 @@ struct FileConfig {
     max_upload_bytes: Option<u64>,
     #[serde(default)]
     volumes: BTreeMap<String, PathBuf>,
+    #[serde(default)]
+    writable_volumes: BTreeMap<String, PathBuf>,
     task_uids: Option<String>,
     /// Replaced by `task_uids`; refused with a message saying so.
     run_as: Option<String>,
@@ -130,6 +142,8 @@ pub struct ServerConfig {
     /// Volumes by name; relative directories are taken from the working
     /// directory.
     pub volumes: BTreeMap<String, PathBuf>,
+    /// The names of the volumes tasks may write in (among `volumes`).
+    pub writable: std::collections::BTreeSet<String>,
     /// The uids projects' tasks run as, as given (checked by
     /// [`task_users`](Self::task_users) when the server starts, not here:
     /// `tessera admin` reads the same configuration).
@@ -200,6 +214,13 @@ impl ServerConfig {
             let (name, dir) = parse_volume(spec)?;
             volumes.insert(name, dir);
         }
+        let mut writable = std::collections::BTreeSet::new();
+        let flags = args.writable_volumes.iter().map(|s| parse_volume(s));
+        for entry in file.writable_volumes.into_iter().map(Ok).chain(flags) {
+            let (name, dir) = entry?;
+            writable.insert(name.clone());
+            volumes.insert(name, dir);
+        }
         if file.run_as.is_some() {
             return Err(Failure::input(
                 "run_as is gone: as root, each project's tasks now run as a uid of its own \
@@ -219,6 +240,7 @@ impl ServerConfig {
             lease: std::time::Duration::from_millis(lease_ms),
             max_upload_bytes,
             volumes,
+            writable,
             task_uids,
             docker,
             http,
@@ -365,6 +387,7 @@ pub fn run(
         .map_err(|e| Failure::env(format!("cannot find the tessera executable: {e}")))?;
     let mut driver_config = tessera_driver::DriverConfig::new(config.slots, &config.data_dir);
     driver_config.task_uids = task_uids;
+    driver_config.volumes = driver_volumes(&config)?;
     let tasks_as = crate::tenancy::isolation_line(task_uids);
     // Workers may offer docker: with them an image task is accepted and
     // waits (listed `unplaceable`, with the reason) until one that does
@@ -536,6 +559,22 @@ pub fn run(
         Err(_) => return Err(Failure::internal("the scheduler thread panicked")),
     }
     served
+}
+
+/// The volumes tasks may mount, by name: canonical folders (the API's
+/// [`Volumes`](tessera_api::Volumes) checked they exist) and whether tasks
+/// may write in them.
+fn driver_volumes(config: &ServerConfig) -> Result<tessera_driver::Volumes> {
+    config
+        .volumes
+        .iter()
+        .map(|(name, dir)| {
+            let dir = std::fs::canonicalize(dir)
+                .map_err(|e| Failure::input(format!("volume {name}: {}: {e}", dir.display())))?;
+            let writable = config.writable.contains(name);
+            Ok((name.clone(), tessera_driver::Volume { dir, writable }))
+        })
+        .collect()
 }
 
 /// The file a built-in op's attempt reads (the source its encode request

@@ -468,3 +468,32 @@ fn the_readme_job_spec_compiles() {
         .collect();
     assert_eq!(fan_in.len(), 1, "{fan_in:?}: one selector for the array");
 }
+
+#[test]
+fn mounts_need_an_image_and_plain_paths() {
+    let mut sched = crate::Scheduler::new(4);
+    sched.set_images(true);
+    let mount = |target: &str| tessera_types::Mount {
+        volume: "storage".into(),
+        subpath: None,
+        target: target.into(),
+        read_only: false,
+    };
+    let mut host = TaskSpec::new("host", Action::command(["true"]));
+    host.mounts = vec![mount("/uploads")];
+    let err = sched
+        .compile(&JobSpec::new("j", vec![host.clone()]))
+        .unwrap_err();
+    assert!(err.to_string().contains("names no image"), "{err}");
+    let mut boxed = host.clone();
+    boxed.image = Some("img".into());
+    sched
+        .compile(&JobSpec::new("j", vec![boxed.clone()]))
+        .unwrap();
+    boxed.mounts = vec![mount("uploads")];
+    let err = sched.compile(&JobSpec::new("j", vec![boxed])).unwrap_err();
+    assert!(
+        err.to_string().contains("must be an absolute path"),
+        "{err}"
+    );
+}

@@ -263,6 +263,20 @@ fn check_task(t: &TaskSpec, offer: Offer) -> Result<(), SpecError> {
             image: image.clone(),
         });
     }
+    for m in &t.mounts {
+        let bad = |reason: String| SpecError::BadMount {
+            task: t.name.clone(),
+            reason,
+        };
+        if t.image.is_none() {
+            return Err(bad(format!(
+                "volume {} is mounted into a container, and the task names no image; host \
+                 tasks read what their job was granted in place",
+                m.volume
+            )));
+        }
+        m.check().map_err(bad)?;
+    }
     if t.resources.gpus > 0 {
         return Err(SpecError::NoGpus {
             task: t.name.clone(),

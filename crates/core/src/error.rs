@@ -6,6 +6,10 @@
 pub enum SpecError {
     #[error("the job has no tasks")]
     Empty,
+    /// A mount that cannot be: no image to mount it in, a bad target or
+    /// subpath, a volume the server does not have, a read-only one written.
+    #[error("task {task:?}: {reason}")]
+    BadMount { task: String, reason: String },
     #[error("task #{0} has an empty name")]
     EmptyName(usize),
     #[error("two tasks are named {0:?}; task names must be unique within a job")]

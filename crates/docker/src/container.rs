@@ -110,6 +110,11 @@ pub(crate) fn create_body(
         }
     }
     binds.extend(config.mounts.iter().map(|m| bind(&absolute(m))));
+    // The task's volumes (resolved and granted by the driver).
+    binds.extend(req.mounts.iter().map(|m| {
+        let mode = if m.read_only { ":ro" } else { "" };
+        format!("{}:{}{mode}", m.source.display(), m.target.display())
+    }));
     let mut env: Vec<String> = req
         .env
         .iter()
@@ -194,6 +199,7 @@ mod tests {
             labels: Default::default(),
             reach: Default::default(),
             user: None,
+            mounts: Vec::new(),
         }
     }
 
@@ -264,6 +270,32 @@ mod tests {
         assert_eq!(host.nano_cpus, Some(2_000_000_000));
         assert_eq!(host.memory, Some(512 << 20));
         assert_eq!(host.memory_swap, Some(512 << 20));
+    }
+
+    #[test]
+    fn volumes_are_bound_where_the_task_asked_read_only_when_marked() {
+        let mut req = request(Action::command(["true"]));
+        req.mounts = vec![
+            tessera_exec::Bind {
+                source: "/srv/storage/split".into(),
+                target: "/uploads".into(),
+                read_only: false,
+            },
+            tessera_exec::Bind {
+                source: "/srv/media".into(),
+                target: "/media".into(),
+                read_only: true,
+            },
+        ];
+        let binds = create_body(&config(), &req, vec!["true".into()], "img")
+            .host_config
+            .unwrap()
+            .binds
+            .unwrap();
+        assert_eq!(
+            binds[binds.len() - 2..],
+            ["/srv/storage/split:/uploads", "/srv/media:/media:ro"]
+        );
     }
 
     #[test]

@@ -45,6 +45,7 @@
 //!     labels: Default::default(),
 //!     reach: Default::default(),
 //!     user: None,
+//!     mounts: Vec::new(),
 //! });
 //! let events: Vec<ExecEvent> = rx.iter().take(3).collect();
 //! assert!(matches!(events[2], ExecEvent::Exited { result: Ok(()), .. }));

@@ -34,6 +34,9 @@ pub struct DriverConfig {
     /// Docker engine is there); such tasks are refused at submission
     /// otherwise.
     pub images: bool,
+    /// The volumes tasks may mount into their containers, by name (see
+    /// [`crate::volumes`]).
+    pub volumes: crate::Volumes,
 }
 
 impl DriverConfig {
@@ -44,6 +47,7 @@ impl DriverConfig {
             shutdown_grace: Duration::from_secs(10),
             task_uids: None,
             images: false,
+            volumes: crate::Volumes::new(),
         }
     }
 }
@@ -288,6 +292,7 @@ impl<S: Store, E: Executor> Driver<S, E> {
         // Arrays and templates are expanded once, here: the store holds the
         // compiled spec, so a restored job is never expanded again.
         let spec = &self.sched.compile(spec)?;
+        crate::volumes::check_job(&self.config.volumes, spec)?;
         let now = SystemClock::now();
         let id = self.store.create_job(project, spec, key, now)?;
         let step = self.sched.submit_in(id, project, spec, now)?;
@@ -711,6 +716,8 @@ impl<S: Store, E: Executor> Driver<S, E> {
         };
         let mut grants = vec![Grant::write(&job_dir).folder()];
         grants.extend(access.into_iter().flat_map(|a| a.grants.iter().cloned()));
+        let (mounts, mounted) = crate::volumes::binds(&self.config.volumes, spec)?;
+        grants.extend(mounted);
         let workdir = job_dir.join("tasks").join(folder_name(&spec.name));
         let mut env = spec.env.clone();
         let mut set = |k: &str, v: String| {
@@ -742,6 +749,7 @@ impl<S: Store, E: Executor> Driver<S, E> {
             labels: spec.resources.labels.clone(),
             reach: Reach::new(grants),
             user,
+            mounts,
         })
     }
 }

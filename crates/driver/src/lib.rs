@@ -26,9 +26,11 @@
 mod driver;
 mod feed;
 mod handle;
+mod volumes;
 
 pub use driver::{
     attempt_log_path, usage_horizon, Driver, DriverConfig, DriverError, Exit, Observer, SystemClock,
 };
 pub use feed::{Feed, FeedItem};
 pub use handle::DriverHandle;
+pub use volumes::{Volume, Volumes};

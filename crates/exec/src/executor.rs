@@ -61,6 +61,19 @@ pub struct StartRequest {
     /// The user it runs as (its project's own uid), when this process may
     /// switch users; `None`: as this process's user.
     pub user: Option<crate::RunAs>,
+    /// Host folders bound into its container (resolved from the task's
+    /// volume mounts by the driver, already inside its reach); only a
+    /// container executor uses them.
+    pub mounts: Vec<Bind>,
+}
+
+/// A host folder seen inside a container.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Bind {
+    pub source: PathBuf,
+    pub target: PathBuf,
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 /// What happened to an attempt.

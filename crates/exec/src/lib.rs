@@ -38,6 +38,7 @@
 //!     labels: Default::default(),
 //!     reach: Default::default(),
 //!     user: None,
+//!     mounts: Vec::new(),
 //! });
 //! let events: Vec<ExecEvent> = rx.iter().take(3).collect();
 //! assert!(matches!(events[2], ExecEvent::Exited { result: Ok(()), .. }));
@@ -55,7 +56,7 @@ mod split;
 mod user;
 
 pub use error::{signal_name, ExecError};
-pub use executor::{EventSink, ExecEvent, Executor, StartRequest};
+pub use executor::{Bind, EventSink, ExecEvent, Executor, StartRequest};
 pub use inprocess::InProcessExecutor;
 pub use local::{attempt_marker, last_line, log_file, LocalConfig, LocalExecutor, ATTEMPT_ENV};
 pub use orphan::kill_orphan_group;

@@ -154,6 +154,7 @@ mod tests {
             labels: Default::default(),
             reach: Default::default(),
             user: None,
+            mounts: Vec::new(),
         }
     }
 

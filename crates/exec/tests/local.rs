@@ -81,6 +81,7 @@ impl Rig {
             labels: Default::default(),
             reach: Default::default(),
             user: self.user.clone(),
+            mounts: Vec::new(),
         }
     }
 

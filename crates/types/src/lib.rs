@@ -17,6 +17,7 @@
 mod change;
 mod folder;
 mod ids;
+mod mount;
 mod progress;
 mod quota;
 mod reach;
@@ -26,6 +27,7 @@ mod state;
 pub use change::{Change, JobSnapshot, TaskSnapshot};
 pub use folder::folder_name;
 pub use ids::{AttemptNo, JobId, KeyId, Millis, NodeId, ProjectId, TaskRef, UserId};
+pub use mount::Mount;
 pub use progress::{parse_progress_line, progress_line, Progress, PROGRESS_PREFIX};
 pub use quota::Quota;
 pub use reach::{is_plain_absolute, Grant, OutOfReach, Reach, REACH_ENV};

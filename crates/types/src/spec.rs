@@ -76,6 +76,10 @@ pub struct TaskSpec {
     /// list of `TaskSpec` to the file named by `TESSERA_EXPAND`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub expands: bool,
+    /// Volumes the operator configured, mounted into the task's container
+    /// (a task with mounts needs an image).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<crate::Mount>,
 }
 
 impl TaskSpec {
@@ -92,6 +96,7 @@ impl TaskSpec {
             time_limit_ms: None,
             priority: 0,
             expands: false,
+            mounts: Vec::new(),
         }
     }
 

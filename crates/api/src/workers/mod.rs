@@ -177,6 +177,10 @@ struct Assignment {
     uid: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     gid: Option<u32>,
+    /// Volumes bound into its container (at the same host paths on the
+    /// worker: a docker worker must see the server's volumes there).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    mounts: Vec<tessera_exec::Bind>,
 }
 
 #[derive(Serialize)]
@@ -298,6 +302,7 @@ pub(crate) async fn lease(
                     reach: r.reach,
                     uid: r.user.as_ref().map(|u| u.uid),
                     gid: r.user.as_ref().map(|u| u.gid),
+                    mounts: r.mounts,
                 })
                 .collect();
             return Ok(Json(json!({ "attempts": attempts, "orders": orders })));

@@ -264,6 +264,7 @@ mod tests {
                 .collect(),
             reach: Default::default(),
             user: None,
+            mounts: Vec::new(),
         }
     }
 

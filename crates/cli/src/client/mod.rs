@@ -72,6 +72,15 @@ impl Client {
         path: &str,
         body: Option<(&str, Vec<u8>)>,
     ) -> Result<Value> {
+        let text = self.call_text(method, path, body)?;
+        if text.trim().is_empty() {
+            return Ok(Value::Null);
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// The reply's body as it came (a log: printed as is, empty or not).
+    fn call_text(&self, method: &str, path: &str, body: Option<(&str, Vec<u8>)>) -> Result<String> {
         let url = format!("{}/api/v1{path}", self.server);
         let req = self
             .agent
@@ -82,15 +91,9 @@ impl Client {
             None => req.call(),
         };
         match resp {
-            Ok(r) => {
-                let text = r
-                    .into_string()
-                    .map_err(|e| Failure::env(format!("reading the reply from {url}: {e}")))?;
-                if text.trim().is_empty() {
-                    return Ok(Value::Null);
-                }
-                serde_json::from_str(&text).or(Ok(Value::String(text)))
-            }
+            Ok(r) => r
+                .into_string()
+                .map_err(|e| Failure::env(format!("reading the reply from {url}: {e}"))),
             Err(e) => Err(self.failure(e)),
         }
     }
@@ -154,12 +157,10 @@ impl Client {
         }
     }
 
-    /// A plain text body (logs).
+    /// A plain text body (logs), as it came: an empty log prints nothing,
+    /// a log that happens to look like JSON prints as written.
     pub fn get_text(&self, path: &str) -> Result<String> {
-        Ok(match self.get(path)? {
-            Value::String(s) => s,
-            other => other.to_string(),
-        })
+        self.call_text("GET", path, None)
     }
 }
 

@@ -488,6 +488,7 @@ impl Running {
                 labels: Default::default(),
                 reach: serde_json::from_value(a["reach"].clone()).ok()?,
                 user: self.user_of(&a),
+                mounts: serde_json::from_value(a["mounts"].clone()).unwrap_or_default(),
             })
         })();
         let plan = match (&self.cache, a.get("files")) {

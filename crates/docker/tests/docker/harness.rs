@@ -137,6 +137,7 @@ impl Harness {
             labels: Default::default(),
             reach: Default::default(),
             user: None,
+            mounts: Vec::new(),
         }
     }
 

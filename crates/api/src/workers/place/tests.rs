@@ -23,6 +23,7 @@ fn req(job: i64, index: u32, cpu: u32, memory_mb: u64, labels: &[(&str, &str)]) 
             .collect(),
         reach: Default::default(),
         user: None,
+        mounts: Vec::new(),
     }
 }
 
