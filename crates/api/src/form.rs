@@ -11,7 +11,7 @@
 //!   held in memory whole.
 //!
 //! The file's data is limited by `max_upload_bytes` where it is written
-//! ([`crate::uploads`]).
+//! (by the service, [`tessera_service::Service::upload`]).
 
 use crate::{ApiError, AppState};
 use axum::body::{Body, Bytes};
@@ -204,7 +204,7 @@ async fn text_or_skip(field: &mut Field<'_>, keep: bool) -> Result<String, ApiEr
 }
 
 /// A multipart failure as the client sees it (an upload's 413 is given its
-/// limit by [`crate::uploads::with_limit`]).
+/// limit by [`crate::upload::with_limit`]).
 pub(crate) fn multipart_error(e: MultipartError) -> ApiError {
     if crate::serve::find_cause::<OverBudget>(&e).is_some() {
         return ApiError::TooLarge(OverBudget.to_string());
@@ -244,8 +244,8 @@ pub(crate) fn check_declared(state: &AppState, headers: &HeaderMap) -> Result<()
     } else {
         0
     };
-    if declared.is_some_and(|n| n > state.max_upload_bytes.saturating_add(slack)) {
-        return Err(crate::uploads::too_large(state));
+    if declared.is_some_and(|n| n > state.service.max_upload_bytes().saturating_add(slack)) {
+        return Err(crate::upload::too_large(state));
     }
     Ok(())
 }

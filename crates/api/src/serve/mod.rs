@@ -50,7 +50,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let limits = state.limits.clone();
     let metrics = state.metrics.clone();
-    let closing = state.closing.clone();
+    let service = state.service.clone();
     let app = router(state);
     let gate = Gate::new(limits.max_connections, limits.max_connections_per_address);
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -97,7 +97,7 @@ pub async fn serve(
         });
     }
     drop(listener);
-    closing.send_replace(true);
+    service.close();
     let _ = stop.send(true);
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         while connections.join_next().await.is_some() {}

@@ -444,10 +444,8 @@ pub(crate) async fn upload(
     let size: u64 = header_of(&headers, "x-tessera-size")?
         .parse()
         .map_err(|_| ApiError::BadRequest("X-Tessera-Size is not a number".into()))?;
-    if size > s.max_upload_bytes {
-        return Err(ApiError::PayloadTooLarge {
-            limit: usize::try_from(s.max_upload_bytes).unwrap_or(usize::MAX),
-        });
+    if size > s.service.max_upload_bytes() {
+        return Err(crate::upload::too_large(&s));
     }
     let offset = q.offset.unwrap_or(0);
     let part = partial_of(&q.path, k);
@@ -457,7 +455,7 @@ pub(crate) async fn upload(
     };
     let mut file = tokio::fs::File::from_std(file);
     let mut got = offset;
-    let mut incoming = crate::uploads::Incoming::Body(body);
+    let mut incoming = crate::upload::Incoming::Body(body);
     let written: Result<(), ApiError> = async {
         use tokio::io::AsyncWriteExt;
         while let Some(chunk) = incoming.next_chunk().await? {

@@ -34,7 +34,6 @@ pub use tokens::{create_worker_token, revoke_worker_token, token_file};
 
 use crate::auth::Admin;
 use crate::body::JsonBody;
-use crate::state::now_ms;
 use crate::{ApiError, AppState};
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::header::AUTHORIZATION;
@@ -48,6 +47,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tessera_exec::ExecEvent;
+use tessera_service::now_ms;
 use tessera_types::{Action, AttemptNo, AttemptUsage, JobId, Progress, TaskRef};
 
 pub(crate) use tokens::Verified;
@@ -143,7 +143,7 @@ pub(crate) async fn register(
     Ok(Json(json!({
         "id": id,
         "lease_ms": pool.lease.as_millis() as u64,
-        "data_dir": s.data_dir,
+        "data_dir": s.service.data_dir(),
     })))
 }
 
@@ -304,7 +304,7 @@ pub(crate) async fn lease(
         }
         // Waits for work, an order, the server closing or the deadline
         // (then one last look and the empty answer).
-        let mut closing = s.closing.subscribe();
+        let mut closing = s.service.closing();
         if *closing.borrow() {
             return Ok(Json(json!({ "attempts": [], "orders": [] })));
         }
@@ -564,8 +564,8 @@ pub(crate) async fn drain(
 /// node): state, slots, labels, last heartbeat, running attempts; and the
 /// queued attempts no ready node could ever take, with the reason; what
 /// each node ended in the last 10 minutes.
-pub(crate) async fn nodes(State(s): State<AppState>, _: Admin) -> Result<Json<Value>, ApiError> {
-    let recent = throughput::recent(&s).await?;
+pub(crate) async fn nodes(State(s): State<AppState>, a: Admin) -> Result<Json<Value>, ApiError> {
+    let recent = throughput::recent(&s, &a).await?;
     Ok(Json(json!({
         "nodes": node_views(s.workers.as_deref(), &recent),
         "unplaceable": unplaceable_views(s.workers.as_deref()),

@@ -4,17 +4,17 @@
 //! whenever its identity, size or modification time changed (a `stat` per
 //! check, so a revocation counts at once); argon2 runs once per token and
 //! process, behind the same throttle and verifier as users' keys
-//! ([`crate::verify`]): 5 wrong secrets per prefix per minute, then 429.
+//! ([`tessera_service::auth`]): 5 wrong secrets per prefix per minute,
+//! then 429.
 
-use crate::keys::{hash_key, random_alphanumeric};
-use crate::metrics::Secret;
-use crate::verify::Guard;
 use crate::{ApiError, AppState};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use tessera_service::auth::{hash_key, random_alphanumeric, Guard};
+use tessera_service::Secret;
 
 const TAG: &str = "twk_";
 const PREFIX_LEN: usize = 12;
@@ -128,7 +128,7 @@ impl Verified {
         }
         let prefix = prefix.to_string();
         let this = state.worker_tokens.clone();
-        let path = token_file(&state.data_dir);
+        let path = token_file(state.service.data_dir());
         let lines = tokio::task::spawn_blocking(move || this.lines(&path)).await??;
         let (name, hash) = lines
             .iter()
@@ -140,9 +140,9 @@ impl Verified {
         if verified.seen().get(&print) == Some(&hash) {
             return Ok(name);
         }
-        let right = verified
-            .guard
-            .check(state, Secret::WorkerToken, &prefix, &token, &hash)
+        let right = state
+            .service
+            .check_secret(&verified.guard, Secret::WorkerToken, &prefix, &token, &hash)
             .await?;
         if !right {
             return Err(unknown());
