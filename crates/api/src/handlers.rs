@@ -36,7 +36,8 @@ pub(crate) async fn readyz(State(s): State<AppState>) -> Answer<Value> {
 /// `/metrics` names every project, so it takes an admin's key (Prometheus:
 /// `authorization: {credentials_file: ...}`).
 pub(crate) async fn metrics(State(s): State<AppState>, a: Admin) -> Result<Response, ApiError> {
-    let text = metrics::render(&s, &a).await?;
+    let stats = s.service.stats(&a).await?;
+    let text = metrics::render(&stats, &s.metrics);
     let content_type = "text/plain; version=0.0.4; charset=utf-8";
     Ok(([(header::CONTENT_TYPE, content_type)], text).into_response())
 }

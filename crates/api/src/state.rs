@@ -2,7 +2,10 @@
 //! the metrics, the bounds on spec parses, the HTTP limits and the worker
 //! pool.
 
+use crate::body::ParseGate;
 use crate::metrics::Metrics;
+use crate::serve::limits::HttpLimits;
+use axum::extract::FromRef;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tessera_driver::DriverHandle;
@@ -15,9 +18,9 @@ pub struct AppState {
     pub(crate) service: Service,
     pub(crate) metrics: Arc<Metrics>,
     /// Bounds the spec parses that run at once, and those that wait.
-    pub(crate) spec_parses: Arc<crate::body::ParseGate>,
+    pub(crate) spec_parses: Arc<ParseGate>,
     /// Connection and request limits (used by [`crate::serve`]).
-    pub(crate) limits: crate::HttpLimits,
+    pub(crate) limits: HttpLimits,
     /// Workers and their leases, when tasks run on workers.
     pub(crate) workers: Option<Arc<crate::workers::Pool>>,
     pub(crate) worker_tokens: Arc<crate::workers::Verified>,
@@ -35,7 +38,7 @@ impl AppState {
             service,
             metrics,
             spec_parses: Arc::default(),
-            limits: crate::HttpLimits::default(),
+            limits: HttpLimits::default(),
             workers: None,
             worker_tokens: Arc::default(),
         }
@@ -53,8 +56,8 @@ impl AppState {
     }
 
     /// Sets the connection and request limits [`crate::serve`] holds
-    /// clients to (default: [`crate::HttpLimits::default`]).
-    pub fn with_http_limits(mut self, limits: crate::HttpLimits) -> Self {
+    /// clients to (default: [`HttpLimits::default`]).
+    pub fn with_http_limits(mut self, limits: HttpLimits) -> Self {
         self.limits = limits;
         self
     }
@@ -80,5 +83,27 @@ impl AppState {
     pub fn with_volumes(mut self, volumes: Volumes) -> Self {
         self.service = self.service.with_volumes(volumes);
         self
+    }
+}
+
+impl FromRef<AppState> for Arc<ParseGate> {
+    fn from_ref(state: &AppState) -> Self {
+        state.spec_parses.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Metrics> {
+    fn from_ref(state: &AppState) -> Self {
+        state.metrics.clone()
+    }
+}
+
+impl FromRef<AppState> for crate::workers::Workers {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            pool: state.workers.clone(),
+            tokens: state.worker_tokens.clone(),
+            service: state.service.clone(),
+        }
     }
 }

@@ -1,65 +1,18 @@
 //! An upload from an HTTP request: the raw body, or the part named `file`
 //! of a `multipart/form-data` body, handed to the service chunk by chunk
-//! as it arrives ([`Incoming`] is the service's [`Source`]).
+//! as it arrives (an [`Incoming`], the service's `Source`).
 
 use crate::auth::ProjectAccess;
 use crate::form::{self, Form};
+use crate::incoming::Incoming;
 use crate::{ApiError, AppState};
-use axum::body::{Body, Bytes};
-use axum::extract::multipart::Field;
 use axum::extract::Request;
-use tessera_service::{MayAct, Source, Upload};
+use axum::http::{header, HeaderMap};
+use tessera_service::{MayAct, Upload};
 
-/// Where an upload's bytes come from.
-pub(crate) enum Incoming<'a> {
-    Body(Body),
-    /// A form's file part (its bytes counted as the file's).
-    Part(Box<Field<'a>>, form::FileData),
-}
-
-impl Incoming<'_> {
-    pub(crate) async fn next_chunk(&mut self) -> Result<Option<Bytes>, ApiError> {
-        match self {
-            Self::Body(body) => loop {
-                let frame = std::future::poll_fn(|cx| {
-                    http_body::Body::poll_frame(std::pin::Pin::new(&mut *body), cx)
-                })
-                .await;
-                let Some(frame) = frame else {
-                    return Ok(None);
-                };
-                let frame = frame.map_err(|e| match crate::serve::is_body_idle(&e) {
-                    Some(idle) => ApiError::RequestTimeout(crate::serve::body_idle_message(idle)),
-                    None => ApiError::BadRequest(format!("the upload was interrupted: {e}")),
-                })?;
-                if let Ok(data) = frame.into_data() {
-                    return Ok(Some(data));
-                }
-            },
-            Self::Part(field, file) => {
-                let chunk = field.chunk().await.map_err(form::multipart_error)?;
-                file.read(chunk.as_ref().map_or(0, Bytes::len));
-                Ok(chunk)
-            }
-        }
-    }
-}
-
-impl Source for Incoming<'_> {
-    type Error = ApiError;
-    type Chunk = Bytes;
-
-    fn next_chunk(
-        &mut self,
-    ) -> impl std::future::Future<Output = Result<Option<Bytes>, ApiError>> + Send {
-        Incoming::next_chunk(self)
-    }
-}
-
+/// A 413 naming the server's upload limit.
 pub(crate) fn too_large(state: &AppState) -> ApiError {
-    ApiError::PayloadTooLarge {
-        limit: usize::try_from(state.service.max_upload_bytes()).unwrap_or(usize::MAX),
-    }
+    crate::incoming::too_large(state.service.max_upload_bytes())
 }
 
 /// `e`, with the server's upload limit if it is a 413.
@@ -68,6 +21,23 @@ pub(crate) fn with_limit(state: &AppState, e: ApiError) -> ApiError {
         ApiError::PayloadTooLarge { .. } => too_large(state),
         other => other,
     }
+}
+
+/// The declared body length is checked before anything is read: over the
+/// upload limit (plus [`FORM_OVERHEAD`] for a form) is a 413 at once.
+pub(crate) fn check_declared(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let declared: Option<u64> = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let slack = if form::is_multipart(headers) {
+        form::FORM_OVERHEAD as u64
+    } else {
+        0
+    };
+    if declared.is_some_and(|n| n > state.service.max_upload_bytes().saturating_add(slack)) {
+        return Err(too_large(state));
+    }
+    Ok(())
 }
 
 /// Streams `incoming` to a new upload of the project (see
@@ -91,7 +61,7 @@ pub(crate) async fn accept<R: MayAct>(
     name: Option<String>,
     req: Request,
 ) -> Result<Upload, ApiError> {
-    form::check_declared(state, req.headers())?;
+    check_declared(state, req.headers())?;
     if !form::is_multipart(req.headers()) {
         let body = Incoming::Body(req.into_body());
         return receive(state, project, name.as_deref(), body).await;

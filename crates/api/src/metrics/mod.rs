@@ -18,7 +18,6 @@ pub(crate) use doors::{Doors, Timeout};
 pub(crate) use flow::follow;
 use histogram::Histogram;
 
-use crate::{ApiError, AppState};
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
@@ -31,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tessera_service::{Admin, Observer, Secret, Stats};
+use tessera_service::{Observer, Secret, Stats};
 use tessera_types::{JobState, TaskState};
 
 /// Upper bounds (seconds) of the submission histogram's buckets.
@@ -192,7 +191,11 @@ fn escape(label: &str) -> String {
 
 /// Counts every answered request by its route template (`unmatched` for
 /// paths no route matched), and the bytes of both bodies as they stream.
-pub(crate) async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn track(
+    State(metrics): State<Arc<Metrics>>,
+    req: Request,
+    next: Next,
+) -> Response {
     // hyper accepts any token as a method: one series per method a client
     // makes up would grow without end.
     let method = match req.method().as_str() {
@@ -204,7 +207,6 @@ pub(crate) async fn track(State(state): State<AppState>, req: Request, next: Nex
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
-    let metrics = &state.metrics;
     let req = req.map(|b| Body::new(Counted::new(b, &metrics.body_in)));
     let response = next.run(req).await;
     metrics.count_request(&method, &route, response.status().as_u16());
@@ -253,12 +255,11 @@ impl HttpBody for Counted {
 }
 
 /// The whole exposition: store gauges, then the in-memory series.
-pub(crate) async fn render(state: &AppState, admin: &Admin) -> Result<String, ApiError> {
-    let counts = state.service.stats(admin).await?;
+pub(crate) fn render(counts: &Stats, metrics: &Metrics) -> String {
     let mut out = String::new();
-    render_counts(&mut out, &counts);
-    state.metrics.render_memory(&mut out);
-    Ok(out)
+    render_counts(&mut out, counts);
+    metrics.render_memory(&mut out);
+    out
 }
 
 /// The service's submissions and secret checks are counted here.

@@ -13,7 +13,8 @@ use super::html::{escape, page};
 use super::UiError;
 use crate::auth::{AsMember, AsViewer, JobAccess, ProjectAccess};
 use crate::form::{self, Form};
-use crate::upload::{self, Incoming};
+use crate::incoming::Incoming;
+use crate::upload;
 use crate::{ApiError, AppState};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -172,7 +173,7 @@ async fn run(
     req: Request,
     made: &mut Option<String>,
 ) -> Result<i64, ApiError> {
-    form::check_declared(s, req.headers())?;
+    upload::check_declared(s, req.headers())?;
     if !form::is_multipart(req.headers()) {
         return Err(ApiError::UnsupportedMediaType(
             "the encode form must be sent as multipart/form-data".into(),

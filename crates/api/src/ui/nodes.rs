@@ -17,7 +17,7 @@ pub(crate) async fn show(
     let Ok(admin) = caller.admin() else {
         return Err(crate::ApiError::Forbidden("the nodes page is for admins".into()).into());
     };
-    let recent = crate::workers::recent_node_usage(&s, &admin).await?;
+    let recent = crate::workers::recent_node_usage(&s.service, &admin).await?;
     let nodes = crate::workers::node_views(s.workers.as_deref(), &recent);
     let waiting = crate::workers::unplaceable_views(s.workers.as_deref());
     let slots = s.service.driver().slots();

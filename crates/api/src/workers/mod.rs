@@ -32,10 +32,9 @@ pub use placed::Placed;
 pub use pool::{NodeInfo, NodeState, Pool};
 pub use tokens::{create_worker_token, revoke_worker_token, token_file};
 
-use crate::auth::Admin;
 use crate::body::JsonBody;
-use crate::{ApiError, AppState};
-use axum::extract::{FromRequestParts, Path, State};
+use crate::ApiError;
+use axum::extract::{FromRef, FromRequestParts, Path, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::Json;
@@ -47,7 +46,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tessera_exec::ExecEvent;
-use tessera_service::now_ms;
+use tessera_service::{now_ms, Admin, Service};
 use tessera_types::{Action, AttemptNo, AttemptUsage, JobId, Progress, TaskRef};
 
 pub(crate) use tokens::Verified;
@@ -55,13 +54,39 @@ pub(crate) use tokens::Verified;
 /// The longest a lease request waits for work.
 const MAX_WAIT_MS: u64 = 30_000;
 
+/// What the worker routes use: the pool (when tasks run on workers), the
+/// worker tokens verified so far, and the service (its data directory, its
+/// closing, its upload limit and secret checks).
+#[derive(Clone)]
+pub(crate) struct Workers {
+    pub(crate) pool: Option<Arc<Pool>>,
+    pub(crate) tokens: Arc<Verified>,
+    pub(crate) service: Service,
+}
+
+impl Workers {
+    fn pool(&self) -> Result<Arc<Pool>, ApiError> {
+        self.pool.clone().ok_or_else(|| {
+            ApiError::Conflict(
+                "this server runs its tasks itself; start it with --workers (or --slots 0) to \
+                 use workers"
+                    .into(),
+            )
+        })
+    }
+}
+
 /// Proof that the caller sent a valid worker token (its name inside).
 pub(crate) struct WorkerToken(pub String);
 
-impl FromRequestParts<AppState> for WorkerToken {
+impl<S> FromRequestParts<S> for WorkerToken
+where
+    S: Send + Sync,
+    Workers: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let key = parts
             .headers
             .get(AUTHORIZATION)
@@ -81,18 +106,10 @@ impl FromRequestParts<AppState> for WorkerToken {
                     .into(),
             ));
         }
-        Verified::check(state, key).await.map(WorkerToken)
+        Verified::check(&Workers::from_ref(state), key)
+            .await
+            .map(WorkerToken)
     }
-}
-
-fn pool(s: &AppState) -> Result<Arc<Pool>, ApiError> {
-    s.workers.clone().ok_or_else(|| {
-        ApiError::Conflict(
-            "this server runs its tasks itself; start it with --workers (or --slots 0) to use \
-             workers"
-                .into(),
-        )
-    })
 }
 
 /// The worker `id`, which `token` must have registered.
@@ -121,11 +138,11 @@ fn gone(id: &str) -> ApiError {
 }
 
 pub(crate) async fn register(
-    State(s): State<AppState>,
+    State(s): State<Workers>,
     token: WorkerToken,
     JsonBody(info): JsonBody<NodeInfo>,
 ) -> Result<Json<Value>, ApiError> {
-    let pool = pool(&s)?;
+    let pool = s.pool()?;
     if info.slots == 0 || info.name.is_empty() {
         return Err(ApiError::Invalid(
             "a worker needs a name and at least one slot".into(),
@@ -224,12 +241,12 @@ fn orders(w: &mut pool::Worker) -> Vec<OrderView> {
 
 /// Long-polls for attempts that fit the worker's free slots (and orders).
 pub(crate) async fn lease(
-    State(s): State<AppState>,
+    State(s): State<Workers>,
     token: WorkerToken,
     Path(id): Path<String>,
     JsonBody(mut body): JsonBody<LeaseBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let pool = pool(&s)?;
+    let pool = s.pool()?;
     let until = tokio::time::Instant::now() + Duration::from_millis(body.wait_ms.min(MAX_WAIT_MS));
     let mut first = true;
     loop {
@@ -337,12 +354,12 @@ pub(crate) struct HeartbeatBody {
 
 /// Renews every lease the worker holds; answers with its orders.
 pub(crate) async fn heartbeat(
-    State(s): State<AppState>,
+    State(s): State<Workers>,
     token: WorkerToken,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<HeartbeatBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let pool = pool(&s)?;
+    let pool = s.pool()?;
     let mut inner = pool.lock();
     let w = owned(&mut inner, &id, &token)?;
     if w.state == NodeState::Lost {
@@ -462,12 +479,12 @@ pub(crate) struct EventsBody {
 
 /// Reports an attempt's events; 409 `fenced` if the worker no longer holds it.
 pub(crate) async fn attempt_events(
-    State(s): State<AppState>,
+    State(s): State<Workers>,
     token: WorkerToken,
     Path((id, job, index, attempt)): Path<(String, i64, u32, AttemptNo)>,
     JsonBody(body): JsonBody<EventsBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let pool = pool(&s)?;
+    let pool = s.pool()?;
     let task = TaskRef::new(JobId(job), index);
     let mut inner = pool.lock();
     holds_attempt(&mut inner, &id, &token, (task, attempt))?;
@@ -529,11 +546,11 @@ pub(crate) async fn attempt_events(
 /// Hands every lease back (the attempts are retried at once elsewhere) and
 /// removes the worker.
 pub(crate) async fn release(
-    State(s): State<AppState>,
+    State(s): State<Workers>,
     token: WorkerToken,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let pool = pool(&s)?;
+    let pool = s.pool()?;
     let mut inner = pool.lock();
     let name = owned(&mut inner, &id, &token)?.info.name.clone();
     let why = format!("handed back by worker {name} (it is shutting down)");
@@ -544,11 +561,11 @@ pub(crate) async fn release(
 
 /// Drains the live worker named `node`: no new attempts go to it.
 pub(crate) async fn drain(
-    State(s): State<AppState>,
+    State(s): State<Workers>,
     _: Admin,
     Path(node): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let pool = pool(&s)?;
+    let pool = s.pool()?;
     let mut inner = pool.lock();
     let w = inner
         .workers
@@ -564,11 +581,11 @@ pub(crate) async fn drain(
 /// node): state, slots, labels, last heartbeat, running attempts; and the
 /// queued attempts no ready node could ever take, with the reason; what
 /// each node ended in the last 10 minutes.
-pub(crate) async fn nodes(State(s): State<AppState>, a: Admin) -> Result<Json<Value>, ApiError> {
-    let recent = throughput::recent(&s, &a).await?;
+pub(crate) async fn nodes(State(s): State<Workers>, a: Admin) -> Result<Json<Value>, ApiError> {
+    let recent = throughput::recent(&s.service, &a).await?;
     Ok(Json(json!({
-        "nodes": node_views(s.workers.as_deref(), &recent),
-        "unplaceable": unplaceable_views(s.workers.as_deref()),
+        "nodes": node_views(s.pool.as_deref(), &recent),
+        "unplaceable": unplaceable_views(s.pool.as_deref()),
     })))
 }
 
@@ -638,7 +655,7 @@ pub(crate) fn node_views(pool: Option<&Pool>, recent: &[tessera_store::NodeUsage
 
 /// Loses workers whose leases lapsed (and lets waits for locality and
 /// spread run out), every `lease / 4` or 250 ms, on a thread of its own that
-/// ends with the pool. Started by [`AppState::with_workers`].
+/// ends with the pool. Started by `AppState::with_workers`.
 pub(crate) fn expire_leases(pool: &Arc<Pool>) {
     let every = (pool.lease / 4).clamp(Duration::from_millis(50), Duration::from_millis(250));
     let pool = Arc::downgrade(pool);

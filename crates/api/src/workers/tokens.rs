@@ -7,7 +7,8 @@
 //! ([`tessera_service::auth`]): 5 wrong secrets per prefix per minute,
 //! then 429.
 
-use crate::{ApiError, AppState};
+use super::Workers;
+use crate::ApiError;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -119,7 +120,7 @@ impl Verified {
     /// The name of the valid, unrevoked worker token `token`: 401 for a
     /// malformed, unknown, revoked or wrong one, 429 once its prefix has
     /// had too many wrong secrets.
-    pub(crate) async fn check(state: &AppState, token: String) -> Result<String, ApiError> {
+    pub(crate) async fn check(state: &Workers, token: String) -> Result<String, ApiError> {
         let unknown = || ApiError::Unauthorized(UNKNOWN.into());
         let rest = token.strip_prefix(TAG).ok_or_else(unknown)?;
         let (prefix, secret) = rest.split_once('_').ok_or_else(unknown)?;
@@ -127,7 +128,7 @@ impl Verified {
             return Err(unknown());
         }
         let prefix = prefix.to_string();
-        let this = state.worker_tokens.clone();
+        let this = state.tokens.clone();
         let path = token_file(state.service.data_dir());
         let lines = tokio::task::spawn_blocking(move || this.lines(&path)).await??;
         let (name, hash) = lines
@@ -136,7 +137,7 @@ impl Verified {
             .map(|(name, _, hash)| (name.clone(), hash.clone()))
             .ok_or_else(unknown)?;
         let print: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let verified = &state.worker_tokens;
+        let verified = &state.tokens;
         if verified.seen().get(&print) == Some(&hash) {
             return Ok(name);
         }

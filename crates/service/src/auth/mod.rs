@@ -3,33 +3,21 @@
 //! ([`verify`]: bounded threads, a throttle per prefix) and remembered for
 //! a minute ([`keys`]); a key's use is recorded at most once a minute.
 
-mod keys;
-mod verify;
+pub(crate) mod keys;
+pub(crate) mod verify;
 
 pub use keys::{hash_key, new_api_key, parse_key, random_alphanumeric};
 pub use verify::{Guard, FAILURE_LIMIT, FAILURE_WINDOW, VERIFY_QUEUE, VERIFY_THREADS};
 
-pub(crate) use keys::{new_key_parts, KeyCache};
-pub(crate) use verify::Verifier;
+pub(crate) use keys::new_key_parts;
 
 use crate::access::Caller;
-use crate::{now_ms, Service, ServiceError};
+use crate::{now_ms, Secret, Service, ServiceError};
 use tessera_store::{KeyRecord, UserRecord};
 use tessera_types::UserId;
 
 /// How often a key's `last_used_at` is written, at most.
 const TOUCH_EVERY_MS: u64 = 60_000;
-
-/// Whose secret argon2 runs for.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Secret {
-    /// A user's API key being checked.
-    UserKey = 0,
-    /// A worker token being checked.
-    WorkerToken = 1,
-    /// A new API key being hashed.
-    NewKey = 2,
-}
 
 const BAD_KEY: &str =
     "unknown or wrong API key; send a valid key as `Authorization: Bearer tsk_...`";

@@ -21,8 +21,8 @@
 //!   them, and one more is refused at once (`Busy`) instead of piling up.
 
 use super::keys::{hash_key_with, verify_key_with};
-use super::Secret;
-use crate::{Observer, ServiceError};
+use crate::error::ServiceError;
+use crate::observe::{Observer, Secret};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};

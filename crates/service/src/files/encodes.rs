@@ -23,9 +23,6 @@ use tessera_media::{self as media, Codec, EncodeRequest, EncodeSettings, MediaEr
 use tessera_store::{JobRecord, ProjectRecord};
 use tessera_types::{JobSpec, JobState};
 
-/// The default of `max_upload_bytes`: 8 GiB.
-pub const DEFAULT_MAX_UPLOAD: u64 = 8 << 30;
-
 /// Prefix of an encode job's key; the rest is its encode id.
 pub(crate) const JOB_KEY_PREFIX: &str = "encode:";
 
