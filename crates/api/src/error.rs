@@ -209,3 +209,55 @@ impl From<tokio::task::JoinError> for ApiError {
         Self::internal(format!("a blocking task failed: {e}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each kind of service error has one HTTP status, and the API sends
+    /// the service's own stable code and words.
+    #[test]
+    fn service_errors_become_http_in_this_one_place() {
+        let m = || "what happened; what to do".to_string();
+        let table = [
+            (ServiceError::NotFound(m()), 404),
+            (ServiceError::Unauthorized(m()), 401),
+            (ServiceError::Forbidden(m()), 403),
+            (ServiceError::Conflict(m()), 409),
+            (ServiceError::Invalid(m()), 422),
+            (ServiceError::InvalidSpec(m()), 422),
+            (ServiceError::TooLarge(m()), 413),
+            (
+                ServiceError::TooMany {
+                    message: m(),
+                    retry_after: 7,
+                },
+                429,
+            ),
+            (
+                ServiceError::Busy {
+                    message: m(),
+                    retry_after: 1,
+                },
+                503,
+            ),
+            (ServiceError::Unavailable(m()), 503),
+            (ServiceError::Internal(m()), 500),
+        ];
+        for (e, status) in table {
+            let (code, words) = (e.code(), e.to_string());
+            let api = ApiError::from(e);
+            assert_eq!(api.status().as_u16(), status, "{api:?}");
+            assert_eq!(api.code(), code, "{api:?}");
+            assert_eq!(api.to_string(), words);
+        }
+        let throttled = ApiError::from(ServiceError::TooMany {
+            message: m(),
+            retry_after: 7,
+        })
+        .into_response();
+        assert_eq!(throttled.headers()[header::RETRY_AFTER], "7");
+        let refused = ApiError::from(ServiceError::Unauthorized(m())).into_response();
+        assert_eq!(refused.headers()[header::WWW_AUTHENTICATE], "Bearer");
+    }
+}

@@ -58,3 +58,6 @@ pub use observe::{Observer, Secret};
 pub use quota::Usage;
 pub use service::{now_ms, Service, ServiceStore, DEFAULT_MAX_UPLOAD};
 pub use stats::{Dashboard, Stats};
+
+#[cfg(test)]
+mod tests;
