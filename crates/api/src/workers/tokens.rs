@@ -7,15 +7,18 @@
 //! ([`tessera_service::auth`]): 5 wrong secrets per prefix per minute,
 //! then 429.
 
-use super::Workers;
+use super::Pool;
 use crate::ApiError;
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use tessera_service::auth::{hash_key, random_alphanumeric, Guard};
-use tessera_service::Secret;
+use tessera_service::{Secret, Service};
 
 const TAG: &str = "twk_";
 const PREFIX_LEN: usize = 12;
@@ -89,6 +92,64 @@ fn write(path: &Path, text: &str) -> Result<(), String> {
         })
         .and_then(|()| std::fs::rename(&tmp, path))
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// What the worker routes use: the pool (when tasks run on workers), the
+/// worker tokens verified so far, and the service (its data directory, its
+/// closing, its upload limit and secret checks).
+#[derive(Clone)]
+pub(crate) struct Workers {
+    pub(crate) pool: Option<Arc<Pool>>,
+    pub(crate) tokens: Arc<Verified>,
+    pub(crate) service: Service,
+}
+
+impl Workers {
+    pub(super) fn pool(&self) -> Result<Arc<Pool>, ApiError> {
+        self.pool.clone().ok_or_else(|| {
+            ApiError::Conflict(
+                "this server runs its tasks itself; start it with --workers (or --slots 0) to \
+                 use workers"
+                    .into(),
+            )
+        })
+    }
+}
+
+/// Proof that the caller sent a valid worker token (its name inside).
+pub(crate) struct WorkerToken(pub String);
+
+impl<S> FromRequestParts<S> for WorkerToken
+where
+    S: Send + Sync,
+    Workers: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let key = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| {
+                ApiError::Unauthorized(
+                    "no worker token; send one as `Authorization: Bearer twk_...`".into(),
+                )
+            })?
+            .to_string();
+        if !is_worker_token(&key) {
+            return Err(ApiError::Unauthorized(
+                "worker routes take a worker token (twk_..., from `tessera admin \
+                 create-worker-token`), not an API key"
+                    .into(),
+            ));
+        }
+        Verified::check(&Workers::from_ref(state), key)
+            .await
+            .map(WorkerToken)
+    }
 }
 
 /// Whether a bearer string looks like a worker token.
