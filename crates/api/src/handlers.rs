@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tessera_service::{Control, EncodeOptions, Page, Stream, UploadItem};
+use tessera_service::{page_limit, Control, EncodeOptions, Page, Stream, UploadItem};
 use tessera_types::{KeyId, Quota, Role};
 
 type Answer<T> = Result<Json<T>, ApiError>;
@@ -262,7 +262,7 @@ pub(crate) async fn tasks(
     uri: Uri,
     QueryArgs(q): QueryArgs<PageQuery>,
 ) -> Result<Response, ApiError> {
-    let (offset, limit) = (q.offset.unwrap_or(0), Page::<()>::limit(q.limit));
+    let (offset, limit) = (q.offset.unwrap_or(0), page_limit(q.limit));
     let page = s.service.tasks(&access, offset, limit).await?;
     let page = Page {
         items: page.items.iter().map(TaskView::from).collect::<Vec<_>>(),
@@ -277,7 +277,7 @@ pub(crate) async fn attempts(
     uri: Uri,
     QueryArgs(q): QueryArgs<PageQuery>,
 ) -> Result<Response, ApiError> {
-    let (offset, limit) = (q.offset.unwrap_or(0), Page::<()>::limit(q.limit));
+    let (offset, limit) = (q.offset.unwrap_or(0), page_limit(q.limit));
     let page = s.service.attempts(&access, offset, limit).await?;
     let page = Page {
         items: page.items.iter().map(AttemptView::from).collect::<Vec<_>>(),

@@ -35,11 +35,11 @@ impl<T> Page<T> {
             next_offset: more.then(|| offset.saturating_add(limit)),
         }
     }
+}
 
-    /// The page size a request gets for its `limit`.
-    pub fn limit(limit: Option<u32>) -> u32 {
-        limit.unwrap_or(PAGE_DEFAULT).clamp(1, PAGE_MAX)
-    }
+/// The page size a request gets for its `limit`.
+pub fn page_limit(limit: Option<u32>) -> u32 {
+    limit.unwrap_or(PAGE_DEFAULT).clamp(1, PAGE_MAX)
 }
 
 /// A job and its task counts by state (counted by the store: no task is

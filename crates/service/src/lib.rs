@@ -25,7 +25,7 @@
 //! error type, [`ServiceError`], whose kinds each API maps onto its own
 //! protocol in one place. Reads and account writes use the service's own
 //! store connection, always on a blocking thread; scheduling goes through
-//! the driver's [`DriverHandle`].
+//! the driver's [`DriverHandle`](tessera_driver::DriverHandle).
 
 pub mod access;
 mod accounts;
@@ -52,7 +52,7 @@ pub use events::{JobEvent, JobEvents};
 pub use files::encodes::{EncodeOptions, Output};
 pub use files::uploads::{Source, Upload, UploadItem};
 pub use files::volumes::Volumes;
-pub use jobs::{JobDetail, JobStatus, Page, Task, MAX_LIST, PAGE_DEFAULT, PAGE_MAX};
+pub use jobs::{page_limit, JobDetail, JobStatus, Page, Task, MAX_LIST, PAGE_DEFAULT, PAGE_MAX};
 pub use logs::{FollowedLog, Stream, LOG_LIMIT};
 pub use observe::{Observer, Secret};
 pub use quota::Usage;

@@ -95,8 +95,9 @@ impl Service {
         &self.data_dir
     }
 
-    pub fn driver(&self) -> &DriverHandle {
-        &self.driver
+    /// The scheduler's slots (on this machine, or its workers' sum).
+    pub fn slots(&self) -> u32 {
+        self.driver.slots()
     }
 
     /// Ends every long-lived stream: the server is shutting down.

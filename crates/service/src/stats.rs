@@ -89,7 +89,7 @@ impl Service {
         Ok(Dashboard {
             projects,
             tasks,
-            slots: self.driver.slots(),
+            slots: self.slots(),
         })
     }
 }

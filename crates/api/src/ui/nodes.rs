@@ -20,8 +20,7 @@ pub(crate) async fn show(
     let recent = crate::workers::recent_node_usage(&s.service, &admin).await?;
     let nodes = crate::workers::node_views(s.workers.as_deref(), &recent);
     let waiting = crate::workers::unplaceable_views(s.workers.as_deref());
-    let slots = s.service.driver().slots();
-    let body = render(&nodes, s.workers.is_some(), slots, now_ms());
+    let body = render(&nodes, s.workers.is_some(), s.service.slots(), now_ms());
     let body = format!("{body}{}", render_unplaceable(&waiting));
     Ok(page("Nodes", Some(&caller.user().name), &body))
 }

@@ -1,7 +1,7 @@
 //! Authentication, the same for every API: an API key (`tsk_...`) names a
 //! user. Keys are looked up by their public prefix, checked with argon2
-//! ([`verify`]: bounded threads, a throttle per prefix) and remembered for
-//! a minute ([`keys`]); a key's use is recorded at most once a minute.
+//! (`verify.rs`: bounded threads, a throttle per prefix) and remembered for
+//! a minute (`keys.rs`); a key's use is recorded at most once a minute.
 
 pub(crate) mod keys;
 pub(crate) mod verify;

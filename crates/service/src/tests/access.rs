@@ -71,7 +71,7 @@ async fn each_role_gets_the_proofs_it_reaches_and_a_missing_thing_is_not_found_f
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_outside_any_project_is_an_admins_alone() {
     let w = World::new(1).await;
-    let driver = w.service.driver().clone();
+    let driver = w.service.driver.clone();
     let id = tokio::task::spawn_blocking(move || driver.submit(None, spec("noop"), None))
         .await
         .unwrap()
