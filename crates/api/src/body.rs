@@ -6,11 +6,12 @@
 //! nesting was measured ([`crate::nesting`]); YAML specs are limited to
 //! [`YAML_SPEC_LIMIT`].
 
+use crate::metrics::Metrics;
 use crate::nesting::{json_too_deep, yaml_too_deep, MAX_SPEC_DEPTH};
-use crate::{ApiError, AppState};
+use crate::ApiError;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -43,10 +44,10 @@ pub const SPEC_QUEUE: usize = 16;
 /// A JSON body (`application/json`).
 pub(crate) struct JsonBody<T>(pub T);
 
-impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Self(v)),
             Err(e) => Err(json_rejection(e)),
@@ -73,8 +74,8 @@ fn bytes_rejection(e: BytesRejection) -> ApiError {
 fn bytes_rejection_at(e: BytesRejection, limit: usize) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge { limit }
-    } else if let Some(idle) = crate::serve::is_body_idle(&e) {
-        ApiError::RequestTimeout(crate::serve::body_idle_message(idle))
+    } else if let Some(idle) = crate::serve::stall::is_body_idle(&e) {
+        ApiError::RequestTimeout(crate::serve::stall::body_idle_message(idle))
     } else {
         ApiError::BadRequest(format!(
             "could not read the request body: {}",
@@ -107,10 +108,15 @@ enum Format {
     Yaml,
 }
 
-impl FromRequest<AppState> for SpecBody {
+impl<S> FromRequest<S> for SpecBody
+where
+    S: Send + Sync,
+    Arc<ParseGate>: FromRef<S>,
+    Arc<Metrics>: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let media = req
             .headers()
             .get(CONTENT_TYPE)
@@ -141,9 +147,9 @@ impl FromRequest<AppState> for SpecBody {
                  JSON (up to {SPEC_LIMIT} bytes)"
             )));
         }
-        let parsed = state
-            .spec_parses
-            .run(&state.metrics, move || parse_spec(format, &bytes))
+        let (gate, metrics) = (Arc::<ParseGate>::from_ref(state), Arc::from_ref(state));
+        let parsed = gate
+            .run(&metrics, move || parse_spec(format, &bytes))
             .await?;
         parsed.map(SpecBody)
     }
@@ -178,7 +184,7 @@ impl ParseGate {
     /// [`SPEC_QUEUE`] parses wait already.
     async fn run<T: Send + 'static>(
         &self,
-        metrics: &crate::metrics::Metrics,
+        metrics: &Metrics,
         parse: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
         let permit = match self.slots.clone().try_acquire_owned() {

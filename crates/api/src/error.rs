@@ -1,12 +1,11 @@
-//! The one place where errors become HTTP: a status, a stable machine code
-//! and a message that says what happened and what to do. Internal details
-//! are logged here and never sent.
+//! The one place where errors become HTTP, the service's included: a
+//! status, a stable machine code and a message that says what happened
+//! and what to do. Internal details are logged here and never sent.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use tessera_driver::DriverError;
-use tessera_store::StoreError;
+use tessera_service::ServiceError;
 
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -175,35 +174,32 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
         match e {
-            StoreError::Conflict { what } => Self::Conflict(what),
-            StoreError::Invalid(what) => Self::Invalid(what),
-            StoreError::UnknownJob(job) => Self::NotFound(format!("job {job} does not exist")),
-            StoreError::UnknownUser(user) => Self::NotFound(format!("user {user} does not exist")),
-            StoreError::UnknownProject(p) => Self::NotFound(format!("project {p} does not exist")),
-            e @ StoreError::Locked { .. } => {
-                eprintln!("tessera-api: {e}");
-                Self::Unavailable("the database is busy; try again in a moment".into())
-            }
-            other => Self::internal(other),
-        }
-    }
-}
-
-impl From<DriverError> for ApiError {
-    fn from(e: DriverError) -> Self {
-        match e {
-            DriverError::Spec(spec) => Self::InvalidSpec(format!("invalid job: {spec}")),
-            DriverError::Store(store) => store.into(),
-            DriverError::NoSuchJob(job) => Self::NotFound(format!("job {job} does not exist")),
-            e @ (DriverError::Control(_) | DriverError::NotHeld(_)) => {
-                Self::Conflict(e.to_string())
-            }
-            DriverError::Stopped => Self::Unavailable(
-                "the scheduler has stopped (the server is shutting down); try again later".into(),
-            ),
+            ServiceError::NotFound(m) => Self::NotFound(m),
+            ServiceError::Unauthorized(m) => Self::Unauthorized(m),
+            ServiceError::Forbidden(m) => Self::Forbidden(m),
+            ServiceError::Conflict(m) => Self::Conflict(m),
+            ServiceError::Invalid(m) => Self::Invalid(m),
+            ServiceError::InvalidSpec(m) => Self::InvalidSpec(m),
+            ServiceError::TooLarge(m) => Self::TooLarge(m),
+            ServiceError::TooMany {
+                message,
+                retry_after,
+            } => Self::TooManyRequests {
+                message,
+                retry_after,
+            },
+            ServiceError::Busy {
+                message,
+                retry_after,
+            } => Self::Busy {
+                message,
+                retry_after,
+            },
+            ServiceError::Unavailable(m) => Self::Unavailable(m),
+            ServiceError::Internal(m) => Self::Internal(m),
         }
     }
 }
@@ -211,5 +207,57 @@ impl From<DriverError> for ApiError {
 impl From<tokio::task::JoinError> for ApiError {
     fn from(e: tokio::task::JoinError) -> Self {
         Self::internal(format!("a blocking task failed: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each kind of service error has one HTTP status, and the API sends
+    /// the service's own stable code and words.
+    #[test]
+    fn service_errors_become_http_in_this_one_place() {
+        let m = || "what happened; what to do".to_string();
+        let table = [
+            (ServiceError::NotFound(m()), 404),
+            (ServiceError::Unauthorized(m()), 401),
+            (ServiceError::Forbidden(m()), 403),
+            (ServiceError::Conflict(m()), 409),
+            (ServiceError::Invalid(m()), 422),
+            (ServiceError::InvalidSpec(m()), 422),
+            (ServiceError::TooLarge(m()), 413),
+            (
+                ServiceError::TooMany {
+                    message: m(),
+                    retry_after: 7,
+                },
+                429,
+            ),
+            (
+                ServiceError::Busy {
+                    message: m(),
+                    retry_after: 1,
+                },
+                503,
+            ),
+            (ServiceError::Unavailable(m()), 503),
+            (ServiceError::Internal(m()), 500),
+        ];
+        for (e, status) in table {
+            let (code, words) = (e.code(), e.to_string());
+            let api = ApiError::from(e);
+            assert_eq!(api.status().as_u16(), status, "{api:?}");
+            assert_eq!(api.code(), code, "{api:?}");
+            assert_eq!(api.to_string(), words);
+        }
+        let throttled = ApiError::from(ServiceError::TooMany {
+            message: m(),
+            retry_after: 7,
+        })
+        .into_response();
+        assert_eq!(throttled.headers()[header::RETRY_AFTER], "7");
+        let refused = ApiError::from(ServiceError::Unauthorized(m())).into_response();
+        assert_eq!(refused.headers()[header::WWW_AUTHENTICATE], "Bearer");
     }
 }

@@ -11,9 +11,9 @@
 //!   held in memory whole.
 //!
 //! The file's data is limited by `max_upload_bytes` where it is written
-//! ([`crate::uploads`]).
+//! (by the service, [`tessera_service::Service::upload`]).
 
-use crate::{ApiError, AppState};
+use crate::ApiError;
 use axum::body::{Body, Bytes};
 use axum::extract::multipart::{Field, MultipartError};
 use axum::extract::{FromRequest, Multipart, Request};
@@ -134,7 +134,10 @@ impl FileData {
 }
 
 impl Form {
-    pub(crate) async fn from_request(state: &AppState, req: Request) -> Result<Self, ApiError> {
+    pub(crate) async fn from_request<S: Send + Sync>(
+        state: &S,
+        req: Request,
+    ) -> Result<Self, ApiError> {
         let budget = Arc::<Budget>::default();
         let counting = budget.clone();
         let req = req.map(|inner| {
@@ -204,13 +207,13 @@ async fn text_or_skip(field: &mut Field<'_>, keep: bool) -> Result<String, ApiEr
 }
 
 /// A multipart failure as the client sees it (an upload's 413 is given its
-/// limit by [`crate::uploads::with_limit`]).
+/// limit where the form is read, see `crate::upload`).
 pub(crate) fn multipart_error(e: MultipartError) -> ApiError {
-    if crate::serve::find_cause::<OverBudget>(&e).is_some() {
+    if crate::serve::stall::find_cause::<OverBudget>(&e).is_some() {
         return ApiError::TooLarge(OverBudget.to_string());
     }
-    if let Some(idle) = crate::serve::is_body_idle(&e) {
-        return ApiError::RequestTimeout(crate::serve::body_idle_message(idle));
+    if let Some(idle) = crate::serve::stall::is_body_idle(&e) {
+        return ApiError::RequestTimeout(crate::serve::stall::body_idle_message(idle));
     }
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge { limit: 0 }
@@ -231,21 +234,4 @@ pub(crate) fn is_multipart(headers: &HeaderMap) -> bool {
                 .to_ascii_lowercase()
                 .starts_with("multipart/form-data")
         })
-}
-
-/// The declared body length is checked before anything is read: over the
-/// upload limit (plus [`FORM_OVERHEAD`] for a form) is a 413 at once.
-pub(crate) fn check_declared(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let declared: Option<u64> = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse().ok());
-    let slack = if is_multipart(headers) {
-        FORM_OVERHEAD as u64
-    } else {
-        0
-    };
-    if declared.is_some_and(|n| n > state.max_upload_bytes.saturating_add(slack)) {
-        return Err(crate::uploads::too_large(state));
-    }
-    Ok(())
 }

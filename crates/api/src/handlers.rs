@@ -1,22 +1,22 @@
-//! Thin handlers: extract (the extractor's type authorizes), call a
-//! service, return a view.
+//! Thin handlers: extract (the extractor authenticates and gets the
+//! service's proof of what the caller may do), call the service, return a
+//! view.
 
 use crate::auth::{Admin, AsMember, AsOwner, AsViewer, Caller, JobAccess, ProjectAccess};
 use crate::body::{JsonBody, QueryArgs, SpecBody};
-use crate::control::{self, Control};
-use crate::jobs::Stream;
 use crate::views::{
     AttemptView, JobView, KeyView, MeView, MemberView, NewKeyView, NewUserView, ProjectView,
-    QuotaView, TaskView, UsageView, UserView,
+    QuotaView, TaskView, UploadView, UsageView, UserView,
 };
-use crate::{accounts, jobs, metrics, openapi, quota, ApiError, AppState};
+use crate::{metrics, openapi, ApiError, AppState};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tessera_types::{Quota, Role};
+use tessera_service::{page_limit, Control, EncodeOptions, Page, Stream, UploadItem};
+use tessera_types::{KeyId, Quota, Role};
 
 type Answer<T> = Result<Json<T>, ApiError>;
 type Created<T> = Result<(StatusCode, Json<T>), ApiError>;
@@ -26,7 +26,7 @@ pub(crate) async fn healthz() -> Json<Value> {
 }
 
 pub(crate) async fn readyz(State(s): State<AppState>) -> Answer<Value> {
-    s.db(|db| Ok(db.recent_jobs(1)?)).await.map_err(|e| {
+    s.service.ready().await.map_err(|e| {
         eprintln!("tessera-api: readiness check failed: {e}");
         ApiError::Unavailable("the database does not answer; see the server's log".into())
     })?;
@@ -35,8 +35,9 @@ pub(crate) async fn readyz(State(s): State<AppState>) -> Answer<Value> {
 
 /// `/metrics` names every project, so it takes an admin's key (Prometheus:
 /// `authorization: {credentials_file: ...}`).
-pub(crate) async fn metrics(State(s): State<AppState>, _: Admin) -> Result<Response, ApiError> {
-    let text = metrics::render(&s).await?;
+pub(crate) async fn metrics(State(s): State<AppState>, a: Admin) -> Result<Response, ApiError> {
+    let stats = s.service.stats(&a).await?;
+    let text = metrics::render(&stats, &s.metrics);
     let content_type = "text/plain; version=0.0.4; charset=utf-8";
     Ok(([(header::CONTENT_TYPE, content_type)], text).into_response())
 }
@@ -46,11 +47,12 @@ pub(crate) async fn openapi() -> Json<Value> {
 }
 
 pub(crate) async fn me(State(s): State<AppState>, caller: Caller) -> Answer<MeView> {
-    Ok(Json(accounts::me(&s, caller).await?))
+    Ok(Json(s.service.me(&caller).await?.into()))
 }
 
-pub(crate) async fn users(State(s): State<AppState>, _: Admin) -> Answer<Vec<UserView>> {
-    Ok(Json(accounts::users(&s).await?))
+pub(crate) async fn users(State(s): State<AppState>, a: Admin) -> Answer<Vec<UserView>> {
+    let users = s.service.users(&a).await?;
+    Ok(Json(users.iter().map(UserView::from).collect()))
 }
 
 #[derive(Deserialize)]
@@ -63,18 +65,24 @@ pub(crate) struct NewUser {
 
 pub(crate) async fn create_user(
     State(s): State<AppState>,
-    _: Admin,
+    a: Admin,
     JsonBody(body): JsonBody<NewUser>,
 ) -> Created<NewUserView> {
-    let created = accounts::create_user(&s, body.name, body.admin).await?;
-    Ok((StatusCode::CREATED, Json(created)))
+    let created = s.service.create_user(&a, body.name, body.admin).await?;
+    Ok((StatusCode::CREATED, Json(created.into())))
 }
 
 pub(crate) async fn projects(
     State(s): State<AppState>,
     caller: Caller,
 ) -> Answer<Vec<ProjectView>> {
-    Ok(Json(accounts::projects(&s, caller).await?))
+    let projects = s.service.projects(&caller).await?;
+    Ok(Json(
+        projects
+            .iter()
+            .map(|(p, r)| ProjectView::new(p, *r))
+            .collect(),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -88,31 +96,28 @@ pub(crate) async fn create_project(
     caller: Caller,
     JsonBody(body): JsonBody<Named>,
 ) -> Created<ProjectView> {
-    let project = accounts::create_project(&s, caller, body.name).await?;
-    Ok((StatusCode::CREATED, Json(project)))
+    let project = s.service.create_project(&caller, body.name).await?;
+    let view = ProjectView::new(&project, Some(Role::Owner));
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
-pub(crate) async fn project(
-    State(s): State<AppState>,
-    access: ProjectAccess<AsViewer>,
-) -> Answer<ProjectView> {
-    Ok(Json(
-        accounts::project_view(&s, access.caller, access.project).await?,
-    ))
+pub(crate) async fn project(access: ProjectAccess<AsViewer>) -> Answer<ProjectView> {
+    Ok(Json(ProjectView::new(access.project(), access.role())))
 }
 
 pub(crate) async fn members(
     State(s): State<AppState>,
     access: ProjectAccess<AsViewer>,
 ) -> Answer<Vec<MemberView>> {
-    Ok(Json(accounts::members(&s, access.project).await?))
+    let members = s.service.members(&access).await?;
+    Ok(Json(members.iter().map(MemberView::from).collect()))
 }
 
 pub(crate) async fn quota(
     State(s): State<AppState>,
     access: ProjectAccess<AsViewer>,
 ) -> Answer<QuotaView> {
-    Ok(Json(quota::get(&s, access.project).await?))
+    Ok(Json(s.service.quota(&access).await?.into()))
 }
 
 /// A whole quota: a limit left out or `null` is unlimited.
@@ -129,7 +134,7 @@ pub(crate) struct QuotaBody {
 
 pub(crate) async fn put_quota(
     State(s): State<AppState>,
-    _: Admin,
+    a: Admin,
     Path(project): Path<String>,
     JsonBody(body): JsonBody<QuotaBody>,
 ) -> Answer<QuotaView> {
@@ -138,14 +143,14 @@ pub(crate) async fn put_quota(
         max_memory_mb: body.max_memory_mb,
         cpu_ms_per_window: body.cpu_ms_per_window,
     };
-    Ok(Json(quota::set(&s, project, q).await?))
+    Ok(Json(s.service.set_quota(&a, project, q).await?.into()))
 }
 
 pub(crate) async fn usage(
     State(s): State<AppState>,
     access: ProjectAccess<AsViewer>,
 ) -> Answer<UsageView> {
-    Ok(Json(quota::usage(&s, access.project).await?))
+    Ok(Json(s.service.usage(&access).await?.into()))
 }
 
 #[derive(Deserialize)]
@@ -160,8 +165,8 @@ pub(crate) async fn put_member(
     Path((_, user)): Path<(String, String)>,
     JsonBody(body): JsonBody<RoleBody>,
 ) -> Answer<Option<MemberView>> {
-    let member = accounts::set_member(&s, access.project, user, Some(body.role)).await?;
-    Ok(Json(member))
+    let member = s.service.set_member(&access, user, Some(body.role)).await?;
+    Ok(Json(member.as_ref().map(MemberView::from)))
 }
 
 pub(crate) async fn delete_member(
@@ -169,12 +174,13 @@ pub(crate) async fn delete_member(
     access: ProjectAccess<AsOwner>,
     Path((_, user)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    accounts::set_member(&s, access.project, user, None).await?;
+    s.service.set_member(&access, user, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub(crate) async fn keys(State(s): State<AppState>, caller: Caller) -> Answer<Vec<KeyView>> {
-    Ok(Json(accounts::keys(&s, caller).await?))
+    let keys = s.service.keys(&caller).await?;
+    Ok(Json(keys.iter().map(KeyView::from).collect()))
 }
 
 pub(crate) async fn create_key(
@@ -182,8 +188,8 @@ pub(crate) async fn create_key(
     caller: Caller,
     JsonBody(body): JsonBody<Named>,
 ) -> Created<NewKeyView> {
-    let key = accounts::create_key(&s, caller, body.name).await?;
-    Ok((StatusCode::CREATED, Json(key)))
+    let key = s.service.create_key(&caller, body.name).await?;
+    Ok((StatusCode::CREATED, Json(key.into())))
 }
 
 pub(crate) async fn revoke_key(
@@ -194,7 +200,7 @@ pub(crate) async fn revoke_key(
     let id = id
         .parse()
         .map_err(|_| ApiError::NotFound(format!("key {id} does not exist")))?;
-    accounts::revoke_key(&s, caller, id).await?;
+    s.service.revoke_key(&caller, KeyId(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -210,7 +216,8 @@ pub(crate) async fn jobs(
     QueryArgs(q): QueryArgs<ListQuery>,
 ) -> Answer<Vec<JobView>> {
     let limit = q.limit.unwrap_or(100);
-    Ok(Json(jobs::list(&s, access.project, limit).await?))
+    let jobs = s.service.jobs(&access, limit).await?;
+    Ok(Json(jobs.iter().map(|j| JobView::new(j, None)).collect()))
 }
 
 pub(crate) async fn submit(
@@ -218,12 +225,12 @@ pub(crate) async fn submit(
     access: ProjectAccess<AsMember>,
     SpecBody(spec): SpecBody,
 ) -> Created<JobView> {
-    let job = jobs::submit(&s, access.project, spec).await?;
-    Ok((StatusCode::CREATED, Json(job)))
+    let job = s.service.submit(&access, spec).await?;
+    Ok((StatusCode::CREATED, Json(JobView::new(&job, Some(&[])))))
 }
 
 pub(crate) async fn job(State(s): State<AppState>, access: JobAccess<AsViewer>) -> Answer<JobView> {
-    Ok(Json(jobs::view(&s, access.job).await?))
+    Ok(Json(JobView::status(&s.service.job_status(&access).await?)))
 }
 
 #[derive(Deserialize)]
@@ -236,7 +243,7 @@ pub(crate) struct PageQuery {
 /// A page as a plain JSON array; when another page follows, a
 /// `Link: <...?offset=N&limit=L>; rel="next"` header names it and
 /// `X-Next-Offset: N` gives its offset alone.
-fn paged<T: serde::Serialize>(uri: &Uri, limit: u32, page: jobs::Page<T>) -> Response {
+fn paged<T: serde::Serialize>(uri: &Uri, limit: u32, page: Page<T>) -> Response {
     let mut response = Json(page.items).into_response();
     if let Some(next) = page.next_offset {
         let link = format!("<{}?offset={next}&limit={limit}>; rel=\"next\"", uri.path());
@@ -255,9 +262,13 @@ pub(crate) async fn tasks(
     uri: Uri,
     QueryArgs(q): QueryArgs<PageQuery>,
 ) -> Result<Response, ApiError> {
-    let (offset, limit) = (q.offset.unwrap_or(0), jobs::page_limit(q.limit));
-    let page = jobs::tasks(&s, access.job, offset, limit).await?;
-    Ok(paged::<TaskView>(&uri, limit, page))
+    let (offset, limit) = (q.offset.unwrap_or(0), page_limit(q.limit));
+    let page = s.service.tasks(&access, offset, limit).await?;
+    let page = Page {
+        items: page.items.iter().map(TaskView::from).collect::<Vec<_>>(),
+        next_offset: page.next_offset,
+    };
+    Ok(paged(&uri, limit, page))
 }
 
 pub(crate) async fn attempts(
@@ -266,43 +277,48 @@ pub(crate) async fn attempts(
     uri: Uri,
     QueryArgs(q): QueryArgs<PageQuery>,
 ) -> Result<Response, ApiError> {
-    let (offset, limit) = (q.offset.unwrap_or(0), jobs::page_limit(q.limit));
-    let page = jobs::attempts(&s, access.job, offset, limit).await?;
-    Ok(paged::<AttemptView>(&uri, limit, page))
+    let (offset, limit) = (q.offset.unwrap_or(0), page_limit(q.limit));
+    let page = s.service.attempts(&access, offset, limit).await?;
+    let page = Page {
+        items: page.items.iter().map(AttemptView::from).collect::<Vec<_>>(),
+        next_offset: page.next_offset,
+    };
+    Ok(paged(&uri, limit, page))
 }
 
 pub(crate) async fn cancel(
     State(s): State<AppState>,
     access: JobAccess<AsMember>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
-    Ok((StatusCode::ACCEPTED, Json(jobs::cancel(&s, &access.job)?)))
+    let job = s.service.cancel(&access)?;
+    Ok((StatusCode::ACCEPTED, Json(JobView::new(&job, None))))
+}
+
+async fn control(s: &AppState, access: &JobAccess<AsMember>, what: Control) -> Answer<JobView> {
+    Ok(Json(JobView::status(
+        &s.service.control(access, what).await?,
+    )))
 }
 
 pub(crate) async fn suspend(
     State(s): State<AppState>,
     access: JobAccess<AsMember>,
 ) -> Answer<JobView> {
-    Ok(Json(
-        control::control(&s, access.job, Control::Suspend).await?,
-    ))
+    control(&s, &access, Control::Suspend).await
 }
 
 pub(crate) async fn resume(
     State(s): State<AppState>,
     access: JobAccess<AsMember>,
 ) -> Answer<JobView> {
-    Ok(Json(
-        control::control(&s, access.job, Control::Resume).await?,
-    ))
+    control(&s, &access, Control::Resume).await
 }
 
 pub(crate) async fn retry(
     State(s): State<AppState>,
     access: JobAccess<AsMember>,
 ) -> Answer<JobView> {
-    Ok(Json(
-        control::control(&s, access.job, Control::Retry).await?,
-    ))
+    control(&s, &access, Control::Retry).await
 }
 
 #[derive(Deserialize)]
@@ -316,8 +332,7 @@ pub(crate) async fn put_priority(
     access: JobAccess<AsMember>,
     JsonBody(body): JsonBody<PriorityBody>,
 ) -> Answer<JobView> {
-    let what = Control::Priority(body.priority);
-    Ok(Json(control::control(&s, access.job, what).await?))
+    control(&s, &access, Control::Priority(body.priority)).await
 }
 
 #[derive(Deserialize)]
@@ -338,12 +353,16 @@ pub(crate) async fn logs(
 ) -> Result<Response, ApiError> {
     let index = index
         .parse()
-        .map_err(|_| ApiError::NotFound(format!("job {} has no task {index}", access.job.id)))?;
+        .map_err(|_| ApiError::NotFound(format!("job {} has no task {index}", access.id())))?;
     let stream = q.stream.unwrap_or(Stream::Stdout);
     if q.follow {
-        return crate::events::follow_log(s, access.job, index, q.attempt, stream).await;
+        let log = s
+            .service
+            .follow_log(&access, index, q.attempt, stream)
+            .await?;
+        return Ok(crate::events::followed_log(log));
     }
-    let bytes = jobs::log(&s, access.job, index, q.attempt, stream).await?;
+    let bytes = s.service.log(&access, index, q.attempt, stream).await?;
     let content_type = "text/plain; charset=utf-8";
     Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
 }
@@ -359,16 +378,16 @@ pub(crate) async fn upload(
     access: ProjectAccess<AsMember>,
     QueryArgs(q): QueryArgs<UploadQuery>,
     req: axum::extract::Request,
-) -> Created<crate::uploads::UploadView> {
-    let view = crate::uploads::accept(&s, access.project, q.name, req).await?;
-    Ok((StatusCode::CREATED, Json(view)))
+) -> Created<UploadView> {
+    let upload = crate::upload::accept(&s, &access, q.name, req).await?;
+    Ok((StatusCode::CREATED, Json(upload.into())))
 }
 
 pub(crate) async fn uploads(
     State(s): State<AppState>,
     access: ProjectAccess<AsViewer>,
-) -> Answer<Vec<crate::uploads::UploadItem>> {
-    Ok(Json(crate::uploads::list(&s, &access.project).await?))
+) -> Answer<Vec<UploadItem>> {
+    Ok(Json(s.service.uploads(&access).await?))
 }
 
 pub(crate) async fn delete_upload(
@@ -376,41 +395,42 @@ pub(crate) async fn delete_upload(
     access: ProjectAccess<AsMember>,
     Path((_, upload)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    crate::uploads::delete(&s, &access.project, &upload).await?;
+    s.service.delete_upload(&access, &upload).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub(crate) async fn volumes(State(s): State<AppState>, _: Caller) -> Answer<Vec<Value>> {
-    Ok(Json(
-        s.volumes.names().map(|n| json!({ "name": n })).collect(),
-    ))
+pub(crate) async fn volumes(State(s): State<AppState>, caller: Caller) -> Answer<Vec<Value>> {
+    let names = s.service.volume_names(&caller);
+    Ok(Json(names.iter().map(|n| json!({ "name": n })).collect()))
 }
 
 pub(crate) async fn encode(
     State(s): State<AppState>,
     access: ProjectAccess<AsMember>,
-    JsonBody(body): JsonBody<crate::encodes::EncodeOptions>,
+    JsonBody(body): JsonBody<EncodeOptions>,
 ) -> Created<JobView> {
-    let job = crate::encodes::encode(&s, access.project, body).await?;
-    Ok((StatusCode::CREATED, Json(job)))
+    let job = s.service.encode(&access, body).await?;
+    Ok((StatusCode::CREATED, Json(JobView::new(&job, Some(&[])))))
 }
 
+/// An encode's output, with range requests.
 pub(crate) async fn output(
     State(s): State<AppState>,
     access: JobAccess<AsViewer>,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
-    crate::encodes::output(&s, &access.job, &headers).await
+    let out = s.service.output(&access).await?;
+    crate::range::serve_file(&out.path, out.content_type, &out.name, &headers).await
 }
 
 pub(crate) async fn delete_output(
     State(s): State<AppState>,
     access: JobAccess<AsMember>,
 ) -> Result<StatusCode, ApiError> {
-    crate::encodes::delete_output(&s, &access.job).await?;
+    s.service.delete_output(&access).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub(crate) async fn events(State(s): State<AppState>, access: JobAccess<AsViewer>) -> Response {
-    crate::events::job_events(s, access.job).await
+    crate::events::job_events(&s, &access)
 }

@@ -1,10 +1,12 @@
-//! What the API sends: plain JSON views of store rows. Times are
-//! milliseconds since the Unix epoch; states are the stable strings of
-//! `tessera_types`.
+//! What the API sends: plain JSON views of what the service answers
+//! (store rows, mostly). Times are milliseconds since the Unix epoch;
+//! states are the stable strings of `tessera_types`.
 
 use serde::Serialize;
 use std::collections::BTreeMap;
-use tessera_store::{AttemptRecord, JobRecord, KeyRecord, ProjectRecord, TaskRecord, UserRecord};
+use tessera_media::StreamInfo;
+use tessera_service::{JobStatus, Me, NewKey, NewUser, Task, Upload, Usage};
+use tessera_store::{AttemptRecord, JobRecord, KeyRecord, ProjectRecord, UserRecord};
 use tessera_types::{AttemptUsage, Millis, Quota, Role, TaskSpec, TaskState};
 
 #[derive(Serialize)]
@@ -53,10 +55,33 @@ pub(crate) struct MeView {
     pub projects: Vec<ProjectView>,
 }
 
+impl From<Me> for MeView {
+    fn from(me: Me) -> Self {
+        Self {
+            admin: me.user.admin,
+            user: UserView::from(&me.user),
+            projects: me
+                .projects
+                .iter()
+                .map(|(p, r)| ProjectView::new(p, Some(*r)))
+                .collect(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 pub(crate) struct MemberView {
     pub user: UserView,
     pub role: Role,
+}
+
+impl From<&(UserRecord, Role)> for MemberView {
+    fn from((user, role): &(UserRecord, Role)) -> Self {
+        Self {
+            user: UserView::from(user),
+            role: *role,
+        }
+    }
 }
 
 /// A key without its hash.
@@ -92,10 +117,28 @@ pub(crate) struct NewKeyView {
     pub secret: String,
 }
 
+impl From<NewKey> for NewKeyView {
+    fn from(k: NewKey) -> Self {
+        Self {
+            key: KeyView::from(&k.key),
+            secret: k.secret,
+        }
+    }
+}
+
 #[derive(Serialize)]
 pub(crate) struct NewUserView {
     pub user: UserView,
     pub key: NewKeyView,
+}
+
+impl From<NewUser> for NewUserView {
+    fn from(u: NewUser) -> Self {
+        Self {
+            user: UserView::from(&u.user),
+            key: u.key.into(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -143,6 +186,11 @@ impl JobView {
             tasks,
         }
     }
+
+    /// The job with its task counts.
+    pub fn status(s: &JobStatus) -> Self {
+        Self::new(&s.job, Some(&s.counts))
+    }
 }
 
 #[derive(Serialize)]
@@ -162,8 +210,9 @@ pub(crate) struct TaskView {
     pub waiting: Option<String>,
 }
 
-impl From<&TaskRecord> for TaskView {
-    fn from(t: &TaskRecord) -> Self {
+impl From<&Task> for TaskView {
+    fn from(task: &Task) -> Self {
+        let t = &task.record;
         Self {
             index: t.task.index,
             name: t.name.clone(),
@@ -175,7 +224,7 @@ impl From<&TaskRecord> for TaskView {
             created_at: t.created_at,
             updated_at: t.updated_at,
             spec: t.spec.clone(),
-            waiting: None,
+            waiting: task.waiting.clone(),
         }
     }
 }
@@ -242,4 +291,42 @@ pub(crate) struct UsageView {
     /// Cpu time charged within the quota window: what `cpu_ms_per_window` limits.
     pub window_cpu_seconds: f64,
     pub quota: QuotaView,
+}
+
+impl From<Usage> for UsageView {
+    fn from(u: Usage) -> Self {
+        Self {
+            running_cpu: u.now.running_cpu,
+            running_memory_mb: u.now.running_memory_mb,
+            decayed_cpu_seconds: u.now.decayed_cpu_ms / 1000.0,
+            window_cpu_seconds: u.now.window_cpu_ms as f64 / 1000.0,
+            quota: u.quota.into(),
+        }
+    }
+}
+
+/// An accepted upload.
+#[derive(Serialize)]
+pub(crate) struct UploadView {
+    pub upload: String,
+    pub name: String,
+    pub bytes: u64,
+    /// Milliseconds since the Unix epoch.
+    pub created: u64,
+    /// Seconds, when the container says.
+    pub duration: Option<f64>,
+    pub streams: Vec<StreamInfo>,
+}
+
+impl From<Upload> for UploadView {
+    fn from(u: Upload) -> Self {
+        Self {
+            upload: u.item.upload,
+            name: u.item.name,
+            bytes: u.item.bytes,
+            created: u.item.created,
+            duration: u.item.duration,
+            streams: u.streams,
+        }
+    }
 }

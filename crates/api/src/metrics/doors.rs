@@ -5,6 +5,7 @@
 use super::family;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+use tessera_service::Secret;
 
 /// A timeout that ended a request or a connection.
 #[derive(Copy, Clone, Debug)]
@@ -17,17 +18,6 @@ pub(crate) enum Timeout {
     Request,
     /// A response write that made no progress.
     Write,
-}
-
-/// Whose secret argon2 ran for.
-#[derive(Copy, Clone, Debug)]
-pub(crate) enum Secret {
-    /// A user's API key being checked.
-    UserKey,
-    /// A worker token being checked.
-    WorkerToken,
-    /// A new API key being hashed.
-    NewKey,
 }
 
 #[derive(Default)]

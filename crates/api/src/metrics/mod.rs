@@ -14,24 +14,24 @@ mod doors;
 mod flow;
 mod histogram;
 
-pub(crate) use doors::{Doors, Secret, Timeout};
+pub(crate) use doors::{Doors, Timeout};
 pub(crate) use flow::follow;
 use histogram::Histogram;
 
-use crate::{ApiError, AppState};
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use http_body::{Frame, SizeHint};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tessera_types::{JobState, ProjectId, TaskState};
+use tessera_service::{Observer, Secret, Stats};
+use tessera_types::{JobState, TaskState};
 
 /// Upper bounds (seconds) of the submission histogram's buckets.
 const SUBMIT_BUCKETS: &[f64] = &[
@@ -191,7 +191,11 @@ fn escape(label: &str) -> String {
 
 /// Counts every answered request by its route template (`unmatched` for
 /// paths no route matched), and the bytes of both bodies as they stream.
-pub(crate) async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn track(
+    State(metrics): State<Arc<Metrics>>,
+    req: Request,
+    next: Next,
+) -> Response {
     // hyper accepts any token as a method: one series per method a client
     // makes up would grow without end.
     let method = match req.method().as_str() {
@@ -203,7 +207,6 @@ pub(crate) async fn track(State(state): State<AppState>, req: Request, next: Nex
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
-    let metrics = &state.metrics;
     let req = req.map(|b| Body::new(Counted::new(b, &metrics.body_in)));
     let response = next.run(req).await;
     metrics.count_request(&method, &route, response.status().as_u16());
@@ -251,60 +254,36 @@ impl HttpBody for Counted {
     }
 }
 
-/// What the store says at scrape time.
-struct Counts {
-    jobs: HashMap<JobState, u64>,
-    tasks: HashMap<TaskState, u64>,
-    /// Every project's name, with its jobs by state.
-    projects: Vec<(String, HashMap<JobState, u64>)>,
-    /// Every project's name and what it uses now (from the driver).
-    usage: Vec<(String, tessera_core::ProjectUsage)>,
+/// The whole exposition: store gauges, then the in-memory series.
+pub(crate) fn render(counts: &Stats, metrics: &Metrics) -> String {
+    let mut out = String::new();
+    render_counts(&mut out, counts);
+    metrics.render_memory(&mut out);
+    out
 }
 
-/// The whole exposition: store gauges, then the in-memory series.
-pub(crate) async fn render(state: &AppState) -> Result<String, ApiError> {
-    let counts = state
-        .db(|db| {
-            let (jobs, tasks) = db.count_by_state()?;
-            let mut by_project: HashMap<ProjectId, HashMap<JobState, u64>> = HashMap::new();
-            for (project, s, n) in db.count_jobs_by_project()? {
-                by_project.entry(project).or_default().insert(s, n);
-            }
-            let all = db.projects()?;
-            let ids: Vec<(ProjectId, String)> =
-                all.iter().map(|p| (p.id, p.name.clone())).collect();
-            let projects = all
-                .into_iter()
-                .map(|p| (p.name, by_project.remove(&p.id).unwrap_or_default()))
-                .collect();
-            Ok((
-                Counts {
-                    jobs: jobs.into_iter().collect(),
-                    tasks: tasks.into_iter().collect(),
-                    projects,
-                    usage: Vec::new(),
-                },
-                ids,
-            ))
-        })
-        .await?;
-    let (mut counts, ids) = counts;
-    let driver = state.driver.clone();
-    counts.usage = tokio::task::spawn_blocking(move || {
-        ids.into_iter()
-            .filter_map(|(id, name)| Some((name, driver.project_usage(Some(id)).ok()?)))
-            .collect()
-    })
-    .await?;
-    let mut out = String::new();
-    render_counts(&mut out, &counts);
-    state.metrics.render_memory(&mut out);
-    Ok(out)
+/// The service's submissions and secret checks are counted here.
+impl Observer for Metrics {
+    fn submitted(&self, took: Duration) {
+        self.observe_submit(took);
+    }
+
+    fn argon2_run(&self, kind: Secret) {
+        self.doors.argon2_run(kind);
+    }
+
+    fn throttled(&self, kind: Secret) {
+        self.doors.throttled(kind);
+    }
+
+    fn verifier_busy(&self, kind: Secret) {
+        self.doors.verifier_busy(kind);
+    }
 }
 
 /// Every state is written, zeros too, so a series never vanishes when its
 /// state empties.
-fn render_counts(out: &mut String, c: &Counts) {
+fn render_counts(out: &mut String, c: &Stats) {
     family(out, "tessera_jobs", "gauge", "Jobs in the store, by state.");
     for s in JOB_STATES {
         let n = c.jobs.get(&s).copied().unwrap_or(0);
@@ -370,6 +349,7 @@ fn render_counts(out: &mut String, c: &Counts) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     #[test]
     fn label_values_are_escaped() {
@@ -378,7 +358,7 @@ mod tests {
 
     #[test]
     fn every_family_rendered_is_listed_and_has_help_and_type() {
-        let counts = Counts {
+        let counts = Stats {
             jobs: HashMap::from([(JobState::Running, 2)]),
             tasks: HashMap::new(),
             projects: vec![("we \"quote\"".into(), HashMap::new())],

@@ -6,21 +6,16 @@
 //! a time limit on request headers (hyper's), on a request body that stops
 //! sending ([`stall::IdleBody`]), on a response write that makes no
 //! progress ([`stall::Watched`]), TCP keep-alive probes for peers that
-//! vanished, and (in the router, [`deadline`]) a time from headers to
-//! response.
+//! vanished, and (in the router, [`crate::router::deadline`]) a time from
+//! headers to response.
 
 mod gate;
 pub mod limits;
-mod stall;
-
-pub(crate) use stall::{body_idle_message, find_cause, is_body_idle};
+pub(crate) mod stall;
 
 use crate::metrics::{Metrics, Timeout};
 use crate::{router, ApiError, AppState};
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use gate::{Full, Gate};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use limits::{
@@ -50,7 +45,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let limits = state.limits.clone();
     let metrics = state.metrics.clone();
-    let closing = state.closing.clone();
+    let service = state.service.clone();
     let app = router(state);
     let gate = Gate::new(limits.max_connections, limits.max_connections_per_address);
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -97,7 +92,7 @@ pub async fn serve(
         });
     }
     drop(listener);
-    closing.send_replace(true);
+    service.close();
     let _ = stop.send(true);
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         while connections.join_next().await.is_some() {}
@@ -190,26 +185,4 @@ impl Connection {
 /// Returns once the server stops.
 async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
-}
-
-/// Bounds the time from a request's headers to its response's headers
-/// (except on the routes [`crate::routes::streams_body`] names); past it,
-/// a 408.
-pub(crate) async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if crate::routes::streams_body(&req) {
-        return next.run(req).await;
-    }
-    let limit = state.limits.request_timeout;
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(response) => response,
-        Err(_) => {
-            state.metrics.doors.timed_out(Timeout::Request);
-            ApiError::RequestTimeout(format!(
-                "the request took longer than {} s from its headers to an answer; send its body \
-                 faster, or ask for less at once",
-                limit.as_secs()
-            ))
-            .into_response()
-        }
-    }
 }

@@ -12,9 +12,9 @@
 use super::html::{escape, page};
 use super::UiError;
 use crate::auth::{AsMember, AsViewer, JobAccess, ProjectAccess};
-use crate::encodes::{self, EncodeOptions};
 use crate::form::{self, Form};
-use crate::uploads::{self, Incoming};
+use crate::incoming::Incoming;
+use crate::upload;
 use crate::{ApiError, AppState};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -24,7 +24,7 @@ use axum::Json;
 use serde_json::json;
 use std::fmt::Write;
 use tessera_media::Codec;
-use tessera_store::ProjectRecord;
+use tessera_service::EncodeOptions;
 
 const ENCODE_JS: &str = include_str!("../../assets/encode.js");
 
@@ -48,12 +48,12 @@ struct Redo<'a> {
 
 async fn render(
     s: &AppState,
-    project: &ProjectRecord,
-    user: &str,
+    access: &ProjectAccess<AsMember>,
     redo: Redo<'_>,
 ) -> Result<String, ApiError> {
+    let (project, user) = (access.project(), &access.caller().user().name);
     let id = project.id.0;
-    let uploads = uploads::list(s, project).await?;
+    let uploads = s.service.uploads(access).await?;
     let error = redo.error.map(escape).map_or(
         r#"<p class="error" id="encode-error" hidden></p>"#.to_string(),
         |e| format!(r#"<p class="error" id="encode-error">{e}</p>"#),
@@ -78,9 +78,10 @@ async fn render(
         earlier.push_str("</select>");
     }
     let mut volumes = String::new();
-    if !s.volumes.is_empty() {
+    let names = s.service.volume_names(access.caller());
+    if !names.is_empty() {
         volumes.push_str(r#"<label for="volume">or a file in a volume of the server</label><span class="row"><select id="volume" name="volume"><option value="">—</option>"#);
-        for v in s.volumes.names() {
+        for v in &names {
             let _ = write!(volumes, r#"<option value="{0}">{0}</option>"#, escape(v));
         }
         volumes.push_str(r#"</select><input type="text" id="path" name="path" placeholder="shows/ep1.mkv"></span>"#);
@@ -89,7 +90,7 @@ async fn render(
         .iter()
         .map(|c| format!(r#"<option value="{c}">{c}</option>"#))
         .collect();
-    let limit = s.max_upload_bytes;
+    let limit = s.service.max_upload_bytes();
     Ok(format!(
         r#"<h1>Encode a video · <a href="/ui/projects/{id}">{pname}</a></h1>
 <form id="encode-form" class="card encode" method="post" action="/ui/projects/{id}/encode" enctype="multipart/form-data" data-upload="/ui/projects/{id}/uploads" data-limit="{limit}">
@@ -123,13 +124,7 @@ pub(crate) async fn form(
     access: Result<ProjectAccess<AsMember>, ApiError>,
 ) -> Result<Response, UiError> {
     let access = access?;
-    let html = render(
-        &s,
-        &access.project,
-        &access.caller.user.name,
-        Redo::default(),
-    )
-    .await?;
+    let html = render(&s, &access, Redo::default()).await?;
     Ok(axum::response::Html(html).into_response())
 }
 
@@ -148,9 +143,8 @@ pub(crate) async fn submit(
 ) -> Result<Response, UiError> {
     let json = wants_json(req.headers());
     let access = access?;
-    let (project, user) = (access.project, access.caller.user.name);
     let mut made = None;
-    let result = run(&s, &project, req, &mut made).await;
+    let result = run(&s, &access, req, &mut made).await;
     match result {
         Ok(job) if json => {
             let url = format!("/ui/jobs/{job}");
@@ -165,7 +159,7 @@ pub(crate) async fn submit(
                 error: Some(&message),
                 upload: made.as_deref(),
             };
-            let html = render(&s, &project, &user, redo).await?;
+            let html = render(&s, &access, redo).await?;
             Ok((e.status(), axum::response::Html(html)).into_response())
         }
     }
@@ -175,11 +169,11 @@ pub(crate) async fn submit(
 /// to `made`) and submits the encode; the job's id.
 async fn run(
     s: &AppState,
-    project: &ProjectRecord,
+    project: &ProjectAccess<AsMember>,
     req: Request,
     made: &mut Option<String>,
 ) -> Result<i64, ApiError> {
-    form::check_declared(s, req.headers())?;
+    upload::check_declared(s, req.headers())?;
     if !form::is_multipart(req.headers()) {
         return Err(ApiError::UnsupportedMediaType(
             "the encode form must be sent as multipart/form-data".into(),
@@ -188,7 +182,7 @@ async fn run(
     let mut form = Form::from_request(s, req).await?;
     let file_data = form.file_data();
     let mut options = EncodeOptions::default();
-    while let Some(mut field) = form.next().await.map_err(|e| uploads::with_limit(s, e))? {
+    while let Some(mut field) = form.next().await.map_err(|e| upload::with_limit(s, e))? {
         let name = field.name().unwrap_or("").to_string();
         if name == "file" {
             let file_name = field.file_name().unwrap_or("").to_string();
@@ -201,8 +195,8 @@ async fn run(
                 ));
             }
             let part = Incoming::Part(Box::new(field), file_data.clone());
-            let view = uploads::receive(s, project, Some(&file_name), part).await?;
-            *made = Some(view.upload);
+            let upload = upload::receive(s, project, Some(&file_name), part).await?;
+            *made = Some(upload.item.upload);
             continue;
         }
         let value = form::text(&mut field).await?;
@@ -236,8 +230,8 @@ async fn run(
     if made.is_some() {
         options.upload.clone_from(made);
     }
-    let job = encodes::encode(s, project.clone(), options).await?;
-    Ok(job.id)
+    let job = s.service.encode(project, options).await?;
+    Ok(job.id.0)
 }
 
 /// `GET /ui/jobs/{id}/output`: the output, with range requests.
@@ -246,8 +240,8 @@ pub(crate) async fn download(
     access: Result<JobAccess<AsViewer>, ApiError>,
     headers: HeaderMap,
 ) -> Result<Response, UiError> {
-    let job = access?.job;
-    Ok(encodes::output(&s, &job, &headers).await?)
+    let out = s.service.output(&access?).await.map_err(ApiError::from)?;
+    Ok(crate::range::serve_file(&out.path, out.content_type, &out.name, &headers).await?)
 }
 
 /// Refuses a cross-site post: a browser sends `Origin` (or

@@ -3,8 +3,6 @@
 use super::html::{badge, duration, escape, page, table, time};
 use super::{dag, gantt, UiError};
 use crate::auth::{AsViewer, Caller, JobAccess};
-use crate::jobs::{self, Stream};
-use crate::state::now_ms;
 use crate::{ApiError, AppState};
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -13,6 +11,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::fmt::Write;
+use tessera_service::{now_ms, JobDetail, Stream};
 use tessera_store::{AttemptRecord, TaskRecord};
 use tessera_types::TaskState;
 
@@ -27,21 +26,14 @@ pub(crate) async fn show(
     caller: Caller,
     access: Result<JobAccess<AsViewer>, ApiError>,
 ) -> Result<Html<String>, UiError> {
-    let job = access?.job;
-    let (id, project) = (job.id, job.project);
-    let (tasks, attempts, counts, project) = s
-        .db(move |db| {
-            let project = match project {
-                Some(p) => db.project(p)?,
-                None => None,
-            };
-            let tasks = db.tasks_page(id, 0, SHOWN_TASKS)?;
-            let mut attempts = db.attempts_page(id, 0, jobs::PAGE_MAX)?;
-            let last = tasks.last().map_or(0, |t| t.task.index);
-            attempts.retain(|a| a.task.index <= last);
-            Ok((tasks, attempts, db.task_counts(id)?, project))
-        })
-        .await?;
+    let access = access?;
+    let JobDetail {
+        project,
+        tasks,
+        attempts,
+        counts,
+    } = s.service.job_detail(&access, SHOWN_TASKS).await?;
+    let (job, id) = (access.job(), access.id());
     let now = now_ms();
     let (done, total) = done_and_total(&counts);
     let more = match total.saturating_sub(tasks.len() as u64) {
@@ -69,7 +61,7 @@ pub(crate) async fn show(
         })
         .unwrap_or_default();
     let state = job.state.as_str();
-    let output = match crate::encodes::output_info(&s, &job).await {
+    let output = match s.service.output_info(&access).await {
         Some((file, bytes)) => format!(
             r#"<p class="card" id="output">Output: <a id="download" href="/ui/jobs/{id}/output" download="{file}">Download {file}</a> <span class="muted" id="output-size">{size}</span></p>"#,
             file = escape(&file),
@@ -94,7 +86,7 @@ pub(crate) async fn show(
     );
     Ok(page(
         &format!("Job #{id} {}", job.name),
-        Some(&caller.user.name),
+        Some(&caller.user().name),
         &body,
     ))
 }
@@ -158,11 +150,9 @@ pub(crate) async fn state_json(
     State(s): State<AppState>,
     access: Result<JobAccess<AsViewer>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let job = access?.job;
-    let id = job.id;
-    let (tasks, counts) = s
-        .db(move |db| Ok((db.tasks_page(id, 0, SHOWN_TASKS)?, db.task_counts(id)?)))
-        .await?;
+    let access = access?;
+    let job = access.job();
+    let (tasks, counts) = s.service.task_states(&access, SHOWN_TASKS).await?;
     let (done, total) = done_and_total(&counts);
     let states: Vec<Value> = tasks
         .iter()
@@ -181,7 +171,7 @@ pub(crate) async fn events(
     State(s): State<AppState>,
     access: Result<JobAccess<AsViewer>, ApiError>,
 ) -> Result<Response, ApiError> {
-    Ok(crate::events::job_events(s, access?.job).await)
+    Ok(crate::events::job_events(&s, &access?))
 }
 
 #[derive(Deserialize)]
@@ -197,12 +187,12 @@ pub(crate) async fn log(
     Path((_, index)): Path<(String, String)>,
     Query(q): Query<LogQuery>,
 ) -> Result<Response, UiError> {
-    let job = access?.job;
+    let access = access?;
     let index = index
         .parse()
-        .map_err(|_| ApiError::NotFound(format!("job {} has no task {index}", job.id)))?;
+        .map_err(|_| ApiError::NotFound(format!("job {} has no task {index}", access.id())))?;
     let stream = q.stream.unwrap_or(Stream::Stdout);
-    let bytes = jobs::log(&s, job, index, q.attempt, stream).await?;
+    let bytes = s.service.log(&access, index, q.attempt, stream).await?;
     let headers = [
         (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),

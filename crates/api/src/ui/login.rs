@@ -4,7 +4,6 @@ use super::html::{escape, page};
 use super::session::{self, SessionId, Sessions};
 use super::UiError;
 use crate::auth::Caller;
-use crate::keys::parse_key;
 use crate::{ApiError, AppState};
 use axum::extract::{FromRequestParts, State};
 use axum::http::{header, Request, StatusCode};
@@ -12,6 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use serde::Deserialize;
 use std::sync::Arc;
+use tessera_service::auth::parse_key;
 
 fn login_page(error: Option<&str>) -> axum::response::Html<String> {
     let error = error
@@ -64,7 +64,7 @@ pub(crate) async fn submit(
     let prefix = parse_key(&key)
         .ok_or_else(|| ApiError::internal("a verified key has no prefix"))?
         .to_string();
-    let id = sessions.create(caller.user.id, prefix);
+    let id = sessions.create(caller.user().id, prefix);
     let cookie = session::set_cookie(&id);
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/ui")).into_response())
 }

@@ -4,9 +4,10 @@
 //!
 //! A browser logs in with an API key (checked exactly as the REST API checks
 //! a bearer key) and gets a session cookie ([`session`]). The gate in front
-//! of every page turns the session into the same [`Caller`] the REST
-//! extractors look for, so pages authorize with the API's own
-//! `JobAccess`/`ProjectAccess` types and read through the API's services.
+//! of every page turns the session into the same `Caller` the REST
+//! extractors look for, so pages get the same proofs from the service
+//! (`JobAccess`/`ProjectAccess`) and read through the same service calls;
+//! no page reads a store.
 //! Pages are not REST routes: they are not in `ROUTES` nor in the OpenAPI
 //! document.
 //!
@@ -35,7 +36,6 @@ mod nodes;
 mod pages;
 mod session;
 
-use crate::auth::Caller;
 use crate::{ApiError, AppState};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
@@ -89,7 +89,7 @@ struct Gate {
 }
 
 /// Lets a request through only with a live session whose key is still
-/// valid; it then carries the session's [`Caller`] and [`SessionId`].
+/// valid; it then carries the session's `Caller` and [`SessionId`].
 async fn require_session(State(gate): State<Gate>, mut req: Request, next: Next) -> Response {
     let Some(id) = session::from_cookies(req.headers()) else {
         return to_login();
@@ -97,18 +97,14 @@ async fn require_session(State(gate): State<Gate>, mut req: Request, next: Next)
     let Some(session) = gate.sessions.get(&id) else {
         return to_login();
     };
-    let prefix = session.key_prefix.clone();
     let found = gate
         .state
-        .db(move |db| {
-            let key = db.key_by_prefix(&prefix)?;
-            let valid = key.is_some_and(|k| k.revoked_at.is_none() && k.user == session.user);
-            Ok(if valid { db.user(session.user)? } else { None })
-        })
+        .service
+        .session_caller(session.user, session.key_prefix.clone())
         .await;
     match found {
-        Ok(Some(user)) => {
-            req.extensions_mut().insert(Caller { user });
+        Ok(Some(caller)) => {
+            req.extensions_mut().insert(caller);
             req.extensions_mut().insert(SessionId(id));
             next.run(req).await
         }
@@ -116,7 +112,7 @@ async fn require_session(State(gate): State<Gate>, mut req: Request, next: Next)
             gate.sessions.remove(&id);
             to_login()
         }
-        Err(e) => UiError(e).into_response(),
+        Err(e) => UiError::from(e).into_response(),
     }
 }
 
@@ -130,6 +126,12 @@ pub(crate) struct UiError(pub ApiError);
 impl From<ApiError> for UiError {
     fn from(e: ApiError) -> Self {
         Self(e)
+    }
+}
+
+impl From<tessera_service::ServiceError> for UiError {
+    fn from(e: tessera_service::ServiceError) -> Self {
+        Self(e.into())
     }
 }
 

@@ -4,25 +4,25 @@
 use super::html::{badge, escape, page, table};
 use super::UiError;
 use crate::auth::Caller;
-use crate::state::now_ms;
 use crate::AppState;
 use axum::extract::State;
 use axum::response::Html;
 use serde_json::Value;
+use tessera_service::now_ms;
 
 pub(crate) async fn show(
     State(s): State<AppState>,
     caller: Caller,
 ) -> Result<Html<String>, UiError> {
-    if !caller.is_admin() {
+    let Ok(admin) = caller.admin() else {
         return Err(crate::ApiError::Forbidden("the nodes page is for admins".into()).into());
-    }
-    let recent = crate::workers::recent_node_usage(&s).await?;
+    };
+    let recent = crate::workers::recent_node_usage(&s.service, &admin).await?;
     let nodes = crate::workers::node_views(s.workers.as_deref(), &recent);
     let waiting = crate::workers::unplaceable_views(s.workers.as_deref());
-    let body = render(&nodes, s.workers.is_some(), s.driver.slots(), now_ms());
+    let body = render(&nodes, s.workers.is_some(), s.service.slots(), now_ms());
     let body = format!("{body}{}", render_unplaceable(&waiting));
-    Ok(page("Nodes", Some(&caller.user.name), &body))
+    Ok(page("Nodes", Some(&caller.user().name), &body))
 }
 
 /// The page's body: `workers` says whether this server runs tasks on

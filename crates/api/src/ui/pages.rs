@@ -3,13 +3,13 @@
 use super::html::{badge, escape, page, table, time};
 use super::{chart, UiError};
 use crate::auth::{AsViewer, Caller, ProjectAccess};
-use crate::state::now_ms;
-use crate::{accounts, jobs, ApiError, AppState};
+use crate::{ApiError, AppState};
 use axum::extract::State;
 use axum::response::Html;
 use std::fmt::Write;
+use tessera_service::now_ms;
 use tessera_store::JobRecord;
-use tessera_types::{JobState, ProjectId, TaskState};
+use tessera_types::{JobState, TaskState};
 
 /// Jobs read per project for the dashboard's counts and chart.
 const DASHBOARD_JOBS: u32 = 500;
@@ -62,27 +62,19 @@ pub(crate) async fn dashboard(
     State(s): State<AppState>,
     caller: Caller,
 ) -> Result<Html<String>, UiError> {
-    let name = caller.user.name.clone();
+    let name = caller.user().name.clone();
     let caller_admin = caller.is_admin();
-    let projects = accounts::projects(&s, caller).await?;
-    let ids: Vec<i64> = projects.iter().map(|p| p.id).collect();
-    let per_project: Vec<Vec<JobRecord>> = s
-        .db(move |db| {
-            ids.iter()
-                .map(|&id| Ok(db.jobs_of_project(ProjectId(id), DASHBOARD_JOBS)?))
-                .collect::<Result<_, ApiError>>()
-        })
-        .await?;
-    let (_, tasks) = s.db(|db| Ok(db.count_by_state()?)).await?;
+    let board = s.service.dashboard(&caller, DASHBOARD_JOBS).await?;
     let count = |state: TaskState| {
-        tasks
+        board
+            .tasks
             .iter()
             .find(|(s, _)| *s == state)
             .map_or(0, |(_, n)| *n)
     };
     let (running, queued) = (count(TaskState::Running), count(TaskState::Ready));
-    let slots = s.driver.slots();
-    let all: Vec<&JobRecord> = per_project.iter().flatten().collect();
+    let slots = board.slots;
+    let all: Vec<&JobRecord> = board.projects.iter().flat_map(|(_, _, j)| j).collect();
     let finished: Vec<u64> = all.iter().filter_map(|j| j.finished_at).collect();
     let counts = chart::buckets(&finished, now_ms(), u64::from(BUCKET_MIN) * 60_000, BUCKETS);
     let nodes_link = if caller_admin {
@@ -100,11 +92,11 @@ pub(crate) async fn dashboard(
         chart::throughput_svg(&counts, BUCKET_MIN),
         BUCKETS as u32 * BUCKET_MIN / 60,
     );
-    if projects.is_empty() {
+    if board.projects.is_empty() {
         body.push_str(r#"<p class="card">You are not a member of any project yet.</p>"#);
     }
-    for (p, jobs) in projects.iter().zip(&per_project) {
-        let role = p.role.map_or("admin".to_string(), |r| r.to_string());
+    for (p, role, jobs) in &board.projects {
+        let role = role.map_or("admin".to_string(), |r| r.to_string());
         let refs: Vec<&JobRecord> = jobs.iter().collect();
         let recent = &jobs[..jobs.len().min(RECENT)];
         let list = if recent.is_empty() {
@@ -118,7 +110,7 @@ pub(crate) async fn dashboard(
         let _ = write!(
             body,
             r#"<section class="card project"><h2><a href="/ui/projects/{id}">{name}</a> <span class="muted">· {role}</span> <a class="action" href="/ui/projects/{id}/encode">Encode a video</a></h2>{counts}<h2>Recent jobs</h2>{list}</section>"#,
-            id = p.id,
+            id = p.id.0,
             name = escape(&p.name),
             role = escape(&role),
             counts = counts_html(&refs),
@@ -132,24 +124,20 @@ pub(crate) async fn project(
     access: Result<ProjectAccess<AsViewer>, ApiError>,
 ) -> Result<Html<String>, UiError> {
     let access = access?;
-    let (caller, project) = (access.caller, access.project);
-    let name = caller.user.name.clone();
-    let members = accounts::members(&s, project.clone()).await?;
-    let keys = accounts::keys(&s, caller).await?;
-    let jobs = jobs::list(&s, project.clone(), 50).await?;
-    let usage = crate::quota::usage(&s, project.clone()).await?;
+    let (caller, project) = (access.caller(), access.project());
+    let name = caller.user().name.clone();
+    let members = s.service.members(&access).await?;
+    let keys = s.service.keys(caller).await?;
+    let jobs = s.service.jobs(&access, 50).await?;
+    let usage: crate::views::UsageView = s.service.usage(&access).await?.into();
     let since = now_ms().saturating_sub(u64::from(BUCKET_MIN) * 60_000 * BUCKETS as u64);
-    let pid = project.id;
     let charged: Vec<(f64, u64)> = s
-        .db(move |db| {
-            Ok(db
-                .usage_since(since)?
-                .into_iter()
-                .filter(|(p, _, _)| *p == Some(pid))
-                .map(|(_, ms, at)| (ms as f64 / 1000.0, at))
-                .collect())
-        })
-        .await?;
+        .service
+        .charges(&access, since)
+        .await?
+        .into_iter()
+        .map(|(ms, at)| (ms as f64 / 1000.0, at))
+        .collect();
     let cpu = chart::sums(&charged, now_ms(), u64::from(BUCKET_MIN) * 60_000, BUCKETS);
     let limit =
         |v: Option<u64>, unit: &str| v.map_or("unlimited".to_string(), |n| format!("{n}{unit}"));
@@ -168,11 +156,11 @@ pub(crate) async fn project(
     );
     let member_rows: Vec<Vec<String>> = members
         .iter()
-        .map(|m| {
+        .map(|(user, role)| {
             vec![
-                escape(&m.user.name),
-                badge(&m.role.to_string(), None),
-                if m.user.admin { "admin" } else { "" }.to_string(),
+                escape(&user.name),
+                badge(&role.to_string(), None),
+                if user.admin { "admin" } else { "" }.to_string(),
             ]
         })
         .collect();
@@ -194,9 +182,9 @@ pub(crate) async fn project(
         .iter()
         .map(|j| {
             vec![
-                format!(r#"<a href="/ui/jobs/{0}">#{0}</a>"#, j.id),
-                format!(r#"<a href="/ui/jobs/{}">{}</a>"#, j.id, escape(&j.name)),
-                badge(j.state, None),
+                format!(r#"<a href="/ui/jobs/{0}">#{0}</a>"#, j.id.0),
+                format!(r#"<a href="/ui/jobs/{}">{}</a>"#, j.id.0, escape(&j.name)),
+                badge(j.state.as_str(), None),
                 time(j.created_at),
             ]
         })

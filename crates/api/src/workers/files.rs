@@ -17,9 +17,9 @@
 //! and the server does this work as root. A plan that would name a file
 //! outside the reach is refused whole, and the attempt fails saying why.
 
-use super::{pool, Pool, WorkerToken};
+use super::{Pool, WorkerToken, Workers};
 use crate::body::QueryArgs;
-use crate::{ApiError, AppState};
+use crate::ApiError;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue};
@@ -289,13 +289,13 @@ fn key(job: i64, index: u32, attempt: AttemptNo) -> Key {
 /// `GET .../files?path=ABS`: an input of the attempt, with `Range` and
 /// `X-Tessera-Sha256`.
 pub(crate) async fn download(
-    State(s): State<AppState>,
+    State(s): State<Workers>,
     token: WorkerToken,
     Path((id, job, index, attempt)): AttemptPath,
     QueryArgs(q): QueryArgs<FileQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let pool = pool(&s)?;
+    let pool = s.pool()?;
     let plan = checked(&pool, &id, &token, key(job, index, attempt), &q.path)?;
     if !plan.inputs.iter().any(|f| f.path == q.path) {
         return Err(not_planned(&q.path, "an input"));
@@ -356,12 +356,12 @@ fn partial_of(path: &FsPath, k: Key) -> PathBuf {
 /// The pool, the attempt's key and its plan, once `token`'s worker `id`
 /// holds the attempt and `path` is one of its outputs.
 fn output_checked(
-    s: &AppState,
+    s: &Workers,
     token: &WorkerToken,
     (id, job, index, attempt): &(String, i64, u32, AttemptNo),
     path: &FsPath,
 ) -> Result<(Arc<Pool>, Key, Arc<AttemptFiles>), ApiError> {
-    let pool = pool(s)?;
+    let pool = s.pool()?;
     let k = key(*job, *index, *attempt);
     let plan = checked(&pool, id, token, k, path)?;
     if plan.outputs.iter().any(|o| o.covers(path)) && !is_partial(path) {
@@ -373,7 +373,7 @@ fn output_checked(
 
 /// `GET .../files/status?path=ABS`: how many bytes of an upload arrived.
 pub(crate) async fn upload_status(
-    State(s): State<AppState>,
+    State(s): State<Workers>,
     token: WorkerToken,
     Path(at): AttemptPath,
     QueryArgs(q): QueryArgs<FileQuery>,
@@ -432,7 +432,7 @@ fn open_partial(
 
 /// `PUT .../files?path=ABS&offset=N`: a piece of an output.
 pub(crate) async fn upload(
-    State(s): State<AppState>,
+    State(s): State<Workers>,
     token: WorkerToken,
     Path(at): AttemptPath,
     QueryArgs(q): QueryArgs<FileQuery>,
@@ -444,10 +444,8 @@ pub(crate) async fn upload(
     let size: u64 = header_of(&headers, "x-tessera-size")?
         .parse()
         .map_err(|_| ApiError::BadRequest("X-Tessera-Size is not a number".into()))?;
-    if size > s.max_upload_bytes {
-        return Err(ApiError::PayloadTooLarge {
-            limit: usize::try_from(s.max_upload_bytes).unwrap_or(usize::MAX),
-        });
+    if size > s.service.max_upload_bytes() {
+        return Err(crate::incoming::too_large(s.service.max_upload_bytes()));
     }
     let offset = q.offset.unwrap_or(0);
     let part = partial_of(&q.path, k);
@@ -457,7 +455,7 @@ pub(crate) async fn upload(
     };
     let mut file = tokio::fs::File::from_std(file);
     let mut got = offset;
-    let mut incoming = crate::uploads::Incoming::Body(body);
+    let mut incoming = crate::incoming::Incoming::Body(body);
     let written: Result<(), ApiError> = async {
         use tokio::io::AsyncWriteExt;
         while let Some(chunk) = incoming.next_chunk().await? {
@@ -526,7 +524,7 @@ pub(crate) async fn upload(
 
 /// `DELETE .../files?path=ABS`: an output the attempt removed.
 pub(crate) async fn remove(
-    State(s): State<AppState>,
+    State(s): State<Workers>,
     token: WorkerToken,
     Path(at): AttemptPath,
     QueryArgs(q): QueryArgs<FileQuery>,

@@ -21,24 +21,24 @@
 //! slots are a node too, run by [`Placed`].
 
 mod files;
+mod nodes;
 mod place;
 mod placed;
 mod pool;
+mod report;
 mod throughput;
 mod tokens;
 
 pub(crate) use files::{download, remove, upload, upload_status};
+pub(crate) use nodes::{drain, node_views, nodes, recent_node_usage, unplaceable_views};
 pub use placed::Placed;
 pub use pool::{NodeInfo, NodeState, Pool};
+pub(crate) use report::{attempt_events, holds_attempt, release};
 pub use tokens::{create_worker_token, revoke_worker_token, token_file};
 
-use crate::auth::Admin;
 use crate::body::JsonBody;
-use crate::state::now_ms;
-use crate::{ApiError, AppState};
-use axum::extract::{FromRequestParts, Path, State};
-use axum::http::header::AUTHORIZATION;
-use axum::http::request::Parts;
+use crate::ApiError;
+use axum::extract::{Path, State};
 use axum::Json;
 use pool::Order;
 use serde::{Deserialize, Serialize};
@@ -47,53 +47,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tessera_exec::ExecEvent;
-use tessera_types::{Action, AttemptNo, AttemptUsage, JobId, Progress, TaskRef};
+use tessera_service::now_ms;
+use tessera_types::{Action, AttemptNo, JobId, TaskRef};
 
-pub(crate) use tokens::Verified;
+pub(crate) use tokens::{Verified, WorkerToken, Workers};
 
 /// The longest a lease request waits for work.
 const MAX_WAIT_MS: u64 = 30_000;
-
-/// Proof that the caller sent a valid worker token (its name inside).
-pub(crate) struct WorkerToken(pub String);
-
-impl FromRequestParts<AppState> for WorkerToken {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let key = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|h| h.to_str().ok())
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(|| {
-                ApiError::Unauthorized(
-                    "no worker token; send one as `Authorization: Bearer twk_...`".into(),
-                )
-            })?
-            .to_string();
-        if !tokens::is_worker_token(&key) {
-            return Err(ApiError::Unauthorized(
-                "worker routes take a worker token (twk_..., from `tessera admin \
-                 create-worker-token`), not an API key"
-                    .into(),
-            ));
-        }
-        Verified::check(state, key).await.map(WorkerToken)
-    }
-}
-
-fn pool(s: &AppState) -> Result<Arc<Pool>, ApiError> {
-    s.workers.clone().ok_or_else(|| {
-        ApiError::Conflict(
-            "this server runs its tasks itself; start it with --workers (or --slots 0) to use \
-             workers"
-                .into(),
-        )
-    })
-}
 
 /// The worker `id`, which `token` must have registered.
 fn owned<'a>(
@@ -121,11 +81,11 @@ fn gone(id: &str) -> ApiError {
 }
 
 pub(crate) async fn register(
-    State(s): State<AppState>,
+    State(s): State<Workers>,
     token: WorkerToken,
     JsonBody(info): JsonBody<NodeInfo>,
 ) -> Result<Json<Value>, ApiError> {
-    let pool = pool(&s)?;
+    let pool = s.pool()?;
     if info.slots == 0 || info.name.is_empty() {
         return Err(ApiError::Invalid(
             "a worker needs a name and at least one slot".into(),
@@ -143,7 +103,7 @@ pub(crate) async fn register(
     Ok(Json(json!({
         "id": id,
         "lease_ms": pool.lease.as_millis() as u64,
-        "data_dir": s.data_dir,
+        "data_dir": s.service.data_dir(),
     })))
 }
 
@@ -228,12 +188,12 @@ fn orders(w: &mut pool::Worker) -> Vec<OrderView> {
 
 /// Long-polls for attempts that fit the worker's free slots (and orders).
 pub(crate) async fn lease(
-    State(s): State<AppState>,
+    State(s): State<Workers>,
     token: WorkerToken,
     Path(id): Path<String>,
     JsonBody(mut body): JsonBody<LeaseBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let pool = pool(&s)?;
+    let pool = s.pool()?;
     let until = tokio::time::Instant::now() + Duration::from_millis(body.wait_ms.min(MAX_WAIT_MS));
     let mut first = true;
     loop {
@@ -309,7 +269,7 @@ pub(crate) async fn lease(
         }
         // Waits for work, an order, the server closing or the deadline
         // (then one last look and the empty answer).
-        let mut closing = s.closing.subscribe();
+        let mut closing = s.service.closing();
         if *closing.borrow() {
             return Ok(Json(json!({ "attempts": [], "orders": [] })));
         }
@@ -342,12 +302,12 @@ pub(crate) struct HeartbeatBody {
 
 /// Renews every lease the worker holds; answers with its orders.
 pub(crate) async fn heartbeat(
-    State(s): State<AppState>,
+    State(s): State<Workers>,
     token: WorkerToken,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<HeartbeatBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let pool = pool(&s)?;
+    let pool = s.pool()?;
     let mut inner = pool.lock();
     let w = owned(&mut inner, &id, &token)?;
     if w.state == NodeState::Lost {
@@ -409,241 +369,9 @@ pub(crate) async fn heartbeat(
     Ok(Json(json!({ "orders": orders })))
 }
 
-/// One thing that happened to an attempt on a worker.
-#[derive(Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub(crate) enum WireEvent {
-    Started {
-        pid: u32,
-    },
-    Progress {
-        done: u64,
-        total: u64,
-    },
-    Exited {
-        #[serde(default)]
-        error: Option<String>,
-        #[serde(default)]
-        usage: AttemptUsage,
-    },
-    /// The worker could not move the attempt's files (the server or the
-    /// network failed, or its disk is full): retried without using a retry.
-    Lost {
-        reason: String,
-    },
-}
-
-/// Whether `token`'s worker `id` still holds the attempt; else 409 `fenced`.
-pub(crate) fn holds_attempt(
-    inner: &mut pool::Inner,
-    id: &str,
-    token: &WorkerToken,
-    (task, attempt): (TaskRef, AttemptNo),
-) -> Result<(), ApiError> {
-    if inner.worker(id).is_some() {
-        owned(inner, id, token)?;
-    }
-    let held = inner
-        .worker(id)
-        .is_some_and(|w| w.state != NodeState::Lost && w.leases.contains_key(&(task, attempt)));
-    if held {
-        return Ok(());
-    }
-    let why = match inner.given_up.get(&(task, attempt)) {
-        Some((at, reason)) => format!(" at {at} ms ({reason})"),
-        None => String::new(),
-    };
-    Err(ApiError::Conflict(format!(
-        "fenced: attempt {attempt} of task {} of job {} was given up{why}; kill it",
-        task.index, task.job.0
-    )))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct EventsBody {
-    events: Vec<WireEvent>,
-}
-
-/// Reports an attempt's events; 409 `fenced` if the worker no longer holds it.
-pub(crate) async fn attempt_events(
-    State(s): State<AppState>,
-    token: WorkerToken,
-    Path((id, job, index, attempt)): Path<(String, i64, u32, AttemptNo)>,
-    JsonBody(body): JsonBody<EventsBody>,
-) -> Result<Json<Value>, ApiError> {
-    let pool = pool(&s)?;
-    let task = TaskRef::new(JobId(job), index);
-    let mut inner = pool.lock();
-    holds_attempt(&mut inner, &id, &token, (task, attempt))?;
-    // Only an attempt's end frees a slot (and may change where a retry goes).
-    let mut ended = false;
-    for event in body.events {
-        let event = match event {
-            WireEvent::Started { pid } => ExecEvent::Started {
-                task,
-                attempt,
-                pid,
-                node: inner.worker(&id).map(|w| w.info.name.clone()),
-            },
-            WireEvent::Progress { done, total } => ExecEvent::Progress {
-                task,
-                attempt,
-                progress: Progress { done, total },
-            },
-            WireEvent::Exited { error, usage } => {
-                ended = true;
-                let name = inner.worker(&id).map(|w| {
-                    w.leases.remove(&(task, attempt));
-                    w.info.name.clone()
-                });
-                match (&error, name) {
-                    (None, _) => inner.ended_well(task),
-                    (Some(_), Some(name)) => inner.ended_badly(task, &name),
-                    (Some(_), None) => {}
-                }
-                ExecEvent::Exited {
-                    task,
-                    attempt,
-                    result: error.map_or(Ok(()), Err),
-                    usage,
-                }
-            }
-            WireEvent::Lost { reason } => {
-                ended = true;
-                let name = inner.worker(&id).map_or(String::new(), |w| {
-                    w.leases.remove(&(task, attempt));
-                    w.info.name.clone()
-                });
-                pool.lose_attempt(&mut inner, (task, attempt), &name, reason, now_ms());
-                continue;
-            }
-        };
-        pool.emit(event);
-    }
-    // Progress reports come often: waking every waiting node for them
-    // would only make each look at the queue again for nothing.
-    let replace = ended && !inner.queue.is_empty();
-    drop(inner);
-    if replace {
-        pool.kick();
-    }
-    Ok(Json(json!({ "ok": true })))
-}
-
-/// Hands every lease back (the attempts are retried at once elsewhere) and
-/// removes the worker.
-pub(crate) async fn release(
-    State(s): State<AppState>,
-    token: WorkerToken,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let pool = pool(&s)?;
-    let mut inner = pool.lock();
-    let name = owned(&mut inner, &id, &token)?.info.name.clone();
-    let why = format!("handed back by worker {name} (it is shutting down)");
-    pool.lose(&mut inner, &id, &why, now_ms());
-    inner.workers.retain(|w| w.id != id);
-    Ok(Json(json!({ "ok": true })))
-}
-
-/// Drains the live worker named `node`: no new attempts go to it.
-pub(crate) async fn drain(
-    State(s): State<AppState>,
-    _: Admin,
-    Path(node): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let pool = pool(&s)?;
-    let mut inner = pool.lock();
-    let w = inner
-        .workers
-        .iter_mut()
-        .find(|w| w.info.name == node && w.state != NodeState::Lost)
-        .ok_or_else(|| ApiError::Conflict(format!("no live node is named {node}")))?;
-    w.state = NodeState::Draining;
-    pool.capacity_changed(&inner);
-    Ok(Json(json!({ "ok": true })))
-}
-
-/// The nodes (workers, and the server's own slots when it has a local
-/// node): state, slots, labels, last heartbeat, running attempts; and the
-/// queued attempts no ready node could ever take, with the reason; what
-/// each node ended in the last 10 minutes.
-pub(crate) async fn nodes(State(s): State<AppState>, _: Admin) -> Result<Json<Value>, ApiError> {
-    let recent = throughput::recent(&s).await?;
-    Ok(Json(json!({
-        "nodes": node_views(s.workers.as_deref(), &recent),
-        "unplaceable": unplaceable_views(s.workers.as_deref()),
-    })))
-}
-
-/// Queued attempts no ready node could ever take: job, index, attempt,
-/// name and why.
-pub(crate) fn unplaceable_views(pool: Option<&Pool>) -> Vec<Value> {
-    let Some(pool) = pool else {
-        return Vec::new();
-    };
-    let inner = pool.lock();
-    inner
-        .queue
-        .iter()
-        .filter_map(|q| {
-            let why = q.unplaceable.as_ref()?;
-            Some(json!({
-                "job": q.req.task.job.0,
-                "index": q.req.task.index,
-                "attempt": q.req.attempt,
-                "name": q.req.name,
-                "reason": why,
-            }))
-        })
-        .collect()
-}
-
-pub(crate) use throughput::recent as recent_node_usage;
-
-/// Every worker the pool knows, as `GET /api/v1/nodes` and the nodes page
-/// show it (none without a pool), with its `recent` usage (see
-/// [`throughput`]).
-pub(crate) fn node_views(pool: Option<&Pool>, recent: &[tessera_store::NodeUsage]) -> Vec<Value> {
-    let Some(pool) = pool else {
-        return Vec::new();
-    };
-    let now = now_ms();
-    let inner = pool.lock();
-    inner
-        .workers
-        .iter()
-        .map(|w| {
-            let mut running: Vec<_> = w.leases.keys().map(|(t, a)| (t.job.0, t.index, *a)).collect();
-            running.sort_unstable();
-            json!({
-                "id": w.id,
-                "name": w.info.name,
-                "local": w.local,
-                "state": w.state.as_str(),
-                "slots": w.info.slots,
-                "used": w.used(),
-                "cpus": w.info.cpus,
-                "memory_mb": w.info.memory_mb,
-                "gpus": w.info.gpus,
-                "disk_free_mb": w.info.disk_free_mb,
-                "labels": w.info.labels,
-                "executors": w.info.executors,
-                "data": w.info.data,
-                "disk_low": w.disk_low,
-                "holds": w.holds.len(),
-                "last_heartbeat_ms": if w.local { now } else { w.last_seen_ms },
-                "running": running.iter().map(|(j, i, a)| json!({"job": j, "index": i, "attempt": a})).collect::<Vec<_>>(),
-                "recent": throughput::view(&w.info.name, recent),
-            })
-        })
-        .collect()
-}
-
 /// Loses workers whose leases lapsed (and lets waits for locality and
 /// spread run out), every `lease / 4` or 250 ms, on a thread of its own that
-/// ends with the pool. Started by [`AppState::with_workers`].
+/// ends with the pool. Started by `AppState::with_workers`.
 pub(crate) fn expire_leases(pool: &Arc<Pool>) {
     let every = (pool.lease / 4).clamp(Duration::from_millis(50), Duration::from_millis(250));
     let pool = Arc::downgrade(pool);

@@ -46,7 +46,7 @@ impl Placed {
     ) -> Self {
         pool.set_sink(sink.clone());
         let name = info.name.clone();
-        pool.add_local(info, crate::state::now_ms());
+        pool.add_local(info, tessera_service::now_ms());
         let weak = Arc::downgrade(&pool);
         let name_in_sink = name.clone();
         let local_sink: EventSink = Arc::new(move |event: ExecEvent| {
@@ -187,7 +187,7 @@ impl Executor for Placed {
         if let Some(local) = &self.local {
             lock(local).kill_all();
         }
-        let now = crate::state::now_ms();
+        let now = tessera_service::now_ms();
         let mut inner = self.pool.lock();
         let queued: Vec<_> = inner
             .queue

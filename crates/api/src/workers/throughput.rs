@@ -3,18 +3,18 @@
 //! attempts of workers that have since gone), for `GET /api/v1/nodes` and
 //! the nodes page.
 
-use crate::state::now_ms;
-use crate::{ApiError, AppState};
+use crate::ApiError;
 use serde_json::{json, Value};
+use tessera_service::{now_ms, Admin, Service};
 use tessera_store::NodeUsage;
 
 /// The window node throughput is counted over: 10 minutes.
 pub(crate) const WINDOW_MS: u64 = 10 * 60 * 1000;
 
 /// Every node's usage over the last [`WINDOW_MS`] (one `GROUP BY`).
-pub(crate) async fn recent(s: &AppState) -> Result<Vec<NodeUsage>, ApiError> {
+pub(crate) async fn recent(service: &Service, admin: &Admin) -> Result<Vec<NodeUsage>, ApiError> {
     let since = now_ms().saturating_sub(WINDOW_MS);
-    s.db(move |db| Ok(db.node_usage_since(since)?)).await
+    Ok(service.node_usage(admin, since).await?)
 }
 
 /// The `recent` object of a node's view: zeros for a node that ended

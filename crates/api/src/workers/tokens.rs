@@ -4,17 +4,21 @@
 //! whenever its identity, size or modification time changed (a `stat` per
 //! check, so a revocation counts at once); argon2 runs once per token and
 //! process, behind the same throttle and verifier as users' keys
-//! ([`crate::verify`]): 5 wrong secrets per prefix per minute, then 429.
+//! ([`tessera_service::auth`]): 5 wrong secrets per prefix per minute,
+//! then 429.
 
-use crate::keys::{hash_key, random_alphanumeric};
-use crate::metrics::Secret;
-use crate::verify::Guard;
-use crate::{ApiError, AppState};
+use super::Pool;
+use crate::ApiError;
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use tessera_service::auth::{hash_key, random_alphanumeric, Guard};
+use tessera_service::{Secret, Service};
 
 const TAG: &str = "twk_";
 const PREFIX_LEN: usize = 12;
@@ -90,6 +94,64 @@ fn write(path: &Path, text: &str) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
+/// What the worker routes use: the pool (when tasks run on workers), the
+/// worker tokens verified so far, and the service (its data directory, its
+/// closing, its upload limit and secret checks).
+#[derive(Clone)]
+pub(crate) struct Workers {
+    pub(crate) pool: Option<Arc<Pool>>,
+    pub(crate) tokens: Arc<Verified>,
+    pub(crate) service: Service,
+}
+
+impl Workers {
+    pub(super) fn pool(&self) -> Result<Arc<Pool>, ApiError> {
+        self.pool.clone().ok_or_else(|| {
+            ApiError::Conflict(
+                "this server runs its tasks itself; start it with --workers (or --slots 0) to \
+                 use workers"
+                    .into(),
+            )
+        })
+    }
+}
+
+/// Proof that the caller sent a valid worker token (its name inside).
+pub(crate) struct WorkerToken(pub String);
+
+impl<S> FromRequestParts<S> for WorkerToken
+where
+    S: Send + Sync,
+    Workers: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let key = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| {
+                ApiError::Unauthorized(
+                    "no worker token; send one as `Authorization: Bearer twk_...`".into(),
+                )
+            })?
+            .to_string();
+        if !is_worker_token(&key) {
+            return Err(ApiError::Unauthorized(
+                "worker routes take a worker token (twk_..., from `tessera admin \
+                 create-worker-token`), not an API key"
+                    .into(),
+            ));
+        }
+        Verified::check(&Workers::from_ref(state), key)
+            .await
+            .map(WorkerToken)
+    }
+}
+
 /// Whether a bearer string looks like a worker token.
 pub(crate) fn is_worker_token(key: &str) -> bool {
     key.starts_with(TAG)
@@ -119,7 +181,7 @@ impl Verified {
     /// The name of the valid, unrevoked worker token `token`: 401 for a
     /// malformed, unknown, revoked or wrong one, 429 once its prefix has
     /// had too many wrong secrets.
-    pub(crate) async fn check(state: &AppState, token: String) -> Result<String, ApiError> {
+    pub(crate) async fn check(state: &Workers, token: String) -> Result<String, ApiError> {
         let unknown = || ApiError::Unauthorized(UNKNOWN.into());
         let rest = token.strip_prefix(TAG).ok_or_else(unknown)?;
         let (prefix, secret) = rest.split_once('_').ok_or_else(unknown)?;
@@ -127,8 +189,8 @@ impl Verified {
             return Err(unknown());
         }
         let prefix = prefix.to_string();
-        let this = state.worker_tokens.clone();
-        let path = token_file(&state.data_dir);
+        let this = state.tokens.clone();
+        let path = token_file(state.service.data_dir());
         let lines = tokio::task::spawn_blocking(move || this.lines(&path)).await??;
         let (name, hash) = lines
             .iter()
@@ -136,13 +198,13 @@ impl Verified {
             .map(|(name, _, hash)| (name.clone(), hash.clone()))
             .ok_or_else(unknown)?;
         let print: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let verified = &state.worker_tokens;
+        let verified = &state.tokens;
         if verified.seen().get(&print) == Some(&hash) {
             return Ok(name);
         }
-        let right = verified
-            .guard
-            .check(state, Secret::WorkerToken, &prefix, &token, &hash)
+        let right = state
+            .service
+            .check_secret(&verified.guard, Secret::WorkerToken, &prefix, &token, &hash)
             .await?;
         if !right {
             return Err(unknown());

@@ -6,9 +6,9 @@
 //!
 //! Guessing is throttled where it costs: a malformed key or an unknown
 //! prefix is refused without argon2, and a known prefix with a wrong secret
-//! may fail [`FAILURE_LIMIT`](crate::verify::FAILURE_LIMIT) times per
-//! window; after that its checks are refused (429, `Retry-After`) until the
-//! window ends, without running argon2 (see [`crate::verify`]). The price:
+//! may fail [`FAILURE_LIMIT`](super::verify::FAILURE_LIMIT) times per
+//! window; after that its checks are refused (`TooMany`, with the seconds to
+//! wait) until the window ends, without running argon2 (see [`super::verify`]). The price:
 //! someone who knows a key's prefix can make that key's uncached checks
 //! wait for up to a minute.
 
@@ -41,14 +41,14 @@ pub fn new_api_key() -> (String, String, String) {
 }
 
 /// A fresh key and its prefix, not hashed yet (the server hashes on its
-/// verifier threads, [`crate::verify::Verifier::hash`]).
+/// verifier threads, [`super::verify::Verifier::hash`]).
 pub(crate) fn new_key_parts() -> (String, String) {
     let prefix = random_alphanumeric(PREFIX_LEN);
     let secret = random_alphanumeric(SECRET_LEN);
     (format!("{KEY_TAG}{prefix}_{secret}"), prefix)
 }
 
-pub(crate) fn random_alphanumeric(n: usize) -> String {
+pub fn random_alphanumeric(n: usize) -> String {
     // 62 symbols: reject bytes >= 248 (4 * 62) so every symbol is equally likely.
     let mut out = String::with_capacity(n);
     let mut buf = [0u8; 64];
@@ -64,7 +64,7 @@ pub(crate) fn random_alphanumeric(n: usize) -> String {
     out
 }
 
-pub(crate) fn hash_key(key: &str) -> String {
+pub fn hash_key(key: &str) -> String {
     hash_key_with(key, &mut Vec::new())
 }
 
@@ -98,7 +98,7 @@ pub(crate) fn hash_key_with(key: &str, blocks: &mut Vec<Block>) -> String {
 }
 
 /// The prefix of a well-formed key, `None` for anything else.
-pub(crate) fn parse_key(key: &str) -> Option<&str> {
+pub fn parse_key(key: &str) -> Option<&str> {
     let rest = key.strip_prefix(KEY_TAG)?;
     let (prefix, secret) = rest.split_once('_')?;
     let ok = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_alphanumeric());
@@ -112,7 +112,7 @@ pub(crate) fn verify_key(key: &str, hash: &str) -> bool {
 }
 
 /// [`verify_key`] with argon2's memory in `blocks`, grown as needed and
-/// kept by the caller for the next check (see [`crate::verify`]).
+/// kept by the caller for the next check (see [`super::verify`]).
 pub(crate) fn verify_key_with(key: &str, hash: &str, blocks: &mut Vec<Block>) -> bool {
     let Ok(phc) = PasswordHash::new(hash) else {
         return false;
@@ -162,7 +162,7 @@ fn fingerprint(key: &str) -> Fingerprint {
 pub(crate) struct KeyCache {
     entries: Mutex<HashMap<Fingerprint, (KeyId, Instant)>>,
     /// Wrong secrets by key prefix, and the checks running now.
-    pub(crate) guard: crate::verify::Guard,
+    pub(crate) guard: super::verify::Guard,
 }
 
 impl KeyCache {

@@ -7,7 +7,7 @@
 //! link followed) must stay under the volume's canonical root, so no request
 //! reads outside the directories the operator chose.
 
-use crate::ApiError;
+use crate::ServiceError;
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
@@ -58,10 +58,11 @@ impl Volumes {
         self.roots.is_empty()
     }
 
-    /// The file `path` of volume `volume`, canonical, or a 422 saying what
-    /// is wrong with the request. Blocking (it reads the file system).
-    pub(crate) fn resolve(&self, volume: &str, path: &str) -> Result<PathBuf, ApiError> {
-        let refuse = |why: String| Err(ApiError::Invalid(why));
+    /// The file `path` of volume `volume`, canonical, or an `Invalid`
+    /// saying what is wrong with the request. Blocking (it reads the file
+    /// system).
+    pub(crate) fn resolve(&self, volume: &str, path: &str) -> Result<PathBuf, ServiceError> {
+        let refuse = |why: String| Err(ServiceError::Invalid(why));
         let Some(root) = self.roots.get(volume) else {
             let known: Vec<&str> = self.names().collect();
             return refuse(if known.is_empty() {
@@ -101,7 +102,7 @@ impl Volumes {
                 return refuse(format!("volume {volume} has no file {path:?}"))
             }
             Err(e) => {
-                eprintln!("tessera-api: volume {volume}: {path:?}: {e}");
+                eprintln!("tessera-service: volume {volume}: {path:?}: {e}");
                 return refuse(format!("cannot read {path:?} in volume {volume}"));
             }
         };
@@ -166,7 +167,7 @@ mod tests {
         ];
         for (volume, path, want) in table {
             let err = v.resolve(volume, path).unwrap_err();
-            assert!(matches!(err, ApiError::Invalid(_)), "{path}: {err:?}");
+            assert!(matches!(err, ServiceError::Invalid(_)), "{path}: {err:?}");
             let message = err.to_string();
             assert!(message.contains(want), "{path}: {message}");
             assert!(!message.contains(dir.path().to_str().unwrap()), "{message}");

@@ -9,8 +9,8 @@
 //!
 //! - a wrong secret is counted *before* argon2 runs, under one lock, so at
 //!   most [`FAILURE_LIMIT`] wrong secrets per prefix per [`FAILURE_WINDOW`]
-//!   ever reach argon2, however many arrive at once (then 429 with
-//!   `Retry-After` until the window ends; a right secret gives its count
+//!   ever reach argon2, however many arrive at once (then `TooMany`, with
+//!   the seconds until the window ends; a right secret gives its count
 //!   back);
 //! - requests that carry the same secret at the same time share one check
 //!   (a client's burst with a key not cached yet runs argon2 once, and is
@@ -18,12 +18,11 @@
 //! - verifications run on [`VERIFY_THREADS`] threads, each with one argon2
 //!   memory block it keeps and reuses, so argon2 never holds more than
 //!   `VERIFY_THREADS` x 19 MiB; at most [`VERIFY_QUEUE`] checks wait for
-//!   them, and one more is refused at once (503, `Retry-After`) instead of
-//!   piling up.
+//!   them, and one more is refused at once (`Busy`) instead of piling up.
 
-use crate::keys::{hash_key_with, verify_key_with};
-use crate::metrics::{Metrics, Secret};
-use crate::ApiError;
+use super::keys::{hash_key_with, verify_key_with};
+use crate::error::ServiceError;
+use crate::observe::{Observer, Secret};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -31,20 +30,20 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Wrong secrets per prefix per [`FAILURE_WINDOW`] before checks wait.
-pub(crate) const FAILURE_LIMIT: u32 = 5;
-pub(crate) const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+pub const FAILURE_LIMIT: u32 = 5;
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 /// Prefixes with recent failures remembered at most (then the expired go,
 /// then all: a flood of made-up prefixes cannot grow the map).
 const FAILURES_KEPT: usize = 10_000;
 /// Threads that run argon2: the most cores and argon2 memory blocks that
 /// secret checks ever take.
-pub(crate) const VERIFY_THREADS: usize = 2;
-/// Checks that may wait for a verifier thread; one more is a 503. Each
+pub const VERIFY_THREADS: usize = 2;
+/// Checks that may wait for a verifier thread; one more is refused. Each
 /// waiting check is a small message (argon2's memory is the threads'),
 /// so the bound is on latency: 64 checks of ~30 ms on 2 threads wait
 /// about a second, room for a fleet of workers starting at once with
 /// their own tokens.
-pub(crate) const VERIFY_QUEUE: usize = 64;
+pub const VERIFY_QUEUE: usize = 64;
 
 /// Counts wrong secrets per prefix, attempts included while they run.
 #[derive(Default)]
@@ -111,30 +110,30 @@ enum Checked {
 /// Stands in front of argon2 for one kind of secret: the throttle by
 /// prefix, and the checks running now by secret.
 #[derive(Default)]
-pub(crate) struct Guard {
+pub struct Guard {
     throttle: Throttle,
     running: Mutex<HashMap<[u8; 32], Arc<tokio::sync::OnceCell<Checked>>>>,
 }
 
 impl Guard {
-    /// Whether `secret` (whose prefix is `prefix`) matches `hash`: 429
-    /// once the prefix had too many wrong secrets, 503 when the verifier
-    /// is full. Concurrent checks of one secret run argon2 once.
+    /// Whether `secret` (whose prefix is `prefix`) matches `hash`:
+    /// `TooMany` once the prefix had too many wrong secrets, `Busy` when
+    /// the verifier is full. Concurrent checks of one secret run argon2 once.
     pub(crate) async fn check(
         &self,
-        state: &crate::AppState,
+        verifier: &Verifier,
         kind: Secret,
         prefix: &str,
         secret: &str,
         hash: &str,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, ServiceError> {
         let print: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
         let flight = {
             let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
             running.entry(print).or_default().clone()
         };
         let checked = *flight
-            .get_or_init(|| self.run(state, kind, prefix, secret, hash))
+            .get_or_init(|| self.run(verifier, kind, prefix, secret, hash))
             .await;
         {
             let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
@@ -150,23 +149,23 @@ impl Guard {
             Checked::Right => Ok(true),
             Checked::Wrong => Ok(false),
             Checked::Throttled(wait) => {
-                state.metrics.doors.throttled(kind);
-                Err(ApiError::TooManyRequests {
+                verifier.observer.throttled(kind);
+                Err(ServiceError::TooMany {
                     message: format!("too many wrong {what}"),
                     retry_after: wait,
                 })
             }
             Checked::Busy => {
-                state.metrics.doors.verifier_busy(kind);
+                verifier.observer.verifier_busy(kind);
                 Err(busy())
             }
-            Checked::Failed => Err(ApiError::internal("an argon2 thread dropped a check")),
+            Checked::Failed => Err(ServiceError::internal("an argon2 thread dropped a check")),
         }
     }
 
     async fn run(
         &self,
-        state: &crate::AppState,
+        verifier: &Verifier,
         kind: Secret,
         prefix: &str,
         secret: &str,
@@ -175,8 +174,7 @@ impl Guard {
         if let Err(wait) = self.throttle.begin(prefix) {
             return Checked::Throttled(wait.as_secs().max(1));
         }
-        let verified = state
-            .verifier
+        let verified = verifier
             .ask(
                 kind,
                 Work::Verify {
@@ -194,7 +192,7 @@ impl Guard {
             Err(busy) => {
                 self.throttle.refund(prefix);
                 match busy {
-                    ApiError::Busy { .. } => Checked::Busy,
+                    ServiceError::Busy { .. } => Checked::Busy,
                     _ => Checked::Failed,
                 }
             }
@@ -202,8 +200,8 @@ impl Guard {
     }
 }
 
-fn busy() -> ApiError {
-    ApiError::Busy {
+fn busy() -> ServiceError {
+    ServiceError::Busy {
         message: format!(
             "too many credential checks are waiting (at most {VERIFY_QUEUE}); try again in a \
              moment"
@@ -221,52 +219,52 @@ struct Job {
 /// The argon2 threads and their bounded queue.
 pub(crate) struct Verifier {
     queue: SyncSender<Job>,
-    metrics: Arc<Metrics>,
+    observer: Arc<dyn Observer>,
 }
 
 impl Verifier {
     /// Starts [`VERIFY_THREADS`] threads; they end when the verifier is
     /// dropped.
-    pub(crate) fn start(metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn start(observer: Arc<dyn Observer>) -> Self {
         let (queue, jobs) = sync_channel::<Job>(VERIFY_QUEUE);
         let jobs = Arc::new(Mutex::new(jobs));
         for i in 0..VERIFY_THREADS {
-            let (jobs, metrics) = (jobs.clone(), metrics.clone());
+            let (jobs, observer) = (jobs.clone(), observer.clone());
             let started = std::thread::Builder::new()
                 .name(format!("tessera-argon2-{i}"))
-                .spawn(move || run(&jobs, &metrics));
+                .spawn(move || run(&jobs, observer.as_ref()));
             if let Err(e) = started {
-                eprintln!("tessera-api: cannot start an argon2 thread: {e}");
+                eprintln!("tessera-service: cannot start an argon2 thread: {e}");
             }
         }
-        Self { queue, metrics }
+        Self { queue, observer }
     }
 
     /// The argon2 PHC hash of a new key's `secret`, made on a verifier
     /// thread (so creating keys is bounded like checking them).
-    pub(crate) async fn hash(&self, secret: String) -> Result<String, ApiError> {
+    pub(crate) async fn hash(&self, secret: String) -> Result<String, ServiceError> {
         let answer = self.ask(Secret::NewKey, Work::Hash { secret }).await?;
-        answer.map_err(|()| ApiError::internal("argon2 could not hash a new key"))
+        answer.map_err(|()| ServiceError::internal("argon2 could not hash a new key"))
     }
 
-    async fn ask(&self, kind: Secret, work: Work) -> Result<Result<String, ()>, ApiError> {
+    async fn ask(&self, kind: Secret, work: Work) -> Result<Result<String, ()>, ServiceError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job = Job { work, kind, reply };
         match self.queue.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 if matches!(kind, Secret::NewKey) {
-                    self.metrics.doors.verifier_busy(kind);
+                    self.observer.verifier_busy(kind);
                 }
                 return Err(busy());
             }
             Err(TrySendError::Disconnected(_)) => {
-                return Err(ApiError::internal("the argon2 threads are gone"))
+                return Err(ServiceError::internal("the argon2 threads are gone"))
             }
         }
         answer
             .await
-            .map_err(|_| ApiError::internal("an argon2 thread dropped a check"))
+            .map_err(|_| ServiceError::internal("an argon2 thread dropped a check"))
     }
 }
 
@@ -274,7 +272,7 @@ impl Verifier {
 /// check and kept for the next: allocated and freed per check instead,
 /// the allocator kept most of each (5 + 5 checks took a server from 22 to
 /// 194 MiB), where a kept block costs 19 MiB per thread once.
-fn run(jobs: &Mutex<Receiver<Job>>, metrics: &Metrics) {
+fn run(jobs: &Mutex<Receiver<Job>>, observer: &dyn Observer) {
     let mut blocks = Vec::new();
     loop {
         let job = {
@@ -284,7 +282,7 @@ fn run(jobs: &Mutex<Receiver<Job>>, metrics: &Metrics) {
                 Err(_) => return,
             }
         };
-        metrics.doors.argon2_run(job.kind);
+        observer.argon2_run(job.kind);
         let answer = match job.work {
             Work::Verify { secret, hash } => verify_key_with(&secret, &hash, &mut blocks)
                 .then_some(hash)

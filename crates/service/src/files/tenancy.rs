@@ -14,19 +14,19 @@
 //! Without task uids (a server not running as root) every call here does
 //! nothing: tasks run as the server's own user and the folders stay its.
 
-use crate::{ApiError, AppState};
+use crate::{Service, ServiceError};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use tessera_exec::RunAs;
 use tessera_types::{Grant, ProjectId};
 
-impl AppState {
+impl Service {
     /// The user a project's tasks run as, if they switch users.
-    pub(crate) fn project_user(&self, project: ProjectId) -> Result<Option<RunAs>, ApiError> {
+    pub(crate) fn project_user(&self, project: ProjectId) -> Result<Option<RunAs>, ServiceError> {
         self.task_uids
             .map(|u| u.user_of(Some(project.0)))
             .transpose()
-            .map_err(ApiError::internal)
+            .map_err(ServiceError::internal)
     }
 
     /// A project's uploads folder.
