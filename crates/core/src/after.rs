@@ -398,6 +398,14 @@ impl Scheduler {
         }
     }
 
+    /// Entries of the index of waiting jobs by parent (one per parent of
+    /// each fan-in of a job still held back): 0 once nothing waits, which
+    /// the tests pin (nothing leaks when jobs are released, skipped or
+    /// cancelled).
+    pub fn job_links(&self) -> usize {
+        self.job_waiters.len()
+    }
+
     /// Stops the jobs of illegal moves and tells dependents of the jobs
     /// that ended, until neither is left (a skip may end more jobs).
     pub(crate) fn flush(&mut self, step: &mut Step) {
