@@ -1,7 +1,7 @@
 //! The jobs service: list, submit (through the driver only), read, cancel,
 //! and task logs.
 
-use crate::views::{AttemptView, JobView, TaskView};
+use crate::views::{AfterView, AttemptView, JobView, TaskView};
 use crate::{ApiError, AppState};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -89,11 +89,21 @@ pub(crate) async fn submit(
 }
 
 /// The job with its task counts by state (counted by the store: no task is
-/// read).
+/// read), the jobs it waits on and, while they hold it back, what for.
 pub(crate) async fn view(state: &AppState, job: JobRecord) -> Result<JobView, ApiError> {
     let id = job.id;
-    let counts = state.db(move |db| Ok(db.task_counts(id)?)).await?;
-    Ok(JobView::new(&job, Some(&counts)))
+    let (counts, head) = state
+        .db(move |db| Ok((db.task_counts(id)?, db.job_spec(id)?)))
+        .await?;
+    let mut view = JobView::new(&job, Some(&counts));
+    if let Some(head) = head.filter(|h| !h.after.is_empty()) {
+        view.after = Some(head.after.iter().map(AfterView::from).collect());
+        if !job.state.is_terminal() {
+            let driver = state.driver.clone();
+            view.waiting = tokio::task::spawn_blocking(move || driver.job_waiting(id)).await??;
+        }
+    }
+    Ok(view)
 }
 
 /// A page of a job's tasks in index order, with why each waiting or ready

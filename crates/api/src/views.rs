@@ -5,7 +5,9 @@
 use serde::Serialize;
 use std::collections::BTreeMap;
 use tessera_store::{AttemptRecord, JobRecord, KeyRecord, ProjectRecord, TaskRecord, UserRecord};
-use tessera_types::{AttemptUsage, Millis, Quota, Role, TaskSpec, TaskState};
+use tessera_types::{
+    AttemptUsage, Condition, JobDependency, JobSelector, Millis, Quota, Role, TaskSpec, TaskState,
+};
 
 #[derive(Serialize)]
 pub(crate) struct UserView {
@@ -115,6 +117,34 @@ pub(crate) struct JobView {
     /// Task counts by state (only states with tasks); present on single-job reads.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tasks: Option<BTreeMap<&'static str, u64>>,
+    /// The jobs it waits on (`after` as written, with the ids each matched
+    /// at submission); present on single-job reads of a job that has any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<Vec<AfterView>>,
+    /// What it waits for while its job dependencies hold it back ("waiting
+    /// for job 12 (split) to succeed"); single-job reads only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
+}
+
+/// One job dependency: what was written and what it matched.
+#[derive(Serialize)]
+pub(crate) struct AfterView {
+    /// A job id (a number) or a name selector (a string), as written.
+    pub job: JobSelector,
+    pub condition: Condition,
+    /// The jobs it matched when the job was submitted, ascending.
+    pub jobs: Vec<i64>,
+}
+
+impl From<&JobDependency> for AfterView {
+    fn from(d: &JobDependency) -> Self {
+        Self {
+            job: d.job.clone(),
+            condition: d.condition,
+            jobs: d.resolved.iter().map(|j| j.0).collect(),
+        }
+    }
 }
 
 impl JobView {
@@ -141,6 +171,8 @@ impl JobView {
             suspended: j.suspended,
             priority: j.priority,
             tasks,
+            after: None,
+            waiting: None,
         }
     }
 }

@@ -29,7 +29,7 @@ pub(crate) async fn show(
 ) -> Result<Html<String>, UiError> {
     let job = access?.job;
     let (id, project) = (job.id, job.project);
-    let (tasks, attempts, counts, project) = s
+    let (tasks, attempts, counts, project, head) = s
         .db(move |db| {
             let project = match project {
                 Some(p) => db.project(p)?,
@@ -39,9 +39,18 @@ pub(crate) async fn show(
             let mut attempts = db.attempts_page(id, 0, jobs::PAGE_MAX)?;
             let last = tasks.last().map_or(0, |t| t.task.index);
             attempts.retain(|a| a.task.index <= last);
-            Ok((tasks, attempts, db.task_counts(id)?, project))
+            let head = db.job_spec(id)?;
+            Ok((tasks, attempts, db.task_counts(id)?, project, head))
         })
         .await?;
+    let after = head.map(|h| h.after).unwrap_or_default();
+    let waiting = if after.is_empty() || job.state.is_terminal() {
+        None
+    } else {
+        let driver = s.driver.clone();
+        let asked = tokio::task::spawn_blocking(move || driver.job_waiting(id)).await;
+        asked.map_err(ApiError::from)?.map_err(ApiError::from)?
+    };
     let now = now_ms();
     let (done, total) = done_and_total(&counts);
     let more = match total.saturating_sub(tasks.len() as u64) {
@@ -81,12 +90,13 @@ pub(crate) async fn show(
         r#"<h1>Job #{id} · {name}</h1>
 <p class="row"><span id="job-state" class="badge s-{state}" data-state="{state}" data-poll="/ui/jobs/{id}/state.json" data-events="/ui/jobs/{id}/events">{state}</span>
 <span>project {project_html}</span><span class="muted">created {created} UTC{ended}</span></p>
-{output}<p>Progress: <progress id="progress" max="{total}" value="{done}"></progress> <span id="progress-text">{done} / {total}</span> tasks ended <span id="fps" class="muted"></span></p>
+{output}{after}<p>Progress: <progress id="progress" max="{total}" value="{done}"></progress> <span id="progress-text">{done} / {total}</span> tasks ended <span id="fps" class="muted"></span></p>
 <h2>Graph</h2><div class="scroll">{dag}</div>
 <h2>Timeline</h2><div class="scroll">{gantt}</div>
 <h2>Tasks</h2>{more}{table}
 <script>{LIVE_JS}</script>"#,
         name = escape(&job.name),
+        after = after_line(&after, waiting.as_deref()),
         created = time(job.created_at),
         dag = dag::render(&tasks),
         gantt = gantt::render(&tasks, &attempts, now),
@@ -97,6 +107,41 @@ pub(crate) async fn show(
         Some(&caller.user.name),
         &body,
     ))
+}
+
+/// One line for a job that waits on jobs: each dependency as written,
+/// the jobs it matched (linked), and what it still waits for.
+fn after_line(after: &[tessera_types::JobDependency], waiting: Option<&str>) -> String {
+    if after.is_empty() {
+        return String::new();
+    }
+    let deps: Vec<String> = after
+        .iter()
+        .map(|d| {
+            let jobs: Vec<String> = d
+                .resolved
+                .iter()
+                .map(|j| format!(r#"<a href="/ui/jobs/{j}">#{j}</a>"#))
+                .collect();
+            let condition = serde_json::to_value(d.condition).unwrap_or_default();
+            format!(
+                "{} ({}): {}",
+                escape(&d.job.to_string()),
+                condition.as_str().unwrap_or(""),
+                jobs.join(" ")
+            )
+        })
+        .collect();
+    let waiting = waiting.map_or(String::new(), |w| {
+        format!(
+            r#" <span id="after-waiting" class="muted">{}</span>"#,
+            escape(w)
+        )
+    });
+    format!(
+        r#"<p class="card" id="after">After jobs: {}.{waiting}</p>"#,
+        deps.join("; ")
+    )
 }
 
 fn task_table(job: i64, tasks: &[TaskRecord], attempts: &[AttemptRecord]) -> String {
