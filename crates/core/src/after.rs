@@ -31,7 +31,7 @@
 
 use crate::dag::{matches, SpecError};
 use crate::graph::Barrier;
-use crate::limits::{MAX_JOB_DEPS, MAX_JOB_PARENTS, MAX_PATTERN_MATCHES};
+use crate::limits::{MAX_JOB_DEPS, MAX_JOB_PARENTS, MAX_JOB_PATTERNS, MAX_PATTERN_MATCHES};
 use crate::sched::Scheduler;
 use crate::step::Step;
 use std::collections::HashMap;
@@ -94,8 +94,9 @@ pub(crate) fn job_fan_ins(after: &[JobDependency]) -> Vec<JobFanIn> {
 /// Resolves job name selectors against a project's jobs (`(id, name)`,
 /// ascending id): for each selector, the ids of the jobs it matches,
 /// ascending. Exact names, globs and regexes read as task selectors do.
-/// Each distinct glob or regex is matched once, and their matches are held
-/// to [`MAX_PATTERN_MATCHES`] (distinct patterns x jobs).
+/// Each distinct glob or regex is matched once; there may be at most
+/// [`MAX_JOB_PATTERNS`] of them, and their matches are held to
+/// [`MAX_PATTERN_MATCHES`] (distinct patterns x jobs).
 pub fn match_jobs(
     selectors: &[&Selector],
     jobs: &[(JobId, String)],
@@ -106,6 +107,12 @@ pub fn match_jobs(
             let next = distinct.len();
             distinct.entry(s).or_insert(next);
         }
+    }
+    if distinct.len() > MAX_JOB_PATTERNS {
+        return Err(SpecError::TooManyJobPatterns {
+            count: distinct.len(),
+            max: MAX_JOB_PATTERNS,
+        });
     }
     let work = distinct.len().saturating_mul(jobs.len());
     if work > MAX_PATTERN_MATCHES {

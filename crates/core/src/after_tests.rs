@@ -348,10 +348,21 @@ fn names_globs_and_regexes_match_jobs() {
         matches!(&err, SpecError::BadJobRegex { selector, .. } if selector == "re:("),
         "{err:?}"
     );
-    let many: Vec<Selector> = (0..=MAX_PATTERN_MATCHES / jobs.len())
+    let many: Vec<Selector> = (0..=MAX_JOB_PATTERNS)
         .map(|i| format!("x{i}*").parse().unwrap())
         .collect();
     let refs: Vec<&Selector> = many.iter().collect();
     let err = match_jobs(&refs, &jobs).unwrap_err();
-    assert!(err.to_string().contains("distinct patterns"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("101 distinct job name patterns; at most 100"),
+        "{err}"
+    );
+    // Patterns x names over the budget: a project of many jobs.
+    let big: Vec<(JobId, String)> = (0..MAX_PATTERN_MATCHES / 50 + 1)
+        .map(|i| (JobId(i as i64 + 1), String::new()))
+        .collect();
+    let refs: Vec<&Selector> = many[..50].iter().collect();
+    let err = match_jobs(&refs, &big).unwrap_err();
+    assert!(err.to_string().contains("distinct patterns x"), "{err}");
 }

@@ -152,6 +152,11 @@ pub enum SpecError {
         matches: usize,
         max: usize,
     },
+    #[error(
+        "the job's dependencies name {count} distinct job name patterns; at most {max} are \
+         allowed (name jobs by id or exact name, or share a pattern)"
+    )]
+    TooManyJobPatterns { count: usize, max: usize },
     #[error("job {0} would wait for itself (a cycle of job dependencies)")]
     JobCycle(JobId),
 }

@@ -110,8 +110,8 @@ pub use error::SpecError;
 pub use fair::{Policy, ProjectUsage, Quota, QuotaKind};
 pub use glob::glob_match;
 pub use limits::{
-    MAX_ARRAY, MAX_BACKOFF_MS, MAX_FOLDER_NAME, MAX_JOB_DEPS, MAX_JOB_PARENTS, MAX_LINKS,
-    MAX_MEMORY_MB, MAX_PATTERN_MATCHES, MAX_RETRIES,
+    MAX_ARRAY, MAX_BACKOFF_MS, MAX_FOLDER_NAME, MAX_JOB_DEPS, MAX_JOB_PARENTS, MAX_JOB_PATTERNS,
+    MAX_LINKS, MAX_MEMORY_MB, MAX_PATTERN_MATCHES, MAX_RETRIES,
 };
 pub use sched::{Scheduler, MAX_LOST};
 pub use step::{Command, Event, Step};

@@ -42,6 +42,13 @@ pub const MAX_JOB_DEPS: usize = 10_000;
 /// than waited on.
 pub const MAX_JOB_PARENTS: usize = 100_000;
 
+/// The most distinct name patterns (globs and regexes) one job's
+/// dependencies may hold. Each is compiled and matched against every job
+/// name of the project on the scheduler's thread at submission; a flow
+/// names a few (Docker's `waitfor` entries, a merge's `encode*`), and ids
+/// and exact names, which are looked up, do not count.
+pub const MAX_JOB_PATTERNS: usize = 100;
+
 /// The most retries a task may ask for. Each is a process and a row in the
 /// store; a task that failed a hundred times will not succeed on the next
 /// try (retry the whole job once the cause is fixed).

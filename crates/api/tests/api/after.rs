@@ -194,6 +194,14 @@ async fn selectors_that_match_no_job_of_the_project_are_422_and_store_nothing() 
         ),
         (json!([{ "job": 0 }]), "0 is not a job id".into()),
         (
+            Value::Array(
+                (0..=100)
+                    .map(|i| json!({ "job": format!("p{i}*") }))
+                    .collect(),
+            ),
+            "101 distinct job name patterns; at most 100".into(),
+        ),
+        (
             json!([{ "job": "probe", "condition": "maybe" }]),
             "unknown variant `maybe`".into(),
         ),
