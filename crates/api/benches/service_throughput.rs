@@ -12,8 +12,10 @@
 //! Figures, each the median of 3 runs:
 //! - tasks/s from POST to job end, fan-out 1 -> 20,000 -> 1 and 2,000 chains of 5;
 //! - a 100,000-task DAG: POST time, then GET /jobs/{id} time while it runs;
-//! - parent-finished -> child-started latency (p50/p99/max) over the chains
-//!   (attempt times are recorded in milliseconds, so this is ms-resolution).
+//! - parent-finished -> child-started latency (p50/p99/max) over the chains,
+//!   and over a chain of jobs each waiting on the one before (`after`)
+//!   (attempt times are recorded in milliseconds, so this is ms-resolution;
+//!   `cargo bench -p tessera-driver --bench job_hops` has microseconds).
 
 #[path = "shared/jobs.rs"]
 mod jobs;
@@ -153,6 +155,16 @@ impl Service {
             .unwrap()
     }
 
+    fn put(&self, path: &str, body: &Value) -> Value {
+        ureq::put(&format!("{}{path}", self.base))
+            .set("Authorization", &format!("Bearer {}", self.key))
+            .timeout(Duration::from_secs(120))
+            .send_json(body.clone())
+            .unwrap_or_else(|e| panic!("PUT {path}: {e}"))
+            .into_json()
+            .unwrap()
+    }
+
     fn get(&self, path: &str) -> Value {
         ureq::get(&format!("{}{path}", self.base))
             .set("Authorization", &format!("Bearer {}", self.key))
@@ -233,6 +245,54 @@ fn hop_latencies(s: &Service, id: i64) -> Vec<u64> {
     out
 }
 
+/// Child start minus parent end, in ms, over a chain of `n` one-task jobs
+/// POSTed each `after` the one before. The project's quota holds every job
+/// back until the whole chain is submitted, so each hop is the scheduler's
+/// and not the POST's.
+fn job_hop_latencies(s: &Service, n: usize) -> Vec<u64> {
+    let quota = format!("/projects/{}/quota", s.project);
+    s.put(&quota, &json!({ "max_cpu": 0 }));
+    let mut ids: Vec<i64> = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut spec =
+            json!({ "name": format!("hop-{i}"), "tasks": [{ "name": "t", "action": action() }] });
+        if let Some(parent) = ids.last() {
+            spec["after"] = json!([{ "job": parent }]);
+        }
+        ids.push(
+            s.post(&format!("/projects/{}/jobs", s.project), &spec)["id"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    s.put(&quota, &json!({}));
+    let last = *ids.last().unwrap();
+    let t0 = Instant::now();
+    while s.get(&format!("/jobs/{last}"))["state"] != "succeeded" {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "the job chain did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let times: Vec<(u64, u64)> = ids
+        .iter()
+        .map(|id| {
+            let a = &s.get(&format!("/jobs/{id}/attempts"))[0];
+            (
+                a["started_at"].as_u64().unwrap(),
+                a["ended_at"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let mut out: Vec<u64> = times
+        .windows(2)
+        .map(|w| w[1].0.saturating_sub(w[0].1))
+        .collect();
+    out.sort_unstable();
+    out
+}
+
 fn report(label: &str, postgres: Option<&str>) {
     println!("== {label}");
     let s = start(postgres);
@@ -262,6 +322,15 @@ fn report(label: &str, postgres: Option<&str>) {
     let p = |q: f64| lat[((lat.len() as f64 - 1.0) * q) as usize];
     println!(
         "   parent end -> child start, lone chain: p50 {} ms  p99 {} ms  max {} ms  ({} hops, ms resolution)",
+        p(0.5),
+        p(0.99),
+        lat[lat.len() - 1],
+        lat.len()
+    );
+    let lat = job_hop_latencies(&s, 300);
+    let p = |q: f64| lat[((lat.len() as f64 - 1.0) * q) as usize];
+    println!(
+        "   parent end -> child start, chain of jobs (`after`): p50 {} ms  p99 {} ms  max {} ms  ({} hops, ms resolution)",
         p(0.5),
         p(0.99),
         lat[lat.len() - 1],

@@ -49,7 +49,7 @@ pub const ROUTES: &[(Method, &str, &str, Auth)] = &[
     (Method::GET, "/api/v1/projects/{project}/usage", "What a project uses now: running cpu and memory, decayed and in-window cpu-seconds, its quota", Auth::Project(Role::Viewer)),
     (Method::GET, "/api/v1/projects/{project}/jobs", "A project's jobs, newest first (?limit=N)", Auth::Project(Role::Viewer)),
     (Method::POST, "/api/v1/projects/{project}/jobs", "Submit a job spec (application/json or application/yaml)", Auth::Project(Role::Member)),
-    (Method::GET, "/api/v1/jobs/{id}", "A job and its task counts by state", Auth::Job(Role::Viewer)),
+    (Method::GET, "/api/v1/jobs/{id}", "A job, its task counts by state, the jobs it waits on (after) and what it waits for (waiting)", Auth::Job(Role::Viewer)),
     (Method::GET, "/api/v1/jobs/{id}/tasks", "A page of a job's tasks in index order (?offset=0&limit=1000, limit at most 10000): a JSON array; a Link rel=\"next\" header (and X-Next-Offset) when more follow", Auth::Job(Role::Viewer)),
     (Method::GET, "/api/v1/jobs/{id}/attempts", "A page of a job's attempts with the node that ran each (null: the server's machine), outcome and resource use (transfer_ms and transfer_bytes when a worker moved files), by task then attempt (?offset=0&limit=1000, limit at most 10000): a JSON array; a Link rel=\"next\" header (and X-Next-Offset) when more follow", Auth::Job(Role::Viewer)),
     (Method::POST, "/api/v1/jobs/{id}/cancel", "Cancel a job", Auth::Job(Role::Member)),

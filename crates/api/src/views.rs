@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use tessera_media::StreamInfo;
 use tessera_service::{JobStatus, Me, NewKey, NewUser, Task, Upload, Usage};
 use tessera_store::{AttemptRecord, JobRecord, KeyRecord, ProjectRecord, UserRecord};
-use tessera_types::{AttemptUsage, Millis, Quota, Role, TaskSpec, TaskState};
+use tessera_types::{
+    AttemptUsage, Condition, JobDependency, JobSelector, Millis, Quota, Role, TaskSpec, TaskState,
+};
 
 #[derive(Serialize)]
 pub(crate) struct UserView {
@@ -158,6 +160,34 @@ pub(crate) struct JobView {
     /// Task counts by state (only states with tasks); present on single-job reads.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tasks: Option<BTreeMap<&'static str, u64>>,
+    /// The jobs it waits on (`after` as written, with the ids each matched
+    /// at submission); present on single-job reads of a job that has any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<Vec<AfterView>>,
+    /// What it waits for while its job dependencies hold it back ("waiting
+    /// for job 12 (split) to succeed"); single-job reads only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
+}
+
+/// One job dependency: what was written and what it matched.
+#[derive(Serialize)]
+pub(crate) struct AfterView {
+    /// A job id (a number) or a name selector (a string), as written.
+    pub job: JobSelector,
+    pub condition: Condition,
+    /// The jobs it matched when the job was submitted, ascending.
+    pub jobs: Vec<i64>,
+}
+
+impl From<&JobDependency> for AfterView {
+    fn from(d: &JobDependency) -> Self {
+        Self {
+            job: d.job.clone(),
+            condition: d.condition,
+            jobs: d.resolved.iter().map(|j| j.0).collect(),
+        }
+    }
 }
 
 impl JobView {
@@ -184,12 +214,20 @@ impl JobView {
             suspended: j.suspended,
             priority: j.priority,
             tasks,
+            after: None,
+            waiting: None,
         }
     }
 
-    /// The job with its task counts.
+    /// The job with its task counts, the jobs it waits on and, while they
+    /// hold it back, what for.
     pub fn status(s: &JobStatus) -> Self {
-        Self::new(&s.job, Some(&s.counts))
+        let mut view = Self::new(&s.job, Some(&s.counts));
+        if !s.after.is_empty() {
+            view.after = Some(s.after.iter().map(AfterView::from).collect());
+            view.waiting = s.waiting.clone();
+        }
+        view
     }
 }
 

@@ -4,6 +4,8 @@
 
 #[path = "api/access.rs"]
 mod access;
+#[path = "api/after.rs"]
+mod after;
 #[path = "api/arrays.rs"]
 mod arrays;
 #[path = "api/control.rs"]

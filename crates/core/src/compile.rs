@@ -113,6 +113,7 @@ pub(crate) fn compile_for(spec: &JobSpec, offer: crate::dag::Offer) -> Result<Jo
         params: spec.params.clone(),
         tasks,
         grants: spec.grants.clone(),
+        after: spec.after.clone(),
     })
 }
 

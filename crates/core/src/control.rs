@@ -33,6 +33,12 @@ pub enum ControlError {
         job: JobId,
         state: JobState,
     },
+    /// Retry asked of a job one of whose parent jobs ended as its condition
+    /// rejects (it would be skipped again at once): `why` says which.
+    ParentRejects {
+        job: JobId,
+        why: String,
+    },
     /// [`Scheduler::adopt`] refused a snapshot: the job is held already, has
     /// not ended, or its record is not that of an ended job.
     NotAdoptable {
@@ -55,6 +61,10 @@ impl fmt::Display for ControlError {
             Self::NotRetryable { job, state } => write!(
                 f,
                 "job {job} is {state}; wait until it ends (or cancel it) before retrying"
+            ),
+            Self::ParentRejects { job, why } => write!(
+                f,
+                "job {job} cannot be retried: {why}; retry that job first"
             ),
             Self::NotAdoptable { job, why } => {
                 write!(f, "job {job} cannot be taken back by the scheduler: {why}")
@@ -81,7 +91,10 @@ impl Scheduler {
         let state = j.state;
         match event {
             Event::RetryJob { .. } => match state {
-                JobState::Failed | JobState::Cancelled => Ok(()),
+                JobState::Failed | JobState::Cancelled => match self.rejecting_parent(job) {
+                    Some(why) => Err(ControlError::ParentRejects { job, why }),
+                    None => Ok(()),
+                },
                 _ => Err(ControlError::NotRetryable { job, state }),
             },
             _ if state.is_terminal() => Err(ControlError::Ended { job, state }),
@@ -213,6 +226,7 @@ impl Scheduler {
         let j = self.jobs.get_mut(&job).expect("checked");
         j.cancelled = false;
         j.fault = None;
+        j.skipped = None;
         j.failed = 0;
         j.state = JobState::Running;
         self.active += 1;
@@ -239,11 +253,19 @@ impl Scheduler {
         // Tasks waiting again reopen the fan-ins they belong to.
         let j = self.jobs.get_mut(&job).expect("job");
         j.recount(0, 0);
+        // Its parent jobs are counted again as they are now.
+        let gated = !j.after.is_empty();
+        j.gated = gated;
         let due: Vec<u32> = (0..n)
             .filter(|&i| j.tasks[i as usize].state == TaskState::Waiting && j.decidable(i as usize))
             .collect();
         for i in due {
             self.decide(TaskRef::new(job, i), step);
+        }
+        // Jobs still waiting on it wait for its new end.
+        self.reopen_children(job);
+        if gated {
+            self.arm(job, step);
         }
         self.settle(job, step);
     }

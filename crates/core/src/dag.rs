@@ -290,7 +290,7 @@ fn check_task(t: &TaskSpec, offer: Offer) -> Result<(), SpecError> {
 }
 
 /// The indices of the tasks a glob or regex matches, ascending.
-fn matches(sel: &Selector, all: &[&str], task: &str) -> Result<Arc<[u32]>, SpecError> {
+pub(crate) fn matches(sel: &Selector, all: &[&str], task: &str) -> Result<Arc<[u32]>, SpecError> {
     Ok(match sel {
         Selector::Name(_) => unreachable!("names are looked up"),
         Selector::Glob(g) => {

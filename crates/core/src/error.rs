@@ -1,5 +1,7 @@
 //! Why a job spec (or an expansion) is refused.
 
+use tessera_types::JobId;
+
 /// Why a job spec (or an expansion) was refused. Each message names the task
 /// and says what to change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -118,4 +120,47 @@ pub enum SpecError {
         matches: usize,
         max: usize,
     },
+    #[error(
+        "job dependency {selector:?} matches no job of this project; name an existing job of \
+         the project by its id or its name (`encode*` or `re:REGEX` for several)"
+    )]
+    NoJobMatch { selector: String },
+    #[error("job dependency {selector:?}: invalid regex: {error}")]
+    BadJobRegex { selector: String, error: String },
+    #[error(
+        "job dependency {selector:?} carries `resolved`, which the scheduler writes at \
+         submission; remove it"
+    )]
+    ResolvedGiven { selector: String },
+    #[error("job dependency {selector:?} was not resolved to jobs before the job was submitted")]
+    Unresolved { selector: String },
+    #[error(
+        "job dependency {selector:?} names job {job}, which this scheduler neither runs nor \
+         knows the end of"
+    )]
+    UnknownParent { selector: String, job: JobId },
+    #[error("the job names {count} job dependencies; at most {max} are allowed")]
+    TooManyJobDeps { count: usize, max: usize },
+    #[error(
+        "the job's dependencies match {count} jobs; at most {max} are allowed (narrow the \
+         selectors)"
+    )]
+    TooManyParentJobs { count: usize, max: usize },
+    #[error(
+        "the job's name patterns need {patterns} distinct patterns x {jobs} job names = \
+         {matches} matches, more than the {max} allowed; use fewer distinct patterns"
+    )]
+    TooManyJobMatches {
+        patterns: usize,
+        jobs: usize,
+        matches: usize,
+        max: usize,
+    },
+    #[error(
+        "the job's dependencies name {count} distinct job name patterns; at most {max} are \
+         allowed (name jobs by id or exact name, or share a pattern)"
+    )]
+    TooManyJobPatterns { count: usize, max: usize },
+    #[error("job {0} would wait for itself (a cycle of job dependencies)")]
+    JobCycle(JobId),
 }

@@ -67,7 +67,7 @@ impl Scheduler {
         if self.task(task).is_some() {
             self.set(task, state, Some("forced by a test".into()), &mut step);
         }
-        self.flush_faults(&mut step);
+        self.flush(&mut step);
         self.dispatch(now, &mut step);
         step
     }

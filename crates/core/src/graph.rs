@@ -9,31 +9,74 @@ use crate::step::Step;
 use std::sync::Arc;
 use tessera_types::{Condition, JobId, TaskRef, TaskSnapshot, TaskSpec, TaskState};
 
-/// A barrier: the tasks one selector matched (members) and the tasks that
-/// wait for all of them to end as `condition` accepts (waiters).
+/// A barrier with a count: members that must all end as `condition`
+/// accepts before its waiters may go on. Task fan-ins (members are task
+/// indices) and job fan-ins (members are jobs, see `after.rs`) share it.
+#[derive(Debug)]
+pub(crate) struct Barrier<M> {
+    pub(crate) condition: Condition,
+    /// Members not yet ended.
+    pub(crate) open: u32,
+    /// A member that ended in a way `condition` rejects (its waiters are
+    /// skipped): the first to, or the first in member order after a recount.
+    pub(crate) rejected_by: Option<M>,
+}
+
+impl<M: Copy> Barrier<M> {
+    pub(crate) fn new(condition: Condition) -> Self {
+        Self {
+            condition,
+            open: 0,
+            rejected_by: None,
+        }
+    }
+
+    /// Member `m` ended in `state`: returns whether the barrier now rejects
+    /// (for the first time) and whether it has closed (no member open).
+    pub(crate) fn ended(&mut self, m: M, state: TaskState) -> (bool, bool) {
+        self.open = self.open.saturating_sub(1);
+        let rejects = !accepts(self.condition, state) && self.rejected_by.is_none();
+        if rejects {
+            self.rejected_by = Some(m);
+        }
+        (rejects, self.open == 0)
+    }
+
+    /// Counts again from each member's state (`None`: it has not ended).
+    pub(crate) fn recount(&mut self, members: impl Iterator<Item = (M, Option<TaskState>)>) {
+        self.open = 0;
+        self.rejected_by = None;
+        for (m, state) in members {
+            match state {
+                Some(s) if s.is_terminal() => {
+                    if !accepts(self.condition, s) && self.rejected_by.is_none() {
+                        self.rejected_by = Some(m);
+                    }
+                }
+                _ => self.open += 1,
+            }
+        }
+    }
+}
+
+/// A task fan-in: the tasks one selector matched (members) and the tasks
+/// that wait for all of them to end as its condition accepts (waiters).
 #[derive(Debug)]
 pub(crate) struct FanIn {
     /// The task whose spec names its selector, and which dependency it is.
     pub(crate) named_by: (u32, u32),
-    pub(crate) condition: Condition,
     pub(crate) members: Arc<[u32]>,
     pub(crate) waiters: Vec<u32>,
-    /// Members not yet ended.
-    pub(crate) open: u32,
-    /// A member that ended in a way `condition` rejects (its waiters are
-    /// skipped): the first to, or the first by index after a recount.
-    pub(crate) rejected_by: Option<u32>,
+    pub(crate) barrier: Barrier<u32>,
 }
 
 impl From<FanInSpec> for FanIn {
     fn from(f: FanInSpec) -> Self {
         Self {
             named_by: f.named_by,
-            condition: f.condition,
             members: f.members,
             waiters: f.waiters,
-            open: 0,
-            rejected_by: None,
+            barrier: Barrier::new(f.condition),
         }
     }
 }
@@ -61,22 +104,17 @@ impl Job {
     pub(crate) fn recount(&mut self, first_fan_in: usize, first_task: usize) {
         let Job { tasks, fan_ins, .. } = self;
         for f in &mut fan_ins[first_fan_in..] {
-            f.open = 0;
-            f.rejected_by = None;
-            for &m in f.members.iter() {
-                let state = tasks[m as usize].state;
-                if !state.is_terminal() {
-                    f.open += 1;
-                } else if !accepts(f.condition, state) && f.rejected_by.is_none() {
-                    f.rejected_by = Some(m);
-                }
-            }
+            let states = f
+                .members
+                .iter()
+                .map(|&m| (m, Some(tasks[m as usize].state)));
+            f.barrier.recount(states);
         }
         for t in &mut tasks[first_task..] {
             t.open_fan_ins = t
                 .waits_on
                 .iter()
-                .filter(|&&f| fan_ins[f as usize].open > 0)
+                .filter(|&&f| fan_ins[f as usize].barrier.open > 0)
                 .count() as u32;
         }
     }
@@ -88,7 +126,7 @@ impl Job {
         t.open_fan_ins == 0
             || t.waits_on
                 .iter()
-                .any(|&f| self.fan_ins[f as usize].rejected_by.is_some())
+                .any(|&f| self.fan_ins[f as usize].barrier.rejected_by.is_some())
     }
 
     /// Task `i` ended in `state`: updates the fan-ins it belongs to and
@@ -99,12 +137,7 @@ impl Job {
         let mut due = Vec::new();
         for &g in &member_of {
             let f = &mut fan_ins[g as usize];
-            f.open = f.open.saturating_sub(1);
-            let rejects = !accepts(f.condition, state) && f.rejected_by.is_none();
-            if rejects {
-                f.rejected_by = Some(i);
-            }
-            let closed = f.open == 0;
+            let (rejects, closed) = f.barrier.ended(i, state);
             if !rejects && !closed {
                 continue;
             }

@@ -17,6 +17,14 @@
 //!   N + M links, not N·M; a job's links are bounded ([`MAX_LINKS`]). Work
 //!   per finished task is proportional to the fan-ins it belongs to (and the
 //!   waiters of those it closes); there is no scheduling tick.
+//! - **Job dependencies**: a job may wait for other jobs of its project
+//!   (`JobSpec::after`, resolved to job ids before submission; see
+//!   [`match_jobs`]). Each dependency is a fan-in over parent jobs, on the
+//!   same barrier as task fan-ins: nothing of the job is decided until all
+//!   have closed, and a parent that ends as a condition rejects skips the
+//!   whole job (it ends cancelled, its tasks skipped with the reason). A
+//!   job that ends wakes the jobs waiting on it at once. Parents it does
+//!   not hold are told with [`Scheduler::set_ended`].
 //! - **Retries** with exponential backoff; lost attempts do not count.
 //! - **Time limits**: an attempt past its limit is killed and counts as a failure.
 //! - **Cancellation** cascades: queued tasks end at once, running ones are killed.
@@ -78,6 +86,7 @@
 //! assert_eq!(why.to_string(), "project 7 is at its cpu quota (1 of 1)");
 //! ```
 
+mod after;
 mod compile;
 mod control;
 mod dag;
@@ -89,19 +98,21 @@ mod glob;
 mod graph;
 mod lifecycle;
 mod limits;
+mod restore;
 mod sched;
 mod step;
 mod why;
 
+pub use after::match_jobs;
 pub use compile::{compile, ARRAY_COUNT_ENV, ARRAY_INDEX_ENV};
 pub use control::ControlError;
 pub use error::SpecError;
 pub use fair::{Policy, ProjectUsage, Quota, QuotaKind};
 pub use glob::glob_match;
 pub use limits::{
-    MAX_ARRAY, MAX_BACKOFF_MS, MAX_FOLDER_NAME, MAX_LINKS, MAX_MEMORY_MB, MAX_PATTERN_MATCHES,
-    MAX_RETRIES,
+    MAX_ARRAY, MAX_BACKOFF_MS, MAX_FOLDER_NAME, MAX_JOB_DEPS, MAX_JOB_PARENTS, MAX_JOB_PATTERNS,
+    MAX_LINKS, MAX_MEMORY_MB, MAX_PATTERN_MATCHES, MAX_RETRIES,
 };
 pub use sched::{Scheduler, MAX_LOST};
 pub use step::{Command, Event, Step};
-pub use why::{FanInWait, WaitReason, MAX_NAMED};
+pub use why::{FanInWait, JobWait, WaitReason, MAX_NAMED};

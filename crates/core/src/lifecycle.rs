@@ -24,10 +24,17 @@ impl Scheduler {
             self.finish(task, TaskState::Cancelled, Some(reason), step);
             return;
         }
+        if let Some(reason) = job.skipped.clone() {
+            self.finish(task, TaskState::Skipped, Some(reason), step);
+            return;
+        }
+        if job.gated {
+            return; // its parent jobs decide first (see `after.rs`)
+        }
         // Only a member that has ended can reject (one still retrying may yet succeed).
         let rejected = t.waits_on.iter().find_map(|&f| {
             let f = &job.fan_ins[f as usize];
-            f.rejected_by.map(|p| (p, f.condition))
+            f.barrier.rejected_by.map(|p| (p, f.barrier.condition))
         });
         match rejected {
             Some((p, cond)) => {
@@ -290,7 +297,7 @@ impl Scheduler {
         self.active -= 1;
         j.state = if j.fault.is_some() {
             JobState::Failed
-        } else if j.cancelled {
+        } else if j.cancelled || j.skipped.is_some() {
             JobState::Cancelled
         } else if j.failed > 0 {
             JobState::Failed
@@ -308,6 +315,9 @@ impl Scheduler {
                 suspended: false,
             });
         }
+        // Jobs waiting on it hear of it before the call returns.
+        self.job_ends.push((job, j.state));
+        self.unindex(job);
     }
 }
 

@@ -29,6 +29,26 @@ pub const MAX_LINKS: usize = 2_000_000;
 /// leaves room for 200 distinct patterns).
 pub const MAX_PATTERN_MATCHES: usize = 20_000_000;
 
+/// The most job dependencies (entries of `JobSpec::after`) one job may
+/// name. Go-Docker's `--parent` lists one job id per parent: a merge after
+/// 10,000 encodes names 10,000.
+pub const MAX_JOB_DEPS: usize = 10_000;
+
+/// The most parent jobs one job's dependencies may match, counted per
+/// dependency. While the job waits, each costs the scheduler about 50 bytes
+/// (a fan-in member and an entry in the index by parent), and its stored
+/// spec a few bytes; 100,000 is 5 MB for one job. A name pattern that
+/// matches more (every `encode*` job a project ever ran) is refused rather
+/// than waited on.
+pub const MAX_JOB_PARENTS: usize = 100_000;
+
+/// The most distinct name patterns (globs and regexes) one job's
+/// dependencies may hold. Each is compiled and matched against every job
+/// name of the project on the scheduler's thread at submission; a flow
+/// names a few (Docker's `waitfor` entries, a merge's `encode*`), and ids
+/// and exact names, which are looked up, do not count.
+pub const MAX_JOB_PATTERNS: usize = 100;
+
 /// The most retries a task may ask for. Each is a process and a row in the
 /// store; a task that failed a hundred times will not succeed on the next
 /// try (retry the whole job once the cause is fixed).

@@ -1,5 +1,6 @@
 //! The scheduler state machine: events and `now` in, a [`Step`] out.
 
+use crate::after::{job_fan_ins, JobFanIn};
 use crate::compile::compile_for;
 use crate::dag::{resolve, SpecError};
 use crate::fair::{Policy, Project, ProjectUsage, Quota};
@@ -9,8 +10,7 @@ use crate::step::{Command, Event, Step};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use tessera_types::{
-    AttemptNo, JobId, JobSnapshot, JobSpec, JobState, Millis, ProjectId, TaskRef, TaskSpec,
-    TaskState,
+    AttemptNo, JobId, JobSpec, JobState, Millis, ProjectId, TaskRef, TaskSpec, TaskState,
 };
 
 /// A lost attempt does not count against retries, but a task lost this many
@@ -68,6 +68,17 @@ pub(crate) struct Job {
     pub(crate) priority: i32,
     /// An internal error stopped it (see `fault.rs`): it ends failed.
     pub(crate) fault: Option<String>,
+    /// Its name (for what its dependents say about it).
+    pub(crate) name: Arc<str>,
+    /// Its job dependencies' fan-ins (see `after.rs`).
+    pub(crate) after: Vec<JobFanIn>,
+    /// Waiting for its parent jobs: none of its tasks is decided.
+    pub(crate) gated: bool,
+    /// Fan-ins of `after` still open while gated.
+    pub(crate) held: u32,
+    /// A parent ended as a condition rejects: why it was skipped (it ends
+    /// cancelled).
+    pub(crate) skipped: Option<String>,
 }
 
 impl Job {
@@ -85,6 +96,11 @@ impl Job {
             suspended_at: 0,
             priority,
             fault: None,
+            name: Arc::from(""),
+            after: Vec::new(),
+            gated: false,
+            held: 0,
+            skipped: None,
         }
     }
 }
@@ -115,6 +131,14 @@ pub struct Scheduler {
     pub(crate) paused: bool,
     /// Illegal moves seen during the current call (see `fault.rs`).
     pub(crate) faults: Vec<(TaskRef, String)>,
+    /// Gated jobs by parent: (parent, child, index of the child's fan-in).
+    pub(crate) job_waiters: BTreeSet<(JobId, JobId, u32)>,
+    /// How jobs it does not hold ended, and their names (see
+    /// [`Scheduler::set_ended`]).
+    pub(crate) ended: HashMap<JobId, (JobState, Arc<str>)>,
+    /// Jobs that ended during the current call; their dependents are told
+    /// before it returns.
+    pub(crate) job_ends: Vec<(JobId, JobState)>,
 }
 
 impl Scheduler {
@@ -134,6 +158,9 @@ impl Scheduler {
             active: 0,
             paused: false,
             faults: Vec::new(),
+            job_waiters: BTreeSet::new(),
+            ended: HashMap::new(),
+            job_ends: Vec::new(),
         }
     }
 
@@ -259,7 +286,9 @@ impl Scheduler {
 
     /// Adds a job owned by `project` (its quotas and fair share apply). The
     /// spec must be compiled ([`Scheduler::compile`]); templates in it are
-    /// taken literally.
+    /// taken literally. Its job dependencies must be resolved, naming jobs
+    /// it holds or was told the end of ([`Scheduler::check_after`]): until
+    /// they allow it, nothing of it starts.
     pub fn submit_in(
         &mut self,
         id: JobId,
@@ -271,97 +300,23 @@ impl Scheduler {
             return Err(SpecError::Empty);
         }
         let resolved = resolve(&[], &spec.tasks, self.offer(), Some(MAX_LINKS))?;
+        self.check_after(&spec.after)?;
+        self.check_acyclic_after(id, &spec.after)?;
         let project = self.project(project);
-        self.jobs
-            .insert(id, Job::new(project, JobState::Pending, false, 0));
+        let mut job = Job::new(project, JobState::Pending, false, 0);
+        job.name = Arc::from(spec.name.as_str());
+        job.after = job_fan_ins(&spec.after);
+        job.gated = !job.after.is_empty();
+        let gated = job.gated;
+        self.jobs.insert(id, job);
         self.active += 1;
         let mut step = Step::default();
         self.add_tasks(id, spec.tasks.iter().cloned(), resolved, &mut step);
+        if gated {
+            self.arm(id, &mut step);
+        }
         self.settle(id, &mut step);
-        self.flush_faults(&mut step);
-        self.dispatch(now, &mut step);
-        Ok(step)
-    }
-
-    /// Rebuilds a job from the store after a restart. `batch_starts` are the
-    /// first indices of each batch of tasks (0, then one per expansion):
-    /// selectors resolve within their own batch and earlier ones, exactly as
-    /// when the tasks were first added. Attempts that were running are lost.
-    pub fn restore(
-        &mut self,
-        snap: &JobSnapshot,
-        batch_starts: &[u32],
-        now: Millis,
-    ) -> Result<Step, SpecError> {
-        let n = snap.spec.tasks.len();
-        let mut bounds: Vec<usize> = batch_starts
-            .iter()
-            .map(|&b| b as usize)
-            .filter(|&b| b < n)
-            .collect();
-        bounds.sort_unstable();
-        bounds.dedup();
-        if bounds.first() != Some(&0) {
-            bounds.insert(0, 0);
-        }
-        bounds.push(n);
-        let mut resolved = Vec::with_capacity(bounds.len());
-        for w in bounds.windows(2) {
-            let existing: Vec<&str> = snap.spec.tasks[..w[0]]
-                .iter()
-                .map(|t| t.name.as_str())
-                .collect();
-            // A restored job ran before: its images were accepted then. If
-            // the Docker executor is gone now, its attempts fail, saying so.
-            let offer = crate::dag::Offer {
-                images: true,
-                ..self.offer()
-            };
-            // Accepted once: not held to today's budgets.
-            let batch = &snap.spec.tasks[w[0]..w[1]];
-            resolved.push((w[0], w[1], resolve(&existing, batch, offer, None)?));
-        }
-        let project = self.project(snap.project);
-        let mut job = Job::new(project, snap.state, snap.suspended, snap.priority);
-        job.suspended_at = now;
-        self.jobs.insert(snap.id, job);
-        if !snap.state.is_terminal() {
-            self.active += 1;
-        }
-        let mut step = Step::default();
-        // Every batch is in place before anything is decided.
-        for (from, to, r) in resolved {
-            let states = snap.tasks.get(from..to.min(snap.tasks.len()));
-            self.attach(
-                snap.id,
-                snap.spec.tasks[from..to].iter().cloned(),
-                r,
-                states,
-            );
-        }
-        self.wake(snap.id, 0, &mut step);
-        let job = self.jobs.get_mut(&snap.id).expect("just inserted");
-        let running: Vec<(u32, AttemptNo)> = job
-            .tasks
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| t.state == TaskState::Running)
-            .map(|(i, t)| (i as u32, t.attempt))
-            .collect();
-        for (i, attempt) in running {
-            // Its slot was never taken in this process.
-            let task = TaskRef::new(snap.id, i);
-            self.occupy(task, now);
-            self.lost(
-                task,
-                attempt,
-                "tessera restarted while it ran".into(),
-                now,
-                &mut step,
-            );
-        }
-        self.settle(snap.id, &mut step);
-        self.flush_faults(&mut step);
+        self.flush(&mut step);
         self.dispatch(now, &mut step);
         Ok(step)
     }
@@ -387,7 +342,7 @@ impl Scheduler {
             Event::RetryJob { job } => self.retry_job(job, &mut step),
             Event::SetPriority { job, priority } => self.set_priority(job, priority, &mut step),
         }
-        self.flush_faults(&mut step);
+        self.flush(&mut step);
         self.dispatch(now, &mut step);
         step
     }
@@ -417,7 +372,7 @@ impl Scheduler {
         for p in &mut self.projects {
             p.prune(now, &self.policy);
         }
-        self.flush_faults(&mut step);
+        self.flush(&mut step);
         self.dispatch(now, &mut step);
         step
     }
@@ -454,10 +409,12 @@ impl Scheduler {
         self.task(task).map(|t| t.state)
     }
 
-    /// Drops a finished job from memory (the store keeps it).
+    /// Drops a finished job from memory (the store keeps it); its end is
+    /// remembered for jobs that name it (see [`Scheduler::set_ended`]).
     pub fn forget(&mut self, job: JobId) {
         if self.jobs.get(&job).is_some_and(|j| j.state.is_terminal()) {
-            self.jobs.remove(&job);
+            let j = self.jobs.remove(&job).expect("held");
+            self.ended.insert(job, (j.state, j.name));
         }
     }
 

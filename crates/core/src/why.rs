@@ -4,7 +4,7 @@ use crate::fair::QuotaKind;
 use crate::sched::{Job, Scheduler, Task};
 use std::collections::HashMap;
 use std::fmt;
-use tessera_types::{JobId, Millis, ProjectId, TaskRef, TaskState};
+use tessera_types::{Condition, JobId, Millis, ProjectId, TaskRef, TaskState};
 
 /// At most this many open dependencies are named in a [`WaitReason`].
 pub const MAX_NAMED: usize = 5;
@@ -14,6 +14,18 @@ pub const MAX_NAMED: usize = 5;
 #[derive(Debug, Clone, PartialEq)]
 pub struct FanInWait {
     pub selector: String,
+    pub open: usize,
+    pub of: usize,
+    pub first: Vec<String>,
+}
+
+/// A job fan-in a job waits on: `open` of the `of` jobs `selector`
+/// matched have not ended as `condition` needs; the first few of those
+/// (`12 (split)`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobWait {
+    pub selector: String,
+    pub condition: Condition,
     pub open: usize,
     pub of: usize,
     pub first: Vec<String>,
@@ -30,6 +42,8 @@ pub enum WaitReason {
         open: Vec<String>,
         fan_ins: Vec<FanInWait>,
     },
+    /// Its job waits for other jobs (`JobSpec::after`): each open fan-in.
+    Jobs(Vec<JobWait>),
     /// A retry is backing off until then.
     BackingOff { until: Millis },
     /// The scheduler starts nothing new (draining or interrupted).
@@ -77,6 +91,27 @@ impl fmt::Display for WaitReason {
                     )?;
                     names(f, &w.first, w.open)?;
                     sep = "; ";
+                }
+                Ok(())
+            }
+            Self::Jobs(waits) => {
+                f.write_str("waiting for ")?;
+                for (i, w) in waits.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { "; " };
+                    let verb = crate::after::verb(w.condition);
+                    match w.first.as_slice() {
+                        [only] if w.of == 1 => write!(f, "{sep}job {only} to {verb}")?,
+                        first => {
+                            write!(
+                                f,
+                                "{sep}{} of {} jobs matching {} to {verb}: ",
+                                thousands(w.open),
+                                thousands(w.of),
+                                w.selector
+                            )?;
+                            names(f, first, w.open)?;
+                        }
+                    }
                 }
                 Ok(())
             }
@@ -143,6 +178,35 @@ impl Scheduler {
         self.why(task, now, &mut HashMap::new())
     }
 
+    /// What `job` waits for while its job dependencies hold it back
+    /// (`None` once released, or for a job without any, or one it does not
+    /// hold). Its waiting tasks give the same reason.
+    pub fn why_job_waiting(&self, job: JobId) -> Option<WaitReason> {
+        let j = self.jobs.get(&job).filter(|j| j.gated)?;
+        let waits = j
+            .after
+            .iter()
+            .filter(|f| f.barrier.open > 0)
+            .map(|f| JobWait {
+                selector: f.selector.clone(),
+                condition: f.barrier.condition,
+                open: f.barrier.open as usize,
+                of: f.members.len(),
+                first: f
+                    .members
+                    .iter()
+                    .filter(|&&p| self.parent_end(p).is_none())
+                    .take(MAX_NAMED)
+                    .map(|&p| match self.jobs.get(&p) {
+                        Some(pj) => format!("{p} ({})", pj.name),
+                        None => p.to_string(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Some(WaitReason::Jobs(waits))
+    }
+
     /// [`why_waiting`](Self::why_waiting) for every waiting or ready task
     /// of `job`, in index order (empty for a job it does not hold). Each
     /// fan-in's open members are looked up once, however many tasks wait
@@ -151,6 +215,12 @@ impl Scheduler {
         let Some(j) = self.jobs.get(&job) else {
             return Vec::new();
         };
+        if let Some(why) = self.why_job_waiting(job) {
+            return (0..j.tasks.len() as u32)
+                .filter(|&i| j.tasks[i as usize].state == TaskState::Waiting)
+                .map(|i| (i, why.clone()))
+                .collect();
+        }
         let mut seen = HashMap::new();
         (0..j.tasks.len() as u32)
             .filter_map(|i| Some((i, self.why(TaskRef::new(job, i), now, &mut seen)?)))
@@ -161,6 +231,7 @@ impl Scheduler {
         let job = self.jobs.get(&task.job)?;
         let t = job.tasks.get(task.index as usize)?;
         match t.state {
+            TaskState::Waiting if job.gated => return self.why_job_waiting(task.job),
             TaskState::Waiting => return Some(self.dependencies(job, t, seen)),
             TaskState::Ready => {}
             _ => return None,
@@ -216,7 +287,7 @@ impl Scheduler {
         let mut fan_ins = Vec::new();
         for &f in &t.waits_on {
             let fan = &job.fan_ins[f as usize];
-            if fan.open == 0 {
+            if fan.barrier.open == 0 {
                 continue;
             }
             if let [only] = *fan.members {
@@ -225,7 +296,7 @@ impl Scheduler {
             }
             let w = seen.entry(f).or_insert_with(|| FanInWait {
                 selector: job.selector(fan),
-                open: fan.open as usize,
+                open: fan.barrier.open as usize,
                 of: fan.members.len(),
                 first: fan
                     .members

@@ -1,6 +1,8 @@
+mod after;
+
 use crate::feed::{Feed, FeedItem};
 use crate::handle::{DriverHandle, Input};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -218,8 +220,15 @@ impl<S: Store, E: Executor> Driver<S, E> {
         self.restore_usage(now)?;
         let mut jobs = self.store.load_unfinished()?;
         jobs.retain(|j| wanted(j.id));
+        let unfinished: HashSet<JobId> = jobs.iter().map(|j| j.id).collect();
         let mut step = Step::default();
         for snap in &jobs {
+            // Parents that ended before: their ends, from the store. The
+            // unfinished ones are restored here too (before their children:
+            // a job only names jobs older than itself).
+            let mut parents = self.sched.unknown_parents(&snap.spec.after);
+            parents.retain(|p| !unfinished.contains(p));
+            self.tell_ended(&parents)?;
             step.append(self.sched.restore(snap, &snap.batch_starts, now)?);
             self.hold_access(snap.id, snap.project, &snap.spec);
         }
@@ -277,6 +286,12 @@ impl<S: Store, E: Executor> Driver<S, E> {
         self.commit_and_act(step, now, &mut ())
     }
 
+    /// What `job` waits for while its job dependencies hold it back (`None`
+    /// once released, or for a job without any).
+    pub fn job_waiting(&self, job: JobId) -> Option<String> {
+        self.sched.why_job_waiting(job).map(|why| why.to_string())
+    }
+
     /// Validates, commits, and queues a job (of no project: the CLI's own jobs).
     pub fn submit(&mut self, spec: &JobSpec, key: Option<&str>) -> Result<JobId, DriverError> {
         self.submit_in(None, spec, key)
@@ -291,8 +306,11 @@ impl<S: Store, E: Executor> Driver<S, E> {
     ) -> Result<JobId, DriverError> {
         // Arrays and templates are expanded once, here: the store holds the
         // compiled spec, so a restored job is never expanded again.
-        let spec = &self.sched.compile(spec)?;
-        crate::volumes::check_job(&self.config.volumes, spec)?;
+        let mut spec = self.sched.compile(spec)?;
+        crate::volumes::check_job(&self.config.volumes, &spec)?;
+        // So are job dependencies resolved: the store keeps the ids.
+        self.resolve_after(project, &mut spec.after)?;
+        let spec = &spec;
         let now = SystemClock::now();
         let id = self.store.create_job(project, spec, key, now)?;
         let step = self.sched.submit_in(id, project, spec, now)?;
@@ -375,6 +393,15 @@ impl<S: Store, E: Executor> Driver<S, E> {
                 .chain(self.rx.try_iter().take(BATCH))
                 .collect();
             for input in inputs {
+                // A submission or a control request commits its own step at
+                // once: what this turn decided before it is committed
+                // first, so the store never records a later decision
+                // before an earlier one (a job released by a parent's end
+                // that the store does not have yet).
+                if matches!(input, Input::Submit { .. } | Input::Control { .. }) && !step.is_empty()
+                {
+                    self.commit_and_act(std::mem::take(&mut step), now, observer)?;
+                }
                 step.append(self.input(input, now, observer)?);
             }
             self.record_starts(now)?;
@@ -548,6 +575,10 @@ impl<S: Store, E: Executor> Driver<S, E> {
                 let _ = reply.send(self.why_waiting(job, now));
                 Step::default()
             }
+            Input::JobWaiting { job, reply } => {
+                let _ = reply.send(self.job_waiting(job));
+                Step::default()
+            }
             Input::Usage { project, reply } => {
                 let _ = reply.send(self.sched.project_usage(project, now));
                 Step::default()
@@ -642,10 +673,24 @@ impl<S: Store, E: Executor> Driver<S, E> {
         now: Millis,
         observer: &mut dyn Observer,
     ) -> Result<(), DriverError> {
+        // A retried job counts its parents again: those the scheduler does
+        // not hold are told first (after it takes the job back, if need be).
+        let retried = match event {
+            Event::RetryJob { job } => Some(job),
+            _ => None,
+        };
+        if let Some(job) = retried {
+            let parents = self.sched.unknown_parents_of(job);
+            self.tell_ended(&parents)?;
+        }
         let adopted = match self.sched.check(&event) {
             Ok(()) => None,
             Err(ControlError::UnknownJob(job)) => {
                 self.adopt(job, now, observer)?;
+                if retried.is_some() {
+                    let parents = self.sched.unknown_parents_of(job);
+                    self.tell_ended(&parents)?;
+                }
                 Some(job)
             }
             Err(e) => return Err(e.into()),

@@ -34,6 +34,10 @@ pub(crate) enum Input {
         job: JobId,
         reply: Sender<Vec<(u32, String)>>,
     },
+    JobWaiting {
+        job: JobId,
+        reply: Sender<Option<String>>,
+    },
     Usage {
         project: Option<ProjectId>,
         reply: Sender<ProjectUsage>,
@@ -144,6 +148,13 @@ impl DriverHandle {
     /// this process started, or unknown). Blocks.
     pub fn why_waiting(&self, job: JobId) -> Result<Vec<(u32, String)>, DriverError> {
         self.ask(|reply| Input::WhyWaiting { job, reply })
+    }
+
+    /// What `job` waits for while its job dependencies hold it back
+    /// ("waiting for job 12 (split) to succeed"); `None` once released, for
+    /// a job without any, or one the scheduler does not hold. Blocks.
+    pub fn job_waiting(&self, job: JobId) -> Result<Option<String>, DriverError> {
+        self.ask(|reply| Input::JobWaiting { job, reply })
     }
 
     /// A project's accounts now (running cpu and memory, decayed and

@@ -10,10 +10,14 @@
 //! - `users`: tasks running as another user share their job's directory.
 //! - `nodes`: the node an attempt ran on is recorded; recovery leaves
 //!   workers' pids alone.
+//! - `after`: jobs that wait on jobs: resolution and its refusals, parents
+//!   that ended before, a restart while children wait, retries.
 //! - `hostile`: specs and events written to hurt (array-on-array fan-in,
 //!   names alike once sanitised, endless losses, an illegal state move, a
 //!   zero time limit).
 
+#[path = "driver/after.rs"]
+mod after;
 #[path = "driver/control.rs"]
 mod control;
 #[path = "driver/hostile.rs"]

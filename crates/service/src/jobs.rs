@@ -48,6 +48,10 @@ pub fn page_limit(limit: Option<u32>) -> u32 {
 pub struct JobStatus {
     pub job: JobRecord,
     pub counts: Vec<(TaskState, u64)>,
+    /// The jobs it waits on, as written with what each matched.
+    pub after: Vec<tessera_types::JobDependency>,
+    /// What it waits for while its job dependencies hold it back.
+    pub waiting: Option<String>,
 }
 
 /// A task, and why it has not started if it waits or is ready
@@ -66,6 +70,10 @@ pub struct JobDetail {
     pub tasks: Vec<TaskRecord>,
     pub attempts: Vec<AttemptRecord>,
     pub counts: Vec<(TaskState, u64)>,
+    /// The jobs it waits on, as written with what each matched.
+    pub after: Vec<tessera_types::JobDependency>,
+    /// What it waits for while its job dependencies hold it back.
+    pub waiting: Option<String>,
 }
 
 impl Service {
@@ -133,7 +141,31 @@ impl Service {
     pub(crate) async fn status_of(&self, job: JobRecord) -> Result<JobStatus, ServiceError> {
         let id = job.id;
         let counts = self.db(move |db| Ok(db.task_counts(id)?)).await?;
-        Ok(JobStatus { job, counts })
+        let (after, waiting) = self.after_of(&job).await?;
+        Ok(JobStatus {
+            job,
+            counts,
+            after,
+            waiting,
+        })
+    }
+
+    /// The jobs `job` waits on (its own spec's `after`) and, while they
+    /// hold it back, what for (asked of the driver only then).
+    async fn after_of(
+        &self,
+        job: &JobRecord,
+    ) -> Result<(Vec<tessera_types::JobDependency>, Option<String>), ServiceError> {
+        let id = job.id;
+        let head = self.db(move |db| Ok(db.job_spec(id)?)).await?;
+        let after = head.map(|h| h.after).unwrap_or_default();
+        let waiting = if after.is_empty() || job.state.is_terminal() {
+            None
+        } else {
+            let driver = self.driver.clone();
+            tokio::task::spawn_blocking(move || driver.job_waiting(id)).await??
+        };
+        Ok((after, waiting))
     }
 
     /// The job as the store has it now (`None` once it is gone).
@@ -214,23 +246,28 @@ impl Service {
         shown: u32,
     ) -> Result<JobDetail, ServiceError> {
         let (id, project) = (job.id(), job.job().project);
-        self.db(move |db| {
-            let project = match project {
-                Some(p) => db.project(p)?,
-                None => None,
-            };
-            let tasks = db.tasks_page(id, 0, shown)?;
-            let mut attempts = db.attempts_page(id, 0, PAGE_MAX)?;
-            let last = tasks.last().map_or(0, |t| t.task.index);
-            attempts.retain(|a| a.task.index <= last);
-            Ok(JobDetail {
-                project,
-                tasks,
-                attempts,
-                counts: db.task_counts(id)?,
+        let mut detail = self
+            .db(move |db| {
+                let project = match project {
+                    Some(p) => db.project(p)?,
+                    None => None,
+                };
+                let tasks = db.tasks_page(id, 0, shown)?;
+                let mut attempts = db.attempts_page(id, 0, PAGE_MAX)?;
+                let last = tasks.last().map_or(0, |t| t.task.index);
+                attempts.retain(|a| a.task.index <= last);
+                Ok(JobDetail {
+                    project,
+                    tasks,
+                    attempts,
+                    counts: db.task_counts(id)?,
+                    after: Vec::new(),
+                    waiting: None,
+                })
             })
-        })
-        .await
+            .await?;
+        (detail.after, detail.waiting) = self.after_of(job.job()).await?;
+        Ok(detail)
     }
 
     /// Asks the driver to cancel the job (it happens asynchronously); the

@@ -25,6 +25,16 @@ impl<S: Store + ?Sized> Store for Box<S> {
     fn load_job(&self, id: JobId) -> Result<Option<JobSnapshot>, StoreError> {
         (**self).load_job(id)
     }
+    fn job_spec(&self, id: JobId) -> Result<Option<JobSpec>, StoreError> {
+        (**self).job_spec(id)
+    }
+    fn job_names(
+        &self,
+        project: Option<ProjectId>,
+        name: Option<&str>,
+    ) -> Result<Vec<(JobId, String)>, StoreError> {
+        (**self).job_names(project, name)
+    }
     fn find_job_by_key(&self, key: &str) -> Result<Option<JobRecord>, StoreError> {
         (**self).find_job_by_key(key)
     }

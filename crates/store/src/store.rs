@@ -42,6 +42,20 @@ pub trait Store: Send {
     /// started with this (to retry it).
     fn load_job(&self, id: JobId) -> Result<Option<JobSnapshot>, StoreError>;
 
+    /// A job's own spec (name, params, grants, job dependencies with the
+    /// ids they resolved to) without its tasks; `None` for an unknown job.
+    /// One row: cheap for a job of any size.
+    fn job_spec(&self, id: JobId) -> Result<Option<JobSpec>, StoreError>;
+
+    /// The ids and names of `project`'s jobs (of the jobs of no project
+    /// when `None`), ascending id; only those named exactly `name` when it
+    /// is given (an index lookup). What job dependencies resolve against.
+    fn job_names(
+        &self,
+        project: Option<ProjectId>,
+        name: Option<&str>,
+    ) -> Result<Vec<(JobId, String)>, StoreError>;
+
     /// The newest job created with this key.
     fn find_job_by_key(&self, key: &str) -> Result<Option<JobRecord>, StoreError>;
 

@@ -8,7 +8,10 @@
 //! illegal transitions, and the harness checks invariants at every step:
 //! slots never oversubscribed, no project over its quota (cpu and memory at
 //! every step, cpu time per window at every start), no task starts before
-//! its dependencies allow, the change log agrees with the scheduler.
+//! its dependencies allow nor before its job's parent jobs (`JobSpec::after`,
+//! resolved against the shadow store as the driver resolves them against the
+//! store) have ended as its conditions accept, the change log agrees with
+//! the scheduler.
 //!
 //! ```
 //! use tessera_testkit::{Sim, Behaviour};

@@ -124,17 +124,23 @@ impl Shadow {
         self.jobs
             .iter()
             .filter(|(_, j)| !j.state.is_terminal())
-            .map(|(id, j)| JobSnapshot {
-                id: *id,
-                spec: j.spec.clone(),
-                state: j.state,
-                tasks: j.tasks.clone(),
-                batch_starts: j.batch_starts.clone(),
-                project: j.project,
-                suspended: j.suspended,
-                priority: j.priority,
-            })
+            .filter_map(|(id, _)| self.snapshot(*id))
             .collect()
+    }
+
+    /// One job as a store's `load_job` gives it, whatever its state.
+    pub fn snapshot(&self, id: JobId) -> Option<JobSnapshot> {
+        let j = self.jobs.get(&id)?;
+        Some(JobSnapshot {
+            id,
+            spec: j.spec.clone(),
+            state: j.state,
+            tasks: j.tasks.clone(),
+            batch_starts: j.batch_starts.clone(),
+            project: j.project,
+            suspended: j.suspended,
+            priority: j.priority,
+        })
     }
 }
 

@@ -1,5 +1,7 @@
 //! The simulation harness: the real scheduler, a fake clock, a fake executor.
 
+mod after;
+
 use crate::Shadow;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -68,6 +70,9 @@ pub struct Sim {
     /// Internal errors the scheduler reported ([`Command::Fault`]): each is
     /// a core bug, and [`Sim::assert_log_matches_scheduler`] fails on any.
     pub faults: Vec<String>,
+    /// Jobs retried through [`Sim::retry`]: a job released before its
+    /// parent was retried keeps running (so the start check spares it).
+    pub retried: std::collections::HashSet<JobId>,
 }
 
 struct Finish {
@@ -102,6 +107,7 @@ impl Sim {
             quotas: BTreeMap::new(),
             policy: Policy::default(),
             faults: Vec::new(),
+            retried: Default::default(),
         }
     }
 
@@ -110,8 +116,11 @@ impl Sim {
         self.submit_in(None, spec)
     }
 
-    /// Submits a job owned by `project`.
+    /// Submits a job owned by `project`. Its job dependencies are
+    /// resolved against the shadow store's jobs of the project, as the
+    /// driver resolves them against the store.
     pub fn submit_in(&mut self, project: Option<ProjectId>, spec: &JobSpec) -> JobId {
+        let spec = &self.resolve_after(project, spec);
         let id = JobId(self.next_job);
         self.next_job += 1;
         self.shadow.create_in(id, project, spec);
@@ -248,6 +257,7 @@ impl Sim {
             }
         }
         for snap in self.shadow.snapshots() {
+            self.tell_ended(&snap.spec.after);
             let step = self
                 .sched
                 .restore(&snap, &snap.batch_starts, self.now)
@@ -269,6 +279,7 @@ impl Sim {
                     ..
                 } => {
                     self.check_dependencies_allow(task, &spec);
+                    self.check_parent_jobs_allow(task.job);
                     assert!(
                         !self.shadow.jobs[&task.job].suspended,
                         "{task} started while its job is suspended"

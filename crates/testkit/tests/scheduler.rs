@@ -8,6 +8,8 @@ mod fair;
 mod fanin;
 #[path = "scheduler/faults.rs"]
 mod faults;
+#[path = "scheduler/jobdeps.rs"]
+mod jobdeps;
 #[path = "scheduler/makespan.rs"]
 mod makespan;
 

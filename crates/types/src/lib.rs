@@ -14,6 +14,7 @@
 //! assert_eq!(spec.tasks[1].deps[0].selector.to_string(), "a");
 //! ```
 
+mod after;
 mod change;
 mod folder;
 mod ids;
@@ -24,6 +25,7 @@ mod reach;
 mod spec;
 mod state;
 
+pub use after::{JobDependency, JobSelector};
 pub use change::{Change, JobSnapshot, TaskSnapshot};
 pub use folder::folder_name;
 pub use ids::{AttemptNo, JobId, KeyId, Millis, NodeId, ProjectId, TaskRef, UserId};

@@ -26,6 +26,12 @@ pub struct JobSpec {
     /// client; the API refuses specs that carry any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grants: Vec<crate::Grant>,
+    /// Other jobs of its project it waits for (see
+    /// [`JobDependency`](crate::JobDependency)): nothing of it starts until
+    /// they have ended as their conditions accept, and it is skipped (it
+    /// ends cancelled) once one of them ended in a way its condition rejects.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<crate::JobDependency>,
 }
 
 impl JobSpec {
@@ -35,7 +41,14 @@ impl JobSpec {
             params: BTreeMap::new(),
             tasks,
             grants: Vec::new(),
+            after: Vec::new(),
         }
+    }
+
+    /// Waits for other jobs of its project as `dep` says.
+    pub fn after_job(mut self, dep: crate::JobDependency) -> Self {
+        self.after.push(dep);
+        self
     }
 
     pub fn with_param(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {

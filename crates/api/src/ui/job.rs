@@ -32,6 +32,8 @@ pub(crate) async fn show(
         tasks,
         attempts,
         counts,
+        after,
+        waiting,
     } = s.service.job_detail(&access, SHOWN_TASKS).await?;
     let (job, id) = (access.job(), access.id());
     let now = now_ms();
@@ -73,12 +75,13 @@ pub(crate) async fn show(
         r#"<h1>Job #{id} · {name}</h1>
 <p class="row"><span id="job-state" class="badge s-{state}" data-state="{state}" data-poll="/ui/jobs/{id}/state.json" data-events="/ui/jobs/{id}/events">{state}</span>
 <span>project {project_html}</span><span class="muted">created {created} UTC{ended}</span></p>
-{output}<p>Progress: <progress id="progress" max="{total}" value="{done}"></progress> <span id="progress-text">{done} / {total}</span> tasks ended <span id="fps" class="muted"></span></p>
+{output}{after}<p>Progress: <progress id="progress" max="{total}" value="{done}"></progress> <span id="progress-text">{done} / {total}</span> tasks ended <span id="fps" class="muted"></span></p>
 <h2>Graph</h2><div class="scroll">{dag}</div>
 <h2>Timeline</h2><div class="scroll">{gantt}</div>
 <h2>Tasks</h2>{more}{table}
 <script>{LIVE_JS}</script>"#,
         name = escape(&job.name),
+        after = after_line(&after, waiting.as_deref()),
         created = time(job.created_at),
         dag = dag::render(&tasks),
         gantt = gantt::render(&tasks, &attempts, now),
@@ -89,6 +92,41 @@ pub(crate) async fn show(
         Some(&caller.user().name),
         &body,
     ))
+}
+
+/// One line for a job that waits on jobs: each dependency as written,
+/// the jobs it matched (linked), and what it still waits for.
+fn after_line(after: &[tessera_types::JobDependency], waiting: Option<&str>) -> String {
+    if after.is_empty() {
+        return String::new();
+    }
+    let deps: Vec<String> = after
+        .iter()
+        .map(|d| {
+            let jobs: Vec<String> = d
+                .resolved
+                .iter()
+                .map(|j| format!(r#"<a href="/ui/jobs/{j}">#{j}</a>"#))
+                .collect();
+            let condition = serde_json::to_value(d.condition).unwrap_or_default();
+            format!(
+                "{} ({}): {}",
+                escape(&d.job.to_string()),
+                condition.as_str().unwrap_or(""),
+                jobs.join(" ")
+            )
+        })
+        .collect();
+    let waiting = waiting.map_or(String::new(), |w| {
+        format!(
+            r#" <span id="after-waiting" class="muted">{}</span>"#,
+            escape(w)
+        )
+    });
+    format!(
+        r#"<p class="card" id="after">After jobs: {}.{waiting}</p>"#,
+        deps.join("; ")
+    )
 }
 
 fn task_table(job: i64, tasks: &[TaskRecord], attempts: &[AttemptRecord]) -> String {

@@ -110,6 +110,27 @@ fn show(client: &Client, id: i64) -> Result<()> {
         job["state"].as_str().unwrap_or(""),
         job["priority"].as_i64().unwrap_or(0)
     );
+    // The jobs it waits on, and while they hold it back, what for.
+    for d in job["after"].as_array().into_iter().flatten() {
+        let selector = d["job"]
+            .as_str()
+            .map_or_else(|| d["job"].to_string(), str::to_string);
+        let ids: Vec<String> = d["jobs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(Value::to_string)
+            .collect();
+        let s = if ids.len() == 1 { "" } else { "s" };
+        println!(
+            "after {selector} ({}): job{s} {}",
+            d["condition"].as_str().unwrap_or(""),
+            ids.join(", ")
+        );
+    }
+    if let Some(waiting) = job["waiting"].as_str() {
+        println!("{waiting}");
+    }
     println!(
         "{:>5}  {:<10}  {:>7}  {:<24}  REASON (waiting: why it has not started)",
         "#", "STATE", "ATTEMPT", "TASK"

@@ -250,3 +250,107 @@ fn the_client_says_clearly_when_it_is_refused_or_not_logged_in() {
     assert_eq!(out.code, Some(3));
     assert!(out.stderr.contains("not logged in"), "{}", out.stderr);
 }
+
+/// A one-task job that runs `script`, waiting for `after` (YAML).
+fn after_job(name: &str, script: &str, after: &str) -> String {
+    format!(
+        "name: {name}\nafter: {after}\ntasks:\n  - {{ name: t, action: {{ kind: command, argv: [sh, -c, {script:?}] }} }}\n"
+    )
+}
+
+#[test]
+fn jobs_waiting_on_jobs_are_shown_refused_and_survive_a_sigkill_of_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("config");
+    let mut boot = tessera();
+    boot.args([
+        "admin",
+        "create-user",
+        "ana",
+        "--admin",
+        "--project",
+        "video",
+        "--data-dir",
+    ])
+    .arg(&data);
+    let created = run(&mut boot);
+    created.expect_code(0);
+    let key = created.stdout.trim().to_string();
+    let server = Server::start(&data);
+    let go = dir.path().join("go");
+    let wait = format!("while [ ! -e {} ]; do sleep 0.05; done", go.display());
+    let submit = |server: &Server, name: &str, yaml: String| {
+        let file = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&file, yaml).unwrap();
+        client(server, &key, &config, &["submit", file.to_str().unwrap()])
+    };
+    submit(&server, "split", after_job("split", &wait, "[]")).expect_code(0);
+    submit(
+        &server,
+        "encode",
+        after_job("encode1", "true", "[{job: 1}]"),
+    )
+    .expect_code(0);
+    let merge = submit(
+        &server,
+        "merge",
+        after_job("merge", "true", "[{job: 'encode*'}]"),
+    );
+    merge.expect_code(0);
+    assert!(
+        merge.stdout.starts_with("submitted job 3"),
+        "{}",
+        merge.stdout
+    );
+
+    let shown = client(&server, &key, &config, &["job", "show", "3"]);
+    shown.expect_code(0);
+    assert!(
+        shown.stdout.contains("after encode* (success): job 2\n"),
+        "{}",
+        shown.stdout
+    );
+    assert!(
+        shown
+            .stdout
+            .contains("waiting for job 2 (encode1) to succeed\n"),
+        "{}",
+        shown.stdout
+    );
+    let refused = submit(
+        &server,
+        "bad",
+        after_job("bad", "true", "[{job: 'nothing*'}]"),
+    );
+    assert_ne!(refused.code, Some(0), "{refused:?}");
+    assert!(refused.stderr.contains("(422)"), "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("job dependency \"nothing*\" matches no job of this project"),
+        "{}",
+        refused.stderr
+    );
+
+    // Killed while split runs and the others wait: after the restart they
+    // wait again, and run in order once split ends.
+    wait_until(&server, &key, &config, "1", "split to run", |s| {
+        row(s, "t").is_some_and(|r| r.0 == "running")
+    });
+    server.sigkill();
+    let server = Server::start(&data);
+    let shown = client(&server, &key, &config, &["job", "show", "3"]);
+    assert!(
+        shown
+            .stdout
+            .contains("waiting for job 2 (encode1) to succeed"),
+        "{}",
+        shown.stdout
+    );
+    std::fs::write(&go, "").unwrap();
+    let shown = wait_until(&server, &key, &config, "3", "merge to finish", |s| {
+        s.contains("— succeeded")
+    });
+    assert!(!shown.contains("waiting for"), "{shown}");
+}

@@ -11,6 +11,7 @@
 //! ```
 
 mod accounts;
+mod after;
 mod counts;
 mod durable;
 mod jobs;
@@ -22,6 +23,7 @@ pub use accounts::{
     members_are_added_changed_and_removed, names_are_unique_and_not_blank,
     projects_start_with_their_owner,
 };
+pub use after::job_dependencies_and_names_round_trip;
 pub use counts::{counts_group_by_state_and_project, pages_follow_index_order};
 pub use durable::{
     a_finished_job_loads_back_as_it_was, attempts_record_outcome_and_usage,
@@ -125,6 +127,10 @@ pub const TESTS: &[(&str, Test)] = &[
     (
         "node_usage_groups_ended_attempts_by_node",
         node_usage_groups_ended_attempts_by_node,
+    ),
+    (
+        "job_dependencies_and_names_round_trip",
+        job_dependencies_and_names_round_trip,
     ),
 ];
 

@@ -259,6 +259,18 @@ impl Store for PostgresStore {
         read::job(&mut self.conn.borrow_mut(), id)
     }
 
+    fn job_spec(&self, id: JobId) -> Result<Option<JobSpec>, StoreError> {
+        read::job_spec(&mut self.conn.borrow_mut(), id)
+    }
+
+    fn job_names(
+        &self,
+        project: Option<ProjectId>,
+        name: Option<&str>,
+    ) -> Result<Vec<(JobId, String)>, StoreError> {
+        read::job_names(&mut self.conn.borrow_mut(), project, name)
+    }
+
     fn recent_jobs(&self, limit: u32) -> Result<Vec<JobRecord>, StoreError> {
         read::recent_jobs(&mut self.conn.borrow_mut(), limit)
     }

@@ -56,6 +56,12 @@ const NODE_USAGE: &str = "SELECT node, COUNT(*), COALESCE(SUM(cpu_ms), 0)::bigin
     COALESCE(SUM(transfer_ms), 0)::bigint, COALESCE(SUM(transfer_bytes), 0)::bigint \
     FROM attempts WHERE ended_at IS NOT NULL AND ended_at >= $1 \
     GROUP BY node ORDER BY node IS NOT NULL, node";
+const JOB_SPEC: &str = "SELECT spec_json FROM jobs WHERE id = $1";
+const NAMES_OF: &str = "SELECT id, name FROM jobs WHERE project_id = $1 ORDER BY id";
+const NAMED_IN: &str = "SELECT id, name FROM jobs WHERE project_id = $1 AND name = $2 ORDER BY id";
+const NAMES_OF_NONE: &str = "SELECT id, name FROM jobs WHERE project_id IS NULL ORDER BY id";
+const NAMED_IN_NONE: &str =
+    "SELECT id, name FROM jobs WHERE project_id IS NULL AND name = $1 ORDER BY id";
 const BATCH_STARTS: &str = "SELECT DISTINCT batch FROM tasks WHERE job_id = $1 ORDER BY batch";
 
 /// Runs a cached statement and maps its rows.
@@ -167,6 +173,27 @@ fn attempt_row(r: &Row) -> Result<AttemptRecord, StoreError> {
 
 pub(super) fn job(conn: &mut Conn, id: JobId) -> Result<Option<JobRecord>, StoreError> {
     Ok(query(conn, JOB, &[&id.0], job_row)?.pop())
+}
+
+pub(super) fn job_spec(conn: &mut Conn, id: JobId) -> Result<Option<JobSpec>, StoreError> {
+    let what = format!("spec of job {id}");
+    let rows = query(conn, JOB_SPEC, &[&id.0], |r| get::<String>(r, 0))?;
+    rows.first().map(|s| json(&what, s)).transpose()
+}
+
+pub(super) fn job_names(
+    conn: &mut Conn,
+    project: Option<ProjectId>,
+    name: Option<&str>,
+) -> Result<Vec<(JobId, String)>, StoreError> {
+    let row = |r: &Row| Ok((JobId(get(r, 0)?), get(r, 1)?));
+    // Four statements, so each uses the index on (project_id, name, id).
+    match (project, name) {
+        (Some(p), Some(n)) => query(conn, NAMED_IN, &[&p.0, &n], row),
+        (Some(p), None) => query(conn, NAMES_OF, &[&p.0], row),
+        (None, Some(n)) => query(conn, NAMED_IN_NONE, &[&n], row),
+        (None, None) => query(conn, NAMES_OF_NONE, &[], row),
+    }
 }
 
 pub(super) fn find_job_by_key(conn: &mut Conn, key: &str) -> Result<Option<JobRecord>, StoreError> {

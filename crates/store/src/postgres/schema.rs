@@ -118,6 +118,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE attempts ADD COLUMN transfer_ms BIGINT NOT NULL DEFAULT 0;
     ALTER TABLE attempts ADD COLUMN transfer_bytes BIGINT NOT NULL DEFAULT 0;
     ",
+    // 2 -> 3: job dependencies resolve names within a project (exact names
+    // by lookup, patterns by a scan of the names alone).
+    "
+    CREATE INDEX jobs_by_name ON jobs (project_id, name, id);
+    ",
 ];
 
 // The two backends' migrations move in step.
@@ -253,6 +258,15 @@ mod tests {
                 .query_one("SELECT node_id FROM attempts", &[])
                 .expect("node_id");
             assert_eq!(row.get::<_, i64>(0), 0);
+            // Version 3: job names are indexed per project.
+            let row = check
+                .query_one(
+                    "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() \
+                     AND indexname = 'jobs_by_name'",
+                    &[],
+                )
+                .expect("index");
+            assert_eq!(row.get::<_, i64>(0), 1);
         });
         let _ = admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"));
         if let Err(e) = result {

@@ -65,6 +65,7 @@ pub(super) fn create_job(
         params: spec.params.clone(),
         tasks: Vec::new(),
         grants: spec.grants.clone(),
+        after: spec.after.clone(),
     };
     let insert = prepared(statements, &mut tx, INSERT_JOB)?;
     let id: i64 = tx

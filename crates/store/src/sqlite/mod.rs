@@ -192,6 +192,18 @@ impl Store for SqliteStore {
         read::find_job_by_key(&self.conn, &self.path, key)
     }
 
+    fn job_spec(&self, id: JobId) -> Result<Option<JobSpec>, StoreError> {
+        read::job_spec(&self.conn, &self.path, id)
+    }
+
+    fn job_names(
+        &self,
+        project: Option<ProjectId>,
+        name: Option<&str>,
+    ) -> Result<Vec<(JobId, String)>, StoreError> {
+        read::job_names(&self.conn, &self.path, project, name)
+    }
+
     fn job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
         read::job(&self.conn, &self.path, id)
     }

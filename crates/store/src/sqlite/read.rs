@@ -132,6 +132,57 @@ pub(super) fn job(
     Ok(query(conn, path, &sql, [id.0], job_row)?.pop())
 }
 
+pub(super) fn job_spec(
+    conn: &Connection,
+    path: &Path,
+    id: JobId,
+) -> Result<Option<JobSpec>, StoreError> {
+    let what = format!("spec of job {id}");
+    let sql = "SELECT spec_json FROM jobs WHERE id = ?1";
+    let rows = query(conn, path, sql, [id.0], |r| Ok(Ok(r.get::<_, String>(0)?)))?;
+    rows.first().map(|s| json(&what, s)).transpose()
+}
+
+pub(super) fn job_names(
+    conn: &Connection,
+    path: &Path,
+    project: Option<ProjectId>,
+    name: Option<&str>,
+) -> Result<Vec<(JobId, String)>, StoreError> {
+    let row = |r: &Row<'_>| Ok(Ok((JobId(r.get(0)?), r.get(1)?)));
+    // Four statements, so each uses the index on (project_id, name, id).
+    match (project, name) {
+        (Some(p), Some(n)) => query(
+            conn,
+            path,
+            "SELECT id, name FROM jobs WHERE project_id = ?1 AND name = ?2 ORDER BY id",
+            rusqlite::params![p.0, n],
+            row,
+        ),
+        (Some(p), None) => query(
+            conn,
+            path,
+            "SELECT id, name FROM jobs WHERE project_id = ?1 ORDER BY id",
+            [p.0],
+            row,
+        ),
+        (None, Some(n)) => query(
+            conn,
+            path,
+            "SELECT id, name FROM jobs WHERE project_id IS NULL AND name = ?1 ORDER BY id",
+            [n],
+            row,
+        ),
+        (None, None) => query(
+            conn,
+            path,
+            "SELECT id, name FROM jobs WHERE project_id IS NULL ORDER BY id",
+            [],
+            row,
+        ),
+    }
+}
+
 pub(super) fn find_job_by_key(
     conn: &Connection,
     path: &Path,

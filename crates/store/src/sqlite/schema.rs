@@ -114,6 +114,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE attempts ADD COLUMN transfer_ms BIGINT NOT NULL DEFAULT 0;
     ALTER TABLE attempts ADD COLUMN transfer_bytes BIGINT NOT NULL DEFAULT 0;
     ",
+    // 2 -> 3: job dependencies resolve names within a project (exact names
+    // by lookup, patterns by a scan of the names alone).
+    "
+    CREATE INDEX jobs_by_name ON jobs (project_id, name, id);
+    ",
 ];
 
 /// The schema version this build writes.
@@ -219,5 +224,14 @@ mod tests {
             .query_row("SELECT node_id FROM attempts", [], |r| r.get(0))
             .expect("node_id");
         assert_eq!(node_id, 0);
+        // Version 3: job names are indexed per project.
+        let indexed: bool = conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'jobs_by_name')",
+                [],
+                |r| r.get(0),
+            )
+            .expect("index");
+        assert!(indexed);
     }
 }

@@ -34,6 +34,7 @@ pub(super) fn create_job(
         params: spec.params.clone(),
         tasks: Vec::new(),
         grants: spec.grants.clone(),
+        after: spec.after.clone(),
     };
     let id: i64 = tx
         .prepare_cached(

@@ -33,6 +33,7 @@ macro_rules! conformance_tests {
             attempts_record_their_node_and_transfers,
             starts_are_written_all_or_nothing,
             node_usage_groups_ended_attempts_by_node,
+            job_dependencies_and_names_round_trip,
         );
     };
     (@ $make:ident; $($name:ident),* $(,)?) => {
