@@ -1,119 +1,29 @@
 mod after;
+mod config;
+mod input;
+mod start;
+
+pub use config::{DriverConfig, DriverError, Exit, Observer, SystemClock};
+pub use start::attempt_log_path;
+use start::Access;
 
 use crate::feed::{Feed, FeedItem};
 use crate::handle::{DriverHandle, Input};
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tessera_core::{Command, ControlError, Event, Policy, Scheduler, SpecError, Step};
-use tessera_exec::{EventSink, ExecEvent, Executor, RunAs, StartRequest, TaskUids};
-use tessera_store::{StartedAttempt, Store, StoreError};
+use std::time::Duration;
+use tessera_core::{Command, ControlError, Event, Policy, Scheduler, Step};
+use tessera_exec::{EventSink, ExecEvent, Executor};
+use tessera_store::{StartedAttempt, Store};
 use tessera_types::{
-    folder_name, AttemptNo, Change, Grant, JobId, JobSpec, JobState, Millis, Progress, ProjectId,
-    Quota, Reach, TaskRef, TaskSpec,
+    AttemptNo, Change, JobId, JobSpec, Millis, ProjectId, Quota, TaskRef, TaskSpec,
 };
-
-/// What the driver needs to know about its machine.
-#[derive(Clone, Debug)]
-pub struct DriverConfig {
-    /// CPU slots on this machine (parallel attempts of 1 cpu each).
-    pub slots: u32,
-    /// Root of job workspaces: `<workspace>/jobs/<id>/{tasks/<name>,logs}`,
-    /// each task's name written as [`folder_name`] gives it (injective).
-    pub workspace: PathBuf,
-    /// How long an interrupt waits for killed attempts to report.
-    pub shutdown_grace: Duration,
-    /// The uids projects' tasks run as (this process must be root): each
-    /// attempt runs as its project's own user ([`TaskUids::user_of`]), its
-    /// job's directory is shared with that user only ([`RunAs::share`]:
-    /// the job's tasks may add files there for each other, the driver's
-    /// `logs` and `tasks` stay its own). `None`: tasks run as this
-    /// process's user.
-    pub task_uids: Option<TaskUids>,
-    /// Whether the executor can run tasks that name a container image (a
-    /// Docker engine is there); such tasks are refused at submission
-    /// otherwise.
-    pub images: bool,
-    /// The volumes tasks may mount into their containers, by name (see
-    /// [`crate::volumes`]).
-    pub volumes: crate::Volumes,
-}
-
-impl DriverConfig {
-    pub fn new(slots: u32, workspace: impl Into<PathBuf>) -> Self {
-        Self {
-            slots,
-            workspace: workspace.into(),
-            shutdown_grace: Duration::from_secs(10),
-            task_uids: None,
-            images: false,
-            volumes: crate::Volumes::new(),
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum DriverError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("invalid job: {0}")]
-    Spec(#[from] SpecError),
-    #[error("job {0} does not exist")]
-    NoSuchJob(JobId),
-    /// A job control request the job's state does not allow (resume of a
-    /// job that is not suspended, retry of a running or succeeded job...).
-    #[error("{0}")]
-    Control(#[from] ControlError),
-    /// The job has not ended but this scheduler does not run it (a driver
-    /// that recovered only another job: `tessera encode`).
-    #[error("job {0} is not run by this scheduler; change it where it runs")]
-    NotHeld(JobId),
-    #[error("the scheduler has stopped")]
-    Stopped,
-}
-
-/// How [`Driver::run_job`] ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    Finished(JobState),
-    /// Interrupted (Ctrl-C): running attempts were killed and put back in the
-    /// queue, so running the job again resumes it.
-    Interrupted,
-}
-
-/// Sees what happens, for progress displays. Called on the driver's thread;
-/// keep it quick.
-pub trait Observer {
-    /// Changes just committed.
-    fn changes(&mut self, _changes: &[Change]) {}
-    fn progress(&mut self, _task: TaskRef, _attempt: AttemptNo, _progress: Progress) {}
-}
-
-impl Observer for () {}
-
-/// A clock in milliseconds since the Unix epoch.
-pub struct SystemClock;
-
-impl SystemClock {
-    pub fn now() -> Millis {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as Millis)
-    }
-}
 
 struct Running {
     spec: Arc<TaskSpec>,
     expand: Option<PathBuf>,
-}
-
-/// Who a job's attempts run as and what they may touch beyond its folder:
-/// its project and the grants of its spec.
-struct Access {
-    project: Option<ProjectId>,
-    grants: Vec<Grant>,
 }
 
 pub struct Driver<S, E> {
@@ -168,14 +78,6 @@ impl<S: Store, E: Executor> Driver<S, E> {
             started: Vec::new(),
             access: HashMap::new(),
         }
-    }
-
-    fn hold_access(&mut self, job: JobId, project: Option<ProjectId>, spec: &JobSpec) {
-        let access = Access {
-            project,
-            grants: spec.grants.clone(),
-        };
-        self.access.insert(job, Arc::new(access));
     }
 
     pub fn handle(&self) -> DriverHandle {
@@ -434,164 +336,6 @@ impl<S: Store, E: Executor> Driver<S, E> {
         Ok(())
     }
 
-    fn input(
-        &mut self,
-        input: Input,
-        now: Millis,
-        observer: &mut dyn Observer,
-    ) -> Result<Step, DriverError> {
-        Ok(match input {
-            Input::Exec(ExecEvent::Started {
-                task,
-                attempt,
-                pid,
-                node,
-            }) => {
-                self.started.push(StartedAttempt {
-                    task,
-                    attempt,
-                    pid,
-                    node,
-                });
-                Step::default()
-            }
-            Input::Exec(ExecEvent::Progress {
-                task,
-                attempt,
-                progress,
-            }) => {
-                observer.progress(task, attempt, progress);
-                if self.feed.listened() {
-                    self.feed.publish(FeedItem::Progress {
-                        task,
-                        attempt,
-                        progress,
-                    });
-                }
-                Step::default()
-            }
-            Input::Exec(ExecEvent::Lost {
-                task,
-                attempt,
-                reason,
-            }) => {
-                if self.running.remove(&(task, attempt)).is_none() {
-                    return Ok(Step::default());
-                }
-                self.sched.handle(
-                    Event::Lost {
-                        task,
-                        attempt,
-                        reason,
-                    },
-                    now,
-                )
-            }
-            Input::Exec(ExecEvent::Exited {
-                task,
-                attempt,
-                result,
-                usage,
-            }) => {
-                let Some(run) = self.running.remove(&(task, attempt)) else {
-                    return Ok(Step::default());
-                };
-                if self.interrupted && result.is_err() {
-                    // Killed by the interrupt (or failed as it landed): not
-                    // the task's fault, so it goes back to the queue. One
-                    // that succeeded just before counts as done.
-                    let reason = "interrupted; run the command again to resume".to_string();
-                    return Ok(self.sched.handle(
-                        Event::Lost {
-                            task,
-                            attempt,
-                            reason,
-                        },
-                        now,
-                    ));
-                }
-                let (result, expansion) = match (result, run.spec.expands) {
-                    (Ok(()), true) => match read_expansion(run.expand.as_deref()) {
-                        Ok(e) => (Ok(()), e),
-                        Err(e) => (Err(e), None),
-                    },
-                    (r, _) => (r, None),
-                };
-                self.sched.handle(
-                    Event::Exited {
-                        task,
-                        attempt,
-                        result,
-                        usage,
-                        expansion,
-                    },
-                    now,
-                )
-            }
-            Input::Submit {
-                project,
-                spec,
-                key,
-                reply,
-            } => {
-                let result = if self.interrupted {
-                    Err(DriverError::Stopped)
-                } else {
-                    self.submit_in(project, &spec, key.as_deref())
-                };
-                let _ = reply.send(result);
-                Step::default()
-            }
-            Input::Cancel(job) => self.sched.handle(Event::CancelJob { job }, now),
-            Input::Control { event, reply } => {
-                match self.control(event, now, observer) {
-                    // The store failed: the loop stops, as on any store error.
-                    Err(e @ DriverError::Store(_)) => {
-                        let _ = reply.send(Err(DriverError::Stopped));
-                        return Err(e);
-                    }
-                    result => drop(reply.send(result)),
-                }
-                Step::default()
-            }
-            Input::SetQuota {
-                project,
-                quota,
-                reply,
-            } => {
-                // The loop ticks after this turn's inputs: that starts what
-                // a raised quota allows.
-                self.sched.set_quota(project, quota);
-                let _ = reply.send(());
-                Step::default()
-            }
-            Input::SetCapacity(slots) => {
-                // The loop ticks after this turn's inputs: that starts what
-                // new slots allow.
-                self.sched.set_capacity(slots);
-                Step::default()
-            }
-            Input::WhyWaiting { job, reply } => {
-                let _ = reply.send(self.why_waiting(job, now));
-                Step::default()
-            }
-            Input::JobWaiting { job, reply } => {
-                let _ = reply.send(self.job_waiting(job));
-                Step::default()
-            }
-            Input::Usage { project, reply } => {
-                let _ = reply.send(self.sched.project_usage(project, now));
-                Step::default()
-            }
-            Input::Interrupt => {
-                self.interrupted = true;
-                self.sched.set_paused(true);
-                self.exec.kill_all();
-                Step::default()
-            }
-        })
-    }
-
     /// Durable before visible: commit, tell the observer, then act.
     fn commit_and_act(
         &mut self,
@@ -724,79 +468,6 @@ impl<S: Store, E: Executor> Driver<S, E> {
         self.hold_access(job, snap.project, &snap.spec);
         self.commit_and_act(step, now, observer)
     }
-
-    /// Shares a job's directory with the user its tasks run as, if they
-    /// switch users, and makes its `logs` (this process's alone) and
-    /// `tasks` folders before any task can put something in their place.
-    fn share_job_dir(&self, job: JobId, user: Option<&RunAs>) -> Result<(), String> {
-        let Some(user) = user else {
-            return Ok(());
-        };
-        let dir = self.job_dir(job);
-        user.share(&dir)
-            .and_then(|()| tessera_exec::private_dir(&dir.join("logs")))
-            .map_err(|e| {
-                format!(
-                    "could not share the job directory {} with user {}: {e}",
-                    dir.display(),
-                    user.name
-                )
-            })
-    }
-
-    /// What an attempt runs as and may touch, or why it cannot run (its
-    /// project has no uid in the range).
-    fn start_request(
-        &self,
-        task: TaskRef,
-        attempt: AttemptNo,
-        spec: &TaskSpec,
-    ) -> Result<StartRequest, String> {
-        let job_dir = self.job_dir(task.job);
-        let access = self.access.get(&task.job);
-        let project = access.and_then(|a| a.project);
-        let user = match self.config.task_uids {
-            Some(uids) => Some(uids.user_of(project.map(|p| p.0))?),
-            None => None,
-        };
-        let mut grants = vec![Grant::write(&job_dir).folder()];
-        grants.extend(access.into_iter().flat_map(|a| a.grants.iter().cloned()));
-        let (mounts, mounted) = crate::volumes::binds(&self.config.volumes, spec)?;
-        grants.extend(mounted);
-        let workdir = job_dir.join("tasks").join(folder_name(&spec.name));
-        let mut env = spec.env.clone();
-        let mut set = |k: &str, v: String| {
-            env.insert(k.to_string(), v);
-        };
-        set("TESSERA_JOB_ID", task.job.to_string());
-        set("TESSERA_TASK_ID", task.to_string());
-        set("TESSERA_TASK_NAME", spec.name.clone());
-        set("TESSERA_ATTEMPT", attempt.to_string());
-        set("TESSERA_JOB_DIR", job_dir.display().to_string());
-        set("TESSERA_WORKDIR", workdir.display().to_string());
-        if spec.expands {
-            set(
-                "TESSERA_EXPAND",
-                workdir.join("expand.json").display().to_string(),
-            );
-        }
-        Ok(StartRequest {
-            task,
-            attempt,
-            name: folder_name(&spec.name),
-            action: spec.action.clone(),
-            env,
-            workdir,
-            log_dir: job_dir.join("logs"),
-            image: spec.image.clone(),
-            cpu: spec.resources.cpu,
-            memory_mb: spec.resources.memory_mb,
-            labels: spec.resources.labels.clone(),
-            reach: Reach::new(grants),
-            user,
-            mounts,
-        })
-    }
 }
 
 /// How far back a restarted driver charges past attempts: the quota window,
@@ -806,35 +477,4 @@ pub fn usage_horizon(policy: Policy) -> Millis {
     policy
         .quota_window_ms
         .max(policy.usage_half_life_ms.saturating_mul(8))
-}
-
-/// Where an attempt's `stream` ("stdout" or "stderr") log is written, under
-/// the workspace root: `<workspace>/jobs/<job>/logs/<task>.<attempt>.<stream>.log`.
-/// The driver owns the directories, the executor the file name.
-pub fn attempt_log_path(
-    workspace: &Path,
-    job: JobId,
-    task_name: &str,
-    attempt: AttemptNo,
-    stream: &str,
-) -> PathBuf {
-    let log_dir = workspace.join("jobs").join(job.to_string()).join("logs");
-    tessera_exec::log_file(&log_dir, &folder_name(task_name), attempt, stream)
-}
-
-fn read_expansion(path: Option<&Path>) -> Result<Option<Vec<TaskSpec>>, String> {
-    let Some(path) = path else { return Ok(None) };
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            format!(
-                "its expansion file {} is not a valid task list: {e}",
-                path.display()
-            )
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!(
-            "could not read its expansion file {}: {e}",
-            path.display()
-        )),
-    }
 }
