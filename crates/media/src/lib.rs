@@ -42,6 +42,7 @@ mod request;
 pub mod runner;
 mod tasks;
 pub mod testclips;
+mod verdict;
 mod verify;
 mod workdir;
 
