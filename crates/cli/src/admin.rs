@@ -4,6 +4,7 @@
 use crate::fail::{Failure, Result};
 use crate::server::{Database, ServerArgs, ServerConfig};
 use clap::{Args, Subcommand};
+use std::path::PathBuf;
 use tessera_driver::SystemClock;
 use tessera_store::Accounts;
 
@@ -20,13 +21,16 @@ pub enum AdminCmd {
 
 #[derive(Args)]
 pub struct WorkerTokenArgs {
+    /// The token's name, as workers' nodes list it (one per machine or
+    /// rack, so one can be revoked alone).
     name: String,
     #[command(flatten)]
-    server: ServerArgs,
+    server: StoreArgs,
 }
 
 #[derive(Args)]
 pub struct CreateUserArgs {
+    /// The user's name (letters, digits, `-`, `_`; it logs in with it).
     name: String,
     /// Make the user an administrator.
     #[arg(long)]
@@ -35,7 +39,35 @@ pub struct CreateUserArgs {
     #[arg(long)]
     project: Option<String>,
     #[command(flatten)]
-    server: ServerArgs,
+    server: StoreArgs,
+}
+
+/// Where the server keeps its database: the server's own flags for it, and
+/// only those (the rest of `tessera server`'s flags mean nothing here).
+#[derive(Args)]
+pub struct StoreArgs {
+    /// The server's data directory [default: as `tessera server`'s].
+    #[arg(long, env = "TESSERA_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The server's database URL, `sqlite:PATH` or
+    /// `postgres://user:pass@host/db` [default: SQLite in the data directory].
+    #[arg(long, env = "TESSERA_DATABASE")]
+    database: Option<String>,
+    /// The server's TOML configuration file, read for the two above.
+    #[arg(long, env = "TESSERA_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    /// The server's configuration these name.
+    fn resolve(&self) -> Result<ServerConfig> {
+        ServerConfig::resolve(&ServerArgs {
+            data_dir: self.data_dir.clone(),
+            database: self.database.clone(),
+            config: self.config.clone(),
+            ..ServerArgs::default()
+        })
+    }
 }
 
 pub fn run(cmd: AdminCmd) -> Result<()> {
@@ -65,8 +97,8 @@ pub fn run(cmd: AdminCmd) -> Result<()> {
 }
 
 /// The server's data directory, created if missing.
-fn data_dir(args: &ServerArgs) -> Result<std::path::PathBuf> {
-    let config = ServerConfig::resolve(args)?;
+fn data_dir(args: &StoreArgs) -> Result<PathBuf> {
+    let config = args.resolve()?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| Failure::env(format!("cannot create {}: {e}", config.data_dir.display())))?;
     Ok(config.data_dir)
@@ -97,7 +129,7 @@ fn create_user(args: CreateUserArgs) -> Result<()> {
     if let Some(project) = &args.project {
         tessera_api::check_name("project", project).map_err(Failure::input)?;
     }
-    let config = ServerConfig::resolve(&args.server)?;
+    let config = args.server.resolve()?;
     let mut store = open(&config.database)?;
     let now = SystemClock::now();
     let user = store

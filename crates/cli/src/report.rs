@@ -1,4 +1,4 @@
-//! The end-of-encode summary: chunks, attempts, wall time, speed, size,
+//! The end-of-encode summary: chunks, tasks and retries, wall time, speed, size,
 //! verification, and how much of the run was spent outside encoding.
 
 use crate::encode::verify_report;
@@ -22,6 +22,8 @@ pub struct Summary {
     /// Chunks finished by an earlier, interrupted run.
     pub chunks_reused: usize,
     pub frames: u64,
+    /// Every task of the encode (probe, plan, chunks, audio, join, verify).
+    pub tasks: usize,
     pub attempts: usize,
     pub retries: usize,
     pub wall_ms: u64,
@@ -103,6 +105,7 @@ impl Summary {
                 .count(),
             chunks_reused: reused,
             frames,
+            tasks: tasks.len(),
             attempts: attempts.len(),
             retries: attempts
                 .len()
@@ -143,8 +146,15 @@ impl fmt::Display for Summary {
         };
         writeln!(
             f,
-            "  chunks     {}{reused}, {} attempts ({} retries)",
-            self.chunks, self.attempts, self.retries
+            "  chunks     {}{reused} ({} tasks, {} {})",
+            self.chunks,
+            self.tasks,
+            self.retries,
+            if self.retries == 1 {
+                "retry"
+            } else {
+                "retries"
+            }
         )?;
         writeln!(
             f,

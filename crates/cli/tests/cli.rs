@@ -2,6 +2,8 @@
 //! generated clips, and a fresh `--state-dir` in a temporary directory for
 //! every run.
 //!
+//! - `client_texts`: what the client commands print for people (empty lists,
+//!   times, a user of no project, `submit --dry-run`, URLs, help, TLS).
 //! - `bad_input`: every way the input or the output can be wrong gets its
 //!   exit code, one `tessera: ` line on stderr, and leaves nothing behind
 //!   (an unwritable output folder too: run as root, the encode runs as
@@ -69,6 +71,8 @@ mod bad_input;
 mod chaos;
 #[path = "cli/chaos_disk.rs"]
 mod chaos_disk;
+#[path = "cli/client_texts.rs"]
+mod client_texts;
 #[path = "cli/docker.rs"]
 mod docker;
 #[path = "cli/docker_workers.rs"]

@@ -167,7 +167,8 @@ pub(crate) fn resolve(
                     if *owner != me {
                         // Another task this pattern matches names it too:
                         // each would wait for the other.
-                        return Err(SpecError::Cycle(t.name.clone()));
+                        let other = all[*owner as usize];
+                        return Err(SpecError::Cycle(cycle_text([&t.name, other, &t.name])));
                     }
                     let others: Arc<[u32]> = members.iter().copied().filter(|&m| m != me).collect();
                     if others.is_empty() {
@@ -345,8 +346,10 @@ fn check_acyclic(base: usize, new: &[TaskSpec], r: &Resolved) -> Result<(), Spec
         .collect();
     let mut queue: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
     let mut seen = 0;
+    let mut done = vec![false; n];
     while let Some(i) = queue.pop() {
         seen += 1;
+        done[i] = true;
         for &f in &member_of[i] {
             let f = f as usize;
             fan_open[f] -= 1;
@@ -363,11 +366,52 @@ fn check_acyclic(base: usize, new: &[TaskSpec], r: &Resolved) -> Result<(), Spec
         }
     }
     if seen == n {
-        Ok(())
-    } else {
-        let stuck = (0..n).find(|&i| indegree[i] > 0).unwrap_or(0);
-        Err(SpecError::Cycle(new[stuck].name.clone()))
+        return Ok(());
     }
+    // Every task left waits on a fan-in with a member left: walking from
+    // one to such a member must come back to a task already walked, and
+    // the walk from there on is a cycle.
+    let mut at: HashMap<usize, usize> = HashMap::new();
+    let mut path: Vec<usize> = Vec::new();
+    let mut cur = (0..n).find(|&i| !done[i]).unwrap_or(0);
+    while !at.contains_key(&cur) && path.len() <= n {
+        at.insert(cur, path.len());
+        path.push(cur);
+        let next = r.waits_on[cur]
+            .iter()
+            .filter(|&&f| fan_open[f as usize] > 0)
+            .flat_map(|&f| r.fan_ins[f as usize].members.iter())
+            .map(|&m| m as usize)
+            .find(|&m| m >= base && !done[m - base]);
+        match next {
+            Some(m) => cur = m - base,
+            None => break,
+        }
+    }
+    let from = at.get(&cur).copied().unwrap_or(0);
+    let names = path[from..]
+        .iter()
+        .chain(path.get(from))
+        .map(|&i| new[i].name.as_str());
+    Err(SpecError::Cycle(cycle_text(names)))
+}
+
+/// A cycle's task names, each waiting for the next: `"a" -> "b" -> "a"`;
+/// past a dozen, the middle is counted rather than listed.
+pub(crate) fn cycle_text<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    const SHOWN: usize = 12;
+    let names: Vec<&str> = names.into_iter().collect();
+    let quoted = |s: &[&str]| s.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>();
+    if names.len() <= SHOWN {
+        return quoted(&names).join(" -> ");
+    }
+    let (head, tail) = (&names[..SHOWN - 2], &names[names.len() - 2..]);
+    format!(
+        "{} -> ({} more) -> {}",
+        quoted(head).join(" -> "),
+        names.len() - SHOWN,
+        quoted(tail).join(" -> ")
+    )
 }
 
 #[cfg(test)]

@@ -47,7 +47,8 @@ fn resolution_reports_precise_errors() {
     );
     assert_eq!(
         err(vec![t("a").after("b"), t("b").after("a")]),
-        "the dependencies form a cycle through \"a\""
+        "the dependencies form a cycle: \"a\" -> \"b\" -> \"a\" (each waits for the next, so \
+         none can start)"
     );
     assert_eq!(err(vec![t("a").after("a")]), "task \"a\" depends on itself");
     assert!(err(vec![t("a").after("re:(")]).starts_with("task \"a\": invalid regex"));
@@ -58,10 +59,26 @@ fn resolution_reports_precise_errors() {
     // Two tasks a glob matches both wait on it: each waits for the other.
     assert_eq!(
         err(vec![t("x-1").after("x-*"), t("x-2").after("x-*")]),
-        "the dependencies form a cycle through \"x-2\""
+        "the dependencies form a cycle: \"x-2\" -> \"x-1\" -> \"x-2\" (each waits for the \
+         next, so none can start)"
     );
     // A cycle through a shared fan-in: a waits on b-*, b-1 on a.
-    assert!(err(vec![t("a").after("b-*"), t("b-0"), t("b-1").after("a")]).contains("cycle"));
+    assert_eq!(
+        err(vec![t("a").after("b-*"), t("b-0"), t("b-1").after("a")]),
+        "the dependencies form a cycle: \"a\" -> \"b-1\" -> \"a\" (each waits for the next, so \
+         none can start)"
+    );
+    // A longer cycle is named whole, beside a task outside it.
+    let ring: Vec<TaskSpec> = (0..4)
+        .map(|i| t(&format!("r{i}")).after(&format!("r{}", (i + 1) % 4)))
+        .chain([t("free")])
+        .collect();
+    assert!(err(ring).contains("\"r0\" -> \"r1\" -> \"r2\" -> \"r3\" -> \"r0\""));
+    // A ring of 40 is counted in its middle.
+    let ring: Vec<TaskSpec> = (0..40)
+        .map(|i| t(&format!("r{i}")).after(&format!("r{}", (i + 1) % 40)))
+        .collect();
+    assert!(err(ring).contains("-> (29 more) ->"));
 }
 
 #[test]

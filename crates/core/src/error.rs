@@ -26,7 +26,9 @@ pub enum SpecError {
     },
     #[error("task {0:?} depends on itself")]
     SelfDependency(String),
-    #[error("the dependencies form a cycle through {0:?}")]
+    /// The tasks of a cycle, each waiting for the next (the first again at
+    /// the end), as [`cycle_text`](crate::dag::cycle_text) writes them.
+    #[error("the dependencies form a cycle: {0} (each waits for the next, so none can start)")]
     Cycle(String),
     #[error("task {task:?} asks for {cpu} cpu slots but only {capacity} exist")]
     TooBig {

@@ -24,7 +24,7 @@ async fn bad_specs_are_refused_with_precise_messages() {
     assert_eq!(r.code(), "invalid_spec");
     assert!(
         r.message()
-            .starts_with("invalid job: the dependencies form a cycle through"),
+            .starts_with("invalid job: the dependencies form a cycle: "),
         "{}",
         r.message()
     );

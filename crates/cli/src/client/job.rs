@@ -1,7 +1,7 @@
 //! `tessera job ...`: one job on the server — show it (every task, page by
 //! page), read or follow a task's log, watch its events live, and control it.
 
-use super::Client;
+use super::{when, Client};
 use crate::fail::{Failure, Result};
 use clap::Subcommand;
 use serde_json::Value;
@@ -13,13 +13,18 @@ const PAGE: usize = 10_000;
 
 #[derive(Subcommand)]
 pub enum JobCmd {
-    /// A job and its tasks.
-    Show { id: i64 },
+    /// A job, its tasks (with why each waits) and their attempts.
+    Show {
+        /// The job's id (`tessera jobs` lists them).
+        id: i64,
+    },
     /// A task attempt's log.
     Logs {
+        /// The job's id.
         id: i64,
         /// Task name or index.
         task: String,
+        /// Which attempt (1 for the first) [default: the latest].
         #[arg(long)]
         attempt: Option<u32>,
         /// Show stderr instead of stdout.
@@ -31,18 +36,38 @@ pub enum JobCmd {
         follow: bool,
     },
     /// Print the job's events as they happen, until it ends.
-    Watch { id: i64 },
+    Watch {
+        /// The job's id.
+        id: i64,
+    },
     /// Cancel a job: queued tasks end, running ones are killed.
-    Cancel { id: i64 },
+    Cancel {
+        /// The job's id.
+        id: i64,
+    },
     /// Suspend a job: nothing of it starts, running attempts are stopped.
-    Suspend { id: i64 },
+    Suspend {
+        /// The job's id.
+        id: i64,
+    },
     /// Resume a suspended job.
-    Resume { id: i64 },
+    Resume {
+        /// The job's id.
+        id: i64,
+    },
     /// Run again the failed, cancelled and skipped tasks of a job that ended
     /// badly (what succeeded is kept).
-    Retry { id: i64 },
+    Retry {
+        /// The job's id.
+        id: i64,
+    },
     /// Set a job's priority (0 to 100), added to its tasks' own priorities.
-    Priority { id: i64, priority: i32 },
+    Priority {
+        /// The job's id.
+        id: i64,
+        /// 0 (the default) to 100; higher starts first.
+        priority: i32,
+    },
 }
 
 pub fn job(cmd: JobCmd) -> Result<()> {
@@ -104,11 +129,19 @@ fn show(client: &Client, id: i64) -> Result<()> {
     } else {
         ""
     };
+    let now = when::now_ms();
+    let created = job["created_at"].as_u64().unwrap_or(0);
+    let finished = job["finished_at"].as_u64();
+    let took = match finished {
+        Some(_) => format!("took {}", when::span(created, finished, now)),
+        None => format!("{} so far", when::span(created, None, now)),
+    };
     println!(
-        "job {id}: {} — {}{suspended}, priority {}",
+        "job {id}: {} — {}{suspended}, priority {}; created {}, {took}",
         job["name"].as_str().unwrap_or(""),
         job["state"].as_str().unwrap_or(""),
-        job["priority"].as_i64().unwrap_or(0)
+        job["priority"].as_i64().unwrap_or(0),
+        when::ago(created, now),
     );
     // The jobs it waits on, and while they hold it back, what for.
     for d in job["after"].as_array().into_iter().flatten() {
@@ -153,30 +186,45 @@ fn show(client: &Client, id: i64) -> Result<()> {
     })?;
     // Each attempt, with where it ran: a worker's name, or `local` for the
     // server's own machine.
-    let _ = writeln!(
-        out,
-        "\n{:>5}  {:>7}  {:<20}  OUTCOME",
-        "TASK", "ATTEMPT", "NODE"
-    );
+    // START is from the job's creation, so a job's attempts read in order.
     let mut offset = 0;
+    let mut any = false;
     loop {
         let page = client.get(&format!("/jobs/{id}/attempts?offset={offset}&limit={PAGE}"))?;
         let attempts = page.as_array().cloned().unwrap_or_default();
-        for a in &attempts {
+        if !any && !attempts.is_empty() {
             let _ = writeln!(
                 out,
-                "{:>5}  {:>7}  {:<20}  {}",
+                "\n{:>5}  {:>7}  {:<20}  {:>8}  {:>8}  OUTCOME",
+                "TASK", "ATTEMPT", "NODE", "START", "TOOK"
+            );
+        }
+        any |= !attempts.is_empty();
+        for a in &attempts {
+            let started = a["started_at"].as_u64().unwrap_or(created);
+            let _ = writeln!(
+                out,
+                "{:>5}  {:>7}  {:<20}  {:>8}  {:>8}  {}",
                 a["task"].to_string(),
                 a["attempt"].to_string(),
                 a["node"].as_str().unwrap_or("local"),
-                a["outcome"].as_str().unwrap_or("running"),
+                format!("+{}", when::took(started.saturating_sub(created))),
+                when::span(started, a["ended_at"].as_u64(), now),
+                a["message"]
+                    .as_str()
+                    .or_else(|| a["outcome"].as_str())
+                    .unwrap_or("running"),
             );
         }
         if attempts.len() < PAGE {
-            return Ok(());
+            break;
         }
         offset += PAGE;
     }
+    if !any {
+        let _ = writeln!(out, "\nno attempts yet: no task of it has started");
+    }
+    Ok(())
 }
 
 /// Calls `f` on every task of a job, in index order, a page at a time.

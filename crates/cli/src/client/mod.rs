@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::PathBuf;
 
+mod dry_run;
 mod job;
+mod when;
 
 pub use job::{job, JobCmd};
 
@@ -17,6 +19,27 @@ pub use job::{job, JobCmd};
 struct Credentials {
     server: String,
     key: String,
+}
+
+/// A server URL the client can use: its scheme, then a host.
+fn check_url(server: &str) -> Result<()> {
+    let rest = server
+        .strip_prefix("http://")
+        .or_else(|| server.strip_prefix("https://"));
+    match rest {
+        Some(host) if !host.trim_matches('/').is_empty() => Ok(()),
+        Some(_) => Err(Failure::input(format!(
+            "server URL {server:?} has no host; write it like http://127.0.0.1:6543"
+        ))),
+        None if server.contains("://") => Err(Failure::input(format!(
+            "server URL {server:?}: the client speaks http:// and https:// only"
+        ))),
+        None => Err(Failure::input(format!(
+            "server URL {server:?} has no scheme; write http://{0} (or https://{0} for a server \
+             behind TLS)",
+            server.trim_end_matches('/')
+        ))),
+    }
 }
 
 fn credentials_path() -> Result<PathBuf> {
@@ -33,15 +56,18 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(server: &str, key: &str) -> Self {
+    /// A client of `server` (an `http://` or `https://` URL; anything else
+    /// is refused with what to write instead).
+    pub fn new(server: &str, key: &str) -> Result<Self> {
+        check_url(server)?;
         let agent = ureq::AgentBuilder::new()
             .timeout(std::time::Duration::from_secs(60))
             .build();
-        Self {
+        Ok(Self {
             server: server.trim_end_matches('/').to_string(),
             key: key.to_string(),
             agent,
-        }
+        })
     }
 
     /// From the environment or the saved login.
@@ -63,7 +89,7 @@ impl Client {
                 "not logged in: run `tessera login --server URL --key KEY` (or set TESSERA_SERVER and TESSERA_KEY)",
             ));
         }
-        Ok(Self::new(&server, &key))
+        Self::new(&server, &key)
     }
 
     pub(crate) fn call(
@@ -115,7 +141,19 @@ impl Client {
                     Failure::internal(f)
                 }
             }
-            e => Failure::env(format!("cannot reach the server at {}: {e}", self.server)),
+            e => {
+                let text = e.to_string();
+                let hint = if text.contains("certificate") {
+                    "; the server's TLS certificate is not one this machine trusts: add its CA \
+                     to the system's store, or name a PEM file of it in SSL_CERT_FILE"
+                } else {
+                    ""
+                };
+                Failure::env(format!(
+                    "cannot reach the server at {}: {text}{hint}",
+                    self.server
+                ))
+            }
         }
     }
 
@@ -175,7 +213,7 @@ pub struct LoginArgs {
 }
 
 pub fn login(args: LoginArgs) -> Result<()> {
-    let client = Client::new(&args.server, &args.key);
+    let client = Client::new(&args.server, &args.key)?;
     let me = client.get("/me")?;
     let path = credentials_path()?;
     if let Some(dir) = path.parent() {
@@ -219,16 +257,25 @@ pub struct SubmitArgs {
     /// The project (id or name) to submit to; default: your only project.
     #[arg(long, short)]
     project: Option<String>,
+    /// Check the spec here, without a server: that it parses, its arrays
+    /// and templates expand, its task dependencies resolve and form no
+    /// cycle. Job dependencies (`after:`) name the server's jobs, so only
+    /// the submission checks them.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 pub fn submit(args: SubmitArgs) -> Result<()> {
-    let client = Client::from_login()?;
     let body = std::fs::read(&args.file)
         .map_err(|e| Failure::input(format!("{}: {e}", args.file.display())))?;
     let yaml = matches!(
         args.file.extension().and_then(|e| e.to_str()),
         Some("yaml" | "yml")
     );
+    if args.dry_run {
+        return dry_run::check(&args.file, &body, yaml);
+    }
+    let client = Client::from_login()?;
     let content_type = if yaml {
         "application/yaml"
     } else {
@@ -257,6 +304,12 @@ fn project_id(client: &Client, wanted: Option<&str>) -> Result<i64> {
             p["name"].as_str() == Some(w) || p["id"].as_i64().is_some_and(|id| id.to_string() == w)
         }),
         None if list.len() == 1 => list.first(),
+        None if list.is_empty() => {
+            return Err(Failure::input(
+                "you are in no project yet: create one with `tessera project create NAME` (you \
+                 become its owner), or ask a project's owner to add you as a member",
+            ))
+        }
         None => {
             let names: Vec<&str> = list.iter().filter_map(|p| p["name"].as_str()).collect();
             return Err(Failure::input(format!(
@@ -272,8 +325,10 @@ fn project_id(client: &Client, wanted: Option<&str>) -> Result<i64> {
 
 #[derive(Args)]
 pub struct JobsArgs {
+    /// The project (id or name); default: your only project.
     #[arg(long, short)]
     project: Option<String>,
+    /// How many of the newest jobs to list.
     #[arg(long, default_value_t = 20)]
     limit: u32,
 }
@@ -282,14 +337,37 @@ pub fn jobs(args: JobsArgs) -> Result<()> {
     let client = Client::from_login()?;
     let project = project_id(&client, args.project.as_deref())?;
     let jobs = client.get(&format!("/projects/{project}/jobs?limit={}", args.limit))?;
-    println!("{:>6}  {:<10}  NAME", "ID", "STATE");
-    for j in jobs.as_array().into_iter().flatten() {
+    let jobs = jobs.as_array().cloned().unwrap_or_default();
+    if jobs.is_empty() {
         println!(
-            "{:>6}  {:<10}  {}",
+            "no jobs in this project yet: submit one with `tessera submit FILE` (a YAML or JSON \
+             job spec; `tessera submit --dry-run FILE` checks it first)"
+        );
+        return Ok(());
+    }
+    let now = when::now_ms();
+    println!(
+        "{:>6}  {:<10}  {:<9}  {:<8}  NAME",
+        "ID", "STATE", "CREATED", "TOOK"
+    );
+    for j in &jobs {
+        let created = j["created_at"].as_u64().unwrap_or(0);
+        let suspended = if j["suspended"] == Value::Bool(true) {
+            " (suspended)"
+        } else {
+            ""
+        };
+        println!(
+            "{:>6}  {:<10}  {:<9}  {:<8}  {}{suspended}",
             j["id"].to_string(),
             j["state"].as_str().unwrap_or(""),
+            when::ago(created, now),
+            when::span(created, j["finished_at"].as_u64(), now),
             j["name"].as_str().unwrap_or("")
         );
+    }
+    if jobs.len() as u32 >= args.limit {
+        println!("(the {} newest; --limit N shows more)", args.limit);
     }
     Ok(())
 }
@@ -346,7 +424,10 @@ pub enum ProjectCmd {
     /// Your projects.
     List,
     /// Create a project; you become its owner.
-    Create { name: String },
+    Create {
+        /// The project's name (letters, digits, `-`, `_`; not a number).
+        name: String,
+    },
     /// Show a project's quota and usage; with a flag, change the quota
     /// (admins only; limits not named stay as they are).
     Quota(QuotaArgs),
@@ -374,7 +455,17 @@ pub fn project(cmd: ProjectCmd) -> Result<()> {
     let client = Client::from_login()?;
     match cmd {
         ProjectCmd::List => {
-            for p in client.get("/projects")?.as_array().into_iter().flatten() {
+            let list = client.get("/projects")?;
+            let list = list.as_array().cloned().unwrap_or_default();
+            if list.is_empty() {
+                println!(
+                    "you are in no project yet: create one with `tessera project create NAME`, \
+                     or ask a project's owner to add you"
+                );
+            } else {
+                println!("{:>4}  {:<8}  NAME", "ID", "ROLE");
+            }
+            for p in &list {
                 println!(
                     "{:>4}  {:<8}  {}",
                     p["id"].to_string(),
