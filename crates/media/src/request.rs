@@ -292,9 +292,9 @@ impl EncodeRequest {
                 }
             })
             .collect();
+            // No path in it: a server's encode would show the server's own.
             return Err(MediaError::Unsupported(format!(
-                "{}: {} cannot hold {} video; use {}",
-                self.output.display(),
+                "the output's container ({}) cannot hold {} video; use {}",
                 container.muxer(),
                 self.settings.codec,
                 fits.join(" or ")

@@ -53,12 +53,12 @@ pub(crate) async fn submit(
         .header(header::AUTHORIZATION, format!("Bearer {key}"))
         .body(())
     else {
-        return Ok(refused("that is not an API key").into_response());
+        return Ok(refused(NOT_A_KEY).into_response());
     };
     let (mut parts, ()) = request.into_parts();
     let caller = match Caller::from_request_parts(&mut parts, &s).await {
         Ok(caller) => caller,
-        Err(ApiError::Unauthorized(why)) => return Ok(refused(&why).into_response()),
+        Err(ApiError::Unauthorized(why)) => return Ok(refused(for_the_form(&why)).into_response()),
         Err(e) => return Err(e.into()),
     };
     let prefix = parse_key(&key)
@@ -67,6 +67,20 @@ pub(crate) async fn submit(
     let id = sessions.create(caller.user().id, prefix);
     let cookie = session::set_cookie(&id);
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/ui")).into_response())
+}
+
+const NOT_A_KEY: &str = "That key is not one this server knows. Paste the whole key: it starts \
+     with tsk_ and was shown once, when it was created. Lost it? An admin can create a new one.";
+
+/// A refusal of the key as the sign-in form says it: about the form, not
+/// about the REST API's headers.
+fn for_the_form(why: &str) -> &'static str {
+    if why.contains("revoked") {
+        "This key has been revoked. Sign in with another key of yours, or ask an admin for a \
+         new one."
+    } else {
+        NOT_A_KEY
+    }
 }
 
 pub(crate) async fn logout(

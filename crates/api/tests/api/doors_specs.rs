@@ -387,6 +387,10 @@ async fn encoder_settings_that_are_not_the_encoders_are_refused_before_anything_
             json!({"codec": "ffv1", "container": "mkv", "crf": 0}),
             "ffv1 is lossless and takes no crf",
         ),
+        (
+            json!({"codec": "ffv1", "container": "mp4"}),
+            "the output's container (mp4) cannot hold ffv1 video; use mkv",
+        ),
     ];
     for (mut body, want) in cases {
         body["upload"] = json!(upload);
@@ -405,6 +409,9 @@ async fn encoder_settings_that_are_not_the_encoders_are_refused_before_anything_
             r.text()
         );
         assert!(r.message().contains(want), "{body}: {}", r.message());
+        // Never the server's own paths.
+        let data = s.data.display().to_string();
+        assert!(!r.message().contains(&data), "{body}: {}", r.message());
     }
     for dir in ["encodes", "outputs", "jobs"] {
         assert_eq!(

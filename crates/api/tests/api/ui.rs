@@ -123,6 +123,9 @@ async fn ui_sessions_follow_the_key_and_pages_authorize_like_the_api() {
     assert_eq!(p.status, StatusCode::UNAUTHORIZED);
     assert!(p.cookie.is_none());
     assert!(p.body.contains("login-error"), "{}", p.body);
+    // The message is about the form, not the REST API's headers.
+    assert!(p.body.contains("Paste the whole key"), "{}", p.body);
+    assert!(!p.body.contains("Authorization"), "{}", p.body);
 
     // The admin sees the dashboard and the job, with user strings escaped.
     let c = login(&s, &admin).await;
