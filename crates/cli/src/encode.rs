@@ -51,6 +51,51 @@ pub struct EncodeArgs {
     /// Plain progress lines even on a terminal.
     #[arg(long)]
     plain: bool,
+    /// Encode on this Tessera server instead of this machine: the video is
+    /// uploaded, the encode followed live, the verified output downloaded
+    /// to --output. The key is TESSERA_KEY's, or the saved login's for
+    /// that server (`tessera login`). Interrupted, the encode goes on there.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["jobs", "state_dir", "report_json"])]
+    server: Option<String>,
+    /// The project on the server (with --server) [default: your only one].
+    #[arg(long, requires = "server")]
+    project: Option<String>,
+}
+
+/// The encode on a server: what is checked here first (the input, the
+/// output's place), then the rest there.
+fn remote(args: EncodeArgs, server: String) -> Result<()> {
+    let output = output_path(&args)?;
+    if !args.input.is_file() {
+        return Err(Failure::input(format!(
+            "{}: no such file",
+            args.input.display()
+        )));
+    }
+    let mut settings = EncodeSettings::new(args.codec);
+    settings.crf = args.crf;
+    settings.preset = args.preset.clone();
+    // What the server would refuse (a codec the container cannot hold, a
+    // crf out of range), refused before the upload.
+    EncodeRequest {
+        input: absolute(&args.input)?,
+        output: output.clone(),
+        settings,
+        chunk_seconds: args.chunk_seconds,
+        slots: 1,
+    }
+    .validate()?;
+    crate::client::remote::encode(crate::client::remote::RemoteEncode {
+        server,
+        project: args.project,
+        input: args.input,
+        output,
+        codec: args.codec.to_string(),
+        crf: args.crf,
+        preset: args.preset,
+        chunk_seconds: args.chunk_seconds,
+        plain: args.plain,
+    })
 }
 
 fn parse_codec(s: &str) -> std::result::Result<Codec, String> {
@@ -58,6 +103,9 @@ fn parse_codec(s: &str) -> std::result::Result<Codec, String> {
 }
 
 pub fn run(args: EncodeArgs) -> Result<()> {
+    if let Some(server) = args.server.clone() {
+        return remote(args, server);
+    }
     let started = Instant::now();
     let req = build_request(&args)?;
     let key = job_key(&req)?;
@@ -130,16 +178,9 @@ pub fn run(args: EncodeArgs) -> Result<()> {
     }
 }
 
-fn build_request(args: &EncodeArgs) -> Result<EncodeRequest> {
-    if !(args.chunk_seconds.is_finite() && args.chunk_seconds > 0.0) {
-        return Err(Failure::input(
-            "--chunk-seconds must be a positive number of seconds",
-        ));
-    }
-    if args.jobs == Some(0) {
-        return Err(Failure::input("--jobs must be at least 1"));
-    }
-    let input = absolute(&args.input)?;
+/// The output's absolute path, once it is known to be writable and free
+/// (or `--overwrite` given).
+fn output_path(args: &EncodeArgs) -> Result<PathBuf> {
     let output = absolute(&args.output)?;
     check_parent_writable(&output)?;
     if output.is_dir() {
@@ -154,6 +195,20 @@ fn build_request(args: &EncodeArgs) -> Result<EncodeRequest> {
             output.display()
         )));
     }
+    Ok(output)
+}
+
+fn build_request(args: &EncodeArgs) -> Result<EncodeRequest> {
+    if !(args.chunk_seconds.is_finite() && args.chunk_seconds > 0.0) {
+        return Err(Failure::input(
+            "--chunk-seconds must be a positive number of seconds",
+        ));
+    }
+    if args.jobs == Some(0) {
+        return Err(Failure::input("--jobs must be at least 1"));
+    }
+    let input = absolute(&args.input)?;
+    let output = output_path(args)?;
     if output == input {
         return Err(Failure::input(
             "the output would overwrite the input; choose another output path",

@@ -57,6 +57,8 @@ enum Cmd {
     Admin(admin::AdminCmd),
     /// Save a server URL and API key for the client commands.
     Login(client::LoginArgs),
+    /// Upload a video to the server (for encodes there); prints its upload id.
+    Upload(client::upload::UploadArgs),
     /// Submit a job spec (YAML or JSON) to the server.
     Submit(client::SubmitArgs),
     /// List a project's jobs on the server.
@@ -86,6 +88,7 @@ fn main() -> ExitCode {
         Cmd::Nodes => client::nodes(),
         Cmd::Admin(cmd) => admin::run(cmd),
         Cmd::Login(args) => client::login(args),
+        Cmd::Upload(args) => client::upload::upload(args),
         Cmd::Submit(args) => client::submit(args),
         Cmd::Jobs(args) => client::jobs(args),
         Cmd::Job(cmd) => client::job(cmd),

@@ -2,6 +2,8 @@
 //! generated clips, and a fresh `--state-dir` in a temporary directory for
 //! every run.
 //!
+//! - `remote`: `tessera upload` and `tessera encode --server` against a real
+//!   server, the output verified here; refusals before any upload.
 //! - `client_texts`: what the client commands print for people (empty lists,
 //!   times, a user of no project, `submit --dry-run`, URLs, help, TLS).
 //! - `bad_input`: every way the input or the output can be wrong gets its
@@ -89,6 +91,8 @@ mod isolation;
 mod live;
 #[path = "cli/placement.rs"]
 mod placement;
+#[path = "cli/remote.rs"]
+mod remote;
 #[path = "cli/server.rs"]
 mod server;
 #[path = "cli/support.rs"]

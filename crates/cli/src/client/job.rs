@@ -228,7 +228,7 @@ fn show(client: &Client, id: i64) -> Result<()> {
 }
 
 /// Calls `f` on every task of a job, in index order, a page at a time.
-fn for_each_task(client: &Client, id: i64, mut f: impl FnMut(&Value)) -> Result<()> {
+pub(super) fn for_each_task(client: &Client, id: i64, mut f: impl FnMut(&Value)) -> Result<()> {
     let mut offset = 0;
     loop {
         let page = client.get(&format!("/jobs/{id}/tasks?offset={offset}&limit={PAGE}"))?;

@@ -11,6 +11,8 @@ use std::path::PathBuf;
 
 mod dry_run;
 mod job;
+pub mod remote;
+pub mod upload;
 mod when;
 
 pub use job::{job, JobCmd};
@@ -68,6 +70,27 @@ impl Client {
             key: key.to_string(),
             agent,
         })
+    }
+
+    /// A client of `server` with the key of the environment (TESSERA_KEY),
+    /// or the saved login's key when the login is for that same server: a
+    /// key is never sent to a server it was not saved for.
+    pub fn for_server(server: &str) -> Result<Self> {
+        check_url(server)?;
+        if let Some(key) = std::env::var("TESSERA_KEY").ok().filter(|k| !k.is_empty()) {
+            return Self::new(server, &key);
+        }
+        let saved: Credentials = match std::fs::read(credentials_path()?) {
+            Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),
+            Err(_) => Credentials::default(),
+        };
+        if !saved.key.is_empty() && saved.server == server.trim_end_matches('/') {
+            return Self::new(server, &saved.key);
+        }
+        Err(Failure::input(format!(
+            "no key for {server}: run `tessera login --server {server} --key KEY` (or set \
+             TESSERA_KEY)"
+        )))
     }
 
     /// From the environment or the saved login.
