@@ -54,6 +54,7 @@ pub use serve::{serve, DRAIN_TIMEOUT};
 pub use state::AppState;
 pub use tessera_service::{
     check_name, new_api_key, ServiceStore as ApiStore, Volumes, DEFAULT_MAX_UPLOAD,
+    DEFAULT_NODE_NAME,
 };
 pub use workers::{
     create_worker_token, revoke_worker_token, token_file, NodeInfo, NodeState, Placed, Pool,

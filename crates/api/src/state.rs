@@ -84,6 +84,13 @@ impl AppState {
         self.service = self.service.with_volumes(volumes);
         self
     }
+
+    /// Names the server's own node (its slots) as the nodes list does, so
+    /// its attempts carry that name everywhere.
+    pub fn with_node_name(mut self, name: &str) -> Self {
+        self.service = self.service.with_node_name(name);
+        self
+    }
 }
 
 impl FromRef<AppState> for Arc<ParseGate> {

@@ -271,8 +271,9 @@ impl From<&Task> for TaskView {
 pub(crate) struct AttemptView {
     pub task: u32,
     pub attempt: u32,
-    /// The worker that ran it; `null` for the server's own machine (or
-    /// before its start was reported).
+    /// The node that ran it, by the name the nodes list gives it (the
+    /// server's own slots included); `null` only before a worker reported
+    /// its start.
     pub node: Option<String>,
     pub started_at: Millis,
     pub ended_at: Option<Millis>,

@@ -413,8 +413,9 @@ pub fn run(
         pool.on_input(op_input);
     }
     let remote = workers.clone();
+    let node_name = crate::worker::host::hostname_or(tessera_api::DEFAULT_NODE_NAME);
     let local_node = tessera_api::NodeInfo {
-        name: crate::worker::host::hostname_or("local"),
+        name: node_name.clone(),
         slots: config.slots,
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
         memory_mb: crate::worker::host::memory_mb(),
@@ -500,7 +501,8 @@ pub fn run(
         .with_http_limits(http)
         .with_max_upload_bytes(config.max_upload_bytes)
         .with_volumes(volumes)
-        .with_task_uids(task_uids);
+        .with_task_uids(task_uids)
+        .with_node_name(&node_name);
     let state = match workers {
         Some(pool) => state.with_workers(pool),
         None => state,

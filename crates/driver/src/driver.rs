@@ -44,6 +44,9 @@ pub struct Driver<S, E> {
     /// The access of every job the scheduler holds (see [`Access`]);
     /// dropped when the job ends.
     access: HashMap<JobId, Arc<Access>>,
+    /// The slots attempts may use now, shared with every handle (see
+    /// [`DriverHandle::slots`]).
+    slots: Arc<std::sync::atomic::AtomicU32>,
 }
 
 /// Events handled per turn at most, so one turn's transaction stays bounded.
@@ -60,6 +63,7 @@ impl<S: Store, E: Executor> Driver<S, E> {
                 let _ = tx.send(Input::Exec(ev));
             }
         });
+        let config_slots = config.slots;
         Self {
             sched: {
                 let mut sched = Scheduler::new(config.slots);
@@ -77,6 +81,7 @@ impl<S: Store, E: Executor> Driver<S, E> {
             feed: Feed::default(),
             started: Vec::new(),
             access: HashMap::new(),
+            slots: Arc::new(std::sync::atomic::AtomicU32::new(config_slots)),
         }
     }
 
@@ -84,7 +89,7 @@ impl<S: Store, E: Executor> Driver<S, E> {
         DriverHandle {
             tx: self.tx.clone(),
             feed: self.feed.clone(),
-            slots: self.config.slots,
+            slots: self.slots.clone(),
         }
     }
 

@@ -50,13 +50,16 @@ pub(crate) enum Input {
 pub struct DriverHandle {
     pub(crate) tx: Sender<Input>,
     pub(crate) feed: crate::Feed,
-    pub(crate) slots: u32,
+    /// The slots now: the configured ones, or the last capacity set.
+    pub(crate) slots: std::sync::Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl DriverHandle {
-    /// The slots the driver runs attempts in (its executor's capacity).
+    /// The slots the driver runs attempts in now: its executor's capacity,
+    /// or with workers the sum of the live ones' slots
+    /// ([`set_capacity`](Self::set_capacity)).
     pub fn slots(&self) -> u32 {
-        self.slots
+        self.slots.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Every change committed and every progress report from now on (see
@@ -138,6 +141,8 @@ impl DriverHandle {
     /// slots, for a server whose tasks run on workers); new slots are used
     /// at once. Does not wait.
     pub fn set_capacity(&self, slots: u32) {
+        self.slots
+            .store(slots, std::sync::atomic::Ordering::Relaxed);
         let _ = self.tx.send(Input::SetCapacity(slots));
     }
 

@@ -74,6 +74,9 @@ pub struct JobDetail {
     pub after: Vec<tessera_types::JobDependency>,
     /// What it waits for while its job dependencies hold it back.
     pub waiting: Option<String>,
+    /// Why each of the shown tasks that waits or is ready has not started,
+    /// by task index (as [`Service::tasks`] gives it).
+    pub why: Vec<(u32, String)>,
 }
 
 impl Service {
@@ -220,9 +223,10 @@ impl Service {
         limit: u32,
     ) -> Result<Page<AttemptRecord>, ServiceError> {
         let id = job.id();
-        let rows = self
+        let mut rows = self
             .db(move |db| Ok(db.attempts_page(id, offset, limit.saturating_add(1))?))
             .await?;
+        self.name_nodes(&mut rows);
         Ok(Page::new(rows, offset, limit))
     }
 
@@ -263,11 +267,30 @@ impl Service {
                     counts: db.task_counts(id)?,
                     after: Vec::new(),
                     waiting: None,
+                    why: Vec::new(),
                 })
             })
             .await?;
         (detail.after, detail.waiting) = self.after_of(job.job()).await?;
+        let held = |t: &TaskRecord| matches!(t.state, TaskState::Waiting | TaskState::Ready);
+        if detail.tasks.iter().any(held) {
+            let last = detail.tasks.last().map_or(0, |t| t.task.index);
+            detail.why = self.ask(move |d| d.why_waiting(id)).await?;
+            detail.why.retain(|(i, _)| *i <= last);
+        }
+        self.name_nodes(&mut detail.attempts);
         Ok(detail)
+    }
+
+    /// Gives the attempts the store records started without a node (those
+    /// of the server's own slots) the server's node name, so every page
+    /// names it as the nodes list does. One whose start is not reported
+    /// yet (no pid) keeps none: it may be on its way to a worker.
+    fn name_nodes(&self, attempts: &mut [AttemptRecord]) {
+        let here = |a: &&mut AttemptRecord| a.node.is_none() && a.pid.is_some();
+        for a in attempts.iter_mut().filter(here) {
+            a.node = Some(self.node_name.to_string());
+        }
     }
 
     /// Asks the driver to cancel the job (it happens asynchronously); the

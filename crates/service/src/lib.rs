@@ -56,7 +56,7 @@ pub use jobs::{page_limit, JobDetail, JobStatus, Page, Task, MAX_LIST, PAGE_DEFA
 pub use logs::{FollowedLog, Stream, LOG_LIMIT};
 pub use observe::{Observer, Secret};
 pub use quota::Usage;
-pub use service::{now_ms, Service, ServiceStore, DEFAULT_MAX_UPLOAD};
+pub use service::{now_ms, Service, ServiceStore, DEFAULT_MAX_UPLOAD, DEFAULT_NODE_NAME};
 pub use stats::{Dashboard, Stats};
 
 #[cfg(test)]

@@ -15,6 +15,9 @@ use tessera_types::Millis;
 /// The default of `max_upload_bytes`: 8 GiB.
 pub const DEFAULT_MAX_UPLOAD: u64 = 8 << 30;
 
+/// The server's own node's name when none is given.
+pub const DEFAULT_NODE_NAME: &str = "server";
+
 /// A store the service can use: jobs (read) and accounts (read and write).
 pub trait ServiceStore: Store + Accounts + Send {}
 
@@ -40,6 +43,9 @@ pub struct Service {
     /// The uids projects' tasks run as (the server runs as root): the
     /// folders the service prepares for a project are that project's user's.
     pub(crate) task_uids: Option<tessera_exec::TaskUids>,
+    /// The name of the server's own node (its slots), as the nodes list
+    /// shows it: attempts that ran there carry it.
+    pub(crate) node_name: Arc<str>,
 }
 
 impl Service {
@@ -65,7 +71,19 @@ impl Service {
             volumes: Arc::default(),
             closing: Arc::new(tokio::sync::watch::Sender::new(false)),
             task_uids: None,
+            node_name: Arc::from(DEFAULT_NODE_NAME),
         }
+    }
+
+    /// Names the server's own node (default [`DEFAULT_NODE_NAME`]).
+    pub fn with_node_name(mut self, name: &str) -> Self {
+        self.node_name = Arc::from(name);
+        self
+    }
+
+    /// The server's own node's name.
+    pub fn node_name(&self) -> &str {
+        &self.node_name
     }
 
     /// Sets the largest upload accepted (default 8 GiB).

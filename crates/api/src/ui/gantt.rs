@@ -66,9 +66,7 @@ pub(crate) fn render(tasks: &[TaskRecord], attempts: &[AttemptRecord], now: Mill
                 ROW_H - 8,
                 escape(&t.name),
                 a.number,
-                a.node
-                    .as_deref()
-                    .map_or_else(|| "this machine".to_string(), escape),
+                escape(a.node.as_deref().unwrap_or("-")),
                 duration(took)
             );
         }

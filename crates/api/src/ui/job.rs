@@ -34,6 +34,7 @@ pub(crate) async fn show(
         counts,
         after,
         waiting,
+        why,
     } = s.service.job_detail(&access, SHOWN_TASKS).await?;
     let (job, id) = (access.job(), access.id());
     let now = now_ms();
@@ -85,7 +86,7 @@ pub(crate) async fn show(
         created = time(job.created_at),
         dag = dag::render(&tasks),
         gantt = gantt::render(&tasks, &attempts, now),
-        table = task_table(id.0, &tasks, &attempts),
+        table = task_table(id.0, &tasks, &attempts, &why),
     );
     Ok(page(
         &format!("Job #{id} {}", job.name),
@@ -129,7 +130,12 @@ fn after_line(after: &[tessera_types::JobDependency], waiting: Option<&str>) -> 
     )
 }
 
-fn task_table(job: i64, tasks: &[TaskRecord], attempts: &[AttemptRecord]) -> String {
+fn task_table(
+    job: i64,
+    tasks: &[TaskRecord],
+    attempts: &[AttemptRecord],
+    why: &[(u32, String)],
+) -> String {
     let rows: Vec<Vec<String>> = tasks
         .iter()
         .map(|t| {
@@ -138,10 +144,11 @@ fn task_table(job: i64, tasks: &[TaskRecord], attempts: &[AttemptRecord]) -> Str
             let cpu: u64 = usage.clone().map(|u| u.cpu_ms).sum();
             let peak = usage.map(|u| u.max_rss_kb).max();
             let i = t.task.index;
-            // Where each attempt ran: a worker's name, or this machine.
+            // Where each attempt ran (the service names the server's own
+            // node as the nodes list does).
             let mut nodes = String::new();
             for a in &mine {
-                let at = a.node.as_deref().map_or_else(|| "local".to_string(), escape);
+                let at = escape(a.node.as_deref().unwrap_or("-"));
                 let _ = write!(nodes, r#"<span class="node">#{} {at}</span><br>"#, a.number);
             }
             let mut logs = String::new();
@@ -156,7 +163,12 @@ fn task_table(job: i64, tasks: &[TaskRecord], attempts: &[AttemptRecord]) -> Str
                 escape(&t.name),
                 badge(t.state.as_str(), Some(i)),
                 t.attempt.to_string(),
-                t.reason.as_deref().map(escape).unwrap_or_default(),
+                // Why it has not started (waiting or ready), as the CLI
+                // says it; else how it ended.
+                match why.iter().find(|(w, _)| *w == i) {
+                    Some((_, w)) => format!(r#"<span class="why">{}</span>"#, escape(w)),
+                    None => t.reason.as_deref().map(escape).unwrap_or_default(),
+                },
                 if mine.iter().any(|a| a.usage.is_some()) { cpu.to_string() } else { String::new() },
                 peak.map(|p| p.to_string()).unwrap_or_default(),
                 nodes,

@@ -96,7 +96,7 @@ pub(crate) fn node_views(pool: Option<&Pool>, recent: &[tessera_store::NodeUsage
                 "holds": w.holds.len(),
                 "last_heartbeat_ms": if w.local { now } else { w.last_seen_ms },
                 "running": running.iter().map(|(j, i, a)| json!({"job": j, "index": i, "attempt": a})).collect::<Vec<_>>(),
-                "recent": super::throughput::view(&w.info.name, recent),
+                "recent": super::throughput::view(&w.info.name, w.local, recent),
             })
         })
         .collect()

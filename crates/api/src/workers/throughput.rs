@@ -18,11 +18,12 @@ pub(crate) async fn recent(service: &Service, admin: &Admin) -> Result<Vec<NodeU
 }
 
 /// The `recent` object of a node's view: zeros for a node that ended
-/// nothing in the window.
-pub(crate) fn view(name: &str, usage: &[NodeUsage]) -> Value {
+/// nothing in the window. The server's own node (`local`) is credited with
+/// the attempts the store records without a node: they ran on its slots.
+pub(crate) fn view(name: &str, local: bool, usage: &[NodeUsage]) -> Value {
     let u = usage
         .iter()
-        .find(|u| u.node.as_deref() == Some(name))
+        .find(|u| u.node.as_deref() == Some(name) || (local && u.node.is_none()))
         .cloned()
         .unwrap_or_default();
     json!({

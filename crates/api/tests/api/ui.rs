@@ -13,6 +13,37 @@ use std::time::{Duration, Instant};
 use tessera_store::Accounts;
 use tower::ServiceExt;
 
+/// The job page says why a task has not started, as the CLI does.
+#[tokio::test]
+async fn the_job_page_says_why_tasks_wait() {
+    let s = Server::start();
+    let admin = s.admin_key.clone();
+    let p = s.project("why", &admin).await;
+    let spec = "name: held\ntasks:\n  - {name: a, action: {kind: command, argv: [sleep, '30']}}\n  - {name: b, action: {kind: noop}, deps: [{selector: a}]}\n";
+    let r = s
+        .post_yaml(&format!("/api/v1/projects/{p}/jobs"), &admin, spec)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let job = r.json()["id"].as_i64().unwrap();
+    let c = login(&s, &admin).await;
+    let page = ui(&s, Method::GET, &format!("/ui/jobs/{job}"), Some(&c), None).await;
+    assert!(
+        page.body
+            .contains(r#"<span class="why">waiting for 1 dependency: a</span>"#),
+        "{}",
+        page.body
+    );
+    let r = s
+        .send_json(
+            Method::POST,
+            &format!("/api/v1/jobs/{job}/cancel"),
+            &admin,
+            json!(null),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text());
+}
+
 struct Page {
     status: StatusCode,
     location: Option<String>,

@@ -184,8 +184,8 @@ fn show(client: &Client, id: i64) -> Result<()> {
             t["name"].as_str().unwrap_or(""),
         );
     })?;
-    // Each attempt, with where it ran: a worker's name, or `local` for the
-    // server's own machine.
+    // Each attempt, with where it ran: the node's name as `tessera nodes`
+    // lists it (the server's own node included).
     // START is from the job's creation, so a job's attempts read in order.
     let mut offset = 0;
     let mut any = false;
@@ -207,7 +207,7 @@ fn show(client: &Client, id: i64) -> Result<()> {
                 "{:>5}  {:>7}  {:<20}  {:>8}  {:>8}  {}",
                 a["task"].to_string(),
                 a["attempt"].to_string(),
-                a["node"].as_str().unwrap_or("local"),
+                a["node"].as_str().unwrap_or("-"),
                 format!("+{}", when::took(started.saturating_sub(created))),
                 when::span(started, a["ended_at"].as_u64(), now),
                 a["message"]

@@ -110,6 +110,26 @@ fn local_slots_and_a_worker_both_run_attempts_of_one_job() {
     let ran = ran_on(&c.out, "mix", 6);
     let nodes: BTreeSet<&str> = ran.iter().map(String::as_str).collect();
     assert_eq!(nodes, BTreeSet::from([here.as_str(), "a"]), "{ran:?}");
+    // One name for the server's node everywhere: its attempts carry the
+    // name the nodes list gives it, and it is credited with them.
+    let named: BTreeSet<String> = c
+        .attempts(id)
+        .iter()
+        .map(|a| a["node"].as_str().unwrap_or("(none)").to_string())
+        .collect();
+    assert_eq!(named, BTreeSet::from([here.clone(), "a".into()]));
+    let (_, v) = c.api("GET", "/nodes", None);
+    let mine = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["local"] == true)
+        .unwrap();
+    let ran_here = ran.iter().filter(|n| **n == here).count();
+    assert_eq!(mine["recent"]["attempts"], ran_here, "{v}");
+    // The dashboard counts every node's slots: 1 here and 2 on `a`.
+    let page = dashboard(&c);
+    assert!(page.contains("<b>0</b> of 3 slots busy"), "{page}");
     // A task that needs the server's label runs only there.
     let id = c.submit(&job(
         "hq",
@@ -169,4 +189,29 @@ tasks:
     // was killed, not waited for.
     assert_eq!(c.server.terminate(Duration::from_secs(60)), Some(0));
     assert!(!alive(pid), "the local attempt outlived the server");
+}
+
+/// The web UI's dashboard as the admin sees it (signed in with its key).
+fn dashboard(c: &Cluster) -> String {
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    let login = agent
+        .post(&format!("{}/ui/login", c.server.url))
+        .send_form(&[("key", c.key.as_str())]);
+    let r = match login {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("sign in: {e}"),
+    };
+    let cookie = r
+        .header("Set-Cookie")
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("no session cookie"))
+        .to_string();
+    agent
+        .get(&format!("{}/ui", c.server.url))
+        .set("Cookie", &cookie)
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap()
 }
