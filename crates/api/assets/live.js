@@ -2,9 +2,13 @@
 // (/ui/jobs/{id}/events) says when something changed: the page then re-reads
 // state.json (at most every 300 ms) and updates the state badges and the
 // DAG's boxes; progress events give the frames per second of running
-// encodes. Without EventSource, or if the stream fails, it polls state.json
-// every second. Once the job ends it reloads (so the timeline and the table
-// show the final numbers). The page is complete without this script.
+// encodes. Tasks added while the page is open (an expansion, a retry) and
+// attempts' bars come from parts.json: the graph, timeline and task table
+// redrawn by the server, at most every second on events and every two
+// seconds while the job runs (so running bars grow). Without EventSource,
+// or if the stream fails, it polls state.json every second. Once the job
+// ends it reloads (so the timeline and the table show the final numbers).
+// The page is complete without this script.
 (function () {
   var badge = document.getElementById("job-state");
   if (!badge) return;
@@ -32,6 +36,33 @@
     if (pt) pt.textContent = d.done + " / " + d.total;
     if (terminal.indexOf(d.state) >= 0 && !ended) { ended = true; location.reload(); }
   }
+  var box = document.getElementById("tasks-box");
+  var partsUrl = box && box.getAttribute("data-parts");
+  var partsPending = null, partsAt = 0;
+  function put(id, html) {
+    var e = document.getElementById(id);
+    if (e && typeof html === "string") e.innerHTML = html;
+  }
+  function redraw() {
+    if (!partsUrl || partsPending || ended) return;
+    var wait = Math.max(0, 1000 - (Date.now() - partsAt));
+    partsPending = setTimeout(function () {
+      partsPending = null;
+      partsAt = Date.now();
+      fetch(partsUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+        .then(function (p) {
+          put("graph-box", p.dag);
+          put("timeline-box", p.gantt);
+          put("tasks-box", p.tasks);
+        })
+        .catch(function () {});
+    }, wait);
+  }
+  var growing = setInterval(function () {
+    if (ended) { clearInterval(growing); return; }
+    redraw();
+  }, 2000);
   function read() {
     return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
@@ -60,6 +91,9 @@
   ["snapshot", "job", "task", "tasks_added", "lagged"].forEach(function (name) {
     es.addEventListener(name, soon);
   });
+  ["tasks_added", "attempt_started", "lagged"].forEach(function (name) {
+    es.addEventListener(name, redraw);
+  });
   es.addEventListener("progress", function (e) {
     var d = JSON.parse(e.data), k = d.index + "/" + d.attempt, now = Date.now();
     var prev = last[k];
@@ -74,6 +108,7 @@
     delete rates[k]; delete last[k];
     showFps();
     soon();
+    redraw();
   });
   es.addEventListener("end", function () { es.close(); read().catch(function () {}); });
   es.onerror = function () {

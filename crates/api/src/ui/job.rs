@@ -37,15 +37,8 @@ pub(crate) async fn show(
         why,
     } = s.service.job_detail(&access, SHOWN_TASKS).await?;
     let (job, id) = (access.job(), access.id());
-    let now = now_ms();
     let (done, total) = done_and_total(&counts);
-    let more = match total.saturating_sub(tasks.len() as u64) {
-        0 => String::new(),
-        n => format!(
-            r#"<p class="muted">The first {} tasks are shown; {n} more are not (GET /api/v1/jobs/{id}/tasks pages through all).</p>"#,
-            tasks.len()
-        ),
-    };
+    let parts = Parts::render(id.0, &tasks, &attempts, &why, total);
     let project_html = project.map_or("no project".to_string(), |p| {
         format!(
             r#"<a href="/ui/projects/{}">{}</a>"#,
@@ -77,16 +70,16 @@ pub(crate) async fn show(
 <p class="row"><span id="job-state" class="badge s-{state}" data-state="{state}" data-poll="/ui/jobs/{id}/state.json" data-events="/ui/jobs/{id}/events">{state}</span>
 <span>project {project_html}</span><span class="muted">created {created} UTC{ended}</span></p>
 {output}{after}<p>Progress: <progress id="progress" max="{total}" value="{done}"></progress> <span id="progress-text">{done} / {total}</span> tasks ended <span id="fps" class="muted"></span></p>
-<h2>Graph</h2><div class="scroll">{dag}</div>
-<h2>Timeline</h2><div class="scroll">{gantt}</div>
-<h2>Tasks</h2>{more}{table}
+<h2>Graph</h2><div class="scroll" id="graph-box">{dag}</div>
+<h2>Timeline</h2><div class="scroll" id="timeline-box">{gantt}</div>
+<h2>Tasks</h2><div id="tasks-box" data-parts="/ui/jobs/{id}/parts.json">{tasks}</div>
 <script>{LIVE_JS}</script>"#,
         name = escape(&job.name),
         after = after_line(&after, waiting.as_deref()),
         created = time(job.created_at),
-        dag = dag::render(&tasks),
-        gantt = gantt::render(&tasks, &attempts, now),
-        table = task_table(id.0, &tasks, &attempts, &why),
+        dag = parts.dag,
+        gantt = parts.gantt,
+        tasks = parts.tasks,
     );
     Ok(page(
         &format!("Job #{id} {}", job.name),
@@ -182,6 +175,56 @@ fn task_table(
         ],
         &rows,
     )
+}
+
+/// The parts of the job page that grow while it runs (tasks an expansion
+/// or a retry adds, bars of running attempts): drawn with the page, and
+/// again for its live script ([`parts_json`]).
+struct Parts {
+    dag: String,
+    gantt: String,
+    /// The task table, after a line saying how many are not shown.
+    tasks: String,
+}
+
+impl Parts {
+    fn render(
+        job: i64,
+        tasks: &[TaskRecord],
+        attempts: &[AttemptRecord],
+        why: &[(u32, String)],
+        total: u64,
+    ) -> Self {
+        let more = match total.saturating_sub(tasks.len() as u64) {
+            0 => String::new(),
+            n => format!(
+                r#"<p class="muted">The first {} tasks are shown; {n} more are not (GET /api/v1/jobs/{job}/tasks pages through all).</p>"#,
+                tasks.len()
+            ),
+        };
+        Self {
+            dag: dag::render(tasks),
+            gantt: gantt::render(tasks, attempts, now_ms()),
+            tasks: more + &task_table(job, tasks, attempts, why),
+        }
+    }
+}
+
+/// The page's growing parts, for its live script: `{"dag", "gantt",
+/// "tasks"}` as HTML, drawn as the page draws them.
+pub(crate) async fn parts_json(
+    State(s): State<AppState>,
+    access: Result<JobAccess<AsViewer>, ApiError>,
+) -> Result<Json<Value>, ApiError> {
+    let access = access?;
+    let d = s.service.job_detail(&access, SHOWN_TASKS).await?;
+    let (_, total) = done_and_total(&d.counts);
+    let parts = Parts::render(access.id().0, &d.tasks, &d.attempts, &d.why, total);
+    Ok(Json(json!({
+        "dag": parts.dag,
+        "gantt": parts.gantt,
+        "tasks": parts.tasks,
+    })))
 }
 
 /// Tasks ended and tasks in all, from the job's counts by state.

@@ -18,6 +18,7 @@
 //! | `GET /ui` | dashboard: projects, recent jobs, counts, throughput chart |
 //! | `GET /ui/jobs/{id}` | job: DAG, timeline, tasks, log links |
 //! | `GET /ui/jobs/{id}/state.json` | job and task states, for live updates |
+//! | `GET /ui/jobs/{id}/parts.json` | the job page's graph, timeline and task table, redrawn for live updates |
 //! | `GET /ui/jobs/{id}/events` | the job's events (Server-Sent Events), for live updates |
 //! | `GET /ui/jobs/{id}/tasks/{index}/logs` | an attempt's log as text |
 //! | `GET /ui/projects/{project}` | members, the user's keys, jobs |
@@ -73,6 +74,7 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .route("/ui/jobs/{id}", get(job::show))
         .route("/ui/nodes", get(nodes::show))
         .route("/ui/jobs/{id}/state.json", get(job::state_json))
+        .route("/ui/jobs/{id}/parts.json", get(job::parts_json))
         .route("/ui/jobs/{id}/events", get(job::events))
         .route("/ui/jobs/{id}/tasks/{index}/logs", get(job::log))
         .route("/ui/logout", post(login::logout))

@@ -341,10 +341,20 @@ async fn ui_in_headless_chromium_logs_in_and_watches_a_job_finish() {
         "while [ ! -e {} ]; do sleep 0.05; done; echo chunk 0",
         go.display()
     );
+    // `plan` adds a task once `go` exists (as an encode's plan adds its
+    // chunks): the open page must show it live. It runs until `go2`.
+    let go2 = gate.path().join("go2");
+    let late = json!([{"name": "late-part", "action": {"kind": "command", "argv": [
+        "sh", "-c", format!("while [ ! -e {} ]; do sleep 0.05; done", go2.display())]}}]);
+    let plan = format!(
+        "while [ ! -e {} ]; do sleep 0.05; done; printf '%s' '{late}' > \"$TESSERA_EXPAND\"",
+        go.display()
+    );
     let spec = json!({
         "name": "encode-trailer",
         "tasks": [
             {"name": "probe", "action": {"kind": "command", "argv": ["sh", "-c", "echo probed-ok"]}},
+            {"name": "plan", "expands": true, "action": {"kind": "command", "argv": ["sh", "-c", plan]}, "deps": [{"selector": "probe"}]},
             {"name": "chunk-0", "action": {"kind": "command", "argv": ["sh", "-c", wait_go]}, "deps": [{"selector": "probe"}]},
             {"name": "chunk-1", "action": {"kind": "command", "argv": ["sh", "-c", "echo chunk 1"]}, "deps": [{"selector": "probe"}]},
             {"name": "concat", "action": {"kind": "command", "argv": ["sh", "-c", "echo joined"]}, "deps": [{"selector": "chunk-*"}]}
@@ -456,13 +466,50 @@ async fn ui_in_headless_chromium_logs_in_and_watches_a_job_finish() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let text = |css: &'static str| {
+        let c = c.clone();
+        async move {
+            match c.find(Locator::Css(css)).await {
+                Ok(e) => e.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            }
+        }
+    };
+    assert!(!text("#tasks-box").await.contains("late-part"));
     std::fs::write(&go, "").unwrap();
+    // The task `plan` adds appears without a reload: in the table, the
+    // graph and (once it runs) the timeline, while the job still runs.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let state = match c.find(Locator::Css("#job-state")).await {
-            Ok(e) => e.text().await.unwrap_or_default(),
-            Err(_) => String::new(),
-        };
+        let (table, graph) = (
+            text("#tasks-box").await,
+            c.find_all(Locator::Css("#graph-box g.node"))
+                .await
+                .map_or(0, |n| n.len()),
+        );
+        let bar = c
+            .find_all(Locator::Css("#timeline-box rect.bar.o-running"))
+            .await
+            .map_or(0, |b| b.len());
+        if table.contains("late-part") && graph == 6 && bar == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the added task is not on the page after 30 s: {graph} boxes, {bar} running bars, table:\n{table}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        text("#job-state").await,
+        "running",
+        "shown live, not by the final reload"
+    );
+    shot("job-live.png", c.screenshot().await.unwrap());
+    std::fs::write(&go2, "").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let state = text("#job-state").await;
         if state == "succeeded" {
             break;
         }
@@ -485,7 +532,7 @@ async fn ui_in_headless_chromium_logs_in_and_watches_a_job_finish() {
             .find_all(Locator::Css("#gantt rect.bar.o-succeeded"))
             .await
             .map_or(0, |b| b.len());
-        if bars == 4 {
+        if bars == 6 {
             break;
         }
         assert!(
@@ -495,18 +542,18 @@ async fn ui_in_headless_chromium_logs_in_and_watches_a_job_finish() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let nodes = c.find_all(Locator::Css("#dag g.node")).await.unwrap();
-    assert_eq!(nodes.len(), 4, "one DAG node per task");
+    assert_eq!(nodes.len(), 6, "one DAG node per task");
     let edges = c.find_all(Locator::Css("#dag line.edge")).await.unwrap();
     assert_eq!(
         edges.len(),
-        4,
-        "probe->chunk-0, probe->chunk-1, chunk-*->concat"
+        5,
+        "probe->plan, probe->chunk-0, probe->chunk-1, chunk-*->concat"
     );
     let bars = c
         .find_all(Locator::Css("#gantt rect.bar.o-succeeded"))
         .await
         .unwrap();
-    assert_eq!(bars.len(), 4, "one succeeded attempt bar per task");
+    assert_eq!(bars.len(), 6, "one succeeded attempt bar per task");
     shot("job.png", c.screenshot().await.unwrap());
 
     // A task's stdout, through the session.
