@@ -1,0 +1,434 @@
+//! Go-Docker's own client, godocker-cli 1.0.25 from PyPI (`godlogin`,
+//! `godproject`, `godjob`, `godfile`, `godimage`, `goduser`), unchanged,
+//! against `tessera server --docker`: a split -> 3 encodes (`--parent`) ->
+//! merge flow of ffmpeg scripts in the local image over a project volume,
+//! frame-exact; an array job; show, list, suspend, resume, kill; and what
+//! the client prints for a wrong key, an unknown parent, a missing image and
+//! a project the user is not in. The client exits 0 on errors, so every
+//! check is on what it prints.
+//!
+//! The client's directory comes from `TESSERA_GODOCKER_CLI` (`.ci/run`
+//! installs it); without it the test skips, and fails under CI.
+
+use crate::server::Server;
+use crate::support::{
+    bootstrap, docker_engine_present, ffmpeg, run, tessera, video_packets, Outcome,
+};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The folder holding godlogin, godjob..., if there is one.
+fn client_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("TESSERA_GODOCKER_CLI").map(PathBuf::from);
+    match dir {
+        Some(d) if d.join("godjob").is_file() => Some(d),
+        _ => {
+            tessera_testkit::env::skip(
+                "godocker-cli is not installed (TESSERA_GODOCKER_CLI names no folder with godjob)",
+                "run .ci/run, or `python3 -m venv V && V/bin/pip install godocker_cli==1.0.25` \
+                 and set TESSERA_GODOCKER_CLI=V/bin",
+            );
+            None
+        }
+    }
+}
+
+/// One Go-Docker user: the client's folder and a HOME of its own.
+struct God {
+    bin: PathBuf,
+    home: PathBuf,
+}
+
+impl God {
+    fn new(bin: &Path, home: PathBuf) -> Self {
+        std::fs::create_dir_all(&home).unwrap();
+        Self {
+            bin: bin.to_path_buf(),
+            home,
+        }
+    }
+
+    fn cmd(&self, program: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(self.bin.join(program));
+        cmd.args(args)
+            .env("HOME", &self.home)
+            .env("LC_ALL", "C.UTF-8")
+            .current_dir(&self.home);
+        cmd
+    }
+
+    /// What `program ARGS` printed (stdout and stderr together).
+    fn run(&self, program: &str, args: &[&str]) -> String {
+        let out: Outcome = run(&mut self.cmd(program, args));
+        format!("{}{}", out.stdout, out.stderr)
+    }
+
+    /// `godjob create ARGS`: the new job's id, from "... Job id is N".
+    fn create(&self, args: &[&str], env: &[(&str, &str)]) -> String {
+        let mut cmd = self.cmd("godjob", &[&["create"], args].concat());
+        cmd.envs(env.iter().copied());
+        let out = run(&mut cmd);
+        let text = format!("{}{}", out.stdout, out.stderr);
+        let id = text
+            .split("Job id is ")
+            .nth(1)
+            .map(|rest| rest.trim().to_string())
+            .unwrap_or_else(|| panic!("godjob create {args:?} printed no id: {text}"));
+        assert!(text.contains("Job submitted"), "{text}");
+        id
+    }
+
+    /// `godjob show ID` until the job is over; what it printed last.
+    fn wait_over(&self, id: &str, limit: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let shown = self.run("godjob", &["show", id]);
+            if shown.contains(" over ") {
+                return shown;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "job {id} not over in {limit:?}: {shown}"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+fn create_user(data: &Path, name: &str) -> String {
+    let out = run(tessera()
+        .args(["admin", "create-user", name, "--data-dir"])
+        .arg(data));
+    out.expect_code(0);
+    out.stdout.trim().to_string()
+}
+
+const SPLIT: &str = "echo \"$GODOCKER_JID $GODOCKER_PWD $(pwd)\" > whoami
+for i in 0 1 2; do
+  ffmpeg -v error -y -i /data/src.mp4 -ss $((i * 2)) -frames:v 50 -an -c:v mpeg4 -q:v 2 /data/part$i.mp4 || exit 1
+done";
+
+const ENCODE: &str =
+    "ffmpeg -v error -y -i /data/part$PART.mp4 -c:v mpeg4 -q:v 5 /data/enc$PART.mp4";
+
+const MERGE: &str = "#!/bin/sh
+cd /data && for i in 0 1 2; do echo \"file 'enc$i.mp4'\"; done > list.txt
+ffmpeg -v error -y -f concat -safe 0 -i list.txt -c copy merged.mp4 && rm part0.mp4 part1.mp4 part2.mp4";
+
+#[test]
+fn godocker_cli_runs_a_parent_chained_video_flow_and_says_what_is_wrong() {
+    let Some(bin) = client_dir() else { return };
+    if !docker_engine_present() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (data, share) = (dir.path().join("data"), dir.path().join("share"));
+    std::fs::create_dir_all(&share).unwrap();
+    std::fs::set_permissions(&share, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let src = share.join("src.mp4");
+    ffmpeg([
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=160x120:rate=25",
+        "-t",
+        "6",
+        "-c:v",
+        "mpeg4",
+        src.to_str().unwrap(),
+    ]);
+    let key = bootstrap(&data);
+    let bob_key = create_user(&data, "bob");
+    let server = Server::start_with(
+        &data,
+        &[
+            "--docker",
+            "--writable-volume",
+            &format!("gdshare={}", share.display()),
+        ],
+    );
+    let image = crate::support::local_image();
+    let url = server.url.trim_end_matches('/').to_string();
+
+    // A wrong key: refused, and no login is saved.
+    let stranger = God::new(&bin, dir.path().join("stranger"));
+    let said = stranger.run(
+        "godlogin",
+        &[
+            "-a",
+            "tsk_nope_nope",
+            "-l",
+            "ana",
+            "-s",
+            &url,
+            "--no-certificate",
+        ],
+    );
+    assert!(said.contains("Unauthorized"), "{said}");
+    assert!(!stranger.home.join(".godocker_auth").exists());
+
+    let ana = God::new(&bin, dir.path().join("ana"));
+    let said = ana.run(
+        "godlogin",
+        &["-a", &key, "-l", "ana", "-s", &url, "--no-certificate"],
+    );
+    assert!(ana.home.join(".godocker_auth").exists(), "{said}");
+    let said = ana.run(
+        "godproject",
+        &[
+            "volume", "video", "--add", "-n", "gdshare", "-p", "/srv", "-c", "/data", "-m", "rw",
+        ],
+    );
+    assert!(said.contains("project video was updated"), "{said}");
+    let said = ana.run("godproject", &["show", "video"]);
+    assert!(
+        said.contains("gdshare") && said.contains("/data") && said.contains("ana"),
+        "{said}"
+    );
+    assert!(ana.run("godproject", &["list"]).contains("video"));
+    assert!(ana.run("goduser", &["show"]).contains("ana"));
+
+    // split -> 3 encodes -> merge, chained by --parent.
+    let common = [
+        "--external_image",
+        "-p",
+        "video",
+        "-i",
+        image,
+        "-v",
+        "gdshare",
+    ];
+    let split = ana.create(
+        &[
+            &common[..],
+            &[
+                "-n",
+                "split",
+                "-d",
+                "Jit Split",
+                "-t",
+                "video,split",
+                "--cmd",
+                SPLIT,
+            ],
+        ]
+        .concat(),
+        &[],
+    );
+    let mut parents = String::new();
+    for part in ["0", "1", "2"] {
+        let args = [
+            &common[..],
+            &[
+                "-n", "encode", "-c", "1", "--parent", &split, "--env", "PART", "--cmd", ENCODE,
+            ],
+        ]
+        .concat();
+        let id = ana.create(&args, &[("PART", part)]);
+        parents.push_str(&format!("{id},"));
+    }
+    // The trailing comma a shell loop leaves is accepted.
+    let merge = ana.create(
+        &[
+            &common[..],
+            &[
+                "-n", "merge", "-c", "1", "--parent", &parents, "--cmd", MERGE,
+            ],
+        ]
+        .concat(),
+        &[],
+    );
+    let shown = ana.run("godjob", &["show", &merge]);
+    assert!(shown.contains("job parents"), "{shown}");
+    let shown = ana.wait_over(&merge, Duration::from_secs(240));
+    assert!(shown.contains("success"), "{shown}\n{}", server.stderr());
+    assert_eq!(
+        video_packets(&share.join("merged.mp4")),
+        video_packets(&src)
+    );
+    assert_eq!(video_packets(&src), 150);
+    assert!(!share.join("part0.mp4").exists(), "merge cleaned up");
+
+    // The split ran in its own folder, with GODOCKER_JID and GODOCKER_PWD.
+    let listed = ana.run("godfile", &["list", &split]);
+    assert!(listed.contains("whoami"), "{listed}");
+    let said = ana.run(
+        "godfile",
+        &["download", &split, "whoami", ana.home.to_str().unwrap()],
+    );
+    assert!(said.contains("downloaded"), "{said}");
+    let whoami = std::fs::read_to_string(ana.home.join("whoami")).unwrap();
+    let words: Vec<&str> = whoami.split_whitespace().collect();
+    assert_eq!(words[0], split, "{whoami}");
+    assert_eq!(
+        words[1], words[2],
+        "the script runs in GODOCKER_PWD: {whoami}"
+    );
+    let over = ana.run("godjob", &["list", "over"]);
+    assert!(over.contains("split") && over.contains("merge"), "{over}");
+    assert!(ana.run("godimage", &["list"]).contains(image));
+
+    // An array job: one task per id of 1:5:2, each told its id.
+    let array = ana.create(
+        &[
+            &common[..],
+            &[
+                "-n",
+                "arr",
+                "-a",
+                "1:5:2",
+                "--cmd",
+                "echo $GOGOCKER_TASK_FIRST-$GOGOCKER_TASK_LAST > /data/arr-$GOGOCKER_TASK_ID",
+            ],
+        ]
+        .concat(),
+        &[],
+    );
+    assert!(ana
+        .wait_over(&array, Duration::from_secs(120))
+        .contains("success"));
+    for id in ["1", "3", "5"] {
+        let got = std::fs::read_to_string(share.join(format!("arr-{id}"))).unwrap();
+        assert_eq!(got.trim(), "1-5");
+    }
+    assert!(!share.join("arr-2").exists());
+
+    // suspend, resume, kill a running job; list active shows it.
+    let sleeper = ana.create(
+        &[
+            "--external_image",
+            "-p",
+            "video",
+            "-i",
+            image,
+            "-n",
+            "sleeper",
+            "--cmd",
+            "sleep 300",
+        ],
+        &[],
+    );
+    let start = Instant::now();
+    while !ana.run("godjob", &["show", &sleeper]).contains(" running ") {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "sleeper never ran"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(ana.run("godjob", &["list", "active"]).contains("sleeper"));
+    let said = ana.run("godjob", &["suspend", &sleeper]);
+    assert!(said.contains("is now suspended"), "{said}");
+    assert!(ana.run("godjob", &["show", &sleeper]).contains("suspended"));
+    let said = ana.run("godjob", &["resume", &sleeper]);
+    assert!(said.contains("is now resumed"), "{said}");
+    let said = ana.run("godjob", &["kill", &sleeper]);
+    assert!(said.contains("kill requested"), "{said}");
+    assert!(ana
+        .wait_over(&sleeper, Duration::from_secs(60))
+        .contains("killed"));
+
+    // What the client prints for what is wrong.
+    let said = ana.run(
+        "godjob",
+        &[
+            "create",
+            "--external_image",
+            "-p",
+            "video",
+            "-i",
+            image,
+            "-n",
+            "orphan",
+            "--parent",
+            "9999",
+            "--cmd",
+            "true",
+        ],
+    );
+    assert!(
+        said.contains("parent job 9999 does not exist in project video"),
+        "{said}"
+    );
+    let missing = ana.create(
+        &[
+            "--external_image",
+            "-p",
+            "video",
+            "-i",
+            "tessera-nosuch:none",
+            "-n",
+            "ghost",
+            "--cmd",
+            "true",
+        ],
+        &[],
+    );
+    let shown = ana.wait_over(&missing, Duration::from_secs(60));
+    assert!(
+        shown.contains("failed") && shown.contains("tessera-nosuch"),
+        "{shown}"
+    );
+    let said = ana.run(
+        "godjob",
+        &[
+            "create",
+            "--external_image",
+            "-p",
+            "video",
+            "-i",
+            image,
+            "-n",
+            "x",
+            "--interactive",
+        ],
+    );
+    assert!(
+        said.contains("interactive jobs (ssh into the container) are not offered"),
+        "{said}"
+    );
+
+    let bob = God::new(&bin, dir.path().join("bob"));
+    bob.run(
+        "godlogin",
+        &["-a", &bob_key, "-l", "bob", "-s", &url, "--no-certificate"],
+    );
+    let said = bob.run(
+        "godjob",
+        &[
+            "create",
+            "--external_image",
+            "-p",
+            "video",
+            "-i",
+            image,
+            "-n",
+            "x",
+            "--cmd",
+            "true",
+        ],
+    );
+    assert!(
+        said.contains("'video' is not one of"),
+        "the client refuses a project not yours: {said}"
+    );
+    let said = bob.run(
+        "godjob",
+        &[
+            "create",
+            "--external_image",
+            "-i",
+            image,
+            "-n",
+            "x",
+            "--cmd",
+            "true",
+        ],
+    );
+    assert!(said.contains("you are in no project"), "{said}");
+    let said = bob.run("godjob", &["show", &split]);
+    assert!(said.contains("Forbidden"), "{said}");
+}
