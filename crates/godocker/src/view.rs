@@ -86,7 +86,7 @@ pub(crate) async fn job_json<R: Need>(
     };
     let secondary = match state {
         _ if record.suspended && !state.is_terminal() => Some("suspended".to_string()),
-        JobState::Pending => status.waiting.clone(),
+        JobState::Pending => Some(status.waiting.clone().unwrap_or_else(|| "pending".into())),
         JobState::Running => None,
         JobState::Succeeded => Some("success".into()),
         JobState::Failed => Some(match &reason {
