@@ -314,6 +314,72 @@ fn godocker_cli_runs_a_parent_chained_video_flow_and_says_what_is_wrong() {
     }
     assert!(!share.join("arr-2").exists());
 
+    // A failing parent (retried once): its child never runs; the exit code
+    // shows as Go-Docker's status. --tmp_storage, --placement and --wait.
+    let bad = ana.create(
+        &[
+            "--external_image",
+            "-p",
+            "video",
+            "-i",
+            image,
+            "-n",
+            "bad",
+            "--retry",
+            "1",
+            "--cmd",
+            "exit 3",
+        ],
+        &[],
+    );
+    let child = ana.create(
+        &[
+            "--external_image",
+            "-p",
+            "video",
+            "-i",
+            image,
+            "-n",
+            "child",
+            "--parent",
+            &bad,
+            "--cmd",
+            "true",
+        ],
+        &[],
+    );
+    let row = ana.wait_over(&child, Duration::from_secs(120));
+    assert!(row.contains("killed"), "{row}");
+    let bad_row = ana.row(true, &bad).unwrap();
+    assert!(bad_row[5].starts_with("failed"), "{bad_row:?}");
+    assert_eq!(
+        bad_row[6], "error",
+        "exit 3 is Go-Docker's error: {bad_row:?}"
+    );
+    let args = [
+        &common[..],
+        &[
+            "-n",
+            "tmp",
+            "--tmp_storage",
+            "1G",
+            "--placement",
+            "docker",
+            "--wait",
+            "--cmd",
+            "echo $TMPDIR > /data/tmpdir",
+        ],
+    ]
+    .concat();
+    let tmp = ana.create(&args, &[]);
+    let tmpdir = std::fs::read_to_string(share.join("tmpdir")).expect("--wait waited");
+    assert!(
+        tmpdir.trim().ends_with(&format!("/jobs/{tmp}/tmp-data")),
+        "{tmpdir}"
+    );
+    let found = ana.run("godjob", &["search", "tmp"]);
+    assert!(found.contains("tmp") && !found.contains(" arr "), "{found}");
+
     // suspend, resume, kill a running job; list active shows it.
     let sleeper = ana.create(
         &[
@@ -344,6 +410,44 @@ fn godocker_cli_runs_a_parent_chained_video_flow_and_says_what_is_wrong() {
     assert_eq!(ana.row(false, &sleeper).unwrap()[5], "suspended");
     let said = ana.run("godjob", &["resume", &sleeper]);
     assert!(said.contains("is now resumed"), "{said}");
+    let said = ana.run(
+        "godjob",
+        &["update", "-i", &sleeper, "-r", "priority", "-v", "7"],
+    );
+    assert!(said.contains(&format!("job {sleeper} updated")), "{said}");
+    let said = ana.run(
+        "godjob",
+        &["update", "-i", &sleeper, "-r", "cpu", "-v", "7"],
+    );
+    assert!(said.contains("only its priority"), "{said}");
+    let napper = ana.create(
+        &[
+            "--external_image",
+            "-p",
+            "video",
+            "-i",
+            image,
+            "-n",
+            "napper",
+            "-t",
+            "nap",
+            "--cmd",
+            "sleep 300",
+        ],
+        &[],
+    );
+    let said = ana.run("godjob", &["killall", "--tag", "nap"]);
+    assert!(
+        said.contains("kill requested") && said.contains("nap"),
+        "{said}"
+    );
+    assert!(ana
+        .wait_over(&napper, Duration::from_secs(60))
+        .contains("killed"));
+    assert!(
+        ana.row(false, &sleeper).is_some(),
+        "killall --tag nap spares the untagged"
+    );
     let said = ana.run("godjob", &["kill", &sleeper]);
     assert!(said.contains("kill requested"), "{said}");
     assert!(ana
