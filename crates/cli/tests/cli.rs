@@ -84,6 +84,8 @@ mod doors;
 mod encode;
 #[path = "cli/godocker.rs"]
 mod godocker;
+#[path = "cli/godocker_client.rs"]
+mod godocker_client;
 #[path = "cli/interrupt.rs"]
 mod interrupt;
 #[path = "cli/isolation.rs"]

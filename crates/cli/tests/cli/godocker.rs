@@ -1,124 +1,19 @@
 //! Go-Docker's own client, godocker-cli 1.0.25 from PyPI (`godlogin`,
 //! `godproject`, `godjob`, `godfile`, `godimage`, `goduser`), unchanged,
-//! against `tessera server --docker`: a split -> 3 encodes (`--parent`) ->
-//! merge flow of ffmpeg scripts in the local image over a project volume,
-//! frame-exact; an array job; show, list, suspend, resume, kill; and what
-//! the client prints for a wrong key, an unknown parent, a missing image and
-//! a project the user is not in. The client exits 0 on errors, so every
-//! check is on what it prints.
+//! against `tessera server --docker` (harness: `godocker_client.rs`): a
+//! split -> 3 encodes (`--parent`) -> merge flow of ffmpeg scripts in the
+//! local image over a project volume, frame-exact; an array job; a failing
+//! parent; show, list, search, update, suspend, resume, kill, killall; and
+//! what the client prints for a wrong key, an unknown parent, a missing
+//! image and a project the user is not in. The client exits 0 on errors, so
+//! every check is on what it prints.
 //!
 //! The client's directory comes from `TESSERA_GODOCKER_CLI` (`.ci/run`
-//! installs it); without it the test skips, and fails under CI.
+//! installs it); without it the tests skip, and fail under CI.
 
-use crate::server::Server;
-use crate::support::{
-    bootstrap, docker_engine_present, ffmpeg, run, tessera, video_packets, Outcome,
-};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use crate::godocker_client::session;
+use crate::support::video_packets;
 use std::time::{Duration, Instant};
-
-/// The folder holding godlogin, godjob..., if there is one.
-fn client_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("TESSERA_GODOCKER_CLI").map(PathBuf::from);
-    match dir {
-        Some(d) if d.join("godjob").is_file() => Some(d),
-        _ => {
-            tessera_testkit::env::skip(
-                "godocker-cli is not installed (TESSERA_GODOCKER_CLI names no folder with godjob)",
-                "run .ci/run, or `python3 -m venv V && V/bin/pip install godocker_cli==1.0.25` \
-                 and set TESSERA_GODOCKER_CLI=V/bin",
-            );
-            None
-        }
-    }
-}
-
-/// One Go-Docker user: the client's folder and a HOME of its own.
-struct God {
-    bin: PathBuf,
-    home: PathBuf,
-}
-
-impl God {
-    fn new(bin: &Path, home: PathBuf) -> Self {
-        std::fs::create_dir_all(&home).unwrap();
-        Self {
-            bin: bin.to_path_buf(),
-            home,
-        }
-    }
-
-    fn cmd(&self, program: &str, args: &[&str]) -> Command {
-        let mut cmd = Command::new(self.bin.join(program));
-        cmd.args(args)
-            .env("HOME", &self.home)
-            .env("LC_ALL", "C.UTF-8")
-            .current_dir(&self.home);
-        cmd
-    }
-
-    /// What `program ARGS` printed (stdout and stderr together).
-    fn run(&self, program: &str, args: &[&str]) -> String {
-        let out: Outcome = run(&mut self.cmd(program, args));
-        format!("{}{}", out.stdout, out.stderr)
-    }
-
-    /// `godjob create ARGS`: the new job's id, from "... Job id is N".
-    fn create(&self, args: &[&str], env: &[(&str, &str)]) -> String {
-        let mut cmd = self.cmd("godjob", &[&["create"], args].concat());
-        cmd.envs(env.iter().copied());
-        let out = run(&mut cmd);
-        let text = format!("{}{}", out.stdout, out.stderr);
-        let id = text
-            .split("Job id is ")
-            .nth(1)
-            .map(|rest| rest.trim().to_string())
-            .unwrap_or_else(|| panic!("godjob create {args:?} printed no id: {text}"));
-        assert!(text.contains("Job submitted"), "{text}");
-        id
-    }
-
-    /// The cells of job `id`'s row in `godjob list over` (or `active`):
-    /// id, name, description, user, image, event, status, ...
-    fn row(&self, over: bool, id: &str) -> Option<Vec<String>> {
-        let listed = self.run("godjob", &["list", if over { "over" } else { "active" }]);
-        listed.lines().find_map(|line| {
-            // Off a terminal the table's rules are DEC line drawing.
-            let cells: Vec<String> = line
-                .split("\x1b(0x\x1b(B")
-                .map(|c| c.trim().to_string())
-                .collect();
-            (cells.get(1).map(String::as_str) == Some(id)).then(|| cells[1..].to_vec())
-        })
-    }
-
-    /// `godjob list over` until job `id` is there; its row, joined.
-    /// (`godjob show` cannot be used: under Python 3 it crashes in the
-    /// client, which hands its table bytes.)
-    fn wait_over(&self, id: &str, limit: Duration) -> String {
-        let start = Instant::now();
-        loop {
-            if let Some(row) = self.row(true, id) {
-                return row.join(" | ");
-            }
-            assert!(
-                start.elapsed() < limit,
-                "job {id} not over in {limit:?}: {}",
-                self.run("godjob", &["list", "active"])
-            );
-            std::thread::sleep(Duration::from_millis(300));
-        }
-    }
-}
-
-fn create_user(data: &Path, name: &str) -> String {
-    let out = run(tessera()
-        .args(["admin", "create-user", name, "--data-dir"])
-        .arg(data));
-    out.expect_code(0);
-    out.stdout.trim().to_string()
-}
 
 const SPLIT: &str = "echo \"$GODOCKER_JID $GODOCKER_PWD $(pwd)\" > whoami
 for i in 0 1 2; do
@@ -133,80 +28,10 @@ cd /data && for i in 0 1 2; do echo \"file 'enc$i.mp4'\"; done > list.txt
 ffmpeg -v error -y -f concat -safe 0 -i list.txt -c copy merged.mp4 && rm part0.mp4 part1.mp4 part2.mp4";
 
 #[test]
-fn godocker_cli_runs_a_parent_chained_video_flow_and_says_what_is_wrong() {
-    let Some(bin) = client_dir() else { return };
-    if !docker_engine_present() {
-        return;
-    }
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let (data, share) = (dir.path().join("data"), dir.path().join("share"));
-    std::fs::create_dir_all(&share).unwrap();
-    std::fs::set_permissions(&share, std::fs::Permissions::from_mode(0o1777)).unwrap();
+fn godocker_cli_runs_a_parent_chained_video_flow_over_a_project_volume() {
+    let Some(s) = session() else { return };
+    let (ana, share, image, server) = (&s.ana, &s.share, s.image, &s.server);
     let src = share.join("src.mp4");
-    ffmpeg([
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=160x120:rate=25",
-        "-t",
-        "6",
-        "-c:v",
-        "mpeg4",
-        src.to_str().unwrap(),
-    ]);
-    let key = bootstrap(&data);
-    let bob_key = create_user(&data, "bob");
-    let server = Server::start_with(
-        &data,
-        &[
-            "--docker",
-            "--writable-volume",
-            &format!("gdshare={}", share.display()),
-        ],
-    );
-    let image = crate::support::local_image();
-    let url = server.url.trim_end_matches('/').to_string();
-
-    // A wrong key: refused, and no login is saved.
-    let stranger = God::new(&bin, dir.path().join("stranger"));
-    let said = stranger.run(
-        "godlogin",
-        &[
-            "-a",
-            "tsk_nope_nope",
-            "-l",
-            "ana",
-            "-s",
-            &url,
-            "--no-certificate",
-        ],
-    );
-    assert!(said.contains("Unauthorized"), "{said}");
-    assert!(!stranger.home.join(".godocker_auth").exists());
-
-    let ana = God::new(&bin, dir.path().join("ana"));
-    let said = ana.run(
-        "godlogin",
-        &["-a", &key, "-l", "ana", "-s", &url, "--no-certificate"],
-    );
-    assert!(ana.home.join(".godocker_auth").exists(), "{said}");
-    let said = ana.run(
-        "godproject",
-        &[
-            "volume", "video", "--add", "-n", "gdshare", "-p", "/srv", "-c", "/data", "-m", "rw",
-        ],
-    );
-    assert!(said.contains("project video was updated"), "{said}");
-    let said = ana.run("godproject", &["show", "video"]);
-    assert!(
-        said.contains("gdshare") && said.contains("/data") && said.contains("ana"),
-        "{said}"
-    );
-    assert!(ana.run("godproject", &["list"]).contains("video"));
-    assert!(ana.run("goduser", &["show"]).contains("ana"));
-
     // split -> 3 encodes -> merge, chained by --parent.
     let common = [
         "--external_image",
@@ -313,7 +138,21 @@ fn godocker_cli_runs_a_parent_chained_video_flow_and_says_what_is_wrong() {
         assert_eq!(got.trim(), "1-5");
     }
     assert!(!share.join("arr-2").exists());
+}
 
+#[test]
+fn godocker_cli_controls_jobs_and_prints_what_is_wrong() {
+    let Some(s) = session() else { return };
+    let (ana, bob, share, image) = (&s.ana, &s.bob, &s.share, s.image);
+    let common = [
+        "--external_image",
+        "-p",
+        "video",
+        "-i",
+        image,
+        "-v",
+        "gdshare",
+    ];
     // A failing parent (retried once): its child never runs; the exit code
     // shows as Go-Docker's status. --tmp_storage, --placement and --wait.
     let bad = ana.create(
@@ -514,11 +353,6 @@ fn godocker_cli_runs_a_parent_chained_video_flow_and_says_what_is_wrong() {
         "{said}"
     );
 
-    let bob = God::new(&bin, dir.path().join("bob"));
-    bob.run(
-        "godlogin",
-        &["-a", &bob_key, "-l", "bob", "-s", &url, "--no-certificate"],
-    );
     // Projects and members, through godproject.
     let said = ana.run(
         "godproject",
@@ -533,7 +367,7 @@ fn godocker_cli_runs_a_parent_chained_video_flow_and_says_what_is_wrong() {
     assert!(said.contains("there is no total to reset"), "{said}");
     let said = ana.run("godproject", &["delete", "gdextra"]);
     assert!(said.contains("Tessera keeps projects"), "{said}");
-    let said = ana.run("godjob", &["archive", "-i", &split]);
+    let said = ana.run("godjob", &["archive", "-i", &bad]);
     assert!(said.contains("does not archive"), "{said}");
     let said = bob.run(
         "godjob",
@@ -568,6 +402,6 @@ fn godocker_cli_runs_a_parent_chained_video_flow_and_says_what_is_wrong() {
         ],
     );
     assert!(said.contains("you are in no project"), "{said}");
-    let said = bob.run("godjob", &["show", &split]);
+    let said = bob.run("godjob", &["show", &bad]);
     assert!(said.contains("Forbidden"), "{said}");
 }
