@@ -190,6 +190,18 @@ async fn listing(
     Ok(out)
 }
 
+/// `skip` and `limit` of a listing's path, as numbers.
+fn numbers((skip, limit): (String, String)) -> Reply<(usize, usize)> {
+    let number = |s: &str| {
+        s.parse::<usize>().map_err(|_| {
+            Refusal::bad(format!(
+                "{s:?} is not a number: give --skip and --limit as whole numbers"
+            ))
+        })
+    };
+    Ok((number(&skip)?, number(&limit)?))
+}
+
 /// `GET /task/active`.
 pub(crate) async fn active(
     State(gd): State<Gd>,
@@ -215,11 +227,11 @@ pub(crate) async fn active_all(State(gd): State<Gd>, headers: HeaderMap) -> Repl
 pub(crate) async fn over(
     State(gd): State<Gd>,
     headers: HeaderMap,
-    Path((skip, limit)): Path<(usize, usize)>,
+    Path(page): Path<(String, String)>,
     Query(filter): Query<Filter>,
 ) -> Reply {
     let caller = caller(&gd, &headers).await?;
-    ok(listing(&gd, &caller, true, (skip, limit), &filter, false)
+    ok(listing(&gd, &caller, true, numbers(page)?, &filter, false)
         .await?
         .into())
 }
@@ -228,11 +240,11 @@ pub(crate) async fn over(
 pub(crate) async fn over_all(
     State(gd): State<Gd>,
     headers: HeaderMap,
-    Path((skip, limit)): Path<(usize, usize)>,
+    Path(page): Path<(String, String)>,
 ) -> Reply {
     let caller = caller(&gd, &headers).await?;
     let filter = Filter::default();
-    ok(listing(&gd, &caller, true, (skip, limit), &filter, true)
+    ok(listing(&gd, &caller, true, numbers(page)?, &filter, true)
         .await?
         .into())
 }

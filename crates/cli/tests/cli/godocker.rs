@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 const SPLIT: &str = "echo \"$GODOCKER_JID $GODOCKER_PWD $(pwd)\" > whoami
 for i in 0 1 2; do
   ffmpeg -v error -y -i /data/src.mp4 -ss $((i * 2)) -frames:v 50 -an -c:v mpeg4 -q:v 2 /data/part$i.mp4 || exit 1
-done";
+done
+echo split done";
 
 const ENCODE: &str =
     "ffmpeg -v error -y -i /data/part$PART.mp4 -c:v mpeg4 -q:v 5 /data/enc$PART.mp4";
@@ -104,6 +105,13 @@ fn godocker_cli_runs_a_parent_chained_video_flow_over_a_project_volume() {
     );
     assert!(said.contains("downloaded"), "{said}");
     let whoami = std::fs::read_to_string(ana.home.join("whoami")).unwrap();
+    let said = ana.run("godfile", &["download", &split]);
+    assert!(
+        said.contains("downloaded"),
+        "god.log is the job's output: {said}"
+    );
+    let log = std::fs::read_to_string(ana.home.join(format!("god_{split}.log"))).unwrap();
+    assert_eq!(log, "split done\n");
     let words: Vec<&str> = whoami.split_whitespace().collect();
     assert_eq!(words[0], split, "{whoami}");
     assert_eq!(
