@@ -48,15 +48,17 @@ pub(crate) async fn authenticate(State(gd): State<Gd>, body: crate::reply::Body)
     ok(json!({ "token": token }))
 }
 
-/// `GET /config`: images, volumes (the projects' Go-Docker volumes, by
-/// name and acl), what the executor can do, and label constraints.
+/// `GET /config` (asked without a token): images, volumes (the projects'
+/// Go-Docker volumes, by name and acl only: where they are is shown to
+/// members), what the executor can do, and label constraints (none: the
+/// client then refuses `-l`).
 pub(crate) async fn config(State(gd): State<Gd>) -> Reply {
     let volumes: Vec<Value> = gd
         .projects
         .all_volumes()
         .await
         .into_iter()
-        .map(|v| json!({ "name": v.name, "acl": v.acl, "mount": v.mount, "path": v.path }))
+        .map(|v| json!({ "name": v.name, "acl": v.acl }))
         .collect();
     ok(json!({
         "images": [],
