@@ -413,3 +413,64 @@ fn godocker_cli_controls_jobs_and_prints_what_is_wrong() {
     let said = bob.run("godjob", &["show", &bad]);
     assert!(said.contains("Forbidden"), "{said}");
 }
+
+/// By hand: jobs in containers through godocker-cli, each `--parent` the
+/// one before, the first after a gate job (a sleep, so that every link is
+/// submitted before the chain runs); from the server's database, the hop
+/// from a parent's end to its child's attempt start, and the chain's jobs/s.
+///
+/// `cargo test -p tessera-cli --test cli bench_godocker -- --ignored --nocapture`
+#[test]
+#[ignore = "a benchmark: run it by hand with --ignored --nocapture"]
+fn bench_godocker_chain_in_containers() {
+    use tessera_store::{SqliteStore, Store};
+    use tessera_types::JobId;
+    const N: usize = 20;
+    let Some(s) = session() else { return };
+    let base = ["--external_image", "-p", "video", "-i", s.image];
+    let gate = s.ana.create(
+        &[&base[..], &["-n", "gate", "--cmd", "sleep 30"]].concat(),
+        &[],
+    );
+    let start = Instant::now();
+    let mut ids = vec![gate];
+    for _ in 0..N {
+        let parent = ids.last().unwrap().clone();
+        let args = [
+            &base[..],
+            &["-n", "link", "--parent", &parent, "--cmd", "true"],
+        ]
+        .concat();
+        ids.push(s.ana.create(&args, &[]));
+    }
+    let submitted = start.elapsed();
+    s.ana
+        .wait_over(ids.last().unwrap(), Duration::from_secs(300));
+    let store = SqliteStore::open_reader(s.data.join("tessera.db")).unwrap();
+    let job = |id: &str| {
+        let id = JobId(id.parse().unwrap());
+        let record = store.job(id).unwrap().unwrap();
+        let started = store.attempts_page(id, 0, 1).unwrap()[0].started_at;
+        (record.created_at, started, record.finished_at.unwrap())
+    };
+    let times: Vec<_> = ids.iter().map(|id| job(id)).collect();
+    let mut hops: Vec<u64> = times
+        .windows(2)
+        .filter(|w| w[1].0 < w[0].2)
+        .map(|w| w[1].1.saturating_sub(w[0].2))
+        .collect();
+    hops.sort_unstable();
+    let run_ms = times[N].2 - times[0].2;
+    println!(
+        "{N} Go-Docker jobs in containers chained by --parent (godocker-cli, tessera-local:dev, \
+         `true`): submitted at {:.1} jobs/s through the client; chain ran {:.1} jobs/s \
+         ({run_ms} ms); hop parent end -> child attempt start over {} hops: p50 {} ms, \
+         p99 {} ms, max {} ms",
+        N as f64 / submitted.as_secs_f64(),
+        N as f64 * 1000.0 / run_ms as f64,
+        hops.len(),
+        hops[hops.len() / 2],
+        hops[(hops.len() - 1) * 99 / 100],
+        hops[hops.len() - 1]
+    );
+}

@@ -116,6 +116,8 @@ fn create_user(data: &Path, name: &str) -> String {
 pub(crate) struct Session {
     pub(crate) server: Server,
     pub(crate) share: PathBuf,
+    /// The server's data directory (its database: `tessera.db`).
+    pub(crate) data: PathBuf,
     pub(crate) image: &'static str,
     pub(crate) ana: God,
     pub(crate) bob: God,
@@ -204,6 +206,7 @@ pub(crate) fn session() -> Option<Session> {
     Some(Session {
         server,
         share,
+        data,
         image,
         ana,
         bob,
