@@ -30,7 +30,7 @@ ffmpeg -v error -y -f concat -safe 0 -i list.txt -c copy merged.mp4 && rm part0.
 
 #[test]
 fn godocker_cli_runs_a_parent_chained_video_flow_over_a_project_volume() {
-    let Some(s) = session() else { return };
+    let Some(mut s) = session() else { return };
     let (ana, share, image, server) = (&s.ana, &s.share, s.image, &s.server);
     let src = share.join("src.mp4");
     // split -> 3 encodes -> merge, chained by --parent.
@@ -146,11 +146,13 @@ fn godocker_cli_runs_a_parent_chained_video_flow_over_a_project_volume() {
         assert_eq!(got.trim(), "1-5");
     }
     assert!(!share.join("arr-2").exists());
+    // SIGTERM: the server stops its containers on the way out.
+    s.server.terminate(Duration::from_secs(60));
 }
 
 #[test]
 fn godocker_cli_controls_jobs_and_prints_what_is_wrong() {
-    let Some(s) = session() else { return };
+    let Some(mut s) = session() else { return };
     let (ana, bob, share, image) = (&s.ana, &s.bob, &s.share, s.image);
     let common = [
         "--external_image",
@@ -412,6 +414,8 @@ fn godocker_cli_controls_jobs_and_prints_what_is_wrong() {
     assert!(said.contains("you are in no project"), "{said}");
     let said = bob.run("godjob", &["show", &bad]);
     assert!(said.contains("Forbidden"), "{said}");
+    // SIGTERM: the server stops its containers on the way out.
+    s.server.terminate(Duration::from_secs(60));
 }
 
 /// By hand: jobs in containers through godocker-cli, each `--parent` the
