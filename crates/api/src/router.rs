@@ -113,6 +113,9 @@ pub fn router(state: AppState) -> Router {
     for (method, path, _, _) in ROUTES {
         router = router.route(path, endpoint(method, path));
     }
+    for (prefix, nested) in &state.nested {
+        router = router.nest_service(prefix, nested.clone());
+    }
     router
         .merge(crate::ui::router(state.clone()))
         .fallback(|method: Method, uri: Uri| async move {

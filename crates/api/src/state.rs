@@ -24,6 +24,9 @@ pub struct AppState {
     /// Workers and their leases, when tasks run on workers.
     pub(crate) workers: Option<Arc<crate::workers::Pool>>,
     pub(crate) worker_tokens: Arc<crate::workers::Verified>,
+    /// Other APIs served on the same listener (a foreign API's router,
+    /// nested under its own path prefix).
+    pub(crate) nested: Vec<(&'static str, axum::Router)>,
 }
 
 impl AppState {
@@ -41,7 +44,15 @@ impl AppState {
             limits: HttpLimits::default(),
             workers: None,
             worker_tokens: Arc::default(),
+            nested: Vec::new(),
         }
+    }
+
+    /// Serves `router` under `prefix` (`/api/1.0`) on the same listener,
+    /// behind the same connection limits, deadline and body limit.
+    pub fn with_nested(mut self, prefix: &'static str, router: axum::Router) -> Self {
+        self.nested.push((prefix, router));
+        self
     }
 
     /// The service under this API, to serve other APIs with the same one.

@@ -507,6 +507,9 @@ pub fn run(
         Some(pool) => state.with_workers(pool),
         None => state,
     };
+    // Go-Docker's REST API (godocker-cli), over the same service.
+    let godocker = tessera_godocker::router(state.service().clone());
+    let state = state.with_nested(tessera_godocker::PREFIX, godocker);
     let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

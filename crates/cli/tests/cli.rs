@@ -38,6 +38,11 @@
 //! - `interrupt`: SIGKILL then resume (finished chunks reused, not re-run),
 //!   Ctrl-C (exit 130, nothing running, nothing half-written), no process
 //!   outliving the run.
+//! - `godocker`: godocker-cli 1.0.25 from PyPI, unchanged, against `tessera
+//!   server --docker`: a split -> encodes (`--parent`) -> merge ffmpeg flow in
+//!   the local image over a project volume, frame-exact; an array job; show,
+//!   list, suspend, resume, kill; and what it prints for a wrong key, an
+//!   unknown parent, a missing image and a project the user is not in.
 //! - `isolation`: issue 9's attacks on a real server: playlist and list
 //!   uploads refused (and `tessera encode` of one, exit 3); as root, each
 //!   project's tasks run as its own uid and cannot read another project's
@@ -83,6 +88,10 @@ mod docker_workers;
 mod doors;
 #[path = "cli/encode.rs"]
 mod encode;
+#[path = "cli/godocker.rs"]
+mod godocker;
+#[path = "cli/godocker_client.rs"]
+mod godocker_client;
 #[path = "cli/interrupt.rs"]
 mod interrupt;
 #[path = "cli/isolation.rs"]

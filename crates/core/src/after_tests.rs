@@ -366,3 +366,34 @@ fn names_globs_and_regexes_match_jobs() {
     let err = match_jobs(&refs, &big).unwrap_err();
     assert!(err.to_string().contains("distinct patterns x"), "{err}");
 }
+
+#[test]
+fn a_jobs_meta_is_kept_and_bounded() {
+    let mut spec = tessera_types::JobSpec::new(
+        "j",
+        vec![tessera_types::TaskSpec::new(
+            "a",
+            tessera_types::Action::Noop,
+        )],
+    );
+    spec.meta.insert("godocker.user".into(), "ana".into());
+    assert_eq!(crate::compile(&spec).unwrap().meta, spec.meta);
+    spec.meta
+        .insert("long".into(), "x".repeat(tessera_types::MAX_META_ENTRY));
+    assert!(
+        crate::compile(&spec)
+            .unwrap_err()
+            .to_string()
+            .contains("meta"),
+        "{}",
+        crate::compile(&spec).unwrap_err().to_string()
+    );
+    spec.meta.remove("long");
+    for i in 0..tessera_types::MAX_META {
+        spec.meta.insert(format!("k{i}"), String::new());
+    }
+    assert!(crate::compile(&spec)
+        .unwrap_err()
+        .to_string()
+        .contains("at most 32 entries"));
+}

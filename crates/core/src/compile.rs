@@ -56,6 +56,14 @@ pub(crate) fn compile_for(spec: &JobSpec, offer: crate::dag::Offer) -> Result<Jo
     if spec.tasks.is_empty() {
         return Err(SpecError::Empty);
     }
+    let long = |(k, v): (&String, &String)| k.len() + v.len() > tessera_types::MAX_META_ENTRY;
+    if spec.meta.len() > tessera_types::MAX_META || spec.meta.iter().any(long) {
+        return Err(SpecError::TooMuchMeta {
+            count: spec.meta.len(),
+            max: tessera_types::MAX_META,
+            max_entry: tessera_types::MAX_META_ENTRY,
+        });
+    }
     // Checked on the names as written: an array and a task of the same name
     // would make a dependency on that name ambiguous.
     let mut written = HashSet::with_capacity(spec.tasks.len());
@@ -114,6 +122,7 @@ pub(crate) fn compile_for(spec: &JobSpec, offer: crate::dag::Offer) -> Result<Jo
         tasks,
         grants: spec.grants.clone(),
         after: spec.after.clone(),
+        meta: spec.meta.clone(),
     })
 }
 

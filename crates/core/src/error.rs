@@ -165,4 +165,13 @@ pub enum SpecError {
     TooManyJobPatterns { count: usize, max: usize },
     #[error("job {0} would wait for itself (a cycle of job dependencies)")]
     JobCycle(JobId),
+    #[error(
+        "the job's meta holds {count} entries or one of more than {max_entry} bytes; at most \
+         {max} entries are allowed"
+    )]
+    TooMuchMeta {
+        count: usize,
+        max: usize,
+        max_entry: usize,
+    },
 }

@@ -136,6 +136,14 @@ impl Service {
         .await
     }
 
+    /// The job's spec as it was submitted, without its tasks (its name,
+    /// params, `after` and `meta`).
+    pub async fn job_spec<R: Need>(&self, job: &JobAccess<R>) -> Result<JobSpec, ServiceError> {
+        let id = job.id();
+        let head = self.db(move |db| Ok(db.job_spec(id)?)).await?;
+        Ok(head.unwrap_or_else(|| JobSpec::new(job.job().name.clone(), Vec::new())))
+    }
+
     /// The job with its task counts by state.
     pub async fn job_status<R: Need>(&self, job: &JobAccess<R>) -> Result<JobStatus, ServiceError> {
         self.status_of(job.job().clone()).await

@@ -35,7 +35,7 @@ pub use quota::Quota;
 pub use reach::{is_plain_absolute, Grant, OutOfReach, Reach, REACH_ENV};
 pub use spec::{
     Action, ArraySpec, Condition, Dependency, JobSpec, Resources, RetryPolicy, Selector,
-    SelectorError, TaskSpec, DEFAULT_SHELL,
+    SelectorError, TaskSpec, DEFAULT_SHELL, MAX_META, MAX_META_ENTRY,
 };
 pub use state::{
     AttemptOutcome, AttemptUsage, JobState, ParseStateError, Role, TaskState, TransitionError,

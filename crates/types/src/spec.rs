@@ -32,7 +32,18 @@ pub struct JobSpec {
     /// ends cancelled) once one of them ended in a way its condition rejects.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<crate::JobDependency>,
+    /// What a foreign API keeps about the job for itself (a Go-Docker
+    /// job's description and tags...): opaque to the scheduler, stored with
+    /// the job and shown back as it was given. Bounded by
+    /// `tessera_core::compile` ([`MAX_META`] entries).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub meta: BTreeMap<String, String>,
 }
+
+/// The most entries a job's [`JobSpec::meta`] may hold, and the longest
+/// key plus value, in bytes.
+pub const MAX_META: usize = 32;
+pub const MAX_META_ENTRY: usize = 4096;
 
 impl JobSpec {
     pub fn new(name: impl Into<String>, tasks: Vec<TaskSpec>) -> Self {
@@ -42,6 +53,7 @@ impl JobSpec {
             tasks,
             grants: Vec::new(),
             after: Vec::new(),
+            meta: BTreeMap::new(),
         }
     }
 

@@ -66,6 +66,7 @@ pub(super) fn create_job(
         tasks: Vec::new(),
         grants: spec.grants.clone(),
         after: spec.after.clone(),
+        meta: spec.meta.clone(),
     };
     let insert = prepared(statements, &mut tx, INSERT_JOB)?;
     let id: i64 = tx

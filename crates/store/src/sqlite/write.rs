@@ -35,6 +35,7 @@ pub(super) fn create_job(
         tasks: Vec::new(),
         grants: spec.grants.clone(),
         after: spec.after.clone(),
+        meta: spec.meta.clone(),
     };
     let id: i64 = tx
         .prepare_cached(
