@@ -58,6 +58,18 @@ impl Volumes {
         self.roots.is_empty()
     }
 
+    /// The volume holding the host folder `path` (canonical: links
+    /// followed) and the folder's path inside it (`None`: its root).
+    /// Blocking (it reads the file system).
+    pub fn locate(&self, path: &Path) -> Option<(&str, Option<String>)> {
+        let found = std::fs::canonicalize(path).ok()?;
+        self.roots.iter().find_map(|(name, root)| {
+            let inside = found.strip_prefix(root).ok()?;
+            let sub = inside.to_str()?;
+            Some((name.as_str(), (!sub.is_empty()).then(|| sub.to_string())))
+        })
+    }
+
     /// The file `path` of volume `volume`, canonical, or an `Invalid`
     /// saying what is wrong with the request. Blocking (it reads the file
     /// system).
