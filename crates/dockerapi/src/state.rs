@@ -122,7 +122,10 @@ impl Container {
             "running" => format!("Up {}", ago(self.started_at())),
             "paused" => format!("Up {} (Paused)", ago(self.started_at())),
             "created" => match &self.waiting {
-                Some(w) => format!("Waiting: {w}"),
+                Some(w) => format!(
+                    "Waiting for {}",
+                    w.strip_prefix("waiting for ").unwrap_or(w)
+                ),
                 None => "Created (queued for a slot)".into(),
             },
             _ => format!(

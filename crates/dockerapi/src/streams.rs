@@ -21,19 +21,30 @@ impl DockerApi {
         let api = self.clone();
         tokio::spawn(async move {
             let mut events = api.service.job_events(&job);
-            let mut ended = false;
-            while let Some(event) = events.next().await {
-                if let JobEvent::End { .. } = event {
-                    ended = true;
-                    break;
+            loop {
+                let event = tokio::select! {
+                    e = events.next() => e,
+                    // The client went away: stop following the job.
+                    () = tx.closed() => return,
+                };
+                match event {
+                    Some(JobEvent::End { .. }) => break,
+                    Some(_) => {}
+                    // The server is closing: the client sees the stream end.
+                    None => return,
                 }
             }
-            if !ended {
-                return; // the server is closing: the client sees the stream end
-            }
-            let code = match api.load(&job).await {
-                Ok(Some(c)) => c.exit_code().unwrap_or(-1),
-                _ => -1,
+            // Read again: the access holds the job as it was when asked.
+            let now = api
+                .service
+                .job_by_id::<AsViewer>(job.caller(), job.id())
+                .await;
+            let code = match now {
+                Ok(now) => match api.load(&now).await {
+                    Ok(Some(c)) => c.exit_code().unwrap_or(-1),
+                    _ => -1,
+                },
+                Err(_) => -1,
             };
             let line = serde_json::json!({"StatusCode": code, "Error": null});
             let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
