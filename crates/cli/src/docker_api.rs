@@ -45,7 +45,10 @@ pub(crate) async fn start(config: &ServerConfig, service: tessera_service::Servi
         nodes: 1,
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
         memory_bytes: crate::worker::host::memory_mb().saturating_mul(1 << 20),
-        names: vec![format!("{host} (data {})", data.display())],
+        names: vec![(
+            host.clone(),
+            format!("this server, data in {}", data.display()),
+        )],
     };
     let api = DockerApi::new(service.clone(), engine, cluster);
     let mut closing = service.closing();

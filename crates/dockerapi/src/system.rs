@@ -19,8 +19,8 @@ pub struct Cluster {
     pub nodes: u32,
     pub cpus: u32,
     pub memory_bytes: u64,
-    /// Names of the nodes, for the list `docker info` shows.
-    pub names: Vec<String>,
+    /// Each node's name and a few words about it, for `docker info`.
+    pub names: Vec<(String, String)>,
 }
 
 /// `GET|HEAD /_ping`: no key needed (the CLI asks it before anything, to
@@ -47,7 +47,17 @@ fn version_fields() -> serde_json::Value {
         "Components": [{
             "Name": "Engine",
             "Version": version,
-            "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "Os": "linux"},
+            "Details": {
+                "ApiVersion": API_VERSION,
+                "MinAPIVersion": MIN_API_VERSION,
+                "Os": "linux",
+                "Arch": std::env::consts::ARCH,
+                "GitCommit": "-",
+                "GoVersion": "- (Rust)",
+                "BuildTime": "-",
+                "KernelVersion": "",
+                "Experimental": "false",
+            },
         }],
         "Version": version,
         "ApiVersion": API_VERSION,
@@ -79,7 +89,7 @@ impl DockerApi {
                     cluster
                         .names
                         .iter()
-                        .map(|n| [format!(" {n}"), String::new()]),
+                        .map(|(n, what)| [format!(" {n}"), what.clone()]),
                 )
                 .collect();
         http::ok(&json!({
