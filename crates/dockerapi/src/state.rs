@@ -3,7 +3,7 @@
 //!
 //! | job / task                         | `State.Status` | exit code |
 //! |------------------------------------|----------------|-----------|
-//! | waiting for its `waitfor`s, queued | `created`      | -         |
+//! | waiting for its `waitfor`s, queued, being started | `created` | - |
 //! | running                            | `running`      | -         |
 //! | suspended                          | `paused`       | -         |
 //! | ended, its program exited N        | `exited`       | N         |
@@ -44,7 +44,9 @@ impl Container {
     /// `created`, `running`, `paused` or `exited`.
     pub fn status(&self) -> &'static str {
         match self.job.state {
-            JobState::Running if self.task.state == TaskState::Running => {
+            JobState::Running
+                if self.task.state == TaskState::Running && self.process_started() =>
+            {
                 if self.job.suspended {
                     "paused"
                 } else {
@@ -54,6 +56,15 @@ impl Container {
             JobState::Pending | JobState::Running => "created",
             _ => "exited",
         }
+    }
+
+    /// Whether the latest attempt's process has started (the executor
+    /// reported it): a container is `running` from then, not from when
+    /// the scheduler handed it to the executor.
+    fn process_started(&self) -> bool {
+        self.last
+            .as_ref()
+            .is_some_and(|a| a.is_open() && a.pid.is_some())
     }
 
     /// Whether `docker ps` without `-a` lists it: running, paused, or
@@ -126,6 +137,7 @@ impl Container {
                     "Waiting for {}",
                     w.strip_prefix("waiting for ").unwrap_or(w)
                 ),
+                None if self.task.state == TaskState::Running => "Starting".into(),
                 None => "Created (queued for a slot)".into(),
             },
             _ => format!(

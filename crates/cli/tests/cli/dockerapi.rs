@@ -222,8 +222,8 @@ fn the_forks_flow_runs_in_order_across_a_server_kill() {
 }
 
 /// A waiter on a failed container never runs and ends 125 naming it; an
-/// attached run streams both outputs and returns the exit code; kill, rm,
-/// info; and the refusals the CLI prints: no key (401), a bind mount
+/// attached run streams both outputs and returns the exit code; logs -f,
+/// kill, stop, rm, info; and the refusals the CLI prints: no key (401), a bind mount
 /// outside the volumes, --privileged, a waitfor matching nothing, a pull
 /// with no registry.
 #[test]
@@ -261,9 +261,18 @@ fn failures_refusals_and_attached_runs_read_as_docker_users_expect() {
     assert_eq!(attached.stdout, "out\n");
     assert!(attached.stderr.contains("err"), "{attached:?}");
 
-    s.run_d("sleeper", &[], "sleep 60").expect_code(0);
-    s.ok(&["kill", "sleeper"]);
-    assert_eq!(s.ok(&["wait", "sleeper"]), "137");
+    s.run_d("talker", &[], "echo a; sleep 1; echo b >&2; echo c")
+        .expect_code(0);
+    let followed = s.docker(&["logs", "-f", "talker"]);
+    assert_eq!(
+        (followed.stdout.as_str(), followed.stderr.as_str()),
+        ("a\nc\n", "b\n")
+    );
+    for (name, how) in [("sleeper", "kill"), ("sleeper2", "stop")] {
+        s.run_d(name, &[], "sleep 60").expect_code(0);
+        s.ok(&[how, name]);
+        assert_eq!(s.ok(&["wait", name]), "137", "{how}");
+    }
     s.ok(&["rm", "bad"]);
     let listed = s.ok(&["ps", "-a", "--format", "{{.Names}}"]);
     assert!(
