@@ -14,7 +14,11 @@ pub(crate) fn address(given: Option<&String>) -> Result<Option<Listen>> {
 
 /// Binds and serves the endpoint when the configuration asks for it, and
 /// says where; a port that cannot be bound stops the server.
-pub(crate) async fn start(config: &ServerConfig, service: tessera_service::Service) -> Result<()> {
+pub(crate) async fn start(
+    config: &ServerConfig,
+    service: tessera_service::Service,
+    pool: Option<std::sync::Arc<tessera_api::Pool>>,
+) -> Result<()> {
     let Some(at) = &config.docker_api else {
         return Ok(());
     };
@@ -41,7 +45,7 @@ pub(crate) async fn start(config: &ServerConfig, service: tessera_service::Servi
     );
     let host = crate::worker::host::hostname_or("tessera");
     let data = config.data_dir.clone();
-    let cluster = move || Cluster {
+    let local = move || Cluster {
         nodes: 1,
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
         memory_bytes: crate::worker::host::memory_mb().saturating_mul(1 << 20),
@@ -50,10 +54,41 @@ pub(crate) async fn start(config: &ServerConfig, service: tessera_service::Servi
             format!("this server, data in {}", data.display()),
         )],
     };
+    // Containers run on the server's engine with --docker, else on the
+    // workers that offer docker.
+    let cluster: Box<dyn Fn() -> Cluster + Send + Sync> = match pool {
+        Some(pool) if !config.docker => Box::new(move || workers(&pool.ready_nodes())),
+        _ => Box::new(local),
+    };
     let api = DockerApi::new(service.clone(), engine, cluster);
     let mut closing = service.closing();
     tokio::spawn(tessera_dockerapi::serve(bound, api, async move {
         let _ = closing.wait_for(|closed| *closed).await;
     }));
     Ok(())
+}
+
+/// The ready workers that offer docker, as `docker info` shows a cluster.
+fn workers(nodes: &[tessera_api::NodeInfo]) -> Cluster {
+    let docker: Vec<_> = nodes
+        .iter()
+        .filter(|n| n.executors.iter().any(|e| e == "docker"))
+        .collect();
+    Cluster {
+        nodes: docker.len() as u32,
+        cpus: docker.iter().map(|n| n.cpus).sum(),
+        memory_bytes: docker
+            .iter()
+            .map(|n| n.memory_mb.saturating_mul(1 << 20))
+            .sum(),
+        names: docker
+            .iter()
+            .map(|n| {
+                (
+                    n.name.clone(),
+                    format!("{} slots, {} cpus", n.slots, n.cpus),
+                )
+            })
+            .collect(),
+    }
 }

@@ -512,6 +512,7 @@ pub fn run(
         .with_max_upload_bytes(config.max_upload_bytes)
         .with_volumes(volumes)
         .with_task_uids(task_uids);
+    let pool = workers.clone();
     let state = match workers {
         Some(pool) => state.with_workers(pool),
         None => state,
@@ -557,7 +558,7 @@ pub fn run(
             status(&format!("resumed {resumed} unfinished jobs"));
         }
 
-        crate::docker_api::start(&config, state.service().clone()).await?;
+        crate::docker_api::start(&config, state.service().clone(), pool).await?;
         tessera_api::serve(listener, state, shutdown_signal())
             .await
             .map_err(Failure::internal)

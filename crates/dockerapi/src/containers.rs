@@ -85,7 +85,7 @@ impl DockerApi {
         let jobs = self.service.jobs(project, MAX_LISTED).await?;
         let mut out = Vec::new();
         for job in jobs {
-            if self.is_removed(job.id) {
+            if self.is_gone(&job) {
                 continue;
             }
             let access = self
@@ -113,14 +113,12 @@ impl DockerApi {
                 .jobs(project, MAX_LISTED)
                 .await?
                 .into_iter()
-                .find(|j| j.name == name && !self.is_removed(j.id))
+                .find(|j| j.name == name && !self.is_gone(j))
                 .map(|j| j.id),
         };
-        let id = id
-            .filter(|id| !self.is_removed(*id))
-            .ok_or_else(|| ApiError::no_container(name))?;
+        let id = id.ok_or_else(|| ApiError::no_container(name))?;
         let access = self.service.job_by_id::<R>(project.caller(), id).await?;
-        if access.job().project != Some(project.id()) {
+        if access.job().project != Some(project.id()) || self.is_gone(access.job()) {
             return Err(ApiError::no_container(name));
         }
         let container = self
@@ -178,7 +176,7 @@ impl DockerApi {
         let jobs: Vec<JobRecord> = self.service.jobs(project, MAX_LISTED).await?;
         let named: Vec<(JobId, String)> = jobs
             .into_iter()
-            .filter(|j| !self.is_removed(j.id))
+            .filter(|j| !self.is_gone(j))
             .map(|j| (j.id, j.name))
             .collect();
         let refs: Vec<&Selector> = parsed.iter().collect();
@@ -197,36 +195,44 @@ impl DockerApi {
         Ok(matched)
     }
 
-    /// Marks a container removed: `docker ps -a` no longer lists it, its
-    /// name may be used again (the job itself stays in Tessera's history).
-    pub(crate) fn remove(&self, id: JobId) -> Result<(), ApiError> {
-        let path = self.removed_path(id);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                ApiError::new(
-                    hyper::StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("cannot create {}: {e}", dir.display()),
-                )
-            })?;
-        }
-        std::fs::write(&path, b"").map_err(|e| {
+    /// Marks a container removed (`docker ps -a` no longer lists it, its
+    /// name may be used again; the job itself stays in Tessera's history),
+    /// or to be removed once it ends (`--rm`). Kept in the data directory,
+    /// so a restart keeps them.
+    pub(crate) fn mark(&self, id: JobId, mark: Mark) -> Result<(), ApiError> {
+        let path = self.mark_path(id, mark);
+        let failed = |what: &std::path::Path, e: std::io::Error| {
             ApiError::new(
                 hyper::StatusCode::INTERNAL_SERVER_ERROR,
-                format!("cannot write {}: {e}", path.display()),
+                format!("cannot write {}: {e}", what.display()),
             )
-        })
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| failed(dir, e))?;
+        }
+        std::fs::write(&path, b"").map_err(|e| failed(&path, e))
     }
 
-    pub(crate) fn is_removed(&self, id: JobId) -> bool {
-        self.removed_path(id).exists()
+    /// Whether the job is no container any more: removed, or ended with `--rm`.
+    pub(crate) fn is_gone(&self, job: &JobRecord) -> bool {
+        self.mark_path(job.id, Mark::Removed).exists()
+            || (job.state.is_terminal() && self.mark_path(job.id, Mark::AutoRemove).exists())
     }
 
-    fn removed_path(&self, id: JobId) -> PathBuf {
-        self.service
-            .data_dir()
-            .join("dockerapi/removed")
-            .join(id.to_string())
+    fn mark_path(&self, id: JobId, mark: Mark) -> PathBuf {
+        let dir = match mark {
+            Mark::Removed => "dockerapi/removed",
+            Mark::AutoRemove => "dockerapi/autoremove",
+        };
+        self.service.data_dir().join(dir).join(id.to_string())
     }
+}
+
+/// What a container is marked with.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Mark {
+    Removed,
+    AutoRemove,
 }
 
 /// A selector as the user wrote it in Swarm's syntax.

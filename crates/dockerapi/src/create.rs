@@ -41,6 +41,8 @@ pub struct Request {
     pub mounts: Vec<Bind>,
     pub cpu: u32,
     pub memory_mb: u64,
+    /// `--rm`: the container is removed once it has ended.
+    pub auto_remove: bool,
 }
 
 /// A volume as the request wrote it: a host path or a volume name.
@@ -127,6 +129,7 @@ pub fn parse(body: &Value) -> Result<Request, ApiError> {
             read_only: m.get("ReadOnly").and_then(Value::as_bool).unwrap_or(false),
         });
     }
+    r.auto_remove = host.get("AutoRemove").and_then(Value::as_bool) == Some(true);
     let nano = host.get("NanoCpus").and_then(Value::as_i64).unwrap_or(0);
     if nano > 0 {
         r.cpu = u32::try_from((nano + 999_999_999) / 1_000_000_000).unwrap_or(u32::MAX);

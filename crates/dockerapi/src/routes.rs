@@ -14,6 +14,9 @@ use tessera_service::{AsMember, AsViewer};
 /// The largest request body read (a create request is a few KiB).
 pub const MAX_BODY: usize = 1 << 20;
 
+/// How long a request body may take to arrive.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Query parameters kept at most (the rest are ignored).
 const MAX_PARAMS: usize = 64;
 
@@ -127,7 +130,7 @@ impl DockerApi {
                     }
                     self.service.cancel(&job)?;
                 }
-                self.remove(job.id())?;
+                self.mark(job.id(), crate::containers::Mark::Removed)?;
                 http::empty(StatusCode::NO_CONTENT)
             }
             _ => Err(unoffered(&method, id, &rest)),
@@ -194,13 +197,22 @@ fn hex(b: u8) -> Option<u8> {
 /// The request's JSON body, at most [`MAX_BODY`] bytes (serde_json
 /// refuses nesting deeper than 128).
 async fn read_json(body: Incoming) -> Result<serde_json::Value, ApiError> {
-    let bytes: Bytes = Limited::new(body, MAX_BODY)
-        .collect()
+    let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY).collect());
+    let bytes: Bytes = read
         .await
         .map_err(|_| {
             ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body took over {}s to arrive",
+                    BODY_TIMEOUT.as_secs()
+                ),
+            )
+        })?
+        .map_err(|_| {
+            ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the request body is over {MAX_BODY} bytes, or it stopped arriving"),
+                format!("the request body is over {MAX_BODY} bytes, or broke off"),
             )
         })?
         .to_bytes();

@@ -1,6 +1,7 @@
 //! `docker create`/`run` (a job submitted through the service) and `docker
 //! ps`.
 
+use crate::containers::Mark;
 use crate::create::{self, Bind};
 use crate::http::{self, Answer, ApiError};
 use crate::DockerApi;
@@ -52,6 +53,9 @@ impl DockerApi {
             }
         }
         let job = self.service.submit(project, spec).await?;
+        if request.auto_remove {
+            self.mark(job.id, Mark::AutoRemove)?;
+        }
         Ok(http::json(
             StatusCode::CREATED,
             &serde_json::json!({"Id": job.id.to_string(), "Warnings": []}),

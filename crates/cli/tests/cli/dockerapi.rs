@@ -17,6 +17,7 @@ pub(crate) struct Setup {
     pub(crate) port: u16,
     pub(crate) config: PathBuf,
     pub(crate) image: &'static str,
+    pub(crate) key: String,
 }
 
 impl Setup {
@@ -43,6 +44,7 @@ impl Setup {
             port,
             config,
             image: local_image(),
+            key,
         }
     }
 
@@ -125,13 +127,20 @@ impl Setup {
 
 /// A docker CLI config dir whose `config.json` sends the key (or none).
 pub(crate) fn write_config(dir: &Path, key: Option<&str>) {
+    write_headers(dir, key, Some("video"));
+}
+
+/// A docker CLI config dir whose `config.json` sends the key and the
+/// project header, each when given.
+pub(crate) fn write_headers(dir: &Path, key: Option<&str>, project: Option<&str>) {
     std::fs::create_dir_all(dir).unwrap();
-    let headers = match key {
-        Some(k) => {
-            serde_json::json!({"Authorization": format!("Bearer {k}"), "X-Tessera-Project": "video"})
-        }
-        None => serde_json::json!({}),
-    };
+    let mut headers = serde_json::Map::new();
+    if let Some(k) = key {
+        headers.insert("Authorization".into(), format!("Bearer {k}").into());
+    }
+    if let Some(p) = project {
+        headers.insert("X-Tessera-Project".into(), p.into());
+    }
     let config = serde_json::json!({ "HttpHeaders": headers });
     std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
 }
@@ -311,6 +320,20 @@ fn failures_refusals_and_attached_runs_read_as_docker_users_expect() {
         "waitfor:container==nothing* matches no container",
     );
     refused(&["pull", "tessera-no-such/image:1"], "could not pull");
+    // `--rm`: gone from `ps -a` once it ended; its name free again.
+    let rm = s.docker(&[
+        "run", "--rm", "--name", "brief", s.image, "sh", "-c", "echo bye",
+    ]);
+    assert_eq!((rm.code, rm.stdout.as_str()), (Some(0), "bye\n"), "{rm:?}");
+    assert!(!s
+        .ok(&["ps", "-a", "--format", "{{.Names}}"])
+        .contains("brief"));
+    s.run_d("brief", &[], "true").expect_code(0);
+    // Without the project header: the caller's only project.
+    let own = s.dir.path().join("own-config");
+    write_headers(&own, Some(&s.key), None);
+    let mine = s.docker_with(&own, &["ps", "-a", "--format", "{{.Names}}"]);
+    assert!(mine.stdout.contains("after-bad"), "{mine:?}");
     let bare = s.dir.path().join("bare-config");
     write_config(&bare, None);
     let out = s.docker_with(&bare, &["ps"]);
