@@ -4,9 +4,11 @@
 
 use crate::DockerApi;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
@@ -15,6 +17,10 @@ use tokio::sync::Semaphore;
 /// run` holds one until its container ends); over it, new ones wait in
 /// the kernel's backlog.
 pub const MAX_CONNECTIONS: usize = 1024;
+
+/// Connections from one address (IPv6: one /64) at most, so one client
+/// cannot hold them all; over it, the connection gets a 503 and is closed.
+pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
 
 /// How long a client may take to send a request's headers (also the idle
 /// time of a kept-alive connection).
@@ -100,6 +106,7 @@ impl Bound {
 /// open are then dropped (their clients see the stream end).
 pub async fn serve(bound: Bound, api: DockerApi, shutdown: impl Future<Output = ()>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let per_address = Arc::new(Mutex::new(HashMap::new()));
     let mut shutdown = std::pin::pin!(shutdown);
     let mut conns = tokio::task::JoinSet::new();
     loop {
@@ -112,11 +119,15 @@ pub async fn serve(bound: Bound, api: DockerApi, shutdown: impl Future<Output = 
         };
         while conns.try_join_next().is_some() {}
         match accepted {
-            Ok(io) => {
+            Ok((mut io, peer)) => {
+                let Some(ticket) = Ticket::take(&per_address, peer) else {
+                    refuse(&mut io).await;
+                    continue;
+                };
                 let api = api.clone();
                 conns.spawn(async move {
                     connection(io, api).await;
-                    drop(permit);
+                    drop((permit, ticket));
                 });
             }
             Err(e) => {
@@ -134,15 +145,79 @@ pub async fn serve(bound: Bound, api: DockerApi, shutdown: impl Future<Output = 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 
-async fn accept(bound: &Bound) -> std::io::Result<Box<dyn Io>> {
+/// A connection and its peer's address (`None` on a unix socket).
+async fn accept(bound: &Bound) -> std::io::Result<(Box<dyn Io>, Option<IpAddr>)> {
     Ok(match bound {
         Bound::Tcp(l) => {
-            let (s, _) = l.accept().await?;
+            let (s, peer) = l.accept().await?;
             let _ = s.set_nodelay(true);
-            Box::new(s)
+            (Box::new(s), Some(peer.ip()))
         }
-        Bound::Unix(l, _) => Box::new(l.accept().await?.0),
+        Bound::Unix(l, _) => (Box::new(l.accept().await?.0), None),
     })
+}
+
+/// One connection counted against its address.
+struct Ticket {
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    key: Option<IpAddr>,
+}
+
+impl Ticket {
+    /// `None` when the address holds [`MAX_CONNECTIONS_PER_ADDRESS`].
+    fn take(counts: &Arc<Mutex<HashMap<IpAddr, usize>>>, peer: Option<IpAddr>) -> Option<Ticket> {
+        let key = peer.map(network);
+        if let Some(k) = key {
+            let mut map = counts.lock().unwrap_or_else(PoisonError::into_inner);
+            let n = map.entry(k).or_insert(0);
+            if *n >= MAX_CONNECTIONS_PER_ADDRESS {
+                return None;
+            }
+            *n += 1;
+        }
+        Some(Ticket {
+            counts: counts.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let Some(k) = self.key else { return };
+        let mut map = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = map.get_mut(&k) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&k);
+            }
+        }
+    }
+}
+
+/// An address as counted: IPv6 by its /64.
+fn network(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
+/// A 503 for a connection over its address's cap, written without
+/// waiting on the client for long.
+async fn refuse(io: &mut Box<dyn Io>) {
+    use tokio::io::AsyncWriteExt;
+    let body = format!(
+        "{{\"message\":\"too many connections from your address (at most {MAX_CONNECTIONS_PER_ADDRESS}); close some and try again\"}}\n"
+    );
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), io.write_all(answer.as_bytes())).await;
 }
 
 async fn connection(io: Box<dyn Io>, api: DockerApi) {
@@ -163,6 +238,26 @@ async fn connection(io: Box<dyn Io>, api: DockerApi) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_address_holds_at_most_its_share_and_gives_it_back() {
+        let counts = Arc::new(Mutex::new(HashMap::new()));
+        let me: Option<IpAddr> = Some("10.0.0.1".parse().unwrap());
+        let held: Vec<Ticket> = (0..MAX_CONNECTIONS_PER_ADDRESS)
+            .map(|_| Ticket::take(&counts, me).unwrap())
+            .collect();
+        assert!(Ticket::take(&counts, me).is_none());
+        assert!(Ticket::take(&counts, Some("10.0.0.2".parse().unwrap())).is_some());
+        assert!(
+            Ticket::take(&counts, None).is_some(),
+            "unix peers are not counted"
+        );
+        drop(held);
+        assert!(Ticket::take(&counts, me).is_some());
+        let a: IpAddr = "2001:db8::1".parse().unwrap();
+        let b: IpAddr = "2001:db8::ffff:1".parse().unwrap();
+        assert_eq!(network(a), network(b));
+    }
 
     #[test]
     fn addresses_are_tcp_or_unix() {

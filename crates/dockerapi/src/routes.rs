@@ -47,7 +47,8 @@ impl DockerApi {
             }
             (&Method::GET, ["containers", "json"]) => {
                 let project = self.project::<AsViewer>(&caller, &headers).await?;
-                self.ps(&project, flag("all")).await
+                let filters = query.get("filters").map(String::as_str);
+                self.ps(&project, flag("all"), filters).await
             }
             (&Method::POST, ["containers", "create"]) => {
                 let project = self.project::<AsMember>(&caller, &headers).await?;

@@ -114,13 +114,20 @@ impl DockerApi {
     /// `GET /containers/json[?all=1]`: without `all`, the containers not
     /// yet ended (running, and created ones waiting for their `waitfor`s or
     /// a slot, which say so in their status).
-    pub(crate) async fn ps<R: Need>(&self, project: &ProjectAccess<R>, all: bool) -> Answer {
+    pub(crate) async fn ps<R: Need>(
+        &self,
+        project: &ProjectAccess<R>,
+        all: bool,
+        filters: Option<&str>,
+    ) -> Answer {
+        let filters = Filters::parse(filters)?;
         let now = tessera_service::now_ms();
         let rows: Vec<serde_json::Value> = self
             .list(project)
             .await?
             .iter()
-            .filter(|c| all || c.is_live())
+            .filter(|c| all || c.is_live() || !filters.status.is_empty())
+            .filter(|c| filters.keep(c))
             .map(|c| crate::views::summary(c, now))
             .collect();
         http::ok(&serde_json::Value::Array(rows))
@@ -144,4 +151,67 @@ fn checked_name(name: &str) -> Result<String, ApiError> {
         )));
     }
     Ok(name.to_string())
+}
+
+/// `docker ps -f`: by name (a part of it), id (a prefix) and status; each
+/// key any of its values, all keys together.
+#[derive(Debug, Default)]
+struct Filters {
+    name: Vec<String>,
+    id: Vec<String>,
+    status: Vec<String>,
+}
+
+/// Filter values taken at most.
+const MAX_FILTERS: usize = 100;
+
+impl Filters {
+    /// The `filters` parameter: `{"name": {"x": true}}` (or `{"name": ["x"]}`).
+    fn parse(text: Option<&str>) -> Result<Self, ApiError> {
+        let mut f = Filters::default();
+        let Some(text) = text.filter(|t| !t.is_empty()) else {
+            return Ok(f);
+        };
+        let bad = || ApiError::bad("filters must be a JSON object of lists of values");
+        let map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(text).map_err(|_| bad())?;
+        for (key, values) in map {
+            let values: Vec<String> = match values {
+                serde_json::Value::Object(o) => o.into_iter().map(|(k, _)| k).collect(),
+                serde_json::Value::Array(a) => a
+                    .into_iter()
+                    .map(|v| v.as_str().map(str::to_string).ok_or_else(bad))
+                    .collect::<Result<_, _>>()?,
+                _ => return Err(bad()),
+            };
+            let into = match key.as_str() {
+                "name" => &mut f.name,
+                "id" => &mut f.id,
+                "status" => &mut f.status,
+                other => {
+                    return Err(ApiError::bad(format!(
+                        "invalid filter '{other}'; Tessera's Docker endpoint filters by name, id \
+                         and status"
+                    )))
+                }
+            };
+            into.extend(values);
+        }
+        if f.name.len() + f.id.len() + f.status.len() > MAX_FILTERS {
+            return Err(ApiError::bad(format!(
+                "at most {MAX_FILTERS} filter values"
+            )));
+        }
+        Ok(f)
+    }
+
+    fn keep(&self, c: &crate::state::Container) -> bool {
+        let any = |values: &[String], hit: &dyn Fn(&str) -> bool| {
+            values.is_empty() || values.iter().any(|v| hit(v))
+        };
+        any(&self.name, &|v| {
+            c.job.name.contains(v.trim_start_matches('/'))
+        }) && any(&self.id, &|v| c.id().starts_with(v))
+            && any(&self.status, &|v| c.status() == v)
+    }
 }

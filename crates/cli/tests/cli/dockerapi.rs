@@ -282,10 +282,20 @@ fn failures_refusals_and_attached_runs_read_as_docker_users_expect() {
         s.ok(&[how, name]);
         assert_eq!(s.ok(&["wait", name]), "137", "{how}");
     }
+    let exited = s.ok(&[
+        "ps",
+        "-f",
+        "status=exited",
+        "-f",
+        "name=bad",
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert_eq!(exited, "after-bad\nbad");
     s.ok(&["rm", "bad"]);
     let listed = s.ok(&["ps", "-a", "--format", "{{.Names}}"]);
     assert!(
-        !listed.contains("bad\n") && listed.contains("after-bad"),
+        !listed.lines().any(|l| l == "bad") && listed.lines().any(|l| l == "after-bad"),
         "{listed}"
     );
 
