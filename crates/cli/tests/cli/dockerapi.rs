@@ -172,7 +172,9 @@ fn the_forks_flow_runs_in_order_across_a_server_kill() {
         .concat();
         s.run_d(&name, &extra, &script).expect_code(0);
     }
-    let extra = [&vol[..], &["-e", "waitfor:container==encode*"]].concat();
+    // merge binds the volume's folder by its host path (allowed: inside a volume).
+    let bind = format!("{}:/uploads", s.storage.display());
+    let extra = ["-v", &bind, "-e", "waitfor:container==encode*"];
     s.run_d(
         "merge",
         &extra,

@@ -185,4 +185,26 @@ mod tests {
             assert!(!message.contains(dir.path().to_str().unwrap()), "{message}");
         }
     }
+
+    #[test]
+    fn host_folders_are_located_inside_a_volume_or_nowhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("storage");
+        std::fs::create_dir_all(root.join("split/a")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), root.join("up")).unwrap();
+        let v = Volumes::new([("storage".into(), root.clone())]).unwrap();
+        assert_eq!(v.locate(&root), Some(("storage", None)));
+        assert_eq!(
+            v.locate(&root.join("split/a")),
+            Some(("storage", Some("split/a".to_string())))
+        );
+        assert_eq!(
+            v.locate(&root.join("split/../split")),
+            Some(("storage", Some("split".into())))
+        );
+        assert_eq!(v.locate(dir.path()), None);
+        assert_eq!(v.locate(&root.join("up")), None, "a link leading out");
+        assert_eq!(v.locate(&root.join("missing")), None);
+        assert_eq!(v.locate(std::path::Path::new("/etc")), None);
+    }
 }
