@@ -346,6 +346,11 @@ fn failures_refusals_and_attached_runs_read_as_docker_users_expect() {
     write_headers(&own, Some(&s.key), None);
     let mine = s.docker_with(&own, &["ps", "-a", "--format", "{{.Names}}"]);
     assert!(mine.stdout.contains("after-bad"), "{mine:?}");
+    let elsewhere = s.dir.path().join("elsewhere-config");
+    write_headers(&elsewhere, Some(&s.key), Some("elsewhere"));
+    let out = s.docker_with(&elsewhere, &["ps"]);
+    assert!(out.stderr.contains("elsewhere"), "{out:?}");
+    assert_ne!(out.code, Some(0));
     let bare = s.dir.path().join("bare-config");
     write_config(&bare, None);
     let out = s.docker_with(&bare, &["ps"]);
