@@ -158,8 +158,10 @@ fn the_forks_flow_runs_in_order_across_a_server_kill() {
     let s = Setup::new();
     let server = s.server();
     let vol = ["--volume", "storage:/uploads"];
-    s.run_d("split", &vol, "sleep 3; echo piece > /uploads/split.txt")
-        .expect_code(0);
+    // split holds until the test says go (after the restart), so the kill
+    // falls mid-flow whatever the machine's speed.
+    let split = "while [ ! -e /uploads/go ]; do sleep 1; done; echo piece > /uploads/split.txt";
+    s.run_d("split", &vol, split).expect_code(0);
     for n in 1..=3 {
         let name = format!("encode{n}");
         let script = format!(
@@ -192,11 +194,12 @@ fn the_forks_flow_runs_in_order_across_a_server_kill() {
         "merge names what it waits for: {ps}"
     );
 
-    // SIGKILL mid-flow (split still sleeping), then the same server again.
+    // SIGKILL mid-flow (split still holding), then the same server again.
     // SAFETY: kill(2) of our own child.
     unsafe { libc::kill(server.pid() as i32, libc::SIGKILL) };
     drop(server);
     let server = s.server();
+    std::fs::write(s.storage.join("go"), b"").unwrap();
     let waited = s.docker(&["wait", "merge"]);
     assert_eq!(waited.stdout.trim(), "0", "{waited:?}\n{}", server.stderr());
 
