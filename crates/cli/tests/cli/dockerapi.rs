@@ -344,6 +344,7 @@ fn failures_refusals_and_attached_runs_read_as_docker_users_expect() {
         .ok(&["ps", "-a", "--format", "{{.Names}}"])
         .contains("brief"));
     s.run_d("brief", &[], "true").expect_code(0);
+    assert_eq!(s.ok(&["wait", "brief"]), "0", "the name is free again");
     // Without the project header: the caller's only project.
     let own = s.dir.path().join("own-config");
     write_headers(&own, Some(&s.key), None);
