@@ -25,7 +25,9 @@
 //!   times, across a SIGKILL of the server; a waiter on a failed container
 //!   never runs; attached run, kill, rm, and the refusals the CLI prints
 //!   (no key, a bind mount outside the volumes, --privileged, a waitfor
-//!   matching nothing, pull without a registry). `dockerapi_bench`
+//!   matching nothing, pull without a registry); on docker workers (no
+//!   engine on the server), `constraint:zone==eu` places containers on
+//!   the worker labelled so. `dockerapi_bench`
 //!   (ignored): `docker run -d` against Tessera and the engine, and the
 //!   hop of a waitfor chain.
 //! - `docker_workers`: `tessera worker --docker` runs a task that names an

@@ -32,11 +32,7 @@ impl Setup {
         let key = bootstrap(&data);
         let config = dir.path().join("docker-config");
         write_config(&config, Some(&key));
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         Setup {
             dir,
             data,
@@ -77,14 +73,7 @@ impl Setup {
     }
 
     pub(crate) fn docker_with(&self, config: &Path, args: &[&str]) -> Outcome {
-        let mut cmd = Command::new("docker");
-        cmd.arg("--config")
-            .arg(config)
-            .args(["-H", &format!("tcp://127.0.0.1:{}", self.port)])
-            .args(args)
-            .env_remove("DOCKER_HOST")
-            .env_remove("DOCKER_CONTEXT");
-        run(&mut cmd)
+        docker_at(self.port, config, args)
     }
 
     /// `docker ARGS` against Tessera, with the key.
@@ -123,6 +112,27 @@ impl Setup {
             parts[3].to_string(),
         )
     }
+}
+
+/// `docker --config CONFIG -H tcp://127.0.0.1:PORT ARGS`.
+fn docker_at(port: u16, config: &Path, args: &[&str]) -> Outcome {
+    let mut cmd = Command::new("docker");
+    cmd.arg("--config")
+        .arg(config)
+        .args(["-H", &format!("tcp://127.0.0.1:{port}")])
+        .args(args)
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_CONTEXT");
+    run(&mut cmd)
+}
+
+/// A free loopback port.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A docker CLI config dir whose `config.json` sends the key (or none).
@@ -360,4 +370,70 @@ fn failures_refusals_and_attached_runs_read_as_docker_users_expect() {
     let out = s.docker_with(&bare, &["ps"]);
     assert_ne!(out.code, Some(0));
     assert!(out.stderr.contains("no Tessera API key"), "{out:?}");
+}
+
+/// Without an engine of its own (`--slots 0`, workers only), containers
+/// run on the workers that offer docker; `-e constraint:zone==eu` places
+/// one on the worker labelled so, and `docker info` counts those workers.
+#[test]
+fn constraints_place_containers_on_labelled_docker_workers() {
+    if !docker_engine_present() {
+        return;
+    }
+    let image = local_image();
+    let port = free_port();
+    let api = format!("127.0.0.1:{port}");
+    let c = crate::workers::Cluster::start_with(2000, &["--slots", "0", "--docker-api", &api]);
+    let config = c.data.with_file_name("docker-config");
+    write_config(&config, Some(&c.key));
+    let _eu = c.worker_with(
+        "eu",
+        1,
+        &["--grace", "0", "--docker", "--labels", "zone=eu"],
+    );
+    let _us = c.worker_with(
+        "us",
+        1,
+        &["--grace", "0", "--docker", "--labels", "zone=us"],
+    );
+    let start = Instant::now();
+    let info = loop {
+        let info = docker_at(port, &config, &["info"]);
+        if info.stdout.contains("Nodes: 2") {
+            break info.stdout;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{info:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(info.contains("Is Manager: true"), "{info}");
+    for name in ["one", "two", "three"] {
+        let args = [
+            "run",
+            "-d",
+            "--name",
+            name,
+            "-e",
+            "constraint:zone==eu",
+            image,
+            "sh",
+            "-c",
+            "echo $TESSERA_NODE",
+        ];
+        docker_at(port, &config, &args).expect_code(0);
+    }
+    for name in ["one", "two", "three"] {
+        let waited = docker_at(port, &config, &["wait", name]);
+        assert_eq!(waited.stdout.trim(), "0", "{waited:?}");
+        let logs = docker_at(port, &config, &["logs", name]);
+        assert_eq!(
+            logs.stdout, "eu\n",
+            "{name} ran on the worker labelled zone=eu"
+        );
+    }
+    let soft = ["run", "-d", "-e", "constraint:zone!=eu", image, "true"];
+    let refused = docker_at(port, &config, &soft);
+    assert!(
+        refused.stderr.contains("!= constraints are not offered"),
+        "{refused:?}"
+    );
 }
