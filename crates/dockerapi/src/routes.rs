@@ -122,11 +122,13 @@ impl DockerApi {
             }
             (&Method::DELETE, []) => {
                 if !c.job.state.is_terminal() {
-                    if !flag("force") {
+                    // As the engine: a created container (here: waiting or
+                    // queued) goes without -f; a started one needs it.
+                    let started = c.task.state == tessera_types::TaskState::Running;
+                    if !flag("force") && started {
                         return Err(ApiError::conflict(format!(
-                            "You cannot remove a {} container {id}. Stop the container before \
-                             attempting removal or force remove",
-                            c.status()
+                            "You cannot remove a running container {id}. Stop the container \
+                             before attempting removal or force remove"
                         )));
                     }
                     self.service.cancel(&job)?;

@@ -292,6 +292,31 @@ fn failures_refusals_and_attached_runs_read_as_docker_users_expect() {
         (followed.stdout.as_str(), followed.stderr.as_str()),
         ("a\nc\n", "b\n")
     );
+    // A waiting container goes without -f (it is only created); its
+    // waiter is then skipped: what it waited for will never succeed.
+    s.run_d("blocker", &[], "sleep 60").expect_code(0);
+    s.run_d("held", &["-e", "waitfor:container==blocker"], "true")
+        .expect_code(0);
+    s.run_d("held-too", &["-e", "waitfor:container==held"], "true")
+        .expect_code(0);
+    s.ok(&["rm", "held"]);
+    assert_eq!(s.ok(&["wait", "held-too"]), "125");
+    let start = Instant::now();
+    while s.ok(&["inspect", "-f", "{{.State.Running}}", "blocker"]) != "true" {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "blocker never ran"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let running = s.docker(&["rm", "blocker"]);
+    assert!(
+        running
+            .stderr
+            .contains("You cannot remove a running container"),
+        "{running:?}"
+    );
+    s.ok(&["rm", "-f", "blocker"]);
     for (name, how) in [("sleeper", "kill"), ("sleeper2", "stop")] {
         s.run_d(name, &[], "sleep 60").expect_code(0);
         s.ok(&[how, name]);
