@@ -57,6 +57,8 @@ impl DockerApi {
                     .await
             }
             (&Method::POST, ["images", "create"]) => {
+                // Only a member of a project makes the engine pull.
+                self.project::<AsMember>(&caller, &headers).await?;
                 let image = query
                     .get("fromImage")
                     .cloned()
