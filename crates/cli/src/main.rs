@@ -10,6 +10,7 @@
 mod admin;
 mod client;
 mod dirs;
+mod docker_api;
 mod encode;
 mod fail;
 mod http_limits;

@@ -92,6 +92,11 @@ pub struct ServerArgs {
     /// refused at submission].
     #[arg(long, env = "TESSERA_DOCKER", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub docker: Option<bool>,
+    /// Also serve the Docker Engine API (the docker CLI, Swarm-classic
+    /// `waitfor`s) on HOST:PORT or unix:PATH; containers need --docker or
+    /// workers offering docker [default: off].
+    #[arg(long, env = "TESSERA_DOCKER_API", value_name = "ADDR")]
+    pub docker_api: Option<String>,
     /// A TOML configuration file (see tessera.sample.toml).
     #[arg(long, env = "TESSERA_CONFIG")]
     pub config: Option<PathBuf>,
@@ -120,6 +125,7 @@ struct FileConfig {
     /// Replaced by `task_uids`; refused with a message saying so.
     run_as: Option<String>,
     docker: Option<bool>,
+    docker_api: Option<String>,
     #[serde(default)]
     http: crate::http_limits::HttpFile,
 }
@@ -150,6 +156,8 @@ pub struct ServerConfig {
     pub task_uids: Option<String>,
     /// Whether container tasks run on the local Docker engine.
     pub docker: bool,
+    /// Where the Docker Engine API listens, if anywhere.
+    pub docker_api: Option<tessera_dockerapi::Listen>,
     /// Connection and request limits (`[http]`).
     pub http: tessera_api::HttpLimits,
 }
@@ -243,6 +251,9 @@ impl ServerConfig {
             writable,
             task_uids,
             docker,
+            docker_api: crate::docker_api::address(
+                args.docker_api.as_ref().or(file.docker_api.as_ref()),
+            )?,
             http,
         })
     }
@@ -503,6 +514,7 @@ pub fn run(
         .with_volumes(volumes)
         .with_task_uids(task_uids)
         .with_node_name(&node_name);
+    let pool = workers.clone();
     let state = match workers {
         Some(pool) => state.with_workers(pool),
         None => state,
@@ -551,6 +563,7 @@ pub fn run(
             status(&format!("resumed {resumed} unfinished jobs"));
         }
 
+        crate::docker_api::start(&config, state.service().clone(), pool).await?;
         tessera_api::serve(listener, state, shutdown_signal())
             .await
             .map_err(Failure::internal)

@@ -23,6 +23,17 @@
 //! - `docker`: `tessera server --docker` runs a task that names an image in
 //!   a container that shares the job's folder with host tasks; without the
 //!   flag the spec is refused.
+//! - `dockerapi`: the real docker CLI against `tessera server --docker
+//!   --docker-api`: the Swarm fork's flow (split; encodes waiting for
+//!   split; merge waiting for `encode*`) in order by `docker inspect`
+//!   times, across a SIGKILL of the server; a waiter on a failed container
+//!   never runs; attached run, kill, rm, and the refusals the CLI prints
+//!   (no key, a bind mount outside the volumes, --privileged, a waitfor
+//!   matching nothing, pull without a registry); on docker workers (no
+//!   engine on the server), `constraint:zone==eu` places containers on
+//!   the worker labelled so. `dockerapi_bench`
+//!   (ignored): `docker run -d` against Tessera and the engine, and the
+//!   hop of a waitfor chain.
 //! - `docker_workers`: `tessera worker --docker` runs a task that names an
 //!   image in a container (server --slots 0, no engine of its own); the
 //!   task is listed unplaceable while only a worker without docker is
@@ -84,6 +95,10 @@ mod client_texts;
 mod docker;
 #[path = "cli/docker_workers.rs"]
 mod docker_workers;
+#[path = "cli/dockerapi.rs"]
+mod dockerapi;
+#[path = "cli/dockerapi_bench.rs"]
+mod dockerapi_bench;
 #[path = "cli/doors.rs"]
 mod doors;
 #[path = "cli/encode.rs"]

@@ -105,6 +105,11 @@ impl Service {
         self
     }
 
+    /// The volumes the operator configured.
+    pub fn volumes(&self) -> &Volumes {
+        &self.volumes
+    }
+
     pub fn max_upload_bytes(&self) -> u64 {
         self.max_upload_bytes
     }

@@ -192,6 +192,18 @@ impl Pool {
         })
     }
 
+    /// What the nodes that take work now said about themselves (the
+    /// server's own node among them, with `--workers` and slots).
+    pub fn ready_nodes(&self) -> Vec<NodeInfo> {
+        let inner = self.lock();
+        inner
+            .workers
+            .iter()
+            .filter(|w| w.takes_work())
+            .map(|w| w.info.clone())
+            .collect()
+    }
+
     /// Tells `set` the slots of the ready workers each time they change
     /// (the driver's [`set_capacity`](tessera_driver::DriverHandle::set_capacity)).
     pub fn on_capacity(&self, set: impl Fn(u32) + Send + 'static) {

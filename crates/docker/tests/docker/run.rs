@@ -217,3 +217,30 @@ fn usage_is_sampled_from_the_engine() {
     );
     assert!(usage.max_rss_kb > 0, "{usage:?}");
 }
+
+/// The executor reads a container's logs after starting it, from the
+/// beginning: output written before the reader attached (a burst at once,
+/// then an instant exit) is all there.
+#[test]
+fn output_written_before_the_logs_are_read_is_kept_whole() {
+    let Some(mut h) = harness("early") else {
+        return;
+    };
+    let action = Action::command([
+        "sh",
+        "-c",
+        "i=1; while [ $i -le 20000 ]; do echo $i; i=$((i+1)); done; echo done >&2",
+    ]);
+    h.exec.start(h.request(0, "early", action));
+    h.started();
+    assert_eq!(result(&h.until_exit()), Ok(()));
+    let expected: String = (1..=20000).map(|i| format!("{i}\n")).collect();
+    let out = h.log("early", "stdout");
+    assert!(
+        out == expected,
+        "{} bytes of stdout; stderr: {}",
+        out.len(),
+        h.log("early", "stderr")
+    );
+    assert_eq!(h.log("early", "stderr"), "done\n");
+}

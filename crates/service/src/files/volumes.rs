@@ -58,6 +58,18 @@ impl Volumes {
         self.roots.is_empty()
     }
 
+    /// The volume holding the host folder `path` (canonical: links
+    /// followed) and the folder's path inside it (`None`: its root).
+    /// Blocking (it reads the file system).
+    pub fn locate(&self, path: &Path) -> Option<(&str, Option<String>)> {
+        let found = std::fs::canonicalize(path).ok()?;
+        self.roots.iter().find_map(|(name, root)| {
+            let inside = found.strip_prefix(root).ok()?;
+            let sub = inside.to_str()?;
+            Some((name.as_str(), (!sub.is_empty()).then(|| sub.to_string())))
+        })
+    }
+
     /// The file `path` of volume `volume`, canonical, or an `Invalid`
     /// saying what is wrong with the request. Blocking (it reads the file
     /// system).
@@ -172,5 +184,27 @@ mod tests {
             assert!(message.contains(want), "{path}: {message}");
             assert!(!message.contains(dir.path().to_str().unwrap()), "{message}");
         }
+    }
+
+    #[test]
+    fn host_folders_are_located_inside_a_volume_or_nowhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("storage");
+        std::fs::create_dir_all(root.join("split/a")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), root.join("up")).unwrap();
+        let v = Volumes::new([("storage".into(), root.clone())]).unwrap();
+        assert_eq!(v.locate(&root), Some(("storage", None)));
+        assert_eq!(
+            v.locate(&root.join("split/a")),
+            Some(("storage", Some("split/a".to_string())))
+        );
+        assert_eq!(
+            v.locate(&root.join("split/../split")),
+            Some(("storage", Some("split".into())))
+        );
+        assert_eq!(v.locate(dir.path()), None);
+        assert_eq!(v.locate(&root.join("up")), None, "a link leading out");
+        assert_eq!(v.locate(&root.join("missing")), None);
+        assert_eq!(v.locate(std::path::Path::new("/etc")), None);
     }
 }
