@@ -38,12 +38,14 @@ pub(crate) fn render(tasks: &[TaskRecord], attempts: &[AttemptRecord], now: Mill
         r#"<svg id="gantt" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="attempt timeline">
 "#
     );
-    for k in 0..=4u64 {
-        let tx = LABEL_W + k * PLOT_W / 4;
+    let step = tick_step(span);
+    for k in 0..=span / step {
+        let t = k * step;
+        let tx = LABEL_W + t * PLOT_W / span;
         let _ = writeln!(
             svg,
             r#"<line class="axis" x1="{tx}" y1="{AXIS_H}" x2="{tx}" y2="{height}"/><text x="{tx}" y="14" text-anchor="middle">+{}</text>"#,
-            duration(span * k / 4)
+            duration(t)
         );
     }
     for (row, t) in rows.iter().enumerate() {
@@ -75,10 +77,43 @@ pub(crate) fn render(tasks: &[TaskRecord], attempts: &[AttemptRecord], now: Mill
     svg
 }
 
+/// A round step between the axis's ticks (1, 2 or 5 times a power of ten
+/// milliseconds, or whole minutes and hours), giving at most five ticks
+/// after the start.
+fn tick_step(span: Millis) -> Millis {
+    const STEPS: [Millis; 24] = [
+        1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000,
+        120_000, 300_000, 600_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 21_600_000,
+    ];
+    STEPS
+        .into_iter()
+        .find(|&s| span / s <= 5)
+        .unwrap_or_else(|| span.div_ceil(5 * 3_600_000) * 3_600_000)
+}
+
 fn short(name: &str) -> String {
     if name.chars().count() > 24 {
         name.chars().take(23).chain(['…']).collect()
     } else {
         name.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tick_step;
+
+    #[test]
+    fn ticks_fall_on_round_values() {
+        assert_eq!(tick_step(1), 1);
+        assert_eq!(tick_step(1_284), 500); // +0, +500 ms, +1.0 s
+        assert_eq!(tick_step(9_000), 2_000);
+        assert_eq!(tick_step(61_000), 15_000);
+        assert_eq!(tick_step(3_600_000), 900_000);
+        for span in [7, 999, 12_345, 400_000, 86_400_000, 10 * 86_400_000] {
+            let step = tick_step(span);
+            assert!(span / step <= 5, "{span}: {step}");
+            assert!(span / step >= 1 || step == 1, "{span}: {step}");
+        }
     }
 }

@@ -141,7 +141,13 @@ async fn the_uis_job_state_events_and_output_serve_the_projects_viewers_only() {
     // Not an encode: the page says so, to the viewer only.
     let r = send(s, "GET", &format!("/ui/jobs/{job}/output"), &viewer, "").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
-    for what in ["state.json", "events", "output", "tasks/0/logs"] {
+    for what in [
+        "state.json",
+        "parts.json",
+        "events",
+        "output",
+        "tasks/0/logs",
+    ] {
         let r = send(s, "GET", &format!("/ui/jobs/{job}/{what}"), &other, "").await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{what}: {}", r.text());
         // A JSON error or an HTML page's error paragraph, and nothing of the job.

@@ -121,6 +121,7 @@ pub const UI: &[Row] = &[
     ("POST",   "/ui/projects/{project}/uploads?name=walk.mp4", "raw:this is no video",  ">login >login >login >login >login >login 403    404    403    422    422    422"),
     ("GET",    "/ui/jobs/{id}", "",                                                     ">login >login >login >login >login >login 403    404    200    200    200    200"),
     ("GET",    "/ui/jobs/{id}/state.json", "",                                          ">login >login >login >login >login >login 403    404    200    200    200    200"),
+    ("GET",    "/ui/jobs/{id}/parts.json", "",                                          ">login >login >login >login >login >login 403    404    200    200    200    200"),
     ("GET",    "/ui/jobs/{id}/events", "",                                              ">login >login >login >login >login >login 403    404    200    200    200    200"),
     ("GET",    "/ui/jobs/{id}/tasks/{index}/logs", "",                                  ">login >login >login >login >login >login 403    404    200    200    200    200"),
     ("GET",    "/ui/jobs/{id}/output", "",                                              ">login >login >login >login >login >login 403    404    404    404    404    404"),
