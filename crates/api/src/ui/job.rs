@@ -2,7 +2,7 @@
 
 use super::html::{badge, duration, escape, page, table, time};
 use super::{dag, gantt, UiError};
-use crate::auth::{AsViewer, Caller, JobAccess};
+use crate::auth::{AsMember, AsViewer, Caller, JobAccess};
 use crate::{ApiError, AppState};
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -25,8 +25,26 @@ pub(crate) async fn show(
     State(s): State<AppState>,
     caller: Caller,
     access: Result<JobAccess<AsViewer>, ApiError>,
+    member: Result<JobAccess<AsMember>, ApiError>,
 ) -> Result<Html<String>, UiError> {
-    let access = access?;
+    render(&s, &caller, &access?, member.is_ok(), None).await
+}
+
+/// What the control form said back: the refusal, and what was entered.
+pub(crate) struct Said {
+    pub error: String,
+    pub priority: String,
+}
+
+/// The job page; with the job's controls for those who may act on it, and
+/// a refusal of the control form above them.
+pub(crate) async fn render(
+    s: &AppState,
+    caller: &Caller,
+    access: &JobAccess<AsViewer>,
+    may_act: bool,
+    said: Option<Said>,
+) -> Result<Html<String>, UiError> {
     let JobDetail {
         project,
         tasks,
@@ -35,7 +53,7 @@ pub(crate) async fn show(
         after,
         waiting,
         why,
-    } = s.service.job_detail(&access, SHOWN_TASKS).await?;
+    } = s.service.job_detail(access, SHOWN_TASKS).await?;
     let (job, id) = (access.job(), access.id());
     let (done, total) = done_and_total(&counts);
     let parts = Parts::render(id.0, &tasks, &attempts, &why, total);
@@ -57,7 +75,7 @@ pub(crate) async fn show(
         })
         .unwrap_or_default();
     let state = job.state.as_str();
-    let output = match s.service.output_info(&access).await {
+    let output = match s.service.output_info(access).await {
         Some((file, bytes)) => format!(
             r#"<p class="card" id="output">Output: <a id="download" href="/ui/jobs/{id}/output" download="{file}">Download {file}</a> <span class="muted" id="output-size">{size}</span></p>"#,
             file = escape(&file),
@@ -69,12 +87,17 @@ pub(crate) async fn show(
         r#"<h1>Job #{id} · {name}</h1>
 <p class="row"><span id="job-state" class="badge s-{state}" data-state="{state}" data-poll="/ui/jobs/{id}/state.json" data-events="/ui/jobs/{id}/events">{state}</span>
 <span>project {project_html}</span><span class="muted">created {created} UTC{ended}</span></p>
-{output}{after}<p>Progress: <progress id="progress" max="{total}" value="{done}"></progress> <span id="progress-text">{done} / {total}</span> tasks ended <span id="fps" class="muted"></span></p>
+{controls}{output}{after}<p>Progress: <progress id="progress" max="{total}" value="{done}"></progress> <span id="progress-text">{done} / {total}</span> tasks ended <span id="fps" class="muted"></span></p>
 <h2>Graph</h2><div class="scroll" id="graph-box">{dag}</div>
 <h2>Timeline</h2><div class="scroll" id="timeline-box">{gantt}</div>
 <h2>Tasks</h2><div id="tasks-box" data-parts="/ui/jobs/{id}/parts.json">{tasks}</div>
 <script>{LIVE_JS}</script>"#,
         name = escape(&job.name),
+        controls = if may_act {
+            super::control::form(job, said.as_ref())
+        } else {
+            String::new()
+        },
         after = after_line(&after, waiting.as_deref()),
         created = time(job.created_at),
         dag = parts.dag,

@@ -17,6 +17,7 @@
 //! | `GET, POST /ui/login`, `POST /ui/logout` | login form, session start and end |
 //! | `GET /ui` | dashboard: projects, recent jobs, counts, throughput chart |
 //! | `GET /ui/jobs/{id}` | job: DAG, timeline, tasks, log links |
+//! | `POST /ui/jobs/{id}/control` | cancel, suspend, resume, retry, priority (members; same origin) |
 //! | `GET /ui/jobs/{id}/state.json` | job and task states, for live updates |
 //! | `GET /ui/jobs/{id}/parts.json` | the job page's graph, timeline and task table, redrawn for live updates |
 //! | `GET /ui/jobs/{id}/events` | the job's events (Server-Sent Events), for live updates |
@@ -27,6 +28,7 @@
 //! | `GET /ui/jobs/{id}/output` | an encode's output (range requests) |
 
 mod chart;
+mod control;
 mod dag;
 mod encode;
 mod gantt;
@@ -72,6 +74,10 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         )
         .route("/ui/jobs/{id}/output", get(encode::download))
         .route("/ui/jobs/{id}", get(job::show))
+        .route(
+            "/ui/jobs/{id}/control",
+            post(control::submit).layer(middleware::from_fn(encode::same_origin)),
+        )
         .route("/ui/nodes", get(nodes::show))
         .route("/ui/jobs/{id}/state.json", get(job::state_json))
         .route("/ui/jobs/{id}/parts.json", get(job::parts_json))

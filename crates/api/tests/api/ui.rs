@@ -13,6 +13,87 @@ use std::time::{Duration, Instant};
 use tessera_store::Accounts;
 use tower::ServiceExt;
 
+/// Members control a job from its page; refusals read as the API's, with
+/// what was entered kept; viewers see no controls.
+#[tokio::test]
+async fn the_job_page_controls_the_job() {
+    let s = Server::start();
+    let admin = s.admin_key.clone();
+    let project = s.project("ctl", &admin).await;
+    let spec = "name: long\ntasks:\n  - {name: a, action: {kind: command, argv: [sleep, '30']}}\n";
+    let r = s
+        .post_yaml(&format!("/api/v1/projects/{project}/jobs"), &admin, spec)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let job = r.json()["id"].as_i64().unwrap();
+    let c = login(&s, &admin).await;
+    let url = format!("/ui/jobs/{job}");
+    let page = ui(&s, Method::GET, &url, Some(&c), None).await;
+    for control in ["do-cancel", "do-suspend", "do-priority"] {
+        assert!(
+            page.body.contains(&format!(r#"id="{control}""#)),
+            "{control}"
+        );
+    }
+    let ctl = format!("/ui/jobs/{job}/control");
+    // A refusal in the API's words, the entered value kept.
+    let p = ui(
+        &s,
+        Method::POST,
+        &ctl,
+        Some(&c),
+        Some("action=priority&priority=900"),
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.body);
+    assert!(
+        p.body
+            .contains("priority 900 is out of range; give 0 to 100"),
+        "{}",
+        p.body
+    );
+    assert!(p.body.contains(r#"value="900""#), "{}", p.body);
+    let p = ui(&s, Method::POST, &ctl, Some(&c), Some("action=resume")).await;
+    assert_eq!(p.status, StatusCode::CONFLICT, "{}", p.body);
+    assert!(p.body.contains(r#"id="control-error""#), "{}", p.body);
+    // Done: back to the page, the job changed.
+    let p = ui(
+        &s,
+        Method::POST,
+        &ctl,
+        Some(&c),
+        Some("action=priority&priority=40"),
+    )
+    .await;
+    assert_eq!(p.location.as_deref(), Some(url.as_str()), "{}", p.body);
+    let p = ui(&s, Method::POST, &ctl, Some(&c), Some("action=suspend")).await;
+    assert_eq!(p.location.as_deref(), Some(url.as_str()), "{}", p.body);
+    let shown = s.get(&format!("/api/v1/jobs/{job}"), &admin).await.json();
+    assert_eq!(shown["priority"], 40, "{shown}");
+    assert_eq!(shown["suspended"], true, "{shown}");
+    let page = ui(&s, Method::GET, &url, Some(&c), None).await;
+    assert!(page.body.contains(r#"id="do-resume""#), "{}", page.body);
+    let p = ui(&s, Method::POST, &ctl, Some(&c), Some("action=cancel")).await;
+    assert_eq!(p.location.as_deref(), Some(url.as_str()), "{}", p.body);
+    // A viewer sees the job but no controls, and is refused if it posts.
+    let (_, viewer) = s.user("vera", false).await;
+    let r = s
+        .send_json(
+            Method::PUT,
+            &format!("/api/v1/projects/{project}/members/vera"),
+            &admin,
+            json!({"role": "viewer"}),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text());
+    let v = login(&s, &viewer).await;
+    let page = ui(&s, Method::GET, &url, Some(&v), None).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(!page.body.contains(r#"id="control""#), "{}", page.body);
+    let p = ui(&s, Method::POST, &ctl, Some(&v), Some("action=cancel")).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN, "{}", p.body);
+}
+
 /// The job page says why a task has not started, as the CLI does.
 #[tokio::test]
 async fn the_job_page_says_why_tasks_wait() {

@@ -122,6 +122,8 @@ pub const UI: &[Row] = &[
     ("GET",    "/ui/jobs/{id}", "",                                                     ">login >login >login >login >login >login 403    404    200    200    200    200"),
     ("GET",    "/ui/jobs/{id}/state.json", "",                                          ">login >login >login >login >login >login 403    404    200    200    200    200"),
     ("GET",    "/ui/jobs/{id}/parts.json", "",                                          ">login >login >login >login >login >login 403    404    200    200    200    200"),
+    // Resume of a job that is not suspended: members reach the 409.
+    ("POST",   "/ui/jobs/{id}/control", "form:action=resume",                         ">login >login >login >login >login >login 403    404    403    409    409    409"),
     ("GET",    "/ui/jobs/{id}/events", "",                                              ">login >login >login >login >login >login 403    404    200    200    200    200"),
     ("GET",    "/ui/jobs/{id}/tasks/{index}/logs", "",                                  ">login >login >login >login >login >login 403    404    200    200    200    200"),
     ("GET",    "/ui/jobs/{id}/output", "",                                              ">login >login >login >login >login >login 403    404    404    404    404    404"),
