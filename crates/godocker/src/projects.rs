@@ -49,6 +49,12 @@ pub(crate) struct Extra {
     pub(crate) prio: i64,
     #[serde(default)]
     pub(crate) volumes: Vec<Volume>,
+    /// Deleted with `godproject delete` (Tessera closed it).
+    #[serde(default)]
+    pub(crate) closed: bool,
+    /// Usage is counted from then (ms; `godproject quota_reset`).
+    #[serde(default)]
+    pub(crate) usage_from: u64,
 }
 
 fn fifty() -> i64 {
@@ -80,7 +86,7 @@ impl Sidecar {
         }
     }
 
-    async fn put(&self, project: i64, extra: &Extra) -> Reply<()> {
+    pub(crate) async fn put(&self, project: i64, extra: &Extra) -> Reply<()> {
         let _one = self.lock.lock().await;
         let fail = |e: std::io::Error| {
             eprintln!("tessera-godocker: cannot write {}: {e}", self.dir.display());
@@ -190,6 +196,9 @@ pub(crate) async fn list(State(gd): State<Gd>, headers: HeaderMap) -> Reply {
             .service
             .project::<AsViewer>(&caller, &project.id.to_string())
             .await?;
+        if gd.projects.get(p.id().0).await.closed {
+            continue;
+        }
         out.push(project_json(&gd, &p).await?);
     }
     ok(out.into())
@@ -203,6 +212,9 @@ pub(crate) async fn show(
 ) -> Reply {
     let caller = caller(&gd, &headers).await?;
     let p = gd.service.project::<AsViewer>(&caller, &name).await?;
+    if gd.projects.get(p.id().0).await.closed {
+        return Err(Refusal::not_found(format!("project {name} was deleted")));
+    }
     ok(project_json(&gd, &p).await?)
 }
 
@@ -378,32 +390,6 @@ fn check_volumes(operator: &[String], volumes: Vec<Volume>) -> Reply<Vec<Volume>
     Ok(out)
 }
 
-/// `DELETE /project/{project}`.
-pub(crate) async fn remove(Path(name): Path<String>) -> Refusal {
-    Refusal::bad(format!(
-        "Tessera keeps projects and their jobs' history; project {name} was not deleted. \
-         Remove its members (godproject deletemember) to close it"
-    ))
-}
-
-/// `DELETE /project/{project}/quota` (`godproject quota_reset`): Tessera's
-/// quotas count what runs now and over a sliding window, so there is no
-/// consumed total to reset; the answer says so.
-pub(crate) async fn quota_reset(
-    State(gd): State<Gd>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Reply {
-    let caller = caller(&gd, &headers).await?;
-    caller.admin()?;
-    gd.service.project::<AsViewer>(&caller, &name).await?;
-    Err(Refusal::bad(format!(
-        "Tessera's quotas limit what project {name} runs at once and its cpu time per sliding \
-         window, which empties by itself: there is no total to reset. Change the limits with \
-         godproject update"
-    )))
-}
-
 /// `GET /project/{project}/usage`.
 pub(crate) async fn usage(
     State(gd): State<Gd>,
@@ -412,5 +398,6 @@ pub(crate) async fn usage(
 ) -> Reply {
     let caller = caller(&gd, &headers).await?;
     let p = gd.service.project::<AsViewer>(&caller, &name).await?;
-    ok(day_usage(gd.service.charges(&p, since()).await?))
+    let from = since().max(gd.projects.get(p.id().0).await.usage_from);
+    ok(day_usage(gd.service.charges(&p, from).await?))
 }

@@ -44,11 +44,12 @@ mod stats;
 pub use access::{
     parse_id, Admin, AsMember, AsOwner, AsViewer, Caller, JobAccess, MayAct, Need, ProjectAccess,
 };
-pub use accounts::{check_name, Me, NewKey, NewUser};
+pub use accounts::{check_name, Me, NewKey, NewUser, ShutOut};
 pub use auth::new_api_key;
 pub use control::{Control, PRIORITY_RANGE};
 pub use error::ServiceError;
 pub use events::{JobEvent, JobEvents};
+pub use files::archive::ARCHIVED;
 pub use files::encodes::{EncodeOptions, Output};
 pub use files::uploads::{Source, Upload, UploadItem};
 pub use files::volumes::Volumes;
