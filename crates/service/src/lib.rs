@@ -49,7 +49,6 @@ pub use auth::new_api_key;
 pub use control::{Control, PRIORITY_RANGE};
 pub use error::ServiceError;
 pub use events::{JobEvent, JobEvents};
-pub use files::archive::ARCHIVED;
 pub use files::encodes::{EncodeOptions, Output};
 pub use files::uploads::{Source, Upload, UploadItem};
 pub use files::volumes::Volumes;

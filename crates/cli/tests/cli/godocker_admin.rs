@@ -63,9 +63,13 @@ fn godocker_cli_archives_jobs_deletes_projects_resets_usage_and_removes_users() 
     let said = ana.run("godjob", &["archive", "-i", &kept]);
     assert!(said.contains(&format!("Job {kept} archived.")), "{said}");
     assert_eq!(ana.row(true, &kept).unwrap()[5], "archived");
+    assert!(
+        !s.data.join("jobs").join(&kept).exists(),
+        "its folder is gone"
+    );
     let listed = ana.run("godfile", &["list", &kept]);
     assert!(
-        !listed.contains("out.txt") && listed.contains(".archived"),
+        listed.contains("its files were removed from disk"),
         "{listed}"
     );
     let said = ana.run(

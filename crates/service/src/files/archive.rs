@@ -1,17 +1,19 @@
 //! Archiving an ended job: its folder (`<data>/jobs/<id>`: what its tasks
-//! wrote, their logs) is removed from disk; the job's record stays, and an
-//! empty folder holding only [`ARCHIVED`] (the time, in ms) says it was
-//! archived and when. A job that has not ended is refused: its tasks still
-//! write there.
+//! wrote, their logs) is removed from disk; the job's record stays, and a
+//! marker `<data>/archived/<id>` (the time, in ms; outside the folder, so
+//! no job can forge it) says it was archived and when. A job that has not
+//! ended is refused: its tasks still write there.
 
 use crate::access::{JobAccess, MayAct, Need};
 use crate::{now_ms, Service, ServiceError};
-use tessera_types::Millis;
-
-/// The marker left in an archived job's folder.
-pub const ARCHIVED: &str = ".archived";
+use std::path::PathBuf;
+use tessera_types::{JobId, Millis};
 
 impl Service {
+    fn archive_marker(&self, job: JobId) -> PathBuf {
+        self.data_dir.join("archived").join(job.to_string())
+    }
+
     /// Removes an ended job's files, keeps its record; archiving it again
     /// changes nothing and answers when it was first archived.
     pub async fn archive_job<R: MayAct>(&self, job: &JobAccess<R>) -> Result<Millis, ServiceError> {
@@ -27,26 +29,36 @@ impl Service {
             return Ok(at);
         }
         let dir = self.data_dir.join("jobs").join(record.id.to_string());
-        super::encodes::remove_dir(&dir).await;
+        // `remove_dir_all` never follows a link the job left there.
+        match tokio::fs::remove_dir_all(&dir).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(ServiceError::internal(format!(
+                    "cannot remove {} to archive job {}: {e}",
+                    dir.display(),
+                    record.id
+                )))
+            }
+            _ => {}
+        }
         let at = now_ms();
+        let marker = self.archive_marker(record.id);
         let marked = async {
-            tokio::fs::create_dir_all(&dir).await?;
-            tokio::fs::write(dir.join(ARCHIVED), at.to_string()).await
+            if let Some(parent) = marker.parent() {
+                tokio::fs::create_dir_all(parent).await?;
+            }
+            tokio::fs::write(&marker, at.to_string()).await
         };
         marked.await.map_err(|e| {
-            ServiceError::internal(format!("cannot mark {} archived: {e}", dir.display()))
+            ServiceError::internal(format!("cannot write {}: {e}", marker.display()))
         })?;
         Ok(at)
     }
 
     /// When the job was archived, if it was.
     pub async fn archived_at<R: Need>(&self, job: &JobAccess<R>) -> Option<Millis> {
-        let marker = self
-            .data_dir
-            .join("jobs")
-            .join(job.id().to_string())
-            .join(ARCHIVED);
-        let text = tokio::fs::read_to_string(marker).await.ok()?;
+        let text = tokio::fs::read_to_string(self.archive_marker(job.id()))
+            .await
+            .ok()?;
         text.trim().parse().ok()
     }
 }
