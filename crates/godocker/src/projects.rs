@@ -297,21 +297,32 @@ async fn apply(gd: &Gd, p: &ProjectAccess<AsOwner>, sent: Sent) -> Reply<()> {
     if let Some(volumes) = sent.volumes {
         extra.volumes = check_volumes(&gd.service.volume_names(caller), volumes)?;
     }
+    // What the client sends back is what `project_json` showed (GB, s):
+    // a value shown unchanged keeps the exact limit it was rounded from.
+    let now = gd.service.quota(p).await?;
+    let keep = |sent: Option<u64>, shown: u64, exact: Option<u64>, unit: u64| match sent {
+        Some(v) if v == shown => exact,
+        v => v.filter(|&v| v > 0).map(|v| v.saturating_mul(unit)),
+    };
     let quota = Quota {
         max_cpu: sent
             .quota_cpu
             .filter(|&c| c > 0)
             .map(|c| c.min(u32::MAX as u64) as u32),
-        max_memory_mb: sent
-            .quota_ram
-            .filter(|&r| r > 0)
-            .map(|r| r.saturating_mul(1024)),
-        cpu_ms_per_window: sent
-            .quota_time
-            .filter(|&t| t > 0)
-            .map(|t| t.saturating_mul(1000)),
+        max_memory_mb: keep(
+            sent.quota_ram,
+            now.max_memory_mb.map_or(0, |mb| mb / 1024),
+            now.max_memory_mb,
+            1024,
+        ),
+        cpu_ms_per_window: keep(
+            sent.quota_time,
+            now.cpu_ms_per_window.map_or(0, |ms| ms / 1000),
+            now.cpu_ms_per_window,
+            1000,
+        ),
     };
-    if quota != gd.service.quota(p).await? {
+    if quota != now {
         let admin = caller.admin().map_err(|_| {
             Refusal::bad(
                 "only an admin sets quotas; leave --quota_cpu/--quota_ram/--quota_time out",

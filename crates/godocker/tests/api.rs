@@ -92,6 +92,12 @@ fn world() -> World {
     store
         .set_member(project.id, user.id, Some(Role::Owner), 1)
         .unwrap();
+    // Not a whole number of GB: shown rounded down (4).
+    let quota = tessera_types::Quota {
+        max_memory_mb: Some(5000),
+        ..Default::default()
+    };
+    store.set_quota(project.id, quota).unwrap();
     let service = Service::new(Box::new(store), driver.clone(), data, Arc::new(()));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let listener = runtime
@@ -395,6 +401,22 @@ fn archive_delete_reset_and_users_refuse_what_they_must() {
     assert_eq!(status, 403, "its owner is no longer a member");
     let (_, mine) = call("GET", &w.api("/user/ana/project"), t, None);
     assert!(!mine.to_string().contains("spare"), "{mine}");
+
+    // The owner (no admin) updates the project as the client sends it back:
+    // the quota shown rounded (4 GB) keeps its exact limit.
+    let (_, mut video) = call("GET", &w.api("/project/video"), t, None);
+    assert_eq!(video["quota_ram"], 4, "{video}");
+    video["description"] = json!("videos");
+    let (status, body) = call("POST", &w.api("/project/video"), t, Some(video));
+    assert_eq!(status, 200, "{body}");
+    let (_, video) = call("GET", &w.api("/project/video"), t, None);
+    assert_eq!(video["description"], "videos", "{video}");
+    assert_eq!(video["quota_ram"], 4, "{video}");
+    let mut more = video.clone();
+    more["quota_ram"] = json!(8);
+    let (status, body) = call("POST", &w.api("/project/video"), t, Some(more));
+    assert_eq!(status, 400, "{body}");
+    assert!(msg(&body).contains("only an admin sets quotas"), "{body}");
 
     // Admins only: quota reset, user update and removal.
     let (status, body) = call("DELETE", &w.api("/project/video/quota"), t, None);
