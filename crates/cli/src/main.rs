@@ -13,6 +13,7 @@ mod dirs;
 mod docker_api;
 mod encode;
 mod fail;
+mod godocker_labels;
 mod http_limits;
 mod op;
 mod progress;

@@ -54,6 +54,8 @@
 //!   the local image over a project volume, frame-exact; an array job; show,
 //!   list, suspend, resume, kill; and what it prints for a wrong key, an
 //!   unknown parent, a missing image and a project the user is not in.
+//!   `godocker_admin`: archive, project update/delete/quota_reset, user
+//!   update/remove, and label constraints placing jobs on labelled workers.
 //! - `isolation`: issue 9's attacks on a real server: playlist and list
 //!   uploads refused (and `tessera encode` of one, exit 3); as root, each
 //!   project's tasks run as its own uid and cannot read another project's
@@ -105,6 +107,8 @@ mod doors;
 mod encode;
 #[path = "cli/godocker.rs"]
 mod godocker;
+#[path = "cli/godocker_admin.rs"]
+mod godocker_admin;
 #[path = "cli/godocker_client.rs"]
 mod godocker_client;
 #[path = "cli/interrupt.rs"]

@@ -64,6 +64,12 @@ async fn serve(gd: Gd, headers: HeaderMap, id: String, path: String) -> Reply {
         )
             .into_response()),
         Ok(Found::File(bytes)) => Ok(file(bytes)),
+        Err(Missing::NotFound) if gd.service.archived_at(&job).await.is_some() => {
+            Err(Refusal::bad(format!(
+                "job {id} was archived: its files were removed from disk (its record stays: \
+                 godjob show {id})"
+            )))
+        }
         Err(Missing::NotFound) if shown == "god.log" || shown == "god.err" => {
             log(&gd, &job, &shown).await
         }

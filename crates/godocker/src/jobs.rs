@@ -91,6 +91,12 @@ pub(crate) async fn create(
         }
     }
     let extra = gd.projects.get(project.id().0).await;
+    if extra.closed {
+        return Err(Refusal::bad(format!(
+            "project {} was deleted; submit to another project (-p)",
+            project.project().name
+        )));
+    }
     let spec =
         translate(&create, &caller.user().name, &extra.volumes, &parents).map_err(Refusal::bad)?;
     let job = gd.service.submit(&project, spec).await?;
@@ -344,10 +350,49 @@ pub(crate) async fn update(
     control(&gd, &headers, &id, Control::Priority(prio)).await
 }
 
-/// `godjob archive`: Tessera keeps ended jobs and their folders.
-pub(crate) async fn archive() -> Refusal {
+/// `GET /task/{id}/archive` (`godjob archive -i ID`): the ended job's
+/// files are removed from disk, its record stays and shows as archived.
+pub(crate) async fn archive(
+    State(gd): State<Gd>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Reply {
+    let (_, job) = job::<AsMember>(&gd, &headers, &id).await?;
+    gd.service.archive_job(&job).await?;
+    ok(json!({ "msg": format!("job {id} archived: its files were removed, its record kept") }))
+}
+
+/// `GET /archive/{days}` (`godjob archive -d DAYS`): the caller's jobs that
+/// ended more than `days` days ago, archived (at most [`MAX_LIST`]).
+pub(crate) async fn archive_old(
+    State(gd): State<Gd>,
+    headers: HeaderMap,
+    Path(days): Path<String>,
+) -> Reply {
+    let caller = caller(&gd, &headers).await?;
+    let days: u64 = days.parse().map_err(|_| {
+        Refusal::bad(format!(
+            "{days:?} is not a number of days: give -d as a whole number"
+        ))
+    })?;
+    let before = tessera_service::now_ms().saturating_sub(days.saturating_mul(86_400_000));
+    let jobs = listing(&gd, &caller, true, (0, 0), &Filter::default(), false).await?;
+    let mut archived = 0;
+    for id in jobs.iter().filter_map(|j| j["id"].as_i64()) {
+        let job = gd.service.job::<AsMember>(&caller, &id.to_string()).await?;
+        let ended = job.job().finished_at.unwrap_or(u64::MAX);
+        if ended <= before && gd.service.archived_at(&job).await.is_none() {
+            gd.service.archive_job(&job).await?;
+            archived += 1;
+        }
+    }
+    ok(json!({ "msg": format!("{archived} jobs that ended over {days} days ago archived") }))
+}
+
+/// `godjob archive --purge`: Go-Docker deleted the job from its database.
+pub(crate) async fn purge() -> Refusal {
     Refusal::bad(
-        "Tessera does not archive or purge jobs through the Go-Docker API: an ended job and \
-         its folder stay (godfile reads them) until the operator prunes the data directory",
+        "Tessera keeps every job's record (its history, its dependents' reasons): --purge is \
+         not offered. `godjob archive -i ID` (or -d DAYS) without --purge removes the files",
     )
 }

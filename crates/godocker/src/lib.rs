@@ -18,6 +18,7 @@
 //! body only for 400 and 500: so every refusal a user must read (a refused
 //! job, an unknown parent) is a 400 whose JSON `msg` says what to do.
 
+mod closing;
 mod files;
 mod jobs;
 mod projects;
@@ -29,6 +30,7 @@ mod view;
 
 use axum::routing::{delete, get, post};
 use axum::Router;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tessera_service::Service;
@@ -40,22 +42,34 @@ pub use token::{Tokens, MAX_SESSIONS, TOKEN_TTL};
 /// Where Go-Docker's API is mounted on the server's listener.
 pub const PREFIX: &str = "/api/1.0";
 
+/// The labels the nodes carry now, each with its values (Go-Docker's
+/// label constraints, `-l NAME==VALUE`).
+pub type Labels = Arc<dyn Fn() -> BTreeMap<String, BTreeSet<String>> + Send + Sync>;
+
 /// What every handler shares.
 #[derive(Clone)]
 pub(crate) struct Gd {
     pub(crate) service: Service,
     pub(crate) tokens: Arc<Tokens>,
     pub(crate) projects: Arc<projects::Sidecar>,
+    pub(crate) labels: Labels,
 }
 
-/// The routes under [`PREFIX`] (nest them there), over `service`. Go-Docker
-/// data of projects is kept under `<data_dir>/godocker/`.
+/// The routes under [`PREFIX`] (nest them there), over `service`, with no
+/// node labels. Go-Docker data of projects is kept under
+/// `<data_dir>/godocker/`.
 pub fn router(service: Service) -> Router {
+    router_with_labels(service, Arc::new(BTreeMap::new))
+}
+
+/// [`router`], offering the node labels `labels` gives as constraints.
+pub fn router_with_labels(service: Service, labels: Labels) -> Router {
     let dir: PathBuf = service.data_dir().join("godocker");
     let gd = Gd {
         service,
         tokens: Arc::new(Tokens::default()),
         projects: Arc::new(projects::Sidecar::new(dir)),
+        labels,
     };
     Router::new()
         .route("/authenticate", post(users::authenticate))
@@ -74,9 +88,9 @@ pub fn router(service: Service) -> Router {
             "/project/{project}",
             get(projects::show)
                 .post(projects::update)
-                .delete(projects::remove),
+                .delete(closing::remove),
         )
-        .route("/project/{project}/quota", delete(projects::quota_reset))
+        .route("/project/{project}/quota", delete(closing::quota_reset))
         .route("/project/{project}/usage", get(projects::usage))
         .route("/task", post(jobs::create))
         .route("/task/active", get(jobs::active))
@@ -89,11 +103,11 @@ pub fn router(service: Service) -> Router {
         )
         .route("/task/{id}/suspend", get(jobs::suspend))
         .route("/task/{id}/resume", get(jobs::resume))
+        .route("/task/{id}/archive", get(jobs::archive).delete(jobs::purge))
         .route(
-            "/task/{id}/archive",
-            get(jobs::archive).delete(jobs::archive),
+            "/archive/{days}",
+            get(jobs::archive_old).delete(jobs::purge),
         )
-        .route("/archive/{days}", get(jobs::archive).delete(jobs::archive))
         .route("/task/{id}/files/", get(files::root))
         .route("/task/{id}/files/{*path}", get(files::path))
         .fallback(reply::no_route)

@@ -49,6 +49,12 @@ pub(crate) struct Extra {
     pub(crate) prio: i64,
     #[serde(default)]
     pub(crate) volumes: Vec<Volume>,
+    /// Deleted with `godproject delete` (Tessera closed it).
+    #[serde(default)]
+    pub(crate) closed: bool,
+    /// Usage is counted from then (ms; `godproject quota_reset`).
+    #[serde(default)]
+    pub(crate) usage_from: u64,
 }
 
 fn fifty() -> i64 {
@@ -80,7 +86,7 @@ impl Sidecar {
         }
     }
 
-    async fn put(&self, project: i64, extra: &Extra) -> Reply<()> {
+    pub(crate) async fn put(&self, project: i64, extra: &Extra) -> Reply<()> {
         let _one = self.lock.lock().await;
         let fail = |e: std::io::Error| {
             eprintln!("tessera-godocker: cannot write {}: {e}", self.dir.display());
@@ -190,6 +196,9 @@ pub(crate) async fn list(State(gd): State<Gd>, headers: HeaderMap) -> Reply {
             .service
             .project::<AsViewer>(&caller, &project.id.to_string())
             .await?;
+        if gd.projects.get(p.id().0).await.closed {
+            continue;
+        }
         out.push(project_json(&gd, &p).await?);
     }
     ok(out.into())
@@ -203,6 +212,9 @@ pub(crate) async fn show(
 ) -> Reply {
     let caller = caller(&gd, &headers).await?;
     let p = gd.service.project::<AsViewer>(&caller, &name).await?;
+    if gd.projects.get(p.id().0).await.closed {
+        return Err(Refusal::not_found(format!("project {name} was deleted")));
+    }
     ok(project_json(&gd, &p).await?)
 }
 
@@ -285,21 +297,32 @@ async fn apply(gd: &Gd, p: &ProjectAccess<AsOwner>, sent: Sent) -> Reply<()> {
     if let Some(volumes) = sent.volumes {
         extra.volumes = check_volumes(&gd.service.volume_names(caller), volumes)?;
     }
+    // What the client sends back is what `project_json` showed (GB, s):
+    // a value shown unchanged keeps the exact limit it was rounded from.
+    let now = gd.service.quota(p).await?;
+    let keep = |sent: Option<u64>, shown: u64, exact: Option<u64>, unit: u64| match sent {
+        Some(v) if v == shown => exact,
+        v => v.filter(|&v| v > 0).map(|v| v.saturating_mul(unit)),
+    };
     let quota = Quota {
         max_cpu: sent
             .quota_cpu
             .filter(|&c| c > 0)
             .map(|c| c.min(u32::MAX as u64) as u32),
-        max_memory_mb: sent
-            .quota_ram
-            .filter(|&r| r > 0)
-            .map(|r| r.saturating_mul(1024)),
-        cpu_ms_per_window: sent
-            .quota_time
-            .filter(|&t| t > 0)
-            .map(|t| t.saturating_mul(1000)),
+        max_memory_mb: keep(
+            sent.quota_ram,
+            now.max_memory_mb.map_or(0, |mb| mb / 1024),
+            now.max_memory_mb,
+            1024,
+        ),
+        cpu_ms_per_window: keep(
+            sent.quota_time,
+            now.cpu_ms_per_window.map_or(0, |ms| ms / 1000),
+            now.cpu_ms_per_window,
+            1000,
+        ),
     };
-    if quota != gd.service.quota(p).await? {
+    if quota != now {
         let admin = caller.admin().map_err(|_| {
             Refusal::bad(
                 "only an admin sets quotas; leave --quota_cpu/--quota_ram/--quota_time out",
@@ -378,32 +401,6 @@ fn check_volumes(operator: &[String], volumes: Vec<Volume>) -> Reply<Vec<Volume>
     Ok(out)
 }
 
-/// `DELETE /project/{project}`.
-pub(crate) async fn remove(Path(name): Path<String>) -> Refusal {
-    Refusal::bad(format!(
-        "Tessera keeps projects and their jobs' history; project {name} was not deleted. \
-         Remove its members (godproject deletemember) to close it"
-    ))
-}
-
-/// `DELETE /project/{project}/quota` (`godproject quota_reset`): Tessera's
-/// quotas count what runs now and over a sliding window, so there is no
-/// consumed total to reset; the answer says so.
-pub(crate) async fn quota_reset(
-    State(gd): State<Gd>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> Reply {
-    let caller = caller(&gd, &headers).await?;
-    caller.admin()?;
-    gd.service.project::<AsViewer>(&caller, &name).await?;
-    Err(Refusal::bad(format!(
-        "Tessera's quotas limit what project {name} runs at once and its cpu time per sliding \
-         window, which empties by itself: there is no total to reset. Change the limits with \
-         godproject update"
-    )))
-}
-
 /// `GET /project/{project}/usage`.
 pub(crate) async fn usage(
     State(gd): State<Gd>,
@@ -412,5 +409,6 @@ pub(crate) async fn usage(
 ) -> Reply {
     let caller = caller(&gd, &headers).await?;
     let p = gd.service.project::<AsViewer>(&caller, &name).await?;
-    ok(day_usage(gd.service.charges(&p, since()).await?))
+    let from = since().max(gd.projects.get(p.id().0).await.usage_from);
+    ok(day_usage(gd.service.charges(&p, from).await?))
 }

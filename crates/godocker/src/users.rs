@@ -50,9 +50,13 @@ pub(crate) async fn authenticate(State(gd): State<Gd>, body: crate::reply::Body)
 
 /// `GET /config` (asked without a token): images, volumes (the projects'
 /// Go-Docker volumes, by name and acl only: where they are is shown to
-/// members), what the executor can do, and label constraints (none: the
-/// client then refuses `-l`).
+/// members), what the executor can do, and label constraints: the labels
+/// the nodes carry now, each with its values (`-l NAME==VALUE`).
 pub(crate) async fn config(State(gd): State<Gd>) -> Reply {
+    let constraints: Vec<Value> = (gd.labels)()
+        .into_iter()
+        .map(|(name, values)| json!({ "name": name, "value": values }))
+        .collect();
     let volumes: Vec<Value> = gd
         .projects
         .all_volumes()
@@ -64,7 +68,7 @@ pub(crate) async fn config(State(gd): State<Gd>) -> Reply {
         "images": [],
         "volumes": volumes,
         "executor_features": ["pause"],
-        "constraints": [],
+        "constraints": constraints,
     }))
 }
 
@@ -147,20 +151,90 @@ pub(crate) async fn show(
     ok(user_json(&user.name, user.admin))
 }
 
-/// `PUT /user/{login}` (`goduser update`): quotas are per project here.
-pub(crate) async fn update(Path(login): Path<String>) -> Refusal {
-    Refusal::bad(format!(
-        "Tessera sets quotas per project, not per user ({login}); use `godproject update \
-         PROJECT --quota_cpu N --quota_ram GB --quota_time S` (or `tessera admin`)"
-    ))
+/// What `goduser update` sends back: the user as `goduser show` read it,
+/// with the changed quotas and priority.
+#[derive(Deserialize)]
+struct SentUser {
+    usage: SentUsage,
 }
 
-/// `DELETE /user/{login}` (`goduser remove`).
-pub(crate) async fn remove(Path(login): Path<String>) -> Refusal {
-    Refusal::bad(format!(
-        "users are not removed through the Go-Docker API; an admin revokes {login}'s keys with \
-         the native API (DELETE /api/v1/keys/ID) instead"
-    ))
+#[derive(Deserialize)]
+struct SentUsage {
+    prio: Option<f64>,
+    quota_cpu: Option<f64>,
+    quota_ram: Option<f64>,
+    quota_time: Option<f64>,
+}
+
+/// `PUT /user/{login}` (`goduser update`, admins). Tessera sets quotas and
+/// priority per project, not per user: the user as shown (no quota,
+/// priority 50) is accepted unchanged; a change is refused, saying where
+/// it goes instead.
+pub(crate) async fn update(
+    State(gd): State<Gd>,
+    headers: HeaderMap,
+    Path(login): Path<String>,
+    body: crate::reply::Body,
+) -> Reply {
+    let caller = caller(&gd, &headers).await?;
+    let admin = caller
+        .admin()
+        .map_err(|_| Refusal::bad("only an admin updates users (goduser update)"))?;
+    if !gd
+        .service
+        .users(&admin)
+        .await?
+        .iter()
+        .any(|u| u.name == login)
+    {
+        return Err(Refusal::bad(format!("there is no user {login:?}")));
+    }
+    let sent: SentUser = parse(&body, "user")?;
+    let u = sent.usage;
+    let unchanged = u.prio.unwrap_or(50.0) == 50.0
+        && [u.quota_cpu, u.quota_ram, u.quota_time]
+            .iter()
+            .all(|q| q.unwrap_or(0.0) == 0.0);
+    if !unchanged {
+        return Err(Refusal::bad(format!(
+            "Tessera sets quotas and priority per project, not per user ({login}): use \
+             `godproject update PROJECT --quota_cpu N --quota_ram GB --quota_time S -p PRIO` \
+             on each of their projects"
+        )));
+    }
+    ok(json!({ "msg": format!("user {login}: nothing to change") }))
+}
+
+/// `DELETE /user/{login}` (`goduser remove --force`, admins): Tessera keeps
+/// the user's record and jobs, but shuts them out: every key revoked,
+/// every membership removed (except where they are a project's last
+/// owner, which is said).
+pub(crate) async fn remove(
+    State(gd): State<Gd>,
+    headers: HeaderMap,
+    Path(login): Path<String>,
+) -> Reply {
+    let caller = caller(&gd, &headers).await?;
+    caller
+        .admin()
+        .map_err(|_| Refusal::bad("only an admin removes users (goduser remove)"))?;
+    let out = gd.service.shut_out_user(&caller, login.clone()).await?;
+    if !out.kept_as_last_owner.is_empty() {
+        return Err(Refusal::bad(format!(
+            "{login}'s {} keys were revoked and they left {} projects, but they are the last \
+             owner of {}: give those another owner (godproject addmember, then tessera) or \
+             delete them (godproject delete), then run goduser remove again",
+            out.keys,
+            out.projects_left,
+            out.kept_as_last_owner.join(", ")
+        )));
+    }
+    ok(json!({
+        "msg": format!(
+            "{login} removed: {} keys revoked, {} memberships removed; their jobs stay",
+            out.keys, out.projects_left
+        )
+    }))
 }
 
 /// `GET /user/{login}/project`: the caller's projects (an admin: all), and
@@ -189,6 +263,9 @@ pub(crate) async fn projects(
             .service
             .project::<AsViewer>(&caller, &project.id.to_string())
             .await?;
+        if gd.projects.get(access.id().0).await.closed {
+            continue;
+        }
         out.push(project_json(&gd, &access).await?);
     }
     ok(out.into())
@@ -211,11 +288,8 @@ pub(crate) async fn usage(
             .service
             .project::<AsViewer>(&caller, &project.id.to_string())
             .await?;
-        charges.extend(
-            gd.service
-                .charges(&access, crate::projects::since())
-                .await?,
-        );
+        let from = crate::projects::since().max(gd.projects.get(access.id().0).await.usage_from);
+        charges.extend(gd.service.charges(&access, from).await?);
     }
     ok(day_usage(charges))
 }

@@ -84,7 +84,9 @@ pub(crate) async fn job_json<R: Need>(
         JobState::Running => "running",
         _ => "over",
     };
+    let archived = gd.service.archived_at(job).await;
     let secondary = match state {
+        _ if archived.is_some() => Some("archived".to_string()),
         _ if record.suspended && !state.is_terminal() => Some("suspended".to_string()),
         JobState::Pending => Some(status.waiting.clone().unwrap_or_else(|| "pending".into())),
         JobState::Running => None,
@@ -104,6 +106,9 @@ pub(crate) async fn job_json<R: Need>(
         "date_over": record.finished_at.map(secs),
         "exitcode": code,
     });
+    if let Some(at) = archived {
+        status_json["date_archived"] = json!(secs(at));
+    }
     // Present once it ran, or ended without running (so `--wait` ends).
     let ran = first.first().map(|a| secs(a.started_at));
     if let Some(t) = ran.or_else(|| record.finished_at.map(secs)) {

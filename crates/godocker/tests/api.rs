@@ -92,6 +92,12 @@ fn world() -> World {
     store
         .set_member(project.id, user.id, Some(Role::Owner), 1)
         .unwrap();
+    // Not a whole number of GB: shown rounded down (4).
+    let quota = tessera_types::Quota {
+        max_memory_mb: Some(5000),
+        ..Default::default()
+    };
+    store.set_quota(project.id, quota).unwrap();
     let service = Service::new(Box::new(store), driver.clone(), data, Arc::new(()));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let listener = runtime
@@ -319,4 +325,110 @@ fn bench_a_thousand_chained_jobs() {
         pct(0.99),
         hops.last().unwrap()
     );
+}
+
+/// `msg` of a refusal.
+fn msg(body: &Value) -> &str {
+    body["msg"].as_str().unwrap_or_default()
+}
+
+#[test]
+fn archive_delete_reset_and_users_refuse_what_they_must() {
+    let w = world();
+    let token = w.token();
+    let t = Some(token.as_str());
+    // Archive: a running job is refused; an ended one is archived, kept.
+    let (_, held) = w.create_cmd(&token, "held", "", "hold");
+    let (_, done) = w.create(&token, "done", "");
+    let done = done["id"].as_i64().unwrap();
+    wait_over(&w, &token, done);
+    let start = Instant::now();
+    let held = held["id"].as_i64().unwrap();
+    loop {
+        let (_, job) = call("GET", &w.api(&format!("/task/{held}")), t, None);
+        if job["status"]["primary"] == "running" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{job}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (status, body) = call("GET", &w.api(&format!("/task/{held}/archive")), t, None);
+    assert_eq!(status, 400);
+    assert!(
+        msg(&body).contains("only an ended job is archived"),
+        "{body}"
+    );
+    let (status, body) = call("DELETE", &w.api(&format!("/task/{done}/archive")), t, None);
+    assert_eq!(status, 400);
+    assert!(msg(&body).contains("--purge is not offered"), "{body}");
+    let (status, body) = call("GET", &w.api(&format!("/task/{done}/archive")), t, None);
+    assert_eq!(status, 200, "{body}");
+    let (_, job) = call("GET", &w.api(&format!("/task/{done}")), t, None);
+    assert_eq!(job["status"]["secondary"], "archived", "{job}");
+    assert!(job["status"]["date_archived"].as_f64().is_some(), "{job}");
+    let (status, body) = call(
+        "GET",
+        &w.api(&format!("/task/{done}/files/god.log")),
+        t,
+        None,
+    );
+    assert_eq!(status, 400);
+    assert!(msg(&body).contains("was archived"), "{body}");
+    let (status, body) = call("GET", &w.api("/archive/soon"), t, None);
+    assert_eq!(status, 400);
+    assert!(msg(&body).contains("not a number of days"), "{body}");
+    let (status, body) = call("GET", &w.api("/archive/0"), t, None);
+    assert_eq!(status, 200, "{body}");
+
+    // Delete: refused while a job has not ended, and to a non-owner.
+    let (status, body) = call("DELETE", &w.api("/project/video"), t, None);
+    assert_eq!(status, 400);
+    assert!(
+        msg(&body).contains("still has 1 jobs that have not ended"),
+        "{body}"
+    );
+    let (status, body) = call("DELETE", &w.api("/project/other"), t, None);
+    assert_eq!(status, 400);
+    assert!(
+        msg(&body).contains("only an owner of project other"),
+        "{body}"
+    );
+    let (status, _) = call("POST", &w.api("/project"), t, Some(json!({"id": "spare"})));
+    assert_eq!(status, 200);
+    let (status, body) = call("DELETE", &w.api("/project/spare"), t, None);
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = call("GET", &w.api("/project/spare"), t, None);
+    assert_eq!(status, 403, "its owner is no longer a member");
+    let (_, mine) = call("GET", &w.api("/user/ana/project"), t, None);
+    assert!(!mine.to_string().contains("spare"), "{mine}");
+
+    // The owner (no admin) updates the project as the client sends it back:
+    // the quota shown rounded (4 GB) keeps its exact limit.
+    let (_, mut video) = call("GET", &w.api("/project/video"), t, None);
+    assert_eq!(video["quota_ram"], 4, "{video}");
+    video["description"] = json!("videos");
+    let (status, body) = call("POST", &w.api("/project/video"), t, Some(video));
+    assert_eq!(status, 200, "{body}");
+    let (_, video) = call("GET", &w.api("/project/video"), t, None);
+    assert_eq!(video["description"], "videos", "{video}");
+    assert_eq!(video["quota_ram"], 4, "{video}");
+    let mut more = video.clone();
+    more["quota_ram"] = json!(8);
+    let (status, body) = call("POST", &w.api("/project/video"), t, Some(more));
+    assert_eq!(status, 400, "{body}");
+    assert!(msg(&body).contains("only an admin sets quotas"), "{body}");
+
+    // Admins only: quota reset, user update and removal.
+    let (status, body) = call("DELETE", &w.api("/project/video/quota"), t, None);
+    assert_eq!(status, 400);
+    assert!(msg(&body).contains("only an admin"), "{body}");
+    let (status, body) = call("PUT", &w.api("/user/bob"), t, Some(json!({"usage": {}})));
+    assert_eq!(status, 400);
+    assert!(msg(&body).contains("only an admin"), "{body}");
+    let (status, body) = call("DELETE", &w.api("/user/bob"), t, None);
+    assert_eq!(status, 400);
+    assert!(msg(&body).contains("only an admin"), "{body}");
+    // Without workers, no label is offered.
+    let (_, config) = call("GET", &w.api("/config"), None, None);
+    assert_eq!(config["constraints"], json!([]), "{config}");
 }

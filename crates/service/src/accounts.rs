@@ -152,6 +152,92 @@ impl Service {
         .await
     }
 
+    /// Closes a project (its owner or an admin): refused while any of its
+    /// jobs has not ended; then every member is removed, so that nobody
+    /// but an admin sees it or submits to it. Its jobs, their history and
+    /// files stay (admins read them); its name stays taken. Answers how
+    /// many members were removed.
+    pub async fn close_project(
+        &self,
+        project: &ProjectAccess<AsOwner>,
+    ) -> Result<usize, ServiceError> {
+        let project = project.project().clone();
+        self.db(move |db| {
+            let active: u64 = db
+                .count_jobs_by_project()?
+                .into_iter()
+                .filter(|(p, s, _)| *p == project.id && !s.is_terminal())
+                .map(|(_, _, n)| n)
+                .sum();
+            if active > 0 {
+                return Err(ServiceError::Conflict(format!(
+                    "project {:?} still has {active} jobs that have not ended; kill them (or \
+                     wait for their end) before closing it",
+                    project.name
+                )));
+            }
+            let members = db.members(project.id)?;
+            for (user, _) in &members {
+                db.set_member(project.id, user.id, None, now_ms())?;
+            }
+            Ok(members.len())
+        })
+        .await
+    }
+
+    /// Shuts a user out (admins): every key of theirs revoked (so no token
+    /// or session of theirs works any more), and their memberships removed,
+    /// except in projects where they are the last owner (those are named:
+    /// give them another owner first). Their record and jobs stay. An admin
+    /// may not shut themselves out.
+    pub async fn shut_out_user(
+        &self,
+        caller: &Caller,
+        name: String,
+    ) -> Result<ShutOut, ServiceError> {
+        caller.admin()?;
+        let me = caller.user().id;
+        let (revoked, out) = self
+            .db(move |db| {
+                let user = find_user(db, &name)?;
+                if user.id == me {
+                    return Err(ServiceError::Conflict(
+                        "you may not remove yourself; another admin may".into(),
+                    ));
+                }
+                let mut revoked = Vec::new();
+                for key in db.keys_of(user.id)? {
+                    if key.revoked_at.is_none() {
+                        db.revoke_key(key.id, now_ms())?;
+                        revoked.push(key.id);
+                    }
+                }
+                let mut out = ShutOut {
+                    keys: revoked.len(),
+                    ..ShutOut::default()
+                };
+                for (project, role) in db.projects_of(user.id)? {
+                    let owners = db
+                        .members(project.id)?
+                        .iter()
+                        .filter(|(_, r)| *r == Role::Owner)
+                        .count();
+                    if role == Role::Owner && owners == 1 {
+                        out.kept_as_last_owner.push(project.name);
+                        continue;
+                    }
+                    db.set_member(project.id, user.id, None, now_ms())?;
+                    out.projects_left += 1;
+                }
+                Ok((revoked, out))
+            })
+            .await?;
+        for id in revoked {
+            self.keys.forget(id);
+        }
+        Ok(out)
+    }
+
     /// The caller's own keys (never their secrets: only hashes are kept).
     pub async fn keys(&self, caller: &Caller) -> Result<Vec<KeyRecord>, ServiceError> {
         let user = caller.user().id;
@@ -200,6 +286,17 @@ impl Service {
         self.keys.forget(id);
         Ok(())
     }
+}
+
+/// What [`Service::shut_out_user`] did.
+#[derive(Clone, Debug, Default)]
+pub struct ShutOut {
+    /// Keys revoked.
+    pub keys: usize,
+    /// Projects the user was removed from.
+    pub projects_left: usize,
+    /// Projects where the user stays, as their last owner.
+    pub kept_as_last_owner: Vec<String>,
 }
 
 fn find_user(db: &dyn ServiceStore, segment: &str) -> Result<UserRecord, ServiceError> {

@@ -44,7 +44,7 @@ mod stats;
 pub use access::{
     parse_id, Admin, AsMember, AsOwner, AsViewer, Caller, JobAccess, MayAct, Need, ProjectAccess,
 };
-pub use accounts::{check_name, Me, NewKey, NewUser};
+pub use accounts::{check_name, Me, NewKey, NewUser, ShutOut};
 pub use auth::new_api_key;
 pub use control::{Control, PRIORITY_RANGE};
 pub use error::ServiceError;

@@ -190,8 +190,13 @@ pub fn run(
         Some(pool) => state.with_workers(pool),
         None => state,
     };
-    // Go-Docker's REST API (godocker-cli), over the same service.
-    let godocker = tessera_godocker::router(state.service().clone());
+    // Go-Docker's REST API (godocker-cli), over the same service; its label
+    // constraints are those of the ready workers that run containers
+    // (with --docker, containers run here, where labels place nothing).
+    let godocker = tessera_godocker::router_with_labels(
+        state.service().clone(),
+        crate::godocker_labels::offered(pool.clone().filter(|_| !config.docker)),
+    );
     let state = state.with_nested(tessera_godocker::PREFIX, godocker);
     let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen)

@@ -1,7 +1,8 @@
 //! Go-Docker's own client, godocker-cli 1.0.25 from PyPI (`godlogin`,
 //! `godproject`, `godjob`, `godfile`, `godimage`, `goduser`), unchanged,
 //! against `tessera server --docker` (harness: `godocker_client.rs`): a
-//! split -> 3 encodes (`--parent`) -> merge flow of ffmpeg scripts in the
+//! split -> 3 encodes (`--parent`) -> merge (`--script FILE`) flow of
+//! ffmpeg scripts, shown by `godjob show`, in the
 //! local image over a project volume, frame-exact; an array job; a failing
 //! parent; show, list, search, update, suspend, resume, kill, killall; and
 //! what the client prints for a wrong key, an unknown parent, a missing
@@ -72,13 +73,20 @@ fn godocker_cli_runs_a_parent_chained_video_flow_over_a_project_volume() {
         let id = ana.create(&args, &[("PART", part)]);
         parents.push_str(&format!("{id},"));
     }
-    // The trailing comma a shell loop leaves is accepted.
+    // The trailing comma a shell loop leaves is accepted; the merge comes
+    // from a file (--script FILE).
+    // (Under Python 3 the client cannot send a file: --cmd then.)
+    let script = ana.home.join("mergeandclean.sh");
+    std::fs::write(&script, MERGE).unwrap();
+    let how = match ana.python2 {
+        true => ["-s", script.to_str().unwrap()],
+        false => ["--cmd", MERGE],
+    };
     let merge = ana.create(
         &[
             &common[..],
-            &[
-                "-n", "merge", "-c", "1", "--parent", &parents, "--cmd", MERGE,
-            ],
+            &["-n", "merge", "-c", "1", "--parent", &parents],
+            &how[..],
         ]
         .concat(),
         &[],
@@ -95,6 +103,17 @@ fn godocker_cli_runs_a_parent_chained_video_flow_over_a_project_volume() {
     );
     assert_eq!(video_packets(&src), 150);
     assert!(!share.join("part0.mp4").exists(), "merge cleaned up");
+    // godjob show (Python 2 only: under 3 the client crashes in it): its
+    // parents, status and exit code, volume.
+    if ana.python2 {
+        let shown = ana.run("godjob", &["show", &merge]);
+        let ids: Vec<&str> = parents.split(',').filter(|p| !p.is_empty()).collect();
+        assert_eq!(ana.rows(&shown, "job ID"), ids, "{shown}");
+        assert_eq!(ana.rows(&shown, "over"), ["success"], "{shown}");
+        assert_eq!(ana.rows(&shown, &merge), ["merge"], "{shown}");
+        assert_eq!(ana.rows(&shown, "gdshare"), ["/srv"], "{shown}");
+        assert!(shown.contains("/data") && shown.contains("rw"), "{shown}");
+    }
 
     // The split ran in its own folder, with GODOCKER_JID and GODOCKER_PWD.
     let listed = ana.run("godfile", &["list", &split]);
@@ -373,12 +392,6 @@ fn godocker_cli_controls_jobs_and_prints_what_is_wrong() {
     let said = ana.run("godproject", &["deletemember", "gdextra", "bob"]);
     assert!(said.contains("project gdextra was updated"), "{said}");
     assert!(!bob.run("godproject", &["list"]).contains("gdextra"));
-    let said = ana.run("godproject", &["quota-reset", "gdextra"]);
-    assert!(said.contains("there is no total to reset"), "{said}");
-    let said = ana.run("godproject", &["delete", "gdextra"]);
-    assert!(said.contains("Tessera keeps projects"), "{said}");
-    let said = ana.run("godjob", &["archive", "-i", &bad]);
-    assert!(said.contains("does not archive"), "{said}");
     let said = bob.run(
         "godjob",
         &[

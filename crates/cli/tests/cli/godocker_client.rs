@@ -15,8 +15,9 @@ pub(crate) fn client_dir() -> Option<PathBuf> {
         _ => {
             tessera_testkit::env::skip(
                 "godocker-cli is not installed (TESSERA_GODOCKER_CLI names no folder with godjob)",
-                "run .ci/run, or `python3 -m venv V && V/bin/pip install godocker_cli==1.0.25 'click<8'` \
-                 and set TESSERA_GODOCKER_CLI=V/bin",
+                "run .ci/run (it installs the client under Python 2.7 when there is one, in \
+                 $CARGO_TARGET_DIR/godocker-py2-bin), and set TESSERA_GODOCKER_CLI to the folder \
+                 it prints",
             );
             None
         }
@@ -27,15 +28,36 @@ pub(crate) fn client_dir() -> Option<PathBuf> {
 pub(crate) struct God {
     bin: PathBuf,
     pub(crate) home: PathBuf,
+    /// Whether the client runs under Python 2, which it was written for
+    /// (`.ci/run`'s wrappers); under Python 3 it crashes in `godjob show`
+    /// and cannot send `--script FILE`.
+    pub(crate) python2: bool,
 }
 
 impl God {
     pub(crate) fn new(bin: &Path, home: PathBuf) -> Self {
         std::fs::create_dir_all(&home).unwrap();
+        let godjob = std::fs::read_to_string(bin.join("godjob")).unwrap_or_default();
         Self {
             bin: bin.to_path_buf(),
             home,
+            python2: godjob.contains("python2"),
         }
+    }
+
+    /// The second cell of every row of the tables in `printed` whose first
+    /// cell is `first`.
+    pub(crate) fn rows(&self, printed: &str, first: &str) -> Vec<String> {
+        printed
+            .lines()
+            .map(|l| {
+                l.split("\x1b(0x\x1b(B")
+                    .map(|c| c.trim().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|cells| cells.len() > 2 && cells[1] == first)
+            .map(|cells| cells[2].clone())
+            .collect()
     }
 
     fn cmd(&self, program: &str, args: &[&str]) -> Command {
@@ -83,8 +105,7 @@ impl God {
     }
 
     /// `godjob list over` until job `id` is there; its row, joined.
-    /// (`godjob show` cannot be used: under Python 3 it crashes in the
-    /// client, which hands its table bytes.)
+    /// (Not `godjob show`: under Python 3 it crashes in the client.)
     pub(crate) fn wait_over(&self, id: &str, limit: Duration) -> String {
         let start = Instant::now();
         loop {

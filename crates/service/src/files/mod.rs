@@ -1,6 +1,7 @@
 //! Files: uploads, encodes and their outputs, volumes, and the tenancy of
 //! each project's folders.
 
+pub(crate) mod archive;
 pub(crate) mod encodes;
 mod tenancy;
 pub(crate) mod uploads;

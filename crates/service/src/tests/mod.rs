@@ -4,6 +4,7 @@
 //! with real keys.
 
 mod access;
+mod closing;
 mod files;
 mod jobs;
 
