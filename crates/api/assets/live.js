@@ -53,7 +53,11 @@
         .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
         .then(function (p) {
           put("graph-box", p.dag);
+          // A timeline scrolled to its recent end stays there as it grows.
+          var tl = document.getElementById("timeline-box");
+          var atEnd = tl && tl.scrollLeft + tl.clientWidth >= tl.scrollWidth - 2;
           put("timeline-box", p.gantt);
+          if (tl && atEnd) tl.scrollLeft = tl.scrollWidth;
           put("tasks-box", p.tasks);
         })
         .catch(function () {});

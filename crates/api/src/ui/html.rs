@@ -26,6 +26,10 @@ pub(crate) fn escape(s: &str) -> String {
 
 /// A whole page: `title` is escaped here, `body` must already be safe HTML.
 /// `user` (the signed-in user's name) adds the top bar with a logout button.
+/// Charts along time (`data-end`) open scrolled to their recent end, on
+/// a phone as on a desktop.
+const END_JS: &str = "document.querySelectorAll('[data-end]').forEach(function (e) { e.scrollLeft = e.scrollWidth; });";
+
 pub(crate) fn page(title: &str, user: Option<&str>, body: &str) -> Html<String> {
     let bar = match user {
         Some(name) => format!(
@@ -44,7 +48,7 @@ pub(crate) fn page(title: &str, user: Option<&str>, body: &str) -> Html<String> 
 <style>{CSS}</style></head>
 <body>{bar}<main>
 {body}
-</main></body></html>"#,
+</main><script>{END_JS}</script></body></html>"#,
         escape(title)
     ))
 }
@@ -97,7 +101,8 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 /// A table from a header row and already-safe cell HTML.
 pub(crate) fn table(head: &[&str], rows: &[Vec<String>]) -> String {
-    let mut out = String::from("<table><thead><tr>");
+    // Wide tables scroll inside their box, never the page (phones).
+    let mut out = String::from(r#"<div class="table-box"><table><thead><tr>"#);
     for h in head {
         let _ = write!(out, "<th>{}</th>", escape(h));
     }
@@ -109,7 +114,7 @@ pub(crate) fn table(head: &[&str], rows: &[Vec<String>]) -> String {
         }
         out.push_str("</tr>");
     }
-    out.push_str("</tbody></table>");
+    out.push_str("</tbody></table></div>");
     out
 }
 

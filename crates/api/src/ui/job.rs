@@ -89,7 +89,7 @@ pub(crate) async fn render(
 <span>project {project_html}</span><span class="muted">created {created} UTC{ended}</span></p>
 {controls}{output}{after}<p>Progress: <progress id="progress" max="{total}" value="{done}"></progress> <span id="progress-text">{done} / {total}</span> tasks ended <span id="fps" class="muted"></span></p>
 <h2>Graph</h2><div class="scroll" id="graph-box">{dag}</div>
-<h2>Timeline</h2><div class="scroll" id="timeline-box">{gantt}</div>
+<h2>Timeline</h2><div class="scroll" id="timeline-box" data-end>{gantt}</div>
 <h2>Tasks</h2><div id="tasks-box" data-parts="/ui/jobs/{id}/parts.json">{tasks}</div>
 <script>{LIVE_JS}</script>"#,
         name = escape(&job.name),

@@ -86,7 +86,7 @@ pub(crate) async fn dashboard(
         r#"<h1>Dashboard</h1>
 <h2>Worker slots</h2>{nodes_link}<p class="card" id="slots"><meter min="0" max="{slots}" value="{running}"></meter> <b>{running}</b> of {slots} slots busy · <b>{queued}</b> tasks queued <span class="muted">(all projects)</span></p>
 <h2>All your projects</h2>{}
-<h2>Throughput</h2><div class="scroll" id="throughput">{}</div>
+<h2>Throughput</h2><div class="scroll" id="throughput" data-end>{}</div>
 <p class="muted">Jobs finished per {BUCKET_MIN} minutes over the last {} hours.</p>"#,
         counts_html(&all),
         chart::throughput_svg(&counts, BUCKET_MIN),
@@ -192,7 +192,7 @@ pub(crate) async fn project(
     let body = format!(
         r#"<h1>Project {pname}</h1>
 <p class="muted">Created {created} UTC · <a class="action" id="encode-link" href="/ui/projects/{id}/encode">Encode a video</a></p>
-<h2>Usage</h2>{quota_html}<div class="scroll" id="usage-chart">{usage_chart}</div>
+<h2>Usage</h2>{quota_html}<div class="scroll" id="usage-chart" data-end>{usage_chart}</div>
 <p class="muted">Cpu-seconds of ended attempts per {BUCKET_MIN} minutes over the last {hours} hours.</p>
 <h2>Members</h2>{members}
 <h2>Your API keys</h2><p class="muted">Only names and prefixes: a key's secret is shown once, when it is created.</p>{keys}

@@ -655,6 +655,48 @@ async fn ui_in_headless_chromium_logs_in_and_watches_a_job_finish() {
         .unwrap();
     assert!(text.contains("probed-ok"), "{text}");
 
+    // At phone width (420 px) no page scrolls sideways: wide tables and
+    // charts scroll inside their boxes, and charts along time open at
+    // their recent end.
+    c.set_window_size(420, 900).await.unwrap();
+    for (path, name) in [
+        ("/ui".to_string(), "phone-dashboard.png"),
+        (
+            format!("/ui/projects/{}", project.id.0),
+            "phone-project.png",
+        ),
+        // Last: its timeline is checked below.
+        (format!("/ui/jobs/{job}"), "phone-job.png"),
+    ] {
+        c.goto(&format!("{base}{path}")).await.unwrap();
+        let widths = c
+            .execute(
+                "return [document.documentElement.scrollWidth, document.documentElement.clientWidth];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let (doc, view) = (widths[0].as_i64().unwrap(), widths[1].as_i64().unwrap());
+        assert!(view <= 420, "{path}: the window is {view} px wide");
+        assert!(
+            doc <= view,
+            "{path} overflows at phone width: {doc} px in {view} px"
+        );
+        shot(name, c.screenshot().await.unwrap());
+    }
+    let scrolled = c
+        .execute(
+            "var e = document.getElementById('timeline-box'); return [e.scrollLeft, e.scrollWidth - e.clientWidth];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        scrolled[1].as_i64().unwrap() > 0
+            && scrolled[0].as_i64().unwrap() >= scrolled[1].as_i64().unwrap() - 2,
+        "the timeline opens at its recent end: {scrolled}"
+    );
+
     c.close().await.unwrap();
     let _ = stop.send(());
     server.await.unwrap().unwrap();
