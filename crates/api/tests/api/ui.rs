@@ -291,7 +291,7 @@ async fn ui_sessions_follow_the_key_and_pages_authorize_like_the_api() {
         p.body
     );
     assert!(
-        p.body.contains(r#"id="usage-chart"><svg"#),
+        p.body.contains(r#"id="usage-chart" data-end><svg"#),
         "a plotted usage chart: {}",
         p.body
     );
