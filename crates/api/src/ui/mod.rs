@@ -17,6 +17,8 @@
 //! | `GET, POST /ui/login`, `POST /ui/logout` | login form, session start and end |
 //! | `GET /ui` | dashboard: projects, recent jobs, counts, throughput chart |
 //! | `GET /ui/jobs/{id}` | job: DAG, timeline, tasks, log links |
+//! | `POST /ui/projects/{project}/members` | add a member, change a role, remove (owners; same origin) |
+//! | `POST /ui/keys`, `POST /ui/keys/{id}/revoke` | create a key (shown once), revoke one (same origin) |
 //! | `POST /ui/jobs/{id}/control` | cancel, suspend, resume, retry, priority (members; same origin) |
 //! | `GET /ui/jobs/{id}/state.json` | job and task states, for live updates |
 //! | `GET /ui/jobs/{id}/parts.json` | the job page's graph, timeline and task table, redrawn for live updates |
@@ -35,6 +37,7 @@ mod gantt;
 mod html;
 mod job;
 mod login;
+mod manage;
 mod nodes;
 mod pages;
 mod session;
@@ -73,6 +76,18 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
                 .layer(middleware::from_fn(encode::same_origin)),
         )
         .route("/ui/jobs/{id}/output", get(encode::download))
+        .route(
+            "/ui/projects/{project}/members",
+            post(manage::member).layer(middleware::from_fn(encode::same_origin)),
+        )
+        .route(
+            "/ui/keys",
+            post(manage::create_key).layer(middleware::from_fn(encode::same_origin)),
+        )
+        .route(
+            "/ui/keys/{id}/revoke",
+            post(manage::revoke_key).layer(middleware::from_fn(encode::same_origin)),
+        )
         .route("/ui/jobs/{id}", get(job::show))
         .route(
             "/ui/jobs/{id}/control",

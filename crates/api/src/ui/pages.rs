@@ -1,8 +1,9 @@
 //! The dashboard and the project page.
 
 use super::html::{badge, escape, page, table, time};
+use super::manage::Said;
 use super::{chart, UiError};
-use crate::auth::{AsViewer, Caller, ProjectAccess};
+use crate::auth::{AsOwner, AsViewer, Caller, ProjectAccess};
 use crate::{ApiError, AppState};
 use axum::extract::State;
 use axum::response::Html;
@@ -122,18 +123,29 @@ pub(crate) async fn dashboard(
 pub(crate) async fn project(
     State(s): State<AppState>,
     access: Result<ProjectAccess<AsViewer>, ApiError>,
+    owner: Result<ProjectAccess<AsOwner>, ApiError>,
 ) -> Result<Html<String>, UiError> {
-    let access = access?;
+    render_project(&s, &access?, owner.is_ok(), &Said::default()).await
+}
+
+/// The project page; with the member forms for its owners (and admins),
+/// and a form's refusal shown above it with what was entered kept.
+pub(crate) async fn render_project(
+    s: &AppState,
+    access: &ProjectAccess<AsViewer>,
+    owns: bool,
+    said: &Said,
+) -> Result<Html<String>, UiError> {
     let (caller, project) = (access.caller(), access.project());
     let name = caller.user().name.clone();
-    let members = s.service.members(&access).await?;
+    let members = s.service.members(access).await?;
     let keys = s.service.keys(caller).await?;
-    let jobs = s.service.jobs(&access, 50).await?;
-    let usage: crate::views::UsageView = s.service.usage(&access).await?.into();
+    let jobs = s.service.jobs(access, 50).await?;
+    let usage: crate::views::UsageView = s.service.usage(access).await?.into();
     let since = now_ms().saturating_sub(u64::from(BUCKET_MIN) * 60_000 * BUCKETS as u64);
     let charged: Vec<(f64, u64)> = s
         .service
-        .charges(&access, since)
+        .charges(access, since)
         .await?
         .into_iter()
         .map(|(ms, at)| (ms as f64 / 1000.0, at))
@@ -154,14 +166,19 @@ pub(crate) async fn project(
             " cpu-seconds"
         ),
     );
+    let pid = project.id.0;
     let member_rows: Vec<Vec<String>> = members
         .iter()
         .map(|(user, role)| {
-            vec![
+            let mut row = vec![
                 escape(&user.name),
                 badge(&role.to_string(), None),
                 if user.admin { "admin" } else { "" }.to_string(),
-            ]
+            ];
+            if owns {
+                row.push(super::manage::member_buttons(pid, &user.name, *role));
+            }
+            row
         })
         .collect();
     let key_rows: Vec<Vec<String>> = keys
@@ -172,9 +189,10 @@ pub(crate) async fn project(
                 format!("<code>tsk_{}_…</code>", escape(&k.prefix)),
                 time(k.created_at),
                 k.last_used_at.map(time).unwrap_or_else(|| "never".into()),
-                k.revoked_at
-                    .map(|t| format!("revoked {}", time(t)))
-                    .unwrap_or_else(|| "active".into()),
+                match k.revoked_at {
+                    Some(t) => format!("revoked {}", time(t)),
+                    None => super::manage::revoke_button(pid, k.id.0, &k.name),
+                },
             ]
         })
         .collect();
@@ -194,13 +212,24 @@ pub(crate) async fn project(
 <p class="muted">Created {created} UTC · <a class="action" id="encode-link" href="/ui/projects/{id}/encode">Encode a video</a></p>
 <h2>Usage</h2>{quota_html}<div class="scroll" id="usage-chart" data-end>{usage_chart}</div>
 <p class="muted">Cpu-seconds of ended attempts per {BUCKET_MIN} minutes over the last {hours} hours.</p>
-<h2>Members</h2>{members}
-<h2>Your API keys</h2><p class="muted">Only names and prefixes: a key's secret is shown once, when it is created.</p>{keys}
+<h2>Members</h2>{error}{members}{add_member}
+<h2>Your API keys</h2><p class="muted">Only names and prefixes: a key's secret is shown once, when it is created.</p>{keys}{new_key}
 <h2>Jobs</h2>{jobs}"#,
         pname = escape(&project.name),
         id = project.id.0,
         created = time(project.created_at),
-        members = table(&["user", "role", ""], &member_rows),
+        error = said.error_html(),
+        members = if owns {
+            table(&["user", "role", "", "change"], &member_rows)
+        } else {
+            table(&["user", "role", ""], &member_rows)
+        },
+        add_member = if owns {
+            super::manage::add_member_form(pid, said)
+        } else {
+            String::new()
+        },
+        new_key = super::manage::new_key_form(pid, said),
         keys = table(
             &["name", "prefix", "created", "last used", "status"],
             &key_rows

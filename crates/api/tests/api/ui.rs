@@ -94,6 +94,152 @@ async fn the_job_page_controls_the_job() {
     assert_eq!(p.status, StatusCode::FORBIDDEN, "{}", p.body);
 }
 
+/// Keys and members are managed from the project page, through the same
+/// service checks as the REST API.
+#[tokio::test]
+async fn keys_and_members_are_managed_from_the_project_page() {
+    let s = Server::start();
+    let admin = s.admin_key.clone();
+    let project = s.project("crew", &admin).await;
+    let c = login(&s, &admin).await;
+    let page_url = format!("/ui/projects/{project}");
+    let page = ui(&s, Method::GET, &page_url, Some(&c), None).await;
+    assert!(page.body.contains(r#"id="add-member""#), "{}", page.body);
+    assert!(page.body.contains(r#"id="new-key""#), "{}", page.body);
+
+    // A key made on the page is shown once and works; revoked, it does not.
+    let made = ui(
+        &s,
+        Method::POST,
+        "/ui/keys",
+        Some(&c),
+        Some(&format!("name=phone&back={project}")),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.body);
+    let secret = made
+        .body
+        .split(r#"<pre class="log" id="new-secret">"#)
+        .nth(1)
+        .and_then(|r| r.split("</pre>").next())
+        .unwrap()
+        .to_string();
+    assert!(secret.starts_with("tsk_"), "{secret}");
+    assert_eq!(s.get("/api/v1/me", &secret).await.status, StatusCode::OK);
+    let keys = s.get("/api/v1/keys", &admin).await.json();
+    let id = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "phone")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let page = ui(&s, Method::GET, &page_url, Some(&c), None).await;
+    assert!(
+        page.body.contains(&format!(r#"id="revoke-{id}""#)),
+        "{}",
+        page.body
+    );
+    let r = ui(
+        &s,
+        Method::POST,
+        &format!("/ui/keys/{id}/revoke"),
+        Some(&c),
+        Some(&format!("back={project}")),
+    )
+    .await;
+    assert_eq!(r.location.as_deref(), Some(page_url.as_str()));
+    assert_eq!(
+        s.get("/api/v1/me", &secret).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // `back` names a project by id, never a URL.
+    let r = ui(
+        &s,
+        Method::POST,
+        "/ui/keys",
+        Some(&c),
+        Some("name=x&back=https://evil.example"),
+    )
+    .await;
+    assert!(!r.body.contains("evil.example"), "{}", r.body);
+
+    // Members: add, change the role, remove; an unknown user is refused on
+    // the page with what was typed kept.
+    let (_, vera) = s.user("vera", false).await;
+    let members = format!("/ui/projects/{project}/members");
+    let r = ui(
+        &s,
+        Method::POST,
+        &members,
+        Some(&c),
+        Some("action=set&user=vera&role=viewer"),
+    )
+    .await;
+    assert_eq!(r.location.as_deref(), Some(page_url.as_str()), "{}", r.body);
+    let v = login(&s, &vera).await;
+    let seen = ui(&s, Method::GET, &page_url, Some(&v), None).await;
+    assert_eq!(seen.status, StatusCode::OK);
+    assert!(
+        !seen.body.contains(r#"id="add-member""#),
+        "viewers get no member forms"
+    );
+    let r = ui(
+        &s,
+        Method::POST,
+        &members,
+        Some(&v),
+        Some("action=set&user=vera&role=owner"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let r = ui(
+        &s,
+        Method::POST,
+        &members,
+        Some(&c),
+        Some("action=set&user=vera&role=member"),
+    )
+    .await;
+    assert_eq!(r.location.as_deref(), Some(page_url.as_str()), "{}", r.body);
+    let listed = s
+        .get(&format!("/api/v1/projects/{project}/members"), &admin)
+        .await
+        .json();
+    assert!(listed.to_string().contains(r#""member""#), "{listed}");
+    let r = ui(
+        &s,
+        Method::POST,
+        &members,
+        Some(&c),
+        Some("action=set&user=ghost&role=owner"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    assert!(
+        r.body.contains(r#"id="form-error""#) && r.body.contains("ghost"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains(r#"value="ghost""#),
+        "the name typed is kept: {}",
+        r.body
+    );
+    let r = ui(
+        &s,
+        Method::POST,
+        &members,
+        Some(&c),
+        Some("action=remove&user=vera"),
+    )
+    .await;
+    assert_eq!(r.location.as_deref(), Some(page_url.as_str()), "{}", r.body);
+    let seen = ui(&s, Method::GET, &page_url, Some(&v), None).await;
+    assert_eq!(seen.status, StatusCode::FORBIDDEN, "vera is out");
+}
+
 /// The job page says why a task has not started, as the CLI does.
 #[tokio::test]
 async fn the_job_page_says_why_tasks_wait() {

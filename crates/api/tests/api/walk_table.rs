@@ -119,6 +119,10 @@ pub const UI: &[Row] = &[
     // Not multipart: members get through to a 415.
     ("POST",   "/ui/projects/{project}/encode", "json:{}",                              ">login >login >login >login >login >login 403    404    403    415    415    415"),
     ("POST",   "/ui/projects/{project}/uploads?name=walk.mp4", "raw:this is no video",  ">login >login >login >login >login >login 403    404    403    422    422    422"),
+    // An unknown user: owners reach the refusal (on the project page).
+    ("POST",   "/ui/projects/{project}/members", "form:action=set&user=nobody-here&role=viewer", ">login >login >login >login >login >login 403    404    403    403    404    404"),
+    ("POST",   "/ui/keys", "form:name=walk",                                           ">login >login >login >login >login >login 200    -      200    200    200    200"),
+    ("POST",   "/ui/keys/{id}/revoke", "form:back=x",                                   ">login >login >login >login >login >login 404    404    404    404    404    >ui"),
     ("GET",    "/ui/jobs/{id}", "",                                                     ">login >login >login >login >login >login 403    404    200    200    200    200"),
     ("GET",    "/ui/jobs/{id}/state.json", "",                                          ">login >login >login >login >login >login 403    404    200    200    200    200"),
     ("GET",    "/ui/jobs/{id}/parts.json", "",                                          ">login >login >login >login >login >login 403    404    200    200    200    200"),
