@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use tessera_exec::{EventSink, ExecEvent, StartRequest};
-use tessera_types::{AttemptNo, TaskRef};
+use tessera_types::{AttemptNo, JobId, TaskRef};
 
 /// The id of the server's own node.
 pub(crate) const LOCAL_ID: &str = "local";
@@ -138,6 +138,11 @@ type GivenUp = HashMap<(TaskRef, AttemptNo), (u64, String)>;
 
 /// Tasks remembered with the nodes their attempts ended badly on, at most.
 const BAD_NODES_KEPT: usize = 100_000;
+/// Jobs remembered with the nodes they ran on, at most.
+const RAN_ON_KEPT: usize = 100_000;
+/// Nodes remembered per job, at most (the latest ones).
+const RAN_ON_PER_JOB: usize = 64;
+
 /// Nodes remembered per task, at most (the latest ones).
 const BAD_NODES_PER_TASK: usize = 8;
 
@@ -150,6 +155,9 @@ pub(crate) struct Inner {
     /// Per task, the names of the nodes its attempts were lost or failed
     /// on, until one succeeds: its retries prefer other nodes.
     pub bad_nodes: HashMap<TaskRef, Vec<String>>,
+    /// The nodes each job's attempts were handed to, for placement rules
+    /// that name jobs (seeded from the store as such attempts are queued).
+    pub ran_on: place::RanOn,
     next_id: u64,
 }
 
@@ -440,6 +448,36 @@ impl Inner {
         }
     }
 
+    /// Notes that an attempt of `job` went to the node named `node`.
+    pub fn ran(&mut self, job: JobId, node: &str) {
+        if self.ran_on.len() >= RAN_ON_KEPT && !self.ran_on.contains_key(&job) {
+            // Forgotten here, still in the store for attempts queued later.
+            self.ran_on.clear();
+        }
+        let names = self.ran_on.entry(job).or_default();
+        if !names.iter().any(|n| n == node) {
+            names.push(node.to_string());
+            if names.len() > RAN_ON_PER_JOB {
+                names.remove(0);
+            }
+        }
+    }
+
+    /// Takes in where the store says the jobs an attempt's rules name ran
+    /// (`None`: the server's own node).
+    pub fn seed_ran_on(&mut self, req: &StartRequest) {
+        let local = self
+            .workers
+            .iter()
+            .find(|w| w.local)
+            .map(|w| w.info.name.clone());
+        for (job, node) in &req.placement.ran_on {
+            if let Some(name) = node.clone().or_else(|| local.clone()) {
+                self.ran(*job, &name);
+            }
+        }
+    }
+
     /// An attempt of `task` succeeded: it no longer avoids any node.
     pub fn ended_well(&mut self, task: TaskRef) {
         self.bad_nodes.remove(&task);
@@ -464,12 +502,16 @@ impl Inner {
     /// Hands node `who` (an index into `workers`) what [`place::place`]
     /// gives it, recording its leases; in queue order.
     pub fn assign(&mut self, who: usize, now: Instant) -> Vec<StartRequest> {
-        let picked = place::place(&self.queue, &self.workers, who, now);
+        let picked = place::place(&self.queue, &self.workers, who, now, &self.ran_on);
         let mut taken = Vec::with_capacity(picked.len());
         for i in picked.into_iter().rev() {
             taken.extend(self.queue.remove(i).map(|q| q.req));
         }
         taken.reverse();
+        let name = self.workers[who].info.name.clone();
+        for r in &taken {
+            self.ran(r.task.job, &name);
+        }
         let node = &mut self.workers[who];
         for r in &taken {
             let lease = Lease {
@@ -486,7 +528,7 @@ impl Inner {
     /// each once (and again only if it became placeable in between).
     pub fn review(&mut self) {
         for q in &mut self.queue {
-            let why = place::unplaceable(&q.req, &self.workers);
+            let why = place::unplaceable(&q.req, &self.workers, &self.ran_on);
             if let (Some(why), None) = (&why, &q.unplaceable) {
                 eprintln!(
                     "tessera-api: attempt {} of task {} of job {} ({}) cannot be placed: {why}",
