@@ -59,6 +59,7 @@ pub(crate) async fn start(
     // manager counts its nodes): this machine and each ready worker (the
     // pool's node for the server's own slots is this machine already).
     let own = crate::worker::host::hostname_or(tessera_api::DEFAULT_NODE_NAME);
+    let pool_for_ps = pool.clone();
     let cluster: Box<dyn Fn() -> Cluster + Send + Sync> = match pool {
         Some(pool) if !config.docker => {
             Box::new(move || workers(&pool.ready_nodes(), offers_docker))
@@ -74,7 +75,10 @@ pub(crate) async fn start(
         }),
         None => Box::new(local),
     };
-    let api = DockerApi::new(service.clone(), engine, cluster);
+    let mut api = DockerApi::new(service.clone(), engine, cluster);
+    if let Some(pool) = pool_for_ps {
+        api = api.with_unplaced(move |job| pool.unplaceable(job));
+    }
     let mut closing = service.closing();
     tokio::spawn(tessera_dockerapi::serve(bound, api, async move {
         let _ = closing.wait_for(|closed| *closed).await;

@@ -10,6 +10,7 @@ use hyper::header::HeaderMap;
 use std::path::PathBuf;
 use tessera_service::{AsMember, AsViewer, Caller, JobAccess, Need, ProjectAccess, PAGE_MAX};
 use tessera_store::JobRecord;
+use tessera_types::TaskState::Running;
 use tessera_types::{JobId, Near, PlaceRule, Selector, MAX_RULE_JOBS};
 
 /// The header naming the project containers go to (from the docker CLI's
@@ -153,7 +154,11 @@ impl DockerApi {
             task: task.record.clone(),
             first: attempts.first().cloned(),
             last: attempts.last().cloned(),
-            waiting: status.waiting.or_else(|| task.waiting.clone()),
+            waiting: status.waiting.or_else(|| task.waiting.clone()).or_else(|| {
+                let queued = !job.job().state.is_terminal() && task.record.state == Running;
+                let why = queued.then(|| (self.unplaced)(job.job().id)).flatten()?;
+                Some(format!("a node: {why}"))
+            }),
         }))
     }
 

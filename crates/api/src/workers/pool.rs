@@ -202,6 +202,14 @@ impl Pool {
             .collect()
     }
 
+    /// Why no ready node could ever take the queued attempt of `job`
+    /// (the first such, by queue order), as placement last found it.
+    pub fn unplaceable(&self, job: tessera_types::JobId) -> Option<String> {
+        let inner = self.lock();
+        let mut queued = inner.queue.iter().filter(|q| q.req.task.job == job);
+        queued.find_map(|q| q.unplaceable.clone())
+    }
+
     /// Tells `set` the slots of the ready workers each time they change
     /// (the driver's [`set_capacity`](tessera_driver::DriverHandle::set_capacity)).
     pub fn on_capacity(&self, set: impl Fn(u32) + Send + 'static) {

@@ -495,8 +495,9 @@ fn constraints_place_containers_on_labelled_docker_workers() {
     }
     // Hard rules no node keeps together (not eu, yet beside `one`, which
     // ran on eu): created, never placed, and reported with the rules in
-    // words. (The docker CLI keeps one `-e` per name before the `=`: two
-    // `constraint:zone!=...` entries would be one.)
+    // words, by `GET /nodes` and by `docker ps`. (The docker CLI keeps
+    // one `-e` per name before the `=`: two `constraint:zone!=...` entries
+    // would be one.)
     let args = [
         "run",
         "-d",
@@ -517,9 +518,10 @@ fn constraints_place_containers_on_labelled_docker_workers() {
         "{u}"
     );
     let ps = docker_at(port, &config, &["ps", "--filter", "name=nowhere"]);
-    // Handed to placement, taken by no node: `docker ps` says so.
+    // Handed to placement, taken by no node: `docker ps` says why.
     assert!(
-        ps.stdout.contains("Starting") && ps.stdout.contains("nowhere"),
+        ps.stdout
+            .contains("Waiting for a node: its placement rules (a node without zone=eu;"),
         "{ps:?}"
     );
     docker_at(port, &config, &["rm", "-f", "nowhere"]).expect_code(0);
