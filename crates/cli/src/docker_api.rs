@@ -55,12 +55,30 @@ pub(crate) async fn start(
         )],
     };
     // Containers run on the server's engine with --docker, else on the
-    // workers that offer docker.
+    // workers that offer docker. With both, every node counts (as a Swarm
+    // manager counts its nodes): this machine and each ready worker (the
+    // pool's node for the server's own slots is this machine already).
+    let own = crate::worker::host::hostname_or(tessera_api::DEFAULT_NODE_NAME);
+    let pool_for_ps = pool.clone();
     let cluster: Box<dyn Fn() -> Cluster + Send + Sync> = match pool {
-        Some(pool) if !config.docker => Box::new(move || workers(&pool.ready_nodes())),
-        _ => Box::new(local),
+        Some(pool) if !config.docker => {
+            Box::new(move || workers(&pool.ready_nodes(), offers_docker))
+        }
+        Some(pool) => Box::new(move || {
+            let mut all = local();
+            let others = workers(&pool.ready_nodes(), |n| n.name != own);
+            all.nodes += others.nodes;
+            all.cpus += others.cpus;
+            all.memory_bytes = all.memory_bytes.saturating_add(others.memory_bytes);
+            all.names.extend(others.names);
+            all
+        }),
+        None => Box::new(local),
     };
-    let api = DockerApi::new(service.clone(), engine, cluster);
+    let mut api = DockerApi::new(service.clone(), engine, cluster);
+    if let Some(pool) = pool_for_ps {
+        api = api.with_unplaced(move |job| pool.unplaceable(job));
+    }
     let mut closing = service.closing();
     tokio::spawn(tessera_dockerapi::serve(bound, api, async move {
         let _ = closing.wait_for(|closed| *closed).await;
@@ -68,12 +86,16 @@ pub(crate) async fn start(
     Ok(())
 }
 
-/// The ready workers that offer docker, as `docker info` shows a cluster.
-fn workers(nodes: &[tessera_api::NodeInfo]) -> Cluster {
-    let docker: Vec<_> = nodes
-        .iter()
-        .filter(|n| n.executors.iter().any(|e| e == "docker"))
-        .collect();
+fn offers_docker(node: &tessera_api::NodeInfo) -> bool {
+    node.executors.iter().any(|e| e == "docker")
+}
+
+/// The ready workers `keep` keeps, as `docker info` shows a cluster.
+fn workers(
+    nodes: &[tessera_api::NodeInfo],
+    keep: impl Fn(&tessera_api::NodeInfo) -> bool,
+) -> Cluster {
+    let docker: Vec<_> = nodes.iter().filter(|n| keep(n)).collect();
     Cluster {
         nodes: docker.len() as u32,
         cpus: docker.iter().map(|n| n.cpus).sum(),

@@ -278,6 +278,12 @@ fn check_task(t: &TaskSpec, offer: Offer) -> Result<(), SpecError> {
         }
         m.check().map_err(bad)?;
     }
+    tessera_types::PlaceRule::check(&t.resources.rules).map_err(|reason| {
+        SpecError::BadPlacement {
+            task: t.name.clone(),
+            reason,
+        }
+    })?;
     if t.resources.gpus > 0 {
         return Err(SpecError::NoGpus {
             task: t.name.clone(),

@@ -12,6 +12,9 @@ pub enum SpecError {
     /// subpath, a volume the server does not have, a read-only one written.
     #[error("task {task:?}: {reason}")]
     BadMount { task: String, reason: String },
+    /// Placement rules out of bounds (see `PlaceRule::check`).
+    #[error("task {task:?}: {reason}")]
+    BadPlacement { task: String, reason: String },
     #[error("task #{0} has an empty name")]
     EmptyName(usize),
     #[error("two tasks are named {0:?}; task names must be unique within a job")]

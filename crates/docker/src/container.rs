@@ -197,6 +197,7 @@ mod tests {
             cpu: 2,
             memory_mb: 512,
             labels: Default::default(),
+            placement: Default::default(),
             reach: Default::default(),
             user: None,
             mounts: Vec::new(),

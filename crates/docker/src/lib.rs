@@ -43,6 +43,7 @@
 //!     cpu: 1,
 //!     memory_mb: 256,
 //!     labels: Default::default(),
+//!     placement: Default::default(),
 //!     reach: Default::default(),
 //!     user: None,
 //!     mounts: Vec::new(),

@@ -1,7 +1,8 @@
 //! Containers are jobs: who calls (a Tessera key), in which project, which
 //! job a container's id or name is, what it is now, and which containers
-//! a `waitfor` selector matches.
+//! a `waitfor` selector or a container affinity matches.
 
+use crate::create::Affinity;
 use crate::http::ApiError;
 use crate::state::Container;
 use crate::DockerApi;
@@ -9,7 +10,8 @@ use hyper::header::HeaderMap;
 use std::path::PathBuf;
 use tessera_service::{AsMember, AsViewer, Caller, JobAccess, Need, ProjectAccess, PAGE_MAX};
 use tessera_store::JobRecord;
-use tessera_types::{JobId, Selector};
+use tessera_types::TaskState::Running;
+use tessera_types::{JobId, Near, PlaceRule, Selector, MAX_RULE_JOBS};
 
 /// The header naming the project containers go to (from the docker CLI's
 /// `HttpHeaders` in `config.json`).
@@ -152,7 +154,11 @@ impl DockerApi {
             task: task.record.clone(),
             first: attempts.first().cloned(),
             last: attempts.last().cloned(),
-            waiting: status.waiting.or_else(|| task.waiting.clone()),
+            waiting: status.waiting.or_else(|| task.waiting.clone()).or_else(|| {
+                let queued = !job.job().state.is_terminal() && task.record.state == Running;
+                let why = queued.then(|| (self.unplaced)(job.job().id)).flatten()?;
+                Some(format!("a node: {why}"))
+            }),
         }))
     }
 
@@ -163,25 +169,7 @@ impl DockerApi {
         project: &ProjectAccess<AsMember>,
         selectors: &[String],
     ) -> Result<Vec<Vec<JobId>>, ApiError> {
-        if selectors.is_empty() {
-            return Ok(Vec::new());
-        }
-        let parsed: Vec<Selector> = selectors
-            .iter()
-            .map(|s| {
-                s.parse()
-                    .map_err(|e| ApiError::bad(format!("waitfor {s}: {e}")))
-            })
-            .collect::<Result<_, _>>()?;
-        let jobs: Vec<JobRecord> = self.service.jobs(project, MAX_LISTED).await?;
-        let named: Vec<(JobId, String)> = jobs
-            .into_iter()
-            .filter(|j| !self.is_gone(j))
-            .map(|j| (j.id, j.name))
-            .collect();
-        let refs: Vec<&Selector> = parsed.iter().collect();
-        let matched = tessera_core::match_jobs(&refs, &named)
-            .map_err(|e| ApiError::bad(format!("waitfor: {e}")))?;
+        let matched = self.matches(project, selectors).await?;
         for (ids, written) in matched.iter().zip(selectors) {
             if ids.is_empty() {
                 return Err(ApiError::bad(format!(
@@ -193,6 +181,72 @@ impl DockerApi {
             }
         }
         Ok(matched)
+    }
+
+    /// Container affinities as placement rules on the jobs they match now.
+    /// A hard `==` that matches none is refused (there is no node to
+    /// join); a `!=` or soft one that matches none asks for nothing.
+    pub(crate) async fn affinities(
+        &self,
+        project: &ProjectAccess<AsMember>,
+        affinities: &[Affinity],
+    ) -> Result<Vec<PlaceRule>, ApiError> {
+        let selectors: Vec<String> = affinities.iter().map(|a| a.selector.clone()).collect();
+        let matched = self.matches(project, &selectors).await?;
+        let mut rules = Vec::new();
+        for (a, jobs) in affinities.iter().zip(matched) {
+            if jobs.len() > MAX_RULE_JOBS {
+                return Err(ApiError::bad(format!(
+                    "-e {}: matches {} containers; an affinity may name at most {MAX_RULE_JOBS}",
+                    a.entry,
+                    jobs.len()
+                )));
+            }
+            if jobs.is_empty() {
+                if a.not || a.soft {
+                    continue;
+                }
+                return Err(ApiError::bad(format!(
+                    "-e {}: matches no container of project {}, so there is no node to join; \
+                     create that container first (docker ps -a lists them)",
+                    a.entry,
+                    project.project().name
+                )));
+            }
+            rules.push(PlaceRule {
+                near: Near::Jobs(jobs),
+                not: a.not,
+                soft: a.soft,
+            });
+        }
+        Ok(rules)
+    }
+
+    /// The ids of the project's containers each selector matches now
+    /// (removed ones left out), possibly none.
+    async fn matches(
+        &self,
+        project: &ProjectAccess<AsMember>,
+        selectors: &[String],
+    ) -> Result<Vec<Vec<JobId>>, ApiError> {
+        if selectors.is_empty() {
+            return Ok(Vec::new());
+        }
+        let parsed: Vec<Selector> = selectors
+            .iter()
+            .map(|s| {
+                s.parse()
+                    .map_err(|e| ApiError::bad(format!("{}: {e}", shown(s))))
+            })
+            .collect::<Result<_, _>>()?;
+        let jobs: Vec<JobRecord> = self.service.jobs(project, MAX_LISTED).await?;
+        let named: Vec<(JobId, String)> = jobs
+            .into_iter()
+            .filter(|j| !self.is_gone(j))
+            .map(|j| (j.id, j.name))
+            .collect();
+        let refs: Vec<&Selector> = parsed.iter().collect();
+        tessera_core::match_jobs(&refs, &named).map_err(|e| ApiError::bad(format!("{e}")))
     }
 
     /// Marks a container removed (`docker ps -a` no longer lists it, its

@@ -8,9 +8,13 @@
 //!   `affinity:` ones, never reach the container's environment.
 //! - `constraint:LABEL==VALUE` and `constraint:node==NAME` become labels the
 //!   node must carry (`node` is a label like any other: a worker started
-//!   with `--labels node=NAME`). Soft ones (`==~`) are preferences the
-//!   placement does not weigh; they are accepted and ignored. `!=`
-//!   constraints and `affinity:` are refused: placement cannot express them.
+//!   with `--labels node=NAME`); `constraint:LABEL!=VALUE` a label it must
+//!   not carry. `affinity:container==NAME` (exact, glob or `/regex/`, as
+//!   `waitfor`) asks for the node the matched containers ran on,
+//!   `affinity:container!=NAME` for any other; resolved to those
+//!   containers' jobs at create (see [`crate::DockerApi::affinities`]).
+//!   All become placement rules among workers; `==~`/`!=~` are soft rules
+//!   (preferred, never waited for long).
 //! - `-v /host/dir:/path` only inside a configured volume, `-v NAME:/path`
 //!   a configured volume by name; privileged mode, host namespaces,
 //!   capabilities, devices, ports, other users and working directories are
@@ -19,13 +23,27 @@
 use crate::http::ApiError;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use tessera_types::{Action, Mount, TaskSpec};
+use tessera_types::{Action, Mount, Near, PlaceRule, TaskSpec, MAX_RULES};
 
 /// Entries of `Env`, `Cmd`, binds... taken at most (each a list).
 pub const MAX_ITEMS: usize = 1000;
 
 /// `waitfor` entries per container at most.
 pub const MAX_WAITFOR: usize = 100;
+
+/// A container affinity as written: the containers it names are resolved
+/// to jobs at create.
+#[derive(Debug, PartialEq)]
+pub struct Affinity {
+    /// Tessera's selector of the containers (as `waitfor`'s).
+    pub selector: String,
+    /// The `-e` entry, for messages.
+    pub entry: String,
+    /// `!=`: not the node they ran on.
+    pub not: bool,
+    /// `~`: a preference.
+    pub soft: bool,
+}
 
 /// What a create request asks for.
 #[derive(Debug, Default, PartialEq)]
@@ -38,6 +56,9 @@ pub struct Request {
     /// Selectors of the containers it waits for (Tessera's syntax).
     pub waitfor: Vec<String>,
     pub labels: BTreeMap<String, String>,
+    /// Label rules beyond `labels`: `!=` and soft constraints.
+    pub rules: Vec<PlaceRule>,
+    pub affinities: Vec<Affinity>,
     pub mounts: Vec<Bind>,
     pub cpu: u32,
     pub memory_mb: u64,
@@ -79,6 +100,7 @@ impl Request {
         task.resources.cpu = self.cpu;
         task.resources.memory_mb = self.memory_mb;
         task.resources.labels = self.labels.clone();
+        task.resources.rules = self.rules.clone();
         Ok(task)
     }
 }
@@ -102,6 +124,12 @@ pub fn parse(body: &Value) -> Result<Request, ApiError> {
         return Err(ApiError::bad(format!(
             "{} waitfor entries; a container may wait for at most {MAX_WAITFOR}",
             r.waitfor.len()
+        )));
+    }
+    if r.rules.len() + r.affinities.len() > MAX_RULES {
+        return Err(ApiError::bad(format!(
+            "{} constraint and affinity entries; a container may have at most {MAX_RULES}",
+            r.rules.len() + r.affinities.len()
         )));
     }
     let host = body.get("HostConfig").cloned().unwrap_or(Value::Null);
@@ -153,15 +181,33 @@ fn env_entry(r: &mut Request, entry: &str) -> Result<(), ApiError> {
         })?;
         r.waitfor.push(selector(value, entry)?);
     } else if let Some(rest) = entry.strip_prefix("constraint:") {
-        let (key, value, soft) = filter(rest, entry)?;
-        if !soft {
-            r.labels.insert(key, value);
+        let (key, value, not, soft) = filter(rest, entry)?;
+        if value.is_empty() || value.starts_with('/') || value.contains(['*', '?', '[']) {
+            return Err(ApiError::bad(format!(
+                "-e {entry}: a constraint names a label and one exact value (no pattern)"
+            )));
         }
-    } else if entry.starts_with("affinity:") {
-        return Err(ApiError::bad(format!(
-            "-e {entry}: affinities are not offered (placement cannot follow another container); \
-             use -e constraint:LABEL==VALUE to pick nodes by label"
-        )));
+        if !not && !soft {
+            r.labels.insert(key, value);
+        } else {
+            let near = Near::Label { key, value };
+            r.rules.push(PlaceRule { near, not, soft });
+        }
+    } else if let Some(rest) = entry.strip_prefix("affinity:") {
+        let (key, value, not, soft) = filter(rest, entry)?;
+        if key != "container" {
+            return Err(ApiError::bad(format!(
+                "-e {entry}: only container affinities are offered \
+                 (affinity:container==NAME or !=NAME); pick nodes by label with \
+                 -e constraint:LABEL==VALUE"
+            )));
+        }
+        r.affinities.push(Affinity {
+            selector: selector(&value, entry)?,
+            entry: entry.to_string(),
+            not,
+            soft,
+        });
     } else if let Some((k, v)) = entry.split_once('=') {
         if k.is_empty() {
             return Err(ApiError::bad(format!(
@@ -173,26 +219,32 @@ fn env_entry(r: &mut Request, entry: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `KEY==VALUE` (or `KEY==~VALUE`, soft) of a constraint.
-fn filter(rest: &str, entry: &str) -> Result<(String, String, bool), ApiError> {
-    if rest.contains("!=") {
-        return Err(ApiError::bad(format!(
-            "-e {entry}: != constraints are not offered; give what the node must carry with =="
-        )));
-    }
-    let (key, value) = rest
-        .split_once("==")
-        .ok_or_else(|| ApiError::bad(format!("-e {entry}: write constraint:LABEL==VALUE")))?;
+/// `KEY==VALUE` or `KEY!=VALUE` of a constraint or an affinity, with `~`
+/// after the operator for a soft one: (key, value, not, soft).
+fn filter(rest: &str, entry: &str) -> Result<(String, String, bool, bool), ApiError> {
+    let at = |op: &str| rest.find(op);
+    let (at, not) = match (at("=="), at("!=")) {
+        (Some(e), Some(n)) if n < e => (n, true),
+        (Some(e), _) => (e, false),
+        (None, Some(n)) => (n, true),
+        (None, None) => {
+            return Err(ApiError::bad(format!(
+                "-e {entry}: write KEY==VALUE or KEY!=VALUE (with ~ after the operator for a \
+                 preference)"
+            )))
+        }
+    };
+    let (key, value) = (&rest[..at], &rest[at + 2..]);
     let (value, soft) = match value.strip_prefix('~') {
         Some(v) => (v, true),
         None => (value, false),
     };
-    if key.is_empty() || value.is_empty() || value.starts_with('/') || value.contains('*') {
+    if key.is_empty() || value.is_empty() {
         return Err(ApiError::bad(format!(
-            "-e {entry}: a constraint names a label and one exact value (no pattern)"
+            "-e {entry}: name what to match on both sides of the operator"
         )));
     }
-    Ok((key.to_string(), value.to_string(), soft))
+    Ok((key.to_string(), value.to_string(), not, soft))
 }
 
 /// A Swarm-classic name filter as a Tessera selector: `/re/` -> `re:re`.

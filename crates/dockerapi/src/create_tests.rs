@@ -61,13 +61,64 @@ fn rights_on_the_host_are_refused_with_the_flag_named() {
 }
 
 #[test]
+fn constraints_and_affinities_become_placement_rules() {
+    let r = parse(&json!({
+        "Image": "i",
+        "Cmd": ["true"],
+        "Env": ["constraint:zone==eu", "constraint:disk!=hdd", "constraint:gpu==~a100",
+                "constraint:rack!=~r1", "affinity:container==split",
+                "affinity:container!=/^enc[0-9]+$/", "affinity:container==~cache*"]
+    }))
+    .unwrap();
+    let label = |k: &str, v: &str| Near::Label {
+        key: k.into(),
+        value: v.into(),
+    };
+    let rule = |near, not, soft| PlaceRule { near, not, soft };
+    assert_eq!(
+        r.labels,
+        BTreeMap::from([("zone".to_string(), "eu".to_string())])
+    );
+    assert_eq!(
+        r.rules,
+        [
+            rule(label("disk", "hdd"), true, false),
+            rule(label("gpu", "a100"), false, true),
+            rule(label("rack", "r1"), true, true),
+        ]
+    );
+    let affinities: Vec<(&str, bool, bool)> = r
+        .affinities
+        .iter()
+        .map(|a| (a.selector.as_str(), a.not, a.soft))
+        .collect();
+    assert_eq!(
+        affinities,
+        [
+            ("split", false, false),
+            ("re:^enc[0-9]+$", true, false),
+            ("cache*", false, true)
+        ]
+    );
+    assert!(r.env.is_empty(), "{:?}", r.env);
+    let task = r.task((vec![], vec![]), vec![]).unwrap();
+    assert_eq!(task.resources.rules, r.rules);
+}
+
+#[test]
 fn filters_it_cannot_place_are_refused() {
     let body = |e: &str| json!({"Image": "i", "Env": [e]});
-    assert!(refused(body("affinity:container==split")).contains("affinities are not offered"));
-    assert!(refused(body("constraint:zone!=eu")).contains("!="));
+    assert!(refused(body("affinity:image==ubuntu")).contains("only container affinities"));
+    assert!(refused(body("affinity:container=split")).contains("KEY==VALUE"));
+    assert!(refused(body("constraint:zone!=eu*")).contains("no pattern"));
+    assert!(refused(body("constraint:zone==")).contains("both sides"));
     assert!(refused(body("waitfor:image==x")).contains("waitfor:container==NAME"));
     assert!(refused(body("waitfor:container==")).contains("name the container"));
     assert!(refused(body("waitfor:container==/[/")).contains("waitfor"));
+    let many: Vec<String> = (0..=MAX_RULES)
+        .map(|i| format!("constraint:k{i}!=v"))
+        .collect();
+    assert!(refused(json!({"Image": "i", "Env": many})).contains("at most"));
 }
 
 #[test]

@@ -42,6 +42,7 @@ pub use system::{Cluster, API_VERSION};
 
 use std::sync::Arc;
 use tessera_service::Service;
+use tessera_types::JobId;
 
 /// The endpoint: the service it translates to, the engine it asks about
 /// images and pulls, and how to tell the cluster's size.
@@ -50,6 +51,9 @@ pub struct DockerApi {
     pub(crate) service: Service,
     pub(crate) engine: Engine,
     pub(crate) cluster: Arc<dyn Fn() -> Cluster + Send + Sync>,
+    /// Why no node takes a job's queued attempt, when placement says no
+    /// ready node ever could (see [`DockerApi::with_unplaced`]).
+    pub(crate) unplaced: Arc<dyn Fn(JobId) -> Option<String> + Send + Sync>,
 }
 
 impl DockerApi {
@@ -62,6 +66,18 @@ impl DockerApi {
             service,
             engine,
             cluster: Arc::new(cluster),
+            unplaced: Arc::new(|_| None),
         }
+    }
+
+    /// Tells `docker ps` and `inspect` why a container handed to placement
+    /// runs nowhere (`unplaced(job)`: the reason placement gives, if any):
+    /// it is shown waiting for a node, with that reason.
+    pub fn with_unplaced(
+        mut self,
+        unplaced: impl Fn(JobId) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.unplaced = Arc::new(unplaced);
+        self
     }
 }

@@ -39,7 +39,9 @@ impl DockerApi {
         let mounts = self.mounts(&request.mounts)?;
         let matched = self.resolve(project, &request.waitfor).await?;
         let defaults = self.engine.defaults(&request.image).await?;
-        let task = request.task(defaults, mounts)?;
+        let rules = self.affinities(project, &request.affinities).await?;
+        let mut task = request.task(defaults, mounts)?;
+        task.resources.rules.extend(rules);
         let mut spec = JobSpec::new(&name, vec![task]);
         for ids in matched {
             for id in ids {

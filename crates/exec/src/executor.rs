@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tessera_types::{Action, AttemptNo, AttemptUsage, Progress, Reach, TaskRef};
+use tessera_types::{Action, AttemptNo, AttemptUsage, JobId, PlaceRule, Progress, Reach, TaskRef};
 
 /// Runs attempts and reports what happens to them as [`ExecEvent`]s.
 ///
@@ -52,6 +52,9 @@ pub struct StartRequest {
     /// Labels the node that runs it must carry (the task's
     /// `resources.labels`); placement among workers honours them.
     pub labels: BTreeMap<String, String>,
+    /// Its further placement rules, with the nodes the jobs they name had
+    /// run on when it was started; placement among workers honours them.
+    pub placement: Placement,
     /// What it may touch on the file system; its process gets it as
     /// [`REACH_ENV`](tessera_types::REACH_ENV) (built-in ops check their
     /// paths against it), and whoever moves files for it stays inside it.
@@ -65,6 +68,15 @@ pub struct StartRequest {
     /// volume mounts by the driver, already inside its reach); only a
     /// container executor uses them.
     pub mounts: Vec<Bind>,
+}
+
+/// A task's placement rules (`resources.rules`) and, for those that name
+/// jobs, the nodes the store records those jobs' attempts on (`None`: this
+/// machine). Placement adds the nodes it hands their later attempts to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Placement {
+    pub rules: Vec<PlaceRule>,
+    pub ran_on: Vec<(JobId, Option<String>)>,
 }
 
 /// A host folder seen inside a container.

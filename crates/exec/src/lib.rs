@@ -36,6 +36,7 @@
 //!     cpu: 1,
 //!     memory_mb: 0,
 //!     labels: Default::default(),
+//!     placement: Default::default(),
 //!     reach: Default::default(),
 //!     user: None,
 //!     mounts: Vec::new(),
@@ -56,7 +57,7 @@ mod split;
 mod user;
 
 pub use error::{signal_name, ExecError};
-pub use executor::{Bind, EventSink, ExecEvent, Executor, StartRequest};
+pub use executor::{Bind, EventSink, ExecEvent, Executor, Placement, StartRequest};
 pub use inprocess::InProcessExecutor;
 pub use local::{attempt_marker, last_line, log_file, LocalConfig, LocalExecutor, ATTEMPT_ENV};
 pub use orphan::kill_orphan_group;

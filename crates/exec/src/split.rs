@@ -152,6 +152,7 @@ mod tests {
             cpu: 1,
             memory_mb: 0,
             labels: Default::default(),
+            placement: Default::default(),
             reach: Default::default(),
             user: None,
             mounts: Vec::new(),

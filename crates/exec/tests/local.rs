@@ -79,6 +79,7 @@ impl Rig {
             cpu: 1,
             memory_mb: 0,
             labels: Default::default(),
+            placement: Default::default(),
             reach: Default::default(),
             user: self.user.clone(),
             mounts: Vec::new(),

@@ -106,9 +106,55 @@ impl Service {
             ));
         }
         let project = project.id();
+        self.rules_in_project(project, &spec).await?;
         spec.grants = self.project_grants(project);
         let id = self.hand_over(project, spec, None).await?;
         self.submitted(id).await
+    }
+
+    /// Refuses placement rules that name jobs of another project (or none):
+    /// where those ran is not the submitter's to know or follow.
+    async fn rules_in_project(
+        &self,
+        project: tessera_types::ProjectId,
+        spec: &JobSpec,
+    ) -> Result<(), ServiceError> {
+        let mut named: Vec<JobId> = spec
+            .tasks
+            .iter()
+            .flat_map(|t| &t.resources.rules)
+            .flat_map(|r| match &r.near {
+                tessera_types::Near::Jobs(jobs) => jobs.as_slice(),
+                tessera_types::Near::Label { .. } => &[],
+            })
+            .copied()
+            .collect();
+        named.sort();
+        named.dedup();
+        if named.len() > tessera_types::MAX_RULE_JOBS {
+            return Err(ServiceError::Invalid(format!(
+                "placement rules name {} jobs; name at most {} in all",
+                named.len(),
+                tessera_types::MAX_RULE_JOBS
+            )));
+        }
+        let outside = self
+            .db(move |db| {
+                for id in named {
+                    if db.job(id)?.is_none_or(|j| j.project != Some(project)) {
+                        return Ok(Some(id));
+                    }
+                }
+                Ok(None)
+            })
+            .await?;
+        match outside {
+            Some(id) => Err(ServiceError::Invalid(format!(
+                "a placement rule names job {id}, which is no job of this project; name jobs of \
+                 the project you submit to"
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Hands `spec` to the driver; its id once it is committed.

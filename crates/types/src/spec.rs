@@ -302,6 +302,11 @@ pub struct Resources {
     /// part; a server running tasks only on its own slots ignores them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Further placement rules among workers: labels the node must not
+    /// carry, the nodes other jobs ran on; hard or soft (see
+    /// [`PlaceRule`](crate::PlaceRule)). Ignored like `labels` without workers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<crate::PlaceRule>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -319,6 +324,7 @@ impl Default for Resources {
             memory_mb: 0,
             gpus: 0,
             labels: BTreeMap::new(),
+            rules: Vec::new(),
         }
     }
 }

@@ -21,6 +21,7 @@
 //! slots are a node too, run by [`Placed`].
 
 mod files;
+mod history;
 mod nodes;
 mod place;
 mod placed;

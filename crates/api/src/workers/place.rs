@@ -7,7 +7,9 @@
 //! - **fit**: the attempt's cpu within the node's free slots; its memory
 //!   (`memory_mb`, 0 = unstated) within the node's memory less what its
 //!   leases reserve, when the node stated its memory;
-//! - **labels**: every label the task names, carried by the node;
+//! - **labels**: every label the task names, carried by the node; and
+//!   its hard rules kept (`resources.rules`: labels it must not carry, the
+//!   node(s) other jobs ran on to join or to keep away from; see [`RanOn`]);
 //! - **executor**: an attempt that names a container image only on a node
 //!   whose executors include `docker`;
 //! - **locality**: an attempt whose input another ready node with room for
@@ -19,7 +21,11 @@
 //! - **retry elsewhere**: a retry whose task's earlier attempt was lost or
 //!   failed on this node (`Queued::avoid`) is left for any other ready node
 //!   that could run it (even one busy now), for at most [`RETRY_WAIT`]; a
-//!   node with nowhere else to send it takes it at once.
+//!   node with nowhere else to send it takes it at once;
+//! - **soft rules**: a node that keeps fewer of the attempt's soft rules
+//!   than another ready node that could run it (even one busy now) leaves
+//!   it to that node, for at most [`PREFER_WAIT`]; a soft rule no node
+//!   keeps never holds anything back.
 //!
 //! Every wait is bounded, so nothing waits forever for a preference.
 //! [`unplaceable`] says why no ready node could ever take an attempt.
@@ -29,7 +35,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tessera_exec::StartRequest;
-use tessera_types::JobId;
+use tessera_types::{JobId, Near, PlaceRule};
 
 /// The executor a node offers when it runs attempts that name an image.
 pub(crate) const DOCKER: &str = "docker";
@@ -41,6 +47,13 @@ pub(crate) const SPREAD_WAIT: Duration = Duration::from_secs(2);
 /// The longest a retry is kept from the nodes its task's earlier attempts
 /// ended badly on (long enough for a busy other node to finish a chunk).
 pub(crate) const RETRY_WAIT: Duration = Duration::from_secs(5);
+/// The longest an attempt is kept for a node that keeps more of its soft
+/// placement rules.
+pub(crate) const PREFER_WAIT: Duration = Duration::from_secs(5);
+
+/// The names of the nodes each job's attempts were handed to (or, from
+/// the store, ran on): what rules naming jobs are checked against.
+pub(crate) type RanOn = HashMap<JobId, Vec<String>>;
 
 /// An attempt waiting for a node.
 pub(crate) struct Queued {
@@ -92,19 +105,45 @@ fn runs_images(node: &Worker) -> bool {
     node.info.executors.iter().any(|e| e == DOCKER)
 }
 
-/// Whether the node carries every label the attempt names and offers
-/// what it runs on (`docker` for an image).
-fn labelled(node: &Worker, req: &StartRequest) -> bool {
+/// Whether the node keeps a rule.
+fn keeps(node: &Worker, rule: &PlaceRule, ran: &RanOn) -> bool {
+    let near = match &rule.near {
+        Near::Label { key, value } => node.info.labels.get(key) == Some(value),
+        Near::Jobs(jobs) => jobs.iter().any(|j| {
+            ran.get(j)
+                .is_some_and(|names| names.contains(&node.info.name))
+        }),
+    };
+    near != rule.not
+}
+
+/// How many of the attempt's soft rules the node keeps.
+fn liking(node: &Worker, req: &StartRequest, ran: &RanOn) -> usize {
+    let rules = &req.placement.rules;
+    rules
+        .iter()
+        .filter(|r| r.soft && keeps(node, r, ran))
+        .count()
+}
+
+/// Whether the node carries every label the attempt names, keeps its hard
+/// rules and offers what it runs on (`docker` for an image).
+fn labelled(node: &Worker, req: &StartRequest, ran: &RanOn) -> bool {
     (req.image.is_none() || runs_images(node))
         && req
             .labels
             .iter()
             .all(|(k, v)| node.info.labels.get(k) == Some(v))
+        && req
+            .placement
+            .rules
+            .iter()
+            .all(|r| r.soft || keeps(node, r, ran))
 }
 
 /// Whether the node could run it when idle.
-fn could(node: &Worker, req: &StartRequest) -> bool {
-    labelled(node, req)
+fn could(node: &Worker, req: &StartRequest, ran: &RanOn) -> bool {
+    labelled(node, req, ran)
         && cpu(req) <= node.info.slots
         && (node.info.memory_mb == 0 || req.memory_mb <= node.info.memory_mb)
 }
@@ -154,6 +193,7 @@ pub(crate) fn place(
     nodes: &[Worker],
     who: usize,
     now: Instant,
+    ran: &RanOn,
 ) -> Vec<usize> {
     let Some(me) = nodes.get(who).filter(|n| n.takes_work()) else {
         return Vec::new();
@@ -172,7 +212,7 @@ pub(crate) fn place(
             break;
         }
         let req = &q.req;
-        if !could(me, req) || !free.fits(req) {
+        if !could(me, req, ran) || !free.fits(req) {
             continue;
         }
         let waited = now.saturating_duration_since(q.since);
@@ -180,9 +220,18 @@ pub(crate) fn place(
             && q.avoid.contains(&me.info.name)
             && others
                 .iter()
-                .any(|(n, _, _)| could(n, req) && !q.avoid.contains(&n.info.name))
+                .any(|(n, _, _)| could(n, req, ran) && !q.avoid.contains(&n.info.name))
         {
             continue;
+        }
+        if waited < PREFER_WAIT && req.placement.rules.iter().any(|r| r.soft) {
+            let mine = liking(me, req, ran);
+            if others
+                .iter()
+                .any(|(n, _, _)| could(n, req, ran) && liking(n, req, ran) > mine)
+            {
+                continue;
+            }
         }
         let local_input = q
             .input
@@ -192,7 +241,7 @@ pub(crate) fn place(
         // Other nodes that could take it now (and that locality allows).
         let takers = || {
             others.iter().filter(|(n, f, _)| {
-                labelled(n, req)
+                labelled(n, req, ran)
                     && f.fits(req)
                     && match local_input {
                         Some((input, true)) => n.holds.contains(input),
@@ -221,7 +270,7 @@ pub(crate) fn place(
 }
 
 /// Why no ready node could ever take `req` (`None` if one could).
-pub(crate) fn unplaceable(req: &StartRequest, nodes: &[Worker]) -> Option<String> {
+pub(crate) fn unplaceable(req: &StartRequest, nodes: &[Worker], ran: &RanOn) -> Option<String> {
     let ready: Vec<&Worker> = nodes
         .iter()
         .filter(|n| n.state == NodeState::Ready)
@@ -229,7 +278,7 @@ pub(crate) fn unplaceable(req: &StartRequest, nodes: &[Worker]) -> Option<String
     if ready.is_empty() {
         return Some("no node is ready (no worker registered, or all are draining or lost)".into());
     }
-    if ready.iter().any(|n| could(n, req)) {
+    if ready.iter().any(|n| could(n, req, ran)) {
         return None;
     }
     if let Some(image) = &req.image {
@@ -240,7 +289,26 @@ pub(crate) fn unplaceable(req: &StartRequest, nodes: &[Worker]) -> Option<String
             ));
         }
     }
-    let labelled: Vec<&Worker> = ready.iter().copied().filter(|n| labelled(n, req)).collect();
+    let labelled: Vec<&Worker> = ready
+        .iter()
+        .copied()
+        .filter(|n| labelled(n, req, ran))
+        .collect();
+    let hard: Vec<&PlaceRule> = req.placement.rules.iter().filter(|r| !r.soft).collect();
+    if labelled.is_empty() && !hard.is_empty() {
+        let mut wanted: Vec<String> = req.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        wanted.extend(hard.iter().map(|r| r.describe()));
+        let docker = if req.image.is_some() {
+            " offering docker"
+        } else {
+            ""
+        };
+        return Some(format!(
+            "its placement rules ({}) leave no ready node{docker}; start a worker that keeps \
+             them, or wait for the jobs they name to run",
+            wanted.join("; ")
+        ));
+    }
     if labelled.is_empty() {
         let docker = if req.image.is_some() {
             " that offers docker"
@@ -276,3 +344,7 @@ pub(crate) fn unplaceable(req: &StartRequest, nodes: &[Worker]) -> Option<String
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+#[path = "place/rules_tests.rs"]
+mod rules_tests;

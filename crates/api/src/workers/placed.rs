@@ -152,6 +152,7 @@ impl Executor for Placed {
         let input = self.pool.input_of(&req);
         let mut inner = self.pool.lock();
         let avoid = inner.avoid(req.task);
+        inner.seed_ran_on(&req);
         let queued = super::place::Queued::new(req, input, Instant::now()).avoiding(avoid);
         inner.queue.push_back(queued);
         inner.review();
@@ -262,6 +263,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            placement: Default::default(),
             reach: Default::default(),
             user: None,
             mounts: Vec::new(),

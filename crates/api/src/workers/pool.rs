@@ -136,11 +136,6 @@ const GIVEN_UP_KEPT: usize = 100_000;
 /// Attempts given up, by attempt: when and why (for the fencing message).
 type GivenUp = HashMap<(TaskRef, AttemptNo), (u64, String)>;
 
-/// Tasks remembered with the nodes their attempts ended badly on, at most.
-const BAD_NODES_KEPT: usize = 100_000;
-/// Nodes remembered per task, at most (the latest ones).
-const BAD_NODES_PER_TASK: usize = 8;
-
 #[derive(Default)]
 pub(crate) struct Inner {
     /// Attempts no node took yet, in the scheduler's order.
@@ -150,6 +145,9 @@ pub(crate) struct Inner {
     /// Per task, the names of the nodes its attempts were lost or failed
     /// on, until one succeeds: its retries prefer other nodes.
     pub bad_nodes: HashMap<TaskRef, Vec<String>>,
+    /// The nodes each job's attempts were handed to, for placement rules
+    /// that name jobs (seeded from the store as such attempts are queued).
+    pub ran_on: place::RanOn,
     next_id: u64,
 }
 
@@ -202,6 +200,14 @@ impl Pool {
             .filter(|w| w.takes_work())
             .map(|w| w.info.clone())
             .collect()
+    }
+
+    /// Why no ready node could ever take the queued attempt of `job`
+    /// (the first such, by queue order), as placement last found it.
+    pub fn unplaceable(&self, job: tessera_types::JobId) -> Option<String> {
+        let inner = self.lock();
+        let mut queued = inner.queue.iter().filter(|q| q.req.task.job == job);
+        queued.find_map(|q| q.unplaceable.clone())
     }
 
     /// Tells `set` the slots of the ready workers each time they change
@@ -425,31 +431,6 @@ impl Inner {
             .sum()
     }
 
-    /// Notes that an attempt of `task` was lost or failed on the node
-    /// named `node`: its next attempts prefer other nodes.
-    pub fn ended_badly(&mut self, task: TaskRef, node: &str) {
-        if self.bad_nodes.len() >= BAD_NODES_KEPT && !self.bad_nodes.contains_key(&task) {
-            // Only the preference is forgotten for the oldest failures.
-            self.bad_nodes.clear();
-        }
-        let names = self.bad_nodes.entry(task).or_default();
-        names.retain(|n| n != node);
-        names.push(node.to_string());
-        if names.len() > BAD_NODES_PER_TASK {
-            names.remove(0);
-        }
-    }
-
-    /// An attempt of `task` succeeded: it no longer avoids any node.
-    pub fn ended_well(&mut self, task: TaskRef) {
-        self.bad_nodes.remove(&task);
-    }
-
-    /// The nodes a new attempt of `task` should prefer not to run on.
-    pub fn avoid(&self, task: TaskRef) -> Vec<String> {
-        self.bad_nodes.get(&task).cloned().unwrap_or_default()
-    }
-
     pub fn worker(&mut self, id: &str) -> Option<&mut Worker> {
         self.workers.iter_mut().find(|w| w.id == id)
     }
@@ -464,12 +445,16 @@ impl Inner {
     /// Hands node `who` (an index into `workers`) what [`place::place`]
     /// gives it, recording its leases; in queue order.
     pub fn assign(&mut self, who: usize, now: Instant) -> Vec<StartRequest> {
-        let picked = place::place(&self.queue, &self.workers, who, now);
+        let picked = place::place(&self.queue, &self.workers, who, now, &self.ran_on);
         let mut taken = Vec::with_capacity(picked.len());
         for i in picked.into_iter().rev() {
             taken.extend(self.queue.remove(i).map(|q| q.req));
         }
         taken.reverse();
+        let name = self.workers[who].info.name.clone();
+        for r in &taken {
+            self.ran(r.task.job, &name);
+        }
         let node = &mut self.workers[who];
         for r in &taken {
             let lease = Lease {
@@ -486,7 +471,7 @@ impl Inner {
     /// each once (and again only if it became placeable in between).
     pub fn review(&mut self) {
         for q in &mut self.queue {
-            let why = place::unplaceable(&q.req, &self.workers);
+            let why = place::unplaceable(&q.req, &self.workers, &self.ran_on);
             if let (Some(why), None) = (&why, &q.unplaceable) {
                 eprintln!(
                     "tessera-api: attempt {} of task {} of job {} ({}) cannot be placed: {why}",

@@ -486,6 +486,7 @@ impl Running {
                 cpu: a["cpu"].as_u64()? as u32,
                 memory_mb: a["memory_mb"].as_u64()?,
                 labels: Default::default(),
+                placement: Default::default(),
                 reach: serde_json::from_value(a["reach"].clone()).ok()?,
                 user: self.user_of(&a),
                 mounts: serde_json::from_value(a["mounts"].clone()).unwrap_or_default(),

@@ -399,7 +399,8 @@ fn failures_refusals_and_attached_runs_read_as_docker_users_expect() {
 
 /// Without an engine of its own (`--slots 0`, workers only), containers
 /// run on the workers that offer docker; `-e constraint:zone==eu` places
-/// one on the worker labelled so, and `docker info` counts those workers.
+/// one on the worker labelled so, `!=` and container affinities (hard and
+/// soft) are placement rules, and `docker info` counts those workers.
 #[test]
 fn constraints_place_containers_on_labelled_docker_workers() {
     if !docker_engine_present() {
@@ -455,10 +456,110 @@ fn constraints_place_containers_on_labelled_docker_workers() {
             "{name} ran on the worker labelled zone=eu"
         );
     }
-    let soft = ["run", "-d", "-e", "constraint:zone!=eu", image, "true"];
-    let refused = docker_at(port, &config, &soft);
+    // `!=` and affinities are placement rules: where each one ran.
+    let placed = [
+        ("elsewhere", "constraint:zone!=eu", "us"),
+        ("beside", "affinity:container==one", "eu"),
+        ("apart", "affinity:container!=one", "us"),
+        ("soft", "constraint:zone==~mars", ""),
+        ("soft2", "affinity:container==~no-such-container", ""),
+    ];
+    for (name, rule, _) in placed {
+        let args = [
+            "run",
+            "-d",
+            "--name",
+            name,
+            "-e",
+            rule,
+            image,
+            "sh",
+            "-c",
+            "echo $TESSERA_NODE",
+        ];
+        docker_at(port, &config, &args).expect_code(0);
+    }
+    for (name, rule, node) in placed {
+        let waited = docker_at(port, &config, &["wait", name]);
+        assert_eq!(waited.stdout.trim(), "0", "{name}: {waited:?}");
+        let logs = docker_at(port, &config, &["logs", name]).stdout;
+        if node.is_empty() {
+            // A soft rule no node keeps holds nothing back.
+            assert!(
+                logs == "eu\n" || logs == "us\n",
+                "{name} ({rule}): {logs:?}"
+            );
+        } else {
+            assert_eq!(logs, format!("{node}\n"), "{name} ({rule})");
+        }
+    }
+    // Hard rules no node keeps together (not eu, yet beside `one`, which
+    // ran on eu): created, never placed, and reported with the rules in
+    // words, by `GET /nodes` and by `docker ps`. (The docker CLI keeps
+    // one `-e` per name before the `=`: two `constraint:zone!=...` entries
+    // would be one.)
+    let args = [
+        "run",
+        "-d",
+        "--name",
+        "nowhere",
+        "-e",
+        "constraint:zone!=eu",
+        "-e",
+        "affinity:container==one",
+        image,
+        "true",
+    ];
+    docker_at(port, &config, &args).expect_code(0);
+    let (u, _) = c.wait_unplaceable();
+    let reason = u["reason"].as_str().unwrap_or_default();
     assert!(
-        refused.stderr.contains("!= constraints are not offered"),
-        "{refused:?}"
+        reason.contains("a node without zone=eu; the node job ") && reason.contains(" ran on"),
+        "{u}"
     );
+    let ps = docker_at(port, &config, &["ps", "--filter", "name=nowhere"]);
+    // Handed to placement, taken by no node: `docker ps` says why.
+    assert!(
+        ps.stdout
+            .contains("Waiting for a node: its placement rules (a node without zone=eu;"),
+        "{ps:?}"
+    );
+    docker_at(port, &config, &["rm", "-f", "nowhere"]).expect_code(0);
+    // An affinity to no container is refused: there is no node to join.
+    let args = [
+        "run",
+        "-d",
+        "-e",
+        "affinity:container==ghost",
+        image,
+        "true",
+    ];
+    let refused = docker_at(port, &config, &args);
+    assert!(refused.stderr.contains("no node to join"), "{refused:?}");
+}
+
+/// With `--docker` and workers, `docker info` counts every node: this
+/// machine and each worker, as a Swarm manager counts its nodes.
+#[test]
+fn info_counts_the_server_and_its_workers_with_docker() {
+    if !docker_engine_present() {
+        return;
+    }
+    let port = free_port();
+    let api = format!("127.0.0.1:{port}");
+    let c =
+        crate::workers::Cluster::start_with(2000, &["--workers", "--docker", "--docker-api", &api]);
+    let config = c.data.with_file_name("docker-config");
+    write_config(&config, Some(&c.key));
+    let _w = c.worker_with("w1", 1, &["--grace", "0"]);
+    let start = Instant::now();
+    loop {
+        let info = docker_at(port, &config, &["info"]);
+        if info.stdout.contains("Nodes: 2") {
+            assert!(info.stdout.contains("w1"), "{info:?}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{info:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

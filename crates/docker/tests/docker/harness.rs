@@ -135,6 +135,7 @@ impl Harness {
             cpu: 1,
             memory_mb: 0,
             labels: Default::default(),
+            placement: Default::default(),
             reach: Default::default(),
             user: None,
             mounts: Vec::new(),

@@ -94,10 +94,43 @@ impl<S: Store, E: Executor> Driver<S, E> {
             cpu: spec.resources.cpu,
             memory_mb: spec.resources.memory_mb,
             labels: spec.resources.labels.clone(),
+            placement: self.placement(spec),
             reach: Reach::new(grants),
             user,
             mounts,
         })
+    }
+}
+
+impl<S: Store, E: Executor> Driver<S, E> {
+    /// The task's placement rules, with the nodes the store records the
+    /// jobs they name on (so a rule survives a restart of the server).
+    fn placement(&self, spec: &TaskSpec) -> tessera_exec::Placement {
+        let mut ran_on = Vec::new();
+        let jobs = spec.resources.rules.iter().flat_map(|r| match &r.near {
+            tessera_types::Near::Jobs(jobs) => jobs.as_slice(),
+            tessera_types::Near::Label { .. } => &[],
+        });
+        for &job in jobs {
+            match self.store.attempts(job) {
+                Ok(attempts) => ran_on.extend(
+                    attempts
+                        .into_iter()
+                        .filter(|a| a.pid.is_some() || a.node.is_some())
+                        .map(|a| (job, a.node)),
+                ),
+                Err(e) => eprintln!(
+                    "tessera-driver: cannot read where job {job} ran ({e}); placement learns it \
+                     only from attempts placed from now on"
+                ),
+            }
+        }
+        ran_on.sort();
+        ran_on.dedup();
+        tessera_exec::Placement {
+            rules: spec.resources.rules.clone(),
+            ran_on,
+        }
     }
 }
 

@@ -138,3 +138,25 @@ async fn waiting_tasks_say_why_and_events_follow_a_job_to_its_end() {
     assert!(matches!(again.next().await, Some(JobEvent::End { .. })));
     assert!(again.next().await.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placement_rules_may_name_only_jobs_of_the_project() {
+    let w = World::new(1).await;
+    let s = &w.service;
+    let member = s.project::<AsMember>(&w.member, "video").await.unwrap();
+    let first = w.submit(spec("noop")).await;
+    let naming = |job: i64| {
+        let mut named = spec("noop");
+        named.tasks[0].resources.rules = vec![tessera_types::PlaceRule {
+            near: tessera_types::Near::Jobs(vec![tessera_types::JobId(job)]),
+            not: true,
+            soft: false,
+        }];
+        named
+    };
+    let e = s.submit(&member, naming(first.0 + 1000)).await.unwrap_err();
+    assert_eq!(e.code(), "invalid_request");
+    assert!(e.to_string().contains("no job of this project"), "{e}");
+    let ok = s.submit(&member, naming(first.0)).await.unwrap();
+    assert_eq!(ok.project, Some(w.project));
+}

@@ -3,7 +3,13 @@ use crate::workers::pool::{Inner, NodeInfo};
 use std::collections::BTreeMap;
 use tessera_types::{Action, TaskRef};
 
-fn req(job: i64, index: u32, cpu: u32, memory_mb: u64, labels: &[(&str, &str)]) -> StartRequest {
+pub(super) fn req(
+    job: i64,
+    index: u32,
+    cpu: u32,
+    memory_mb: u64,
+    labels: &[(&str, &str)],
+) -> StartRequest {
     StartRequest {
         task: TaskRef::new(JobId(job), index),
         attempt: 1,
@@ -21,13 +27,14 @@ fn req(job: i64, index: u32, cpu: u32, memory_mb: u64, labels: &[(&str, &str)]) 
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        placement: Default::default(),
         reach: Default::default(),
         user: None,
         mounts: Vec::new(),
     }
 }
 
-fn node(name: &str, slots: u32, memory_mb: u64, labels: &[(&str, &str)]) -> Worker {
+pub(super) fn node(name: &str, slots: u32, memory_mb: u64, labels: &[(&str, &str)]) -> Worker {
     let info = NodeInfo {
         name: name.into(),
         slots,
@@ -42,7 +49,11 @@ fn node(name: &str, slots: u32, memory_mb: u64, labels: &[(&str, &str)]) -> Work
 }
 
 /// A pool's state with these nodes and queued requests (queued at `t0`).
-fn inner(nodes: Vec<Worker>, queue: Vec<(StartRequest, Option<&str>)>, t0: Instant) -> Inner {
+pub(super) fn inner(
+    nodes: Vec<Worker>,
+    queue: Vec<(StartRequest, Option<&str>)>,
+    t0: Instant,
+) -> Inner {
     let mut inner = Inner::default();
     inner.workers = nodes;
     for (r, input) in queue {
@@ -54,7 +65,7 @@ fn inner(nodes: Vec<Worker>, queue: Vec<(StartRequest, Option<&str>)>, t0: Insta
 }
 
 /// The task indices node `who` is given at `now` (leases recorded).
-fn give(inner: &mut Inner, who: usize, now: Instant) -> Vec<u32> {
+pub(super) fn give(inner: &mut Inner, who: usize, now: Instant) -> Vec<u32> {
     inner
         .assign(who, now)
         .into_iter()
@@ -271,7 +282,7 @@ fn an_image_attempt_goes_only_to_a_node_that_offers_docker() {
         vec![(boxed(0), None), (req(1, 1, 1, 0, &[]), None)],
         t0,
     );
-    let reason = |s: &Inner, i: usize| unplaceable(&s.queue[i].req, &s.workers);
+    let reason = |s: &Inner, i: usize| unplaceable(&s.queue[i].req, &s.workers, &s.ran_on);
     assert_eq!(reason(&s, 0), None, "d could take it");
     assert_eq!(give(&mut s, 0, t0), [1], "p never gets the image attempt");
     assert_eq!(give(&mut s, 1, t0), [0]);
