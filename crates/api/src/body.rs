@@ -155,6 +155,27 @@ where
     }
 }
 
+/// A job spec typed into a page: JSON when it starts with `{`, else YAML;
+/// parsed under the same bounds as [`SpecBody`].
+pub(crate) async fn spec_from_text(
+    gate: &ParseGate,
+    metrics: &Metrics,
+    text: String,
+) -> Result<JobSpec, ApiError> {
+    let format = if text.trim_start().starts_with('{') {
+        Format::Json
+    } else {
+        Format::Yaml
+    };
+    if matches!(format, Format::Yaml) && text.len() > YAML_SPEC_LIMIT {
+        return Err(ApiError::TooLarge(format!(
+            "a YAML job spec may hold at most {YAML_SPEC_LIMIT} bytes"
+        )));
+    }
+    gate.run(metrics, move || parse_spec(format, text.as_bytes()))
+        .await?
+}
+
 /// Bounds spec parses: [`SPEC_PARSES`] at once, [`SPEC_QUEUE`] waiting.
 pub(crate) struct ParseGate {
     slots: Arc<Semaphore>,

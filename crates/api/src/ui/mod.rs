@@ -17,6 +17,7 @@
 //! | `GET, POST /ui/login`, `POST /ui/logout` | login form, session start and end |
 //! | `GET /ui` | dashboard: projects, recent jobs, counts, throughput chart |
 //! | `GET /ui/jobs/{id}` | job: DAG, timeline, tasks, log links |
+//! | `GET, POST /ui/projects/{project}/submit` | submit a YAML or JSON job spec typed into the page (members; same origin) |
 //! | `POST /ui/projects/{project}/members` | add a member, change a role, remove (owners; same origin) |
 //! | `POST /ui/keys`, `POST /ui/keys/{id}/revoke` | create a key (shown once), revoke one (same origin) |
 //! | `POST /ui/jobs/{id}/control` | cancel, suspend, resume, retry, priority (members; same origin) |
@@ -41,6 +42,7 @@ mod manage;
 mod nodes;
 mod pages;
 mod session;
+mod submit;
 
 use crate::{ApiError, AppState};
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -76,6 +78,11 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
                 .layer(middleware::from_fn(encode::same_origin)),
         )
         .route("/ui/jobs/{id}/output", get(encode::download))
+        .route(
+            "/ui/projects/{project}/submit",
+            get(submit::show)
+                .merge(post(submit::submit).layer(middleware::from_fn(encode::same_origin))),
+        )
         .route(
             "/ui/projects/{project}/members",
             post(manage::member).layer(middleware::from_fn(encode::same_origin)),

@@ -209,7 +209,7 @@ pub(crate) async fn render_project(
         .collect();
     let body = format!(
         r#"<h1>Project {pname}</h1>
-<p class="muted">Created {created} UTC · <a class="action" id="encode-link" href="/ui/projects/{id}/encode">Encode a video</a></p>
+<p class="muted">Created {created} UTC · <a class="action" id="encode-link" href="/ui/projects/{id}/encode">Encode a video</a> <a class="action" id="submit-link" href="/ui/projects/{id}/submit">Submit a job</a></p>
 <h2>Usage</h2>{quota_html}<div class="scroll" id="usage-chart" data-end>{usage_chart}</div>
 <p class="muted">Cpu-seconds of ended attempts per {BUCKET_MIN} minutes over the last {hours} hours.</p>
 <h2>Members</h2>{error}{members}{add_member}

@@ -240,6 +240,63 @@ async fn keys_and_members_are_managed_from_the_project_page() {
     assert_eq!(seen.status, StatusCode::FORBIDDEN, "vera is out");
 }
 
+/// A job spec typed into a page: submitted, or refused with the line the
+/// error points at and the text kept.
+#[tokio::test]
+async fn a_job_spec_is_submitted_from_a_page() {
+    let s = Server::start();
+    let admin = s.admin_key.clone();
+    let project = s.project("typed", &admin).await;
+    let c = login(&s, &admin).await;
+    let url = format!("/ui/projects/{project}/submit");
+    let page = ui(&s, Method::GET, &url, Some(&c), None).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains(r#"<textarea id="spec""#),
+        "{}",
+        page.body
+    );
+    let form = |spec: &str| format!("spec={}", form_encode(spec));
+    let typo = "name: t\ntasks:\n  - name: a\n    acton: {kind: noop}\n";
+    let r = ui(&s, Method::POST, &url, Some(&c), Some(&form(typo))).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("unknown field `acton`"), "{}", r.body);
+    assert!(
+        r.body
+            .contains(r#"<code id="spec-line">    acton: {kind: noop}</code>"#),
+        "the line is shown: {}",
+        r.body
+    );
+    assert!(
+        r.body.contains("    acton: {kind: noop}\n</textarea>"),
+        "the text is kept: {}",
+        r.body
+    );
+    let cycle = "name: c\ntasks:\n  - {name: a, action: {kind: noop}, deps: [{selector: b}]}\n  - {name: b, action: {kind: noop}, deps: [{selector: a}]}\n";
+    let r = ui(&s, Method::POST, &url, Some(&c), Some(&form(cycle))).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("form a cycle"), "{}", r.body);
+    let good = "{\"name\": \"typed-job\", \"tasks\": [{\"name\": \"a\", \"action\": {\"kind\": \"noop\"}}]}";
+    let r = ui(&s, Method::POST, &url, Some(&c), Some(&form(good))).await;
+    let to = r
+        .location
+        .unwrap_or_else(|| panic!("no redirect: {}", r.body));
+    let id: i64 = to.strip_prefix("/ui/jobs/").unwrap().parse().unwrap();
+    let job = s.get(&format!("/api/v1/jobs/{id}"), &admin).await.json();
+    assert_eq!(job["name"], "typed-job", "{job}");
+}
+
+fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// The job page says why a task has not started, as the CLI does.
 #[tokio::test]
 async fn the_job_page_says_why_tasks_wait() {

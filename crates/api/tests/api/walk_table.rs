@@ -119,6 +119,9 @@ pub const UI: &[Row] = &[
     // Not multipart: members get through to a 415.
     ("POST",   "/ui/projects/{project}/encode", "json:{}",                              ">login >login >login >login >login >login 403    404    403    415    415    415"),
     ("POST",   "/ui/projects/{project}/uploads?name=walk.mp4", "raw:this is no video",  ">login >login >login >login >login >login 403    404    403    422    422    422"),
+    ("GET",    "/ui/projects/{project}/submit", "",                                     ">login >login >login >login >login >login 403    404    403    200    200    200"),
+    // A spec that does not parse: members reach the refusal (on the page).
+    ("POST",   "/ui/projects/{project}/submit", "form:spec=nope",                       ">login >login >login >login >login >login 403    404    403    422    422    422"),
     // An unknown user: owners reach the refusal (on the project page).
     ("POST",   "/ui/projects/{project}/members", "form:action=set&user=nobody-here&role=viewer", ">login >login >login >login >login >login 403    404    403    403    404    404"),
     ("POST",   "/ui/keys", "form:name=walk",                                           ">login >login >login >login >login >login 200    -      200    200    200    200"),
