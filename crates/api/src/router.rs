@@ -83,6 +83,7 @@ fn endpoint(method: &Method, path: &str) -> MethodRouter<AppState> {
         ("DELETE", "/api/v1/jobs/{id}/output") => delete(h::delete_output),
         ("GET", "/api/v1/nodes") => get(crate::workers::nodes),
         ("POST", "/api/v1/nodes/{node}/drain") => post(crate::workers::drain),
+        ("POST", "/api/v1/nodes/{node}/undrain") => post(crate::workers::undrain),
         ("POST", "/api/v1/workers") => post(crate::workers::register),
         ("POST", "/api/v1/workers/{worker}/lease") => post(crate::workers::lease),
         ("POST", "/api/v1/workers/{worker}/heartbeat") => post(crate::workers::heartbeat),

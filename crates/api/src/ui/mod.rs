@@ -19,6 +19,7 @@
 //! | `GET /ui/jobs/{id}` | job: DAG, timeline, tasks, log links |
 //! | `GET, POST /ui/projects/{project}/submit` | submit a YAML or JSON job spec typed into the page (members; same origin) |
 //! | `POST /ui/projects/{project}/members` | add a member, change a role, remove (owners; same origin) |
+//! | `POST /ui/nodes/drain` | drain or undrain a node (admins; same origin) |
 //! | `POST /ui/keys`, `POST /ui/keys/{id}/revoke` | create a key (shown once), revoke one (same origin) |
 //! | `POST /ui/jobs/{id}/control` | cancel, suspend, resume, retry, priority (members; same origin) |
 //! | `GET /ui/jobs/{id}/state.json` | job and task states, for live updates |
@@ -101,6 +102,10 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
             post(control::submit).layer(middleware::from_fn(encode::same_origin)),
         )
         .route("/ui/nodes", get(nodes::show))
+        .route(
+            "/ui/nodes/drain",
+            post(nodes::drain).layer(middleware::from_fn(encode::same_origin)),
+        )
         .route("/ui/jobs/{id}/state.json", get(job::state_json))
         .route("/ui/jobs/{id}/parts.json", get(job::parts_json))
         .route("/ui/jobs/{id}/events", get(job::events))

@@ -25,6 +25,56 @@ pub(crate) async fn show(
     Ok(page("Nodes", Some(&caller.user().name), &body))
 }
 
+/// Drain a ready node, or undrain a draining one (a lost node has none).
+fn drain_button(name: &str, state: Option<&str>) -> String {
+    let (action, label, confirm) = match state {
+        Some("ready") => (
+            "drain",
+            "Drain",
+            " onclick=\"return confirm('Drain this node? It takes nothing new and finishes what it holds.')\"",
+        ),
+        Some("draining") => ("undrain", "Undrain", ""),
+        _ => return String::new(),
+    };
+    format!(
+        r#" <form class="inline" method="post" action="/ui/nodes/drain"><input type="hidden" name="node" value="{node}"><button type="submit" name="action" value="{action}"{confirm}>{label}</button></form>"#,
+        node = escape(name),
+    )
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct DrainForm {
+    node: String,
+    action: String,
+}
+
+/// Drains or undrains a node from the nodes page (admins), then back to it.
+pub(crate) async fn drain(
+    State(s): State<AppState>,
+    caller: Caller,
+    axum::Form(f): axum::Form<DrainForm>,
+) -> Result<axum::response::Response, UiError> {
+    use axum::response::IntoResponse;
+    caller.admin()?;
+    let Some(pool) = s.workers.as_deref() else {
+        return Err(crate::ApiError::Conflict(
+            "this server runs its tasks itself; it has no nodes to drain".into(),
+        )
+        .into());
+    };
+    let drain = match f.action.as_str() {
+        "drain" => true,
+        "undrain" => false,
+        other => {
+            return Err(
+                crate::ApiError::Invalid(format!("{other:?} is not drain or undrain")).into(),
+            )
+        }
+    };
+    crate::workers::set_draining(pool, &f.node, drain)?;
+    Ok(axum::response::Redirect::to("/ui/nodes").into_response())
+}
+
 /// The page's body: `workers` says whether this server runs tasks on
 /// workers at all (else on its own `local_slots`).
 pub(crate) fn render(nodes: &[Value], workers: bool, local_slots: u32, now: u64) -> String {
@@ -84,7 +134,11 @@ pub(crate) fn render(nodes: &[Value], workers: bool, local_slots: u32, now: u64)
             }
             vec![
                 format!("{}{local}", s("name")),
-                badge(n["state"].as_str().unwrap_or(""), None),
+                format!(
+                    "{}{}",
+                    badge(n["state"].as_str().unwrap_or(""), None),
+                    drain_button(n["name"].as_str().unwrap_or(""), n["state"].as_str())
+                ),
                 format!(
                     r#"<meter min="0" max="{0}" value="{1}"></meter> {1} / {0}"#,
                     num("slots"),

@@ -31,7 +31,9 @@ mod throughput;
 mod tokens;
 
 pub(crate) use files::{download, remove, upload, upload_status};
-pub(crate) use nodes::{drain, node_views, nodes, recent_node_usage, unplaceable_views};
+pub(crate) use nodes::{
+    drain, node_views, nodes, recent_node_usage, set_draining, undrain, unplaceable_views,
+};
 pub use placed::Placed;
 pub use pool::{NodeInfo, NodeState, Pool};
 pub(crate) use report::{attempt_events, holds_attempt, release};

@@ -14,16 +14,46 @@ pub(crate) async fn drain(
     _: Admin,
     Path(node): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let pool = s.pool()?;
-    let mut inner = pool.lock();
-    let w = inner
-        .workers
-        .iter_mut()
-        .find(|w| w.info.name == node && w.state != NodeState::Lost)
-        .ok_or_else(|| ApiError::Conflict(format!("no live node is named {node}")))?;
-    w.state = NodeState::Draining;
-    pool.capacity_changed(&inner);
+    set_draining(&*s.pool()?, &node, true)?;
     Ok(Json(json!({ "ok": true })))
+}
+
+pub(crate) async fn undrain(
+    State(s): State<Workers>,
+    _: Admin,
+    Path(node): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_draining(&*s.pool()?, &node, false)?;
+    Ok(Json(json!({ "ok": true })))
+}
+
+/// Drains the live node named `node`, or makes a draining one ready again
+/// (a worker shutting down says so again in its next heartbeat).
+pub(crate) fn set_draining(pool: &Pool, node: &str, drain: bool) -> Result<(), ApiError> {
+    let mut inner = pool.lock();
+    let w = if drain {
+        inner
+            .workers
+            .iter_mut()
+            .find(|w| w.info.name == node && w.state != NodeState::Lost)
+            .ok_or_else(|| ApiError::Conflict(format!("no live node is named {node}")))?
+    } else {
+        inner
+            .workers
+            .iter_mut()
+            .find(|w| w.info.name == node && w.state == NodeState::Draining)
+            .ok_or_else(|| ApiError::Conflict(format!("no draining node is named {node}")))?
+    };
+    w.state = if drain {
+        NodeState::Draining
+    } else {
+        NodeState::Ready
+    };
+    pool.capacity_changed(&inner);
+    if !drain {
+        pool.kick();
+    }
+    Ok(())
 }
 
 /// The nodes (workers, and the server's own slots when it has a local

@@ -142,4 +142,64 @@ async fn attempts_name_their_node_and_transfers_and_nodes_count_them() {
                "transfer_ms": 750, "transfer_bytes": 12_345_678}),
         "{nodes}"
     );
+
+    // Drain and undrain, through the API and from the nodes page.
+    let r = s
+        .call(
+            Method::POST,
+            "/api/v1/nodes/rack-1/undrain",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "a ready node: {}", r.text());
+    let r = s
+        .call(
+            Method::POST,
+            "/api/v1/nodes/rack-1/drain",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(node_state(&s, &admin).await, "draining");
+    let r = s
+        .call(
+            Method::POST,
+            "/api/v1/nodes/rack-1/undrain",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(node_state(&s, &admin).await, "ready");
+    let c = crate::ui::login(&s, &admin).await;
+    let page = crate::ui::ui(&s, Method::GET, "/ui/nodes", Some(&c), None).await;
+    assert!(page.body.contains(r#"value="drain""#), "{}", page.body);
+    let r = crate::ui::ui(
+        &s,
+        Method::POST,
+        "/ui/nodes/drain",
+        Some(&c),
+        Some("node=rack-1&action=drain"),
+    )
+    .await;
+    assert_eq!(r.location.as_deref(), Some("/ui/nodes"), "{}", r.body);
+    assert_eq!(node_state(&s, &admin).await, "draining");
+    let page = crate::ui::ui(&s, Method::GET, "/ui/nodes", Some(&c), None).await;
+    assert!(page.body.contains(r#"value="undrain""#), "{}", page.body);
+    let r = crate::ui::ui(
+        &s,
+        Method::POST,
+        "/ui/nodes/drain",
+        Some(&c),
+        Some("node=rack-1&action=undrain"),
+    )
+    .await;
+    assert_eq!(r.location.as_deref(), Some("/ui/nodes"), "{}", r.body);
+    assert_eq!(node_state(&s, &admin).await, "ready");
+}
+
+async fn node_state(s: &Server, admin: &str) -> serde_json::Value {
+    s.get("/api/v1/nodes", admin).await.json()["nodes"][0]["state"].clone()
 }

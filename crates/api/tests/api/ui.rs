@@ -328,14 +328,14 @@ async fn the_job_page_says_why_tasks_wait() {
     assert!(r.status.is_success(), "{}", r.text());
 }
 
-struct Page {
-    status: StatusCode,
-    location: Option<String>,
-    cookie: Option<String>,
-    body: String,
+pub(crate) struct Page {
+    pub(crate) status: StatusCode,
+    pub(crate) location: Option<String>,
+    pub(crate) cookie: Option<String>,
+    pub(crate) body: String,
 }
 
-async fn ui(
+pub(crate) async fn ui(
     s: &Server,
     method: Method,
     path: &str,

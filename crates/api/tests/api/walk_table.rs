@@ -85,6 +85,7 @@ pub const API: &[Row] = &[
     ("DELETE", "/api/v1/jobs/{id}/output", "",                                          "401  401  401  401  401  401  403  404  403  404  404  404"),
     ("GET",    "/api/v1/nodes", "",                                                     "401  401  401  401  401  401  403  -    403  403  403  200"),
     ("POST",   "/api/v1/nodes/{node}/drain", "",                                        "401  401  401  401  401  401  403  -    403  403  403  409"),
+    ("POST",   "/api/v1/nodes/{node}/undrain", "",                                      "401  401  401  401  401  401  403  -    403  403  403  409"),
     // Worker routes: users' keys, even an admin's, are no worker tokens:
     // 401, like a malformed or unknown token (issue 9).
     ("POST",   "/api/v1/workers", r#"json:{"name": "walk-{caller}", "slots": 1}"#,      "401  401  401  401  401  200  401  -    401  401  401  401"),
@@ -113,6 +114,8 @@ pub const UI: &[Row] = &[
     // The key in the form: a session for a valid user key only.
     ("POST",   "/ui/login", "form:key={key}",                                           "401    401    401    401    401    401    >ui    -      >ui    >ui    >ui    >ui"),
     ("GET",    "/ui", "",                                                               ">login >login >login >login >login >login 200    -      200    200    200    200"),
+    // The walk's server takes no workers: admins reach the 409.
+    ("POST",   "/ui/nodes/drain", "form:node=nowhere&action=drain",                    ">login >login >login >login >login >login 403    -      403    403    403    409"),
     ("GET",    "/ui/nodes", "",                                                         ">login >login >login >login >login >login 403    -      403    403    403    200"),
     ("GET",    "/ui/projects/{project}", "",                                            ">login >login >login >login >login >login 403    404    200    200    200    200"),
     ("GET",    "/ui/projects/{project}/encode", "",                                     ">login >login >login >login >login >login 403    404    403    200    200    200"),
