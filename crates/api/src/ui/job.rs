@@ -77,9 +77,14 @@ pub(crate) async fn render(
     let state = job.state.as_str();
     let output = match s.service.output_info(access).await {
         Some((file, bytes)) => format!(
-            r#"<p class="card" id="output">Output: <a id="download" href="/ui/jobs/{id}/output" download="{file}">Download {file}</a> <span class="muted" id="output-size">{size}</span></p>"#,
+            r#"<p class="card" id="output">Output: <a id="download" href="/ui/jobs/{id}/output" download="{file}">Download {file}</a> <span class="muted" id="output-size">{size}</span>{delete}</p>"#,
             file = escape(&file),
             size = super::encode::size(bytes),
+            delete = if may_act {
+                super::manage::delete_output_button(id.0)
+            } else {
+                String::new()
+            },
         ),
         None => String::new(),
     };

@@ -199,3 +199,65 @@ pub(crate) async fn revoke_key(
     s.service.revoke_key(&caller, KeyId(id)).await?;
     Ok(Redirect::to(&back_to(&f.back)).into_response())
 }
+
+/// Delete an ended encode's output (and its work files), from its job page.
+pub(crate) fn delete_output_button(job: i64) -> String {
+    format!(
+        r#" <form class="inline" method="post" action="/ui/jobs/{job}/output/delete"><button type="submit" id="delete-output" onclick="return confirm('Delete this output and the encode\'s work files? This cannot be undone.')">Delete output</button></form>"#
+    )
+}
+
+pub(crate) async fn delete_output(
+    State(s): State<AppState>,
+    access: Result<crate::auth::JobAccess<crate::auth::AsMember>, ApiError>,
+) -> Result<Response, UiError> {
+    let access = access?;
+    s.service.delete_output(&access).await?;
+    Ok(Redirect::to(&format!("/ui/jobs/{}", access.id())).into_response())
+}
+
+/// The project's uploads, each with its delete button (members).
+pub(crate) fn uploads_table(
+    project: i64,
+    uploads: &[tessera_service::UploadItem],
+    may_act: bool,
+) -> String {
+    if uploads.is_empty() {
+        return r#"<p class="muted" id="no-uploads">No uploads yet: the encode page takes one.</p>"#.into();
+    }
+    let rows: Vec<Vec<String>> = uploads
+        .iter()
+        .map(|u| {
+            let mut row = vec![
+                escape(&u.name),
+                super::encode::size(u.bytes),
+                u.duration.map_or(String::new(), |d| format!("{d:.1} s")),
+                super::html::time(u.created),
+            ];
+            if may_act {
+                row.push(format!(
+                    r#"<form class="inline" method="post" action="/ui/projects/{project}/uploads/{id}/delete"><button type="submit" id="delete-upload-{id}" onclick="return confirm('Delete the upload {name}?')">Delete</button></form>"#,
+                    id = escape(&u.upload),
+                    name = escape(&u.name),
+                ));
+            }
+            row
+        })
+        .collect();
+    let head: &[&str] = if may_act {
+        &["upload", "size", "length", "uploaded (UTC)", ""]
+    } else {
+        &["upload", "size", "length", "uploaded (UTC)"]
+    };
+    super::html::table(head, &rows)
+}
+
+pub(crate) async fn delete_upload(
+    State(s): State<AppState>,
+    access: Result<ProjectAccess<crate::auth::AsMember>, ApiError>,
+    Path((_, upload)): Path<(String, String)>,
+) -> Result<Response, UiError> {
+    let access = access?;
+    s.service.delete_upload(&access, &upload).await?;
+    Ok(Redirect::to(&format!("/ui/projects/{}", access.id().0)).into_response())
+}

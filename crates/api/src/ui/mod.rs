@@ -19,6 +19,7 @@
 //! | `GET /ui/jobs/{id}` | job: DAG, timeline, tasks, log links |
 //! | `GET, POST /ui/projects/{project}/submit` | submit a YAML or JSON job spec typed into the page (members; same origin) |
 //! | `POST /ui/projects/{project}/members` | add a member, change a role, remove (owners; same origin) |
+//! | `POST /ui/jobs/{id}/output/delete`, `POST /ui/projects/{project}/uploads/{upload}/delete` | delete an output, an upload (members; same origin) |
 //! | `POST /ui/nodes/drain` | drain or undrain a node (admins; same origin) |
 //! | `POST /ui/keys`, `POST /ui/keys/{id}/revoke` | create a key (shown once), revoke one (same origin) |
 //! | `POST /ui/jobs/{id}/control` | cancel, suspend, resume, retry, priority (members; same origin) |
@@ -95,6 +96,14 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .route(
             "/ui/keys/{id}/revoke",
             post(manage::revoke_key).layer(middleware::from_fn(encode::same_origin)),
+        )
+        .route(
+            "/ui/jobs/{id}/output/delete",
+            post(manage::delete_output).layer(middleware::from_fn(encode::same_origin)),
+        )
+        .route(
+            "/ui/projects/{project}/uploads/{upload}/delete",
+            post(manage::delete_upload).layer(middleware::from_fn(encode::same_origin)),
         )
         .route("/ui/jobs/{id}", get(job::show))
         .route(

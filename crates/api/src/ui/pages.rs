@@ -141,6 +141,13 @@ pub(crate) async fn render_project(
     let members = s.service.members(access).await?;
     let keys = s.service.keys(caller).await?;
     let jobs = s.service.jobs(access, 50).await?;
+    let uploads = s.service.uploads(access).await?;
+    // Members and up may delete uploads; viewers only see them.
+    let may_act = owns
+        || caller.is_admin()
+        || access
+            .role()
+            .is_some_and(|r| r.allows(tessera_types::Role::Member));
     let usage: crate::views::UsageView = s.service.usage(access).await?.into();
     let since = now_ms().saturating_sub(u64::from(BUCKET_MIN) * 60_000 * BUCKETS as u64);
     let charged: Vec<(f64, u64)> = s
@@ -214,7 +221,8 @@ pub(crate) async fn render_project(
 <p class="muted">Cpu-seconds of ended attempts per {BUCKET_MIN} minutes over the last {hours} hours.</p>
 <h2>Members</h2>{error}{members}{add_member}
 <h2>Your API keys</h2><p class="muted">Only names and prefixes: a key's secret is shown once, when it is created.</p>{keys}{new_key}
-<h2>Jobs</h2>{jobs}"#,
+<h2>Jobs</h2>{jobs}
+<h2>Uploads</h2>{uploads}"#,
         pname = escape(&project.name),
         id = project.id.0,
         created = time(project.created_at),
@@ -235,6 +243,7 @@ pub(crate) async fn render_project(
             &key_rows
         ),
         jobs = table(&["id", "job", "state", "created (UTC)"], &job_rows),
+        uploads = super::manage::uploads_table(pid, &uploads, may_act),
         usage_chart = chart::line_svg(&cpu, BUCKET_MIN, &format!("cpu-s / {BUCKET_MIN} min")),
         hours = BUCKETS as u32 * BUCKET_MIN / 60,
     );

@@ -297,6 +297,64 @@ fn form_encode(s: &str) -> String {
         .collect()
 }
 
+/// Uploads are listed on the project page and deleted from it (members);
+/// viewers see them without the button.
+#[tokio::test]
+async fn uploads_are_deleted_from_the_project_page() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clip = std::fs::read(crate::uploads::clip(tmp.path())).unwrap();
+    let s = Server::start();
+    let admin = s.admin_key.clone();
+    let project = s.project("shelf", &admin).await;
+    let r = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/projects/{project}/uploads?name=keep.mp4"),
+            Some(&admin),
+            Some(("video/mp4", clip)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let id = r.json()["upload"].as_str().unwrap().to_string();
+    let c = login(&s, &admin).await;
+    let url = format!("/ui/projects/{project}");
+    let page = ui(&s, Method::GET, &url, Some(&c), None).await;
+    assert!(page.body.contains("keep.mp4"), "{}", page.body);
+    assert!(
+        page.body.contains(&format!(r#"id="delete-upload-{id}""#)),
+        "{}",
+        page.body
+    );
+    let (_, vera) = s.user("vera", false).await;
+    let r = s
+        .send_json(
+            Method::PUT,
+            &format!("/api/v1/projects/{project}/members/vera"),
+            &admin,
+            json!({"role": "viewer"}),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text());
+    let v = login(&s, &vera).await;
+    let seen = ui(&s, Method::GET, &url, Some(&v), None).await;
+    assert!(
+        seen.body.contains("keep.mp4") && !seen.body.contains("delete-upload-"),
+        "{}",
+        seen.body
+    );
+    let delete = format!("/ui/projects/{project}/uploads/{id}/delete");
+    let r = ui(&s, Method::POST, &delete, Some(&v), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let r = ui(&s, Method::POST, &delete, Some(&c), None).await;
+    assert_eq!(r.location.as_deref(), Some(url.as_str()), "{}", r.body);
+    let listed = s
+        .get(&format!("/api/v1/projects/{project}/uploads"), &admin)
+        .await
+        .json();
+    assert_eq!(listed, json!([]), "{listed}");
+    assert!(!s.data.join(format!("uploads/{project}/{id}")).exists());
+}
+
 /// The job page says why a task has not started, as the CLI does.
 #[tokio::test]
 async fn the_job_page_says_why_tasks_wait() {

@@ -136,6 +136,9 @@ pub const UI: &[Row] = &[
     ("POST",   "/ui/jobs/{id}/control", "form:action=resume",                         ">login >login >login >login >login >login 403    404    403    409    409    409"),
     ("GET",    "/ui/jobs/{id}/events", "",                                              ">login >login >login >login >login >login 403    404    200    200    200    200"),
     ("GET",    "/ui/jobs/{id}/tasks/{index}/logs", "",                                  ">login >login >login >login >login >login 403    404    200    200    200    200"),
+    // Not an encode: members reach the refusal.
+    ("POST",   "/ui/jobs/{id}/output/delete", "",                                       ">login >login >login >login >login >login 403    404    403    404    404    404"),
+    ("POST",   "/ui/projects/{project}/uploads/{upload}/delete", "",                    ">login >login >login >login >login >login 403    404    403    404    404    404"),
     ("GET",    "/ui/jobs/{id}/output", "",                                              ">login >login >login >login >login >login 403    404    404    404    404    404"),
     ("POST",   "/ui/logout", "",                                                        ">login >login >login >login >login >login out    -      out    out    out    out"),
 ];
