@@ -4,6 +4,21 @@
 // goes to the job's page. Without a file (an earlier upload, a volume) or
 // without this script the form posts as it is; the server does the rest.
 (function () {
+  // The CRF field takes the chosen codec's range (none for ffv1).
+  var codec = document.getElementById("codec"), crf = document.getElementById("crf");
+  function narrow() {
+    if (!codec || !crf) return;
+    var range = (codec.options[codec.selectedIndex].getAttribute("data-crf") || "").split("-");
+    if (range.length === 2) {
+      crf.disabled = false; crf.min = range[0]; crf.max = range[1];
+      crf.placeholder = range[0] + " to " + range[1];
+    } else {
+      crf.value = ""; crf.disabled = true; crf.placeholder = "none: lossless";
+    }
+  }
+  if (codec) { codec.addEventListener("change", narrow); narrow(); }
+})();
+(function () {
   var form = document.getElementById("encode-form");
   if (!form || !window.XMLHttpRequest || !window.FormData || !window.fetch) return;
   var fileInput = document.getElementById("file");

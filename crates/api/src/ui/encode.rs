@@ -86,10 +86,25 @@ async fn render(
         }
         volumes.push_str(r#"</select><input type="text" id="path" name="path" placeholder="shows/ep1.mkv"></span>"#);
     }
+    // Each codec carries its CRF range: the page's script narrows the CRF
+    // field to it (ffv1, lossless, takes none); the hint says it without.
     let codecs: String = Codec::ALL
         .iter()
-        .map(|c| format!(r#"<option value="{c}">{c}</option>"#))
+        .map(|c| {
+            let crf = c
+                .crf_range()
+                .map_or(String::new(), |(lo, hi)| format!("{lo}-{hi}"));
+            format!(r#"<option value="{c}" data-crf="{crf}">{c}</option>"#)
+        })
         .collect();
+    let crf_hint: Vec<String> = Codec::ALL
+        .iter()
+        .map(|c| match c.crf_range() {
+            Some((lo, hi)) => format!("{c} {lo} to {hi}"),
+            None => format!("{c} none (lossless)"),
+        })
+        .collect();
+    let crf_hint = crf_hint.join(" · ");
     let limit = s.service.max_upload_bytes();
     Ok(format!(
         r#"<h1>Encode a video · <a href="/ui/projects/{id}">{pname}</a></h1>
@@ -102,7 +117,8 @@ async fn render(
 <h2>Settings</h2>
 <label for="codec">Codec</label><select id="codec" name="codec">{codecs}</select>
 <label for="container">Container</label><select id="container" name="container"><option value="mp4">mp4</option><option value="mkv">mkv</option><option value="webm">webm</option></select>
-<label for="crf">CRF (quality; empty: the codec's default)</label><input type="number" id="crf" name="crf" min="0" max="63">
+<label for="crf">CRF (quality, lower is better; empty: the codec's default)</label><input type="number" id="crf" name="crf" min="0" max="63">
+<p class="muted" id="crf-hint">{crf_hint}</p>
 <label for="preset">Preset (empty: the codec's default)</label><input type="text" id="preset" name="preset" placeholder="medium">
 <label for="chunk_seconds">Chunk length, seconds</label><input type="number" id="chunk_seconds" name="chunk_seconds" min="0.5" step="0.5" value="10">
 <div id="upload-progress" hidden><progress id="upload-bar" max="100" value="0"></progress> <span id="upload-status"></span></div>

@@ -110,7 +110,10 @@ async fn the_encode_form_works_with_and_without_javascript() {
         r#"enctype="multipart/form-data""#,
         r#"<input type="file" id="file" name="file""#,
         r#"<option value="media">media</option>"#,
-        r#"<option value="ffv1">ffv1</option>"#,
+        r#"<option value="ffv1" data-crf="">ffv1</option>"#,
+        r#"<option value="x264" data-crf="0-51">x264</option>"#,
+        r#"<option value="svt-av1" data-crf="0-63">svt-av1</option>"#,
+        "x264 0 to 51 · x265 0 to 51 · svt-av1 0 to 63 · vp9 0 to 63 · ffv1 none (lossless)",
         r#"<progress id="upload-bar""#,
         "tesseraNavigate",
     ] {

@@ -173,12 +173,33 @@ async fn the_ui_uploads_a_clip_and_downloads_a_frame_exact_encode() {
         .send_keys(src.to_str().unwrap())
         .await
         .unwrap();
+    // The CRF field follows the codec: x264's range, then none for ffv1.
+    let crf = |c: Client| async move {
+        c.execute(
+            "var e = document.getElementById('crf'); return [e.disabled, e.max];",
+            vec![],
+        )
+        .await
+        .unwrap()
+    };
+    c.find(Locator::Css("#codec"))
+        .await
+        .unwrap()
+        .select_by_value("x264")
+        .await
+        .unwrap();
+    assert_eq!(crf(c.clone()).await, json!([false, "51"]));
     c.find(Locator::Css("#codec"))
         .await
         .unwrap()
         .select_by_value("ffv1")
         .await
         .unwrap();
+    assert_eq!(
+        crf(c.clone()).await,
+        json!([true, "51"]),
+        "ffv1 takes no CRF"
+    );
     c.find(Locator::Css("#container"))
         .await
         .unwrap()
