@@ -148,7 +148,8 @@ pub fn run(args: EncodeArgs) -> Result<()> {
     }
     install_signal_handler(driver.handle())?;
 
-    let mut view = ProgressView::new(job, &workdir, args.plain);
+    let mut view =
+        ProgressView::new(job, &workdir, args.plain).explain_plan(args.chunk_seconds, req.slots);
     view.load(driver.store())?;
     let exit = driver.run_job(job, &mut view)?;
     view.finish();

@@ -16,6 +16,7 @@ mod fail;
 mod godocker_labels;
 mod http_limits;
 mod op;
+mod plan_note;
 mod progress;
 mod report;
 mod server;

@@ -32,6 +32,10 @@ pub struct ProgressView {
     started: Instant,
     last_draw: Option<Instant>,
     drawn_lines: usize,
+    /// `--chunk-seconds` and the slots, to explain a plan that differs.
+    asked: Option<(f64, u32)>,
+    /// A line to print once, above the progress.
+    note: Option<String>,
 }
 
 struct Running {
@@ -57,7 +61,16 @@ impl ProgressView {
             started: Instant::now(),
             last_draw: None,
             drawn_lines: 0,
+            asked: None,
+            note: None,
         }
+    }
+
+    /// Says once why the plan's chunks are not `chunk_seconds` long, when
+    /// they are not.
+    pub fn explain_plan(mut self, chunk_seconds: f64, slots: u32) -> Self {
+        self.asked = Some((chunk_seconds, slots));
+        self
     }
 
     /// Picks up what the store already knows (names, finished chunks).
@@ -95,6 +108,11 @@ impl ProgressView {
             .iter()
             .map(|c| (c.index, u64::from(c.count)))
             .collect();
+        if self.total_frames == 0 {
+            if let Some((secs, slots)) = self.asked.take() {
+                self.note = crate::plan_note::explain(&plan, self.source_fps, secs, slots);
+            }
+        }
         self.total_frames = by_name.values().sum();
         for (index, name) in &self.names {
             if let Some(n) = chunk_number(name) {
@@ -150,6 +168,13 @@ impl ProgressView {
             )
         };
         let mut err = std::io::stderr().lock();
+        if let Some(note) = self.note.take() {
+            if self.tty {
+                let _ = write!(err, "{}", "\x1b[1A\x1b[2K".repeat(self.drawn_lines));
+                self.drawn_lines = 0;
+            }
+            let _ = writeln!(err, "{note}");
+        }
         if self.tty {
             let mut lines = vec![overall];
             for (i, r) in &self.running {

@@ -50,7 +50,7 @@ pub use error::{MediaError, Result};
 pub use files::{check_reach, file_stamp, op_files, sha256_file, sha256_of, OpFiles};
 pub use ops::{
     check_streams, concat, count_video_packets, encode_audio, encode_chunk, plan_op, probe_op,
-    verify_op,
+    verify_op, CHUNKS_PER_SLOT,
 };
 pub use plan::{frames_for_seconds, plan_chunks, ChunkPlan};
 pub use probe::{frame_index, probe, probe_and_index, Chapter, FrameIndex, MediaInfo, StreamInfo};

@@ -14,6 +14,10 @@ use crate::workdir::*;
 use std::path::{Path, PathBuf};
 use tessera_types::TaskSpec;
 
+/// Chunks planned per slot at least (when each can still last about a
+/// second), so the slots share the work evenly to the end.
+pub const CHUNKS_PER_SLOT: u32 = 3;
+
 /// `probe`: validates the request, probes the source and indexes its video
 /// frames into `probe.json`.
 pub fn probe_op(workdir: &Path) -> Result<ProbeResult> {
@@ -75,7 +79,11 @@ pub fn plan_op(workdir: &Path) -> Result<Vec<TaskSpec>> {
     let target = frames_for_seconds(&probed.index, req.chunk_seconds);
     let plan = Plan {
         source_key: source_key(&req)?,
-        chunks: plan_chunks(&probed.index, target, req.slots.saturating_mul(3)),
+        chunks: plan_chunks(
+            &probed.index,
+            target,
+            req.slots.saturating_mul(CHUNKS_PER_SLOT),
+        ),
         audio: (!audio.is_empty()).then_some(AudioPlan { copy: audio }),
         output: OutputPlan {
             container,

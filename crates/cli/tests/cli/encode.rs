@@ -243,3 +243,61 @@ fn relative_frames(path: &std::path::Path) -> Vec<(i64, String)> {
     let first = rows.first().map_or(0, |r| r.0);
     rows.into_iter().map(|(pts, h)| (pts - first, h)).collect()
 }
+
+/// Chunks shorter than --chunk-seconds are explained in one line, and the
+/// summary counts chunks, tasks and retries.
+#[test]
+fn a_plan_that_differs_from_chunk_seconds_says_why() {
+    let (dir, state) = scratch();
+    let src = testclips::ntsc(dir.path()).unwrap();
+    let out = dir.path().join("out.mkv");
+    let run = tessera_run(argv![
+        "encode",
+        &src,
+        "-o",
+        &out,
+        "--state-dir",
+        &state,
+        "--plain",
+        "--chunk-seconds",
+        "10",
+        "-j",
+        "2"
+    ]);
+    run.expect_code(0);
+    let note = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("plan: "))
+        .unwrap_or_else(|| panic!("no plan note:\n{}", run.stderr));
+    assert!(
+        note.contains(", not 10 s: at least 3 chunks per slot (2 slots)"),
+        "{note}"
+    );
+    let chunks = run
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("chunks "))
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(
+        chunks.contains(" tasks, 0 retries)"),
+        "the summary counts tasks: {chunks}"
+    );
+    // Chunks of the length asked for need no note.
+    let out2 = dir.path().join("out2.mkv");
+    let run = tessera_run(argv![
+        "encode",
+        &src,
+        "-o",
+        &out2,
+        "--state-dir",
+        &state,
+        "--plain",
+        "--chunk-seconds",
+        "1",
+        "-j",
+        "1"
+    ]);
+    run.expect_code(0);
+    assert!(!run.stderr.contains("plan: "), "{}", run.stderr);
+}
