@@ -33,7 +33,8 @@ pub(crate) fn render(tasks: &[TaskRecord], attempts: &[AttemptRecord], now: Mill
     let span = end - start;
     let x = |t: Millis| LABEL_W + (t.saturating_sub(start)).min(span) * PLOT_W / span;
     let width = LABEL_W + PLOT_W + 20;
-    let height = AXIS_H + rows.len() as u64 * ROW_H + 8;
+    let plot_h = AXIS_H + rows.len() as u64 * ROW_H + 8;
+    let height = plot_h + LEGEND_H;
     let mut svg = format!(
         r#"<svg id="gantt" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="attempt timeline">
 "#
@@ -44,7 +45,7 @@ pub(crate) fn render(tasks: &[TaskRecord], attempts: &[AttemptRecord], now: Mill
         let tx = LABEL_W + t * PLOT_W / span;
         let _ = writeln!(
             svg,
-            r#"<line class="axis" x1="{tx}" y1="{AXIS_H}" x2="{tx}" y2="{height}"/><text x="{tx}" y="14" text-anchor="middle">+{}</text>"#,
+            r#"<line class="axis" x1="{tx}" y1="{AXIS_H}" x2="{tx}" y2="{plot_h}"/><text x="{tx}" y="14" text-anchor="middle">+{}</text>"#,
             duration(t)
         );
     }
@@ -60,21 +61,55 @@ pub(crate) fn render(tasks: &[TaskRecord], attempts: &[AttemptRecord], now: Mill
             let outcome = a.outcome.as_ref().map_or("running", |o| o.kind());
             let (x1, x2) = (x(a.started_at), x(a.ended_at.unwrap_or(now)));
             let took = a.ended_at.unwrap_or(now).saturating_sub(a.started_at);
+            let node = escape(a.node.as_deref().unwrap_or("-"));
             let _ = writeln!(
                 svg,
-                r#"<rect class="bar o-{outcome}" x="{x1}" y="{}" width="{}" height="{}" rx="3"><title>{} attempt {} on {}: {outcome}, {}</title></rect>"#,
+                r#"<rect class="bar o-{outcome}" x="{x1}" y="{}" width="{}" height="{}" rx="3"><title>{} attempt {} on {node}: {outcome}, {}</title></rect>"#,
                 y + 4,
                 (x2 - x1).max(2),
                 ROW_H - 8,
                 escape(&t.name),
                 a.number,
-                escape(a.node.as_deref().unwrap_or("-")),
                 duration(took)
             );
+            // The node on the bar, where it fits.
+            if x2 - x1 >= 8 * node.len() as u64 + 8 {
+                let _ = writeln!(
+                    svg,
+                    r#"<text class="on-bar" x="{}" y="{}">{node}</text>"#,
+                    x1 + 4,
+                    y + 15
+                );
+            }
         }
     }
+    legend(&mut svg, plot_h);
     svg.push_str("</svg>");
     svg
+}
+
+const LEGEND_H: u64 = 22;
+
+/// What the bars' colours mean, in words beside each (colour is never the
+/// only sign: each bar's title says its outcome too).
+fn legend(svg: &mut String, y: u64) {
+    let mut x = LABEL_W;
+    for (class, label) in [
+        ("o-running", "running"),
+        ("o-succeeded", "succeeded"),
+        ("o-failed", "failed, timed out or lost"),
+        ("o-cancelled", "cancelled"),
+    ] {
+        let _ = write!(
+            svg,
+            r#"<rect class="key {class}" x="{x}" y="{}" width="14" height="10" rx="2"/><text class="legend" x="{}" y="{}">{label}</text>"#,
+            y + 4,
+            x + 18,
+            y + 13
+        );
+        x += 28 + 6 * label.len() as u64;
+    }
+    svg.push('\n');
 }
 
 /// A round step between the axis's ticks (1, 2 or 5 times a power of ten

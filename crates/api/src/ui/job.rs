@@ -56,7 +56,7 @@ pub(crate) async fn render(
     } = s.service.job_detail(access, SHOWN_TASKS).await?;
     let (job, id) = (access.job(), access.id());
     let (done, total) = done_and_total(&counts);
-    let parts = Parts::render(id.0, &tasks, &attempts, &why, total);
+    let parts = Parts::render(job, &tasks, &attempts, &why, total);
     let project_html = project.map_or("no project".to_string(), |p| {
         format!(
             r#"<a href="/ui/projects/{}">{}</a>"#,
@@ -152,11 +152,12 @@ fn after_line(after: &[tessera_types::JobDependency], waiting: Option<&str>) -> 
 }
 
 fn task_table(
-    job: i64,
+    record: &tessera_store::JobRecord,
     tasks: &[TaskRecord],
     attempts: &[AttemptRecord],
     why: &[(u32, String)],
 ) -> String {
+    let (job, created, now) = (record.id.0, record.created_at, now_ms());
     let rows: Vec<Vec<String>> = tasks
         .iter()
         .map(|t| {
@@ -165,12 +166,21 @@ fn task_table(
             let cpu: u64 = usage.clone().map(|u| u.cpu_ms).sum();
             let peak = usage.map(|u| u.max_rss_kb).max();
             let i = t.task.index;
-            // Where each attempt ran (the service names the server's own
-            // node as the nodes list does).
-            let mut nodes = String::new();
+            // Each attempt: where it ran (the service names the server's
+            // own node as the nodes list does), when it started after the
+            // job was made, and how long it ran (so far).
+            let mut runs = String::new();
             for a in &mine {
-                let at = escape(a.node.as_deref().unwrap_or("-"));
-                let _ = write!(nodes, r#"<span class="node">#{} {at}</span><br>"#, a.number);
+                let took = a.ended_at.unwrap_or(now).saturating_sub(a.started_at);
+                let _ = write!(
+                    runs,
+                    r#"<span class="node">#{} {} · +{} · {}{}</span><br>"#,
+                    a.number,
+                    escape(a.node.as_deref().unwrap_or("-")),
+                    duration(a.started_at.saturating_sub(created)),
+                    duration(took),
+                    if a.ended_at.is_none() { " so far" } else { "" },
+                );
             }
             let mut logs = String::new();
             for n in 1..=t.attempt {
@@ -190,16 +200,28 @@ fn task_table(
                     Some((_, w)) => format!(r#"<span class="why">{}</span>"#, escape(w)),
                     None => t.reason.as_deref().map(escape).unwrap_or_default(),
                 },
-                if mine.iter().any(|a| a.usage.is_some()) { cpu.to_string() } else { String::new() },
-                peak.map(|p| p.to_string()).unwrap_or_default(),
-                nodes,
+                runs,
+                if mine.iter().any(|a| a.usage.is_some()) {
+                    duration(cpu)
+                } else {
+                    String::new()
+                },
+                peak.map(|kb| super::encode::size(kb * 1024)).unwrap_or_default(),
                 logs,
             ]
         })
         .collect();
     table(
         &[
-            "#", "task", "state", "attempts", "reason", "cpu ms", "peak KiB", "node", "logs",
+            "#",
+            "task",
+            "state",
+            "attempts",
+            "reason",
+            "node · started · took",
+            "cpu",
+            "peak memory",
+            "logs",
         ],
         &rows,
     )
@@ -217,12 +239,13 @@ struct Parts {
 
 impl Parts {
     fn render(
-        job: i64,
+        record: &tessera_store::JobRecord,
         tasks: &[TaskRecord],
         attempts: &[AttemptRecord],
         why: &[(u32, String)],
         total: u64,
     ) -> Self {
+        let job = record.id.0;
         let more = match total.saturating_sub(tasks.len() as u64) {
             0 => String::new(),
             n => format!(
@@ -233,7 +256,7 @@ impl Parts {
         Self {
             dag: dag::render(tasks),
             gantt: gantt::render(tasks, attempts, now_ms()),
-            tasks: more + &task_table(job, tasks, attempts, why),
+            tasks: more + &task_table(record, tasks, attempts, why),
         }
     }
 }
@@ -247,7 +270,7 @@ pub(crate) async fn parts_json(
     let access = access?;
     let d = s.service.job_detail(&access, SHOWN_TASKS).await?;
     let (_, total) = done_and_total(&d.counts);
-    let parts = Parts::render(access.id().0, &d.tasks, &d.attempts, &d.why, total);
+    let parts = Parts::render(access.job(), &d.tasks, &d.attempts, &d.why, total);
     Ok(Json(json!({
         "dag": parts.dag,
         "gantt": parts.gantt,
