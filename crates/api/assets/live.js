@@ -59,6 +59,7 @@
           put("timeline-box", p.gantt);
           if (tl && atEnd) tl.scrollLeft = tl.scrollWidth;
           put("tasks-box", p.tasks);
+          if (p.chunks) { put("chunk-box", p.chunks); frames(); }
         })
         .catch(function () {});
     }, wait);
@@ -84,12 +85,43 @@
     pending = setTimeout(function () { pending = null; read().catch(function () {}); }, 300);
   }
   // Frames per second: each running attempt's last two progress reports.
-  var last = {}, rates = {};
+  var last = {}, rates = {}, progress = {};
   var fps = document.getElementById("fps");
-  function showFps() {
+  function rate() {
     var sum = 0;
     Object.keys(rates).forEach(function (k) { sum += rates[k]; });
+    return sum;
+  }
+  function showFps() {
+    var sum = rate();
     if (fps) fps.textContent = sum > 0 ? "· " + sum.toFixed(1) + " frames/s" : "";
+    frames();
+  }
+  // An encode's chunk map and frame count: succeeded chunks count whole,
+  // running ones as far as their progress reports say.
+  function frames() {
+    var line = document.getElementById("frames-line");
+    if (!line) return;
+    var done = 0, total = 0;
+    var chunks = document.querySelectorAll("#chunk-map g.chunk");
+    Array.prototype.forEach.call(chunks, function (g) {
+      var n = +g.getAttribute("data-frames"), t = g.getAttribute("data-chunk-task");
+      total += n;
+      var d = g.getAttribute("data-state") === "succeeded" ? n : Math.min(progress[t] || 0, n);
+      done += d;
+      var bar = g.querySelector("rect.done");
+      if (bar && n > 0) bar.setAttribute("width", (+bar.getAttribute("data-full")) * d / n);
+    });
+    if (!chunks.length) return;
+    document.getElementById("frames-done").textContent = done;
+    document.getElementById("frames-total").textContent = total;
+    var r = rate(), src = +line.getAttribute("data-fps"), words = [];
+    if (r > 0) {
+      words.push(r.toFixed(1) + " fps");
+      if (src > 0) words.push((r / src).toFixed(2) + "x realtime");
+      if (total > done) words.push(Math.ceil((total - done) / r) + " s left");
+    }
+    document.getElementById("frames-rate").textContent = words.length ? "· " + words.join(" · ") : "";
   }
   var es = new EventSource(badge.getAttribute("data-events"));
   ["snapshot", "job", "task", "tasks_added", "lagged"].forEach(function (name) {
@@ -105,6 +137,7 @@
       rates[k] = (d.done - prev.done) * 1000 / (now - prev.t);
     }
     last[k] = { t: now, done: d.done };
+    progress[d.index] = d.done;
     showFps();
   });
   es.addEventListener("attempt_ended", function (e) {

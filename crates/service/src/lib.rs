@@ -49,6 +49,7 @@ pub use auth::new_api_key;
 pub use control::{Control, PRIORITY_RANGE};
 pub use error::ServiceError;
 pub use events::{JobEvent, JobEvents};
+pub use files::encode_view::EncodeView;
 pub use files::encodes::{EncodeOptions, Output};
 pub use files::uploads::{Source, Upload, UploadItem};
 pub use files::volumes::Volumes;

@@ -56,7 +56,8 @@ pub(crate) async fn render(
     } = s.service.job_detail(access, SHOWN_TASKS).await?;
     let (job, id) = (access.job(), access.id());
     let (done, total) = done_and_total(&counts);
-    let parts = Parts::render(job, &tasks, &attempts, &why, total);
+    let view = s.service.encode_view(access).await;
+    let parts = Parts::render(job, &tasks, &attempts, &why, total, view.as_ref());
     let project_html = project.map_or("no project".to_string(), |p| {
         format!(
             r#"<a href="/ui/projects/{}">{}</a>"#,
@@ -75,9 +76,14 @@ pub(crate) async fn render(
         })
         .unwrap_or_default();
     let state = job.state.as_str();
-    let output = match s.service.output_info(access).await {
+    let info = s.service.output_info(access).await;
+    let video = view.as_ref().map_or(String::new(), |v| {
+        let done = super::video::frames_done(v, &tasks);
+        super::video::card(id.0, v, &parts.chunks, done, info.as_ref())
+    });
+    let output = match info {
         Some((file, bytes)) => format!(
-            r#"<p class="card" id="output">Output: <a id="download" href="/ui/jobs/{id}/output" download="{file}">Download {file}</a> <span class="muted" id="output-size">{size}</span>{delete}</p>"#,
+            r#"<div class="card" id="output">Output: <a id="download" href="/ui/jobs/{id}/output" download="{file}">Download {file}</a> <span class="muted" id="output-size">{size}</span>{delete}</div>"#,
             file = escape(&file),
             size = super::encode::size(bytes),
             delete = if may_act {
@@ -93,7 +99,7 @@ pub(crate) async fn render(
 <p class="row"><span id="job-state" class="badge s-{state}" data-state="{state}" data-poll="/ui/jobs/{id}/state.json" data-events="/ui/jobs/{id}/events">{state}</span>
 <span>project {project_html}</span><span class="muted">created {created} UTC{ended}</span></p>
 {controls}{output}{after}<p>Progress: <progress id="progress" max="{total}" value="{done}"></progress> <span id="progress-text">{done} / {total}</span> tasks ended <span id="fps" class="muted"></span></p>
-<h2>Graph</h2><div class="scroll" id="graph-box">{dag}</div>
+{video}<h2>Graph</h2><div class="scroll" id="graph-box">{dag}</div>
 <h2>Timeline</h2><div class="scroll" id="timeline-box" data-end>{gantt}</div>
 <h2>Tasks</h2><div id="tasks-box" data-parts="/ui/jobs/{id}/parts.json">{tasks}</div>
 <script>{LIVE_JS}</script>"#,
@@ -235,6 +241,8 @@ struct Parts {
     gantt: String,
     /// The task table, after a line saying how many are not shown.
     tasks: String,
+    /// An encode's chunk map (empty for other jobs).
+    chunks: String,
 }
 
 impl Parts {
@@ -244,6 +252,7 @@ impl Parts {
         attempts: &[AttemptRecord],
         why: &[(u32, String)],
         total: u64,
+        view: Option<&tessera_service::EncodeView>,
     ) -> Self {
         let job = record.id.0;
         let more = match total.saturating_sub(tasks.len() as u64) {
@@ -257,6 +266,9 @@ impl Parts {
             dag: dag::render(tasks),
             gantt: gantt::render(tasks, attempts, now_ms()),
             tasks: more + &task_table(record, tasks, attempts, why),
+            chunks: view.map_or(String::new(), |v| {
+                super::video::chunk_map(v, tasks, attempts)
+            }),
         }
     }
 }
@@ -270,11 +282,20 @@ pub(crate) async fn parts_json(
     let access = access?;
     let d = s.service.job_detail(&access, SHOWN_TASKS).await?;
     let (_, total) = done_and_total(&d.counts);
-    let parts = Parts::render(access.job(), &d.tasks, &d.attempts, &d.why, total);
+    let view = s.service.encode_view(&access).await;
+    let parts = Parts::render(
+        access.job(),
+        &d.tasks,
+        &d.attempts,
+        &d.why,
+        total,
+        view.as_ref(),
+    );
     Ok(Json(json!({
         "dag": parts.dag,
         "gantt": parts.gantt,
         "tasks": parts.tasks,
+        "chunks": parts.chunks,
     })))
 }
 

@@ -45,6 +45,7 @@ mod nodes;
 mod pages;
 mod session;
 mod submit;
+mod video;
 
 use crate::{ApiError, AppState};
 use axum::extract::{DefaultBodyLimit, Request, State};

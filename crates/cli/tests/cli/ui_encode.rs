@@ -258,13 +258,25 @@ async fn the_ui_uploads_a_clip_and_downloads_a_frame_exact_encode() {
         .and_then(|id| id.parse().ok())
         .unwrap_or_else(|| panic!("not a job page: {job_url}"));
 
-    // The job page follows the encode live until it succeeds.
+    // The job page follows the encode live until it succeeds; its chunk
+    // map fills in as the plan cuts the video.
     c.goto(&format!("{base}{job_url}")).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
+    let mut seen_live = false;
     loop {
         let state = text_of(&c, "#job-state").await;
         if state == "succeeded" {
             break;
+        }
+        if state == "running" && !seen_live {
+            let chunks = c
+                .find_all(Locator::Css("#chunk-map g.chunk"))
+                .await
+                .map_or(0, |g| g.len());
+            if chunks > 0 {
+                seen_live = true;
+                shot(&c, "encode-running.png").await;
+            }
         }
         assert!(
             !["failed", "cancelled"].contains(&state.as_str()),
@@ -287,6 +299,55 @@ async fn the_ui_uploads_a_clip_and_downloads_a_frame_exact_encode() {
     assert_eq!(link.text().await.unwrap(), "Download cfr25.mkv");
     let size = text_of(&c, "#output-size").await;
     assert!(size.ends_with(" MB") || size.ends_with(" KB"), "{size}");
+    // The page is about the video: settings, every chunk done, every frame
+    // counted, the checks, and the output in a player.
+    let line = text_of(&c, "#video-line").await;
+    assert!(
+        line.contains("cfr25.mp4") && line.contains("ffv1") && line.contains("into mkv"),
+        "{line}"
+    );
+    let chunks = c
+        .find_all(Locator::Css("#chunk-map g.chunk"))
+        .await
+        .unwrap();
+    assert!(chunks.len() >= 2, "{} chunks", chunks.len());
+    for g in &chunks {
+        assert_eq!(
+            g.attr("data-state").await.unwrap().as_deref(),
+            Some("succeeded")
+        );
+    }
+    assert_eq!(text_of(&c, "#frames-done").await, "100");
+    assert_eq!(text_of(&c, "#frames-total").await, "100");
+    let checks = text_of(&c, "#checks").await;
+    assert!(checks.contains("all checks passed"), "{checks}");
+    let player = c.find(Locator::Css("video#player")).await.unwrap();
+    assert_eq!(
+        player.attr("src").await.unwrap().as_deref(),
+        Some(format!("/ui/jobs/{job}/output").as_str())
+    );
+    // The player reads the output (through the session, by ranges): its
+    // length is the source's.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let duration = loop {
+        let d = c
+            .execute(
+                "var v = document.getElementById('player'); return v.readyState >= 1 ? v.duration : null;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if let Some(d) = d.as_f64() {
+            break d;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the player never loaded the output"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!((duration - 4.0).abs() < 0.1, "the player says {duration} s");
+    println!("chunk map seen while the encode ran: {seen_live}");
     shot(&c, "encode-job.png").await;
     let session = c.get_named_cookie("tessera_session").await.unwrap();
     let cookie = format!("tessera_session={}", session.value());

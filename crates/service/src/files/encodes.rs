@@ -266,7 +266,7 @@ async fn output_file(data_dir: &Path, job: &JobRecord) -> Result<PathBuf, Servic
 }
 
 /// The encode id in an encode job's key.
-fn encode_id(job: &JobRecord) -> Result<&str, ServiceError> {
+pub(crate) fn encode_id(job: &JobRecord) -> Result<&str, ServiceError> {
     job.key
         .as_deref()
         .and_then(|k| k.strip_prefix(JOB_KEY_PREFIX))

@@ -2,6 +2,7 @@
 //! each project's folders.
 
 pub(crate) mod archive;
+pub(crate) mod encode_view;
 pub(crate) mod encodes;
 mod tenancy;
 pub(crate) mod uploads;
