@@ -1,17 +1,15 @@
-//! The job page, its live-state document and attempt logs.
+//! The job page and its live-state documents.
 
 use super::html::{badge, duration, escape, page, table, time};
 use super::{dag, gantt, UiError};
 use crate::auth::{AsMember, AsViewer, Caller, JobAccess};
 use crate::{ApiError, AppState};
-use axum::extract::{Path, Query, State};
-use axum::http::header;
-use axum::response::{Html, IntoResponse, Response};
+use axum::extract::State;
+use axum::response::{Html, Response};
 use axum::Json;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use std::fmt::Write;
-use tessera_service::{now_ms, JobDetail, Stream};
+use tessera_service::{now_ms, JobDetail};
 use tessera_store::{AttemptRecord, TaskRecord};
 use tessera_types::TaskState;
 
@@ -192,7 +190,7 @@ fn task_table(
             for n in 1..=t.attempt {
                 let _ = write!(
                     logs,
-                    r#"#{n} <a href="/ui/jobs/{job}/tasks/{i}/logs?attempt={n}&amp;stream=stdout">stdout</a> <a href="/ui/jobs/{job}/tasks/{i}/logs?attempt={n}&amp;stream=stderr">stderr</a><br>"#
+                    r#"#{n} <a href="/ui/jobs/{job}/tasks/{i}/log?attempt={n}">logs</a> · <a href="/ui/jobs/{job}/tasks/{i}/logs?attempt={n}&amp;stream=stdout">stdout</a> <a href="/ui/jobs/{job}/tasks/{i}/logs?attempt={n}&amp;stream=stderr">stderr</a><br>"#
                 );
             }
             vec![
@@ -337,30 +335,4 @@ pub(crate) async fn events(
     access: Result<JobAccess<AsViewer>, ApiError>,
 ) -> Result<Response, ApiError> {
     Ok(crate::events::job_events(&s, &access?))
-}
-
-#[derive(Deserialize)]
-pub(crate) struct LogQuery {
-    attempt: Option<u32>,
-    stream: Option<Stream>,
-}
-
-/// An attempt's log as plain text (never as HTML: the bytes are the task's).
-pub(crate) async fn log(
-    State(s): State<AppState>,
-    access: Result<JobAccess<AsViewer>, ApiError>,
-    Path((_, index)): Path<(String, String)>,
-    Query(q): Query<LogQuery>,
-) -> Result<Response, UiError> {
-    let access = access?;
-    let index = index
-        .parse()
-        .map_err(|_| ApiError::NotFound(format!("job {} has no task {index}", access.id())))?;
-    let stream = q.stream.unwrap_or(Stream::Stdout);
-    let bytes = s.service.log(&access, index, q.attempt, stream).await?;
-    let headers = [
-        (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-    ];
-    Ok((headers, bytes).into_response())
 }

@@ -26,7 +26,8 @@
 //! | `GET /ui/jobs/{id}/state.json` | job and task states, for live updates |
 //! | `GET /ui/jobs/{id}/parts.json` | the job page's graph, timeline and task table, redrawn for live updates |
 //! | `GET /ui/jobs/{id}/events` | the job's events (Server-Sent Events), for live updates |
-//! | `GET /ui/jobs/{id}/tasks/{index}/logs` | an attempt's log as text |
+//! | `GET /ui/jobs/{id}/tasks/{index}/logs` | an attempt's log as text (`follow=true`: until it ends) |
+//! | `GET /ui/jobs/{id}/tasks/{index}/log` | a page with an attempt's stdout and stderr, followed live |
 //! | `GET /ui/projects/{project}` | members, the user's keys, jobs |
 //! | `GET, POST /ui/projects/{project}/encode` | submit an encode (upload, earlier upload or volume file) |
 //! | `POST /ui/projects/{project}/uploads` | the page's upload by script (the API's upload, through the session) |
@@ -40,6 +41,7 @@ mod gantt;
 mod html;
 mod job;
 mod login;
+mod logs;
 mod manage;
 mod nodes;
 mod pages;
@@ -119,7 +121,8 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .route("/ui/jobs/{id}/state.json", get(job::state_json))
         .route("/ui/jobs/{id}/parts.json", get(job::parts_json))
         .route("/ui/jobs/{id}/events", get(job::events))
-        .route("/ui/jobs/{id}/tasks/{index}/logs", get(job::log))
+        .route("/ui/jobs/{id}/tasks/{index}/logs", get(logs::raw))
+        .route("/ui/jobs/{id}/tasks/{index}/log", get(logs::view))
         .route("/ui/logout", post(login::logout))
         .route_layer(middleware::from_fn_with_state(gate, require_session))
         .route("/ui/login", get(login::form).post(login::submit))

@@ -687,7 +687,7 @@ async fn ui_in_headless_chromium_logs_in_and_watches_a_job_finish() {
     // chunks): the open page must show it live. It runs until `go2`.
     let go2 = gate.path().join("go2");
     let late = json!([{"name": "late-part", "action": {"kind": "command", "argv": [
-        "sh", "-c", format!("while [ ! -e {} ]; do sleep 0.05; done", go2.display())]}}]);
+        "sh", "-c", format!("echo started late; echo to stderr >&2; while [ ! -e {} ]; do sleep 0.05; done; echo late done", go2.display())]}}]);
     let plan = format!(
         "while [ ! -e {} ]; do sleep 0.05; done; printf '%s' '{late}' > \"$TESSERA_EXPAND\"",
         go.display()
@@ -848,7 +848,34 @@ async fn ui_in_headless_chromium_logs_in_and_watches_a_job_finish() {
         "shown live, not by the final reload"
     );
     shot("job-live.png", c.screenshot().await.unwrap());
+    // The running task's logs, in the page, followed live: what it writes
+    // after the page opened appears without a reload.
+    c.goto(&format!("{base}/ui/jobs/{job}/tasks/5/log"))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !text("#stdout").await.contains("started late")
+        || !text("#stderr").await.contains("to stderr")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the log page shows no log: {}",
+            text("#stdout").await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     std::fs::write(&go2, "").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !text("#stdout").await.contains("late done") {
+        assert!(
+            Instant::now() < deadline,
+            "the log was not followed: {}",
+            text("#stdout").await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shot("log-live.png", c.screenshot().await.unwrap());
+    c.goto(&format!("{base}/ui/jobs/{job}")).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let state = text("#job-state").await;

@@ -135,6 +135,7 @@ pub const UI: &[Row] = &[
     // Resume of a job that is not suspended: members reach the 409.
     ("POST",   "/ui/jobs/{id}/control", "form:action=resume",                         ">login >login >login >login >login >login 403    404    403    409    409    409"),
     ("GET",    "/ui/jobs/{id}/events", "",                                              ">login >login >login >login >login >login 403    404    200    200    200    200"),
+    ("GET",    "/ui/jobs/{id}/tasks/{index}/log", "",                                   ">login >login >login >login >login >login 403    404    200    200    200    200"),
     ("GET",    "/ui/jobs/{id}/tasks/{index}/logs", "",                                  ">login >login >login >login >login >login 403    404    200    200    200    200"),
     // Not an encode: members reach the refusal.
     ("POST",   "/ui/jobs/{id}/output/delete", "",                                       ">login >login >login >login >login >login 403    404    403    404    404    404"),
