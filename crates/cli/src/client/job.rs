@@ -284,6 +284,7 @@ fn watch(client: &Client, id: i64) -> Result<()> {
         }
     })?;
     let body = client.open_stream(&format!("/jobs/{id}/events"))?;
+    let started = std::time::Instant::now();
     let mut event = String::new();
     let mut ended = false;
     let mut out = std::io::stdout().lock();
@@ -303,7 +304,9 @@ fn watch(client: &Client, id: i64) -> Result<()> {
             }
             ended |= event == "end";
             if let Some(text) = describe(&event, &data, &names) {
-                let _ = writeln!(out, "{text}");
+                // When it happened, from the watch's start.
+                let at = when::took(started.elapsed().as_millis() as u64);
+                let _ = writeln!(out, "{text}  (+{at})");
                 let _ = out.flush();
             }
         }

@@ -77,9 +77,10 @@ fn logs_follow_and_watch_stream_a_running_job_until_it_ends() {
         "{watched}"
     );
     assert!(watched.contains("task 1 (after) running"), "{watched}");
+    let last = watched.trim_end().lines().last().unwrap_or("");
     assert!(
-        watched.trim_end().ends_with("ended: succeeded"),
-        "{watched}"
+        last.starts_with("ended: succeeded  (+"),
+        "each line says when, after the watch began: {watched}"
     );
     let logged = follow.finish(CLIENT_LIMIT);
     assert_eq!(logged.code, Some(0), "{}\n{}", logged.stdout, logged.stderr);
