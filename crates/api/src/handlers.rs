@@ -355,16 +355,30 @@ pub(crate) async fn logs(
         .parse()
         .map_err(|_| ApiError::NotFound(format!("job {} has no task {index}", access.id())))?;
     let stream = q.stream.unwrap_or(Stream::Stdout);
-    if q.follow {
-        let log = s
-            .service
-            .follow_log(&access, index, q.attempt, stream)
-            .await?;
+    log_response(&s, &access, index, q.attempt, stream, q.follow).await
+}
+
+/// An attempt's log as text (never as HTML: the bytes are the task's), or
+/// with `follow`, from its start and then what it writes until it ends.
+/// The REST API's route and the web UI's serve it alike.
+pub(crate) async fn log_response(
+    s: &AppState,
+    access: &JobAccess<AsViewer>,
+    index: u32,
+    attempt: Option<u32>,
+    stream: Stream,
+    follow: bool,
+) -> Result<Response, ApiError> {
+    if follow {
+        let log = s.service.follow_log(access, index, attempt, stream).await?;
         return Ok(crate::events::followed_log(log));
     }
-    let bytes = s.service.log(&access, index, q.attempt, stream).await?;
-    let content_type = "text/plain; charset=utf-8";
-    Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
+    let bytes = s.service.log(access, index, attempt, stream).await?;
+    let headers = [
+        (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ];
+    Ok((headers, bytes).into_response())
 }
 
 #[derive(Deserialize)]

@@ -7,8 +7,7 @@ use super::UiError;
 use crate::auth::{AsViewer, Caller, JobAccess};
 use crate::{ApiError, AppState};
 use axum::extract::{Path, Query, State};
-use axum::http::header;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, Response};
 use serde::Deserialize;
 use tessera_service::Stream;
 
@@ -39,19 +38,7 @@ pub(crate) async fn raw(
     let access = access?;
     let index = task_index(&access, &index)?;
     let stream = q.stream.unwrap_or(Stream::Stdout);
-    if q.follow {
-        let log = s
-            .service
-            .follow_log(&access, index, q.attempt, stream)
-            .await?;
-        return Ok(crate::events::followed_log(log));
-    }
-    let bytes = s.service.log(&access, index, q.attempt, stream).await?;
-    let headers = [
-        (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-    ];
-    Ok((headers, bytes).into_response())
+    Ok(crate::handlers::log_response(&s, &access, index, q.attempt, stream, q.follow).await?)
 }
 
 /// Both logs of an attempt in the page, as they are now; its script

@@ -265,13 +265,7 @@ impl View {
         let running = self.chunks.values().filter(|c| c.0 < c.1).count();
         let s = if running == 1 { "" } else { "s" };
         line.push_str(&format!(" ({running} chunk{s} encoding)"));
-        let mut err = std::io::stderr().lock();
-        if self.tty {
-            let _ = write!(err, "\r\x1b[2K{line}");
-        } else {
-            let _ = writeln!(err, "{line}");
-        }
-        let _ = err.flush();
+        super::upload::status_line(self.tty, &line);
     }
 
     fn finish(&mut self) {

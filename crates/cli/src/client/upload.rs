@@ -195,6 +195,18 @@ fn url_encode(s: &str) -> String {
         .collect()
 }
 
+/// A progress line on standard error: redrawn in place on a terminal
+/// (`tty`), one line each time otherwise.
+pub fn status_line(tty: bool, line: &str) {
+    let mut err = std::io::stderr().lock();
+    if tty {
+        let _ = write!(err, "\r\x1b[2K{line}");
+    } else {
+        let _ = writeln!(err, "{line}");
+    }
+    let _ = err.flush();
+}
+
 /// A reader that tells a [`Meter`] what passed through it.
 struct Counted<'a, R> {
     inner: R,
@@ -264,13 +276,7 @@ impl Meter {
             }
         }
         line.push_str(&format!(", {:.1} MiB/s", rate / (1024.0 * 1024.0)));
-        let mut err = std::io::stderr().lock();
-        if self.tty {
-            let _ = write!(err, "\r\x1b[2K{line}");
-        } else {
-            let _ = writeln!(err, "{line}");
-        }
-        let _ = err.flush();
+        status_line(self.tty, &line);
     }
 
     /// The last line, complete.
