@@ -28,6 +28,8 @@ mod live;
 mod meta;
 #[path = "api/nodes.rs"]
 mod nodes;
+#[path = "api/openapi.rs"]
+mod openapi;
 #[path = "api/pages.rs"]
 mod pages;
 #[path = "api/quota.rs"]

@@ -4,11 +4,40 @@
 use crate::routes::{Auth, ROUTES};
 use serde_json::{json, Map, Value};
 
+pub mod bodies;
+pub mod schemas;
+
 /// The OpenAPI document of every route in [`ROUTES`].
 pub fn document() -> Value {
     let mut paths = Map::new();
     for (method, path, summary, auth) in ROUTES {
-        let op = operation(path, summary, *auth);
+        let mut op = operation(path, summary, *auth);
+        if let Some((request, success)) = bodies::of(method.as_str(), path) {
+            if let Some(r) = request {
+                let content: Map<String, Value> = r
+                    .media
+                    .iter()
+                    .map(|m| {
+                        let schema =
+                            json!({ "$ref": format!("#/components/schemas/{}", r.schema) });
+                        (m.to_string(), json!({ "schema": schema }))
+                    })
+                    .collect();
+                op["requestBody"] = json!({ "required": true, "content": content });
+            }
+            let mut answer = json!({ "description": "success" });
+            if let Some(schema) = success.schema {
+                answer["content"] = json!({ success.media: { "schema": schema } });
+            } else if success.status != 204 {
+                answer["content"] = json!({ success.media: {} });
+            }
+            op["responses"][success.status.to_string()] = answer;
+            if success.status != 200 {
+                if let Some(r) = op["responses"].as_object_mut() {
+                    r.remove("200");
+                }
+            }
+        }
         let entry = paths
             .entry(path.to_string())
             .or_insert_with(|| Value::Object(Map::new()));
@@ -26,20 +55,7 @@ pub fn document() -> Value {
         "paths": paths,
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": { "error": {
-                        "type": "object",
-                        "required": ["code", "message"],
-                        "properties": {
-                            "code": { "type": "string" },
-                            "message": { "type": "string" },
-                        },
-                    }},
-                },
-            },
+            "schemas": schemas::all(),
         },
     })
 }
