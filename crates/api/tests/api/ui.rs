@@ -75,6 +75,25 @@ async fn the_job_page_controls_the_job() {
     assert!(page.body.contains(r#"id="do-resume""#), "{}", page.body);
     let p = ui(&s, Method::POST, &ctl, Some(&c), Some("action=cancel")).await;
     assert_eq!(p.location.as_deref(), Some(url.as_str()), "{}", p.body);
+    // Once cancelled, the page offers a retry, which runs it again.
+    let mut ended = false;
+    for _ in 0..200 {
+        let j = s.get(&format!("/api/v1/jobs/{job}"), &admin).await.json();
+        if j["state"] == "cancelled" {
+            ended = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ended, "job {job} was not cancelled");
+    let page = ui(&s, Method::GET, &url, Some(&c), None).await;
+    assert!(page.body.contains(r#"id="do-retry""#), "{}", page.body);
+    let p = ui(&s, Method::POST, &ctl, Some(&c), Some("action=retry")).await;
+    assert_eq!(p.location.as_deref(), Some(url.as_str()), "{}", p.body);
+    let again = s.get(&format!("/api/v1/jobs/{job}"), &admin).await.json();
+    assert_ne!(again["state"], "cancelled", "{again}");
+    let p = ui(&s, Method::POST, &ctl, Some(&c), Some("action=cancel")).await;
+    assert_eq!(p.location.as_deref(), Some(url.as_str()), "{}", p.body);
     // A viewer sees the job but no controls, and is refused if it posts.
     let (_, viewer) = s.user("vera", false).await;
     let r = s
@@ -674,6 +693,7 @@ async fn ui_in_headless_chromium_logs_in_and_watches_a_job_finish() {
         .create_key(owner.id, "laptop", &prefix, &hash, now)
         .unwrap();
     let project = store.create_project("films", owner.id, now).unwrap();
+    store.create_user("bruno", false, now).unwrap();
     drop(store);
     // chunk-0 runs until `go` exists: the job is still running when the
     // page opens, whatever the machine's load.
@@ -946,6 +966,122 @@ async fn ui_in_headless_chromium_logs_in_and_watches_a_job_finish() {
     // At phone width (420 px) no page scrolls sideways: wide tables and
     // charts scroll inside their boxes, and charts along time open at
     // their recent end.
+    // The pages' forms, clicked as a person would (confirmations accepted).
+    let pid = project.id.0;
+    c.goto(&format!("{base}/ui/projects/{pid}")).await.unwrap();
+    c.find(Locator::Css("#key-name"))
+        .await
+        .unwrap()
+        .send_keys("browser")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#do-new-key"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let secret = c
+        .find(Locator::Css("#new-secret"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        secret.starts_with("tsk_"),
+        "a new key, shown once: {secret}"
+    );
+    c.goto(&format!("{base}/ui/projects/{pid}")).await.unwrap();
+    c.find(Locator::Css("#member-user"))
+        .await
+        .unwrap()
+        .send_keys("bruno")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#member-role"))
+        .await
+        .unwrap()
+        .select_by_value("viewer")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#do-add-member"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let members = s
+        .get(&format!("/api/v1/projects/{pid}/members"), &key)
+        .await
+        .json();
+    assert!(members.to_string().contains("bruno"), "{members}");
+    c.goto(&format!("{base}/ui/projects/{pid}/submit"))
+        .await
+        .unwrap();
+    let spec = c.find(Locator::Css("#spec")).await.unwrap();
+    spec.clear().await.unwrap();
+    spec.send_keys(
+        "name: from-page\ntasks:\n  - {name: nap, action: {kind: command, argv: [sleep, '60']}}\n",
+    )
+    .await
+    .unwrap();
+    c.find(Locator::Css("#do-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let typed: i64 = loop {
+        let url = c.current_url().await.unwrap();
+        if let Some(id) = url
+            .path()
+            .strip_prefix("/ui/jobs/")
+            .and_then(|i| i.parse().ok())
+        {
+            break id;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no job page after submitting: {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let api_state = |field: &'static str| {
+        let (s, key) = (&s, key.clone());
+        async move { s.get(&format!("/api/v1/jobs/{typed}"), &key).await.json()[field].clone() }
+    };
+    c.find(Locator::Css("#do-suspend"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.accept_alert().await.unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("#do-resume"))
+        .await
+        .unwrap();
+    assert_eq!(api_state("suspended").await, true);
+    c.find(Locator::Css("#do-cancel"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.accept_alert().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api_state("state").await != "cancelled" {
+        assert!(
+            Instant::now() < deadline,
+            "the page's cancel did not cancel job {typed}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shot("controlled.png", c.screenshot().await.unwrap());
+
     c.set_window_size(420, 900).await.unwrap();
     for (path, name) in [
         ("/ui".to_string(), "phone-dashboard.png"),
