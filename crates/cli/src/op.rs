@@ -150,7 +150,9 @@ pub fn run(args: OpArgs) -> Result<()> {
             say!("joined into {}", p.display());
         }
         OpName::Verify => {
-            let result = media::verify_op(&workdir, VerifyOptions { decode: false });
+            // The whole output is decoded before it is published: a damaged
+            // chunk can still count its frames (crates/media/tests/media/corrupt.rs).
+            let result = media::verify_op(&workdir, VerifyOptions { decode: true });
             match result {
                 Ok(report) => {
                     let _ = std::fs::write(workdir.join(VERIFY_REPORT), report.to_string());

@@ -283,6 +283,8 @@ fn a_plan_that_differs_from_chunk_seconds_says_why() {
         chunks.contains(" tasks, 0 retries)"),
         "the summary counts tasks: {chunks}"
     );
+    // The encode's own verification decoded the whole output.
+    assert!(run.stdout.contains("no decode errors"), "{}", run.stdout);
     // Chunks of the length asked for need no note.
     let out2 = dir.path().join("out2.mkv");
     let run = tessera_run(argv![

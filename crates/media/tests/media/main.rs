@@ -1,6 +1,7 @@
 //! Integration tests of tessera-media against real ffmpeg on generated clips.
 
 mod bad_inputs;
+mod corrupt;
 mod files;
 mod pipeline;
 mod playlists;
