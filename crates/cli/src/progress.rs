@@ -115,7 +115,7 @@ impl ProgressView {
         }
         self.total_frames = by_name.values().sum();
         for (index, name) in &self.names {
-            if let Some(n) = chunk_number(name) {
+            if let Some(n) = tessera_media::chunk_of_task(name) {
                 if let Some(&frames) = by_name.get(&n) {
                     self.chunk_frames.insert(*index, frames);
                 }
@@ -287,11 +287,6 @@ impl Observer for ProgressView {
     }
 }
 
-/// `encode-chunk-0007` -> 7.
-pub fn chunk_number(name: &str) -> Option<u32> {
-    name.strip_prefix("encode-chunk-")?.parse().ok()
-}
-
 fn fps_of(p: &ProbeResult) -> f64 {
     let span = video_seconds(p);
     if span > 0.0 {
@@ -340,7 +335,5 @@ mod tests {
         assert_eq!(bar(12, 10, 4), "[####]");
         assert_eq!(fmt_secs(75.4), "1:15");
         assert_eq!(fmt_secs(3725.0), "1:02:05");
-        assert_eq!(chunk_number("encode-chunk-0042"), Some(42));
-        assert_eq!(chunk_number("encode-audio"), None);
     }
 }

@@ -55,7 +55,7 @@ pub use ops::{
 pub use plan::{frames_for_seconds, plan_chunks, ChunkPlan};
 pub use probe::{frame_index, probe, probe_and_index, Chapter, FrameIndex, MediaInfo, StreamInfo};
 pub use request::{Codec, Container, EncodeRequest, EncodeSettings};
-pub use tasks::{chunk_task_name, encode_grants, follow_on_tasks, initial_tasks};
+pub use tasks::{chunk_of_task, chunk_task_name, encode_grants, follow_on_tasks, initial_tasks};
 pub use tessera_types::is_plain_absolute;
 pub use verify::{
     first_pts_mismatch, relative_seconds, verify, verify_against, Check, VerifyOptions,

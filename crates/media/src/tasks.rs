@@ -43,6 +43,12 @@ pub fn chunk_task_name(n: u32) -> String {
     format!("encode-chunk-{n:04}")
 }
 
+/// The chunk a task encodes, from its name ([`chunk_task_name`]'s
+/// inverse): `encode-chunk-0007` -> 7; `None` for any other task.
+pub fn chunk_of_task(name: &str) -> Option<u32> {
+    name.strip_prefix("encode-chunk-")?.parse().ok()
+}
+
 /// The tasks `plan` adds: one per chunk (longest first), `encode-audio` if
 /// some audio stream needs encoding (copied ones go straight to the mux), `concat` after all of them, `verify` after `concat`.
 pub fn follow_on_tasks(workdir: &Path, plan: &Plan, req: &EncodeRequest) -> Vec<TaskSpec> {
@@ -91,4 +97,14 @@ pub fn follow_on_tasks(workdir: &Path, plan: &Plan, req: &EncodeRequest) -> Vec<
             .with_priority(95),
     );
     tasks
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn chunk_names_read_back() {
+        assert_eq!(super::chunk_of_task(&super::chunk_task_name(42)), Some(42));
+        assert_eq!(super::chunk_of_task("encode-chunk-0042"), Some(42));
+        assert_eq!(super::chunk_of_task("encode-audio"), None);
+    }
 }

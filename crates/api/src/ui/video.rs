@@ -7,7 +7,9 @@
 
 use super::encode::size;
 use super::html::escape;
+use std::collections::HashMap;
 use std::fmt::Write;
+use tessera_media::chunk_of_task;
 use tessera_service::EncodeView;
 use tessera_store::{AttemptRecord, TaskRecord};
 use tessera_types::TaskState;
@@ -15,18 +17,13 @@ use tessera_types::TaskState;
 const MAP_W: u64 = 900;
 const MAP_H: u64 = 44;
 
-/// The chunk task's number: `encode-chunk-0007` -> 7.
-fn chunk_number(name: &str) -> Option<usize> {
-    name.strip_prefix("encode-chunk-")?.parse().ok()
-}
-
 /// Frames of the chunks that have succeeded.
 pub(crate) fn frames_done(view: &EncodeView, tasks: &[TaskRecord]) -> u64 {
     tasks
         .iter()
         .filter(|t| t.state == TaskState::Succeeded)
-        .filter_map(|t| chunk_number(&t.name))
-        .filter_map(|n| view.chunk_frames.get(n))
+        .filter_map(|t| chunk_of_task(&t.name))
+        .filter_map(|n| view.chunk_frames.get(n as usize))
         .map(|&f| u64::from(f))
         .sum()
 }
@@ -47,16 +44,25 @@ pub(crate) fn chunk_map(
     let mut svg = format!(
         r#"<svg id="chunk-map" xmlns="http://www.w3.org/2000/svg" width="{MAP_W}" height="{MAP_H}" viewBox="0 0 {MAP_W} {MAP_H}" role="img" aria-label="chunks along the video">"#
     );
+    // Each chunk's task, and the node of each task's latest attempt, looked
+    // up once (the map is redrawn every few seconds while the job runs).
+    let by_chunk: HashMap<u32, &TaskRecord> = tasks
+        .iter()
+        .filter_map(|t| Some((chunk_of_task(&t.name)?, t)))
+        .collect();
+    let node_of: HashMap<u32, Option<&str>> = attempts
+        .iter()
+        .map(|a| (a.task.index, a.node.as_deref()))
+        .collect();
     let mut first = 0u64;
     for (n, &frames) in view.chunk_frames.iter().enumerate() {
         let x = first * MAP_W / total;
         let w = (u64::from(frames) * MAP_W / total).max(1);
         first += u64::from(frames);
-        let task = tasks.iter().find(|t| chunk_number(&t.name) == Some(n));
+        let task = by_chunk.get(&(n as u32)).copied();
         let state = task.map_or("waiting", |t| t.state.as_str());
         let node = task
-            .and_then(|t| attempts.iter().rev().find(|a| a.task == t.task))
-            .and_then(|a| a.node.as_deref())
+            .and_then(|t| node_of.get(&t.task.index).copied().flatten())
             .unwrap_or("");
         let done = if state == "succeeded" { w } else { 0 };
         let index = task.map_or(String::new(), |t| t.task.index.to_string());

@@ -131,7 +131,7 @@ fn summary(
     super::job::for_each_task(client, id, |t| {
         tasks += 1;
         let name = t["name"].as_str().unwrap_or("");
-        chunks += usize::from(name.starts_with("encode-chunk-"));
+        chunks += usize::from(tessera_media::chunk_of_task(name).is_some());
         verified |= name == "verify" && t["state"] == "succeeded";
     })?;
     let attempts = client.get(&format!("/jobs/{id}/attempts?limit=10000"))?;
@@ -216,7 +216,7 @@ impl View {
     fn is_chunk(&self, index: u64) -> bool {
         self.names
             .get(&index)
-            .is_some_and(|n| n.starts_with("encode-chunk-"))
+            .is_some_and(|n| tessera_media::chunk_of_task(n).is_some())
     }
 
     fn progress(&mut self, d: &Value) {
