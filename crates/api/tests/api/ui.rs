@@ -275,7 +275,7 @@ async fn a_job_spec_is_submitted_from_a_page() {
         "{}",
         page.body
     );
-    let form = |spec: &str| format!("spec={}", form_encode(spec));
+    let form = |spec: &str| format!("spec={}", crate::walk_world::form_encode(spec));
     let typo = "name: t\ntasks:\n  - name: a\n    acton: {kind: noop}\n";
     let r = ui(&s, Method::POST, &url, Some(&c), Some(&form(typo))).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
@@ -303,17 +303,6 @@ async fn a_job_spec_is_submitted_from_a_page() {
     let id: i64 = to.strip_prefix("/ui/jobs/").unwrap().parse().unwrap();
     let job = s.get(&format!("/api/v1/jobs/{id}"), &admin).await.json();
     assert_eq!(job["name"], "typed-job", "{job}");
-}
-
-fn form_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Uploads are listed on the project page and deleted from it (members);

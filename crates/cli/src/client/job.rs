@@ -129,7 +129,7 @@ fn show(client: &Client, id: i64) -> Result<()> {
     } else {
         ""
     };
-    let now = when::now_ms();
+    let now = tessera_driver::SystemClock::now();
     let created = job["created_at"].as_u64().unwrap_or(0);
     let finished = job["finished_at"].as_u64();
     let took = match finished {

@@ -368,7 +368,7 @@ pub fn jobs(args: JobsArgs) -> Result<()> {
         );
         return Ok(());
     }
-    let now = when::now_ms();
+    let now = tessera_driver::SystemClock::now();
     println!(
         "{:>6}  {:<10}  {:<9}  {:<8}  NAME",
         "ID", "STATE", "CREATED", "TOOK"

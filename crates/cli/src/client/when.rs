@@ -2,13 +2,6 @@
 
 use crate::progress::fmt_secs;
 
-/// Milliseconds since the Unix epoch, by this machine's clock.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// `12s ago`, `5m ago`, `3h ago`, `2d ago` (a clock behind the server's
 /// reads as `just now`).
 pub fn ago(at_ms: u64, now: u64) -> String {

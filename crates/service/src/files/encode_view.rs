@@ -39,16 +39,27 @@ impl Service {
     /// The video of an encode job (`None` for another job, or once its
     /// work files were deleted).
     pub async fn encode_view<R: Need>(&self, job: &JobAccess<R>) -> Option<EncodeView> {
+        self.read_encode(job, true).await
+    }
+
+    /// The same without what only the page's first draw shows (the probe,
+    /// which holds every frame's time, and the checks): its settings and
+    /// chunks, for the live redraws of the chunk map.
+    pub async fn encode_chunks<R: Need>(&self, job: &JobAccess<R>) -> Option<EncodeView> {
+        self.read_encode(job, false).await
+    }
+
+    async fn read_encode<R: Need>(&self, job: &JobAccess<R>, whole: bool) -> Option<EncodeView> {
         let id = encode_id(job.job()).ok()?.to_string();
         let workdir = self.data_dir.join("encodes").join(id);
-        tokio::task::spawn_blocking(move || read_view(&workdir))
+        tokio::task::spawn_blocking(move || read_view(&workdir, whole))
             .await
             .ok()
             .flatten()
     }
 }
 
-fn read_view(workdir: &Path) -> Option<EncodeView> {
+fn read_view(workdir: &Path, whole: bool) -> Option<EncodeView> {
     let reach = Reach::new(vec![Grant::read(workdir).folder()]);
     let json = |name: &str| tessera_confine::read(&reach, &workdir.join(name)).ok();
     let req: EncodeRequest = serde_json::from_slice(&json(REQUEST_FILE)?).ok()?;
@@ -69,6 +80,12 @@ fn read_view(workdir: &Path) -> Option<EncodeView> {
         source_bytes: std::fs::metadata(&req.input).map_or(0, |m| m.len()),
         ..EncodeView::default()
     };
+    if let Some(plan) = json(PLAN_FILE).and_then(|b| serde_json::from_slice::<Plan>(&b).ok()) {
+        view.chunk_frames = plan.chunks.iter().map(|c| c.count).collect();
+    }
+    if !whole {
+        return Some(view);
+    }
     if let Some(probe) =
         json(PROBE_FILE).and_then(|b| serde_json::from_slice::<ProbeResult>(&b).ok())
     {
@@ -77,9 +94,6 @@ fn read_view(workdir: &Path) -> Option<EncodeView> {
             view.fps = Some(1.0 / frame);
             view.source_seconds = Some(frame * probe.index.pts.len() as f64);
         }
-    }
-    if let Some(plan) = json(PLAN_FILE).and_then(|b| serde_json::from_slice::<Plan>(&b).ok()) {
-        view.chunk_frames = plan.chunks.iter().map(|c| c.count).collect();
     }
     view.verify = json(VERIFY_REPORT).map(|b| String::from_utf8_lossy(&b).into_owned());
     Some(view)
