@@ -1,0 +1,7 @@
+//! Integration tests of tessera-package on fragmented MP4 files that real
+//! ffmpeg writes (`support` makes them).
+
+mod hostile;
+mod manifests;
+mod split;
+mod support;
