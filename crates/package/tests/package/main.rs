@@ -3,5 +3,6 @@
 
 mod hostile;
 mod manifests;
+mod playback;
 mod split;
 mod support;

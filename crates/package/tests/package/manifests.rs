@@ -6,7 +6,9 @@ use tessera_package::{
     dash, hls, split_fmp4, AudioRendition, Cuts, Presentation, SubtitleRendition, VideoRendition,
 };
 
-fn presentation(dir: &std::path::Path) -> Presentation {
+/// A real 6 s 640x360 video rendition, 6 s of AAC and a subtitle, split
+/// under `dir/out`.
+pub fn presentation(dir: &std::path::Path) -> Presentation {
     let v = video_fmp4(dir, "v", 180, "eq(mod(n,60),0)", X264);
     let video = split_fmp4(&v, &dir.join("out/360p"), &Cuts::Samples(vec![60, 60, 60])).unwrap();
     let a = audio_fmp4(dir, 6, 2_002_000);

@@ -15,9 +15,14 @@ pub fn ffmpeg(args: Vec<OsString>) {
 }
 
 pub fn ffprobe(file: &Path, args: &[&str]) -> String {
+    ffprobe_with(file, &["mov"], args)
+}
+
+/// ffprobe opening `file` with only the demuxers in `formats`.
+pub fn ffprobe_with(file: &Path, formats: &[&str], args: &[&str]) -> String {
     let mut a = argv(["-v", "error"]);
     a.extend(argv(args));
-    a.extend(runner::input_args(file, &["mov"]));
+    a.extend(runner::input_args(file, formats));
     runner::run(Tool::Ffprobe, &a).expect("ffprobe").stdout
 }
 
