@@ -3,41 +3,25 @@
 //! copied byte for byte: with `default_base_moof` a fragment's data offsets
 //! are relative to its own moof, so it can move without being rewritten.
 //!
-//! The file is scanned once (only `moov` and each `moof` are read into
-//! memory, each under a size cap), the cuts are planned against the
-//! fragments, and only then is anything written, each file under a temporary
+//! The file is scanned once ([`scan`](crate::scan)), the cuts are planned
+//! against the fragments, and only then is anything written, each file under a temporary
 //! name renamed into place.
 
-use crate::boxes::{parse_header, Data};
 use crate::error::PackageError;
-use crate::fragment::{parse_moof, Fragment};
-use crate::init::{parse_moov, Init};
+use crate::fragment::Fragment;
+use crate::scan::scan;
 use crate::{Cuts, Segment, Track};
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::Path;
 
-/// Largest `moov` read into memory (ffmpeg's empty moov is under 2 KiB).
-const MAX_MOOV: u64 = 16 << 20;
-/// Largest `moof` read into memory (a 10 s 60 fps fragment's is ~10 KiB).
-const MAX_MOOF: u64 = 64 << 20;
-/// Most fragments one file may hold (a 24 h film with a keyframe a second
-/// holds ~86,400).
-pub(crate) const MAX_FRAGMENTS: usize = 1_000_000;
 /// Most segments one split may write.
 pub const MAX_SEGMENTS: usize = 100_000;
 
 /// The `styp` every segment starts with: major brand `cmfs` (CMAF segment),
 /// compatible `cmfs` and `msdh` (DASH media segment).
 const STYP: [u8; 24] = *b"\0\0\0\x18stypcmfs\0\0\0\0cmfsmsdh";
-
-/// What the scan found: where ftyp and moov lie and every fragment.
-struct Scan {
-    init_ranges: Vec<(u64, u64)>,
-    init: Init,
-    fragments: Vec<Fragment>,
-}
 
 /// See the crate docs: splits `input` into `out_dir/init.mp4` and
 /// `out_dir/seg-NNNNN.m4s` by `cuts`.
@@ -77,142 +61,6 @@ pub fn split_fmp4(input: &Path, out_dir: &Path, cuts: &Cuts) -> Result<Track, Pa
         media: scan.init.media,
         init: "init.mp4".into(),
         segments,
-    })
-}
-
-/// Reads `len` bytes at `offset` of a box that may not exceed `cap`.
-fn read_at(file: &mut File, input: &Path, offset: u64, len: u64) -> Result<Vec<u8>, PackageError> {
-    let io = |e| PackageError::io(input, "read", e);
-    file.seek(SeekFrom::Start(offset)).map_err(io)?;
-    let mut buf = vec![0u8; len as usize];
-    file.read_exact(&mut buf).map_err(io)?;
-    Ok(buf)
-}
-
-fn scan(file: &mut File, input: &Path) -> Result<Scan, PackageError> {
-    let len = file
-        .metadata()
-        .map_err(|e| PackageError::io(input, "stat", e))?
-        .len();
-    let bad = |offset, what: String| PackageError::malformed(input, offset, what);
-    let mut offset = 0u64;
-    let mut ftyp = None;
-    let mut init: Option<(Init, (u64, u64))> = None;
-    let mut pending: Option<Fragment> = None;
-    let mut fragments = Vec::new();
-    while offset < len {
-        let head = read_at(file, input, offset, (len - offset).min(16))?;
-        let h = parse_header(&head, len - offset).map_err(|w| bad(offset, w))?;
-        if pending.is_some() && &h.kind.0 != b"mdat" {
-            return Err(bad(
-                offset,
-                format!("'moof' is followed by '{}', not by its 'mdat'", h.kind),
-            ));
-        }
-        match &h.kind.0 {
-            b"ftyp" if ftyp.is_none() && offset == 0 => ftyp = Some((offset, h.size)),
-            b"moov" => {
-                if init.is_some() || ftyp.is_none() {
-                    return Err(bad(
-                        offset,
-                        "'moov' must come once, right after 'ftyp'".into(),
-                    ));
-                }
-                if h.size > MAX_MOOV {
-                    return Err(bad(
-                        offset,
-                        format!(
-                            "'moov' of {} bytes exceeds the {MAX_MOOV}-byte limit",
-                            h.size
-                        ),
-                    ));
-                }
-                let bytes = read_at(file, input, offset, h.size)?;
-                let data = Data {
-                    bytes: &bytes,
-                    base: offset,
-                    file: input,
-                }
-                .tail(h.header_len as usize);
-                init = Some((parse_moov(data)?, (offset, h.size)));
-            }
-            b"moof" => {
-                let Some((init, _)) = &init else {
-                    return Err(bad(offset, "'moof' before any 'moov'".into()));
-                };
-                if h.size > MAX_MOOF {
-                    return Err(bad(
-                        offset,
-                        format!(
-                            "'moof' of {} bytes exceeds the {MAX_MOOF}-byte limit",
-                            h.size
-                        ),
-                    ));
-                }
-                if fragments.len() >= MAX_FRAGMENTS {
-                    return Err(bad(offset, format!("more than {MAX_FRAGMENTS} fragments")));
-                }
-                let bytes = read_at(file, input, offset, h.size)?;
-                let data = Data {
-                    bytes: &bytes,
-                    base: offset,
-                    file: input,
-                }
-                .tail(h.header_len as usize);
-                pending = Some(parse_moof(data, offset, init)?);
-            }
-            b"mdat" => {
-                let Some(mut f) = pending.take() else {
-                    return Err(bad(offset, "'mdat' without a 'moof' before it".into()));
-                };
-                let lo = offset - f.moof_offset + h.header_len;
-                f.span = offset - f.moof_offset + h.size;
-                if f.data.0 < lo || f.data.1 > f.span {
-                    return Err(bad(f.moof_offset, format!(
-                        "fragment's sample data [{}, {}) lies outside its 'mdat' [{lo}, {}) (offsets from the moof)",
-                        f.data.0, f.data.1, f.span
-                    )));
-                }
-                if let Some(prev) = fragments.last() {
-                    let prev: &Fragment = prev;
-                    let end = prev.decode_time.saturating_add(prev.duration);
-                    if f.decode_time < end {
-                        return Err(bad(f.moof_offset, format!(
-                            "fragment decode time {} goes back before the previous fragment's end {}",
-                            f.decode_time, end
-                        )));
-                    }
-                }
-                fragments.push(f);
-            }
-            // Top-level boxes that carry nothing a segment needs (mfra and
-            // sidx describe the input's layout; free/skip are padding).
-            _ => {}
-        }
-        offset += h.size;
-    }
-    if pending.is_some() {
-        return Err(bad(
-            len,
-            "the last 'moof' has no 'mdat' (truncated file?)".into(),
-        ));
-    }
-    let Some(ftyp) = ftyp else {
-        return Err(bad(0, "no 'ftyp' at the start: not an MP4 file".into()));
-    };
-    let Some((init, moov)) = init else {
-        return Err(bad(0, "no 'moov' box".into()));
-    };
-    if fragments.is_empty() {
-        return Err(bad(
-            len,
-            "no fragments ('moof'+'mdat'): write with -movflags +frag_keyframe+empty_moov".into(),
-        ));
-    }
-    Ok(Scan {
-        init_ranges: vec![ftyp, moov],
-        init,
-        fragments,
     })
 }
 
@@ -360,7 +208,7 @@ fn check_count(input: &Path, n: usize) -> Result<(), PackageError> {
 }
 
 /// Writes `prefix` then the byte `ranges` of `file` to `out` through a
-/// temporary name; returns the bytes written.
+/// temporary name (removed again on failure); returns the bytes written.
 fn write_file(
     file: &mut File,
     input: &Path,
@@ -371,9 +219,26 @@ fn write_file(
     let mut tmp_name = out.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(".tmp");
     let tmp = out.with_file_name(tmp_name);
-    let werr = |e| PackageError::io(&tmp, "write", e);
-    let mut w =
-        BufWriter::new(File::create(&tmp).map_err(|e| PackageError::io(&tmp, "create", e))?);
+    let written = write_tmp(file, input, &tmp, prefix, ranges);
+    let renamed = written.and_then(|n| {
+        std::fs::rename(&tmp, out).map_err(|e| PackageError::io(out, "rename", e))?;
+        Ok(n)
+    });
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    renamed
+}
+
+fn write_tmp(
+    file: &mut File,
+    input: &Path,
+    tmp: &Path,
+    prefix: Option<&[u8]>,
+    ranges: &[(u64, u64)],
+) -> Result<u64, PackageError> {
+    let werr = |e| PackageError::io(tmp, "write", e);
+    let mut w = BufWriter::new(File::create(tmp).map_err(|e| PackageError::io(tmp, "create", e))?);
     let mut total = 0u64;
     if let Some(p) = prefix {
         w.write_all(p).map_err(werr)?;
@@ -394,7 +259,90 @@ fn write_file(
     }
     let f = w.into_inner().map_err(|e| werr(e.into_error()))?;
     f.sync_all().map_err(werr)?;
-    drop(f);
-    std::fs::rename(&tmp, out).map_err(|e| PackageError::io(out, "rename", e))?;
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fragments of `(samples, duration, first_sync)`, back to back.
+    fn frags(spec: &[(u32, u64, bool)]) -> Vec<Fragment> {
+        let mut t = 0;
+        spec.iter()
+            .map(|&(samples, duration, first_sync)| {
+                let f = Fragment {
+                    moof_offset: 0,
+                    span: 0,
+                    decode_time: t,
+                    samples,
+                    duration,
+                    first_sync,
+                    first_end: 0,
+                    data: (0, 0),
+                };
+                t += duration;
+                f
+            })
+            .collect()
+    }
+
+    #[test]
+    fn samples_plan_groups_whole_fragments_and_names_the_bad_cut() {
+        let f = frags(&[
+            (60, 60, true),
+            (30, 30, true),
+            (30, 30, false),
+            (60, 60, true),
+        ]);
+        let p = Path::new("v.mp4");
+        assert_eq!(
+            plan_samples(p, &f, &[60, 60, 60]).unwrap(),
+            vec![0..1, 1..3, 3..4]
+        );
+        let e = plan_samples(p, &f, &[60, 30, 90]).unwrap_err().to_string();
+        assert_eq!(e, "v.mp4: segment 3 does not start on a keyframe fragment: its first sample 90 is not a sync sample");
+        let e = plan_samples(p, &f, &[70, 110]).unwrap_err().to_string();
+        assert!(e.contains("segment 2 does not start on a keyframe fragment: sample 70 lies inside fragment 2 (samples 60..90)"), "{e}");
+        assert!(plan_samples(p, &f, &[])
+            .unwrap_err()
+            .to_string()
+            .contains("0 segments requested"));
+    }
+
+    #[test]
+    fn seconds_plan_snaps_fragments_to_the_nearest_start() {
+        // 1 s timescale ticks of 1/1000: fragments start 0, 2.005, 4.010, 6.015.
+        let f = frags(&[
+            (94, 2005, true),
+            (94, 2005, true),
+            (94, 2005, true),
+            (1, 5, true),
+        ]);
+        let p = Path::new("a.mp4");
+        assert_eq!(
+            plan_seconds(p, &f, 1000, &[0.0, 2.0, 4.0]).unwrap(),
+            vec![0..1, 1..2, 2..4]
+        );
+        assert_eq!(
+            plan_seconds(p, &f, 1000, &[0.0, 2.002, 4.004, 6.006]).unwrap(),
+            vec![0..1, 1..2, 2..3, 3..4]
+        );
+        // Within half a fragment counts as on time; further is refused.
+        assert_eq!(
+            plan_seconds(p, &f, 1000, &[0.5, 2.0]).unwrap(),
+            vec![0..1, 1..4]
+        );
+        let e = plan_seconds(p, &f, 1000, &[1.5, 2.0])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("fragment 1 (at 0.000 s) comes before the first segment start 1.5 s"),
+            "{e}"
+        );
+        let e = plan_seconds(p, &f, 1000, &[0.0, f64::NAN])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not after segment start 1"), "{e}");
+    }
 }

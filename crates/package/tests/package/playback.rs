@@ -66,3 +66,35 @@ fn ffmpeg_reads_every_frame_through_hls_and_dash() {
         u64::from(audio_packets)
     );
 }
+
+/// What an I-frame playlist points at (init, then the byte range of a
+/// segment) decodes to exactly one key frame.
+#[test]
+fn each_iframe_byte_range_decodes_to_one_key_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = presentation(dir.path());
+    let v = &p.video[0].track;
+    let seg_dir = dir.path().join("out/360p");
+    let init = std::fs::read(seg_dir.join(&v.init)).unwrap();
+    for s in &v.segments {
+        let seg = std::fs::read(seg_dir.join(&s.file)).unwrap();
+        let (off, len) = (s.iframe.0 as usize, s.iframe.1 as usize);
+        let one = dir.path().join("iframe.mp4");
+        std::fs::write(&one, [&init[..], &seg[off..off + len]].concat()).unwrap();
+        let frames = crate::support::ffprobe(
+            &one,
+            &[
+                "-show_entries",
+                "frame=key_frame,pict_type",
+                "-of",
+                "csv=p=0",
+            ],
+        );
+        let frames: Vec<_> = frames
+            .lines()
+            .map(|l| l.trim().trim_end_matches(','))
+            .filter(|l| !l.is_empty())
+            .collect();
+        assert_eq!(frames, ["1,I"], "{}", s.file);
+    }
+}
