@@ -1,6 +1,6 @@
 //! Splitting real ffmpeg fMP4 renditions into CMAF segments.
 
-use crate::support::{audio_fmp4, concat, ffprobe, packets, video_fmp4, X264};
+use crate::support::{audio_fmp4, concat, ffprobe, packets, video_fmp4, video_fmp4_with, X264};
 use tessera_package::{split_fmp4, Cuts, Media, Track};
 
 /// H.264 profile names as ffprobe prints them -> profile_idc.
@@ -251,4 +251,33 @@ fn hevc_and_av1_codec_strings_match_the_bitstream() {
     let (profile, level) = profile_level(&av1);
     assert_eq!(profile, "Main");
     assert_eq!(t.codec, format!("av01.0.{level:02}M.08"));
+}
+
+/// With `+delay_moov` (instead of `+empty_moov`) and `-use_editlist 1`
+/// ffmpeg writes the moov
+/// after the first fragment, with an edit list that puts the first frame at
+/// 0 instead of two frames late (x264's B-frame delay); it splits the same
+/// and init.mp4 keeps the edit list.
+#[test]
+fn delay_moov_output_keeps_its_edit_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let remux = [
+        "-use_editlist",
+        "1",
+        "-movflags",
+        "+frag_keyframe+delay_moov+default_base_moof+cmaf",
+    ];
+    let input = video_fmp4_with(dir.path(), "v", 60, "eq(mod(n,30),0)", X264, &remux);
+    let out = dir.path().join("out");
+    let track = split_fmp4(&input, &out, &Cuts::Samples(vec![30, 30])).unwrap();
+    let init = std::fs::read(out.join(&track.init)).unwrap();
+    assert!(init.windows(4).any(|w| w == b"elst"));
+    let joined = dir.path().join("joined.mp4");
+    concat(&out, &track, &joined);
+    assert_eq!(packets(&joined), packets(&input));
+    let start = ffprobe(
+        &joined,
+        &["-show_entries", "stream=start_time", "-of", "csv=p=0"],
+    );
+    assert_eq!(start.trim(), "0.000000");
 }

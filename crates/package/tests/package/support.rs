@@ -30,6 +30,26 @@ pub fn ffprobe_with(file: &Path, formats: &[&str], args: &[&str]) -> String {
 /// with a keyframe forced wherever `keys` (an ffmpeg expression of `n`) is
 /// true, remuxed to fMP4 as the integrator does.
 pub fn video_fmp4(dir: &Path, name: &str, frames: u32, keys: &str, codec_args: &[&str]) -> PathBuf {
+    video_fmp4_with(
+        dir,
+        name,
+        frames,
+        keys,
+        codec_args,
+        &["-movflags", VIDEO_FLAGS],
+    )
+}
+
+/// [`video_fmp4`] remuxed with the muxer options `remux` instead of
+/// `-movflags` [`VIDEO_FLAGS`].
+pub fn video_fmp4_with(
+    dir: &Path,
+    name: &str,
+    frames: u32,
+    keys: &str,
+    codec_args: &[&str],
+    remux: &[&str],
+) -> PathBuf {
     let src = dir.join(format!("{name}-src.mp4"));
     let mut a = runner::lavfi_input("testsrc2=size=640x360:rate=30000/1001");
     a.extend(argv([
@@ -44,7 +64,8 @@ pub fn video_fmp4(dir: &Path, name: &str, frames: u32, keys: &str, codec_args: &
     ffmpeg(a);
     let out = dir.join(format!("{name}.mp4"));
     let mut a = runner::input_args(&src, &["mov"]);
-    a.extend(argv(["-c", "copy", "-movflags", VIDEO_FLAGS, "-f", "mp4"]));
+    a.extend(argv(["-c", "copy", "-f", "mp4"]));
+    a.extend(argv(remux));
     a.push(out.clone().into());
     ffmpeg(a);
     out
