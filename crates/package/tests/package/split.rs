@@ -281,3 +281,95 @@ fn delay_moov_output_keeps_its_edit_list() {
     );
     assert_eq!(start.trim(), "0.000000");
 }
+
+/// Variable frame rate (timestamps jittered by up to 12 ms, millisecond
+/// time base): every segment's start is its first frame's decode time and
+/// the joined segments keep every timestamp.
+#[test]
+fn vfr_timestamps_survive_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let vfr = tessera_media::testclips::vfr_jitter(dir.path()).unwrap();
+    let input = dir.path().join("vfr.mp4");
+    let mut a = tessera_media::runner::input_args(&vfr, &["matroska"]);
+    a.extend(tessera_media::runner::argv([
+        "-map",
+        "0:v",
+        "-c",
+        "copy",
+        "-movflags",
+        crate::support::VIDEO_FLAGS,
+        "-f",
+        "mp4",
+    ]));
+    a.push(input.clone().into());
+    crate::support::ffmpeg(a);
+    let dts: Vec<(u64, bool)> = ffprobe(
+        &input,
+        &["-show_entries", "packet=dts,flags", "-of", "csv=p=0"],
+    )
+    .lines()
+    .filter_map(|l| l.split_once(','))
+    .map(|(d, f)| (d.parse().unwrap(), f.starts_with('K')))
+    .collect();
+    // One segment per keyframe run.
+    let keys: Vec<usize> = (0..dts.len()).filter(|&i| dts[i].1).collect();
+    assert!(keys.len() >= 3, "{keys:?}");
+    let counts: Vec<u32> = keys
+        .iter()
+        .zip(keys.iter().skip(1).chain([&dts.len()]))
+        .map(|(a, b)| (b - a) as u32)
+        .collect();
+    let out = dir.path().join("out");
+    let track = split_fmp4(&input, &out, &Cuts::Samples(counts.clone())).unwrap();
+    assert_eq!(
+        track.segments.iter().map(|s| s.samples).collect::<Vec<_>>(),
+        counts
+    );
+    for (s, &k) in track.segments.iter().zip(&keys) {
+        assert_eq!(s.start, dts[k].0, "{}", s.file);
+    }
+    for w in track.segments.windows(2) {
+        assert_eq!(w[0].start + w[0].duration, w[1].start);
+    }
+    let joined = dir.path().join("joined.mp4");
+    concat(&out, &track, &joined);
+    assert_eq!(packets(&joined), packets(&input));
+}
+
+#[test]
+fn opus_audio_is_packaged_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("opus.mp4");
+    let mut a = tessera_media::runner::lavfi_input("sine=frequency=440:sample_rate=48000");
+    a.extend(tessera_media::runner::argv([
+        "-t",
+        "4",
+        "-ac",
+        "2",
+        "-c:a",
+        "libopus",
+        "-movflags",
+        "+empty_moov+default_base_moof+cmaf",
+        "-frag_duration",
+        "2000000",
+        "-f",
+        "mp4",
+    ]));
+    a.push(input.clone().into());
+    crate::support::ffmpeg(a);
+    let track = split_fmp4(
+        &input,
+        &dir.path().join("out"),
+        &Cuts::Seconds(vec![0.0, 2.0]),
+    )
+    .unwrap();
+    assert_eq!(track.codec, "opus");
+    assert_eq!(
+        track.media,
+        Media::Audio {
+            channels: 2,
+            sample_rate: 48000
+        }
+    );
+    assert_eq!(track.segments.len(), 2);
+}
