@@ -308,11 +308,17 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("0 segments requested"));
+        let many = vec![1; MAX_SEGMENTS + 1];
+        let e = plan_samples(p, &f, &many).unwrap_err().to_string();
+        assert!(
+            e.contains("100001 segments requested; between 1 and 100000"),
+            "{e}"
+        );
     }
 
     #[test]
     fn seconds_plan_snaps_fragments_to_the_nearest_start() {
-        // 1 s timescale ticks of 1/1000: fragments start 0, 2.005, 4.010, 6.015.
+        // Timescale 1000: fragments start 0, 2.005, 4.010, 6.015.
         let f = frags(&[
             (94, 2005, true),
             (94, 2005, true),

@@ -118,6 +118,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         if let Err(e) = split(dir.path(), &b) {
             prop_assert!(!e.contains('\n'), "{}", e);
+            prop_assert!(e.starts_with(&dir.path().display().to_string()), "names the file: {}", e);
         }
     }
 }
