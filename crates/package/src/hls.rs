@@ -291,6 +291,84 @@ mod tests {
         assert_eq!(target_duration([0.2].into_iter()), 1);
     }
 
+    fn track(codec: &str, media: Media, bytes: u64) -> Track {
+        let seg = |i: u64| crate::Segment {
+            file: format!("seg-{:05}.m4s", i + 1),
+            start: i * 2000,
+            duration: 2000,
+            samples: 1,
+            bytes: bytes * (i + 1),
+            iframe: (24, 100),
+        };
+        Track {
+            timescale: 1000,
+            codec: codec.into(),
+            media,
+            init: "init.mp4".into(),
+            segments: (0..2).map(seg).collect(),
+        }
+    }
+
+    #[test]
+    fn one_variant_per_video_and_audio_codec_with_one_default_per_group() {
+        let audio = |dir: &str, codec: &str, bytes, default| AudioRendition {
+            dir: dir.into(),
+            track: track(
+                codec,
+                Media::Audio {
+                    channels: 6,
+                    sample_rate: 48000,
+                },
+                bytes,
+            ),
+            name: dir.into(),
+            language: None,
+            default,
+        };
+        let video = |dir: &str, bytes| crate::VideoRendition {
+            dir: dir.into(),
+            track: track(
+                "avc1.64001f",
+                Media::Video {
+                    width: 1280,
+                    height: 720,
+                },
+                bytes,
+            ),
+            frame_rate: (25, 1),
+        };
+        let p = Presentation {
+            duration_seconds: 4.0,
+            video: vec![video("720p", 500_000), video("360p", 100_000)],
+            audio: vec![
+                audio("aac-a", "mp4a.40.2", 20_000, true),
+                audio("aac-b", "mp4a.40.2", 30_000, true),
+                audio("ac3", "ac-3", 50_000, false),
+            ],
+            subtitles: vec![],
+        };
+        let master = master(&p);
+        assert_eq!(master.matches("DEFAULT=YES").count(), 1, "{master}");
+        assert!(
+            master.contains("GROUP-ID=\"audio-ac-3\",NAME=\"ac3\",DEFAULT=NO"),
+            "{master}"
+        );
+        let infs: Vec<_> = master
+            .lines()
+            .filter(|l| l.starts_with("#EXT-X-STREAM-INF"))
+            .collect();
+        assert_eq!(infs.len(), 4, "{master}");
+        // 720p peak 1,000,000 B / 2 s = 4,000,000 bps; aac-b's peak 240,000.
+        assert!(infs[0].starts_with("#EXT-X-STREAM-INF:BANDWIDTH=4240000,AVERAGE-BANDWIDTH=3180000,CODECS=\"avc1.64001f,mp4a.40.2\""), "{}", infs[0]);
+        assert!(
+            infs[1].contains("CODECS=\"avc1.64001f,ac-3\""),
+            "{}",
+            infs[1]
+        );
+        assert!(!master.contains("SUBTITLES="));
+        assert!(master.contains("CHANNELS=\"6\""));
+    }
+
     #[test]
     fn subtitle_playlist_sits_beside_its_file() {
         assert_eq!(subtitle_playlist_path("subs/en-0.vtt"), "subs/en-0.m3u8");
