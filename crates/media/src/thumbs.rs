@@ -302,7 +302,7 @@ pub fn plan_thumbnails(
     let tile_frames: Vec<usize> = (0..count).map(|i| frame_at(i * interval_us)).collect();
     let mut shown: Vec<(i64, u32)> = Vec::new();
     for (i, &f) in tile_frames.iter().enumerate() {
-        if shown.last().map_or(true, |s| s.0 != index.pts[f]) {
+        if shown.last().is_none_or(|s| s.0 != index.pts[f]) {
             shown.push((index.pts[f], i as u32));
         }
     }

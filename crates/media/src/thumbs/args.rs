@@ -49,13 +49,18 @@ fn select_pts(pts: &[i64]) -> String {
 ///   showing it as its pts in seconds (time base 1): `fps=1` repeats a
 ///   frame over the tiles it covers, `tpad` repeats the last to the
 ///   end, `trim` keeps exactly `count` tiles, and `tile` lays them out.
+///   Without repeats the number is just `N`, the frame's rank.
 /// * Poster: select the candidates, keep the most representative
 ///   (`thumbnail`), scale to the poster size.
 ///
 /// Its outputs are `[sheets]` and `[poster]`.
 pub fn thumbnail_graph(plan: &ThumbPlan) -> String {
     let shown: Vec<i64> = plan.shown.iter().map(|s| s.0).collect();
-    let firsts: Vec<i64> = (0..plan.shown.len() as i64).collect();
+    let count = plan.count();
+    // setpts also maps the end of the stream (N = number of frames shown):
+    // to `count`, so `fps` keeps the last frame shown (it keeps frames
+    // before the end's time only).
+    let firsts: Vec<i64> = (0..=plan.shown.len() as i64).collect();
     let tile_of = if plan
         .shown
         .iter()
@@ -64,9 +69,10 @@ pub fn thumbnail_graph(plan: &ThumbPlan) -> String {
     {
         "N".to_string()
     } else {
-        tree("N", &firsts, &|n| plan.shown[n].1.to_string())
+        tree("N", &firsts, &|n| {
+            plan.shown.get(n).map_or(count, |s| s.1).to_string()
+        })
     };
-    let count = plan.count();
     let (tw, th) = plan.tile;
     let (pw, ph) = plan.poster;
     format!(

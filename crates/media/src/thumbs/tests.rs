@@ -75,7 +75,7 @@ fn a_frame_over_several_tile_times_fills_them_all() {
     assert_eq!(p.shown, vec![(0, 0), (5_000, 1), (6_000, 3)]);
     let graph = thumbnail_graph(&p);
     assert!(
-        graph.contains("setpts='if(lt(N,1),0,if(lt(N,2),1,3))'"),
+        graph.contains("setpts='if(lt(N,2),if(lt(N,1),0,1),if(lt(N,3),3,4))'"),
         "{graph}"
     );
     // A long last frame fills the tail (tpad), and the cues reach its end.

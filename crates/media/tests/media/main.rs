@@ -6,3 +6,4 @@ mod files;
 mod pipeline;
 mod playlists;
 mod support;
+mod thumbs;
