@@ -7,3 +7,4 @@ mod pipeline;
 mod playlists;
 mod support;
 mod thumbs;
+mod thumbs_look;

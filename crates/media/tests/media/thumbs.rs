@@ -1,14 +1,13 @@
 //! Thumbnails on clips the tests make: a strict WebVTT track whose every
-//! tile lies inside its sprite, tiles that show the right frames (VFR with
-//! an odd start, NTSC with B-frames), the display shape, a poster that is
-//! not the black opening, and failures that leave nothing.
+//! tile lies inside its sprite, the most tiles, and failures that leave
+//! nothing. What the tiles show is in `thumbs_look`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use tessera_media::thumbs::{ThumbOptions, Thumbs};
 use tessera_media::*;
 
-fn ffmpeg(args: &[&str]) {
+pub fn ffmpeg(args: &[&str]) {
     let out = Command::new("ffmpeg")
         .args(["-nostdin", "-y", "-v", "error"])
         .args(args)
@@ -22,7 +21,7 @@ fn ffmpeg(args: &[&str]) {
 }
 
 /// Width and height of an image or video, from ffprobe.
-fn size_of(path: &Path) -> (u32, u32) {
+pub fn size_of(path: &Path) -> (u32, u32) {
     let out = Command::new("ffprobe")
         .args([
             "-v",
@@ -41,7 +40,7 @@ fn size_of(path: &Path) -> (u32, u32) {
 }
 
 /// Mean luma (0-255, full range) of the rectangle `[x, y, w, h]` of a JPEG.
-fn mean_luma(path: &Path, [x, y, w, h]: [u32; 4]) -> f64 {
+pub fn mean_luma(path: &Path, [x, y, w, h]: [u32; 4]) -> f64 {
     let out = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-i"])
         .arg(path)
@@ -60,11 +59,11 @@ fn mean_luma(path: &Path, [x, y, w, h]: [u32; 4]) -> f64 {
 
 /// A cue of the thumbnail track.
 #[derive(Debug)]
-struct Cue {
-    start_ms: u64,
-    end_ms: u64,
-    sprite: String,
-    rect: [u32; 4],
+pub struct Cue {
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub sprite: String,
+    pub rect: [u32; 4],
 }
 
 fn vtt_ms(s: &str) -> u64 {
@@ -82,7 +81,7 @@ fn vtt_ms(s: &str) -> u64 {
 /// A strict reader of the thumbnail track: the header, then cues of a
 /// timing line and one `file#xywh=x,y,w,h` line, each followed by a blank
 /// line; times contiguous from 0.
-fn parse_vtt(text: &str) -> Vec<Cue> {
+pub fn parse_vtt(text: &str) -> Vec<Cue> {
     let body = text
         .strip_prefix("WEBVTT\n\n")
         .expect("WEBVTT header and a blank line");
@@ -112,7 +111,7 @@ fn parse_vtt(text: &str) -> Vec<Cue> {
 }
 
 /// Checks `out` against `t` and the source's frames; returns the cues.
-fn check_track(out: &Path, t: &Thumbs, index: &FrameIndex, interval: f64) -> Vec<Cue> {
+pub fn check_track(out: &Path, t: &Thumbs, index: &FrameIndex, interval: f64) -> Vec<Cue> {
     let cues = parse_vtt(&std::fs::read_to_string(out.join(&t.vtt)).unwrap());
     let first = index.pts[0];
     let last_start = index.seconds(index.pts[index.len() - 1] - first);
@@ -139,8 +138,11 @@ fn check_track(out: &Path, t: &Thumbs, index: &FrameIndex, interval: f64) -> Vec
     want.extend([t.poster.clone(), t.vtt.clone()]);
     want.sort();
     assert_eq!(names, want, "exactly the poster, the sheets and the track");
+    let mut sizes = std::collections::HashMap::new();
     for cue in &cues {
-        let (sw, sh) = size_of(&out.join(&cue.sprite));
+        let (sw, sh) = *sizes
+            .entry(cue.sprite.clone())
+            .or_insert_with(|| size_of(&out.join(&cue.sprite)));
         let [x, y, w, h] = cue.rect;
         assert!(x + w <= sw && y + h <= sh, "{cue:?} inside {sw}x{sh}");
         assert_eq!((w, h), t.tile);
@@ -148,7 +150,7 @@ fn check_track(out: &Path, t: &Thumbs, index: &FrameIndex, interval: f64) -> Vec
     cues
 }
 
-fn probed(path: &Path) -> (MediaInfo, FrameIndex) {
+pub fn probed(path: &Path) -> (MediaInfo, FrameIndex) {
     probe_and_index(path).unwrap()
 }
 
@@ -203,189 +205,6 @@ fn the_op_writes_a_strict_track_over_real_sprites() {
             .iter()
             .any(|n| n.to_string_lossy().contains("tessera-")),
         "{siblings:?}"
-    );
-}
-
-/// 50 frames whose luma is `16 + 4 * N` (frame N in presentation order).
-fn ramp(dir: &Path, name: &str, timing: &[&str]) -> PathBuf {
-    let out = dir.join(name);
-    let mut a = vec![
-        "-f",
-        "lavfi",
-        "-i",
-        "color=c=black:s=96x64:r=25:d=2,format=yuv420p,geq=lum='16+4*N':cb=128:cr=128",
-    ];
-    a.extend_from_slice(timing);
-    a.extend_from_slice(&["-c:v", "libx264", "-qp", "0", "-g", "12"]);
-    a.push(out.to_str().unwrap());
-    ffmpeg(&a);
-    out
-}
-
-#[test]
-fn each_tile_shows_its_frame_on_vfr_and_ntsc_clips() {
-    let dir = tempfile::tempdir().unwrap();
-    let vfr = ramp(
-        dir.path(),
-        "vfr.mkv",
-        &[
-            "-vf",
-            "settb=1/1000,setpts='(1.5+N/25+0.013*sin(N*1.7))/TB'",
-            "-fps_mode",
-            "passthrough",
-            "-enc_time_base",
-            "1:1000",
-            "-preset",
-            "ultrafast",
-        ],
-    );
-    let ntsc = ramp(
-        dir.path(),
-        "ntsc.mp4",
-        &[
-            "-vf",
-            "setpts=N*1001/30000/TB",
-            "-r",
-            "30000/1001",
-            "-bf",
-            "2",
-            "-video_track_timescale",
-            "30000",
-        ],
-    );
-    // A 1.2 s gap after frame 9: frame 10 fills the tiles in it.
-    let gap = ramp(
-        dir.path(),
-        "gap.mkv",
-        &[
-            "-vf",
-            "settb=1/1000,setpts='(N+30*gte(N,10))/25/TB'",
-            "-fps_mode",
-            "passthrough",
-            "-enc_time_base",
-            "1:1000",
-            "-preset",
-            "ultrafast",
-        ],
-    );
-    let opts = ThumbOptions {
-        interval_seconds: 0.3,
-        ..Default::default()
-    };
-    for src in [vfr, ntsc, gap] {
-        let (info, index) = probed(&src);
-        assert_eq!(index.len(), 50);
-        let out = dir.path().join("t");
-        let t = write_thumbnails(&src, &info, &index, &out, &opts).unwrap();
-        let cues = check_track(&out, &t, &index, 0.3);
-        let mut shown = Vec::new();
-        for (k, cue) in cues.iter().enumerate() {
-            assert_eq!(
-                cue.start_ms,
-                300 * k as u64,
-                "cue times from the first frame"
-            );
-            // The frame at or just after k * 0.3 s past the first frame.
-            let want = (0..index.len())
-                .find(|&i| index.seconds(index.pts[i] - index.pts[0]) >= 0.3 * k as f64 - 1e-9)
-                .unwrap();
-            let luma = mean_luma(&out.join(&cue.sprite), cue.rect);
-            let seen = luma * 219.0 / 255.0 / 4.0;
-            assert!(
-                (seen - want as f64).abs() < 0.3,
-                "{}: tile {k} shows frame {seen:.2}, not {want}",
-                src.display()
-            );
-            shown.push(want);
-        }
-        if src.ends_with("gap.mkv") {
-            assert_eq!(&shown[..7], [0, 8, 10, 10, 10, 10, 15]);
-        }
-    }
-}
-
-#[test]
-fn anamorphic_and_rotated_clips_give_tiles_as_a_player_shows_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let sar = d.join("sar.mp4");
-    let plain = d.join("plain.mp4");
-    let rot = d.join("rot.mp4");
-    let src = "testsrc2=s=320x240:r=25:d=1";
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        src,
-        "-vf",
-        "setsar=4/3",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        sar.to_str().unwrap(),
-    ]);
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        src,
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        plain.to_str().unwrap(),
-    ]);
-    ffmpeg(&[
-        "-i",
-        plain.to_str().unwrap(),
-        "-c",
-        "copy",
-        "-metadata:s:v:0",
-        "rotate=90",
-        rot.to_str().unwrap(),
-    ]);
-    let opts = ThumbOptions {
-        interval_seconds: 0.25,
-        ..Default::default()
-    };
-    for (src, tile, poster) in [
-        (&sar, (160, 90), (426, 240)),
-        (&rot, (160, 214), (240, 320)),
-    ] {
-        let (info, index) = probed(src);
-        let out = d.join("t");
-        let t = write_thumbnails(src, &info, &index, &out, &opts).unwrap();
-        assert_eq!(t.tile, tile, "{}", src.display());
-        assert_eq!(size_of(&out.join(&t.sprites[0])), (tile.0 * 4, tile.1));
-        assert_eq!(size_of(&out.join(&t.poster)), poster);
-        check_track(&out, &t, &index, 0.25);
-    }
-}
-
-#[test]
-fn the_poster_skips_a_black_opening() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("fade.mp4");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "color=c=black:s=160x120:r=25:d=1.5[a];testsrc2=s=160x120:r=25:d=2.5[b];[a][b]concat=n=2:v=1:a=0",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        src.to_str().unwrap(),
-    ]);
-    let (info, index) = probed(&src);
-    let out = dir.path().join("t");
-    let t = write_thumbnails(&src, &info, &index, &out, &ThumbOptions::default()).unwrap();
-    let first_tile = mean_luma(&out.join(&t.sprites[0]), [0, 0, 160, 120]);
-    let poster = mean_luma(&out.join(&t.poster), [0, 0, 160, 120]);
-    assert!(
-        first_tile < 5.0 && poster > 40.0,
-        "first tile {first_tile}, poster {poster}"
     );
 }
 
@@ -453,6 +272,60 @@ fn refusals_and_failures_leave_nothing() {
         matches!(err, MediaError::OutputDir { .. }) && err.to_string().contains("'%'"),
         "{err}"
     );
+}
+
+#[test]
+fn the_most_tiles_go_through_ffmpeg_and_a_longer_video_gets_a_larger_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("long.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=32x32:r=10:d=200",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        src.to_str().unwrap(),
+    ]);
+    let (info, index) = probed(&src);
+    let out = dir.path().join("t");
+    let opts = ThumbOptions {
+        interval_seconds: 0.1,
+        tile_width: 16,
+        ..Default::default()
+    };
+    let t = write_thumbnails(&src, &info, &index, &out, &opts).unwrap();
+    assert_eq!(
+        (t.count, t.sprites.len(), t.interval_seconds),
+        (2000, 20, 0.1)
+    );
+    check_track(&out, &t, &index, 0.1);
+    // 2500 s at 1 s: 2500 tiles, past the bound: 2 s, 1250 tiles.
+    let long = dir.path().join("longer.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=32x32:r=1:d=2500",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        long.to_str().unwrap(),
+    ]);
+    let (info, index) = probed(&long);
+    let opts = ThumbOptions {
+        interval_seconds: 1.0,
+        ..opts
+    };
+    let t = write_thumbnails(&long, &info, &index, &out, &opts).unwrap();
+    assert_eq!(
+        (t.count, t.sprites.len(), t.interval_seconds),
+        (1250, 13, 2.0)
+    );
+    check_track(&out, &t, &index, 2.0);
 }
 
 /// The cost of thumbnails beside an encode, on the README's 20 s 720p
