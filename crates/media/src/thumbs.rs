@@ -354,7 +354,9 @@ fn ceil_div(a: i64, b: i64) -> i64 {
 /// (columns x rows tiles each) and `thumbnails.vtt` (one cue per tile,
 /// `START --> END` covering the whole video without gaps, each naming
 /// `thumbs-NNN.jpg#xywh=x,y,w,h`). See the module doc for the choices.
-/// Replaces an existing `out_dir` whole; on failure nothing is left.
+/// Replaces an existing `out_dir` whole, and so refuses one that holds
+/// anything but earlier thumbnails; on failure nothing new is left and an
+/// earlier `out_dir` stays as it was.
 pub fn write_thumbnails(
     input: &Path,
     info: &MediaInfo,
@@ -378,6 +380,7 @@ pub fn write_thumbnails(
             "its path holds '%', which ffmpeg reads as a file-name pattern; pick another folder",
         ));
     }
+    check_replaceable(out_dir).map_err(|d| out_err(&d))?;
     let tmp = out_dir.with_file_name(format!(".{name}.tessera-tmp"));
     remove_dir(&tmp)?;
     std::fs::create_dir(&tmp)
@@ -396,6 +399,33 @@ pub fn write_thumbnails(
             Err(e)
         }
     }
+}
+
+/// Whether thumbnails may replace `out_dir` whole: it is absent, or a
+/// folder holding only earlier thumbnails, so a folder of other things
+/// (the ladder's output, say) is never swept away.
+fn check_replaceable(out_dir: &Path) -> std::result::Result<(), String> {
+    let entries = match std::fs::read_dir(out_dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("cannot read it as a folder ({e})")),
+        Ok(entries) => entries,
+    };
+    for entry in entries {
+        let name = entry.map_err(|e| e.to_string())?.file_name();
+        let name = name.to_string_lossy();
+        let ours = name == POSTER_FILE
+            || name == VTT_FILE
+            || name
+                .strip_prefix("thumbs-")
+                .and_then(|n| n.strip_suffix(".jpg"))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if !ours {
+            return Err(format!(
+                "it holds {name:?}, not a thumbnail file; thumbnails replace their folder whole, so give them a folder of their own (e.g. out/thumbs)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Runs ffmpeg into `tmp`, checks what it wrote and adds the track.
@@ -429,7 +459,13 @@ fn publish(tmp: &Path, out_dir: &Path, name: &str) -> Result<()> {
         std::fs::rename(out_dir, &old)
             .map_err(|e| MediaError::io_at(out_dir, "moving aside", e))?;
     }
-    std::fs::rename(tmp, out_dir).map_err(|e| MediaError::io_at(out_dir, "renaming into", e))?;
+    if let Err(e) = std::fs::rename(tmp, out_dir) {
+        if had_old {
+            // Put the earlier thumbnails back rather than leave none.
+            let _ = std::fs::rename(&old, out_dir);
+        }
+        return Err(MediaError::io_at(out_dir, "renaming into", e));
+    }
     if had_old {
         remove_dir(&old)?;
     }

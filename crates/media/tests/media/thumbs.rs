@@ -260,6 +260,22 @@ fn refusals_and_failures_leave_nothing() {
         !names.iter().any(|n| n == "fresh" || n.contains("tessera-")),
         "{names:?}"
     );
+    // A folder of other things is not swept away, nor a file replaced
+    // (refused before ffmpeg runs).
+    let ladder = d.join("ladder");
+    std::fs::create_dir(&ladder).unwrap();
+    std::fs::write(ladder.join("master.m3u8"), "#EXTM3U\n").unwrap();
+    for target in [ladder.clone(), ladder.join("master.m3u8")] {
+        let err =
+            write_thumbnails(&src, &info, &index, &target, &ThumbOptions::default()).unwrap_err();
+        assert!(matches!(err, MediaError::OutputDir { .. }), "{err}");
+    }
+    let err = write_thumbnails(&src, &info, &index, &ladder, &ThumbOptions::default()).unwrap_err();
+    assert!(
+        err.to_string().contains("give them a folder of their own"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&ladder).unwrap().count(), 1);
     let err = write_thumbnails(
         &src,
         &info,
