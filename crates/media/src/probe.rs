@@ -244,7 +244,7 @@ impl FrameIndex {
     pub fn mean_frame_seconds(&self) -> f64 {
         match (self.pts.first(), self.pts.last()) {
             (Some(a), Some(b)) if self.pts.len() > 1 => {
-                self.seconds(b - a) / (self.pts.len() - 1) as f64
+                self.seconds(b.saturating_sub(*a)) / (self.pts.len() - 1) as f64
             }
             _ => 0.0,
         }

@@ -61,6 +61,8 @@ pub const MAX_SHEET_SIDE: u32 = 16_384;
 pub const MAX_POSTER_WIDTH: u32 = 7_680;
 /// Smallest source side (display pixels) worth a thumbnail.
 pub const MIN_SOURCE_SIDE: u32 = 16;
+/// Longest video accepted (100 days): longer timestamps are damage.
+const MAX_DURATION_US: i64 = 100 * 86_400 * 1_000_000;
 /// Widest display aspect ratio (either way) accepted.
 const MAX_ASPECT: f64 = 16.0;
 /// Frames the poster is chosen among: 10%, 20% .. 90% of the duration.
@@ -272,31 +274,42 @@ pub fn plan_thumbnails(
         i128::from(index.time_base.0.max(1)),
         i128::from(index.time_base.1.max(1)),
     );
-    let to_us = |ticks: i64| (i128::from(ticks) * num * 1_000_000 / den) as i64;
-    let mean = (index.mean_frame_seconds() * den as f64 / num as f64).round() as i64;
-    let end = last
-        + if index.last_duration > 0 {
-            index.last_duration
-        } else {
-            mean
-        };
-    let duration_us = to_us(end - first);
+    // In i128: a hostile file's pts may sit anywhere in i64.
+    let to_us = |ticks: i128| ticks * num * 1_000_000 / den;
+    // Mean frame interval, in ticks, for a last frame of unknown length.
+    let frames = index.pts.len() as i128;
+    let mean = (i128::from(last) - i128::from(first)) / (frames - 1).max(1);
+    let last_duration = if index.last_duration > 0 {
+        i128::from(index.last_duration)
+    } else {
+        mean
+    };
+    let duration_us = to_us(i128::from(last) + last_duration - i128::from(first));
     if duration_us <= 0 {
         return refuse(
             "the video is a single frame with no duration; thumbnails need a video that plays"
                 .into(),
         );
     }
+    if duration_us > i128::from(MAX_DURATION_US) {
+        return refuse(format!(
+            "the video's timestamps span {} days, which no real video does; its timestamps are damaged (remux it: ffmpeg -i in -c copy out.mkv)",
+            duration_us / 86_400_000_000
+        ));
+    }
+    let duration_us = duration_us as i64;
     let mut interval_us = (opts.interval_seconds * 1e6).round() as i64;
     if ceil_div(duration_us, interval_us) > i64::from(MAX_TILES) {
         interval_us = ceil_div(ceil_div(duration_us, i64::from(MAX_TILES)), 1_000_000) * 1_000_000;
     }
     let count = ceil_div(duration_us, interval_us);
+    // Time past the first frame, times `den`: exact, to compare with `us * den`.
+    let to_us_exact = |p: i64| (i128::from(p) - i128::from(first)) * num * 1_000_000;
     // The first frame at or after `us` past the first frame, else the last.
     let frame_at = |us: i64| {
         let i = index
             .pts
-            .partition_point(|&p| i128::from(p - first) * num * 1_000_000 < i128::from(us) * den);
+            .partition_point(|&p| to_us_exact(p) < i128::from(us) * den);
         i.min(index.pts.len() - 1)
     };
     let tile_frames: Vec<usize> = (0..count).map(|i| frame_at(i * interval_us)).collect();

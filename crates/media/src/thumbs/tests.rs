@@ -247,6 +247,12 @@ fn bad_inputs_and_options_are_refused_in_one_line() {
         ),
         (
             v.clone(),
+            index((1, 1), vec![i64::MIN, i64::MAX], 1),
+            d.clone(),
+            "timestamps are damaged",
+        ),
+        (
+            v.clone(),
             cfr(10),
             ThumbOptions {
                 interval_seconds: f64::NAN,
