@@ -20,6 +20,8 @@
 //!   subtitles, chapters and metadata into a temporary output.
 //! * [`verify_op`] compares it with the source ([`verify`]) and renames it
 //!   into place only if every check passes.
+//! * [`thumbnails_op`] (after probe, beside the encode) writes a poster,
+//!   sprite sheets and a WebVTT thumbnail track ([`write_thumbnails`]).
 //!
 //! All ffmpeg/ffprobe runs go through [`runner`]; argv builders live in
 //! [`args`] and run nothing. Errors are [`MediaError`]; use
@@ -42,6 +44,7 @@ mod request;
 pub mod runner;
 mod tasks;
 pub mod testclips;
+pub mod thumbs;
 mod verdict;
 mod verify;
 mod workdir;
@@ -50,13 +53,14 @@ pub use error::{MediaError, Result};
 pub use files::{check_reach, file_stamp, op_files, sha256_file, sha256_of, OpFiles};
 pub use ops::{
     check_streams, concat, count_video_packets, encode_audio, encode_chunk, plan_op, probe_op,
-    verify_op, CHUNKS_PER_SLOT,
+    thumbnails_op, verify_op, CHUNKS_PER_SLOT,
 };
 pub use plan::{frames_for_seconds, plan_chunks, ChunkPlan};
 pub use probe::{frame_index, probe, probe_and_index, Chapter, FrameIndex, MediaInfo, StreamInfo};
 pub use request::{Codec, Container, EncodeRequest, EncodeSettings};
 pub use tasks::{chunk_of_task, chunk_task_name, encode_grants, follow_on_tasks, initial_tasks};
 pub use tessera_types::is_plain_absolute;
+pub use thumbs::{write_thumbnails, ThumbOptions, Thumbs};
 pub use verify::{
     first_pts_mismatch, relative_seconds, verify, verify_against, Check, VerifyOptions,
     VerifyReport,

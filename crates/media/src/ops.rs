@@ -29,6 +29,22 @@ pub fn probe_op(workdir: &Path) -> Result<ProbeResult> {
     Ok(result)
 }
 
+/// `thumbnails --out DIR`: a poster, sprite sheets and a WebVTT thumbnail
+/// track of the request's source, from `probe.json`, with the default
+/// [`ThumbOptions`](crate::ThumbOptions), written atomically into `out_dir`
+/// (see [`write_thumbnails`](crate::write_thumbnails)).
+pub fn thumbnails_op(workdir: &Path, out_dir: &Path) -> Result<crate::Thumbs> {
+    let req = read_request(workdir)?;
+    let probed: ProbeResult = read_json(&workdir.join(PROBE_FILE))?;
+    crate::write_thumbnails(
+        &req.input,
+        &probed.info,
+        &probed.index,
+        out_dir,
+        &crate::ThumbOptions::default(),
+    )
+}
+
 /// `plan`: cuts the source into chunks, decides audio and subtitles, writes
 /// `plan.json` and returns the tasks that do the work.
 /// Checks that every stream of the source can be carried into the requested

@@ -33,6 +33,10 @@ pub struct StreamInfo {
     pub pix_fmt: Option<String>,
     pub width: Option<u32>,
     pub height: Option<u32>,
+    /// Sample (pixel) aspect ratio as (num, den); `None` when square or
+    /// unknown (ffprobe's `0:1`). Older `probe.json` files lack it.
+    #[serde(default)]
+    pub sample_aspect_ratio: Option<(u32, u32)>,
     pub avg_frame_rate: Option<String>,
     pub channels: Option<u32>,
     pub tags: BTreeMap<String, String>,
@@ -101,6 +105,14 @@ fn ratio(s: &str) -> Option<(i64, i64)> {
     Some((a.parse().ok()?, b.parse().ok()?))
 }
 
+/// ffprobe's `sample_aspect_ratio` (`4:3`); square and unknown (`1:1`,
+/// `0:1`) are `None`.
+fn sar(s: &str) -> Option<(u32, u32)> {
+    let (a, b) = s.split_once(':')?;
+    let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+    (a > 0 && b > 0 && a != b).then_some((a, b))
+}
+
 fn stream(s: raw::Stream) -> StreamInfo {
     let rotation = s
         .side_data_list
@@ -122,6 +134,7 @@ fn stream(s: raw::Stream) -> StreamInfo {
         pix_fmt: s.pix_fmt,
         width: s.width,
         height: s.height,
+        sample_aspect_ratio: s.sample_aspect_ratio.as_deref().and_then(sar),
         avg_frame_rate: s.avg_frame_rate,
         channels: s.channels,
         attached_pic: s.disposition.get("attached_pic").copied().unwrap_or(0) != 0,
@@ -167,6 +180,7 @@ mod raw {
         pub pix_fmt: Option<String>,
         pub width: Option<u32>,
         pub height: Option<u32>,
+        pub sample_aspect_ratio: Option<String>,
         pub avg_frame_rate: Option<String>,
         pub channels: Option<u32>,
         #[serde(default)]
@@ -230,7 +244,7 @@ impl FrameIndex {
     pub fn mean_frame_seconds(&self) -> f64 {
         match (self.pts.first(), self.pts.last()) {
             (Some(a), Some(b)) if self.pts.len() > 1 => {
-                self.seconds(b - a) / (self.pts.len() - 1) as f64
+                self.seconds(b.saturating_sub(*a)) / (self.pts.len() - 1) as f64
             }
             _ => 0.0,
         }

@@ -6,3 +6,5 @@ mod files;
 mod pipeline;
 mod playlists;
 mod support;
+mod thumbs;
+mod thumbs_look;
