@@ -20,9 +20,19 @@ use tessera_types::{JobSpec, JobState, TaskState};
 pub struct EncodeArgs {
     /// The video to encode.
     input: PathBuf,
-    /// Where to write the result (.mp4, .mov, .mkv or .webm).
+    /// Where to write the result (.mp4, .mov, .mkv or .webm), or with
+    /// --ladder the folder to write the ladder into.
     #[arg(short, long)]
     output: PathBuf,
+    /// Encode an ABR ladder (HLS + DASH, CMAF) into the --output folder:
+    /// `default` (H.264 rungs from 1080p to 240p, never above the source)
+    /// or a ladder file (YAML or JSON: `rungs: [{name: 720p, height: 720,
+    /// crf: 23, maxrate: 3M}, ...]`, optional `segment_seconds`, `audio_kbps`).
+    #[arg(long, value_name = "default|FILE", conflicts_with_all = ["server", "codec", "crf"])]
+    ladder: Option<String>,
+    /// A ladder's segment length in seconds [default: 4, or the ladder file's].
+    #[arg(long, requires = "ladder")]
+    segment_seconds: Option<f64>,
     /// Video encoder: x264, x265, svt-av1, vp9 or ffv1 (lossless).
     #[arg(long, default_value = "x264", value_parser = parse_codec)]
     codec: Codec,
@@ -83,6 +93,7 @@ fn remote(args: EncodeArgs, server: String) -> Result<()> {
         settings,
         chunk_seconds: args.chunk_seconds,
         slots: 1,
+        ladder: None,
     }
     .validate()?;
     crate::client::remote::encode(crate::client::remote::RemoteEncode {
@@ -184,6 +195,17 @@ pub fn run(args: EncodeArgs) -> Result<()> {
 fn output_path(args: &EncodeArgs) -> Result<PathBuf> {
     let output = absolute(&args.output)?;
     check_parent_writable(&output)?;
+    if args.ladder.is_some() {
+        let published = output.join(media::ladder::LADDER_REPORT).is_file();
+        if published && !args.overwrite {
+            return Err(Failure::input(format!(
+                "{} already holds a ladder; pass --overwrite (-y) to replace it",
+                output.display()
+            )));
+        }
+        // Anything else there is judged by the request's own check.
+        return Ok(output);
+    }
     if output.is_dir() {
         return Err(Failure::input(format!(
             "{}: is a directory; name an output file",
@@ -228,6 +250,7 @@ fn build_request(args: &EncodeArgs) -> Result<EncodeRequest> {
         settings,
         chunk_seconds: args.chunk_seconds,
         slots,
+        ladder: ladder_request(args)?,
     };
     req.validate()?;
     // Fail fast, in this process, on anything wrong with the input or the
@@ -249,8 +272,43 @@ fn build_request(args: &EncodeArgs) -> Result<EncodeRequest> {
         }
         .into());
     }
-    media::check_streams(&req, &info)?;
+    if req.ladder.is_some() {
+        media::ladder::ops::check_ladder(&req, &info)?;
+    } else {
+        media::check_streams(&req, &info)?;
+    }
     Ok(req)
+}
+
+/// `--ladder default|FILE` and `--segment-seconds`, read and checked.
+fn ladder_request(args: &EncodeArgs) -> Result<Option<media::ladder::LadderRequest>> {
+    let Some(which) = args.ladder.as_deref() else {
+        return Ok(None);
+    };
+    let mut ladder = if which == "default" {
+        media::ladder::LadderRequest::default_ladder()
+    } else {
+        let path = Path::new(which);
+        let meta = std::fs::metadata(path).map_err(|e| {
+            Failure::input(format!(
+                "--ladder {which}: {e}; name a ladder file or use --ladder default"
+            ))
+        })?;
+        if !meta.is_file() || meta.len() > 64 * 1024 {
+            return Err(Failure::input(format!(
+                "--ladder {which}: not a ladder file (a YAML or JSON file of at most 64 KiB)"
+            )));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Failure::input(format!("--ladder {which}: {e}")))?;
+        media::ladder::parse_ladder_file(&text)
+            .map_err(|e| Failure::input(format!("--ladder {which}: {e}")))?
+    };
+    if let Some(s) = args.segment_seconds {
+        ladder.segment_seconds = s;
+    }
+    ladder.validate()?;
+    Ok(Some(ladder))
 }
 
 /// Same input file (path, size, mtime), same output and settings: same job.
@@ -321,9 +379,14 @@ fn install_signal_handler(handle: tessera_driver::DriverHandle) -> Result<()> {
     Ok(())
 }
 
-/// Nothing half-written stays beside the output.
+/// Nothing half-written stays beside the output (a ladder's is a folder).
 fn remove_temp_output(output: &Path) {
-    let _ = std::fs::remove_file(media::temp_output(output));
+    let temp = media::temp_output(output);
+    if temp.is_dir() {
+        let _ = std::fs::remove_dir_all(temp);
+    } else {
+        let _ = std::fs::remove_file(temp);
+    }
 }
 
 /// Turns a failed job into one line naming the task and its last error.

@@ -26,6 +26,16 @@ pub enum OpName {
     Concat,
     /// Verify the temporary output against the source, then move it into place.
     Verify,
+    /// Ladder: cut one rendition (--rendition NAME) into CMAF segments and check it.
+    Package,
+    /// Ladder: encode every audio track once and cut it into segments.
+    PackageAudio,
+    /// Ladder: every subtitle track as WebVTT.
+    PackageSubtitles,
+    /// Ladder: poster, sprite sheets and a WebVTT thumbnail track.
+    PackageThumbnails,
+    /// Ladder: check alignment, write the HLS and DASH manifests, move the folder into place.
+    Publish,
 }
 
 #[derive(Args)]
@@ -37,6 +47,9 @@ pub struct OpArgs {
     /// Chunk number, for encode-chunk.
     #[arg(long)]
     chunk: Option<u32>,
+    /// A ladder's rendition, for encode-chunk and package.
+    #[arg(long)]
+    rendition: Option<String>,
     /// A media file, for `probe` on its own.
     file: Option<PathBuf>,
 }
@@ -117,6 +130,9 @@ pub fn run(args: OpArgs) -> Result<()> {
         if let Some(n) = args.chunk {
             a.extend(["--chunk".to_string(), n.to_string()]);
         }
+        if let Some(r) = &args.rendition {
+            a.extend(["--rendition".to_string(), r.clone()]);
+        }
         let name = args.op.to_possible_value().expect("ops have names");
         check_files(reach, name.get_name(), &a)?;
     }
@@ -138,7 +154,7 @@ pub fn run(args: OpArgs) -> Result<()> {
                 let _ = writeln!(out, "{}", progress_line(Progress { done, total }));
                 let _ = out.flush();
             };
-            let path = media::encode_chunk(&workdir, n, &mut report)?;
+            let path = media::encode_chunk_of(&workdir, n, args.rendition.as_deref(), &mut report)?;
             say!("chunk {n} written to {}", path.display());
         }
         OpName::EncodeAudio => match media::encode_audio(&workdir)? {
@@ -160,6 +176,51 @@ pub fn run(args: OpArgs) -> Result<()> {
                 }
                 Err(e) => return Err(e.into()),
             }
+        }
+        OpName::Package => {
+            let name = args
+                .rendition
+                .as_deref()
+                .ok_or_else(|| Failure::input("package needs --rendition NAME"))?;
+            let p = media::ladder::package_rendition(&workdir, name)?;
+            say!(
+                "{name}: {} segments, {}; every check passed",
+                p.track.segments.len(),
+                p.track.codec
+            );
+        }
+        OpName::PackageAudio => {
+            for p in media::ladder::package_audio(&workdir)? {
+                say!(
+                    "{}: {} segments, {}",
+                    p.name,
+                    p.track.segments.len(),
+                    p.track.codec
+                );
+            }
+        }
+        OpName::PackageSubtitles => {
+            for f in media::ladder::ops::package_subtitles(&workdir)? {
+                say!("subtitles written to {}", f.display());
+            }
+        }
+        OpName::PackageThumbnails => {
+            let t = media::ladder::ops::package_thumbnails(&workdir)?;
+            say!(
+                "{} thumbnails every {} s in {} sprite sheets, poster {}",
+                t.count,
+                t.interval_seconds,
+                t.sprites.len(),
+                t.poster
+            );
+        }
+        OpName::Publish => {
+            let report = media::ladder::publish(&workdir)?;
+            say!(
+                "published {} renditions, {} segments each",
+                report.renditions.len(),
+                report.segments
+            );
         }
     }
     Ok(())

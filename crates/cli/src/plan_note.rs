@@ -89,6 +89,7 @@ mod tests {
                 path: "p".into(),
                 subtitles: Vec::new(),
             },
+            ladder: None,
         }
     }
 

@@ -113,7 +113,12 @@ impl ProgressView {
                 self.note = crate::plan_note::explain(&plan, self.source_fps, secs, slots);
             }
         }
-        self.total_frames = by_name.values().sum();
+        // A ladder encodes every chunk once per rendition.
+        let renditions = plan
+            .ladder
+            .as_ref()
+            .map_or(1, |l| l.renditions.len().max(1)) as u64;
+        self.total_frames = by_name.values().sum::<u64>() * renditions;
         for (index, name) in &self.names {
             if let Some(n) = tessera_media::chunk_of_task(name) {
                 if let Some(&frames) = by_name.get(&n) {

@@ -42,6 +42,9 @@ pub struct Summary {
     pub verified: bool,
     #[serde(skip)]
     pub verify_text: String,
+    /// A ladder's renditions, bitrates and checks (`ladder.json` in its folder).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ladder: Option<tessera_media::ladder::LadderReport>,
 }
 
 impl Summary {
@@ -92,9 +95,14 @@ impl Summary {
             .and_then(|b| serde_json::from_slice(&b).ok());
         let source_seconds = probe.as_ref().map_or(0.0, video_seconds);
         let secs = (wall_ms as f64 / 1000.0).max(1e-3);
-        let verified = tasks
-            .iter()
-            .any(|t| t.name == "verify" && t.state == TaskState::Succeeded);
+        let verified = tasks.iter().any(|t| {
+            (t.name == "verify" || t.name == "publish") && t.state == TaskState::Succeeded
+        });
+        let ladder: Option<tessera_media::ladder::LadderReport> = req
+            .ladder
+            .as_ref()
+            .and_then(|_| std::fs::read(req.output.join(tessera_media::ladder::LADDER_REPORT)).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok());
         Ok(Self {
             job: job.0,
             output: req.output.clone(),
@@ -114,13 +122,17 @@ impl Summary {
             source_seconds,
             speed: source_seconds / secs,
             fps: frames as f64 / secs,
-            output_bytes: std::fs::metadata(&req.output).map_or(0, |m| m.len()),
+            output_bytes: match &ladder {
+                Some(_) => folder_bytes(&req.output),
+                None => std::fs::metadata(&req.output).map_or(0, |m| m.len()),
+            },
             encode_span_ms,
             overhead_ms,
             overhead_pct: overhead_ms as f64 * 100.0 / wall_ms.max(1) as f64,
             steps_ms,
             verified,
             verify_text: verify_report(workdir).unwrap_or_default(),
+            ladder,
         })
     }
 
@@ -135,10 +147,89 @@ impl Summary {
     }
 }
 
+/// Bytes of the files in a folder and the folders in it (two levels: a
+/// ladder's renditions and their segments).
+fn folder_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => std::fs::read_dir(e.path()).map_or(0, |d| {
+                d.flatten()
+                    .filter_map(|f| f.metadata().ok())
+                    .filter(|m| m.is_file())
+                    .map(|m| m.len())
+                    .sum()
+            }),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
+fn write_ladder(
+    f: &mut fmt::Formatter<'_>,
+    l: &tessera_media::ladder::LadderReport,
+) -> fmt::Result {
+    writeln!(
+        f,
+        "  ladder     {} renditions, {} segments of {} s, HLS master.m3u8 + DASH manifest.mpd",
+        l.renditions.len(),
+        l.segments,
+        l.segment_seconds
+    )?;
+    for r in &l.renditions {
+        let checks = if r.checks.iter().all(|c| c.ok) {
+            "checks passed"
+        } else {
+            "CHECKS FAILED"
+        };
+        writeln!(
+            f,
+            "    {:<8} {:>9}  {:<12} {:>6.0} kbit/s average, {:>6.0} peak, {} frames, {checks}",
+            r.name,
+            format!("{}x{}", r.width, r.height),
+            r.codec,
+            r.average_bandwidth as f64 / 1000.0,
+            r.peak_bandwidth as f64 / 1000.0,
+            r.frames
+        )?;
+    }
+    if !l.audio.is_empty() || !l.subtitles.is_empty() {
+        writeln!(
+            f,
+            "    audio    {}; subtitles {}",
+            if l.audio.is_empty() {
+                "none".into()
+            } else {
+                l.audio.join(", ")
+            },
+            if l.subtitles.is_empty() {
+                "none".into()
+            } else {
+                l.subtitles.join(", ")
+            }
+        )?;
+    }
+    if !l.skipped.is_empty() {
+        writeln!(
+            f,
+            "    skipped  {} (taller than the source; Tessera does not upscale)",
+            l.skipped.join(", ")
+        )?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mib = self.output_bytes as f64 / (1024.0 * 1024.0);
         writeln!(f, "encoded {} -> {:.1} MiB", self.output.display(), mib)?;
+        if let Some(l) = &self.ladder {
+            write_ladder(f, l)?;
+        }
         let reused = if self.chunks_reused > 0 {
             format!(" ({} reused from an earlier run)", self.chunks_reused)
         } else {

@@ -115,6 +115,8 @@ mod godocker_client;
 mod interrupt;
 #[path = "cli/isolation.rs"]
 mod isolation;
+#[path = "cli/ladder.rs"]
+mod ladder;
 #[path = "cli/live.rs"]
 mod live;
 #[path = "cli/placement.rs"]

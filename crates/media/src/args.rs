@@ -163,6 +163,29 @@ pub fn chunk_encode_args(
     settings: &EncodeSettings,
     out: &Path,
 ) -> Vec<OsString> {
+    chunk_encode_args_with(src, chunk, settings, &ChunkExtras::default(), out)
+}
+
+/// What a chunk encode adds for a ladder rendition (see
+/// [`crate::ladder::args`]): filters after the frame selection, encoder
+/// options after the codec's, a pixel format, and rotation applied to the
+/// pixels (a rendition is shown as the source is displayed).
+#[derive(Clone, Debug, Default)]
+pub struct ChunkExtras {
+    pub filters: Option<String>,
+    pub codec: Vec<OsString>,
+    pub pix_fmt: Option<&'static str>,
+    pub autorotate: bool,
+}
+
+/// [`chunk_encode_args`] with [`ChunkExtras`].
+pub fn chunk_encode_args_with(
+    src: &ChunkSource,
+    chunk: &ChunkPlan,
+    settings: &EncodeSettings,
+    extras: &ChunkExtras,
+    out: &Path,
+) -> Vec<OsString> {
     let mut a = argv([
         "-nostdin",
         "-y",
@@ -181,12 +204,18 @@ pub fn chunk_encode_args(
             )),
         ]));
     }
-    a.push("-noautorotate".into());
+    if !extras.autorotate {
+        a.push("-noautorotate".into());
+    }
     a.extend(media_input(src.input));
-    let select = format!(
+    let mut select = format!(
         "select='gte(pts,{})*lt(pts,{})'",
         chunk.start_pts, chunk.end_pts
     );
+    if let Some(f) = &extras.filters {
+        select.push(',');
+        select.push_str(f);
+    }
     a.extend(argv([
         "-map",
         &format!("0:{}", src.video_stream),
@@ -201,7 +230,25 @@ pub fn chunk_encode_args(
         "-frames:v",
         &chunk.count.to_string(),
     ]));
-    a.extend(codec_args(settings, src.pix_fmt));
+    a.extend(codec_args(settings, extras.pix_fmt.or(src.pix_fmt)));
+    let mut more = extras.codec.iter();
+    while let Some(opt) = more.next() {
+        let value = more.next();
+        // One -x265-params: ffmpeg keeps only the last, so join them.
+        let existing = a.iter().position(|x| x == "-x265-params");
+        match (opt.to_str(), existing, value) {
+            (Some("-x265-params"), Some(i), Some(v)) if i + 1 < a.len() => {
+                let mut joined = a[i + 1].clone();
+                joined.push(":");
+                joined.push(v);
+                a[i + 1] = joined;
+            }
+            _ => {
+                a.push(opt.clone());
+                a.extend(value.cloned());
+            }
+        }
+    }
     a.extend(argv([
         "-an",
         "-sn",

@@ -76,11 +76,13 @@ fn read_state<T: DeserializeOwned>(path: &Path, reach: Option<&Reach>) -> Result
 fn files_of(op: &str, args: &[String], reach: Option<&Reach>) -> Result<OpFiles> {
     let mut workdir = None;
     let mut chunk = None;
+    let mut rendition = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--workdir" => workdir = it.next().map(PathBuf::from),
             "--chunk" => chunk = it.next().and_then(|n| n.parse::<u32>().ok()),
+            "--rendition" => rendition = it.next().cloned(),
             _ => {}
         }
     }
@@ -112,6 +114,19 @@ fn files_of(op: &str, args: &[String], reach: Option<&Reach>) -> Result<OpFiles>
         return Ok(files);
     }
     let plan: Plan = read_state(&plan_file, reach)?;
+    if let Some(ladder) = &plan.ladder {
+        let mut files = crate::ladder::files::ladder_files(
+            op,
+            &workdir,
+            &req,
+            &plan,
+            ladder,
+            chunk,
+            rendition.as_deref(),
+        )?;
+        files.inputs.splice(0..0, [request, probe, plan_file]);
+        return Ok(files);
+    }
     let audio = workdir.join(audio_file(plan.output.container));
     let encoded_audio = plan.audio.as_ref().is_some_and(|a| a.needs_encode());
     files.inputs = vec![request, probe, plan_file];

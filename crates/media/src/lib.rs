@@ -37,6 +37,7 @@
 pub mod args;
 mod error;
 mod files;
+pub mod ladder;
 mod ops;
 mod plan;
 mod probe;
@@ -52,18 +53,21 @@ mod workdir;
 pub use error::{MediaError, Result};
 pub use files::{check_reach, file_stamp, op_files, sha256_file, sha256_of, OpFiles};
 pub use ops::{
-    check_streams, concat, count_video_packets, encode_audio, encode_chunk, plan_op, probe_op,
-    thumbnails_op, verify_op, CHUNKS_PER_SLOT,
+    check_streams, concat, count_video_packets, encode_audio, encode_chunk, encode_chunk_of,
+    plan_op, probe_op, thumbnails_op, verify_op, CHUNKS_PER_SLOT,
 };
-pub use plan::{frames_for_seconds, plan_chunks, ChunkPlan};
+pub use plan::{chunks_from_cuts, frames_for_seconds, plan_chunks, ChunkPlan};
 pub use probe::{frame_index, probe, probe_and_index, Chapter, FrameIndex, MediaInfo, StreamInfo};
 pub use request::{Codec, Container, EncodeRequest, EncodeSettings};
-pub use tasks::{chunk_of_task, chunk_task_name, encode_grants, follow_on_tasks, initial_tasks};
+pub use tasks::{
+    chunk_of_task, chunk_task_name, encode_grants, follow_on_tasks, initial_tasks,
+    rendition_chunk_task_name,
+};
 pub use tessera_types::is_plain_absolute;
 pub use thumbs::{write_thumbnails, ThumbOptions, Thumbs};
 pub use verify::{
-    first_pts_mismatch, relative_seconds, verify, verify_against, Check, VerifyOptions,
-    VerifyReport,
+    first_pts_mismatch, relative_seconds, verify, verify_against, verify_video, Check,
+    VerifyOptions, VerifyReport,
 };
 pub use workdir::{
     audio_file, read_request, temp_output, write_request, AudioPlan, OutputPlan, Plan, ProbeResult,

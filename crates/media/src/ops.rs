@@ -85,6 +85,9 @@ pub fn check_streams(req: &EncodeRequest, info: &MediaInfo) -> Result<Vec<String
 pub fn plan_op(workdir: &Path) -> Result<Vec<TaskSpec>> {
     let req = read_request(workdir)?;
     let probed: ProbeResult = read_json(&workdir.join(PROBE_FILE))?;
+    if req.ladder.is_some() {
+        return crate::ladder::ops::plan_ladder(workdir, &req, &probed);
+    }
     let container = req.container()?;
     let subtitles = check_streams(&req, &probed.info)?;
     let audio: Vec<bool> = probed
@@ -107,12 +110,13 @@ pub fn plan_op(workdir: &Path) -> Result<Vec<TaskSpec>> {
             path: req.output.clone(),
             subtitles,
         },
+        ladder: None,
     };
     write_json(&workdir.join(PLAN_FILE), &plan)?;
     Ok(follow_on_tasks(workdir, &plan, &req))
 }
 
-fn load(workdir: &Path) -> Result<(crate::request::EncodeRequest, ProbeResult, Plan)> {
+pub(crate) fn load(workdir: &Path) -> Result<(crate::request::EncodeRequest, ProbeResult, Plan)> {
     Ok((
         read_request(workdir)?,
         read_json(&workdir.join(PROBE_FILE))?,
@@ -152,7 +156,34 @@ pub fn encode_chunk(
     n: u32,
     on_progress: &mut dyn FnMut(u64, u64),
 ) -> Result<PathBuf> {
+    encode_chunk_of(workdir, n, None, on_progress)
+}
+
+/// [`encode_chunk`] for a ladder's rendition (`Some(name)`) or the single
+/// output (`None`).
+pub fn encode_chunk_of(
+    workdir: &Path,
+    n: u32,
+    rendition: Option<&str>,
+    on_progress: &mut dyn FnMut(u64, u64),
+) -> Result<PathBuf> {
     let (req, probed, plan) = load(workdir)?;
+    let rendition = match (rendition, &plan.ladder) {
+        (None, None) => None,
+        (Some(name), Some(l)) => Some(l.rendition(name).ok_or_else(|| {
+            MediaError::BadRequest(format!("the ladder has no rendition named {name:?}"))
+        })?),
+        (None, Some(_)) => {
+            return Err(MediaError::BadRequest(
+                "this encode is a ladder: name the rendition (--rendition NAME)".into(),
+            ))
+        }
+        (Some(_), None) => {
+            return Err(MediaError::BadRequest(
+                "this encode is not a ladder; leave --rendition out".into(),
+            ))
+        }
+    };
     let chunk = plan.chunks.get(n as usize).ok_or_else(|| {
         MediaError::BadRequest(format!(
             "chunk {n} does not exist; the plan has {} chunks",
@@ -160,7 +191,7 @@ pub fn encode_chunk(
         ))
     })?;
     let total = u64::from(chunk.count);
-    let out = plan.chunk_path(workdir, chunk);
+    let out = plan.chunk_path_of(workdir, chunk, rendition);
     if out.exists() && count_video_packets(&out).ok() == Some(total) {
         on_progress(total, total);
         return Ok(out);
@@ -179,7 +210,14 @@ pub fn encode_chunk(
         pix_fmt: video.pix_fmt.as_deref(),
     };
     let tmp = out.with_extension("part");
-    let argv = args::chunk_encode_args(&src, chunk, &req.settings, &tmp);
+    let argv = match (rendition, &plan.ladder) {
+        (Some(r), Some(l)) => {
+            let keyframes = crate::ladder::ops::keyframes_in(l, chunk);
+            let extras = crate::ladder::args::rendition_extras(r, &keyframes);
+            args::chunk_encode_args_with(&src, chunk, &r.settings, &extras, &tmp)
+        }
+        _ => args::chunk_encode_args(&src, chunk, &req.settings, &tmp),
+    };
     on_progress(0, total);
     runner::run_with_progress(&argv, &mut |frames| on_progress(frames.min(total), total))?;
     let got = count_video_packets(&tmp)?;

@@ -54,6 +54,14 @@ pub fn plan_chunks(index: &FrameIndex, target_frames: u32, min_chunks: u32) -> V
             cuts.push(cut as u64);
         }
     }
+    chunks_from_cuts(index, &cuts)
+}
+
+/// The chunks between `cuts` (first frames, ascending, starting at 0), each
+/// decoding from the keyframe at or before its first frame.
+pub fn chunks_from_cuts(index: &FrameIndex, cuts: &[u64]) -> Vec<ChunkPlan> {
+    let n = index.pts.len() as u64;
+    let mut cuts = cuts.to_vec();
     cuts.push(n);
     cuts.windows(2)
         .enumerate()

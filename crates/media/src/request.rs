@@ -262,6 +262,9 @@ pub struct EncodeRequest {
     pub chunk_seconds: f64,
     /// Chunk encodes that run at once.
     pub slots: u32,
+    /// An ABR ladder instead of one file: `output` is then a folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ladder: Option<crate::ladder::LadderRequest>,
 }
 
 impl EncodeRequest {
@@ -274,6 +277,11 @@ impl EncodeRequest {
     pub fn validate(&self) -> Result<()> {
         self.settings.validate()?;
         check_input_file(&self.input)?;
+        if let Some(ladder) = &self.ladder {
+            ladder.validate()?;
+            self.check_numbers()?;
+            return check_ladder_output(&self.output);
+        }
         let container = self.container()?;
         if !container.supports(self.settings.codec) {
             let fits: Vec<&str> = [
@@ -300,6 +308,11 @@ impl EncodeRequest {
                 fits.join(" or ")
             )));
         }
+        self.check_numbers()?;
+        check_output_dir(&self.output)
+    }
+
+    fn check_numbers(&self) -> Result<()> {
         if !(self.chunk_seconds.is_finite() && self.chunk_seconds > 0.0) {
             return Err(MediaError::BadRequest(format!(
                 "chunk length must be > 0 s, got {}",
@@ -317,7 +330,34 @@ impl EncodeRequest {
                 self.output.display()
             )));
         }
-        check_output_dir(&self.output)
+        Ok(())
+    }
+}
+
+/// A ladder's output folder: its parent must be a writable folder, and the
+/// folder itself absent, empty, or a ladder Tessera published (which the
+/// new one replaces).
+fn check_ladder_output(output: &Path) -> Result<()> {
+    check_output_dir(output)?;
+    match std::fs::symlink_metadata(output) {
+        Err(_) => Ok(()),
+        Ok(m) if m.is_dir() => {
+            let mut entries =
+                std::fs::read_dir(output).map_err(|e| MediaError::io_at(output, "reading", e))?;
+            if entries.next().is_none() || output.join(crate::ladder::LADDER_REPORT).is_file() {
+                Ok(())
+            } else {
+                Err(MediaError::OutputDir {
+                    path: output.into(),
+                    detail: "it holds files that are not a Tessera ladder; choose an empty or new folder".into(),
+                })
+            }
+        }
+        Ok(_) => Err(MediaError::OutputDir {
+            path: output.into(),
+            detail: "it is a file, and a ladder is written into a folder; choose a folder name"
+                .into(),
+        }),
     }
 }
 

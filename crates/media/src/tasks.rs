@@ -30,6 +30,15 @@ pub fn initial_tasks(workdir: &Path) -> Vec<TaskSpec> {
 /// output and the temporary output beside it. The job's spec carries them
 /// as grants.
 pub fn encode_grants(workdir: &Path, req: &EncodeRequest) -> Vec<Grant> {
+    if req.ladder.is_some() {
+        // A ladder is a folder, built beside its place and renamed into it.
+        return vec![
+            Grant::write(workdir).folder(),
+            Grant::read(&req.input),
+            Grant::write(&req.output).folder(),
+            Grant::write(crate::workdir::temp_output(&req.output)).folder(),
+        ];
+    }
     vec![
         Grant::write(workdir).folder(),
         Grant::read(&req.input),
@@ -46,7 +55,15 @@ pub fn chunk_task_name(n: u32) -> String {
 /// The chunk a task encodes, from its name ([`chunk_task_name`]'s
 /// inverse): `encode-chunk-0007` -> 7; `None` for any other task.
 pub fn chunk_of_task(name: &str) -> Option<u32> {
-    name.strip_prefix("encode-chunk-")?.parse().ok()
+    let rest = name.strip_prefix("encode-chunk-")?;
+    // A ladder's: `encode-chunk-0007-720p`.
+    let digits = rest.split_once('-').map_or(rest, |(d, _)| d);
+    digits.parse().ok()
+}
+
+/// Name of the task that encodes chunk `n` of a ladder's rendition `name`.
+pub fn rendition_chunk_task_name(n: u32, rendition: &str) -> String {
+    format!("encode-chunk-{n:04}-{rendition}")
 }
 
 /// The tasks `plan` adds: one per chunk (longest first), `encode-audio` if
@@ -106,5 +123,9 @@ mod tests {
         assert_eq!(super::chunk_of_task(&super::chunk_task_name(42)), Some(42));
         assert_eq!(super::chunk_of_task("encode-chunk-0042"), Some(42));
         assert_eq!(super::chunk_of_task("encode-audio"), None);
+        assert_eq!(
+            super::chunk_of_task(&super::rendition_chunk_task_name(7, "720p")),
+            Some(7)
+        );
     }
 }

@@ -129,6 +129,23 @@ pub fn verify_against(
     ))
 }
 
+/// The video checks alone (frames, decode, timestamps, duration,
+/// monotonic) of `candidate`, whose first video stream must hold exactly
+/// the frames of `sx` with their timing: a ladder's rendition, which has no
+/// audio or subtitles of its own.
+pub fn verify_video(sx: &FrameIndex, candidate: &Path, decode: bool) -> Result<VerifyReport> {
+    let (ci, cx) = probe_and_index(candidate)?;
+    let mut r = VerifyReport::default();
+    video_checks(&mut r, sx, &cx, decode.then_some(candidate));
+    monotonic_check(&mut r, &cx);
+    r.add(
+        "video streams",
+        ci.streams_of("video").count() == 1,
+        format!("{} (one expected)", ci.streams_of("video").count()),
+    );
+    Ok(r)
+}
+
 fn compare(
     si: &MediaInfo,
     sx: &FrameIndex,
@@ -137,6 +154,35 @@ fn compare(
     decode: Option<&Path>,
 ) -> VerifyReport {
     let mut r = VerifyReport::default();
+    video_checks(&mut r, sx, cx, decode);
+    for kind in ["audio", "subtitle"] {
+        let (a, b) = (langs(si, kind), langs(ci, kind));
+        r.add(
+            &format!("{kind} streams"),
+            a == b,
+            format!("source {a:?}, output {b:?}"),
+        );
+    }
+    let (a, b) = (si.chapters.len(), ci.chapters.len());
+    r.add("chapters", a == b, format!("source {a}, output {b}"));
+    monotonic_check(&mut r, cx);
+    let (a, b) = (rotation(si), rotation(ci));
+    r.add("rotation", a == b, format!("source {a}°, output {b}°"));
+    r
+}
+
+fn monotonic_check(r: &mut VerifyReport, cx: &FrameIndex) {
+    r.add(
+        "timestamps monotonic",
+        cx.timestamp_faults == 0,
+        match cx.timestamp_faults {
+            0 => "no repeated or backward timestamps".into(),
+            n => format!("{n} repeated or backward timestamps in the output"),
+        },
+    );
+}
+
+fn video_checks(r: &mut VerifyReport, sx: &FrameIndex, cx: &FrameIndex, decode: Option<&Path>) {
     r.add(
         "video frames",
         sx.len() == cx.len(),
@@ -182,27 +228,6 @@ fn compare(
         (ss - cs).abs() <= frame + PTS_TOLERANCE,
         format!("source {ss:.3}s, output {cs:.3}s"),
     );
-    for kind in ["audio", "subtitle"] {
-        let (a, b) = (langs(si, kind), langs(ci, kind));
-        r.add(
-            &format!("{kind} streams"),
-            a == b,
-            format!("source {a:?}, output {b:?}"),
-        );
-    }
-    let (a, b) = (si.chapters.len(), ci.chapters.len());
-    r.add("chapters", a == b, format!("source {a}, output {b}"));
-    r.add(
-        "timestamps monotonic",
-        cx.timestamp_faults == 0,
-        match cx.timestamp_faults {
-            0 => "no repeated or backward timestamps".into(),
-            n => format!("{n} repeated or backward timestamps in the output"),
-        },
-    );
-    let (a, b) = (rotation(si), rotation(ci));
-    r.add("rotation", a == b, format!("source {a}°, output {b}°"));
-    r
 }
 
 /// The video's display rotation in degrees, 0..360 (0 when none).

@@ -40,6 +40,9 @@ pub struct Plan {
     pub chunks: Vec<ChunkPlan>,
     pub audio: Option<AudioPlan>,
     pub output: OutputPlan,
+    /// For a ladder encode: segments, renditions, tracks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ladder: Option<crate::ladder::LadderPlan>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +71,27 @@ pub struct OutputPlan {
 }
 
 impl Plan {
+    /// The chunk file of `chunk` for `rendition` (a ladder's) or the single output.
+    pub fn chunk_path_of(
+        &self,
+        workdir: &Path,
+        chunk: &ChunkPlan,
+        rendition: Option<&crate::ladder::Rendition>,
+    ) -> PathBuf {
+        match rendition {
+            None => self.chunk_path(workdir, chunk),
+            Some(r) => workdir.join(CHUNK_DIR).join(format!(
+                "{}-{}-{}-{:04}-{}-{}.nut",
+                self.source_key,
+                r.name,
+                r.key(),
+                chunk.index,
+                chunk.first,
+                chunk.count
+            )),
+        }
+    }
+
     pub fn chunk_path(&self, workdir: &Path, chunk: &ChunkPlan) -> PathBuf {
         workdir.join(CHUNK_DIR).join(format!(
             "{}-{:04}-{}-{}.nut",

@@ -3,6 +3,8 @@
 mod bad_inputs;
 mod corrupt;
 mod files;
+mod ladder;
+mod ladder_chunks;
 mod pipeline;
 mod playlists;
 mod support;

@@ -23,6 +23,7 @@ pub fn request(input: &Path, output: &Path, codec: Codec, chunk_seconds: f64) ->
         settings,
         chunk_seconds,
         slots: 1,
+        ladder: None,
     }
 }
 

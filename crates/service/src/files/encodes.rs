@@ -122,6 +122,7 @@ impl Service {
             settings,
             chunk_seconds: options.chunk_seconds.unwrap_or(10.0),
             slots: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+            ladder: None,
         };
         let user = self.project_user(project.id)?;
         let prepared = {
