@@ -43,6 +43,7 @@ mod plan;
 mod probe;
 mod request;
 pub mod runner;
+pub mod scenes;
 mod tasks;
 pub mod testclips;
 pub mod thumbs;
@@ -56,7 +57,9 @@ pub use ops::{
     check_streams, concat, count_video_packets, encode_audio, encode_chunk, encode_chunk_of,
     plan_op, probe_op, thumbnails_op, verify_op, CHUNKS_PER_SLOT,
 };
-pub use plan::{chunks_from_cuts, frames_for_seconds, plan_chunks, ChunkPlan};
+pub use plan::{
+    chunks_from_cuts, frames_for_seconds, plan_chunks, plan_chunks_with_scenes, ChunkPlan,
+};
 pub use probe::{frame_index, probe, probe_and_index, Chapter, FrameIndex, MediaInfo, StreamInfo};
 pub use request::{Codec, Container, EncodeRequest, EncodeSettings};
 pub use tasks::{

@@ -4,7 +4,7 @@
 
 use crate::args::{self, ChunkSource, ConcatEntry, MuxPlan};
 use crate::error::{MediaError, Result};
-use crate::plan::{frames_for_seconds, plan_chunks};
+use crate::plan::{frames_for_seconds, plan_chunks_with_scenes};
 use crate::probe::{self, FrameIndex, MediaInfo};
 use crate::request::{Container, EncodeRequest};
 use crate::runner::{self, argv, Tool};
@@ -96,12 +96,19 @@ pub fn plan_op(workdir: &Path) -> Result<Vec<TaskSpec>> {
         .map(|s| args::audio_copyable(container, s))
         .collect();
     let target = frames_for_seconds(&probed.index, req.chunk_seconds);
+    let scenes = match probed.info.video() {
+        Some(v) if crate::scenes::worth_detecting(&probed.index, false) => {
+            crate::scenes::detect_scenes(&req.input, v.index, &probed.index, workdir)?
+        }
+        _ => Vec::new(),
+    };
     let plan = Plan {
         source_key: source_key(&req)?,
-        chunks: plan_chunks(
+        chunks: plan_chunks_with_scenes(
             &probed.index,
             target,
             req.slots.saturating_mul(CHUNKS_PER_SLOT),
+            &scenes,
         ),
         audio: (!audio.is_empty()).then_some(AudioPlan { copy: audio }),
         output: OutputPlan {

@@ -25,6 +25,18 @@ pub struct ChunkPlan {
 /// the cut falls mid-GOP (the chunk then decodes from the previous keyframe).
 /// The ranges cover every frame exactly once, in order.
 pub fn plan_chunks(index: &FrameIndex, target_frames: u32, min_chunks: u32) -> Vec<ChunkPlan> {
+    plan_chunks_with_scenes(index, target_frames, min_chunks, &[])
+}
+
+/// [`plan_chunks`] that cuts at a scene change (`scenes`: frame indices,
+/// ascending) when one lies within half a chunk of the ideal cut, in
+/// preference to a keyframe.
+pub fn plan_chunks_with_scenes(
+    index: &FrameIndex,
+    target_frames: u32,
+    min_chunks: u32,
+    scenes: &[u32],
+) -> Vec<ChunkPlan> {
     let n = index.pts.len() as u64;
     if n == 0 {
         return Vec::new();
@@ -43,13 +55,16 @@ pub fn plan_chunks(index: &FrameIndex, target_frames: u32, min_chunks: u32) -> V
     for i in 1..k {
         let ideal = (i as f64 * len).round() as i64;
         let prev = *cuts.last().expect("starts with 0") as i64;
-        let snapped = index
-            .keyframes
-            .iter()
-            .map(|&kf| i64::from(kf))
-            .filter(|&kf| kf > prev && (kf - ideal).abs() <= window)
-            .min_by_key(|&kf| ((kf - ideal).abs(), kf));
-        let cut = snapped.unwrap_or(ideal);
+        let nearest = |candidates: &[u32]| {
+            candidates
+                .iter()
+                .map(|&kf| i64::from(kf))
+                .filter(|&kf| kf > prev && (kf - ideal).abs() <= window)
+                .min_by_key(|&kf| ((kf - ideal).abs(), kf))
+        };
+        let cut = nearest(scenes)
+            .or_else(|| nearest(&index.keyframes))
+            .unwrap_or(ideal);
         if cut > prev && (cut as u64) < n {
             cuts.push(cut as u64);
         }

@@ -189,6 +189,41 @@ pub fn multi_track(dir: &Path) -> Result<PathBuf> {
     ffmpeg(dir, "multi.mkv", a)
 }
 
+/// 9 s at 25 fps in three scenes of 3 s each (test pattern, fractal, colour
+/// bars: cuts at frames 75 and 150), H.264 with one keyframe (so the
+/// source's keyframes give no hint) + AAC, mp4.
+pub fn scene_cuts(dir: &Path) -> Result<PathBuf> {
+    let mut a = Vec::new();
+    for source in ["testsrc2", "mandelbrot", "smptebars"] {
+        a.extend(cat(&[&["-t", "3"]]));
+        a.extend(strings(runner::lavfi_input(&format!(
+            "{source}=size={SIZE}:rate=25"
+        ))));
+    }
+    a.extend(sine(440));
+    a.extend(cat(&[&[
+        "-filter_complex",
+        "[0:v][1:v][2:v]concat=n=3:v=1[v]",
+        "-map",
+        "[v]",
+        "-map",
+        "3:a",
+        "-t",
+        "9",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "250",
+        "-sc_threshold",
+        "0",
+        "-c:a",
+        "aac",
+    ]]));
+    ffmpeg(dir, "scenes.mp4", a)
+}
+
 /// 2 s of audio only (m4a).
 pub fn audio_only(dir: &Path) -> Result<PathBuf> {
     let mut a = sine(440);

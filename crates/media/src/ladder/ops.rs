@@ -11,7 +11,7 @@
 //! passed its checks: a failed ladder leaves nothing at the output path.
 
 use super::args;
-use super::plan::{chunk_cuts, plan_segments, AudioTrackPlan, LadderPlan, SubtitlePlan};
+use super::plan::{chunk_cuts, AudioTrackPlan, LadderPlan, SubtitlePlan};
 use crate::args::is_text_subtitle;
 use crate::error::{MediaError, Result};
 use crate::ops::{load, CHUNKS_PER_SLOT};
@@ -80,7 +80,10 @@ pub fn plan_ladder(
     let (renditions, skipped) = super::resolve(ladder, video, req.settings.preset.as_deref())?;
     let subtitles = subtitle_plans(req, info)?;
     let audio = audio_plans(info);
-    let segments = plan_segments(index, ladder.segment_seconds);
+    // Segments start at scene changes where they can (an IDR where the
+    // picture changes anyway), the same frames in every rendition.
+    let scenes = crate::scenes::detect_scenes(&req.input, video.index, index, workdir)?;
+    let segments = crate::scenes::segments_with_scenes(index, ladder.segment_seconds, &scenes);
     let total = index.pts.len() as u32;
     // Renditions multiply the tasks: fewer chunks keep every slot busy.
     let min_chunks = req

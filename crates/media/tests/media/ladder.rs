@@ -267,3 +267,25 @@ fn a_damaged_rendition_chunk_fails_its_package_and_publishes_nothing() {
     assert!(ladder::publish(&workdir).is_err());
     assert!(!out.exists());
 }
+
+#[test]
+fn segments_start_at_scene_changes_in_every_rendition() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = testclips::scene_cuts(dir.path()).unwrap();
+    let out = dir.path().join("ladder");
+    let workdir = dir.path().join("w");
+    let mut ladder = parse_ladder_file(TWO_RUNGS).unwrap();
+    ladder.segment_seconds = 2.0;
+    let report = run_ladder(&workdir, &ladder_request(&src, &out, ladder)).unwrap();
+    let plan = plan_of(&workdir);
+    let segments = &plan.ladder.as_ref().unwrap().segments;
+    // Cuts at 3 s and 6 s (frames 75, 150) start segments; 2 s apart otherwise.
+    assert_eq!(segments, &[0, 50, 75, 125, 150, 200], "{segments:?}");
+    check_ladder(&src, &out, &report, dir.path());
+    let playlist = std::fs::read_to_string(out.join("r240/index.m3u8")).unwrap();
+    assert_eq!(
+        extinf(&playlist),
+        [2.0, 1.0, 2.0, 1.0, 2.0, 1.0],
+        "{playlist}"
+    );
+}
