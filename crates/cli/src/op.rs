@@ -251,6 +251,11 @@ pub struct VerifyArgs {
     /// Skip the full decode of the encoded file (faster; no decode-error check).
     #[arg(long)]
     no_decode: bool,
+    /// Also measure quality against the source once the checks pass: VMAF
+    /// (model vmaf_v0.6.1), PSNR of the luma and SSIM, the encoded file
+    /// scaled to the source's size.
+    #[arg(long, alias = "vmaf")]
+    quality: bool,
 }
 
 pub fn verify(args: VerifyArgs) -> Result<()> {
@@ -262,16 +267,40 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
         },
     )?;
     say!("{report}");
-    if report.passed() {
-        Ok(())
-    } else {
-        Err(Failure::internal(format!(
+    if !report.passed() {
+        return Err(Failure::internal(format!(
             "{} does not match {}: {}",
             args.encoded.display(),
             args.source.display(),
             report.failures()
-        )))
+        )));
     }
+    if args.quality {
+        let scores = tessera_quality::measure(
+            &args.source,
+            &args.encoded,
+            &tessera_quality::QualityOptions::default(),
+        )?;
+        say!("{}", quality_lines(&scores));
+    }
+    Ok(())
+}
+
+/// The quality lines `tessera verify --quality` prints: one per metric.
+pub fn quality_lines(s: &tessera_quality::Scores) -> String {
+    let line = |name: &str, m: &tessera_quality::Summary, digits: usize, unit: &str| {
+        format!(
+            "{name:<7} mean {:.digits$}{unit}  min {:.digits$}  harmonic mean {:.digits$}  5th percentile {:.digits$}",
+            m.mean, m.min, m.harmonic_mean, m.p5
+        )
+    };
+    format!(
+        "quality over {} frames:\n{}\n{}\n{}",
+        s.frames,
+        line("VMAF", &s.vmaf, 2, ""),
+        line("PSNR-Y", &s.psnr_y, 2, " dB"),
+        line("SSIM", &s.ssim, 4, ""),
+    )
 }
 
 #[derive(Args)]

@@ -10,7 +10,8 @@ use crate::error::{MediaError, Result};
 use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::thread::JoinHandle;
 
 /// How many bytes of stderr an error keeps.
 const STDERR_TAIL: usize = 2_000;
@@ -169,12 +170,14 @@ fn check_inputs(tool: Tool, args: &[OsString]) -> Result<()> {
     Ok(())
 }
 
-fn run_program(
-    program: OsString,
-    name: &str,
-    args: &[OsString],
-    mut on_frame: Option<&mut dyn FnMut(u64)>,
-) -> Result<RunOutput> {
+/// A started child with stdout piped to us and stderr drained on its own thread.
+struct Started {
+    child: Child,
+    stdout: ChildStdout,
+    stderr_thread: JoinHandle<String>,
+}
+
+fn start(program: OsString, name: &str, args: &[OsString]) -> Result<Started> {
     let mut cmd = Command::new(program);
     cmd.args(args)
         .stdin(Stdio::null())
@@ -196,7 +199,92 @@ fn run_program(
         let _ = stderr_pipe.read_to_end(&mut buf);
         String::from_utf8_lossy(&buf).into_owned()
     });
-    let stdout_pipe = child.stdout.take().expect("stdout is piped");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    Ok(Started {
+        child,
+        stdout,
+        stderr_thread,
+    })
+}
+
+/// Waits for a started child, joins its stderr and fails on a non-zero exit.
+fn finish(mut child: Child, stderr_thread: JoinHandle<String>, name: &str) -> Result<String> {
+    let status = child
+        .wait()
+        .map_err(|e| MediaError::io(format!("waiting for {name}"), e))?;
+    let stderr = stderr_thread.join().unwrap_or_default();
+    if !status.success() {
+        return Err(MediaError::ToolFailed {
+            program: name.to_string(),
+            status: status.to_string(),
+            stderr_tail: tail(&stderr),
+        });
+    }
+    Ok(stderr)
+}
+
+/// A running tool whose stdout the caller reads as a byte stream (raw
+/// frames over a pipe: `-f rawvideo pipe:1`), so a whole video is never
+/// held in memory. Read it, then call [`OutputStream::finish`] to check the
+/// exit status. Dropping it unfinished kills the child (a reader that stops
+/// early never leaves a decoder running).
+pub struct OutputStream {
+    name: &'static str,
+    child: Option<(Child, JoinHandle<String>)>,
+    stdout: ChildStdout,
+}
+
+/// Starts `tool` with `args` (inputs checked as by [`run`]) and hands back
+/// its stdout to read as it is produced.
+pub fn spawn_output_stream(tool: Tool, args: &[OsString]) -> Result<OutputStream> {
+    check_inputs(tool, args)?;
+    let s = start(tool.program(), tool.name(), args)?;
+    Ok(OutputStream {
+        name: tool.name(),
+        child: Some((s.child, s.stderr_thread)),
+        stdout: s.stdout,
+    })
+}
+
+impl OutputStream {
+    /// Waits for the tool to exit (after stdout was read to its end) and
+    /// fails with its stderr tail on a non-zero exit.
+    pub fn finish(mut self) -> Result<RunOutput> {
+        let (child, stderr_thread) = self.child.take().expect("finished once");
+        let stderr = finish(child, stderr_thread, self.name)?;
+        Ok(RunOutput {
+            stdout: String::new(),
+            stderr,
+        })
+    }
+}
+
+impl Read for OutputStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.stdout.read(buf)
+    }
+}
+
+impl Drop for OutputStream {
+    fn drop(&mut self) {
+        if let Some((mut child, _stderr_thread)) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn run_program(
+    program: OsString,
+    name: &str,
+    args: &[OsString],
+    mut on_frame: Option<&mut dyn FnMut(u64)>,
+) -> Result<RunOutput> {
+    let Started {
+        child,
+        stdout: stdout_pipe,
+        stderr_thread,
+    } = start(program, name, args)?;
     let mut stdout = String::new();
     match on_frame.as_mut() {
         Some(cb) => {
@@ -213,17 +301,7 @@ fn run_program(
             stdout = String::from_utf8_lossy(&bytes).into_owned();
         }
     }
-    let status = child
-        .wait()
-        .map_err(|e| MediaError::io(format!("waiting for {name}"), e))?;
-    let stderr = stderr_thread.join().unwrap_or_default();
-    if !status.success() {
-        return Err(MediaError::ToolFailed {
-            program: name.to_string(),
-            status: status.to_string(),
-            stderr_tail: tail(&stderr),
-        });
-    }
+    let stderr = finish(child, stderr_thread, name)?;
     Ok(RunOutput { stdout, stderr })
 }
 
@@ -329,6 +407,34 @@ mod tests {
                 "file:/v/a:b.mp4"
             ])
         );
+    }
+
+    #[test]
+    fn an_output_stream_streams_raw_frames_and_checks_the_exit() {
+        let mut a = argv(["-nostdin", "-v", "error"]);
+        a.extend(lavfi_input("color=c=gray:size=16x8:rate=10:duration=1"));
+        a.extend(argv(["-f", "rawvideo", "-pix_fmt", "gray", "pipe:1"]));
+        let mut s = spawn_output_stream(Tool::Ffmpeg, &a).unwrap();
+        let mut frame = [0u8; 16 * 8];
+        let mut frames = 0;
+        while s.read_exact(&mut frame).is_ok() {
+            frames += 1;
+        }
+        s.finish().unwrap();
+        assert_eq!(frames, 10);
+        // A failing tool is an error at finish, carrying its stderr.
+        let mut bad = argv(["-v", "error"]);
+        bad.extend(media_input(Path::new("/nonexistent/in.mkv")));
+        bad.extend(argv(["-f", "rawvideo", "pipe:1"]));
+        let mut s = spawn_output_stream(Tool::Ffmpeg, &bad).unwrap();
+        let _ = s.read(&mut frame);
+        let err = s.finish().unwrap_err();
+        assert!(err.to_string().contains("No such file"), "{err}");
+        // Dropping a stream unread kills its child instead of waiting on it.
+        let mut endless = argv(["-nostdin", "-v", "error"]);
+        endless.extend(lavfi_input("color=c=gray:size=16x8:rate=10"));
+        endless.extend(argv(["-f", "rawvideo", "-pix_fmt", "gray", "pipe:1"]));
+        drop(spawn_output_stream(Tool::Ffmpeg, &endless).unwrap());
     }
 
     #[test]

@@ -228,6 +228,52 @@ fn verify_names_a_frame_count_difference() {
         "the message should name both frame counts: {line}"
     );
     assert!(out.stdout.contains("FAIL video frames"), "{}", out.stdout);
+    // --quality measures nothing when the checks fail: the same one line.
+    let out = tessera_run(argv!["verify", &src, &trimmed, "--quality"]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(!out.stdout.contains("VMAF"), "{}", out.stdout);
+}
+
+#[test]
+fn verify_quality_prints_vmaf_psnr_and_ssim() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = testclips::cfr_25(dir.path()).unwrap();
+    let rough = dir.path().join("rough.mp4");
+    ffmpeg(argv![
+        "-i",
+        &src,
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-crf",
+        "40",
+        "-c:a",
+        "copy",
+        &rough
+    ]);
+    let out = tessera_run(argv!["verify", &src, &rough, "--quality"]);
+    out.expect_code(0);
+    let metric = |name: &str| -> f64 {
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} line in {}", out.stdout));
+        line.split_whitespace().nth(2).unwrap().parse().unwrap()
+    };
+    assert!(
+        out.stdout.contains("quality over 100 frames:"),
+        "{}",
+        out.stdout
+    );
+    let (vmaf, psnr, ssim) = (metric("VMAF "), metric("PSNR-Y "), metric("SSIM "));
+    assert!(
+        (20.0..97.0).contains(&vmaf),
+        "crf 40 is visibly worse: {vmaf}"
+    );
+    assert!((20.0..50.0).contains(&psnr), "{psnr}");
+    assert!((0.5..0.999).contains(&ssim), "{ssim}");
 }
 
 /// framemd5 rows as (pts relative to the first frame, hash).
