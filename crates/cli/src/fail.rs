@@ -4,7 +4,6 @@
 use std::fmt::Display;
 use tessera_driver::DriverError;
 use tessera_media::MediaError;
-use tessera_quality::QualityError;
 use tessera_store::StoreError;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -62,16 +61,6 @@ impl From<MediaError> for Failure {
         Self {
             code,
             message: one_line(&e.to_string()),
-        }
-    }
-}
-
-impl From<QualityError> for Failure {
-    fn from(e: QualityError) -> Self {
-        match e {
-            QualityError::Media(e) => e.into(),
-            e if e.is_user_error() => Self::input(one_line(&e.to_string())),
-            e => Self::internal(one_line(&e.to_string())),
         }
     }
 }

@@ -34,6 +34,8 @@ pub enum OpName {
     PackageSubtitles,
     /// Ladder: poster, sprite sheets and a WebVTT thumbnail track.
     PackageThumbnails,
+    /// Ladder: VMAF, PSNR and SSIM of one rendition (--rendition NAME) against the source.
+    Quality,
     /// Ladder: check alignment, write the HLS and DASH manifests, move the folder into place.
     Publish,
 }
@@ -214,6 +216,21 @@ pub fn run(args: OpArgs) -> Result<()> {
                 t.poster
             );
         }
+        OpName::Quality => {
+            let name = args
+                .rendition
+                .as_deref()
+                .ok_or_else(|| Failure::input("quality needs --rendition NAME"))?;
+            let a: Vec<std::ffi::OsString> = vec![
+                "ladder".into(),
+                "--workdir".into(),
+                workdir.clone().into(),
+                "--rendition".into(),
+                name.into(),
+            ];
+            let out = media::runner::run(media::runner::Tool::Vmaf, &a).map_err(vmaf_failure)?;
+            say!("{}", out.stdout.trim_end());
+        }
         OpName::Publish => {
             let report = media::ladder::publish(&workdir)?;
             say!(
@@ -276,31 +293,42 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
         )));
     }
     if args.quality {
-        let scores = tessera_quality::measure(
-            &args.source,
-            &args.encoded,
-            &tessera_quality::QualityOptions::default(),
-        )?;
-        say!("{}", quality_lines(&scores));
+        // tessera-vmaf: a program of its own (see runner::Tool::Vmaf).
+        let mut a: Vec<std::ffi::OsString> = vec!["measure".into()];
+        a.push(args.source.clone().into());
+        a.push(args.encoded.clone().into());
+        let out = media::runner::run(media::runner::Tool::Vmaf, &a).map_err(vmaf_failure)?;
+        say!("{}", out.stdout.trim_end());
     }
     Ok(())
 }
 
-/// The quality lines `tessera verify --quality` prints: one per metric.
-pub fn quality_lines(s: &tessera_quality::Scores) -> String {
-    let line = |name: &str, m: &tessera_quality::Summary, digits: usize, unit: &str| {
-        format!(
-            "{name:<7} mean {:.digits$}{unit}  min {:.digits$}  harmonic mean {:.digits$}  5th percentile {:.digits$}",
-            m.mean, m.min, m.harmonic_mean, m.p5
-        )
-    };
-    format!(
-        "quality over {} frames:\n{}\n{}\n{}",
-        s.frames,
-        line("VMAF", &s.vmaf, 2, ""),
-        line("PSNR-Y", &s.psnr_y, 2, " dB"),
-        line("SSIM", &s.ssim, 4, ""),
-    )
+/// What a failed `tessera-vmaf` means to the user: not installed (build it),
+/// or its own one-line error.
+pub fn vmaf_failure(e: media::MediaError) -> Failure {
+    match e {
+        media::MediaError::NotInstalled { .. } => Failure::env(
+            "quality needs tessera-vmaf (VMAF through libvmaf; GPL-3.0, so a program of its own): \
+             build it with `cargo build --release -p tessera-quality` and put it next to tessera \
+             or on PATH, or set TESSERA_VMAF",
+        ),
+        media::MediaError::ToolFailed {
+            stderr_tail,
+            status,
+            ..
+        } => {
+            let line = stderr_tail
+                .trim()
+                .trim_start_matches("tessera-vmaf: ")
+                .to_string();
+            if status.contains("status: 3") {
+                Failure::input(line)
+            } else {
+                Failure::internal(line)
+            }
+        }
+        e => e.into(),
+    }
 }
 
 #[derive(Args)]

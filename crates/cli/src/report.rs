@@ -186,9 +186,15 @@ fn write_ladder(
         } else {
             "CHECKS FAILED"
         };
+        let vmaf = r.quality.as_ref().map_or(String::new(), |q| {
+            format!(
+                ", VMAF {:.1} (min {:.1}), PSNR {:.1} dB, SSIM {:.3}",
+                q.vmaf_mean, q.vmaf_min, q.psnr_y_mean, q.ssim_mean
+            )
+        });
         writeln!(
             f,
-            "    {:<8} {:>9}  {:<12} {:>6.0} kbit/s average, {:>6.0} peak, {} frames, {checks}",
+            "    {:<8} {:>9}  {:<12} {:>6.0} kbit/s average, {:>6.0} peak, {} frames{vmaf}, {checks}",
             r.name,
             format!("{}x{}", r.width, r.height),
             r.codec,
@@ -212,6 +218,9 @@ fn write_ladder(
                 l.subtitles.join(", ")
             }
         )?;
+    }
+    if let Some(note) = &l.quality_note {
+        writeln!(f, "    quality  {note}")?;
     }
     if !l.skipped.is_empty() {
         writeln!(

@@ -17,7 +17,10 @@ mod spec;
 mod tests;
 
 pub use plan::{chunk_cuts, plan_segments, LadderPlan, Rendition};
-pub use publish::{package_audio, package_rendition, publish, LadderReport, RenditionReport};
+pub use publish::{
+    package_audio, package_rendition, publish, quality_json, ChunkQuality, LadderReport,
+    RenditionQuality, RenditionReport,
+};
 pub use spec::{parse_ladder_file, resolve, LadderRequest, Rung, DEFAULT_RUNGS};
 
 /// The most rungs a ladder may have (each multiplies the encode's work).

@@ -16,12 +16,17 @@ use std::thread::JoinHandle;
 /// How many bytes of stderr an error keeps.
 const STDERR_TAIL: usize = 2_000;
 
-/// Which tool to run. `TESSERA_FFMPEG` / `TESSERA_FFPROBE` override the
-/// program found on `PATH`.
+/// Which tool to run. `TESSERA_FFMPEG` / `TESSERA_FFPROBE` /
+/// `TESSERA_VMAF` override the program found on `PATH`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Tool {
     Ffmpeg,
     Ffprobe,
+    /// `tessera-vmaf` (crate `tessera-quality`): VMAF through libvmaf,
+    /// whose Rust bindings are GPL-3.0, so it is a program of its own
+    /// beside `tessera` (Apache-2.0), never linked into it. Found through
+    /// `TESSERA_VMAF`, next to the running executable, or on `PATH`.
+    Vmaf,
 }
 
 impl Tool {
@@ -29,6 +34,7 @@ impl Tool {
         match self {
             Tool::Ffmpeg => "ffmpeg",
             Tool::Ffprobe => "ffprobe",
+            Tool::Vmaf => "tessera-vmaf",
         }
     }
 
@@ -36,8 +42,32 @@ impl Tool {
         let var = match self {
             Tool::Ffmpeg => "TESSERA_FFMPEG",
             Tool::Ffprobe => "TESSERA_FFPROBE",
+            Tool::Vmaf => "TESSERA_VMAF",
         };
-        std::env::var_os(var).unwrap_or_else(|| self.name().into())
+        if let Some(p) = std::env::var_os(var) {
+            return p;
+        }
+        if self == Tool::Vmaf {
+            let beside = std::env::current_exe()
+                .ok()
+                .and_then(|e| e.parent().map(|d| d.join(self.name())))
+                .filter(|p| p.is_file());
+            if let Some(p) = beside {
+                return p.into_os_string();
+            }
+        }
+        self.name().into()
+    }
+
+    /// Whether the tool can be started: it is a file (named, or next to the
+    /// executable) or on `PATH`.
+    pub fn installed(self) -> bool {
+        let program = std::path::PathBuf::from(self.program());
+        if program.components().count() > 1 {
+            return program.is_file();
+        }
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(&program).is_file()))
     }
 }
 

@@ -31,7 +31,14 @@ pub(crate) struct Fragment {
     pub first_end: u64,
     /// Sample data range relative to the moof's start: [lo, hi).
     pub data: (u64, u64),
+    /// Each sample's (duration, size), in order, while the fragment holds
+    /// at most [`MAX_TABLE`] samples (else empty): what merging fragments
+    /// into one needs ([`crate::merge`]).
+    pub table: Vec<(u32, u32)>,
 }
+
+/// The most samples a fragment's [`Fragment::table`] keeps.
+pub(crate) const MAX_TABLE: usize = 1 << 16;
 
 /// Parses the payload `moof` of a moof box of `moof_size` bytes that starts
 /// at file offset `moof_offset`. `span` is filled in when its mdat is found.
@@ -100,6 +107,7 @@ pub(crate) fn parse_moof(
         first_sync: false,
         first_end: 0,
         data: (u64::MAX, 0),
+        table: Vec::new(),
     };
     let mut next_data: Option<u64> = None;
     for b in traf.boxes() {
@@ -173,6 +181,10 @@ fn trun(
         f.duration = f.duration.checked_add(dur).ok_or_else(overflow)?;
         let bytes = n.checked_mul(u64::from(d.size)).ok_or_else(overflow)?;
         start = start.checked_add(bytes).ok_or_else(overflow)?;
+        if f.table.len() + count as usize <= MAX_TABLE {
+            f.table
+                .extend(std::iter::repeat_n((d.duration, d.size), count as usize));
+        }
     }
     for i in 0..if per_sample == 0 { 0 } else { count } {
         let dur = if flags & 0x100 != 0 {
@@ -202,6 +214,9 @@ fn trun(
             .checked_add(u64::from(dur))
             .ok_or_else(overflow)?;
         start = start.checked_add(u64::from(size)).ok_or_else(overflow)?;
+        if f.table.len() < MAX_TABLE {
+            f.table.push((dur, size));
+        }
     }
     f.data.1 = f.data.1.max(start);
     f.samples = f

@@ -40,6 +40,7 @@ mod error;
 mod fragment;
 mod hls;
 mod init;
+mod merge;
 mod scan;
 mod split;
 

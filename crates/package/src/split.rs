@@ -9,6 +9,7 @@
 
 use crate::error::PackageError;
 use crate::fragment::Fragment;
+use crate::merge::merge;
 use crate::scan::scan;
 use crate::{Cuts, Segment, Track};
 use std::fs::File;
@@ -41,18 +42,42 @@ pub fn split_fmp4(input: &Path, out_dir: &Path, cuts: &Cuts) -> Result<Track, Pa
         &scan.init_ranges,
     )?;
     let mut segments = Vec::with_capacity(plan.len());
+    let audio = matches!(cuts, Cuts::Seconds(_));
     for (k, range) in plan.into_iter().enumerate() {
         let frags = &scan.fragments[range];
         let name = format!("seg-{:05}.m4s", k + 1);
-        let ranges: Vec<(u64, u64)> = frags.iter().map(|f| (f.moof_offset, f.span)).collect();
-        let bytes = write_file(&mut file, input, &out_dir.join(&name), Some(&STYP), &ranges)?;
+        // Audio: one fragment per segment (see merge.rs); video segments
+        // keep their fragments (one per keyframe) byte for byte.
+        let merged = audio
+            .then(|| merge(frags, scan.init.track_id, k as u32 + 1))
+            .flatten();
+        let (bytes, first_end) = match merged {
+            Some(m) => {
+                let mut prefix = STYP.to_vec();
+                prefix.extend_from_slice(&m.header);
+                let n = write_file(
+                    &mut file,
+                    input,
+                    &out_dir.join(&name),
+                    Some(&prefix),
+                    &m.data,
+                )?;
+                (n, m.first_end)
+            }
+            None => {
+                let ranges: Vec<(u64, u64)> =
+                    frags.iter().map(|f| (f.moof_offset, f.span)).collect();
+                let n = write_file(&mut file, input, &out_dir.join(&name), Some(&STYP), &ranges)?;
+                (n, frags[0].first_end)
+            }
+        };
         segments.push(Segment {
             file: name,
             start: frags[0].decode_time,
             duration: frags.iter().fold(0u64, |a, f| a.saturating_add(f.duration)),
             samples: frags.iter().fold(0u32, |a, f| a.saturating_add(f.samples)),
             bytes,
-            iframe: (STYP.len() as u64, frags[0].first_end),
+            iframe: (STYP.len() as u64, first_end),
         });
     }
     Ok(Track {
@@ -280,6 +305,7 @@ mod tests {
                     first_sync,
                     first_end: 0,
                     data: (0, 0),
+                    table: Vec::new(),
                 };
                 t += duration;
                 f

@@ -26,6 +26,7 @@
 
 mod decode;
 mod error;
+pub mod ladder;
 mod measure;
 mod summary;
 mod vmaf;
@@ -33,3 +34,21 @@ mod vmaf;
 pub use error::QualityError;
 pub use measure::{measure, QualityOptions, Scores, MAX_PIXELS, MAX_THREADS};
 pub use summary::Summary;
+
+/// The lines `tessera-vmaf measure` (and so `tessera verify --quality`)
+/// prints: one per metric.
+pub fn quality_lines(s: &Scores) -> String {
+    let line = |name: &str, m: &Summary, digits: usize, unit: &str| {
+        format!(
+            "{name:<7} mean {:.digits$}{unit}  min {:.digits$}  harmonic mean {:.digits$}  5th percentile {:.digits$}",
+            m.mean, m.min, m.harmonic_mean, m.p5
+        )
+    };
+    format!(
+        "quality over {} frames:\n{}\n{}\n{}",
+        s.frames,
+        line("VMAF", &s.vmaf, 2, ""),
+        line("PSNR-Y", &s.psnr_y, 2, " dB"),
+        line("SSIM", &s.ssim, 4, ""),
+    )
+}

@@ -57,6 +57,10 @@ pub struct Scores {
     pub frames: u32,
     /// Of those, the frames scored (every `subsample`th).
     pub scored_frames: u32,
+    /// VMAF of each scored frame, in order (frame `i * subsample`): what
+    /// per-chunk scores are pooled from. Not written when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_frame_vmaf: Vec<f64>,
 }
 
 /// Decodes `reference` and `distorted` with ffmpeg (raw luma over a pipe,
@@ -142,6 +146,7 @@ pub fn measure(
         ssim: pool("float_ssim", &s)?,
         frames: index,
         scored_frames: v.len() as u32,
+        per_frame_vmaf: v,
     })
 }
 

@@ -65,6 +65,15 @@ pub fn ladder_files(
             }
             files.dirs.extend([tracks, temp.clone(), temp.join(&r.name)]);
         }
+        "quality" => {
+            let r = rendition_of(op, ladder, rendition)?;
+            files.inputs.push(req.input.clone());
+            files.inputs.push(track_file(workdir, &r.name));
+            files
+                .outputs
+                .push(super::publish::quality_json(workdir, &r.name));
+            files.dirs.push(tracks);
+        }
         "package-audio" => {
             files.inputs.push(req.input.clone());
             for a in &ladder.audio {
@@ -102,12 +111,17 @@ pub fn ladder_files(
                 files.inputs.push(tracks.join(format!("{name}.json")));
             }
             files.inputs.push(tracks.join("thumbs.json"));
+            for r in &ladder.renditions {
+                files
+                    .inputs
+                    .push(super::publish::quality_json(workdir, &r.name));
+            }
             files.outputs.push(plan.output.path.clone());
             files.dirs.push(temp.clone());
         }
         other => {
             return Err(MediaError::BadRequest(format!(
-                "op {other:?} is not one of a ladder's: encode-chunk, package, package-audio, package-subtitles, package-thumbnails, publish"
+                "op {other:?} is not one of a ladder's: encode-chunk, package, package-audio, package-subtitles, package-thumbnails, quality, publish"
             )))
         }
     }

@@ -121,6 +121,7 @@ pub fn plan_ladder(
             audio_kbps: ladder.audio_kbps,
             subtitles,
             skipped,
+            quality: runner::Tool::Vmaf.installed(),
             video_origin: index.seconds(index.pts[0]) - format_start,
         }),
     };
@@ -261,6 +262,19 @@ pub fn ladder_tasks(workdir: &Path, plan: &Plan) -> Vec<TaskSpec> {
             .with_priority(95)
             .with_retries(1, 1_000),
         );
+        // VMAF, PSNR and SSIM against the source; publish waits for it.
+        if !ladder.quality {
+            continue;
+        }
+        tasks.push(
+            TaskSpec::new(
+                format!("quality-{}", r.name),
+                op("quality", workdir, &["--rendition", &r.name]),
+            )
+            .after(&format!("package-{}", r.name))
+            .with_priority(90)
+            .with_retries(1, 1_000),
+        );
     }
     if !ladder.audio.is_empty() {
         // One long task per encode: start it first so it never ends up last.
@@ -283,11 +297,11 @@ pub fn ladder_tasks(workdir: &Path, plan: &Plan) -> Vec<TaskSpec> {
                 .with_retries(1, 1_000),
         );
     }
-    tasks.push(
-        TaskSpec::new("publish", op("publish", workdir, &[]))
-            .after("package-*")
-            .with_priority(95),
-    );
+    let mut publish = TaskSpec::new("publish", op("publish", workdir, &[])).after("package-*");
+    if ladder.quality {
+        publish = publish.after("quality-*");
+    }
+    tasks.push(publish.with_priority(95));
     tasks
 }
 

@@ -65,6 +65,10 @@ pub struct LadderPlan {
     pub subtitles: Vec<SubtitlePlan>,
     /// The user's rungs left out because they would upscale.
     pub skipped: Vec<String>,
+    /// Whether each rendition's quality is measured (`tessera-vmaf` was
+    /// installed when the plan was made).
+    #[serde(default)]
+    pub quality: bool,
     /// Seconds from the container's start to the first video frame: audio
     /// and subtitles shift by it so the first frame is time 0 everywhere.
     pub video_origin: f64,

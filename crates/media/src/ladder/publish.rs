@@ -36,6 +36,9 @@ pub struct LadderReport {
     pub skipped: Vec<String>,
     /// Poster, sprite sheets and the WebVTT thumbnail track (in `thumbs/`).
     pub thumbnails: Option<crate::Thumbs>,
+    /// Why quality was not measured, when it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality_note: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -50,6 +53,43 @@ pub struct RenditionReport {
     pub average_bandwidth: u64,
     pub peak_bandwidth: u64,
     pub checks: Vec<Check>,
+    /// VMAF, PSNR and SSIM against the source, whole and per chunk.
+    #[serde(default)]
+    pub quality: Option<RenditionQuality>,
+}
+
+/// A rendition's quality against the source (written by `tessera-quality`'s
+/// `quality` op into the workdir; `publish` puts it in `ladder.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RenditionQuality {
+    pub vmaf_mean: f64,
+    pub vmaf_min: f64,
+    pub vmaf_harmonic_mean: f64,
+    pub vmaf_p5: f64,
+    pub psnr_y_mean: f64,
+    pub ssim_mean: f64,
+    /// Frames compared, and of those scored (every `subsample`th).
+    pub frames: u32,
+    pub scored_frames: u32,
+    pub subsample: u32,
+    /// Wall seconds the measurement took (decode of both, scaling, libvmaf).
+    pub seconds: f64,
+    pub chunks: Vec<ChunkQuality>,
+}
+
+/// One chunk's VMAF within a rendition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChunkQuality {
+    pub index: u32,
+    pub first: u32,
+    pub count: u32,
+    pub vmaf_mean: f64,
+    pub vmaf_min: f64,
+}
+
+/// Where the quality op writes a rendition's [`RenditionQuality`].
+pub fn quality_json(workdir: &Path, name: &str) -> PathBuf {
+    workdir.join(TRACK_DIR).join(format!("{name}.quality.json"))
 }
 
 fn track_json(workdir: &Path, name: &str) -> PathBuf {
@@ -134,7 +174,7 @@ pub fn package_rendition(workdir: &Path, name: &str) -> Result<PackagedTrack> {
             report.failures()
         )));
     }
-    let _ = std::fs::remove_file(&joined);
+    // The joined rendition stays in the workdir for its quality task.
     let packaged = PackagedTrack {
         name: name.to_string(),
         track,
@@ -241,6 +281,7 @@ pub fn publish(workdir: &Path) -> Result<LadderReport> {
             average_bandwidth: average,
             peak_bandwidth: peak,
             checks: p.checks.clone(),
+            quality: read_json(&quality_json(workdir, &r.name)).ok(),
         });
         video.push(p);
     }
@@ -316,6 +357,11 @@ pub fn publish(workdir: &Path) -> Result<LadderReport> {
         subtitles: ladder.subtitles.iter().map(|s| s.file.clone()).collect(),
         skipped: ladder.skipped.clone(),
         thumbnails: read_json(&workdir.join(TRACK_DIR).join("thumbs.json")).ok(),
+        quality_note: (!ladder.quality).then(|| {
+            "not measured: tessera-vmaf was not installed next to tessera or on PATH \
+             (cargo build --release -p tessera-quality)"
+                .to_string()
+        }),
     };
     write_json(&temp.join(LADDER_REPORT), &report)?;
     replace_folder(temp, &plan.output.path)?;

@@ -52,6 +52,7 @@ fn finish(workdir: &Path) -> Result<LadderReport> {
     }
     ladder::ops::package_subtitles(workdir)?;
     ladder::ops::package_thumbnails(workdir)?;
+    // (quality-<rendition> is tessera-quality's op: tested in crates/cli.)
     ladder::publish(workdir)
 }
 

@@ -373,3 +373,45 @@ fn opus_audio_is_packaged_too() {
     );
     assert_eq!(track.segments.len(), 2);
 }
+
+/// How many `moof` boxes a segment file holds (top level).
+fn moofs(path: &std::path::Path) -> usize {
+    let d = std::fs::read(path).unwrap();
+    let (mut i, mut n) = (0usize, 0);
+    while i + 8 <= d.len() {
+        let size = u32::from_be_bytes(d[i..i + 4].try_into().unwrap()) as usize;
+        n += usize::from(&d[i + 4..i + 8] == b"moof");
+        i += size.max(8);
+    }
+    n
+}
+
+#[test]
+fn an_audio_segment_of_many_fragments_becomes_one_fragment_with_every_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    // Quarter-second fragments, 2 s segments: eight fragments each.
+    let input = audio_fmp4(dir.path(), 6, 250_000);
+    let out = dir.path().join("audio");
+    let track = split_fmp4(&input, &out, &Cuts::Seconds(vec![0.0, 2.0, 4.0])).unwrap();
+    assert_eq!(track.segments.len(), 3);
+    for s in &track.segments {
+        assert_eq!(moofs(&out.join(&s.file)), 1, "{}: one fragment", s.file);
+        let size = std::fs::metadata(out.join(&s.file)).unwrap().len();
+        assert_eq!(size, s.bytes);
+    }
+    let joined = dir.path().join("joined.mp4");
+    concat(&out, &track, &joined);
+    // Every packet with its time, size and flags, and the same bytes decoded.
+    assert_eq!(packets(&joined), packets(&input));
+    let md5 = |p: &std::path::Path| {
+        let mut a = tessera_media::runner::argv(["-v", "error"]);
+        a.extend(tessera_media::runner::media_input(p));
+        a.extend(tessera_media::runner::argv([
+            "-map", "0:a", "-f", "md5", "-",
+        ]));
+        tessera_media::runner::run(tessera_media::runner::Tool::Ffmpeg, &a)
+            .unwrap()
+            .stdout
+    };
+    assert_eq!(md5(&joined), md5(&input));
+}
