@@ -329,7 +329,7 @@ async fn chromium_plays_the_ladder_natively_and_through_video_js_hls_and_dash() 
 /// passes once the ladder's audio segments hold one fragment each (or the
 /// first fragment's `tfdt` is not 0).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "video.js 7.5.5 plays the ladder's audio and subtitles 256 ms early (see the doc)"]
+#[ignore = "video.js 7.5.5 plays the ladder's audio (at times the subtitles) 256 ms early (see the doc)"]
 async fn video_js_keeps_audio_and_subtitles_on_the_video_clock() {
     if !chromium_present() {
         return;
