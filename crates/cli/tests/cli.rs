@@ -84,9 +84,17 @@
 //!   cancel kills an attempt running on the server's slot.
 //! - `ui_encode`: the same through the web UI in headless Chromium (upload
 //!   with a progress bar, the job page, the download link), with screenshots.
+//! - `ladder_play`: a `--ladder` folder served over loopback HTTP
+//!   (`static_http`) and played to the end by headless Chromium: natively
+//!   (`master.m3u8`) and through video.js 7.5.5 / VHS (PyPI's
+//!   `js.videojs`, unpacked by `.ci/run`) from `master.m3u8` and
+//!   `manifest.mpd` with a forced rendition switch; `browser` holds the
+//!   Chromium helpers both use.
 
 #[path = "cli/bad_input.rs"]
 mod bad_input;
+#[path = "cli/browser.rs"]
+mod browser;
 #[path = "cli/chaos.rs"]
 mod chaos;
 #[path = "cli/chaos_disk.rs"]
@@ -117,6 +125,8 @@ mod interrupt;
 mod isolation;
 #[path = "cli/ladder.rs"]
 mod ladder;
+#[path = "cli/ladder_play.rs"]
+mod ladder_play;
 #[path = "cli/live.rs"]
 mod live;
 #[path = "cli/placement.rs"]
@@ -125,6 +135,8 @@ mod placement;
 mod remote;
 #[path = "cli/server.rs"]
 mod server;
+#[path = "cli/static_http.rs"]
+mod static_http;
 #[path = "cli/support.rs"]
 mod support;
 #[path = "cli/ui_encode.rs"]

@@ -7,74 +7,15 @@
 //! server the output and the encode's workdir are still there.
 //! Screenshots go to `target/ui-screenshots/encode-*.png`.
 
+use crate::browser::{browser, chromium_present, shot};
 use crate::server::Server;
 use crate::support::bootstrap;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use serde_json::{json, Value};
 use std::io::Read;
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 use tessera_media::VerifyOptions;
-
-/// chromedriver, killed when dropped.
-struct Chromedriver(Child);
-
-impl Drop for Chromedriver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn on_path(name: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
-}
-
-/// A headless Chromium session through a fresh chromedriver.
-async fn browser() -> (Chromedriver, Client) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromedriver");
-    let driver = Chromedriver(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "chromedriver did not listen within 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,1000"]}),
-    );
-    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await
-        .expect("a chromedriver session");
-    (driver, client)
-}
-
-async fn shot(c: &Client, name: &str) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, c.screenshot().await.unwrap()).unwrap();
-    println!("screenshot: {}", path.display());
-}
 
 async fn text_of(c: &Client, css: &str) -> String {
     match c.find(Locator::Css(css)).await {
@@ -111,11 +52,7 @@ fn verify_frames(src: &Path, out: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ui_uploads_a_clip_and_downloads_a_frame_exact_encode() {
-    if !(on_path("chromium") && on_path("chromedriver")) {
-        tessera_testkit::env::skip(
-            "chromium or chromedriver is not on PATH",
-            "apt-get install chromium chromium-driver (.ci/run does)",
-        );
+    if !chromium_present() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
