@@ -18,9 +18,9 @@
 //! both renditions' segments, the audio and the subtitles (their cues
 //! shown). Screenshots go to `target/ui-screenshots/ladder-*.png`.
 //!
-//! `video_js_keeps_audio_and_subtitles_on_the_video_clock` (ignored) shows
-//! a known fault: video.js 7.5.5 plays the audio (and at times the
-//! subtitles) 256 ms early (see its doc).
+//! `video_js_keeps_audio_and_subtitles_on_the_video_clock` checks audio
+//! and subtitles stay on the video's clock under video.js (it once caught
+//! the audio 256 ms early: see its doc).
 
 use crate::browser::{browser, chromium_present, shot};
 use crate::static_http::{Site, StaticServer};
@@ -317,19 +317,14 @@ async fn chromium_plays_the_ladder_natively_and_through_video_js_hls_and_dash() 
     c.close().await.unwrap();
 }
 
-/// Known fault, kept red on purpose (run with `--ignored`): video.js 7.5.5
-/// (VHS 1.9.3, mux.js `probe.startTime`) reads a `tfdt` of 0 as missing
-/// (`baseTime || Infinity`), so the first audio segment, whose first of four
-/// fragments starts at 0, is taken to start at its second fragment's time
-/// (12 AAC frames, 12288/48000 s = 256 ms): VHS sets the audio
-/// SourceBuffer's timestampOffset to -0.256 s, so the audio plays 256 ms
-/// before the video; when that mapping is the first VHS makes for the
-/// timeline, the subtitles move with it (the cue at 0.5 s shown at 0.244 s
-/// in one run, at 0.5 s in the next). Native HLS is not affected. It
-/// passes once the ladder's audio segments hold one fragment each (or the
-/// first fragment's `tfdt` is not 0).
+/// video.js 7.5.5 (VHS 1.9.3, mux.js `probe.startTime`) reads a `tfdt` of
+/// 0 as missing (`baseTime || Infinity`): when the ladder's audio segments
+/// held four fragments each, the first segment was taken to start at its
+/// second fragment's time (256 ms), VHS set the audio SourceBuffer's
+/// timestampOffset to -0.256 s and the audio (at times the subtitles) played
+/// 256 ms early. The packager now writes one fragment per audio segment
+/// (`tessera_package`'s merge.rs); this keeps it so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "video.js 7.5.5 plays the ladder's audio (at times the subtitles) 256 ms early (see the doc)"]
 async fn video_js_keeps_audio_and_subtitles_on_the_video_clock() {
     if !chromium_present() {
         return;
