@@ -33,6 +33,10 @@ pub struct EncodeArgs {
     /// A ladder's segment length in seconds [default: 4, or the ladder file's].
     #[arg(long, requires = "ladder")]
     segment_seconds: Option<f64>,
+    /// Search each chunk's CRF (x264, x265) for this VMAF with probe
+    /// encodes scored by tessera-vmaf; the chosen probe is the chunk.
+    #[arg(long, value_name = "VMAF", conflicts_with_all = ["crf", "ladder", "server"])]
+    target_vmaf: Option<f64>,
     /// Video encoder: x264, x265, svt-av1, vp9 or ffv1 (lossless).
     #[arg(long, default_value = "x264", value_parser = parse_codec)]
     codec: Codec,
@@ -94,6 +98,7 @@ fn remote(args: EncodeArgs, server: String) -> Result<()> {
         chunk_seconds: args.chunk_seconds,
         slots: 1,
         ladder: None,
+        target_vmaf: None,
     }
     .validate()?;
     crate::client::remote::encode(crate::client::remote::RemoteEncode {
@@ -251,6 +256,7 @@ fn build_request(args: &EncodeArgs) -> Result<EncodeRequest> {
         chunk_seconds: args.chunk_seconds,
         slots,
         ladder: ladder_request(args)?,
+        target_vmaf: args.target_vmaf,
     };
     req.validate()?;
     // Fail fast, in this process, on anything wrong with the input or the

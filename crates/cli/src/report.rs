@@ -45,6 +45,9 @@ pub struct Summary {
     /// A ladder's renditions, bitrates and checks (`ladder.json` in its folder).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ladder: Option<tessera_media::ladder::LadderReport>,
+    /// With `--target-vmaf`: each chunk's CRF search.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub target_chunks: Vec<tessera_media::target::ChunkTarget>,
 }
 
 impl Summary {
@@ -132,6 +135,15 @@ impl Summary {
             steps_ms,
             verified,
             verify_text: verify_report(workdir).unwrap_or_default(),
+            target_chunks: plan.as_ref().map_or_else(Vec::new, |p| {
+                p.chunks
+                    .iter()
+                    .filter_map(|c| {
+                        let f = p.chunk_path(workdir, c).with_extension("target.json");
+                        serde_json::from_slice(&std::fs::read(f).ok()?).ok()
+                    })
+                    .collect()
+            }),
             ladder,
         })
     }
@@ -232,6 +244,38 @@ fn write_ladder(
     Ok(())
 }
 
+fn write_target(
+    f: &mut fmt::Formatter<'_>,
+    chunks: &[tessera_media::target::ChunkTarget],
+) -> fmt::Result {
+    let Some(first) = chunks.first() else {
+        return Ok(());
+    };
+    let n = chunks.len() as f64;
+    let probes: usize = chunks.iter().map(|c| c.probes.len()).sum();
+    let worst = chunks
+        .iter()
+        .map(|c| (c.measured - c.target).abs())
+        .fold(0.0, f64::max);
+    writeln!(
+        f,
+        "  target     VMAF {}: {} chunks, {:.1} probe encodes each (the kept encode is a probe: no probe-to-final gap); chunks {worst:.2} off the target at most",
+        first.target,
+        chunks.len(),
+        probes as f64 / n,
+    )?;
+    for (i, c) in chunks.iter().enumerate() {
+        writeln!(
+            f,
+            "    chunk {i:<4} crf {:>5.2}  VMAF {:>6.2}  ({} probes)",
+            c.crf,
+            c.measured,
+            c.probes.len()
+        )?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mib = self.output_bytes as f64 / (1024.0 * 1024.0);
@@ -239,6 +283,7 @@ impl fmt::Display for Summary {
         if let Some(l) = &self.ladder {
             write_ladder(f, l)?;
         }
+        write_target(f, &self.target_chunks)?;
         let reused = if self.chunks_reused > 0 {
             format!(" ({} reused from an earlier run)", self.chunks_reused)
         } else {

@@ -139,6 +139,8 @@ mod server;
 mod static_http;
 #[path = "cli/support.rs"]
 mod support;
+#[path = "cli/target_vmaf.rs"]
+mod target_vmaf;
 #[path = "cli/ui_encode.rs"]
 mod ui_encode;
 #[path = "cli/uploads.rs"]

@@ -44,6 +44,7 @@ mod probe;
 mod request;
 pub mod runner;
 pub mod scenes;
+pub mod target;
 mod tasks;
 pub mod testclips;
 pub mod thumbs;

@@ -217,6 +217,26 @@ pub fn encode_chunk_of(
         pix_fmt: video.pix_fmt.as_deref(),
     };
     let tmp = out.with_extension("part");
+    if let (Some(target), None) = (req.target_vmaf, rendition) {
+        on_progress(0, total);
+        // Chunks at different CRFs carry different parameter sets (x264's
+        // PPS holds the initial QP), and the join keeps only the first
+        // chunk's header: each keyframe carries its own (caught by the
+        // verify's decode before this was done).
+        let extras = args::ChunkExtras {
+            codec: runner::argv(["-bsf:v", "dump_extra=freq=keyframe"]),
+            ..args::ChunkExtras::default()
+        };
+        crate::target::encode_to_target(&crate::target::Search {
+            src: &src,
+            chunk,
+            settings: &req.settings,
+            extras: &extras,
+            target,
+            out: &tmp,
+        })?;
+        return finish_chunk(n, &tmp, &out, total, on_progress);
+    }
     let argv = match (rendition, &plan.ladder) {
         (Some(r), Some(l)) => {
             let keyframes = crate::ladder::ops::keyframes_in(l, chunk);
@@ -227,6 +247,18 @@ pub fn encode_chunk_of(
     };
     on_progress(0, total);
     runner::run_with_progress(&argv, &mut |frames| on_progress(frames.min(total), total))?;
+    finish_chunk(n, &tmp, &out, total, on_progress)
+}
+
+/// Checks an encoded chunk's frame count and renames it into place.
+fn finish_chunk(
+    n: u32,
+    tmp: &Path,
+    out: &Path,
+    total: u64,
+    on_progress: &mut dyn FnMut(u64, u64),
+) -> Result<PathBuf> {
+    let (tmp, out) = (tmp.to_path_buf(), out.to_path_buf());
     let got = count_video_packets(&tmp)?;
     if got != total {
         let _ = std::fs::remove_file(&tmp);

@@ -265,6 +265,9 @@ pub struct EncodeRequest {
     /// An ABR ladder instead of one file: `output` is then a folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ladder: Option<crate::ladder::LadderRequest>,
+    /// Search each chunk's CRF for this VMAF (see [`crate::target`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_vmaf: Option<f64>,
 }
 
 impl EncodeRequest {
@@ -277,6 +280,14 @@ impl EncodeRequest {
     pub fn validate(&self) -> Result<()> {
         self.settings.validate()?;
         check_input_file(&self.input)?;
+        if let Some(t) = self.target_vmaf {
+            if self.ladder.is_some() {
+                return Err(MediaError::BadRequest(
+                    "a target VMAF applies to a single-file encode; a ladder's rungs set their own crf".into(),
+                ));
+            }
+            crate::target::check_target(t, self.settings.codec)?;
+        }
         if let Some(ladder) = &self.ladder {
             ladder.validate()?;
             self.check_numbers()?;

@@ -24,6 +24,7 @@ pub fn request(input: &Path, output: &Path, codec: Codec, chunk_seconds: f64) ->
         chunk_seconds,
         slots: 1,
         ladder: None,
+        target_vmaf: None,
     }
 }
 

@@ -123,6 +123,7 @@ impl Service {
             chunk_seconds: options.chunk_seconds.unwrap_or(10.0),
             slots: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
             ladder: None,
+            target_vmaf: None,
         };
         let user = self.project_user(project.id)?;
         let prepared = {
