@@ -84,6 +84,8 @@
 //!   cancel kills an attempt running on the server's slot.
 //! - `ui_encode`: the same through the web UI in headless Chromium (upload
 //!   with a progress bar, the job page, the download link), with screenshots.
+//! - `ui_ladder`: a ladder encode submitted over the API, its files read
+//!   back through the API, and its job page playing the HLS ladder.
 
 #[path = "cli/bad_input.rs"]
 mod bad_input;
@@ -123,12 +125,16 @@ mod live;
 mod placement;
 #[path = "cli/remote.rs"]
 mod remote;
+#[path = "cli/remote_ladder.rs"]
+mod remote_ladder;
 #[path = "cli/server.rs"]
 mod server;
 #[path = "cli/support.rs"]
 mod support;
 #[path = "cli/ui_encode.rs"]
 mod ui_encode;
+#[path = "cli/ui_ladder.rs"]
+mod ui_ladder;
 #[path = "cli/uploads.rs"]
 mod uploads;
 #[path = "cli/workers.rs"]

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tessera_media::VerifyOptions;
 
 /// chromedriver, killed when dropped.
-struct Chromedriver(Child);
+pub(crate) struct Chromedriver(Child);
 
 impl Drop for Chromedriver {
     fn drop(&mut self) {
@@ -28,13 +28,13 @@ impl Drop for Chromedriver {
     }
 }
 
-fn on_path(name: &str) -> bool {
+pub(crate) fn on_path(name: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
 }
 
 /// A headless Chromium session through a fresh chromedriver.
-async fn browser() -> (Chromedriver, Client) {
+pub(crate) async fn browser() -> (Chromedriver, Client) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -68,7 +68,7 @@ async fn browser() -> (Chromedriver, Client) {
     (driver, client)
 }
 
-async fn shot(c: &Client, name: &str) {
+pub(crate) async fn shot(c: &Client, name: &str) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
@@ -76,7 +76,7 @@ async fn shot(c: &Client, name: &str) {
     println!("screenshot: {}", path.display());
 }
 
-async fn text_of(c: &Client, css: &str) -> String {
+pub(crate) async fn text_of(c: &Client, css: &str) -> String {
     match c.find(Locator::Css(css)).await {
         Ok(e) => e.text().await.unwrap_or_default(),
         Err(_) => String::new(),
@@ -85,7 +85,7 @@ async fn text_of(c: &Client, css: &str) -> String {
 
 /// GET `url` with the session cookie (and a `Range`, if given), not
 /// following redirects.
-fn get(url: &str, cookie: &str, range: Option<&str>) -> (u16, ureq::Response) {
+pub(crate) fn get(url: &str, cookie: &str, range: Option<&str>) -> (u16, ureq::Response) {
     let agent = ureq::AgentBuilder::new().redirects(0).build();
     let mut req = agent.get(url).set("Cookie", cookie);
     if let Some(r) = range {
@@ -98,7 +98,7 @@ fn get(url: &str, cookie: &str, range: Option<&str>) -> (u16, ureq::Response) {
     }
 }
 
-fn body(r: ureq::Response) -> Vec<u8> {
+pub(crate) fn body(r: ureq::Response) -> Vec<u8> {
     let mut out = Vec::new();
     r.into_reader().read_to_end(&mut out).unwrap();
     out

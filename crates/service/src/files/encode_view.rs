@@ -33,6 +33,8 @@ pub struct EncodeView {
     pub chunk_frames: Vec<u32>,
     /// Once verified: the checks, a line each.
     pub verify: Option<String>,
+    /// Whether it encodes an ABR ladder (a folder) rather than one file.
+    pub ladder: bool,
 }
 
 impl Service {
@@ -67,10 +69,14 @@ fn read_view(workdir: &Path, whole: bool) -> Option<EncodeView> {
         codec: req.settings.codec.to_string(),
         crf: req.settings.crf,
         preset: req.settings.preset.clone(),
-        container: req
-            .output
-            .extension()
-            .map_or_else(String::new, |e| e.to_string_lossy().into_owned()),
+        container: if req.ladder.is_some() {
+            "an ABR ladder (CMAF)".into()
+        } else {
+            req.output
+                .extension()
+                .map_or_else(String::new, |e| e.to_string_lossy().into_owned())
+        },
+        ladder: req.ladder.is_some(),
         chunk_seconds: req.chunk_seconds,
         source_name: req
             .input
