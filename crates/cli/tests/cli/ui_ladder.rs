@@ -189,6 +189,17 @@ async fn the_job_page_plays_a_ladder_submitted_over_the_api() {
         (duration - 4.0).abs() < 0.2,
         "readyState {ready}, {duration} s"
     );
+    // Every chunk of every rendition counted once.
+    assert_eq!(text_of(&c, "#frames-done").await, "200");
+    assert_eq!(text_of(&c, "#frames-total").await, "200");
+    let line = text_of(&c, "#video-line").await;
+    assert!(line.contains("ABR ladder of 2 renditions"), "{line}");
+    c.execute(
+        "document.getElementById('ladder-card').scrollIntoView();",
+        vec![],
+    )
+    .await
+    .unwrap();
     shot(&c, "ladder-job.png").await;
     let session = c.get_named_cookie("tessera_session").await.unwrap();
     let cookie = format!("tessera_session={}", session.value());

@@ -35,6 +35,9 @@ pub struct EncodeView {
     pub verify: Option<String>,
     /// Whether it encodes an ABR ladder (a folder) rather than one file.
     pub ladder: bool,
+    /// Once planned, a ladder's renditions: each chunk is encoded once per
+    /// rendition (0 for one file).
+    pub renditions: u32,
 }
 
 impl Service {
@@ -88,6 +91,10 @@ fn read_view(workdir: &Path, whole: bool) -> Option<EncodeView> {
     };
     if let Some(plan) = json(PLAN_FILE).and_then(|b| serde_json::from_slice::<Plan>(&b).ok()) {
         view.chunk_frames = plan.chunks.iter().map(|c| c.count).collect();
+        view.renditions = plan
+            .ladder
+            .as_ref()
+            .map_or(0, |l| l.renditions.len() as u32);
     }
     if !whole {
         return Some(view);
