@@ -133,6 +133,23 @@ async fn a_ladder_encode_serves_its_files_to_viewers_and_nothing_outside_its_fol
         assert!(r.message().contains(want), "{ladder}: {}", r.message());
         assert!(!r.message().contains('\n'), "{}", r.message());
     }
+    // Too many rungs, and a ladder beyond the API's body limit.
+    let rungs: Vec<_> = (0..13)
+        .map(|i| json!({"name": format!("r{i}"), "height": 240}))
+        .collect();
+    let mut body = source.clone();
+    body["ladder"] = json!({ "rungs": rungs });
+    let r = s.send_json(Method::POST, &encodes, &admin, body).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert!(r.message().contains("1 to 12 rungs"), "{}", r.message());
+    let huge: Vec<_> = (0..40_000)
+        .map(|i| json!({"name": format!("r{i}"), "height": 240}))
+        .collect();
+    let mut body = source.clone();
+    body["ladder"] = json!({ "rungs": huge });
+    assert!(body.to_string().len() > tessera_api::BODY_LIMIT);
+    let r = s.send_json(Method::POST, &encodes, &admin, body).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text());
     let mut with_container = source.clone();
     with_container["ladder"] = json!("default");
     with_container["container"] = json!("mkv");
