@@ -285,6 +285,13 @@ async fn a_ladder_encode_serves_its_files_to_viewers_and_nothing_outside_its_fol
             r.text()
         );
     }
+    // The ladder folder itself swapped for a link: no ladder.
+    std::fs::rename(&ladder, out.join("elsewhere")).unwrap();
+    std::os::unix::fs::symlink(out.join("elsewhere"), &ladder).unwrap();
+    let r = s.get(&url("master.m3u8"), &viewer_key).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
+    std::fs::remove_file(&ladder).unwrap();
+    std::fs::rename(out.join("elsewhere"), &ladder).unwrap();
     // Another project's user, and a job that is no encode.
     let r = s.get(&url("master.m3u8"), &other_key).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());

@@ -129,7 +129,10 @@ impl Service {
         let job = job.job();
         let dir = ladder_dir(&self.data_dir, job).await?;
         let full = dir.join(path);
-        let reach = Reach::new(vec![Grant::read(&dir).folder()]);
+        // From `outputs/`, the server's own: the encode's folder and its
+        // `ladder` are the project's, so they are walked like the rest,
+        // never followed if a task swapped a link in after the check above.
+        let reach = Reach::new(vec![Grant::read(self.data_dir.join("outputs")).folder()]);
         let id = job.id;
         let shown = path.to_string();
         let file = tokio::task::spawn_blocking(move || tessera_confine::open(&reach, &full))
