@@ -437,6 +437,36 @@ pub(crate) async fn output(
     crate::range::serve_file(&out.path, out.content_type, &out.name, &headers).await
 }
 
+/// A file of a ladder encode's published folder, with range requests.
+pub(crate) async fn ladder_file(
+    State(s): State<AppState>,
+    access: JobAccess<AsViewer>,
+    Path((_, path)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    ladder_response(&s, &access, &path, &headers).await
+}
+
+/// Serves `path` of the job's ladder inline (players fetch it; the API and
+/// the web UI share this).
+pub(crate) async fn ladder_response(
+    s: &AppState,
+    access: &JobAccess<AsViewer>,
+    path: &str,
+    headers: &axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let f = s.service.ladder_file(access, path).await?;
+    let shown = std::path::PathBuf::from(&f.path);
+    let name = f.path.rsplit('/').next().unwrap_or("ladder").to_string();
+    let file = tokio::fs::File::from_std(f.file);
+    let mut r = crate::range::serve_opened(file, &shown, f.content_type, &name, headers).await?;
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_DISPOSITION,
+        axum::http::HeaderValue::from_static("inline"),
+    );
+    Ok(r)
+}
+
 pub(crate) async fn delete_output(
     State(s): State<AppState>,
     access: JobAccess<AsMember>,

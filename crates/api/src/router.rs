@@ -80,6 +80,7 @@ fn endpoint(method: &Method, path: &str) -> MethodRouter<AppState> {
         ("GET", "/api/v1/volumes") => get(h::volumes),
         ("POST", "/api/v1/projects/{project}/encodes") => post(h::encode),
         ("GET", "/api/v1/jobs/{id}/output") => get(h::output),
+        ("GET", "/api/v1/jobs/{id}/ladder/{*path}") => get(h::ladder_file),
         ("DELETE", "/api/v1/jobs/{id}/output") => delete(h::delete_output),
         ("GET", "/api/v1/nodes") => get(crate::workers::nodes),
         ("POST", "/api/v1/nodes/{node}/drain") => post(crate::workers::drain),

@@ -22,6 +22,8 @@ mod encode_ui;
 mod fanin;
 #[path = "api/harness.rs"]
 mod harness;
+#[path = "api/ladder.rs"]
+mod ladder;
 #[path = "api/live.rs"]
 mod live;
 #[path = "api/meta.rs"]

@@ -28,7 +28,7 @@ pub struct EncodeArgs {
     /// `default` (H.264 rungs from 1080p to 240p, never above the source)
     /// or a ladder file (YAML or JSON: `rungs: [{name: 720p, height: 720,
     /// crf: 23, maxrate: 3M}, ...]`, optional `segment_seconds`, `audio_kbps`).
-    #[arg(long, value_name = "default|FILE", conflicts_with_all = ["server", "codec", "crf"])]
+    #[arg(long, value_name = "default|FILE", conflicts_with_all = ["codec", "crf"])]
     ladder: Option<String>,
     /// A ladder's segment length in seconds [default: 4, or the ladder file's].
     #[arg(long, requires = "ladder")]
@@ -91,16 +91,22 @@ fn remote(args: EncodeArgs, server: String) -> Result<()> {
     settings.preset = args.preset.clone();
     // What the server would refuse (a codec the container cannot hold, a
     // crf out of range), refused before the upload.
-    EncodeRequest {
-        input: absolute(&args.input)?,
-        output: output.clone(),
-        settings,
-        chunk_seconds: args.chunk_seconds,
-        slots: 1,
-        ladder: None,
-        target_vmaf: None,
+    if args.ladder.is_none() {
+        EncodeRequest {
+            input: absolute(&args.input)?,
+            output: output.clone(),
+            settings,
+            chunk_seconds: args.chunk_seconds,
+            slots: 1,
+            ladder: None,
+            target_vmaf: None,
+        }
+        .validate()?;
     }
-    .validate()?;
+    let ladder = ladder_request(&args)?;
+    if ladder.is_some() {
+        check_ladder_folder(&output)?;
+    }
     crate::client::remote::encode(crate::client::remote::RemoteEncode {
         server,
         project: args.project,
@@ -111,7 +117,27 @@ fn remote(args: EncodeArgs, server: String) -> Result<()> {
         preset: args.preset,
         chunk_seconds: args.chunk_seconds,
         plain: args.plain,
+        ladder,
     })
+}
+
+/// A ladder's output folder before a remote encode: absent, empty, or a
+/// ladder (replaced only with --overwrite, which [`output_path`] checked).
+fn check_ladder_folder(output: &Path) -> Result<()> {
+    if output.is_file() {
+        return Err(Failure::input(format!(
+            "{}: is a file, and a ladder is written into a folder; choose a folder name",
+            output.display()
+        )));
+    }
+    let holds = std::fs::read_dir(output).is_ok_and(|mut d| d.next().is_some());
+    if holds && !output.join(media::ladder::LADDER_REPORT).is_file() {
+        return Err(Failure::input(format!(
+            "{}: it holds files that are not a Tessera ladder; choose an empty or new folder",
+            output.display()
+        )));
+    }
+    Ok(())
 }
 
 fn parse_codec(s: &str) -> std::result::Result<Codec, String> {

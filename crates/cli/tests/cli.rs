@@ -90,6 +90,8 @@
 //!   `js.videojs`, unpacked by `.ci/run`) from `master.m3u8` and
 //!   `manifest.mpd` with a forced rendition switch; `browser` holds the
 //!   Chromium helpers both use.
+//! - `ui_ladder`: a ladder encode submitted over the API, its files read
+//!   back through the API, and its job page playing the HLS ladder.
 
 #[path = "cli/bad_input.rs"]
 mod bad_input;
@@ -133,6 +135,8 @@ mod live;
 mod placement;
 #[path = "cli/remote.rs"]
 mod remote;
+#[path = "cli/remote_ladder.rs"]
+mod remote_ladder;
 #[path = "cli/server.rs"]
 mod server;
 #[path = "cli/static_http.rs"]
@@ -143,6 +147,8 @@ mod support;
 mod target_vmaf;
 #[path = "cli/ui_encode.rs"]
 mod ui_encode;
+#[path = "cli/ui_ladder.rs"]
+mod ui_ladder;
 #[path = "cli/uploads.rs"]
 mod uploads;
 #[path = "cli/workers.rs"]

@@ -9,6 +9,7 @@
 
 pub mod args;
 pub(crate) mod files;
+pub use files::{needs_workdir, WORKDIR_OPS};
 pub mod ops;
 pub mod plan;
 pub mod publish;

@@ -51,6 +51,7 @@ pub use error::ServiceError;
 pub use events::{JobEvent, JobEvents};
 pub use files::encode_view::EncodeView;
 pub use files::encodes::{EncodeOptions, Output};
+pub use files::ladder::{ladder_content_type, ladder_path, LadderFile, MAX_LADDER_PATH};
 pub use files::uploads::{Source, Upload, UploadItem};
 pub use files::volumes::Volumes;
 pub use jobs::{page_limit, JobDetail, JobStatus, Page, Task, MAX_LIST, PAGE_DEFAULT, PAGE_MAX};

@@ -106,6 +106,7 @@ pub fn of(method: &str, path: &str) -> Option<(Option<Request>, Success)> {
         ("GET", "/api/v1/volumes") => (none, ok(200, list("Volume"))),
         ("POST", "/api/v1/projects/{project}/encodes") => (req("EncodeBody"), ok(201, one("Job"))),
         ("GET", "/api/v1/jobs/{id}/output") => (none, raw("video/mp4")),
+        ("GET", "/api/v1/jobs/{id}/ladder/{*path}") => (none, raw("application/octet-stream")),
         ("DELETE", "/api/v1/jobs/{id}/output") => (none, ok(204, None)),
         ("GET", "/api/v1/nodes") => (none, ok(200, one("Nodes"))),
         ("POST", "/api/v1/nodes/{node}/drain" | "/api/v1/nodes/{node}/undrain") => {

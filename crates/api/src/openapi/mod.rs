@@ -38,8 +38,9 @@ pub fn document() -> Value {
                 }
             }
         }
+        // axum's `{*rest}` (the rest of the path) is OpenAPI's `{rest}`.
         let entry = paths
-            .entry(path.to_string())
+            .entry(path.replace("{*", "{"))
             .or_insert_with(|| Value::Object(Map::new()));
         entry[method.as_str().to_ascii_lowercase()] = op;
     }
@@ -64,6 +65,7 @@ fn operation(path: &str, summary: &str, auth: Auth) -> Value {
     let parameters: Vec<Value> = path
         .split('/')
         .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| name.trim_start_matches('*'))
         .map(|name| {
             json!({
                 "name": name,

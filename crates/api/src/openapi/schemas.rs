@@ -357,6 +357,30 @@ pub fn all() -> Map<String, Value> {
             "crf": int(), "preset": text(),
             "container": { "type": "string", "enum": ["mp4", "mkv", "webm"] },
             "chunk_seconds": { "type": "number" },
+            "ladder": { "oneOf": [
+                { "type": "string", "enum": ["default"] },
+                { "$ref": "#/components/schemas/Ladder" },
+            ], "description": "An ABR ladder (HLS and DASH over CMAF) instead of one file: \"default\" (1080p to 240p, never upscaling) or your rungs; read it with GET /api/v1/jobs/{id}/ladder/master.m3u8" },
+        }}),
+    );
+    put(
+        "Ladder",
+        json!({ "type": "object", "additionalProperties": false, "properties": {
+            "rungs": { "type": "array", "minItems": 1, "maxItems": 12, "nullable": true, "items": { "$ref": "#/components/schemas/Rung" } },
+            "segment_seconds": { "type": "number", "minimum": 1, "maximum": 20, "default": 4 },
+            "audio_kbps": { "type": "integer", "minimum": 32, "maximum": 512, "default": 128 },
+        }}),
+    );
+    let rate = || json!({ "oneOf": [{ "type": "integer" }, { "type": "string", "example": "3000k" }], "description": "kbit/s: 3000, \"3000k\" or \"3M\"" });
+    put(
+        "Rung",
+        json!({ "type": "object", "additionalProperties": false, "required": ["name", "height"], "properties": {
+            "name": { "type": "string", "pattern": "^[a-z0-9][a-z0-9_]{0,31}$" },
+            "height": { "type": "integer", "minimum": 16, "maximum": 4320 },
+            "width": { "type": "integer", "minimum": 16, "maximum": 7680 },
+            "codec": { "type": "string", "enum": ["x264", "x265", "vp9"], "default": "x264" },
+            "crf": int(), "preset": text(),
+            "maxrate": rate(), "bufsize": rate(),
         }}),
     );
     put("WorkerMessage", open(json!({})));

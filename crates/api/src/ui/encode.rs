@@ -260,6 +260,18 @@ pub(crate) async fn download(
     Ok(crate::range::serve_file(&out.path, out.content_type, &out.name, &headers).await?)
 }
 
+/// `GET /ui/jobs/{id}/ladder/{*path}`: a file of a ladder encode's
+/// published folder, for the job page's player (the API's route, through
+/// the session).
+pub(crate) async fn ladder(
+    State(s): State<AppState>,
+    access: Result<JobAccess<AsViewer>, ApiError>,
+    axum::extract::Path((_, path)): axum::extract::Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, UiError> {
+    Ok(crate::handlers::ladder_response(&s, &access?, &path, &headers).await?)
+}
+
 /// Refuses a cross-site post: a browser sends `Origin` (or
 /// `Sec-Fetch-Site`) with a form's or a script's POST, and it must name
 /// this server. The session cookie is SameSite=Strict already; this is the

@@ -79,6 +79,13 @@ pub(crate) async fn render(
         let done = super::video::frames_done(v, &tasks);
         super::video::card(id.0, v, &parts.chunks, done, info.as_ref())
     });
+    let ladder = match &view {
+        Some(v) if v.ladder => {
+            let report = s.service.ladder_report(access).await;
+            super::ladder::card(id.0, report.as_ref())
+        }
+        _ => String::new(),
+    };
     let output = match info {
         Some((file, bytes)) => format!(
             r#"<div class="card" id="output">Output: <a id="download" href="/ui/jobs/{id}/output" download="{file}">Download {file}</a> <span class="muted" id="output-size">{size}</span>{delete}</div>"#,
@@ -97,7 +104,7 @@ pub(crate) async fn render(
 <p class="row"><span id="job-state" class="badge s-{state}" data-state="{state}" data-poll="/ui/jobs/{id}/state.json" data-events="/ui/jobs/{id}/events">{state}</span>
 <span>project {project_html}</span><span class="muted">created {created} UTC{ended}</span></p>
 {controls}{output}{after}<p>Progress: <progress id="progress" max="{total}" value="{done}"></progress> <span id="progress-text">{done} / {total}</span> tasks ended <span id="fps" class="muted"></span></p>
-{video}<h2>Graph</h2><div class="scroll" id="graph-box">{dag}</div>
+{video}{ladder}<h2>Graph</h2><div class="scroll" id="graph-box">{dag}</div>
 <h2>Timeline</h2><div class="scroll" id="timeline-box" data-end>{gantt}</div>
 <h2>Tasks</h2><div id="tasks-box" data-parts="/ui/jobs/{id}/parts.json">{tasks}</div>
 <script>{LIVE_JS}</script>"#,

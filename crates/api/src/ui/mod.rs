@@ -32,6 +32,7 @@
 //! | `GET, POST /ui/projects/{project}/encode` | submit an encode (upload, earlier upload or volume file) |
 //! | `POST /ui/projects/{project}/uploads` | the page's upload by script (the API's upload, through the session) |
 //! | `GET /ui/jobs/{id}/output` | an encode's output (range requests) |
+//! | `GET /ui/jobs/{id}/ladder/{*path}` | a file of a ladder encode's folder, for the page's player (range requests) |
 
 mod chart;
 mod control;
@@ -40,6 +41,7 @@ mod encode;
 mod gantt;
 mod html;
 mod job;
+mod ladder;
 mod login;
 mod logs;
 mod manage;
@@ -83,6 +85,7 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
                 .layer(middleware::from_fn(encode::same_origin)),
         )
         .route("/ui/jobs/{id}/output", get(encode::download))
+        .route("/ui/jobs/{id}/ladder/{*path}", get(encode::ladder))
         .route(
             "/ui/projects/{project}/submit",
             get(submit::show)

@@ -100,21 +100,37 @@ pub(crate) fn card(
     done: u64,
     output: Option<&(String, u64)>,
 ) -> String {
-    let total: u64 = view.chunk_frames.iter().map(|&f| u64::from(f)).sum();
+    // A ladder encodes every chunk once per rendition.
+    let total: u64 = view.chunk_frames.iter().map(|&f| u64::from(f)).sum::<u64>()
+        * u64::from(view.renditions.max(1));
     let fps = view.fps.unwrap_or(0.0);
     let source = match (view.source_seconds, view.fps) {
         (Some(s), Some(f)) => format!(", {s:.1} s at {f:.3} fps"),
         _ => String::new(),
     };
-    let settings = [
-        Some(escape(&view.codec)),
-        view.crf.map(|c| format!("crf {c}")),
-        view.preset
-            .as_deref()
-            .map(|p| format!("preset {}", escape(p))),
-        Some(format!("into {}", escape(&view.container))),
-        Some(format!("chunks of about {} s", view.chunk_seconds)),
-    ];
+    let settings = if view.ladder {
+        // Each rung has its own codec and rate: the ladder card lists them.
+        [
+            None,
+            None,
+            None,
+            Some(match view.renditions {
+                0 => "into an ABR ladder (CMAF)".to_string(),
+                n => format!("into an ABR ladder of {n} renditions (CMAF)"),
+            }),
+            Some(format!("chunks of about {} s", view.chunk_seconds)),
+        ]
+    } else {
+        [
+            Some(escape(&view.codec)),
+            view.crf.map(|c| format!("crf {c}")),
+            view.preset
+                .as_deref()
+                .map(|p| format!("preset {}", escape(p))),
+            Some(format!("into {}", escape(&view.container))),
+            Some(format!("chunks of about {} s", view.chunk_seconds)),
+        ]
+    };
     let settings: Vec<String> = settings.into_iter().flatten().collect();
     let sizes = match output {
         Some((_, bytes)) => format!(

@@ -12,6 +12,11 @@
 //!   node(s) other jobs ran on to join or to keep away from; see [`RanOn`]);
 //! - **executor**: an attempt that names a container image only on a node
 //!   whose executors include `docker`;
+//! - **files**: a ladder's packaging and publishing ops (they write folders
+//!   whose files are not known before they run; see
+//!   [`tessera_media::ladder::WORKDIR_OPS`]) only on a node that sees the
+//!   server's files: its own slots or a worker with `--data shared`, never
+//!   one that gets its files over HTTP;
 //! - **locality**: an attempt whose input another ready node with room for
 //!   it holds, and this one does not, is left for that node, for at most
 //!   [`LOCALITY_WAIT`] after it was queued;
@@ -35,7 +40,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tessera_exec::StartRequest;
-use tessera_types::{JobId, Near, PlaceRule};
+use tessera_types::{Action, JobId, Near, PlaceRule};
 
 /// The executor a node offers when it runs attempts that name an image.
 pub(crate) const DOCKER: &str = "docker";
@@ -105,6 +110,18 @@ fn runs_images(node: &Worker) -> bool {
     node.info.executors.iter().any(|e| e == DOCKER)
 }
 
+/// Whether the node sees the files the attempt's op writes: a ladder's
+/// packaging and publishing ops run only where the workdir is (see the
+/// module doc).
+fn sees_files(node: &Worker, req: &StartRequest) -> bool {
+    match &req.action {
+        Action::Op { op, .. } if tessera_media::ladder::needs_workdir(op) => {
+            node.local || node.info.data != "http"
+        }
+        _ => true,
+    }
+}
+
 /// Whether the node keeps a rule.
 fn keeps(node: &Worker, rule: &PlaceRule, ran: &RanOn) -> bool {
     let near = match &rule.near {
@@ -130,6 +147,7 @@ fn liking(node: &Worker, req: &StartRequest, ran: &RanOn) -> usize {
 /// rules and offers what it runs on (`docker` for an image).
 fn labelled(node: &Worker, req: &StartRequest, ran: &RanOn) -> bool {
     (req.image.is_none() || runs_images(node))
+        && sees_files(node, req)
         && req
             .labels
             .iter()
@@ -288,6 +306,14 @@ pub(crate) fn unplaceable(req: &StartRequest, nodes: &[Worker], ran: &RanOn) -> 
                  start a worker with --docker"
             ));
         }
+    }
+    if !ready.iter().any(|n| sees_files(n, req)) {
+        return Some(
+            "it writes an ABR ladder's folders in the job's workdir, and every ready node gets \
+             its files over HTTP; give the server local slots (--slots) or start a worker with \
+             --data shared on the server's filesystem"
+                .into(),
+        );
     }
     let labelled: Vec<&Worker> = ready
         .iter()

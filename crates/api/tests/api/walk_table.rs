@@ -24,7 +24,7 @@
 //! no cookie set: the UI's gate), `>ui` (303 to `/ui`) or `out` (303 to
 //! `/ui/login` clearing the session cookie). `{project}` is alpha, `{id}` a
 //! job of alpha that has succeeded (a key of another user on `/keys/{id}`),
-//! `{user}` a user in no project, `{worker}` a worker registered with the
+//! `{user}` a user in no project, `{*path}` `master.m3u8`, `{worker}` a worker registered with the
 //! valid token. Bodies are `json:`, `yaml:`, `raw:` or `form:`, with
 //! `{caller}` (the column's name) and `{key}` (its credential) filled in.
 //!
@@ -82,6 +82,8 @@ pub const API: &[Row] = &[
     ("POST",   "/api/v1/projects/{project}/encodes", "json:{}",                         "401  401  401  401  401  401  403  404  403  422  422  422"),
     // Not an encode job: it has no output.
     ("GET",    "/api/v1/jobs/{id}/output", "",                                          "401  401  401  401  401  401  403  404  404  404  404  404"),
+    // Not an encode job: it has no ladder.
+    ("GET",    "/api/v1/jobs/{id}/ladder/{*path}", "",                                  "401  401  401  401  401  401  403  404  404  404  404  404"),
     ("DELETE", "/api/v1/jobs/{id}/output", "",                                          "401  401  401  401  401  401  403  404  403  404  404  404"),
     ("GET",    "/api/v1/nodes", "",                                                     "401  401  401  401  401  401  403  -    403  403  403  200"),
     ("POST",   "/api/v1/nodes/{node}/drain", "",                                        "401  401  401  401  401  401  403  -    403  403  403  409"),
@@ -141,5 +143,6 @@ pub const UI: &[Row] = &[
     ("POST",   "/ui/jobs/{id}/output/delete", "",                                       ">login >login >login >login >login >login 403    404    403    404    404    404"),
     ("POST",   "/ui/projects/{project}/uploads/{upload}/delete", "",                    ">login >login >login >login >login >login 403    404    403    404    404    404"),
     ("GET",    "/ui/jobs/{id}/output", "",                                              ">login >login >login >login >login >login 403    404    404    404    404    404"),
+    ("GET",    "/ui/jobs/{id}/ladder/{*path}", "",                                      ">login >login >login >login >login >login 403    404    404    404    404    404"),
     ("POST",   "/ui/logout", "",                                                        ">login >login >login >login >login >login out    -      out    out    out    out"),
 ];

@@ -227,6 +227,7 @@ impl World {
             .replace("{worker}", &self.worker)
             .replace("{job}", &self.job.to_string())
             .replace("{attempt}", "1")
+            .replace("{*path}", "master.m3u8")
     }
 
     /// The key `col` stands for (for bodies) and how it is sent to `path`.

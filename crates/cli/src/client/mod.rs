@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 mod dry_run;
 mod job;
+pub mod ladder;
 pub mod remote;
 pub mod upload;
 mod when;

@@ -24,18 +24,29 @@ pub struct RemoteEncode {
     pub preset: Option<String>,
     pub chunk_seconds: f64,
     pub plain: bool,
+    /// An ABR ladder into the `output` folder instead of one file.
+    pub ladder: Option<tessera_media::ladder::LadderRequest>,
 }
 
 pub fn encode(r: RemoteEncode) -> Result<()> {
     let started = Instant::now();
-    let container = container_of(&r.output)?;
+    let container = match r.ladder {
+        Some(_) => None,
+        None => Some(container_of(&r.output)?),
+    };
     let client = Client::for_server(&r.server)?;
     let project = super::project_id(&client, r.project.as_deref())?;
     let up = send(&client, project, &r.input)?;
-    let body = json!({
-        "upload": up["upload"], "codec": r.codec, "crf": r.crf, "preset": r.preset,
-        "container": container, "chunk_seconds": r.chunk_seconds,
-    });
+    let body = match &r.ladder {
+        Some(ladder) => json!({
+            "upload": up["upload"], "preset": r.preset, "chunk_seconds": r.chunk_seconds,
+            "ladder": ladder,
+        }),
+        None => json!({
+            "upload": up["upload"], "codec": r.codec, "crf": r.crf, "preset": r.preset,
+            "container": container, "chunk_seconds": r.chunk_seconds,
+        }),
+    };
     let job = client.post_json(&format!("/projects/{project}/encodes"), &body)?;
     let id = job["id"]
         .as_i64()
@@ -50,7 +61,11 @@ pub fn encode(r: RemoteEncode) -> Result<()> {
     if state != "succeeded" {
         return Err(explain(&client, id, &state));
     }
-    let bytes = fetch(&client, &format!("/jobs/{id}/output"), &r.output)?;
+    let bytes = if r.ladder.is_some() {
+        super::ladder::download(&client, id, &r.output)?.1
+    } else {
+        fetch(&client, &format!("/jobs/{id}/output"), &r.output)?
+    };
     summary(&client, id, &r, bytes, &view, started)
 }
 
@@ -132,7 +147,7 @@ fn summary(
         tasks += 1;
         let name = t["name"].as_str().unwrap_or("");
         chunks += usize::from(tessera_media::chunk_of_task(name).is_some());
-        verified |= name == "verify" && t["state"] == "succeeded";
+        verified |= matches!(name, "verify" | "publish") && t["state"] == "succeeded";
     })?;
     let attempts = client.get(&format!("/jobs/{id}/attempts?limit=10000"))?;
     let attempts = attempts.as_array().map_or(0, Vec::len);

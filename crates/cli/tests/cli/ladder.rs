@@ -1,5 +1,5 @@
 //! `tessera encode --ladder`: the whole ladder through the scheduler, what
-//! the summary says, and what it refuses.
+//! the summary says, and what it refuses (with --server: `remote_ladder.rs`).
 
 use crate::support::{argv, tessera_run};
 use std::path::Path;
@@ -91,7 +91,7 @@ fn ladder_mistakes_are_named_before_any_work() {
     let src = testclips::cfr_25(dir.path()).unwrap();
     let state = dir.path().join("state");
     let out = dir.path().join("out");
-    let cases: [(&str, &[&str], &str); 5] = [
+    let cases: [(&str, &[&str], &str); 4] = [
         (
             "missing file",
             &["--ladder", "/nonexistent/ladder.yaml"],
@@ -105,11 +105,6 @@ fn ladder_mistakes_are_named_before_any_work() {
         (
             "codec",
             &["--ladder", "default", "--codec", "vp9"],
-            "cannot be used with",
-        ),
-        (
-            "server",
-            &["--ladder", "default", "--server", "http://127.0.0.1:9"],
             "cannot be used with",
         ),
         ("all too tall", &["--ladder", "TALL"], "does not upscale"),

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use tessera_media::VerifyOptions;
 
-async fn text_of(c: &Client, css: &str) -> String {
+pub(crate) async fn text_of(c: &Client, css: &str) -> String {
     match c.find(Locator::Css(css)).await {
         Ok(e) => e.text().await.unwrap_or_default(),
         Err(_) => String::new(),
@@ -26,7 +26,7 @@ async fn text_of(c: &Client, css: &str) -> String {
 
 /// GET `url` with the session cookie (and a `Range`, if given), not
 /// following redirects.
-fn get(url: &str, cookie: &str, range: Option<&str>) -> (u16, ureq::Response) {
+pub(crate) fn get(url: &str, cookie: &str, range: Option<&str>) -> (u16, ureq::Response) {
     let agent = ureq::AgentBuilder::new().redirects(0).build();
     let mut req = agent.get(url).set("Cookie", cookie);
     if let Some(r) = range {
@@ -39,7 +39,7 @@ fn get(url: &str, cookie: &str, range: Option<&str>) -> (u16, ureq::Response) {
     }
 }
 
-fn body(r: ureq::Response) -> Vec<u8> {
+pub(crate) fn body(r: ureq::Response) -> Vec<u8> {
     let mut out = Vec::new();
     r.into_reader().read_to_end(&mut out).unwrap();
     out

@@ -11,6 +11,24 @@ use crate::request::EncodeRequest;
 use crate::workdir::{Plan, CHUNK_DIR};
 use std::path::Path;
 
+/// A ladder's ops that write folders whose files are not known before
+/// they run (segments, thumbnails) and `publish`, which renames the
+/// finished folder into place: they run only where the workdir is (the
+/// server's own slots, or a worker that shares its filesystem), never on
+/// a worker that gets its files over HTTP one by one.
+pub const WORKDIR_OPS: [&str; 5] = [
+    "package",
+    "package-audio",
+    "package-subtitles",
+    "package-thumbnails",
+    "publish",
+];
+
+/// Whether `op` must run where the workdir is (see [`WORKDIR_OPS`]).
+pub fn needs_workdir(op: &str) -> bool {
+    WORKDIR_OPS.contains(&op)
+}
+
 fn rendition_of<'a>(
     op: &str,
     ladder: &'a LadderPlan,

@@ -33,6 +33,11 @@ pub struct EncodeView {
     pub chunk_frames: Vec<u32>,
     /// Once verified: the checks, a line each.
     pub verify: Option<String>,
+    /// Whether it encodes an ABR ladder (a folder) rather than one file.
+    pub ladder: bool,
+    /// Once planned, a ladder's renditions: each chunk is encoded once per
+    /// rendition (0 for one file).
+    pub renditions: u32,
 }
 
 impl Service {
@@ -67,10 +72,14 @@ fn read_view(workdir: &Path, whole: bool) -> Option<EncodeView> {
         codec: req.settings.codec.to_string(),
         crf: req.settings.crf,
         preset: req.settings.preset.clone(),
-        container: req
-            .output
-            .extension()
-            .map_or_else(String::new, |e| e.to_string_lossy().into_owned()),
+        container: if req.ladder.is_some() {
+            "an ABR ladder (CMAF)".into()
+        } else {
+            req.output
+                .extension()
+                .map_or_else(String::new, |e| e.to_string_lossy().into_owned())
+        },
+        ladder: req.ladder.is_some(),
         chunk_seconds: req.chunk_seconds,
         source_name: req
             .input
@@ -82,6 +91,10 @@ fn read_view(workdir: &Path, whole: bool) -> Option<EncodeView> {
     };
     if let Some(plan) = json(PLAN_FILE).and_then(|b| serde_json::from_slice::<Plan>(&b).ok()) {
         view.chunk_frames = plan.chunks.iter().map(|c| c.count).collect();
+        view.renditions = plan
+            .ladder
+            .as_ref()
+            .map_or(0, |l| l.renditions.len() as u32);
     }
     if !whole {
         return Some(view);

@@ -5,6 +5,7 @@
 //! uploads/<project id>/<upload id>/<safe name>   an uploaded source (probed: a video)
 //! encodes/<encode id>/request.json ...           the job's workdir (chunks, plan)
 //! outputs/<encode id>/<stem>.<ext>               the verified result
+//! outputs/<encode id>/ladder/                     or a published ABR ladder
 //! ```
 //!
 //! Both ids are random and made here; the only client-supplied parts of any
@@ -23,6 +24,9 @@ use tessera_media::{self as media, Codec, EncodeRequest, EncodeSettings, MediaEr
 use tessera_store::{JobRecord, ProjectRecord};
 use tessera_types::{JobSpec, JobState};
 
+/// The folder a ladder encode publishes into, in its output folder.
+pub(crate) const LADDER_DIR: &str = "ladder";
+
 /// Prefix of an encode job's key; the rest is its encode id.
 pub(crate) const JOB_KEY_PREFIX: &str = "encode:";
 
@@ -40,6 +44,37 @@ pub struct EncodeOptions {
     pub preset: Option<String>,
     pub container: Option<String>,
     pub chunk_seconds: Option<f64>,
+    /// An ABR ladder instead of one file: `"default"` or a ladder as
+    /// `--ladder FILE` holds it (`{"rungs": [...], "segment_seconds": 2}`).
+    /// Its size is bounded by the API's body limit; its rungs by
+    /// [`media::ladder::MAX_RUNGS`].
+    #[serde(default, deserialize_with = "ladder_option")]
+    pub ladder: Option<media::ladder::LadderRequest>,
+}
+
+/// Reads `"ladder"`: the word `"default"` or a ladder object.
+fn ladder_option<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<media::ladder::LadderRequest>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Name(String),
+        Ladder(media::ladder::LadderRequest),
+    }
+    let raw = Option::<serde_json::Value>::deserialize(d)?;
+    let Some(value) = raw else { return Ok(None) };
+    match Raw::deserialize(value) {
+        Ok(Raw::Name(n)) if n == "default" => Ok(Some(media::ladder::LadderRequest::default_ladder())),
+        Ok(Raw::Name(n)) => Err(serde::de::Error::custom(format!(
+            "ladder {:?} is not a ladder; use \"default\" or {{\"rungs\": [{{\"name\": \"720p\", \"height\": 720}}]}}",
+            n.chars().take(40).collect::<String>()
+        ))),
+        Ok(Raw::Ladder(l)) => Ok(Some(l)),
+        Err(_) => Err(serde::de::Error::custom(
+            "ladder: not a ladder; use \"default\" or an object with rungs (name, height, codec, crf, maxrate, bufsize), segment_seconds and audio_kbps",
+        )),
+    }
 }
 
 /// A succeeded encode's output file, the name to offer it under and its
@@ -101,6 +136,14 @@ impl Service {
         settings.crf = options.crf;
         settings.preset = options.preset.clone();
         settings.validate().map_err(invalid)?;
+        if let Some(ladder) = &options.ladder {
+            ladder.validate().map_err(invalid)?;
+            if options.container.is_some() {
+                return Err(ServiceError::Invalid(
+                    "a ladder is written as CMAF segments with HLS and DASH manifests; leave out container".into(),
+                ));
+            }
+        }
         let (input, name, upload_dir) = source(self, project, &options).await?;
         let ext = match options.container.as_deref().unwrap_or("mp4") {
             c @ ("mp4" | "mkv" | "webm") => c,
@@ -116,13 +159,17 @@ impl Service {
         let stem = input
             .file_stem()
             .map_or("output".into(), |s| s.to_string_lossy().into_owned());
+        let output = match options.ladder {
+            Some(_) => out_dir.join(LADDER_DIR),
+            None => out_dir.join(format!("{stem}.{ext}")),
+        };
         let req = EncodeRequest {
             input: input.clone(),
-            output: out_dir.join(format!("{stem}.{ext}")),
+            output,
             settings,
             chunk_seconds: options.chunk_seconds.unwrap_or(10.0),
             slots: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
-            ladder: None,
+            ladder: options.ladder,
             target_vmaf: None,
         };
         let user = self.project_user(project.id)?;
@@ -177,7 +224,16 @@ fn prepare(
     mkdir(out_dir)?;
     req.validate()?;
     let info = media::probe(&req.input)?;
-    media::check_streams(req, &info)?;
+    if req.ladder.is_some() {
+        if info.video().is_none() {
+            return Err(MediaError::NoVideo {
+                path: req.input.clone(),
+            });
+        }
+        media::ladder::ops::check_ladder(req, &info)?;
+    } else {
+        media::check_streams(req, &info)?;
+    }
     media::write_request(workdir, req)?;
     mkdir(workdir)?;
     Ok(info)
@@ -248,6 +304,15 @@ async fn output_file(data_dir: &Path, job: &JobRecord) -> Result<PathBuf, Servic
         )));
     }
     let dir = output_dir(data_dir, id);
+    if tokio::fs::symlink_metadata(dir.join(LADDER_DIR))
+        .await
+        .is_ok_and(|m| m.is_dir())
+    {
+        return Err(ServiceError::NotFound(format!(
+            "job {} encoded an ABR ladder, not one file; read its files from its ladder (master.m3u8, manifest.mpd, ladder.json)",
+            job.id
+        )));
+    }
     let gone = || ServiceError::NotFound(format!("the output of job {} was deleted", job.id));
     let mut entries = match tokio::fs::read_dir(&dir).await {
         Ok(entries) => entries,
@@ -281,7 +346,7 @@ pub(crate) fn encode_id(job: &JobRecord) -> Result<&str, ServiceError> {
         })
 }
 
-fn output_dir(data_dir: &Path, id: &str) -> PathBuf {
+pub(crate) fn output_dir(data_dir: &Path, id: &str) -> PathBuf {
     data_dir.join("outputs").join(id)
 }
 

@@ -4,6 +4,7 @@
 pub(crate) mod archive;
 pub(crate) mod encode_view;
 pub(crate) mod encodes;
+pub(crate) mod ladder;
 mod tenancy;
 pub(crate) mod uploads;
 pub(crate) mod volumes;

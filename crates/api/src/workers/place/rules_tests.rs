@@ -108,3 +108,50 @@ fn a_soft_rule_prefers_for_a_while_and_never_blocks() {
     assert_eq!(give(&mut s, 1, t0), Vec::<u32>::new());
     assert_eq!(give(&mut s, 0, t0), [2]);
 }
+
+#[test]
+fn a_ladders_packaging_runs_only_where_the_workdir_is() {
+    let t0 = Instant::now();
+    let op = |job: i64, index: u32, op: &str| {
+        let mut r = req(job, index, 1, 0, &[]);
+        r.action = Action::op(op, ["--workdir", "/d/encodes/x"]);
+        r
+    };
+    let http = || {
+        let mut n = node("far", 4, 0, &[]);
+        n.info.data = "http".into();
+        n
+    };
+    let shared = || {
+        let mut n = node("near", 4, 0, &[]);
+        n.info.data = "shared".into();
+        n
+    };
+    // The chunks go anywhere; packaging and publish not to the http worker.
+    let queue = || {
+        vec![
+            (op(1, 0, "encode-chunk"), None),
+            (op(1, 1, "package"), None),
+            (op(1, 2, "package-audio"), None),
+            (op(1, 3, "publish"), None),
+        ]
+    };
+    let mut s = inner(vec![http(), shared()], queue(), t0);
+    assert_eq!(give(&mut s, 0, t0), [0], "http takes only the chunk");
+    assert_eq!(give(&mut s, 1, t0), [1, 2, 3]);
+    // The server's own slots see the workdir too.
+    let mut local = node("server", 4, 0, &[]);
+    local.local = true;
+    local.info.data = "http".into();
+    let mut s = inner(vec![http(), local], queue(), t0);
+    assert_eq!(give(&mut s, 0, t0), [0]);
+    assert_eq!(give(&mut s, 1, t0), [1, 2, 3]);
+    // Only http workers: the packaging waits, saying why.
+    let s = inner(vec![http()], queue(), t0);
+    assert_eq!(unplaceable(&s.queue[0].req, &s.workers, &s.ran_on), None);
+    let why = unplaceable(&s.queue[1].req, &s.workers, &s.ran_on).unwrap();
+    assert!(
+        why.contains("ABR ladder") && why.contains("--data shared"),
+        "{why}"
+    );
+}
