@@ -53,9 +53,27 @@ pub(crate) fn card(job: i64, report: Option<&LadderReport>) -> String {
         } else {
             format!(r#"<span class="s-failed">{}</span>"#, failed.join("; "))
         };
+        let vmaf = r.quality.as_ref().map_or_else(
+            || r#"<span class="muted">not measured</span>"#.to_string(),
+            |q| {
+                let chunks: Vec<String> = q
+                    .chunks
+                    .iter()
+                    .map(|c| format!("chunk {}: {:.1} (min {:.1})", c.index, c.vmaf_mean, c.vmaf_min))
+                    .collect();
+                format!(
+                    r#"<span title="{}">{:.1} <span class="muted">min {:.1} · PSNR {:.1} dB · SSIM {:.3}</span></span>"#,
+                    chunks.join("&#10;"),
+                    q.vmaf_mean,
+                    q.vmaf_min,
+                    q.psnr_y_mean,
+                    q.ssim_mean
+                )
+            },
+        );
         let _ = write!(
             rows,
-            r#"<tr data-rendition="{name}"><td><a href="{base}/{name}/index.m3u8">{name}</a></td><td>{w}×{h}</td><td>{codec}</td><td>{avg}</td><td>{peak}</td><td>{bytes}</td><td>{frames}</td><td>{checks}</td></tr>"#,
+            r#"<tr data-rendition="{name}"><td><a href="{base}/{name}/index.m3u8">{name}</a></td><td>{w}×{h}</td><td>{codec}</td><td>{avg}</td><td>{peak}</td><td>{bytes}</td><td>{frames}</td><td class="vmaf">{vmaf}</td><td>{checks}</td></tr>"#,
             name = escape(&r.name),
             w = r.width,
             h = r.height,
@@ -83,7 +101,7 @@ pub(crate) fn card(job: i64, report: Option<&LadderReport>) -> String {
 <video id="ladder-player" controls preload="metadata" playsinline{poster} src="{base}/master.m3u8"></video>
 <p id="ladder-links"><a id="ladder-hls" href="{base}/master.m3u8">master.m3u8</a> (HLS) · <a id="ladder-dash" href="{base}/manifest.mpd">manifest.mpd</a> (DASH) · <a id="ladder-json" href="{base}/ladder.json">ladder.json</a></p>
 <p id="ladder-line">{duration:.1} s in {segments} segments of {seg} s{extras}</p>
-<table id="renditions"><thead><tr><th>rendition</th><th>size</th><th>codec</th><th>average</th><th>peak</th><th>bytes</th><th>frames</th><th>checks</th></tr></thead><tbody>{rows}</tbody></table></div>"#,
+<table id="renditions"><thead><tr><th>rendition</th><th>size</th><th>codec</th><th>average</th><th>peak</th><th>bytes</th><th>frames</th><th>VMAF</th><th>checks</th></tr></thead><tbody>{rows}</tbody></table></div>"#,
         duration = report.duration_seconds,
         segments = report.segments,
         seg = report.segment_seconds,
@@ -126,5 +144,32 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("1 of 1 passed"), "{html}");
+        assert!(html.contains("not measured"), "{html}");
+        // With quality: the rendition's VMAF, its chunks in the tooltip.
+        let mut report = report;
+        report.renditions[0].quality = Some(tessera_media::ladder::RenditionQuality {
+            vmaf_mean: 91.25,
+            vmaf_min: 80.0,
+            vmaf_harmonic_mean: 90.0,
+            vmaf_p5: 82.0,
+            psnr_y_mean: 38.0,
+            ssim_mean: 0.98,
+            frames: 75,
+            scored_frames: 19,
+            subsample: 4,
+            seconds: 1.0,
+            chunks: vec![tessera_media::ladder::ChunkQuality {
+                index: 0,
+                first: 0,
+                count: 75,
+                vmaf_mean: 91.25,
+                vmaf_min: 80.0,
+            }],
+        });
+        let html = card(3, Some(&report));
+        assert!(
+            html.contains("91.2 <span") && html.contains("chunk 0: 91.2 (min 80.0)"),
+            "{html}"
+        );
     }
 }

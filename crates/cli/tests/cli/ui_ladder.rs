@@ -7,9 +7,9 @@
 //! playlist, loads the ladder (Chromium plays HLS natively) with the
 //! clip's length. Screenshot: `target/ui-screenshots/ladder-job.png`.
 
+use crate::browser::{browser, on_path, shot};
 use crate::server::Server;
 use crate::support::bootstrap;
-use crate::browser::{browser, on_path, shot};
 use crate::ui_encode::{body, get, text_of};
 use fantoccini::Locator;
 use serde_json::{json, Value};
