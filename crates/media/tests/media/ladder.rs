@@ -5,7 +5,6 @@
 
 use crate::support::{index_of, request};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use tessera_media::ladder::{parse_ladder_file, LadderReport, LadderRequest};
 use tessera_media::runner::{self, argv, Tool};
 use tessera_media::*;
@@ -249,17 +248,7 @@ fn a_damaged_rendition_chunk_fails_its_package_and_publishes_nothing() {
     assert_eq!(names.last(), Some(&"publish"));
     encode_all(&workdir).unwrap();
     let r = plan.ladder.as_ref().unwrap().rendition("r240").unwrap();
-    let chunk = plan.chunk_path_of(&workdir, &plan.chunks[1], Some(r));
-    let damaged = chunk.with_extension("damaged.nut");
-    let made = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-y", "-i"])
-        .arg(&chunk)
-        .args(["-c", "copy", "-bsf:v", "noise=amount=8000", "-f", "nut"])
-        .arg(&damaged)
-        .status()
-        .unwrap();
-    assert!(made.success());
-    std::fs::rename(&damaged, &chunk).unwrap();
+    crate::support::damage(&plan.chunk_path_of(&workdir, &plan.chunks[1], Some(r)));
     let err = ladder::package_rendition(&workdir, "r240").unwrap_err();
     assert!(err.to_string().contains("decode"), "{err}");
     assert!(!out.exists(), "nothing at the output path");

@@ -60,6 +60,21 @@ pub fn run_pipeline(workdir: &Path, req: &EncodeRequest) -> Result<Run> {
     })
 }
 
+/// Damages `chunk`'s packets in place with ffmpeg's noise filter: the
+/// packets, and so the frame count, stay; only a decode can see it.
+pub fn damage(chunk: &Path) {
+    let damaged = chunk.with_extension("damaged.nut");
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-i"])
+        .arg(chunk)
+        .args(["-c", "copy", "-bsf:v", "noise=amount=8000", "-f", "nut"])
+        .arg(&damaged)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::fs::rename(&damaged, chunk).unwrap();
+}
+
 /// Per-frame MD5 of the decoded first video stream (hashes only, no timing).
 pub fn framemd5(path: &Path) -> Vec<String> {
     let mut a = argv(["-nostdin", "-v", "error"]);
