@@ -56,7 +56,10 @@ pub use ops::{
     check_streams, concat, count_video_packets, encode_audio, encode_chunk, encode_chunk_of,
     plan_op, probe_op, thumbnails_op, verify_op, CHUNKS_PER_SLOT,
 };
-pub use plan::{chunks_from_cuts, frames_for_seconds, plan_chunks, ChunkPlan};
+pub use plan::{
+    chunks_from_cuts, frames_for_seconds, min_chunks_for, plan_chunks, plan_chunks_for_slots,
+    ChunkPlan, MAX_CHUNKS_PER_SLOT, MIN_SECONDS_PER_CHUNK,
+};
 pub use probe::{frame_index, probe, probe_and_index, Chapter, FrameIndex, MediaInfo, StreamInfo};
 pub use request::{Codec, Container, EncodeRequest, EncodeSettings};
 pub use tasks::{

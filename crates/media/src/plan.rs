@@ -18,6 +18,73 @@ pub struct ChunkPlan {
     pub end_pts: i64,
 }
 
+/// Seconds of video each slot should get per chunk at least before the
+/// planner gives a slot a second (or third) chunk: the cost model's knee.
+///
+/// Measured on the 2-core machine (16 s of the 720p sample at `veryfast`,
+/// chunks of whole GOPs, 2 at a time, `/usr/bin/time` over the whole run):
+/// cpu seconds 27.5 for 2 chunks, 28.7 for 6, 31.5 for 12, against 30.4 for
+/// one ffmpeg process using every core. Each chunk costs about 0.4 cpu s of
+/// its own (a process start, x264's init and lookahead fill, a packet count
+/// afterwards): about 1.4 % of a 16 s `veryfast` encode per chunk, 0.5 % at
+/// `medium`. More chunks per slot only pay for themselves by shortening the
+/// tail (the last wave, where some slots idle); that gain is about half a
+/// chunk's length, so a slot gets a second chunk only when it has at least
+/// twice this much video to encode.
+pub const MIN_SECONDS_PER_CHUNK: f64 = 8.0;
+
+/// Chunks per slot at most, from the floor alone (longer videos get more
+/// through `target_frames`): enough to even out slots that run at different
+/// speeds on a shared machine.
+pub const MAX_CHUNKS_PER_SLOT: u32 = 3;
+
+/// How many chunks the planner asks of `seconds` of video on `slots` slots
+/// at least (the cost model, see [`MIN_SECONDS_PER_CHUNK`]): one per slot,
+/// plus one per slot for each further [`MIN_SECONDS_PER_CHUNK`] a slot gets,
+/// up to [`MAX_CHUNKS_PER_SLOT`] per slot.
+///
+/// 16 s on 2 slots: 2 chunks (the old fixed 3 per slot made 6, 1.16x the
+/// wall time of one ffmpeg); 60 s on 2 slots: 6 (as before, 0.88x).
+pub fn min_chunks_for(seconds: f64, slots: u32) -> u32 {
+    let slots = slots.max(1);
+    let per_slot = if seconds.is_finite() && seconds > 0.0 {
+        (seconds / (f64::from(slots) * MIN_SECONDS_PER_CHUNK)).floor()
+    } else {
+        0.0
+    };
+    let per_slot = (per_slot as u32).clamp(1, MAX_CHUNKS_PER_SLOT);
+    slots.saturating_mul(per_slot)
+}
+
+/// The planner with its cost model: chunks of about `target_frames`, at
+/// least [`min_chunks_for`] of them, and when there are more chunks than
+/// slots, a whole number of waves (a multiple of `slots`), so that the
+/// last wave keeps every slot busy; never chunks shorter than about a
+/// second unless the video is.
+pub fn plan_chunks_for_slots(index: &FrameIndex, target_frames: u32, slots: u32) -> Vec<ChunkPlan> {
+    let n = index.pts.len() as u64;
+    if n == 0 {
+        return Vec::new();
+    }
+    let fps = rounded_fps(index);
+    let slots = u64::from(slots.max(1));
+    let seconds = n as f64 / fps as f64;
+    let mut k = n
+        .div_ceil(u64::from(target_frames.max(1)))
+        .max(u64::from(min_chunks_for(seconds, slots as u32)));
+    if k > slots {
+        k = k.div_ceil(slots).saturating_mul(slots);
+    }
+    cut_into(index, k.min((n / fps).max(1)))
+}
+
+fn rounded_fps(index: &FrameIndex) -> u64 {
+    match index.mean_frame_seconds() {
+        s if s > 0.0 => (1.0 / s).round().max(1.0) as u64,
+        _ => 1,
+    }
+}
+
 /// Splits the frames of `index` into chunks of about `target_frames`
 /// frames, at least `min_chunks` of them when each can still last ~1 s.
 ///
@@ -29,14 +96,16 @@ pub fn plan_chunks(index: &FrameIndex, target_frames: u32, min_chunks: u32) -> V
     if n == 0 {
         return Vec::new();
     }
-    let fps = match index.mean_frame_seconds() {
-        s if s > 0.0 => (1.0 / s).round().max(1.0) as u64,
-        _ => 1,
-    };
+    let fps = rounded_fps(index);
     let target = u64::from(target_frames.max(1));
-    let mut k = n.div_ceil(target).max(u64::from(min_chunks.max(1)));
+    let k = n.div_ceil(target).max(u64::from(min_chunks.max(1)));
     // Never chunks shorter than about a second unless the video is.
-    k = k.min((n / fps).max(1));
+    cut_into(index, k.min((n / fps).max(1)))
+}
+
+/// `k` chunks of about equal length, cuts snapped to keyframes near them.
+fn cut_into(index: &FrameIndex, k: u64) -> Vec<ChunkPlan> {
+    let n = index.pts.len() as u64;
     let len = n as f64 / k as f64;
     let window = (len / 2.0).floor() as i64;
     let mut cuts: Vec<u64> = vec![0];
@@ -157,6 +226,31 @@ mod tests {
     }
 
     #[test]
+    fn cost_model_gives_short_clips_one_chunk_per_slot() {
+        // 16 s, 2 slots, 10 s chunks asked: 2 chunks, not 6.
+        assert_eq!(min_chunks_for(16.0, 2), 2);
+        assert_eq!(min_chunks_for(31.9, 2), 2);
+        assert_eq!(min_chunks_for(32.0, 2), 4);
+        // cfr() is 25 fps: 400 frames are 16 s.
+        assert_eq!(plan_chunks_for_slots(&cfr(400, 50), 250, 2).len(), 2);
+        // 60 s: 3 per slot, as before.
+        assert_eq!(min_chunks_for(60.0, 2), 6);
+        assert_eq!(plan_chunks_for_slots(&cfr(1500, 50), 250, 2).len(), 6);
+        // 28 s asks 3 chunks of 10 s: rounded up to 2 full waves of 2.
+        assert_eq!(plan_chunks_for_slots(&cfr(700, 25), 250, 2).len(), 4);
+        // Long videos still get chunks of the asked length, in full waves.
+        assert_eq!(plan_chunks_for_slots(&cfr(25 * 600, 50), 250, 2).len(), 60);
+        assert_eq!(plan_chunks_for_slots(&cfr(25 * 610, 50), 250, 2).len(), 62);
+        // Many slots, short video: one chunk per slot while each lasts 1 s.
+        assert_eq!(min_chunks_for(60.0, 16), 16);
+        assert_eq!(plan_chunks_for_slots(&cfr(300, 25), 250, 16).len(), 12);
+        // Nonsense lengths still give one chunk per slot.
+        assert_eq!(min_chunks_for(f64::NAN, 3), 3);
+        assert_eq!(min_chunks_for(-1.0, 0), 1);
+        assert!(plan_chunks_for_slots(&cfr(0, 1), 2, 4).is_empty());
+    }
+
+    #[test]
     fn frames_for_seconds_uses_mean_rate() {
         assert_eq!(frames_for_seconds(&cfr(100, 10), 2.0), 50);
     }
@@ -171,6 +265,8 @@ mod tests {
             let mut t = 0;
             for (i, p) in idx.pts.iter_mut().enumerate() { t += 10 + jitter[i]; *p = t; }
             let plan = plan_chunks(&idx, target, min);
+            assert_covers(&plan, &idx);
+            let plan = plan_chunks_for_slots(&idx, target, min);
             assert_covers(&plan, &idx);
         }
     }
