@@ -118,7 +118,7 @@ mod tests {
             "plan: 2 chunks of 2.0 s, not 10 s: 1 chunk per slot (2 slots), so every core has \
              work to the end"
         );
-        // 60 s on 2 slots: three per slot.
+        // 60 s on 2 slots, 20 s asked: three per slot.
         let note = explain(&plan(&[100; 6]), 10.0, 20.0, 2).unwrap();
         assert!(note.contains(": 3 chunks per slot (2 slots)"), "{note}");
         // Fewer than a chunk per slot: one-second chunks.
@@ -127,11 +127,11 @@ mod tests {
             note.ends_with("(as many as can last about a second each)"),
             "{note}"
         );
-        // 28 s asks 3 chunks of 10 s; 2 slots get 4, two full waves.
-        let note = explain(&plan(&[175; 4]), 25.0, 10.0, 2).unwrap();
-        assert!(note.contains("whole number of waves of 2 chunks"), "{note}");
-        // 16 s asks 2 chunks of 10 s: 2 of 8 s.
-        let note = explain(&plan(&[200; 2]), 25.0, 10.0, 2).unwrap();
+        // 130 s asks 13 chunks of 10 s; 4 slots get 16, four full waves.
+        let note = explain(&plan(&[203; 16]), 25.0, 10.0, 4).unwrap();
+        assert!(note.contains("whole number of waves of 4 chunks"), "{note}");
+        // 16 s on 1 slot asks 2 chunks of 10 s: 2 of 8 s.
+        let note = explain(&plan(&[200; 2]), 25.0, 10.0, 1).unwrap();
         assert!(note.ends_with(": 2 chunks of about equal length"), "{note}");
         let note = explain(&plan(&[40, 60, 50]), 25.0, 2.0, 1).unwrap();
         assert!(

@@ -18,33 +18,42 @@ pub struct ChunkPlan {
     pub end_pts: i64,
 }
 
-/// Seconds of video each slot should get per chunk at least before the
-/// planner gives a slot a second (or third) chunk: the cost model's knee.
+/// Seconds of video a chunk lasts at least before the planner gives a slot
+/// a second (or third) chunk: the cost model's one parameter.
 ///
-/// Measured on the 2-core machine (16 s of the 720p sample at `veryfast`,
-/// chunks of whole GOPs, 2 at a time, `/usr/bin/time` over the whole run):
-/// cpu seconds 27.5 for 2 chunks, 28.7 for 6, 31.5 for 12, against 30.4 for
-/// one ffmpeg process using every core. Each chunk costs about 0.4 cpu s of
-/// its own (a process start, x264's init and lookahead fill, a packet count
-/// afterwards): about 1.4 % of a 16 s `veryfast` encode per chunk, 0.5 % at
-/// `medium`. More chunks per slot only pay for themselves by shortening the
-/// tail (the last wave, where some slots idle); that gain is about half a
-/// chunk's length, so a slot gets a second chunk only when it has at least
-/// twice this much video to encode.
-pub const MIN_SECONDS_PER_CHUNK: f64 = 8.0;
+/// What a chunk costs and what it buys, measured on the shared 2-core
+/// machine with the 720p sample at `veryfast` (`encode_bench` in the cli
+/// tests, and chunk encodes of whole GOPs run by hand, `/usr/bin/time`):
+///
+/// - Cost: about 0.4 cpu s per chunk (a process start, x264's init and
+///   lookahead fill, the packet count afterwards). 16 s cut into 2, 6 and 12
+///   chunks took 27.5, 28.7 and 31.5 cpu s (one ffmpeg with every core:
+///   30.4). A 2.5 s chunk of 720p `veryfast` costs about 4.3 cpu s here, so
+///   the smallest chunk this floor makes pays under 10 % for being one, and
+///   slower presets much less.
+/// - Through `tessera encode`, 2 and 6 chunks of the 16 s clip cost the same
+///   within the noise (cpu 36.6 and 36.4 s, wall medians 45.6 and 46.7 s):
+///   what a short encode pays over one ffmpeg (+22 % cpu) is the full decode
+///   of the output before publishing (about 6 of the 7 cpu s), not chunks.
+/// - What chunks buy: an even end when slots run at different speeds (a
+///   machine shared with other work; one chunk per slot ran 40 s where 6
+///   chunks ran 21 s in the same round) and less lost to a kill (SIGKILL at
+///   60 %: the rerun took 1.06 of a full run with 2 chunks, 0.67 with 6).
+///
+/// So a slot gets [`MAX_CHUNKS_PER_SLOT`] chunks whenever each lasts this
+/// long, fewer only for videos too short for that.
+pub const MIN_SECONDS_PER_CHUNK: f64 = 2.5;
 
 /// Chunks per slot at most, from the floor alone (longer videos get more
-/// through `target_frames`): enough to even out slots that run at different
-/// speeds on a shared machine.
+/// through `target_frames`).
 pub const MAX_CHUNKS_PER_SLOT: u32 = 3;
 
 /// How many chunks the planner asks of `seconds` of video on `slots` slots
 /// at least (the cost model, see [`MIN_SECONDS_PER_CHUNK`]): one per slot,
-/// plus one per slot for each further [`MIN_SECONDS_PER_CHUNK`] a slot gets,
-/// up to [`MAX_CHUNKS_PER_SLOT`] per slot.
+/// and as many more per slot, up to [`MAX_CHUNKS_PER_SLOT`], as leave each
+/// chunk [`MIN_SECONDS_PER_CHUNK`] long.
 ///
-/// 16 s on 2 slots: 2 chunks (the old fixed 3 per slot made 6, 1.16x the
-/// wall time of one ffmpeg); 60 s on 2 slots: 6 (as before, 0.88x).
+/// On 2 slots: 4 s gives 2 chunks, 12 s 4, 16 s and longer 6.
 pub fn min_chunks_for(seconds: f64, slots: u32) -> u32 {
     let slots = slots.max(1);
     let per_slot = if seconds.is_finite() && seconds > 0.0 {
@@ -226,21 +235,21 @@ mod tests {
     }
 
     #[test]
-    fn cost_model_gives_short_clips_one_chunk_per_slot() {
-        // 16 s, 2 slots, 10 s chunks asked: 2 chunks, not 6.
-        assert_eq!(min_chunks_for(16.0, 2), 2);
-        assert_eq!(min_chunks_for(31.9, 2), 2);
-        assert_eq!(min_chunks_for(32.0, 2), 4);
-        // cfr() is 25 fps: 400 frames are 16 s.
-        assert_eq!(plan_chunks_for_slots(&cfr(400, 50), 250, 2).len(), 2);
-        // 60 s: 3 per slot, as before.
+    fn cost_model_gives_short_clips_fewer_chunks_and_fills_waves() {
+        // 2 slots: a chunk per slot for 4 s, two for 12 s, three from 15 s.
+        assert_eq!(min_chunks_for(4.0, 2), 2);
+        assert_eq!(min_chunks_for(12.0, 2), 4);
+        assert_eq!(min_chunks_for(14.9, 2), 4);
+        assert_eq!(min_chunks_for(15.0, 2), 6);
         assert_eq!(min_chunks_for(60.0, 2), 6);
+        // cfr() is 25 fps: 200 frames are 8 s, 400 are 16 s.
+        assert_eq!(plan_chunks_for_slots(&cfr(200, 50), 250, 2).len(), 2);
+        assert_eq!(plan_chunks_for_slots(&cfr(400, 50), 250, 2).len(), 6);
         assert_eq!(plan_chunks_for_slots(&cfr(1500, 50), 250, 2).len(), 6);
-        // 28 s asks 3 chunks of 10 s: rounded up to 2 full waves of 2.
-        assert_eq!(plan_chunks_for_slots(&cfr(700, 25), 250, 2).len(), 4);
-        // Long videos still get chunks of the asked length, in full waves.
+        // Long videos get chunks of the asked length, in whole waves.
         assert_eq!(plan_chunks_for_slots(&cfr(25 * 600, 50), 250, 2).len(), 60);
         assert_eq!(plan_chunks_for_slots(&cfr(25 * 610, 50), 250, 2).len(), 62);
+        assert_eq!(plan_chunks_for_slots(&cfr(25 * 130, 50), 250, 4).len(), 16);
         // Many slots, short video: one chunk per slot while each lasts 1 s.
         assert_eq!(min_chunks_for(60.0, 16), 16);
         assert_eq!(plan_chunks_for_slots(&cfr(300, 25), 250, 16).len(), 12);
