@@ -224,29 +224,26 @@ fn ffmpeg_ladder_args(src: &Path, out: &Path) -> Vec<String> {
         .to_vec();
     a.extend(["-filter_complex".into(), graph]);
     for (i, (name, _, _, crf, maxrate)) in RUNGS_720P.iter().enumerate() {
-        a.extend(
-            [
-                "-map".to_string(),
-                format!("[v{i}]"),
-                "-c:v".into(),
-                "libx264".into(),
-                "-crf".into(),
-                crf.to_string(),
-                "-preset".into(),
-                "medium".into(),
-                "-maxrate".into(),
-                format!("{maxrate}k"),
-                "-bufsize".into(),
-                format!("{}k", maxrate * 2),
-                "-force_key_frames".into(),
-                "expr:gte(t,n_forced*4)".into(),
-                "-forced-idr".into(),
-                "1".into(),
-                "-an".into(),
-                s(&out.join(format!("{name}.mp4"))).into(),
-            ]
-            .into_iter(),
-        );
+        a.extend([
+            "-map".to_string(),
+            format!("[v{i}]"),
+            "-c:v".into(),
+            "libx264".into(),
+            "-crf".into(),
+            crf.to_string(),
+            "-preset".into(),
+            "medium".into(),
+            "-maxrate".into(),
+            format!("{maxrate}k"),
+            "-bufsize".into(),
+            format!("{}k", maxrate * 2),
+            "-force_key_frames".into(),
+            "expr:gte(t,n_forced*4)".into(),
+            "-forced-idr".into(),
+            "1".into(),
+            "-an".into(),
+            s(&out.join(format!("{name}.mp4"))).into(),
+        ]);
     }
     a.extend(
         [
