@@ -1,8 +1,9 @@
 //! One line saying why an encode's chunks are not `--chunk-seconds` long,
-//! when they are not: a few chunks per slot at least, and cuts moved to the
-//! source's keyframes.
+//! when they are not: the planner's cost model (a chunk per slot at least,
+//! more only for long enough videos, whole waves of chunks), and cuts moved
+//! to the source's keyframes.
 
-use tessera_media::{Plan, CHUNKS_PER_SLOT};
+use tessera_media::{min_chunks_for, Plan};
 
 /// The note for `plan`, or `None` when its chunks last about
 /// `chunk_seconds` (within 10 %). `fps`: the source's frames per second.
@@ -26,18 +27,28 @@ pub fn explain(plan: &Plan, fps: f64, chunk_seconds: f64, slots: u32) -> Option<
     let total: f64 = secs.iter().sum();
     let n = plan.chunks.len();
     let mut why = Vec::new();
-    if (n as f64) > (total / chunk_seconds).ceil() {
-        let fewer = if (n as u32) < CHUNKS_PER_SLOT * slots {
+    let asked = (total / chunk_seconds).ceil().max(1.0) as usize;
+    let floor = min_chunks_for(total, slots) as usize;
+    let slots = slots.max(1);
+    if n > asked && n <= floor {
+        let per = floor / slots as usize;
+        let fewer = if n < floor {
             " (as many as can last about a second each)"
         } else {
             ""
         };
         why.push(format!(
-            "at least {CHUNKS_PER_SLOT} chunks per slot ({slots} slots), so every core has work \
-             to the end{fewer}"
+            "{per} chunk{} per slot ({slots} slots), so every core has work to the end{fewer}",
+            if per == 1 { "" } else { "s" }
+        ));
+    } else if n > asked {
+        why.push(format!(
+            "a whole number of waves of {slots} chunks, so the last wave keeps every slot busy"
         ));
     } else if total < chunk_seconds {
         why.push(format!("the video lasts only {total:.1} s"));
+    } else if n > 1 && (total / n as f64) < chunk_seconds {
+        why.push(format!("{n} chunks of about equal length"));
     }
     if hi - lo > 0.1 * hi.max(1e-9) {
         why.push("cuts moved to the source's keyframes where one is near".into());
@@ -100,18 +111,28 @@ mod tests {
 
     #[test]
     fn more_chunks_than_the_length_asks_say_why() {
-        let note = explain(&plan(&[100; 12]), 25.0, 10.0, 4).unwrap();
+        // A short video: a chunk per slot (the cost model's floor).
+        let note = explain(&plan(&[60, 60]), 30.0, 10.0, 2).unwrap();
         assert_eq!(
             note,
-            "plan: 12 chunks of 4.0 s, not 10 s: at least 3 chunks per slot (4 slots), so every \
-             core has work to the end"
+            "plan: 2 chunks of 2.0 s, not 10 s: 1 chunk per slot (2 slots), so every core has \
+             work to the end"
         );
-        // A short video: fewer, one-second chunks.
-        let note = explain(&plan(&[25; 4]), 25.0, 10.0, 2).unwrap();
+        // 60 s on 2 slots, 20 s asked: three per slot.
+        let note = explain(&plan(&[100; 6]), 10.0, 20.0, 2).unwrap();
+        assert!(note.contains(": 3 chunks per slot (2 slots)"), "{note}");
+        // Fewer than a chunk per slot: one-second chunks.
+        let note = explain(&plan(&[25; 3]), 25.0, 10.0, 4).unwrap();
         assert!(
             note.ends_with("(as many as can last about a second each)"),
             "{note}"
         );
+        // 130 s asks 13 chunks of 10 s; 4 slots get 16, four full waves.
+        let note = explain(&plan(&[203; 16]), 25.0, 10.0, 4).unwrap();
+        assert!(note.contains("whole number of waves of 4 chunks"), "{note}");
+        // 16 s on 1 slot asks 2 chunks of 10 s: 2 of 8 s.
+        let note = explain(&plan(&[200; 2]), 25.0, 10.0, 1).unwrap();
+        assert!(note.ends_with(": 2 chunks of about equal length"), "{note}");
         let note = explain(&plan(&[40, 60, 50]), 25.0, 2.0, 1).unwrap();
         assert!(
             note.contains("1.6 to 2.4 s") && note.contains("keyframes"),

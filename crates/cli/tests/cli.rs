@@ -43,6 +43,9 @@
 //!   nothing or stall (64 per address, all closed after their timeouts),
 //!   of specs nested 40,000 deep (refused, `/healthz` quick), with the
 //!   server's memory, descriptors and `/healthz` latency printed.
+//! - `encode_bench` (ignored): issue 12's speed figures, alternating runs
+//!   against one ffmpeg: a short clip, the default ladder, resume after a
+//!   SIGKILL at 60 %.
 //! - `encode`: lossless proof through the whole scheduler (framemd5), the
 //!   default x264 path on NTSC, variable frame rate kept where plain ffmpeg
 //!   loses it, and `tessera verify` catching a mismatch.
@@ -115,6 +118,8 @@ mod dockerapi_bench;
 mod doors;
 #[path = "cli/encode.rs"]
 mod encode;
+#[path = "cli/encode_bench.rs"]
+mod encode_bench;
 #[path = "cli/godocker.rs"]
 mod godocker;
 #[path = "cli/godocker_admin.rs"]

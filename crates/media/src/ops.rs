@@ -4,7 +4,7 @@
 
 use crate::args::{self, ChunkSource, ConcatEntry, MuxPlan};
 use crate::error::{MediaError, Result};
-use crate::plan::{frames_for_seconds, plan_chunks_with_scenes};
+use crate::plan::{frames_for_seconds, plan_chunks_for_slots_with_scenes};
 use crate::probe::{self, FrameIndex, MediaInfo};
 use crate::request::{Container, EncodeRequest};
 use crate::runner::{self, argv, Tool};
@@ -14,8 +14,10 @@ use crate::workdir::*;
 use std::path::{Path, PathBuf};
 use tessera_types::TaskSpec;
 
-/// Chunks planned per slot at least (when each can still last about a
-/// second), so the slots share the work evenly to the end.
+/// Chunks planned per slot at least for a ladder (when each can still last
+/// about a second), so the slots share the work evenly to the end. A single
+/// output's plan uses the cost model instead
+/// ([`plan_chunks_for_slots`](crate::plan::plan_chunks_for_slots)).
 pub const CHUNKS_PER_SLOT: u32 = 3;
 
 /// `probe`: validates the request, probes the source and indexes its video
@@ -104,12 +106,7 @@ pub fn plan_op(workdir: &Path) -> Result<Vec<TaskSpec>> {
     };
     let plan = Plan {
         source_key: source_key(&req)?,
-        chunks: plan_chunks_with_scenes(
-            &probed.index,
-            target,
-            req.slots.saturating_mul(CHUNKS_PER_SLOT),
-            &scenes,
-        ),
+        chunks: plan_chunks_for_slots_with_scenes(&probed.index, target, req.slots, &scenes),
         audio: (!audio.is_empty()).then_some(AudioPlan { copy: audio }),
         output: OutputPlan {
             container,

@@ -317,7 +317,7 @@ fn a_plan_that_differs_from_chunk_seconds_says_why() {
         .find(|l| l.starts_with("plan: "))
         .unwrap_or_else(|| panic!("no plan note:\n{}", run.stderr));
     assert!(
-        note.contains(", not 10 s: at least 3 chunks per slot (2 slots)"),
+        note.contains(", not 10 s: 1 chunk per slot (2 slots)"),
         "{note}"
     );
     let chunks = run
