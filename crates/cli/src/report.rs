@@ -289,10 +289,18 @@ impl fmt::Display for Summary {
         } else {
             String::new()
         };
+        // A ladder encodes each chunk once per rendition.
+        let chunks = match self.ladder.as_ref().map(|l| l.renditions.len()) {
+            Some(r) if r > 0 => format!(
+                "{} chunk encodes ({} chunks x {r} renditions)",
+                self.chunks,
+                self.chunks / r
+            ),
+            _ => self.chunks.to_string(),
+        };
         writeln!(
             f,
-            "  chunks     {}{reused} ({} tasks, {} {})",
-            self.chunks,
+            "  chunks     {chunks}{reused} ({} tasks, {} {})",
             self.tasks,
             self.retries,
             if self.retries == 1 {

@@ -37,6 +37,10 @@ fn a_ladder_file_gives_a_published_ladder_and_a_summary_that_says_what_it_holds(
         "{text}"
     );
     assert!(
+        text.contains("chunk encodes (") && text.contains(" chunks x 2 renditions)"),
+        "{text}"
+    );
+    assert!(
         text.contains("big") && text.contains("320x240") && text.contains("160x120"),
         "{text}"
     );
