@@ -60,8 +60,7 @@ pub use ops::{
 };
 pub use plan::{
     chunks_from_cuts, frames_for_seconds, min_chunks_for, plan_chunks, plan_chunks_for_slots,
-    plan_chunks_for_slots_with_scenes, plan_chunks_with_scenes, ChunkPlan, MAX_CHUNKS_PER_SLOT,
-    MIN_SECONDS_PER_CHUNK,
+    plan_chunks_for_slots_with_scenes, ChunkPlan, MAX_CHUNKS_PER_SLOT, MIN_SECONDS_PER_CHUNK,
 };
 pub use probe::{frame_index, probe, probe_and_index, Chapter, FrameIndex, MediaInfo, StreamInfo};
 pub use request::{Codec, Container, EncodeRequest, EncodeSettings};

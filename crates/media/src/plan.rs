@@ -113,18 +113,6 @@ fn rounded_fps(index: &FrameIndex) -> u64 {
 /// the cut falls mid-GOP (the chunk then decodes from the previous keyframe).
 /// The ranges cover every frame exactly once, in order.
 pub fn plan_chunks(index: &FrameIndex, target_frames: u32, min_chunks: u32) -> Vec<ChunkPlan> {
-    plan_chunks_with_scenes(index, target_frames, min_chunks, &[])
-}
-
-/// [`plan_chunks`] that cuts at a scene change (`scenes`: frame indices,
-/// ascending) when one lies within half a chunk of the ideal cut, in
-/// preference to a keyframe.
-pub fn plan_chunks_with_scenes(
-    index: &FrameIndex,
-    target_frames: u32,
-    min_chunks: u32,
-    scenes: &[u32],
-) -> Vec<ChunkPlan> {
     let n = index.pts.len() as u64;
     if n == 0 {
         return Vec::new();
@@ -133,7 +121,7 @@ pub fn plan_chunks_with_scenes(
     let target = u64::from(target_frames.max(1));
     let k = n.div_ceil(target).max(u64::from(min_chunks.max(1)));
     // Never chunks shorter than about a second unless the video is.
-    cut_into(index, k.min((n / fps).max(1)), scenes)
+    cut_into(index, k.min((n / fps).max(1)), &[])
 }
 
 /// `k` chunks of about equal length, cuts snapped to a scene change, else

@@ -206,7 +206,7 @@ mod tests {
     fn single_file_cuts_prefer_a_scene_change_to_a_keyframe() {
         let mut idx = cfr(300);
         idx.keyframes = vec![0, 100, 200];
-        let plan = crate::plan::plan_chunks_with_scenes(&idx, 100, 1, &[90, 215]);
+        let plan = crate::plan::plan_chunks_for_slots_with_scenes(&idx, 100, 1, &[90, 215]);
         let firsts: Vec<u32> = plan.iter().map(|c| c.first).collect();
         assert_eq!(firsts, [0, 90, 215]);
         assert!(worth_detecting(&cfr(750), false) && !worth_detecting(&cfr(749), false));
