@@ -12,7 +12,7 @@
 
 use super::args;
 use super::plan::{chunk_cuts, AudioTrackPlan, LadderPlan, SubtitlePlan};
-use crate::args::is_text_subtitle;
+use crate::args::{is_text_subtitle, ConcatEntry};
 use crate::error::{MediaError, Result};
 use crate::ops::{load, CHUNKS_PER_SLOT};
 use crate::plan::{chunks_from_cuts, frames_for_seconds, ChunkPlan};
@@ -324,7 +324,7 @@ pub fn join_rendition(workdir: &Path, name: &str) -> Result<PathBuf> {
         .rendition(name)
         .ok_or_else(|| MediaError::BadRequest(format!("the ladder has no rendition {name:?}")))?;
     let index = &probed.index;
-    let mut list = String::from("ffconcat version 1.0\n");
+    let mut files = Vec::with_capacity(plan.chunks.len());
     for c in &plan.chunks {
         let p = plan.chunk_path_of(workdir, c, Some(r));
         if !p.exists() {
@@ -335,12 +335,16 @@ pub fn join_rendition(workdir: &Path, name: &str) -> Result<PathBuf> {
                 c.index
             )));
         }
-        let path = p.to_string_lossy().replace('\'', "'\\''");
-        list.push_str(&format!(
-            "file '{path}'\nduration {:.9}\n",
-            index.seconds(c.end_pts - c.start_pts)
-        ));
+        files.push((p, index.seconds(c.end_pts - c.start_pts)));
     }
+    let entries: Vec<ConcatEntry> = files
+        .iter()
+        .map(|(path, seconds)| ConcatEntry {
+            path,
+            seconds: *seconds,
+        })
+        .collect();
+    let list = crate::args::concat_list(&entries);
     create_dir(&workdir.join(TRACK_DIR))?;
     let list_file = workdir.join(TRACK_DIR).join(format!("{name}.ffconcat"));
     write_atomic(&list_file, list.as_bytes())?;
