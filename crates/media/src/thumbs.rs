@@ -231,7 +231,8 @@ pub fn display_size(v: &StreamInfo) -> Option<(f64, f64)> {
     }
 }
 
-fn even(x: f64) -> u32 {
+/// `x` rounded to the nearest even number of pixels, at least 2.
+pub(crate) fn even(x: f64) -> u32 {
     ((x / 2.0).round() as u32 * 2).max(2)
 }
 

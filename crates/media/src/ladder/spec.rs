@@ -5,6 +5,7 @@ use super::{DEFAULT_SEGMENT_SECONDS, MAX_RUNGS, SEGMENT_SECONDS};
 use crate::error::{MediaError, Result};
 use crate::probe::StreamInfo;
 use crate::request::{Codec, EncodeSettings};
+use crate::thumbs::even;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// What `--ladder` asks for: `rungs: None` is the default ladder for the
@@ -202,10 +203,6 @@ pub const DEFAULT_RUNGS: [(&str, u32, u32, u32); 5] = [
     ("360p", 360, 24, 700),
     ("240p", 240, 25, 350),
 ];
-
-fn even(x: f64) -> u32 {
-    ((x / 2.0).round() * 2.0).max(2.0) as u32
-}
 
 /// The renditions `ladder` gives for a source whose video is `video`, tallest
 /// first, and the names of the user's rungs skipped because they would
