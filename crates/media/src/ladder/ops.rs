@@ -305,7 +305,8 @@ pub fn ladder_tasks(workdir: &Path, plan: &Plan) -> Vec<TaskSpec> {
     tasks
 }
 
-fn ladder_of(plan: &Plan) -> Result<&LadderPlan> {
+/// The plan's ladder part; an error for a single-file encode.
+pub(crate) fn ladder_of(plan: &Plan) -> Result<&LadderPlan> {
     plan.ladder
         .as_ref()
         .ok_or_else(|| MediaError::BadRequest("this encode is not a ladder".into()))

@@ -3,13 +3,12 @@
 //! video's segment times (`package-audio`), then the manifests written and
 //! the folder renamed into place (`publish`).
 
-use super::ops::{join_audio, join_rendition, TRACK_DIR};
-use super::plan::LadderPlan;
+use super::ops::{join_audio, join_rendition, ladder_of, TRACK_DIR};
 use super::LADDER_REPORT;
 use crate::error::{MediaError, Result};
 use crate::ops::load;
 use crate::verify::{verify_video, Check};
-use crate::workdir::{read_json, write_atomic, write_json, Plan};
+use crate::workdir::{read_json, write_atomic, write_json};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -94,12 +93,6 @@ pub fn quality_json(workdir: &Path, name: &str) -> PathBuf {
 
 fn track_json(workdir: &Path, name: &str) -> PathBuf {
     workdir.join(TRACK_DIR).join(format!("{name}.json"))
-}
-
-fn ladder_of(plan: &Plan) -> Result<&LadderPlan> {
-    plan.ladder
-        .as_ref()
-        .ok_or_else(|| MediaError::BadRequest("this encode is not a ladder".into()))
 }
 
 fn packaging(e: tessera_package::PackageError) -> MediaError {
